@@ -1,0 +1,6 @@
+"""linkplugin: small, fast, deterministic debug information for linked ELF files."""
+
+__version__ = "0.1.0"
+# Bumped whenever the bytes linkplugin writes for the same input and settings
+# change; part of every build-cache key.
+FORMAT_VERSION = "1"

@@ -1,0 +1,5 @@
+import sys
+
+from linkplugin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""The ``linkplugin`` command: a thin layer over ``linkplugin.api``.
+
+Every failure the user can cause ends in one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from linkplugin import __version__, api
+from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
+from linkplugin.errors import LinkpluginError
+from linkplugin.timing import PhaseTimer
+
+
+def _jobs(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linkplugin", description="Post-link debug-info tools for ELF files.")
+    p.add_argument("--version", action="version", version=f"linkplugin {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compress", help="compress .debug_* sections (SHF_COMPRESSED)")
+    c.add_argument("input")
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--type", choices=CODECS, default="zlib", help="codec (default zlib)")
+    c.add_argument("--level", type=int, help="codec level (default: zlib 6, zstd 3, as objcopy)")
+    c.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                   help="bytes per independently compressed shard; changes the output bytes")
+    c.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
+                   "never changes the output bytes")
+    c.add_argument("--time", action="store_true", help="print a table of phase times")
+
+    d = sub.add_parser("decompress", help="restore plain .debug_* sections")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", required=True)
+    d.add_argument("--time", action="store_true", help="print a table of phase times")
+
+    i = sub.add_parser("info", help="list sections, sizes and compression state")
+    i.add_argument("input")
+    i.add_argument("--all", action="store_true", help="list every section, not only debug ones")
+    return p
+
+
+def _size_table(report: api.Report) -> str:
+    lines = [f"{'section':<24} {'before':>12} {'after':>12} {'ratio':>7}"]
+    for b, a in zip(report.before, report.after):
+        lines.append(f"{a.name:<24} {b.size:>12} {a.size:>12} {a.size / max(b.size, 1):>7.3f}")
+    lines.append(f"{'total':<24} {report.debug_before:>12} {report.debug_after:>12} "
+                 f"{report.debug_after / max(report.debug_before, 1):>7.3f}")
+    return "\n".join(lines)
+
+
+def _info(path: str, every: bool) -> str:
+    rows = [r for r in api.section_table(path) if every or r.name.startswith((".debug_", ".zdebug_"))]
+    lines = [f"{'[Nr]':>5} {'section':<24} {'on disk':>12} {'plain':>12} {'ratio':>7}  compression"]
+    for r in rows:
+        lines.append(f"{r.index:>5} {r.name:<24} {r.size:>12} {r.plain_size:>12} "
+                     f"{r.size / max(r.plain_size, 1):>7.3f}  {r.compression}")
+    size = sum(r.size for r in rows)
+    plain = sum(r.plain_size for r in rows)
+    lines.append(f"{'':>5} {'total':<24} {size:>12} {plain:>12} {size / max(plain, 1):>7.3f}")
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    timer = PhaseTimer()
+    if args.command == "compress":
+        settings = Settings(codec=args.type, level=args.level, shard_size=args.shard_size)
+        report = api.compress_file(args.input, args.output, settings, jobs=args.jobs, timer=timer)
+        print(_size_table(report))
+    elif args.command == "decompress":
+        api.decompress_file(args.input, args.output, timer=timer)
+    elif args.command == "info":
+        print(_info(args.input, args.all))
+    if getattr(args, "time", False):
+        print(timer.table())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except LinkpluginError as exc:
+        print(f"linkplugin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("linkplugin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Binary layouts of the ELF records linkplugin writes, apart from the logic.
+
+Formats take no byte-order prefix; ``layout(endian)`` prepends ``<`` or ``>``.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+SHF_ALLOC = 0x2
+SHF_COMPRESSED = 0x800
+SHT_NULL = 0
+SHT_NOBITS = 8
+ELFCOMPRESS_ZLIB = 1
+ELFCOMPRESS_ZSTD = 2
+SHN_LORESERVE = 0xFF00
+SHN_XINDEX = 0xFFFF
+
+# Field order of a section header, shared by both classes.
+SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_size",
+               "sh_link", "sh_info", "sh_addralign", "sh_entsize")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Struct formats of one ELF class and byte order."""
+
+    shdr: struct.Struct
+    chdr: struct.Struct  # fields: ch_type, ch_size, ch_addralign (ELF64 has a reserved word)
+    ehdr_tail: struct.Struct  # e_shoff at its offset; e_shentsize/e_shnum/e_shstrndx at theirs
+    shoff_at: int
+    shnum_at: int  # offset of (e_shentsize, e_shnum, e_shstrndx), three halfwords
+    word_align: int  # alignment of Chdr and the section header table
+
+    def pack_chdr(self, ch_type: int, ch_size: int, ch_addralign: int) -> bytes:
+        if self.chdr.size == 24:
+            return self.chdr.pack(ch_type, 0, ch_size, ch_addralign)
+        return self.chdr.pack(ch_type, ch_size, ch_addralign)
+
+    def unpack_chdr(self, raw: bytes) -> tuple[int, int, int]:
+        fields = self.chdr.unpack_from(raw)
+        if self.chdr.size == 24:
+            return fields[0], fields[2], fields[3]
+        return fields
+
+
+def layout(elfclass: int, little_endian: bool) -> Layout:
+    e = "<" if little_endian else ">"
+    if elfclass == 64:
+        return Layout(shdr=struct.Struct(e + "IIQQQQIIQQ"), chdr=struct.Struct(e + "IIQQ"),
+                      ehdr_tail=struct.Struct(e + "Q"), shoff_at=0x28, shnum_at=0x3A, word_align=8)
+    return Layout(shdr=struct.Struct(e + "IIIIIIIIII"), chdr=struct.Struct(e + "III"),
+                  ehdr_tail=struct.Struct(e + "I"), shoff_at=0x20, shnum_at=0x2E, word_align=4)

@@ -1,0 +1,175 @@
+"""Write an ELF file with some non-allocated sections replaced.
+
+What a loader or debugger finds by address stays put: the ELF header, the
+program headers, every segment's bytes and every allocated section keep their
+offsets and bytes. Non-allocated sections are laid out again after them, in
+their original order and with their alignment, then the section header table.
+In a file without program headers (a relocatable ``.o``) nothing is pinned to
+an offset, so every section is laid out again.
+
+The output goes to a temporary file in the target folder and is renamed into
+place only when complete, with the input's file mode.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from linkplugin.elf.read import ElfImage, Section
+from linkplugin.elf.structs import SHDR_FIELDS
+from linkplugin.errors import LinkpluginError
+
+
+@dataclass
+class Replacement:
+    """New contents and header fields of one section (None: keep)."""
+
+    data: bytes | memoryview
+    name: str | None = None
+    header: dict[str, int] = field(default_factory=dict)  # e.g. sh_flags, sh_addralign
+
+
+def _align(value: int, alignment: int) -> int:
+    return value if alignment <= 1 else (value + alignment - 1) // alignment * alignment
+
+
+def _inside_segment(image: ElfImage, start: int, size: int) -> bool:
+    return any(off <= start and start + size <= off + filesz
+               for off, filesz in image.segments if filesz)
+
+
+def movable(image: ElfImage, sec: Section) -> bool:
+    """Whether the writer may move or resize this section."""
+    if not sec.has_bytes:
+        return False
+    if not image.segments:
+        return True
+    return not sec.is_alloc and not _inside_segment(image, sec.header["sh_offset"], sec.header["sh_size"])
+
+
+def _fixed_end(image: ElfImage) -> int:
+    end = max(image.ehsize, image.phdr_range[1] if image.segments else 0)
+    size = len(image.data)
+    for off, filesz in image.segments:
+        if filesz:
+            end = max(end, min(off + filesz, size))
+    for sec in image.sections:
+        if sec.has_bytes and not movable(image, sec):
+            end = max(end, sec.header["sh_offset"] + sec.header["sh_size"])
+    return end
+
+
+def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, int], bytes | None]:
+    """sh_name of renamed sections, and the grown .shstrtab if one was renamed.
+
+    New names are appended: the string table may be shared with symbol names
+    (LLVM's assembler does that), so existing offsets must not move.
+    """
+    renamed = {i: r.name for i, r in replace.items() if r.name is not None
+               and r.name != image.sections[i].name}
+    if not renamed:
+        return {}, None
+    shstr = image.sections[image.shstrndx]
+    table = bytearray(image.raw(shstr))
+    offsets = {}
+    for index, name in sorted(renamed.items()):
+        encoded = name.encode() + b"\0"
+        at = table.find(encoded)
+        while at > 0 and table[at - 1] != 0:  # only a whole string, or a suffix match
+            at = table.find(encoded, at + 1)
+        if at < 0:
+            at = len(table)
+            table += encoded
+        offsets[index] = at
+    return offsets, bytes(table)
+
+
+def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replacement]) -> int:
+    """Write ``image`` with ``replace`` applied to ``dst``; returns the new file size."""
+    for index in replace:
+        if not movable(image, image.sections[index]):
+            raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is "
+                                  f"inside a segment and cannot be rewritten")
+    replace = dict(replace)
+    name_offsets, shstrtab = _names(image, replace)
+    if shstrtab is not None:
+        replace.setdefault(image.shstrndx, Replacement(data=b""))
+        replace[image.shstrndx].data = shstrtab
+
+    lay = image.layout
+    fixed_end = _fixed_end(image)
+    chunks: list[tuple[int, bytes | memoryview]] = [(0, image.data[:fixed_end])]
+    holes = []  # old places of moved sections inside the kept prefix: zeroed
+    headers = []
+    cursor = fixed_end
+    order = sorted(image.sections, key=lambda s: (s.header["sh_offset"], s.index))
+    new_offsets = {}
+    for sec in order:
+        if not movable(image, sec):
+            continue
+        old = sec.header["sh_offset"]
+        if old < fixed_end:
+            holes.append((old, min(fixed_end, old + sec.header["sh_size"])))
+        rep = replace.get(sec.index)
+        data = rep.data if rep is not None else image.raw(sec)
+        align = (rep.header.get("sh_addralign") if rep else None) or sec.header["sh_addralign"]
+        cursor = _align(cursor, align)
+        new_offsets[sec.index] = (cursor, len(data))
+        chunks.append((cursor, data))
+        cursor += len(data)
+
+    for sec in image.sections:
+        h = dict(sec.header)
+        rep = replace.get(sec.index)
+        if rep is not None:
+            h.update(rep.header)
+        if sec.index in name_offsets:
+            h["sh_name"] = name_offsets[sec.index]
+        if sec.index in new_offsets:
+            h["sh_offset"], h["sh_size"] = new_offsets[sec.index]
+        headers.append(lay.shdr.pack(*(h[f] for f in SHDR_FIELDS)))
+
+    shoff = _align(cursor, lay.word_align)
+    chunks.append((shoff, b"".join(headers)))
+    # The header fields that moved: e_shoff only (count and index are unchanged).
+    chunks.append((lay.shoff_at, lay.ehdr_tail.pack(shoff)))
+    return _commit(image, dst, chunks, holes)
+
+
+def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, bytes | memoryview]],
+            holes: list[tuple[int, int]]) -> int:
+    dst = os.fspath(dst)
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise LinkpluginError(f"{dst}: cannot write: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".linkplugin-", dir=folder)
+    except OSError as exc:
+        raise LinkpluginError(f"{dst}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for offset, data in chunks:
+                out.seek(offset)
+                out.write(data)
+            for start, end in holes:
+                out.seek(start)
+                out.write(bytes(end - start))
+            size = max(off + len(d) for off, d in chunks)
+            out.truncate(size)
+        os.chmod(tmp, os.stat(image.path).st_mode & 0o7777)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        _unlink(tmp)
+        raise LinkpluginError(f"{dst}: cannot write: {exc.strerror}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return size
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

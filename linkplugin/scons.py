@@ -1,0 +1,171 @@
+"""The SCons tool behind ``site_scons/site_tools/debuginfo.py``.
+
+Builders: ``DebugCompress(target, program)`` and ``DebugDecompress``.
+
+Build cache: each builder's action is a function action, whose signature is
+its own bytecode plus the construction variables in ``varlist``. Every setting
+that changes the output bytes is listed there, with the plugin's format
+version and the codec library's version; the worker count is not (it never
+changes the output), so a CacheDir hits across ``-j`` settings and machines.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+
+import SCons.Action
+import SCons.Builder
+import SCons.Errors
+import SCons.Node
+import SCons.Script
+
+import linkplugin
+from linkplugin import api
+from linkplugin.compress.codec import DEFAULT_SHARD_SIZE, Settings, codec_version
+from linkplugin.errors import LinkpluginError
+from linkplugin.pool import default_jobs
+
+# Targets of our builders, and what the actions measured when they ran.
+_targets: list[SCons.Node.Node] = []
+_ran: dict[str, tuple[int, int, float]] = {}  # path -> (debug bytes before, after, seconds)
+_lock = threading.Lock()
+_summary_registered = False
+_want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
+
+_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE",
+                  "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
+
+
+def _jobs(env) -> int:
+    jobs = env.get("DEBUGINFO_JOBS")
+    if jobs:
+        return int(jobs)
+    scons_jobs = SCons.Script.GetOption("num_jobs") or 1
+    return scons_jobs if scons_jobs > 1 else default_jobs()
+
+
+def _settings(env) -> Settings:
+    level = env.subst("$DEBUGINFO_LEVEL")
+    return Settings(codec=env.subst("$DEBUGINFO_CODEC"), level=int(level) if level else None,
+                    shard_size=int(env.subst("$DEBUGINFO_SHARD_SIZE")))
+
+
+def _record(target, report: api.Report, seconds: float) -> None:
+    with _lock:
+        _ran[str(target)] = (report.debug_before, report.debug_after, seconds)
+
+
+def _fail(target, exc: LinkpluginError) -> SCons.Errors.BuildError:
+    return SCons.Errors.BuildError(node=target, errstr=str(exc), status=2, exitstatus=2)
+
+
+def compress_action(target, source, env) -> int:
+    t0 = time.perf_counter()
+    try:
+        report = api.compress_file(str(source[0]), str(target[0]), _settings(env), jobs=_jobs(env))
+    except LinkpluginError as exc:
+        raise _fail(target[0], exc) from None
+    _record(target[0], report, time.perf_counter() - t0)
+    return 0
+
+
+def decompress_action(target, source, env) -> int:
+    t0 = time.perf_counter()
+    try:
+        report = api.decompress_file(str(source[0]), str(target[0]))
+    except LinkpluginError as exc:
+        raise _fail(target[0], exc) from None
+    _record(target[0], report, time.perf_counter() - t0)
+    return 0
+
+
+def _remember(target, source, env):
+    global _want_table
+    with _lock:
+        _targets.extend(target)
+        _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
+    return target, source
+
+
+def _debug_bytes(path: str) -> int:
+    try:
+        return sum(r.size for r in api.section_table(path) if r.name.startswith((".debug_", ".zdebug_")))
+    except LinkpluginError:
+        return 0
+
+
+def summary(table: bool) -> str:
+    """One line saying where our targets came from; with ``table``, sizes too."""
+    built = cached = current = 0
+    rows = []
+    for node in _targets:
+        state = node.get_state()
+        if state == SCons.Node.no_state:
+            continue  # not part of this build
+        path = str(node)
+        if node.cached:
+            cached += 1
+            how = "cache"
+        elif path in _ran:
+            built += 1
+            how = f"{_ran[path][2]:.2f}s"
+        else:
+            current += 1
+            how = "up to date"
+        if table:
+            if path in _ran:
+                before, after = _ran[path][:2]
+            else:
+                before, after = _debug_bytes(str(node.sources[0])), _debug_bytes(path)
+            rows.append(f"{path:<36} {before:>12} {after:>12} {100 * (1 - after / max(before, 1)):>6.1f}% {how:>10}")
+    if not (built or cached or current):
+        return ""
+    line = (f"debuginfo: {built + cached + current} targets: {built} built, {cached} from cache, "
+            f"{current} up to date")
+    if table:
+        head = f"{'target':<36} {'debug before':>12} {'debug after':>12} {'saved':>7} {'time':>10}"
+        return "\n".join([head, *rows, line])
+    return line
+
+
+def _print_summary() -> None:
+    text = summary(_want_table)
+    if text:
+        print(text)
+
+
+def generate(env) -> None:
+    global _summary_registered
+    env.SetDefault(
+        DEBUGINFO_CODEC="zlib",
+        DEBUGINFO_LEVEL="",
+        DEBUGINFO_SHARD_SIZE=DEFAULT_SHARD_SIZE,
+        DEBUGINFO_JOBS=0,  # 0: SCons's -j when above 1, else the CPU count
+        DEBUGINFO_VERSION=f"{linkplugin.__version__}/format-{linkplugin.FORMAT_VERSION}",
+        _debuginfo_codec_version=codec_version,
+        DEBUGINFO_CODEC_VERSION="${_debuginfo_codec_version(DEBUGINFO_CODEC)}",
+        DEBUGINFO_SUMMARY_TABLE=False,
+        # The COMSTR goes on the function action itself: the "$DEBUGCOMPRESSCOM"
+        # action of the builder hands back this object and drops its own.
+        DEBUGCOMPRESSCOM=SCons.Action.Action(compress_action, "$DEBUGCOMPRESSCOMSTR",
+                                             varlist=_COMPRESS_VARS),
+        DEBUGCOMPRESSCOMSTR="DebugCompress $TARGET",
+        DEBUGDECOMPRESSCOM=SCons.Action.Action(decompress_action, "$DEBUGDECOMPRESSCOMSTR",
+                                               varlist=["DEBUGINFO_VERSION"]),
+        DEBUGDECOMPRESSCOMSTR="DebugDecompress $TARGET",
+    )
+    env["BUILDERS"]["DebugCompress"] = SCons.Builder.Builder(
+        action=SCons.Action.Action("$DEBUGCOMPRESSCOM"),
+        single_source=True, emitter=_remember)
+    env["BUILDERS"]["DebugDecompress"] = SCons.Builder.Builder(
+        action=SCons.Action.Action("$DEBUGDECOMPRESSCOM"),
+        single_source=True, emitter=_remember)
+    if not _summary_registered:
+        _summary_registered = True
+        atexit.register(_print_summary)
+
+
+def exists(env) -> bool:
+    return True
