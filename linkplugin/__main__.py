@@ -2,4 +2,6 @@ import sys
 
 from linkplugin.cli import main
 
-sys.exit(main())
+# Guarded: pool workers may import the main module (as "__mp_main__").
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@ SCons is the scons script itself).
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
 import os
 import threading
@@ -23,7 +24,7 @@ _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _pool_size = 0
 
 # Modules the forkserver imports once, so each worker starts warm.
-_PRELOAD = ["linkplugin.compress.shards"]
+_PRELOAD = ["concurrent.futures.process", "linkplugin.compress.shards"]
 
 
 def default_jobs() -> int:
@@ -65,17 +66,48 @@ def _discard_pool() -> None:
 def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, on ``jobs`` processes.
 
+    The calling thread is one of the ``jobs``: it starts on the tasks at once
+    while ``jobs - 1`` pool workers join as soon as they are up, so a short job
+    does not wait for worker start-up. Tasks are taken in order from one
+    shared counter and each result is stored at its task's index: which
+    process ran a task never changes the results.
+
     ``fn`` must be a top-level function of a module a spawned child can import
-    (anything under ``linkplugin``). With ``jobs == 1`` or a single task no
-    process is started, and the results are the same bytes either way.
+    (anything under ``linkplugin``).
     """
     if jobs <= 1 or len(tasks) <= 1:
         return [fn(*t) for t in tasks]
-    pool = get_pool(jobs)
-    try:
-        futures = [pool.submit(fn, *t) for t in tasks]
-        return [f.result() for f in futures]
-    except BrokenProcessPool as exc:
-        _discard_pool()
-        raise LinkpluginError(f"a worker process died ({exc}); try again with -j1") from None
+    pool = get_pool(jobs - 1)
+    results: list[Any] = [None] * len(tasks)
+    counter = itertools.count()
+    failures: list[BaseException] = []
 
+    def take() -> int | None:
+        i = next(counter)  # atomic under the GIL
+        return i if i < len(tasks) and not failures else None
+
+    def drive_worker() -> None:
+        # Keeps one task in flight on one pool worker.
+        try:
+            while (i := take()) is not None:
+                results[i] = pool.submit(fn, *tasks[i]).result()
+        except BaseException as exc:  # handed to the caller below
+            failures.append(exc)
+
+    drivers = [threading.Thread(target=drive_worker, daemon=True) for _ in range(jobs - 1)]
+    for t in drivers:
+        t.start()
+    try:
+        while (i := take()) is not None:
+            results[i] = fn(*tasks[i])
+    except BaseException as exc:
+        failures.append(exc)
+    for t in drivers:
+        t.join()
+    if failures:
+        exc = failures[0]
+        if isinstance(exc, BrokenProcessPool):
+            _discard_pool()
+            raise LinkpluginError(f"a worker process died ({exc}); try again with -j1") from None
+        raise exc
+    return results

@@ -1,0 +1,244 @@
+"""Debug-section compression, judged by real consumers: readelf, objcopy,
+llvm-dwarfdump, gdb, the linker and the program itself."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from conftest import C_PROGRAM, CXX_PROGRAM, build, debug_sections, have, linkplugin, need, run
+from elftools.elf.elffile import ELFFile
+
+CODECS = ["zlib", "zstd"]
+SMALL_SHARDS = "32768"  # many shards even in a small program
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def compress(src: Path, codec: str = "zlib", *extra: str) -> Path:
+    out = src.with_name(f"{src.name}.{codec}{''.join(extra).replace('-', '')}")
+    linkplugin("compress", src, "-o", out, "--type", codec, *extra)
+    return out
+
+
+def flags_of(path: Path) -> dict[str, str]:
+    """readelf's view of each debug section's flags."""
+    text = run("readelf", "-SW", path).stdout
+    return {m.group(1): m.group(2) for m in
+            re.finditer(r"\]\s+(\.debug_\S+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S*)\s+\d+\s+\d+\s+\d+", text)}
+
+
+def dump(path: Path) -> str:
+    """readelf's whole debug dump; its errors and exit status count too (on a
+    separate debug file readelf always complains about the missing .interp)."""
+    result = run("readelf", "--debug-dump", "-W", path, check=False)
+    return f"{result.returncode}\n{result.stdout}\n{result.stderr}".replace(str(path), "FILE")
+
+
+@pytest.fixture(scope="module", params=[
+    ("gcc", "C_PROGRAM", "-gdwarf-5"), ("gcc", "C_PROGRAM", "-gdwarf-4"),
+    ("g++", "CXX_PROGRAM", "-gdwarf-5"), ("clang", "C_PROGRAM", "-gdwarf-5"),
+    ("clang++", "CXX_PROGRAM", "-gdwarf-4")], ids=lambda p: "-".join(p).replace("_PROGRAM", ""))
+def program(request, tmp_path_factory) -> Path:
+    compiler, sources, dwarf = request.param
+    need(compiler)
+    return build(tmp_path_factory.mktemp("prog"), globals()[sources], compiler=compiler,
+                 flags=("-g", dwarf, "-O2"), name=compiler + dwarf)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_round_trip_through_objcopy_and_decompress(program: Path, codec: str) -> None:
+    original = debug_sections(program)
+    out = compress(program, codec, "--shard-size", SMALL_SHARDS)
+    assert "C" in flags_of(out)[".debug_info"]
+    assert debug_sections(out) == original  # objcopy decompresses what we wrote
+    back = out.with_name(out.name + ".back")
+    linkplugin("decompress", out, "-o", back)
+    assert "C" not in "".join(flags_of(back).values())
+    with open(back, "rb") as f:
+        elf = ELFFile(f)
+        restored = {s.name: s.data() for s in elf.iter_sections() if s.name.startswith(".debug_")}
+    assert restored == original
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_readelf_reads_the_same(program: Path, codec: str) -> None:
+    out = compress(program, codec, "--shard-size", SMALL_SHARDS)
+    assert dump(out) == dump(program)
+    assert "Warning" not in run("readelf", "--debug-dump", out).stderr
+
+
+def verify_errors(dwarfdump: str, path: Path) -> int:
+    result = run(dwarfdump, "--verify", path, check=False, timeout=300)
+    assert "Verifying" in result.stdout, result.stderr[-2000:]
+    # LLVM 14 says "Errors detected: N", LLVM 16 only "Errors detected.": count them.
+    return len(re.findall(r"^\s*error:", result.stdout + result.stderr, re.M))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_llvm_dwarfdump_verify_finds_no_new_errors(program: Path, codec: str) -> None:
+    if program.name == "g++-gdwarf-5":
+        pytest.skip("llvm-dwarfdump --verify takes minutes on g++'s DWARF 5 for C++")
+    # LLVM reads zstd sections from version 16 on.
+    dwarfdump = "llvm-dwarfdump-16" if have("llvm-dwarfdump-16") else "llvm-dwarfdump"
+    if codec == "zstd" and dwarfdump != "llvm-dwarfdump-16":
+        pytest.skip("llvm-dwarfdump-16 is not installed")
+    need(dwarfdump)
+    out = compress(program, codec, "--shard-size", SMALL_SHARDS)
+    assert verify_errors(dwarfdump, out) <= verify_errors(dwarfdump, program)
+
+
+def gdb_view(path: Path, commands: list[str]) -> str:
+    need("gdb")
+    args = ["gdb", "-batch", "-nx"]
+    for c in commands:
+        args += ["-ex", c]
+    result = run(*args, path)
+    return (result.stdout + result.stderr).replace(str(path), "FILE")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_gdb_and_the_program_see_no_difference(c_program: Path, cxx_program: Path, codec: str) -> None:
+    views = {c_program: ["ptype struct shape", "ptype global_shape", "info line area",
+                         "info functions area", "info scope area"],
+             cxx_program: ["ptype Account", "ptype global_box", "info line total",
+                           "ptype std::map<std::string, Account>", "info types Box"]}
+    for program, commands in views.items():
+        out = compress(program, codec, "--shard-size", SMALL_SHARDS)
+        assert gdb_view(out, commands) == gdb_view(program, commands)
+        assert "warning" not in gdb_view(out, commands).lower()
+        ran, ran_out = run(program, check=False), run(out, check=False)
+        assert (ran.returncode, ran.stdout) == (ran_out.returncode, ran_out.stdout) == (0, ran.stdout)
+
+
+def test_gdb_reads_locals_at_a_breakpoint(c_program: Path, tmp_path: Path) -> None:
+    commands = ["break area", "run", "info args", "print *s", "bt 1", "info locals"]
+    out = compress(c_program, "zstd", "--shard-size", SMALL_SHARDS)
+    # Both run from one path, so the stack (which holds the path) lies alike.
+    exe = tmp_path / "prog"
+    views = []
+    for source in [c_program, out]:
+        exe.write_bytes(source.read_bytes())
+        exe.chmod(0o755)
+        views.append(gdb_view(exe, commands))
+    assert views[0] == views[1]
+    assert "h = 2" in views[1]
+
+
+def test_program_headers_and_allocated_sections_stay_byte_identical(cxx_program: Path) -> None:
+    out = compress(cxx_program)
+    assert run("readelf", "-lW", out).stdout == run("readelf", "-lW", cxx_program).stdout
+    with open(cxx_program, "rb") as a, open(out, "rb") as b:
+        ea, eb = ELFFile(a), ELFFile(b)
+        for sa in ea.iter_sections():
+            if sa["sh_flags"] & 2:  # SHF_ALLOC
+                sb = eb.get_section_by_name(sa.name)
+                assert (sb["sh_offset"], sb["sh_addr"], sb.data()) == (sa["sh_offset"], sa["sh_addr"], sa.data())
+
+
+def test_same_bytes_for_any_worker_count_and_every_run(cxx_program: Path, tmp_path: Path) -> None:
+    for codec in CODECS:
+        digests = set()
+        for jobs in ["1", "2", "3", "2"]:
+            out = tmp_path / f"out-{codec}-{jobs}"
+            linkplugin("compress", cxx_program, "-o", out, "--type", codec, "-j", jobs,
+                       "--shard-size", SMALL_SHARDS)
+            digests.add(digest(out))
+        assert len(digests) == 1, codec
+
+
+def test_compressed_objects_still_link(tmp_path: Path) -> None:
+    need("gcc")
+    objects = []
+    for name in ["area.c", "main.c"]:
+        obj = build(tmp_path / name, {"shapes.h": C_PROGRAM["shapes.h"], name: C_PROGRAM[name]},
+                    name=name.replace(".c", ".o"), link=False)
+        objects.append(obj)
+    squeezed = [compress(o, "zlib") for o in objects]
+    for plain, small in zip(objects, squeezed):
+        assert "C" in flags_of(small)[".debug_info"]
+        # Relocations against the debug sections still apply (readelf applies them).
+        assert dump(small) == dump(plain)
+    run("gcc", "-o", tmp_path / "plain", *objects)
+    run("gcc", "-o", tmp_path / "squeezed", *squeezed)
+    assert run(tmp_path / "squeezed").stdout == run(tmp_path / "plain").stdout
+    assert debug_sections(tmp_path / "squeezed") == debug_sections(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("how", ["zlib", "zstd", "zlib-gnu"])
+def test_compressed_input_is_recompressed_with_our_settings(cxx_program: Path, tmp_path: Path, how: str) -> None:
+    theirs = tmp_path / f"objcopy-{how}"
+    run("objcopy", f"--compress-debug-sections={how}", cxx_program, theirs)
+    if how == "zlib-gnu":
+        assert ".zdebug_info" in run("readelf", "-SW", theirs).stdout
+    for codec in CODECS:
+        ours_from_plain = tmp_path / f"plain.{codec}"
+        ours_from_theirs = tmp_path / f"{how}.{codec}"
+        linkplugin("compress", cxx_program, "-o", ours_from_plain, "--type", codec)
+        linkplugin("compress", theirs, "-o", ours_from_theirs, "--type", codec)
+        assert debug_sections(ours_from_theirs) == debug_sections(cxx_program)
+        if how != "zlib-gnu":  # the same file in, the same bytes out
+            assert digest(ours_from_theirs) == digest(ours_from_plain)
+    back = tmp_path / f"{how}.back"
+    linkplugin("decompress", theirs, "-o", back)
+    assert debug_sections(back) == debug_sections(cxx_program)
+    assert ".zdebug" not in run("readelf", "-SW", back).stdout
+
+
+def test_shared_library_and_separate_debug_file(tmp_path: Path) -> None:
+    lib = build(tmp_path, {"geom.c": (Path(__file__).parent.parent / "examples/shared_lib/geom.c").read_text(),
+                           "geom.h": (Path(__file__).parent.parent / "examples/shared_lib/geom.h").read_text()},
+                flags=("-g", "-O2", "-shared", "-fPIC"), name="libgeom.so")
+    debug_file = tmp_path / "libgeom.debug"
+    run("objcopy", "--only-keep-debug", lib, debug_file)
+    for path in [lib, debug_file]:
+        out = compress(path)
+        assert dump(out) == dump(path)
+        assert debug_sections(out) == debug_sections(path)
+        assert run("readelf", "-lW", out).stdout == run("readelf", "-lW", path).stdout
+    # gdb still finds the compressed separate debug file through a debuglink.
+    stripped = tmp_path / "libgeom.stripped"
+    run("objcopy", "--strip-debug", f"--add-gnu-debuglink={debug_file}.zlib", lib, stripped)
+    view = gdb_view(stripped, ["ptype struct vec3", "info line vec3_dot"])
+    assert "double x;" in view and "vec3_dot" in view
+
+
+@pytest.mark.parametrize("target", ["i386-linux-gnu", "mips-linux-gnu", "powerpc64-linux-gnu"])
+def test_other_classes_and_byte_orders(tmp_path: Path, target: str) -> None:
+    """ELF32 little-endian, ELF32 big-endian and ELF64 big-endian, .o and linked."""
+    need("clang", "ld.lld")
+    src = tmp_path / "be.c"
+    src.write_text(C_PROGRAM["shapes.h"] + C_PROGRAM["area.c"].split('"shapes.h"')[1]
+                   + "struct shape g;\nvoid _start(void) { area(&g); for (;;); }\n")
+    obj, exe = tmp_path / "unit.o", tmp_path / "linked"
+    run("clang", f"--target={target}", "-g", "-O1", "-c", src, "-o", obj)
+    run("ld.lld", "-e", "_start", obj, "-o", exe)
+    for path in [obj, exe]:
+        for codec in CODECS:
+            out = compress(path, codec, "--shard-size", SMALL_SHARDS)
+            assert "C" in flags_of(out)[".debug_info"]
+            assert dump(out) == dump(path)
+            back = out.with_name(out.name + ".back")
+            linkplugin("decompress", out, "-o", back)
+            assert dump(back) == dump(path)
+            assert run("readelf", "-lW", out).stdout == run("readelf", "-lW", path).stdout
+
+
+def test_info_and_time_tables(cxx_program: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = linkplugin("compress", cxx_program, "-o", out, "--time", "-j2")
+    for phase in ["read:", "compress:", "write:", "Total:"]:
+        assert phase in result.stdout
+    table = linkplugin("info", out).stdout
+    assert re.search(r"\.debug_info\s+\d+\s+\d+\s+0\.\d+\s+zlib", table)
+    assert "total" in table
+
+
+def test_file_mode_is_kept(c_program: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prog.z"
+    linkplugin("compress", c_program, "-o", out)
+    assert out.stat().st_mode == c_program.stat().st_mode
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".linkplugin-")]
