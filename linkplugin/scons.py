@@ -105,12 +105,15 @@ def summary(table: bool) -> str:
         if state == SCons.Node.no_state:
             continue  # not part of this build
         path = str(node)
-        if node.cached:
-            cached += 1
-            how = "cache"
-        elif path in _ran:
+        if path in _ran:
             built += 1
             how = f"{_ran[path][2]:.2f}s"
+        elif state == SCons.Node.executed:
+            # Our action did not run, yet SCons counts the node as made: it
+            # came from the CacheDir. (SCons's own "cached" mark is cleared
+            # by then.)
+            cached += 1
+            how = "cache"
         else:
             current += 1
             how = "up to date"

@@ -69,6 +69,8 @@ class ElfImage:
     def _parse(self) -> None:
         if bytes(self.data[:4]) != b"\x7fELF":
             raise LinkpluginError(f"{self.path}: not an ELF file")
+        if len(self.data) < (64 if self.data[4] == 2 else 52):
+            raise LinkpluginError(f"{self.path}: ELF header is truncated")
         try:
             elf = ELFFile(self._file)
             self.elfclass = elf.elfclass

@@ -1,0 +1,153 @@
+"""Bad input: one line on stderr, exit status 2, no output file, input untouched."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, linkplugin, run
+from elftools.elf.elffile import ELFFile
+
+
+def check_rejected(src: Path, out: Path, *extra: str, says: str, command: str = "compress") -> None:
+    before = hashlib.sha256(src.read_bytes()).hexdigest() if src.is_file() else None
+    result = linkplugin(command, src, "-o", out, *extra, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("linkplugin: error: "), result.stderr
+    assert says in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    if out.parent.is_dir():
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(".linkplugin-")]
+    if before is not None:
+        assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+
+
+def section_offset(path: Path, name: str) -> tuple[int, int]:
+    with open(path, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        return sec["sh_offset"], sec["sh_size"]
+
+
+def test_not_an_elf_file(tmp_path: Path) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("hello\n" * 100)
+    check_rejected(src, tmp_path / "out", says="not an ELF file")
+
+
+def test_empty_and_missing_inputs(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    check_rejected(empty, tmp_path / "out", says="not an ELF file")
+    check_rejected(tmp_path / "missing", tmp_path / "out", says="cannot open")
+    check_rejected(tmp_path, tmp_path / "out", says="cannot open")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999, 10 / 17456])
+def test_truncated_elf(c_program: Path, tmp_path: Path, keep: float) -> None:
+    src = tmp_path / "truncated"
+    data = c_program.read_bytes()
+    src.write_bytes(data[:max(20, int(len(data) * keep))])
+    check_rejected(src, tmp_path / "out", says="")
+
+
+def test_section_table_out_of_bounds(c_program: Path, tmp_path: Path) -> None:
+    data = bytearray(c_program.read_bytes())
+    struct.pack_into("<Q", data, 0x28, len(data) + 4096)  # e_shoff past the end
+    src = tmp_path / "bad-shoff"
+    src.write_bytes(bytes(data))
+    check_rejected(src, tmp_path / "out", says="section header table")
+
+
+def compressed_copy(program: Path, tmp_path: Path, codec: str) -> Path:
+    out = tmp_path / f"compressed-{codec}"
+    linkplugin("compress", program, "-o", out, "--type", codec)
+    return out
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zstd"])
+def test_huge_claimed_size_is_not_allocated(cxx_program: Path, tmp_path: Path, codec: str) -> None:
+    src = compressed_copy(cxx_program, tmp_path, codec)
+    data = bytearray(src.read_bytes())
+    offset, _ = section_offset(src, ".debug_info")
+    struct.pack_into("<Q", data, offset + 8, 1 << 60)  # Elf64_Chdr.ch_size
+    src.write_bytes(bytes(data))
+    # A 1 EiB allocation would fail loudly; a bounded decoder just reports the mismatch.
+    check_rejected(src, tmp_path / "out", says="header says")
+    check_rejected(src, tmp_path / "out", says="header says", command="decompress")
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zstd"])
+def test_corrupt_compressed_data(cxx_program: Path, tmp_path: Path, codec: str) -> None:
+    src = compressed_copy(cxx_program, tmp_path, codec)
+    data = bytearray(src.read_bytes())
+    offset, size = section_offset(src, ".debug_info")
+    for i in range(offset + 40, offset + size - 8, 97):
+        data[i] ^= 0x5A
+    src.write_bytes(bytes(data))
+    check_rejected(src, tmp_path / "out", says=".debug_info")
+    check_rejected(src, tmp_path / "out", says=".debug_info", command="decompress")
+
+
+def test_unknown_compression_type(cxx_program: Path, tmp_path: Path) -> None:
+    src = compressed_copy(cxx_program, tmp_path, "zlib")
+    data = bytearray(src.read_bytes())
+    offset, _ = section_offset(src, ".debug_info")
+    struct.pack_into("<I", data, offset, 77)
+    src.write_bytes(bytes(data))
+    check_rejected(src, tmp_path / "out", says="unknown compression type 77")
+
+
+def test_output_in_a_missing_folder(c_program: Path, tmp_path: Path) -> None:
+    check_rejected(c_program, tmp_path / "no" / "such" / "out", says="does not exist")
+
+
+def test_bad_settings(c_program: Path, tmp_path: Path) -> None:
+    check_rejected(c_program, tmp_path / "out", "--level", "12", says="level")
+    check_rejected(c_program, tmp_path / "out", "--shard-size", "100", says="shard size")
+
+
+def test_a_worker_that_dies_gives_an_error_not_a_hang(tmp_path: Path, c_program: Path) -> None:
+    """Kill a pool worker in the middle of a job that takes a few seconds."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(1 << 20) * 48)  # compresses slowly, shard by shard
+    src = tmp_path / "big"
+    run("objcopy", f"--add-section=.debug_junk={blob}", c_program, src)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "linkplugin", "compress", str(src), "-o", str(out),
+                             "-j", "2", "--level", "9"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.time() + 30
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        victim = _pool_worker(proc.pid)
+        time.sleep(0.05)
+    assert victim is not None, "no pool worker appeared"
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [err.strip()] and "worker process died" in err
+    assert not out.exists()
+
+
+def _pool_worker(root: int) -> int | None:
+    """A grandchild of ``root`` (forkserver -> worker), if one runs yet."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    for child in children.get(root, []):
+        for grandchild in children.get(child, []):
+            return grandchild
+    return None
