@@ -8,13 +8,18 @@ import struct
 from dataclasses import dataclass
 
 SHF_ALLOC = 0x2
+SHF_INFO_LINK = 0x40
 SHF_COMPRESSED = 0x800
-SHT_NULL = 0
+SHT_SYMTAB = 2
+SHT_RELA = 4
 SHT_NOBITS = 8
+SHT_REL = 9
+SHT_DYNSYM = 11
+SHT_GROUP = 17
+SHT_SYMTAB_SHNDX = 18
 ELFCOMPRESS_ZLIB = 1
 ELFCOMPRESS_ZSTD = 2
 SHN_LORESERVE = 0xFF00
-SHN_XINDEX = 0xFFFF
 
 # Field order of a section header, shared by both classes.
 SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_size",
@@ -29,7 +34,8 @@ class Layout:
     chdr: struct.Struct  # fields: ch_type, ch_size, ch_addralign (ELF64 has a reserved word)
     ehdr_tail: struct.Struct  # e_shoff at its offset; e_shentsize/e_shnum/e_shstrndx at theirs
     shoff_at: int
-    shnum_at: int  # offset of (e_shentsize, e_shnum, e_shstrndx), three halfwords
+    shnum_at: int  # offset of (e_shentsize, e_shnum, e_shstrndx)
+    halfwords: struct.Struct  # those three
     word_align: int  # alignment of Chdr and the section header table
 
     def pack_chdr(self, ch_type: int, ch_size: int, ch_addralign: int) -> bytes:
@@ -48,6 +54,8 @@ def layout(elfclass: int, little_endian: bool) -> Layout:
     e = "<" if little_endian else ">"
     if elfclass == 64:
         return Layout(shdr=struct.Struct(e + "IIQQQQIIQQ"), chdr=struct.Struct(e + "IIQQ"),
-                      ehdr_tail=struct.Struct(e + "Q"), shoff_at=0x28, shnum_at=0x3A, word_align=8)
+                      ehdr_tail=struct.Struct(e + "Q"), shoff_at=0x28, shnum_at=0x3A,
+                      halfwords=struct.Struct(e + "HHH"), word_align=8)
     return Layout(shdr=struct.Struct(e + "IIIIIIIIII"), chdr=struct.Struct(e + "III"),
-                  ehdr_tail=struct.Struct(e + "I"), shoff_at=0x20, shnum_at=0x2E, word_align=4)
+                  ehdr_tail=struct.Struct(e + "I"), shoff_at=0x20, shnum_at=0x2E,
+                  halfwords=struct.Struct(e + "HHH"), word_align=4)

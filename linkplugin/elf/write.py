@@ -13,11 +13,13 @@ place only when complete, with the input's file mode.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 
 from linkplugin.elf.read import ElfImage, Section
-from linkplugin.elf.structs import SHDR_FIELDS
+from linkplugin.elf.structs import (SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
+                                    SHT_GROUP, SHT_REL, SHT_RELA, SHT_SYMTAB, SHT_SYMTAB_SHNDX)
 from linkplugin.errors import LinkpluginError
 
 
@@ -85,8 +87,63 @@ def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, 
     return offsets, bytes(table)
 
 
-def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replacement]) -> int:
-    """Write ``image`` with ``replace`` applied to ``dst``; returns the new file size."""
+def _index_map(image: ElfImage, drop: frozenset[int]) -> dict[int, int]:
+    """Old to new section index once ``drop`` is gone; refuses what would break.
+
+    Section indices are stored in more places than headers (symbols, groups);
+    those may only point below the first dropped section, where nothing moves.
+    """
+    if not drop:
+        return {s.index: s.index for s in image.sections}
+    first = min(drop)
+    if len(image.sections) >= SHN_LORESERVE or image.shstrndx in drop or 0 in drop:
+        raise LinkpluginError(f"{image.path}: cannot remove sections from this file")
+    for index in drop:
+        if image.sections[index].is_alloc:
+            raise LinkpluginError(f"{image.path}: cannot remove allocated section "
+                                  f"{image.sections[index].name}")
+    new_index, kept = {}, 0
+    for sec in image.sections:
+        if sec.index not in drop:
+            new_index[sec.index] = kept
+            kept += 1
+    for sec in image.sections:
+        if sec.index in drop:
+            continue
+        h = sec.header
+        linked = [h["sh_link"]] + ([h["sh_info"]] if _info_is_index(h) else [])
+        if any(i in drop for i in linked):
+            raise LinkpluginError(f"{image.path}: cannot remove a section that {sec.name} refers to")
+        if h["sh_type"] in (SHT_SYMTAB, SHT_DYNSYM, SHT_GROUP, SHT_SYMTAB_SHNDX) and \
+                any(first <= i < SHN_LORESERVE for i in _stored_indices(image, sec)):
+            raise LinkpluginError(f"{image.path}: cannot remove sections: {sec.name} refers to later sections")
+    return new_index
+
+
+def _info_is_index(header: dict[str, int]) -> bool:
+    return header["sh_type"] in (SHT_REL, SHT_RELA) or bool(header["sh_flags"] & SHF_INFO_LINK)
+
+
+def _stored_indices(image: ElfImage, sec: Section) -> list[int]:
+    """Section indices held in the contents of a symbol table or group."""
+    raw = image.raw(sec)
+    order = "<" if image.little_endian else ">"
+    if sec.header["sh_type"] == SHT_GROUP:
+        return list(struct.unpack(f"{order}{len(raw) // 4}I", raw))[1:]
+    if sec.header["sh_type"] == SHT_SYMTAB_SHNDX:
+        return list(struct.unpack(f"{order}{len(raw) // 4}I", raw))
+    # st_shndx: offset 14 in Elf32_Sym and 6 in Elf64_Sym, entries of sh_entsize.
+    at, size = (6, 24) if image.elfclass == 64 else (14, 16)
+    return [struct.unpack_from(order + "H", raw, i + at)[0] for i in range(0, len(raw) - size + 1, size)]
+
+
+def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replacement],
+              drop: frozenset[int] = frozenset()) -> int:
+    """Write ``image`` with ``replace`` applied and ``drop`` removed to ``dst``.
+
+    Returns the new file size.
+    """
+    new_index = _index_map(image, drop)
     for index in replace:
         if not movable(image, image.sections[index]):
             raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is "
@@ -106,7 +163,7 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
     order = sorted(image.sections, key=lambda s: (s.header["sh_offset"], s.index))
     new_offsets = {}
     for sec in order:
-        if not movable(image, sec):
+        if not movable(image, sec) or sec.index in drop:
             continue
         old = sec.header["sh_offset"]
         if old < fixed_end:
@@ -120,7 +177,12 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         cursor += len(data)
 
     for sec in image.sections:
+        if sec.index in drop:
+            continue
         h = dict(sec.header)
+        h["sh_link"] = new_index.get(h["sh_link"], h["sh_link"])
+        if _info_is_index(h):
+            h["sh_info"] = new_index.get(h["sh_info"], h["sh_info"])
         rep = replace.get(sec.index)
         if rep is not None:
             h.update(rep.header)
@@ -132,8 +194,10 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
 
     shoff = _align(cursor, lay.word_align)
     chunks.append((shoff, b"".join(headers)))
-    # The header fields that moved: e_shoff only (count and index are unchanged).
     chunks.append((lay.shoff_at, lay.ehdr_tail.pack(shoff)))
+    if drop:
+        chunks.append((lay.shnum_at, lay.halfwords.pack(lay.shdr.size, len(headers),
+                                                        new_index[image.shstrndx])))
     return _commit(image, dst, chunks, holes)
 
 

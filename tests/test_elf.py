@@ -1,0 +1,62 @@
+"""The ELF writer on its own: what it keeps, what it moves, what it removes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import debug_sections, run
+from elftools.elf.elffile import ELFFile
+
+from linkplugin.elf.read import ElfImage
+from linkplugin.elf.write import Replacement, write_elf
+from linkplugin.errors import LinkpluginError
+
+
+def sections(path: Path) -> dict[str, tuple]:
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        return {s.name: (s["sh_type"], s["sh_flags"], s["sh_addr"], s["sh_offset"] if s["sh_flags"] & 2 else None,
+                         s.data() if s["sh_type"] != "SHT_NOBITS" else b"") for s in elf.iter_sections()}
+
+
+def test_copy_without_changes_reads_the_same(cxx_program: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    with ElfImage(cxx_program) as image:
+        write_elf(image, out, {})
+    assert sections(out) == sections(cxx_program)
+    assert run("readelf", "-lW", out).stdout == run("readelf", "-lW", cxx_program).stdout
+    assert run(out).stdout == run(cxx_program).stdout
+
+
+def test_resize_rename_and_remove(c_program: Path, tmp_path: Path) -> None:
+    out = tmp_path / "changed"
+    with ElfImage(c_program) as image:
+        aranges = image.section(".debug_aranges").index
+        comment = image.section(".comment")
+        grown = bytes(image.raw(comment)) + b"linkplugin test\0"
+        write_elf(image, out, {comment.index: Replacement(data=grown, name=".comment.new")},
+                  drop=frozenset([aranges]))
+    after = sections(out)
+    assert ".debug_aranges" not in after and ".comment" not in after
+    assert after[".comment.new"][4].endswith(b"linkplugin test\0")
+    before = sections(c_program)
+    for name, value in before.items():
+        if name not in (".debug_aranges", ".comment", ".shstrtab"):
+            assert after[name] == value, name
+    # readelf resolves links by index: the symbol table still finds its strings.
+    assert run("readelf", "-sW", out).stdout == run("readelf", "-sW", c_program).stdout
+    assert run(out).returncode == 0
+    gdb = run("gdb", "-batch", "-nx", "-ex", "ptype struct shape", out).stdout
+    assert "struct point corner[4];" in gdb
+    assert debug_sections(out)[".debug_info"] == debug_sections(c_program)[".debug_info"]
+
+
+def test_refuses_to_remove_what_others_refer_to(c_program: Path, tmp_path: Path) -> None:
+    with ElfImage(c_program) as image:
+        strtab = image.section(".strtab").index
+        with pytest.raises(LinkpluginError, match="refers to"):
+            write_elf(image, tmp_path / "x", {}, drop=frozenset([strtab]))
+        text = image.section(".text").index
+        with pytest.raises(LinkpluginError, match="allocated"):
+            write_elf(image, tmp_path / "x", {}, drop=frozenset([text]))
+    assert not (tmp_path / "x").exists()
