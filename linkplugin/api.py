@@ -76,9 +76,28 @@ def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
 
 
 def _plain_replacement(image: ElfImage, sec: Section, plain: Plain, align: int) -> Replacement:
+    """Store a section plain: its decompressed or new bytes (``plain.data``)."""
     data = plain.data if plain.data is not None else image.raw(sec)
     return Replacement(data=data, name=plain_name(sec.name),
                        header={"sh_flags": sec.flags & ~SHF_COMPRESSED, "sh_addralign": align})
+
+
+def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]],
+                settings: Settings, jobs: int, timer: PhaseTimer) -> dict[int, Replacement]:
+    """Replacements that store ``targets`` compressed (or plain where that is smaller)."""
+    with timer.phase("compress"):
+        payloads = compress_all([p for p, _ in plains], settings, jobs)
+    lay = image.layout
+    replace = {}
+    for sec, (plain, align), payload in zip(targets, plains, payloads):
+        chdr = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
+        if len(chdr) + len(payload) < plain.size:
+            replace[sec.index] = Replacement(
+                data=chdr + payload, name=plain_name(sec.name),
+                header={"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align})
+        elif sec.is_compressed or plain.data is not None:
+            replace[sec.index] = _plain_replacement(image, sec, plain, align)
+    return replace
 
 
 def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Settings | None = None,
@@ -94,29 +113,21 @@ def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Sett
     with timer.phase("read"):
         image = ElfImage(src)
     with image:
-        report = Report(before=[_info(image, s) for s in _debug_sections(image)])
         with timer.phase("read"):
             targets = _debug_sections(image)
+            report = Report(before=[_info(image, s) for s in targets])
             plains = [_plain(image, s) for s in targets]
-        with timer.phase("compress"):
-            payloads = compress_all([p for p, _ in plains], settings, jobs)
-        lay = image.layout
-        replace = {}
-        for sec, (plain, align), payload in zip(targets, plains, payloads):
-            chdr = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
-            if len(chdr) + len(payload) < plain.size:
-                replace[sec.index] = Replacement(
-                    data=chdr + payload, name=plain_name(sec.name),
-                    header={"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align})
-            elif sec.is_compressed:
-                replace[sec.index] = _plain_replacement(image, sec, plain, align)
+        replace = _compressed(image, targets, plains, settings, jobs, timer)
         with timer.phase("write"):
             write_elf(image, dst, replace)
     report.after = [_after(s, replace, settings.codec) for s in report.before]
     return report
 
 
-def _after(before: SectionInfo, replace: dict[int, Replacement], codec: str) -> SectionInfo:
+def _after(before: SectionInfo, replace: dict[int, Replacement], codec: str,
+           dropped: frozenset[int] = frozenset()) -> SectionInfo:
+    if before.index in dropped:
+        return SectionInfo(before.index, before.name, 0, 0, "removed", before.alloc)
     rep = replace.get(before.index)
     if rep is None:
         return before
@@ -140,3 +151,69 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike,
             write_elf(image, dst, replace)
     report.after = [_after(s, replace, "none") for s in report.before]
     return report
+
+
+@dataclass
+class MergeReport(Report):
+    stats: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int | None = None,
+                     timer: PhaseTimer | None = None, compress: Settings | None = None) -> MergeReport:
+    """Write ``src`` to ``dst`` with duplicate DWARF types merged.
+
+    With ``compress``, every debug section is then compressed too: one read,
+    one write. Without it, the sections merging changed are written plain and
+    the others stay as they were.
+    """
+    from linkplugin.merge import merge_sections  # the DWARF engine is only loaded for this job
+
+    jobs = jobs or default_jobs()
+    timer = timer or PhaseTimer()
+    with timer.phase("read"):
+        image = ElfImage(src)
+    with image:
+        with timer.phase("read"):
+            targets = _debug_sections(image)
+            report = MergeReport(before=[_info(image, s) for s in targets])
+            plains = [_plain(image, s) for s in targets]
+            by_name = {plain_name(s.name): (s, p, a) for s, (p, a) in zip(targets, plains)}
+            contents = {name: bytes(p.data if p.data is not None else image.raw(s))
+                        for name, (s, p, _) in by_name.items()}
+        result = merge_sections(contents, little_endian=image.little_endian,
+                                address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
+                                timings=timer)
+        report.stats, report.warnings = result.stats, result.warnings
+        dropped = frozenset(by_name[n][0].index for n in result.drop if n in by_name)
+        new_plains = []
+        for sec, (plain, align) in zip(targets, plains):
+            data = result.replace.get(plain_name(sec.name))
+            new_plains.append((Plain(len(data), data=data), align) if data is not None else (plain, align))
+        kept = [i for i, sec in enumerate(targets) if sec.index not in dropped]
+        if compress is not None:
+            replace = _compressed(image, [targets[i] for i in kept], [new_plains[i] for i in kept],
+                                  compress, jobs, timer)
+        else:
+            replace = {targets[i].index: _plain_replacement(image, targets[i], *new_plains[i])
+                       for i in kept if new_plains[i][0] is not plains[i][0]}
+        with timer.phase("write"):
+            write_elf(image, dst, replace, drop=dropped)
+    codec = compress.codec if compress is not None else "none"
+    report.after = [_after(s, replace, codec, dropped) for s in report.before]
+    return report
+
+
+def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: int = 20) -> list[str]:
+    """Differences a debugger could see between two files' DWARF (empty: none)."""
+    from linkplugin.merge.verify import verify
+
+    def contents(path: str | os.PathLike) -> dict[str, bytes]:
+        with ElfImage(path) as image:
+            out = {}
+            for sec in _debug_sections(image):
+                plain, _ = _plain(image, sec)
+                out[plain_name(sec.name)] = bytes(plain.data if plain.data is not None else image.raw(sec))
+            return out
+
+    return verify(contents(original), contents(merged), limit=limit)

@@ -41,6 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--time", action="store_true", help="print a table of phase times")
 
+    m = sub.add_parser("merge-types", help="remove duplicate DWARF types across compilation units")
+    m.add_argument("input")
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
+                   "never changes the output bytes")
+    m.add_argument("--compress", choices=CODECS, metavar="zlib|zstd",
+                   help="then compress the debug sections, in the same pass")
+    m.add_argument("--level", type=int, help="with --compress: codec level")
+    m.add_argument("--time", action="store_true", help="print a table of phase times")
+    m.add_argument("--stats", action="store_true", help="print units, DIEs, types and bytes saved")
+
+    v = sub.add_parser("verify", help="check that NEW describes every entity of ORIG the same way")
+    v.add_argument("original")
+    v.add_argument("new")
+    v.add_argument("--limit", type=int, default=20, help="differences to print at most")
+
     i = sub.add_parser("info", help="list sections, sizes and compression state")
     i.add_argument("input")
     i.add_argument("--all", action="store_true", help="list every section, not only debug ones")
@@ -54,6 +70,14 @@ def _size_table(report: api.Report) -> str:
     lines.append(f"{'total':<24} {report.debug_before:>12} {report.debug_after:>12} "
                  f"{report.debug_after / max(report.debug_before, 1):>7.3f}")
     return "\n".join(lines)
+
+
+def _merge_stats(report: api.MergeReport) -> str:
+    st = report.stats
+    lines = [f"units: {st.get('units', 0)}", f"DIEs: {st.get('dies', 0)} -> {st.get('dies_after', 0)}",
+             f"types: {st.get('types', 0)}", f"duplicates removed: {st.get('duplicates_removed', 0)}",
+             f"units left as they were: {st.get('verbatim_units', 0)}"]
+    return "\n".join(lines) + "\n" + _size_table(report)
 
 
 def _info(path: str, every: bool) -> str:
@@ -77,6 +101,22 @@ def run(argv: list[str]) -> int:
         print(_size_table(report))
     elif args.command == "decompress":
         api.decompress_file(args.input, args.output, timer=timer)
+    elif args.command == "merge-types":
+        settings = Settings(codec=args.compress, level=args.level) if args.compress else None
+        report = api.merge_types_file(args.input, args.output, jobs=args.jobs, timer=timer,
+                                      compress=settings)
+        for warning in report.warnings:
+            print(f"linkplugin: warning: {warning}", file=sys.stderr)
+        if args.stats:
+            print(_merge_stats(report))
+    elif args.command == "verify":
+        problems = api.verify_files(args.original, args.new, limit=args.limit)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"linkplugin: verify: {args.new} differs from {args.original}", file=sys.stderr)
+            return 1
+        print(f"{args.new}: every entity of {args.original} reads the same")
     elif args.command == "info":
         print(_info(args.input, args.all))
     if getattr(args, "time", False):

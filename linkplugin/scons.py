@@ -1,6 +1,8 @@
 """The SCons tool behind ``site_scons/site_tools/debuginfo.py``.
 
-Builders: ``DebugCompress(target, program)`` and ``DebugDecompress``.
+Builders, each ``Builder(target, program)``: ``DebugCompress``,
+``DebugDecompress``, ``DebugMergeTypes`` (remove duplicate DWARF types) and
+``DebugOptimize`` (merge types, then compress, in one read and one write).
 
 Build cache: each builder's action is a function action, whose signature is
 its own bytecode plus the construction variables in ``varlist``. Every setting
@@ -57,28 +59,34 @@ def _record(target, report: api.Report, seconds: float) -> None:
         _ran[str(target)] = (report.debug_before, report.debug_after, seconds)
 
 
-def _fail(target, exc: LinkpluginError) -> SCons.Errors.BuildError:
-    return SCons.Errors.BuildError(node=target, errstr=str(exc), status=2, exitstatus=2)
+def _run(target, job) -> int:
+    """Run one job for one target; a bad input fails the build with one line."""
+    t0 = time.perf_counter()
+    try:
+        report = job()
+    except LinkpluginError as exc:
+        raise SCons.Errors.BuildError(node=target, errstr=str(exc), status=2, exitstatus=2) from None
+    _record(target, report, time.perf_counter() - t0)
+    return 0
 
 
 def compress_action(target, source, env) -> int:
-    t0 = time.perf_counter()
-    try:
-        report = api.compress_file(str(source[0]), str(target[0]), _settings(env), jobs=_jobs(env))
-    except LinkpluginError as exc:
-        raise _fail(target[0], exc) from None
-    _record(target[0], report, time.perf_counter() - t0)
-    return 0
+    return _run(target[0], lambda: api.compress_file(str(source[0]), str(target[0]), _settings(env),
+                                                      jobs=_jobs(env)))
 
 
 def decompress_action(target, source, env) -> int:
-    t0 = time.perf_counter()
-    try:
-        report = api.decompress_file(str(source[0]), str(target[0]))
-    except LinkpluginError as exc:
-        raise _fail(target[0], exc) from None
-    _record(target[0], report, time.perf_counter() - t0)
-    return 0
+    return _run(target[0], lambda: api.decompress_file(str(source[0]), str(target[0])))
+
+
+def merge_action(target, source, env) -> int:
+    return _run(target[0], lambda: api.merge_types_file(str(source[0]), str(target[0]), jobs=_jobs(env)))
+
+
+def optimize_action(target, source, env) -> int:
+    """Merge types, then compress: the file is read and written once."""
+    return _run(target[0], lambda: api.merge_types_file(str(source[0]), str(target[0]), jobs=_jobs(env),
+                                                         compress=_settings(env)))
 
 
 def _remember(target, source, env):
@@ -139,6 +147,15 @@ def _print_summary() -> None:
         print(text)
 
 
+# Builder name: (action function, the variables its output depends on)
+_BUILDERS = {
+    "DebugCompress": (compress_action, _COMPRESS_VARS),
+    "DebugDecompress": (decompress_action, ["DEBUGINFO_VERSION"]),
+    "DebugMergeTypes": (merge_action, ["DEBUGINFO_VERSION"]),
+    "DebugOptimize": (optimize_action, _COMPRESS_VARS),
+}
+
+
 def generate(env) -> None:
     global _summary_registered
     env.SetDefault(
@@ -150,21 +167,15 @@ def generate(env) -> None:
         _debuginfo_codec_version=codec_version,
         DEBUGINFO_CODEC_VERSION="${_debuginfo_codec_version(DEBUGINFO_CODEC)}",
         DEBUGINFO_SUMMARY_TABLE=False,
+    )
+    for name, (function, varlist) in _BUILDERS.items():
+        com = name.upper() + "COM"  # e.g. DEBUGCOMPRESSCOM and DEBUGCOMPRESSCOMSTR
         # The COMSTR goes on the function action itself: the "$DEBUGCOMPRESSCOM"
         # action of the builder hands back this object and drops its own.
-        DEBUGCOMPRESSCOM=SCons.Action.Action(compress_action, "$DEBUGCOMPRESSCOMSTR",
-                                             varlist=_COMPRESS_VARS),
-        DEBUGCOMPRESSCOMSTR="DebugCompress $TARGET",
-        DEBUGDECOMPRESSCOM=SCons.Action.Action(decompress_action, "$DEBUGDECOMPRESSCOMSTR",
-                                               varlist=["DEBUGINFO_VERSION"]),
-        DEBUGDECOMPRESSCOMSTR="DebugDecompress $TARGET",
-    )
-    env["BUILDERS"]["DebugCompress"] = SCons.Builder.Builder(
-        action=SCons.Action.Action("$DEBUGCOMPRESSCOM"),
-        single_source=True, emitter=_remember)
-    env["BUILDERS"]["DebugDecompress"] = SCons.Builder.Builder(
-        action=SCons.Action.Action("$DEBUGDECOMPRESSCOM"),
-        single_source=True, emitter=_remember)
+        env.SetDefault(**{com: SCons.Action.Action(function, f"${com}STR", varlist=varlist),
+                          com + "STR": f"{name} $TARGET"})
+        env["BUILDERS"][name] = SCons.Builder.Builder(action=SCons.Action.Action(f"${com}"),
+                                                      single_source=True, emitter=_remember)
     if not _summary_registered:
         _summary_registered = True
         atexit.register(_print_summary)
