@@ -5,7 +5,9 @@ These are what the command line and the SCons tool call.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, decompress,
                                        describe)
@@ -75,6 +77,27 @@ def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
         sec.header["sh_addralign"]
 
 
+@contextmanager
+def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Report]
+               ) -> Iterator[tuple[ElfImage, list[Section], list[tuple[Plain, int]], Report]]:
+    """The opened input, its debug sections, where their plain bytes are, and
+    a report of their state before the job."""
+    with timer.phase("read"):
+        image = ElfImage(src)
+    with image:
+        with timer.phase("read"):
+            targets = _debug_sections(image)
+            report = report_type(before=[_info(image, s) for s in targets])
+            plains = [_plain(image, s) for s in targets]
+        yield image, targets, plains, report
+
+
+def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]]) -> dict[str, bytes]:
+    """Plain bytes of each debug section by its plain name, for the DWARF engine."""
+    return {plain_name(s.name): bytes(p.data if p.data is not None else image.raw(s))
+            for s, (p, _) in zip(targets, plains)}
+
+
 def _plain_replacement(image: ElfImage, sec: Section, plain: Plain, align: int) -> Replacement:
     """Store a section plain: its decompressed or new bytes (``plain.data``)."""
     data = plain.data if plain.data is not None else image.raw(sec)
@@ -110,13 +133,7 @@ def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Sett
     settings = settings or Settings()
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
-    with timer.phase("read"):
-        image = ElfImage(src)
-    with image:
-        with timer.phase("read"):
-            targets = _debug_sections(image)
-            report = Report(before=[_info(image, s) for s in targets])
-            plains = [_plain(image, s) for s in targets]
+    with _debug_job(src, timer, Report) as (image, targets, plains, report):
         replace = _compressed(image, targets, plains, settings, jobs, timer)
         with timer.phase("write"):
             write_elf(image, dst, replace)
@@ -171,21 +188,15 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
 
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
-    with timer.phase("read"):
-        image = ElfImage(src)
-    with image:
+    with _debug_job(src, timer, MergeReport) as (image, targets, plains, report):
         with timer.phase("read"):
-            targets = _debug_sections(image)
-            report = MergeReport(before=[_info(image, s) for s in targets])
-            plains = [_plain(image, s) for s in targets]
-            by_name = {plain_name(s.name): (s, p, a) for s, (p, a) in zip(targets, plains)}
-            contents = {name: bytes(p.data if p.data is not None else image.raw(s))
-                        for name, (s, p, _) in by_name.items()}
+            contents = _contents(image, targets, plains)
         result = merge_sections(contents, little_endian=image.little_endian,
                                 address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
                                 timings=timer)
         report.stats, report.warnings = result.stats, result.warnings
-        dropped = frozenset(by_name[n][0].index for n in result.drop if n in by_name)
+        index_of = {plain_name(s.name): s.index for s in targets}
+        dropped = frozenset(index_of[n] for n in result.drop if n in index_of)
         new_plains = []
         for sec, (plain, align) in zip(targets, plains):
             data = result.replace.get(plain_name(sec.name))
@@ -209,11 +220,7 @@ def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: 
     from linkplugin.merge.verify import verify
 
     def contents(path: str | os.PathLike) -> dict[str, bytes]:
-        with ElfImage(path) as image:
-            out = {}
-            for sec in _debug_sections(image):
-                plain, _ = _plain(image, sec)
-                out[plain_name(sec.name)] = bytes(plain.data if plain.data is not None else image.raw(sec))
-            return out
+        with _debug_job(path, PhaseTimer(), Report) as (image, targets, plains, _):
+            return _contents(image, targets, plains)
 
     return verify(contents(original), contents(merged), limit=limit)

@@ -1,0 +1,89 @@
+"""Type-merging benchmark: linkplugin merge-types at -j1/-j2 against dwz and llvm-dwarfutil.
+
+    python3 bench/merge.py [--runs N]
+
+Prints, per input and tool, .debug_info + .debug_abbrev bytes after, the
+median wall time, its ratio to dwz, peak memory, and (for linkplugin) the
+DIEs per second of its reader on one core.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inputs import all_inputs  # noqa: E402
+from timer import side_by_side  # noqa: E402
+
+from linkplugin.api import section_table  # noqa: E402
+
+
+def info_abbrev(path: Path) -> int:
+    return sum(r.plain_size for r in section_table(path) if r.name in (".debug_info", ".debug_abbrev"))
+
+
+def commands(src: Path, out: Path) -> dict[str, tuple[Path, list[str]]]:
+    table = {}
+    if shutil.which("dwz"):
+        table["dwz -o"] = (out / "dwz", ["dwz", "-o", str(out / "dwz"), str(src)])
+    for jobs in ["1", "2"]:
+        dst = out / f"linkplugin-{jobs}"
+        table[f"linkplugin -j{jobs}"] = (dst, [sys.executable, "-m", "linkplugin", "merge-types", str(src),
+                                              "-o", str(dst), "-j", jobs])
+    dwarfutil = shutil.which("llvm-dwarfutil-16") or shutil.which("llvm-dwarfutil")
+    if dwarfutil:
+        table["llvm-dwarfutil (gc+odr)"] = (out / "dwarfutil", [dwarfutil, "--garbage-collection", str(src),
+                                                                str(out / "dwarfutil")])
+    return table
+
+
+def usable(label: str, cmd: list[str]) -> bool:
+    """dwz refuses some inputs (clang's DWARF 5, files it finds nothing in)."""
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"<!-- {label} skipped: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode} -->")
+        return False
+    return True
+
+
+def reader_rate(src: Path) -> float:
+    """DIEs per second of our DWARF decoder on one core (decode only)."""
+    code = (
+        "import sys, time\n"
+        "from linkplugin.merge.bench_reader import count_dies\n"
+        "t = time.perf_counter(); n = count_dies(sys.argv[1]); print(n / (time.perf_counter() - t))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True)
+    return float(out.stdout.strip() or 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5, help="counted runs of each command")
+    args = parser.parse_args()
+    print("| input | tool | .debug_info+abbrev after | vs dwz | median wall s | vs dwz | peak MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for src in all_inputs():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            table = {k: v for k, v in commands(src, out).items() if usable(k, v[1])}
+            results = side_by_side({k: cmd for k, (_, cmd) in table.items()}, args.runs)
+            before = info_abbrev(src)
+            base = table.get("dwz -o")
+            base_size = info_abbrev(base[0]) if base else None
+            base_wall = results["dwz -o"][0] if base else None
+            print(f"| {src.name} | input | {before} | {before / base_size if base_size else float('nan'):.3f} | | | |")
+            for label, (dst, _) in table.items():
+                wall, peak = results[label]
+                size = info_abbrev(dst)
+                print(f"| {src.name} | {label} | {size} | "
+                      f"{size / base_size if base_size else float('nan'):.3f} | {wall:.3f} | "
+                      f"{wall / base_wall if base_wall else float('nan'):.2f}x | {peak / 2**20:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
