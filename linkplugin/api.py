@@ -181,8 +181,7 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
     """Write ``src`` to ``dst`` with duplicate DWARF types merged.
 
     With ``compress``, every debug section is then compressed too: one read,
-    one write. Without it, the sections merging changed are written plain and
-    the others stay as they were.
+    one write. Without it, every section keeps its compression state.
     """
     from linkplugin.merge import merge_sections  # the DWARF engine is only loaded for this job
 
@@ -206,12 +205,23 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
             replace = _compressed(image, [targets[i] for i in kept], [new_plains[i] for i in kept],
                                   compress, jobs, timer)
         else:
+            # Changed sections keep the state they had: plain stays plain, and
+            # compressed is compressed again with its own codec.
+            changed = [i for i in kept if new_plains[i][0] is not plains[i][0]]
             replace = {targets[i].index: _plain_replacement(image, targets[i], *new_plains[i])
-                       for i in kept if new_plains[i][0] is not plains[i][0]}
+                       for i in changed if not targets[i].is_compressed}
+            groups: dict[str, list[int]] = {}
+            for i in changed:
+                kind = report.before[i].compression
+                if kind != "none":
+                    groups.setdefault("zlib" if kind == "zdebug" else kind, []).append(i)
+            for codec, again in sorted(groups.items()):
+                replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
+                                           Settings(codec=codec), jobs, timer))
         with timer.phase("write"):
             write_elf(image, dst, replace, drop=dropped)
-    codec = compress.codec if compress is not None else "none"
-    report.after = [_after(s, replace, codec, dropped) for s in report.before]
+    report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)
+                    for s in report.before]
     return report
 
 
