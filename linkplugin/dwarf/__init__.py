@@ -1,0 +1,1 @@
+"""Fast DWARF decoding: abbreviations, unit headers, DIE arrays, expressions, line tables."""

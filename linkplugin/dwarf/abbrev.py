@@ -1,0 +1,193 @@
+"""Abbreviation tables and their compiled decoding plans.
+
+Every abbreviation becomes a *plan*: either an ``int`` (the DIE has a fixed size and nothing the
+merger needs to see, so the decoder just skips it) or a generated Python function
+``plan(d, p, i, u, R, S, X, L) -> p`` specialised for that attribute list. Runs of fixed-size
+forms collapse into one constant offset. Only what the merger needs is recorded: the position of
+each DW_FORM_ref4 reference (``R``, the vast majority), a tuple for any other reference or
+DW_AT_sibling (``S``), DIE-naming operands of DWARF expressions (``X``) and location-list pointers
+(``L``).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Callable, NamedTuple, Union
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.expr import might_ref, scan_expr
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import read_sleb, read_uleb
+
+AttrSpec = tuple[int, int, int]  # (attribute, form, implicit constant)
+
+
+class Abbrev(NamedTuple):
+    tag: int
+    children: bool
+    specs: tuple[AttrSpec, ...]
+    raw: bytes  # the encoded attribute list: a cheap cache key for the compiled plans
+
+
+def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
+    """The table at ``off``: {code: Abbrev} and the offset after its terminating 0."""
+    table: dict[int, Abbrev] = {}
+    p = off
+    try:
+        while True:
+            code = d[p]
+            code, p = (code, p + 1) if code < 0x80 else read_uleb(d, p)
+            if code == 0:
+                return table, p
+            tag = d[p]
+            tag, p = (tag, p + 1) if tag < 0x80 else read_uleb(d, p)
+            children = d[p] != 0
+            p += 1
+            spec_start = p
+            specs = []
+            while True:
+                # Attribute and form numbers are nearly always one byte: inline that case.
+                at = d[p]
+                at, p = (at, p + 1) if at < 0x80 else read_uleb(d, p)
+                form = d[p]
+                form, p = (form, p + 1) if form < 0x80 else read_uleb(d, p)
+                if at == 0 and form == 0:
+                    break
+                ic = 0
+                if form == F.DW_FORM_implicit_const:
+                    ic, p = read_sleb(d, p)
+                specs.append((at, form, ic))
+            table[code] = Abbrev(tag, children, tuple(specs), d[spec_start:p])
+    except IndexError:
+        raise DwarfError(f"truncated .debug_abbrev table at 0x{off:x}") from None
+
+
+def form_size(form: int, version: int, offset_size: int, addr_size: int) -> int | None:
+    """Byte size of a fixed-size form in this unit, None for variable-size forms."""
+    if form == F.DW_FORM_ref_addr:
+        return addr_size if version <= 2 else offset_size
+    s = F.FIXED_SIZE.get(form)
+    if s is None:
+        return None
+    if s == "A":
+        return addr_size
+    if s == "O":
+        return offset_size
+    return s  # type: ignore[return-value]
+
+
+Plan = Union[int, Callable[..., int]]
+_UNPACK = {1: "_u8", 2: "_u16", 4: "_u32", 8: "_u64"}
+_ENV_BASE = {"_u8": lambda d, p: (d[p],), "_u16": struct.Struct("<H").unpack_from,
+             "_u32": struct.Struct("<I").unpack_from, "_u64": struct.Struct("<Q").unpack_from,
+             "_uleb": read_uleb, "_might_ref": might_ref}
+_plan_cache: dict[tuple, Plan] = {}
+_source_cache: dict[str, Callable[..., int]] = {}
+
+
+def compile_plan(specs: tuple[AttrSpec, ...], version: int, offset_size: int, addr_size: int,
+                 raw: bytes | None = None) -> Plan:
+    """The decoding plan of one abbreviation in a unit of this shape (cached by ``raw``, the
+    encoded attribute list, when given: hashing bytes is much cheaper than hashing ``specs``)."""
+    key = (raw if raw is not None else specs, version, offset_size, addr_size)
+    plan = _plan_cache.get(key)
+    if plan is None:
+        plan = _plan_cache[key] = _build_plan(specs, version, offset_size, addr_size)
+    return plan
+
+
+def _build_plan(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Plan:
+    lines: list[str] = []
+    k = 0  # bytes of fixed-size attributes not yet added to p
+
+    def flush() -> None:
+        nonlocal k
+        if k:
+            lines.append(f"p += {k}")
+            k = 0
+
+    simple = True
+    for at, form, _ in specs:
+        size = form_size(form, version, O, A)
+        loc = at in F.LOCATION_ATTRS
+        if form == F.DW_FORM_ref4 and at != F.DW_AT_sibling:
+            # The common case: only the position; targets are gathered in bulk afterwards.
+            simple = False
+            lines.append(f"R.append(p + {k})")
+            k += size
+        elif form in F.UNIT_REF_FORMS and size is not None:
+            simple = False
+            lines.append(f"S.append((i, p + {k}, {form}, {at}, u + {_UNPACK[size]}(d, p + {k})[0]))")
+            k += size
+        elif form == F.DW_FORM_ref_addr:
+            simple = False
+            lines.append(f"S.append((i, p + {k}, {form}, {at}, {_UNPACK[size]}(d, p + {k})[0]))")
+            k += size
+        elif loc and (form == F.DW_FORM_sec_offset or (version < 4 and form in (F.DW_FORM_data4, F.DW_FORM_data8))):
+            simple = False
+            lines.append(f"L.append((i, {at}, {form}, {_UNPACK[size]}(d, p + {k})[0]))")
+            k += size
+        elif size is not None:
+            k += size
+        elif form == F.DW_FORM_ref_udata:
+            simple = False
+            flush()
+            lines += ["v, q = _uleb(d, p)", f"S.append((i, p, {form}, {at}, u + v))", "p = q"]
+        elif form == F.DW_FORM_loclistx and loc:
+            simple = False
+            flush()
+            lines += ["v, p = _uleb(d, p)", f"L.append((i, {at}, {form}, v))"]
+        elif form in F.ULEB_FORMS or form == F.DW_FORM_sdata:
+            simple = False
+            flush()
+            lines += ["while d[p] & 0x80: p += 1", "p += 1"]
+        elif form == F.DW_FORM_string:
+            simple = False
+            flush()
+            lines.append("p = d.index(0, p) + 1")
+        elif form in F.BLOCK_FORMS:
+            simple = False
+            flush()
+            if form == F.DW_FORM_block1:
+                lines += ["n = d[p]", "p += 1"]
+            elif form == F.DW_FORM_block2:
+                lines += ["n = _u16(d, p)[0]", "p += 2"]
+            elif form == F.DW_FORM_block4:
+                lines += ["n = _u32(d, p)[0]", "p += 4"]
+            else:
+                lines += ["n = d[p]", "p += 1", "if n & 0x80: n, p = _uleb(d, p - 1)"]
+            if form == F.DW_FORM_exprloc or at in F.EXPR_BLOCK_ATTRS:
+                lines.append(f"if _might_ref(d, p, p + n): _expr(d, p, p + n, i, u, X, {A}, {O}, {version})")
+            lines.append("p += n")
+        elif form == F.DW_FORM_indirect:
+            simple = False
+            flush()
+            lines.append(f"p = _indirect(d, p, i, u, R, S, X, L, {at}, {version}, {O}, {A})")
+        else:
+            raise DwarfError(f"unknown attribute form 0x{form:x}")
+    if simple:
+        return k
+    flush()
+    src = "def plan(d, p, i, u, R, S, X, L):\n" + "".join(f"    {ln}\n" for ln in lines) + "    return p\n"
+    # Many attribute lists share a layout (attributes only matter for a few forms): compile each
+    # distinct source once.
+    fn = _source_cache.get(src)
+    if fn is None:
+        env = dict(_ENV_BASE, _expr=_expr, _indirect=_indirect)
+        exec(compile(src, "<dwarf-plan>", "exec"), env)
+        fn = _source_cache[src] = env["plan"]
+    return fn
+
+
+def _expr(d: bytes, s: int, e: int, i: int, u: int, X: list, A: int, O: int, version: int) -> None:
+    for pos, width, kind, value in scan_expr(d, s, e, A, O, version):
+        X.append((i, pos, width, kind, value + u if kind != "s" else value))
+
+
+def _indirect(d: bytes, p: int, i: int, u: int, R: list, S: list, X: list, L: list, at: int, version: int, O: int,
+              A: int) -> int:
+    """DW_FORM_indirect: the form is in the data; decode that one attribute with a one-off plan."""
+    form, p = read_uleb(d, p)
+    if form == F.DW_FORM_indirect or form == F.DW_FORM_implicit_const:
+        raise DwarfError("DW_FORM_indirect names an impossible form")
+    plan = compile_plan(((at, form, 0),), version, O, A)
+    return p + plan if isinstance(plan, int) else plan(d, p, i, u, R, S, X, L)

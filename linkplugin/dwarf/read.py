@@ -1,0 +1,208 @@
+"""The fast DIE decoder: one unit in, compact per-DIE arrays out.
+
+``decode_unit`` walks the DIE stream with the compiled plans of ``abbrev``; for each DIE it only
+appends its offset, abbreviation code, parent and subtree end. References, DIE-naming expression
+operands and location-list pointers are collected as tuples (the only per-attribute objects).
+``decode_attrs`` is the slow, complete decoder for the few DIEs whose values are needed.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import Abbrev, Plan, compile_plan, form_size
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import read_sleb, read_uleb
+from linkplugin.dwarf.units import UnitHeader
+
+
+@dataclass
+class UnitDies:
+    hdr: UnitHeader
+    abbrevs: dict[int, Abbrev]
+    offs: list[int]                   # section offset of each DIE (null entries are not DIEs)
+    codes: list[int]                  # abbreviation code of each DIE
+    parent: list[int]                 # index of the parent DIE, -1 for the unit DIE
+    ends: list[int]                   # offset after the DIE's subtree, its closing null included
+    # Every reference attribute, sorted by position: value position, DIE index, form, attribute
+    # (-1 for a DW_FORM_ref4 that is not DW_AT_sibling: the decoder does not look it up) and the
+    # target as a section offset.
+    ref_pos: np.ndarray
+    ref_die: np.ndarray
+    ref_form: np.ndarray
+    ref_at: np.ndarray
+    ref_target: np.ndarray
+    # (die, operand position, width, kind 'u'/'f'/'s', target section offset) from expressions
+    xrefs: list[tuple[int, int, int, str, int]] = field(default_factory=list)
+    # (die, attribute, form, value) of location-list pointers
+    locs: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def attr_end(self, i: int) -> int:
+        """Offset after the DIE's own attributes (where its first child or closing null starts)."""
+        if i + 1 < len(self.offs) and self.parent[i + 1] == i:
+            return self.offs[i + 1]
+        if self.abbrevs[self.codes[i]].children:
+            return self.ends[i] - 1
+        return self.ends[i]
+
+
+def unit_plans(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[list[Plan | None], list[bool]]:
+    size = max(abbrevs, default=0) + 1
+    if size > 1 << 16:
+        raise DwarfError(f"abbreviation code {size - 1} is too large")
+    plans: list[Plan | None] = [None] * size
+    kids = [False] * size
+    for code, ab in abbrevs.items():
+        plans[code] = compile_plan(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw)
+        kids[code] = ab.children
+    return plans, kids
+
+
+def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
+    """All DIEs of one unit; DwarfError on anything that cannot be decoded."""
+    try:
+        plans, kids = unit_plans(abbrevs, hdr)
+    except DwarfError as exc:
+        raise DwarfError(f"unit at 0x{hdr.off:x}: {exc}") from None
+    nplans = len(plans)
+    offs: list[int] = []
+    codes: list[int] = []
+    par: list[int] = []
+    ends: list[int] = []
+    R: list[int] = []
+    S: list = []
+    X: list = []
+    L: list = []
+    stack = [-1]
+    top = -1
+    p = hdr.die_off
+    end = hdr.end
+    u = hdr.off
+    oappend, cappend, pappend, eappend = offs.append, codes.append, par.append, ends.append
+    try:
+        while p < end:
+            code = d[p]
+            if code == 0:
+                p += 1
+                if top >= 0:
+                    ends[top] = p
+                    stack.pop()
+                    top = stack[-1]
+                continue
+            start = p
+            p += 1
+            if code & 0x80:
+                code, p = read_uleb(d, start)
+            if top < 0 and offs:
+                raise DwarfError(f"unit at 0x{u:x} has a second top-level DIE at 0x{start:x}")
+            plan = plans[code] if code < nplans else None
+            if plan is None:
+                raise DwarfError(f"DIE at 0x{start:x} uses abbreviation code {code} that does not exist")
+            i = len(offs)
+            oappend(start)
+            cappend(code)
+            pappend(top)
+            p = p + plan if plan.__class__ is int else plan(d, p, i, u, R, S, X, L)  # type: ignore[operator]
+            eappend(p)
+            if kids[code]:
+                stack.append(i)
+                top = i
+    except (IndexError, ValueError, struct.error):
+        raise DwarfError(f"unit at 0x{u:x} is truncated or corrupt") from None
+    if p > end:
+        raise DwarfError(f"the last DIE of the unit at 0x{u:x} runs past the unit's end")
+    if not offs:
+        raise DwarfError(f"unit at 0x{u:x} has no DIE")
+    for i in stack[1:]:  # producers may omit the trailing nulls
+        ends[i] = end
+    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, offs, R, S), X, L)
+
+
+def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: list
+                 ) -> tuple[np.ndarray, ...]:
+    """The reference arrays from the ref4 positions ``R`` and the other references ``S``."""
+    raw = np.frombuffer(d, dtype=np.uint8)
+    rp = np.array(R, dtype=np.int64)
+    rt = (raw[rp].astype(np.int64) | raw[rp + 1].astype(np.int64) << 8 | raw[rp + 2].astype(np.int64) << 16
+          | raw[rp + 3].astype(np.int64) << 24) + hdr.off
+    if S:
+        sa = np.array(S, dtype=np.int64).reshape(-1, 5)
+        pos = np.concatenate([rp, sa[:, 1]])
+        form = np.concatenate([np.full(len(rp), F.DW_FORM_ref4, np.int64), sa[:, 2]])
+        at = np.concatenate([np.full(len(rp), -1, np.int64), sa[:, 3]])
+        target = np.concatenate([rt, sa[:, 4]])
+        order = np.argsort(pos, kind="stable")
+        pos, form, at, target = pos[order], form[order], at[order], target[order]
+    else:
+        pos, form, at, target = rp, np.full(len(rp), F.DW_FORM_ref4, np.int64), np.full(len(rp), -1, np.int64), rt
+    die = np.searchsorted(np.array(offs, dtype=np.int64), pos, side="right") - 1
+    local = form != F.DW_FORM_ref_addr
+    if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
+        bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])
+        raise DwarfError(f"reference at 0x{bad:x} points out of its unit")
+    return pos, die, form, at, target
+
+Value = Union[int, bytes]
+
+
+def decode_attrs(d: bytes, p: int, specs: tuple, hdr: UnitHeader) -> tuple[list[tuple[int, int, Value, int, int]], int]:
+    """Complete decode of one DIE's attributes starting after its code.
+
+    Returns ([(attribute, form, value, value start, value end)], end). References are section
+    offsets; strings of DW_FORM_string and blocks are bytes; everything else is an int.
+    """
+    out: list[tuple[int, int, Value, int, int]] = []
+    V, O, A = hdr.version, hdr.offset_size, hdr.addr_size
+    for at, form, ic in specs:
+        while form == F.DW_FORM_indirect:
+            form, p = read_uleb(d, p)
+        start = p
+        size = form_size(form, V, O, A)
+        value: Value
+        if form == F.DW_FORM_implicit_const:
+            value = ic
+        elif form == F.DW_FORM_flag_present:
+            value = 1
+        elif form == F.DW_FORM_data16:
+            value = d[p:p + 16]
+            p += 16
+        elif size is not None:
+            value = int.from_bytes(d[p:p + size], "little")
+            p += size
+        elif form == F.DW_FORM_sdata:
+            value, p = read_sleb(d, p)
+        elif form in F.ULEB_FORMS:
+            value, p = read_uleb(d, p)
+        elif form == F.DW_FORM_string:
+            q = d.index(0, p)
+            value = d[p:q]
+            p = q + 1
+        elif form in F.BLOCK_FORMS:
+            if form == F.DW_FORM_block1:
+                n, p = d[p], p + 1
+            elif form == F.DW_FORM_block2:
+                n, p = int.from_bytes(d[p:p + 2], "little"), p + 2
+            elif form == F.DW_FORM_block4:
+                n, p = int.from_bytes(d[p:p + 4], "little"), p + 4
+            else:
+                n, p = read_uleb(d, p)
+            value = d[p:p + n]
+            p += n
+        else:
+            raise DwarfError(f"unknown attribute form 0x{form:x}")
+        if form in F.UNIT_REF_FORMS:
+            value = hdr.off + value  # type: ignore[operator]
+        out.append((at, form, value, start, p))
+    return out, p
+
+
+def die_attrs(d: bytes, ud: UnitDies, i: int) -> dict[int, tuple[int, Value]]:
+    """{attribute: (form, value)} of DIE ``i`` (cold path)."""
+    p = ud.offs[i]
+    _, p = read_uleb(d, p)
+    attrs, _ = decode_attrs(d, p, ud.abbrevs[ud.codes[i]].specs, ud.hdr)
+    return {at: (form, value) for at, form, value, _, _ in attrs}

@@ -1,0 +1,146 @@
+"""DWARF type merging: drop duplicate type DIEs across units, deterministically and in parallel.
+
+The phases (ported from lld's parallel PDB type merging with global hashes):
+read + hash (parallel, ``hash``), table (serial, ``table``), rewrite (parallel, ``rewrite``),
+layout (serial, ``layout``), other sections (``sections``). The output bytes never depend on the
+number of jobs: every parallel phase works on whole units and results are combined in unit order.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from linkplugin.errors import LinkpluginError
+from linkplugin.dwarf.units import parse_units
+from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
+from linkplugin.merge.layout import assemble
+from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.rewrite import UnitOutput, rewrite_chunk
+from linkplugin.merge.sections import INDEX_SECTIONS, patch_location_lists, rewrite_aranges
+from linkplugin.merge.table import choose_winners
+from linkplugin.pool import run_tasks
+
+# Sections the workers read.
+_WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets",
+                    ".debug_line", ".debug_loc", ".debug_loclists")
+
+
+@dataclass
+class MergeResult:
+    replace: dict[str, bytes] = field(default_factory=dict)   # new contents of changed sections
+    drop: list[str] = field(default_factory=list)             # sections to remove
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def _phase(timings: Any, name: str) -> Iterator[None]:
+    """Time a phase into a PhaseTimer-like object (``.phase(name)``) or a dict of seconds."""
+    if timings is not None and hasattr(timings, "phase"):
+        with timings.phase(name):
+            yield
+        return
+    t0 = time.perf_counter()
+    yield
+    if isinstance(timings, dict):
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _chunks(sizes: list[int], jobs: int) -> list[list[int]]:
+    """Contiguous groups of unit indexes of similar byte size (a few per worker, for balance)."""
+    if jobs <= 1:
+        return [list(range(len(sizes)))]
+    target = max(1, sum(sizes) // (jobs * 3))
+    out: list[list[int]] = [[]]
+    acc = 0
+    for u, s in enumerate(sizes):
+        if acc >= target:
+            out.append([])
+            acc = 0
+        out[-1].append(u)
+        acc += s
+    return [c for c in out if c]
+
+
+def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_size: int, jobs: int = 1,
+                   stats: dict | None = None, timings: Any = None) -> MergeResult:
+    """Merge duplicate types of ``sections`` (decompressed .debug_* contents by name).
+
+    ``address_size`` is the ELF class's; each unit's own header is what the decoder uses.
+    ``jobs`` worker processes share the read, hash and rewrite phases; the result is the same
+    bytes for any value. ``stats`` (if given) is updated with the counters of ``MergeResult.stats``;
+    ``timings`` is a PhaseTimer-like object (``.phase(name)`` context manager) or a dict that
+    receives seconds per phase. Undecodable input raises LinkpluginError (DwarfError) with a
+    one-line message; units that are understood but not merged are copied and reported in
+    ``warnings``.
+    """
+    if not little_endian:
+        raise LinkpluginError("big-endian DWARF is not supported by merge-types")
+    info = sections.get(".debug_info")
+    if not info:
+        raise LinkpluginError("the file has no .debug_info to merge")
+    with no_gc():
+        return _merge(sections, jobs, stats, timings)
+
+
+def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any) -> MergeResult:
+    info = sections[".debug_info"]
+    result = MergeResult()
+    secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
+    units = parse_units(info)
+    chunks = _chunks([u.end - u.off for u in units], jobs)
+
+    with _phase(timings, "read+hash"):
+        analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(secs, c) for c in chunks], jobs)
+                                        for a in part]
+    with _phase(timings, "table"):
+        removals = choose_winners(analyses)
+    with _phase(timings, "rewrite"):
+        jobs_of = [[(u, analyses[u].verbatim, removals[u]) for u in c] for c in chunks]
+        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(secs, j) for j in jobs_of], jobs)
+                                     for o in part]
+    with _phase(timings, "layout"):
+        prefix = sections.get(".debug_abbrev") if ".debug_types" in sections else None
+        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, [a.offs for a in analyses],
+                                                                removals, prefix)
+    with _phase(timings, "sections"):
+        result.replace[".debug_info"] = new_info
+        result.replace[".debug_abbrev"] = new_abbrev
+        if ".debug_aranges" in sections:
+            unit_map = {u.off: new_unit_off[k] for k, u in enumerate(units)}
+            result.replace[".debug_aranges"] = rewrite_aranges(sections[".debug_aranges"], unit_map)
+        for name in (".debug_loc", ".debug_loclists"):
+            version_ok = (lambda v: v < 5) if name == ".debug_loc" else (lambda v: v >= 5)
+            values = [v for u, o in zip(units, outputs) if version_ok(u.version) for v in o.loc_values]
+            patches = [p for u, o in zip(units, outputs) if version_ok(u.version) for p in o.loc_patches]
+            if values or patches:
+                result.replace[name] = patch_location_lists(sections[name], values, patches, resolve)
+        for name in INDEX_SECTIONS:
+            if name in sections:
+                result.drop.append(name)
+                result.warnings.append(f"{name} dropped: it indexes .debug_info offsets and is not rebuilt")
+    for u, o in zip(units, outputs):
+        if o.verbatim:
+            result.warnings.append(f"unit at 0x{u.off:x} left as it is: {o.verbatim}")
+
+    n_types = sum(len(a.roots) for a in analyses)
+    removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
+    result.stats = {
+        "units": len(units),
+        "dies": sum(len(a.offs) for a in analyses),
+        "dies_after": sum(o.dies_out for o in outputs),
+        "types": n_types,
+        "duplicates_removed": removed,
+        "verbatim_units": sum(1 for o in outputs if o.verbatim),
+        # (before, after) of every section changed or dropped
+        "bytes": {**{name: (len(sections[name]), len(data)) for name, data in result.replace.items()},
+                  **{name: (len(sections[name]), 0) for name in result.drop}},
+    }
+    if stats is not None:
+        stats.update(result.stats)
+    return result
+
+
+__all__ = ["MergeResult", "merge_sections"]

@@ -1,0 +1,390 @@
+"""Phase 1 (parallel per unit): decode a unit, find its mergeable roots and give each a global hash.
+
+A *root* is a type DIE (or a DW_AT_declaration function or variable) that is a child of the unit
+DIE or of a namespace; it is merged together with its whole subtree. Its hash covers, for every
+DIE of the subtree in order: tag, children flag, shape, and each attribute except DW_AT_sibling,
+with strings by content, DW_AT_decl_file by path, references inside the subtree by relative DIE
+index, references to other roots by *their* hash, plus the unit context a debugger shows (the
+language, the enclosing namespaces). Anything whose meaning depends on the unit (a reference to a
+non-root DIE, an index into a per-unit table, an expression naming a DIE, an unresolvable file)
+adds the unit's offset, so such a root never merges with another unit's.
+
+Roots that reference each other in a cycle form a strongly connected component (SCC). Their
+hashes must not depend on where the cycle is entered, so the whole SCC is serialised once from a
+canonical entry (the member whose DFS serialisation is smallest among those with the smallest
+content hash), numbering members in DFS order, and each member's hash is (SCC hash, its number).
+Equal hashes therefore mean equal unfoldings: the same type in every detail a debugger shows.
+"""
+from __future__ import annotations
+
+import hashlib
+import marshal
+from typing import NamedTuple
+
+import numpy as np
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import read_uleb
+from linkplugin.dwarf.line import file_names
+from linkplugin.dwarf.loclists import list_offsets, scan_lists
+from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
+from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.tokens import compile_tokenizer
+
+
+class UnitAnalysis(NamedTuple):
+    verbatim: str             # why the unit is copied as it is ('' when it is merged)
+    offs: np.ndarray          # section offset of every DIE
+    roots: np.ndarray         # DIE index of each mergeable root
+    root_ends: np.ndarray     # DIE index after each root's subtree
+    hashes: list[bytes]       # 128-bit hash of each root
+    pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
+                              # or listed per unit by gdb)
+
+
+def _digest(obj: object) -> bytes:
+    # marshal version 2 writes no back-references, so equal contents give equal bytes whatever
+    # the object identities; it is injective on the tuples, lists, ints, bytes and str used here.
+    return hashlib.blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
+
+
+def _cstr(d: bytes, p: int) -> bytes:
+    return d[p:d.index(0, p)]
+
+
+class UnitEnv:
+    """What a unit's attribute values need to be read: strings, file names, list bases."""
+
+    def __init__(self, secs: dict[str, bytes], ud: UnitDies, info: bytes,
+                 strp_cache: dict[int, bytes] | None = None) -> None:
+        self.secs = secs
+        self.strp_cache = strp_cache if strp_cache is not None else {}  # shared by a chunk's units
+        self.hdr = ud.hdr
+        self.top = die_attrs(info, ud, 0)
+        self.str = secs.get(".debug_str", b"")
+        base = self.top.get(F.DW_AT_str_offsets_base)
+        self.str_offsets_base = base[1] if base else 8
+        lb = self.top.get(F.DW_AT_loclists_base)
+        self.loclists_base = lb[1] if lb else None
+        self._files: list[bytes | None] | None = None
+
+    def string(self, form: int, value: object) -> bytes:
+        if form == F.DW_FORM_string:
+            return value  # type: ignore[return-value]
+        if form == F.DW_FORM_strp:
+            got = self.strp_cache.get(value)  # type: ignore[call-overload]
+            if got is None:
+                got = self.strp_cache[value] = _cstr(self.str, value)  # type: ignore[arg-type,index]
+            return got
+        if form == F.DW_FORM_line_strp:
+            return _cstr(self.secs.get(".debug_line_str", b""), value)  # type: ignore[arg-type]
+        if form in F.STRX_FORMS:
+            o = self.hdr.offset_size
+            p = self.str_offsets_base + value * o  # type: ignore[operator]
+            so = self.secs.get(".debug_str_offsets", b"")
+            if p + o > len(so):
+                raise DwarfError(f"string index {value} is past .debug_str_offsets")
+            return _cstr(self.str, int.from_bytes(so[p:p + o], "little"))
+        raise DwarfError(f"form 0x{form:x} is not a string")
+
+    def files(self) -> list[bytes | None]:
+        if self._files is None:
+            self._files = []
+            sl = self.top.get(F.DW_AT_stmt_list)
+            line = self.secs.get(".debug_line")
+            if sl is not None and line is not None:
+                cd = self.top.get(F.DW_AT_comp_dir)
+                self._files = file_names(line, sl[1], strs=self.str,  # type: ignore[arg-type]
+                                         line_strs=self.secs.get(".debug_line_str", b""),
+                                         comp_dir=self.string(*cd) if cd else b"")
+        return self._files
+
+
+def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
+    hdr = ud.hdr
+    if hdr.offset_size == 8:
+        return "64-bit DWARF"
+    if hdr.unit_type not in (F.DW_UT_compile, F.DW_UT_partial):
+        return f"unit type 0x{hdr.unit_type:x}"
+    if ud.abbrevs[ud.codes[0]].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
+        return "not a compile or partial unit"
+    if F.DW_AT_GNU_dwo_id in env.top or F.DW_AT_dwo_name in env.top or F.DW_AT_GNU_dwo_name in env.top:
+        return "split-DWARF skeleton"
+    if any(form == F.DW_FORM_indirect for ab in ud.abbrevs.values() for _, form, _ in ab.specs):
+        return "DW_FORM_indirect"
+    return ""
+
+
+def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
+    """(section name, operands) of the DIE-naming operands in the unit's location lists."""
+    if not ud.locs:
+        return "", []
+    name = ".debug_loclists" if ud.hdr.version >= 5 else ".debug_loc"
+    sec = secs.get(name)
+    if sec is None:
+        raise DwarfError(f"unit at 0x{ud.hdr.off:x} names location lists but {name} is missing")
+    offsets = list_offsets(ud.hdr, ud.locs, sec, env.loclists_base)
+    return name, scan_lists(sec, offsets, ud.hdr)
+
+
+def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict[int, dict[int, Abbrev]]
+                        ) -> UnitDies:
+    table = cache.get(hdr.abbrev_off)
+    if table is None:
+        table = cache[hdr.abbrev_off] = parse_abbrev_table(abbrev, hdr.abbrev_off)[0]
+    return decode_unit(info, hdr, table)
+
+
+def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """DIE indexes of the unit's mergeable roots and of the end of their subtrees."""
+    tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
+    decl_form = {code: form for code, ab in ud.abbrevs.items() for at, form, _ in ab.specs
+                 if at == F.DW_AT_declaration}
+    ns_ok = {0}
+    roots = []
+    codes, par = ud.codes, ud.parent
+    for j in range(1, len(codes)):
+        if par[j] not in ns_ok:
+            continue
+        tag = tag_of[codes[j]]
+        if tag in F.TYPE_TAGS:
+            roots.append(j)
+        elif tag == F.DW_TAG_namespace:
+            ns_ok.add(j)
+        elif tag in F.DECL_TAGS:
+            decl = decl_form.get(codes[j])
+            if decl == F.DW_FORM_flag_present or (decl is not None and die_attrs(info, ud, j)[F.DW_AT_declaration][1]):
+                roots.append(j)
+    r = np.array(roots, dtype=np.int64)
+    ends = np.searchsorted(np.array(ud.offs, dtype=np.int64), np.array(ud.ends, dtype=np.int64)[r], side="left")
+    return r, ends.astype(np.int64)
+
+
+def analyze_chunk(secs: dict[str, bytes], unit_ids: list[int]) -> list[UnitAnalysis]:
+    """Worker entry: analyse the units ``unit_ids`` of ``secs['.debug_info']``."""
+    with no_gc():
+        info = secs[".debug_info"]
+        units = parse_units(info)
+        cache: dict[int, dict[int, Abbrev]] = {}
+        strp_cache: dict[int, bytes] = {}
+        return [analyze_unit(secs, units[u], cache, strp_cache) for u in unit_ids]
+
+
+def analyze_unit(secs: dict[str, bytes], hdr: UnitHeader, cache: dict[int, dict[int, Abbrev]],
+                 strp_cache: dict[int, bytes] | None = None) -> UnitAnalysis:
+    info = secs[".debug_info"]
+    ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), hdr, cache)
+    offs = np.array(ud.offs, dtype=np.int64)
+    env = UnitEnv(secs, ud, info, strp_cache)
+    reason = _verbatim_reason(ud, env)
+    empty = np.zeros(0, dtype=np.int64)
+    if reason:
+        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool))
+    roots, root_ends = find_roots(ud, env, info)
+    n = len(ud.offs)
+    root_of = np.full(n, -1, dtype=np.int64)
+    for k in range(len(roots)):
+        root_of[roots[k]:root_ends[k]] = k
+    pinned = np.zeros(len(roots), dtype=bool)
+    unique = np.zeros(len(roots), dtype=bool)
+    _, loc_ops = location_operands(secs, ud, env)
+    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
+    if named:
+        idx = np.searchsorted(offs, np.array(named, dtype=np.int64))
+        if (idx >= n).any() or (offs[np.minimum(idx, n - 1)] != np.array(named)).any():
+            raise DwarfError(f"a DWARF expression in the unit at 0x{hdr.off:x} names a non-DIE offset")
+        ks = root_of[idx]
+        pinned[ks[ks >= 0]] = True
+    for i, *_ in ud.xrefs:
+        if root_of[i] >= 0:
+            unique[root_of[i]] = True
+    # gdb lists a named type without DW_AT_decl_file (base types, decltype(nullptr)) under each
+    # unit's own file in `info types`: every unit keeps its copy so the listing stays the same.
+    for k, r in enumerate(roots.tolist()):
+        at_names = {at for at, _, _ in ud.abbrevs[ud.codes[r]].specs}
+        if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
+            pinned[k] = True
+    hashes = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
+    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned)
+
+
+def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
+    p = ud.parent[j]
+    if p <= 0:
+        return ()
+    if p not in memo:
+        name = die_attrs(info, ud, p).get(F.DW_AT_name)
+        memo[p] = _namespaces(info, ud, env, p, memo) + (env.string(*name) if name else b"(anonymous)",)
+    return memo[p]
+
+
+class _RefCtx:
+    """What a tokenizer needs to resolve references, files and strings of one unit; ``k`` and
+    ``r`` are the root being tokenised, ``edges`` collects its references to other roots."""
+
+    __slots__ = ("u", "end", "index", "root_of", "roots", "k", "r", "edges", "files", "file_list", "string")
+
+    def __init__(self, ud: UnitDies, env: UnitEnv, root_of: list[int], roots: list[int]) -> None:
+        self.u = ud.hdr.off
+        self.end = ud.hdr.end
+        self.index = {o: k for k, o in enumerate(ud.offs)}
+        self.root_of = root_of
+        self.roots = roots
+        self.k = self.r = 0
+        self.edges: list[int] = []
+        self.files = env.files
+        self.file_list: list[bytes | None] | None = None
+        self.string = env.string
+
+    def ref(self, at: int, value: int) -> tuple:
+        t = self.index.get(value)
+        if t is None:
+            if self.u <= value < self.end:
+                raise DwarfError(f"reference to 0x{value:x} is not a DIE")
+            return (at, "G", value)  # another unit's DIE: its offset identifies it
+        s = self.root_of[t]
+        if s == self.k:
+            return (at, "L", t - self.r)
+        if s >= 0:
+            self.edges.append(s)
+            return (at, "R", s, t - self.roots[s])
+        return (at, "U", self.u, value)
+
+    def file(self, at: int, value: int) -> tuple:
+        files = self.file_list
+        if files is None:
+            files = self.file_list = self.files()
+        name = files[value] if value < len(files) else None
+        return (at, "f", name) if name is not None else (at, "U", self.u, value)
+
+
+def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root_ends: np.ndarray,
+                root_of: np.ndarray, unique: np.ndarray) -> list[bytes]:
+    hdr = ud.hdr
+    n_roots = len(roots)
+    offs, codes, parent = ud.offs, ud.codes, ud.parent
+    lang = env.top.get(F.DW_AT_language, (0, 0))[1]
+    base_ctx = ("unit", lang, hdr.version, hdr.addr_size)
+    ns_memo: dict[int, tuple] = {}
+    roots_l = roots.tolist()
+    ends_l = root_ends.tolist()
+    ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
+    tokenizers = {code: compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw)
+                  for code, ab in ud.abbrevs.items()}
+    consts = {code: tuple(ic for _, _, ic in ab.specs) for code, ab in ud.abbrevs.items()}
+    heads = {code: (ab.tag, ab.children) for code, ab in ud.abbrevs.items()}
+    # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
+    toks: list[list] = []
+    edges: list[list[int]] = []
+    for k in range(n_roots):
+        r, e = roots_l[k], ends_l[k]
+        out: list = [base_ctx, _namespaces(info, ud, env, r, ns_memo)]
+        if unique[k]:
+            out.append(("U", hdr.off))
+        ctx.k, ctx.r, ctx.edges = k, r, []
+        for j in range(r, e):
+            code = codes[j]
+            o = offs[j]
+            p = o + 1 if info[o] < 0x80 else read_uleb(info, o)[1]
+            out.append((heads[code], parent[j] - r if j > r else -1))
+            tokenizers[code](info, p, ctx, out, consts[code])
+        toks.append(out)
+        edges.append(ctx.edges)
+    hashes: list[bytes] = [b""] * n_roots
+    for scc in _sccs(edges):
+        if len(scc) == 1:
+            k = scc[0]
+            hashes[k] = _digest([t if t[1:2] != ("R",) else (t[0], "T", hashes[t[2]], t[3]) for t in toks[k]])
+        else:
+            _hash_scc(scc, toks, edges, hashes)
+    return hashes
+
+
+def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:
+    members = set(scc)
+    local: dict[int, bytes] = {}
+    for k in scc:
+        local[k] = _digest([
+            t if t[1:2] != ("R",) else ((t[0], "C", t[3]) if t[2] in members else (t[0], "T", hashes[t[2]], t[3]))
+            for t in toks[k]])
+
+    inner = {k: [e for e in edges[k] if e in members] for k in scc}
+
+    def serial(entry: int) -> tuple[bytes, dict[int, int]]:
+        num = {entry: 0}
+        order = [entry]
+        stack = [(entry, 0)]
+        while stack:  # iterative pre-order DFS following references in content order
+            k, pos = stack.pop()
+            out = inner[k]
+            if pos < len(out):
+                stack.append((k, pos + 1))
+                e = out[pos]
+                if e not in num:
+                    num[e] = len(order)
+                    order.append(e)
+                    stack.append((e, 0))
+        body = [(local[k], [num[e] for e in inner[k]]) for k in order]
+        return _digest(body), num
+
+    low = min(local.values())
+    best: tuple[bytes, dict[int, int]] | None = None
+    for k in sorted(scc):
+        if local[k] == low:
+            cand = serial(k)
+            if best is None or cand[0] < best[0]:
+                best = cand
+    assert best is not None
+    for k in scc:
+        hashes[k] = _digest(("scc", best[0], best[1][k]))
+
+
+def _sccs(edges: list[list[int]]) -> list[list[int]]:
+    """Tarjan's SCCs (iterative), each emitted after every SCC it references."""
+    n = len(edges)
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for s in range(n):
+        if index[s] >= 0:
+            continue
+        work = [(s, 0)]
+        index[s] = low[s] = counter
+        counter += 1
+        stack.append(s)
+        on[s] = True
+        while work:
+            v, pos = work[-1]
+            if pos < len(edges[v]):
+                work[-1] = (v, pos + 1)
+                w = edges[v][pos]
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on[w] = True
+                    work.append((w, 0))
+                elif on[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(comp)
+    return out

@@ -1,0 +1,244 @@
+"""Phase 3 (parallel per unit): the unit's new bytes and abbreviation table.
+
+Surviving DIEs are copied; DW_AT_sibling is dropped; a reference to a surviving DIE of the same
+unit becomes DW_FORM_ref4 with its new offset; any other reference (to a removed duplicate, to a
+DIE inside one, to another unit) becomes DW_FORM_ref_addr with a placeholder that the serial
+layout phase fills once every unit's place is known. DIE-naming operands of expressions keep
+their width (ULEB128 is padded), so expressions and location lists never change size; if a new
+value does not fit, the unit is copied verbatim instead. The abbreviation table is rebuilt with
+codes in order of first use, so a unit that is already merged comes out byte for byte the same.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_uleb
+from linkplugin.dwarf.read import UnitDies
+from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.table import Removals
+
+Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
+
+
+class UnitOutput(NamedTuple):
+    verbatim: str             # why the unit was copied as it is ('' when rewritten)
+    body: bytes               # the whole unit, header included, placeholders for ``patches``
+    abbrev: bytes             # its abbreviation table
+    new_rel: np.ndarray       # new unit-relative offset of every old DIE, -1 if removed
+    patches: list[Patch]      # positions in ``body`` of references to resolve
+    loc_values: list[tuple[int, bytes]]   # (position in the location-list section, new bytes)
+    loc_patches: list[Patch]  # positions in the location-list section to resolve
+    dies_out: int
+
+
+class _NoFit(Exception):
+    """A rewritten expression operand does not fit its old width."""
+
+
+def rewrite_chunk(secs: dict[str, bytes], jobs: list[tuple[int, str, Removals]]) -> list[UnitOutput]:
+    """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals)."""
+    with no_gc():
+        info = secs[".debug_info"]
+        units = parse_units(info)
+        cache: dict[int, dict[int, Abbrev]] = {}
+        out = []
+        for u, reason, rem in jobs:
+            hdr = units[u]
+            ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), hdr, cache)
+            if not reason:
+                try:
+                    out.append(_rewrite(secs, ud, rem))
+                    continue
+                except _NoFit:
+                    reason = "an expression operand would not fit after the move"
+            out.append(_verbatim(secs, ud, reason))
+        return out
+
+
+def _table_bytes(abbrev: bytes, off: int) -> bytes:
+    return abbrev[off:parse_abbrev_table(abbrev, off)[1]]
+
+
+def _ref_width(form: int, hdr: UnitHeader) -> int:
+    if form == F.DW_FORM_ref_addr:
+        return hdr.addr_size if hdr.version <= 2 else hdr.offset_size
+    return {F.DW_FORM_ref1: 1, F.DW_FORM_ref2: 2, F.DW_FORM_ref4: 4, F.DW_FORM_ref8: 8}[form]
+
+
+def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
+    """The unit as it is; only values holding .debug_info offsets are resolved again."""
+    hdr = ud.hdr
+    info = secs[".debug_info"]
+    patches: list[Patch] = []
+    for pos, form, target in zip(ud.ref_pos.tolist(), ud.ref_form.tolist(), ud.ref_target.tolist()):
+        if form == F.DW_FORM_ref_addr:
+            patches.append((pos - hdr.off, _ref_width(form, hdr), target))
+    patches += [(pos - hdr.off, w, t) for _, pos, w, kind, t in ud.xrefs if kind == "s"]
+    env = UnitEnv(secs, ud, info)
+    _, ops = location_operands(secs, ud, env)
+    loc_patches = [(pos, w, v) for pos, w, kind, v in ops if kind == "s"]
+    new_rel = np.array(ud.offs, dtype=np.int64) - hdr.off
+    return UnitOutput(reason, info[hdr.off:hdr.end], _table_bytes(secs[".debug_abbrev"], hdr.abbrev_off),
+                      new_rel, patches, [], loc_patches, len(ud.offs))
+
+
+def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
+    hdr = ud.hdr
+    info = secs[".debug_info"]
+    mv = memoryview(info)
+    n = len(ud.offs)
+    offs_np = np.array(ud.offs, dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    for s, e in zip(rem.starts.tolist(), rem.ends.tolist()):
+        keep[s:e] = False
+    # Where each reference goes: a surviving DIE of this unit (local) or anywhere else (external).
+    tgt = ud.ref_target
+    tidx = np.searchsorted(offs_np, tgt)
+    inside = (tgt >= hdr.off) & (tgt < hdr.end)
+    tidx_c = np.minimum(tidx, n - 1)
+    if (inside & (offs_np[tidx_c] != tgt)).any():
+        raise _bad_ref(ud, tgt[inside & (offs_np[tidx_c] != tgt)][0])
+    local = inside & keep[tidx_c]
+    sib = ud.ref_at == F.DW_AT_sibling
+    # Per-DIE events, in position order: references (kind 0 drop DW_AT_sibling, 1 local, 2
+    # external) and DIE-naming expression operands (3 section offset, 4 ULEB, 5 fixed width).
+    events: dict[int, list] = {}
+    rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
+    loc_l, sib_l, tidx_l, tgt_l = local.tolist(), sib.tolist(), tidx_c.tolist(), tgt.tolist()
+    keep_l = keep.tolist()
+    for j in range(len(rp)):
+        i = rd[j]
+        if keep_l[i]:
+            kind = 0 if sib_l[j] else 1 if loc_l[j] else 2
+            events.setdefault(i, []).append((rp[j], kind, rf[j], tidx_l[j] if kind == 1 else tgt_l[j]))
+    xkind = {"s": 3, "u": 4, "f": 5}
+    for i, pos, w, kind, t in ud.xrefs:
+        if keep_l[i]:
+            ev = events.setdefault(i, [])
+            ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
+            ev.sort()
+    new_form = (0, F.DW_FORM_ref4, F.DW_FORM_ref_addr)
+    widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
+                                             F.DW_FORM_ref_addr)}
+    codes, parent, ends, offs = ud.codes, ud.parent, ud.ends, ud.offs
+    abbrevs = ud.abbrevs
+    kids = {c: ab.children for c, ab in abbrevs.items()}
+    new_codes: dict[tuple, bytes] = {}
+    table: list[tuple[int, bool, tuple]] = []
+    out = bytearray(mv[hdr.off:hdr.die_off])
+    new_rel_l = [-1] * n
+    fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a ref4
+    fix_operand: list[tuple[int, int, int]] = []  # (position, width (< 0: fixed size), DIE index)
+    patches: list[Patch] = []
+    stack: list[int] = []
+    ref_addr_w = widths[F.DW_FORM_ref_addr]
+    skip = dict(zip(rem.starts.tolist(), rem.ends.tolist()))
+    i = 0
+    while i < n:
+        if i in skip:
+            i = skip[i]
+            continue
+        start = offs[i]
+        while stack and ends[stack[-1]] <= start:
+            out.append(0)
+            stack.pop()
+        code = codes[i]
+        evs = events.get(i)
+        key = (code, tuple(new_form[e[1]] for e in evs if e[1] < 3)) if evs else (code, ())
+        cb = new_codes.get(key)
+        if cb is None:
+            ab = abbrevs[code]
+            cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
+            table.append((ab.tag, ab.children, _new_specs(ab, key[1])))
+        new_rel_l[i] = len(out)
+        out += cb
+        src = start + 1 if info[start] < 0x80 else read_uleb(info, start)[1]
+        if evs:
+            for pos, kind, a, b in evs:
+                out += mv[src:pos]
+                if kind < 3:
+                    src = pos + (widths[a] if a != F.DW_FORM_ref_udata else read_uleb(info, pos)[1] - pos)
+                    if kind == 1:
+                        fix_local.append((len(out), b))
+                        out += b"\0\0\0\0"
+                    elif kind == 2:
+                        patches.append((len(out), ref_addr_w, b))
+                        out += bytes(ref_addr_w)
+                else:  # expression operand: same width, value resolved below
+                    if kind == 3:
+                        patches.append((len(out), a, b))
+                    else:
+                        fix_operand.append((len(out), a if kind == 4 else -a, b))
+                    out += mv[pos:pos + a]
+                    src = pos + a
+        # The DIE's own bytes end where its first child or its closing null starts.
+        if kids[code]:
+            attr_end = offs[i + 1] if i + 1 < n and parent[i + 1] == i else ends[i] - 1
+            out += mv[src:attr_end]
+            stack.append(i)
+        else:
+            out += mv[src:ends[i]]
+        i += 1
+    out += bytes(len(stack))
+    for pos, t in fix_local:
+        out[pos:pos + 4] = new_rel_l[t].to_bytes(4, "little")
+    for pos, w, t in fix_operand:
+        out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
+    out[0:4] = (len(out) - 4).to_bytes(4, "little")
+    new_rel = np.array(new_rel_l, dtype=np.int64)
+    # Location lists: unit-relative operands get their new values now, the others later.
+    env = UnitEnv(secs, ud, info)
+    _, ops = location_operands(secs, ud, env)
+    loc_values: list[tuple[int, bytes]] = []
+    loc_patches: list[Patch] = []
+    for pos, w, kind, v in ops:
+        if kind == "s":
+            loc_patches.append((pos, w, v))
+        else:
+            t = int(np.searchsorted(offs_np, v + hdr.off))
+            loc_values.append((pos, _operand(new_rel_l[t], w if kind == "u" else -w)))
+    abbrev = bytearray()
+    for code, (tag, children, specs) in enumerate(table, 1):  # codes in order of first use
+        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
+        for at, form, ic in specs:
+            abbrev += encode_uleb(at) + encode_uleb(form)
+            if form == F.DW_FORM_implicit_const:
+                abbrev += encode_sleb(ic)
+        abbrev += b"\0\0"
+    abbrev += b"\0"
+    return UnitOutput("", bytes(out), bytes(abbrev), new_rel, patches, loc_values, loc_patches,
+                      int(keep.sum()))
+
+
+def _operand(value: int, width: int) -> bytes:
+    """A unit-relative operand: ``width`` > 0 is a padded ULEB128, < 0 a fixed-size integer."""
+    if value < 0:
+        raise _NoFit()
+    try:
+        return encode_uleb(value, width) if width > 0 else value.to_bytes(-width, "little")
+    except (ValueError, OverflowError):
+        raise _NoFit() from None
+
+
+def _new_specs(ab: Abbrev, forms: tuple[int, ...]) -> tuple:
+    specs = []
+    k = 0
+    for at, form, ic in ab.specs:
+        if form in F.REF_FORMS:
+            form = forms[k]
+            k += 1
+            if form == 0:
+                continue
+        specs.append((at, form, ic))
+    return tuple(specs)
+
+
+def _bad_ref(ud: UnitDies, target: int) -> DwarfError:
+    return DwarfError(f"a reference in the unit at 0x{ud.hdr.off:x} points to 0x{int(target):x}, not to a DIE")

@@ -1,0 +1,45 @@
+"""The other sections that hold .debug_info offsets."""
+from __future__ import annotations
+
+from typing import Callable
+
+from linkplugin.dwarf.forms import DwarfError
+
+# Name indexes this tool does not rebuild yet: dropped (debuggers build their own index).
+INDEX_SECTIONS = (".debug_names", ".gdb_index", ".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames",
+                  ".debug_gnu_pubtypes")
+
+
+def rewrite_aranges(d: bytes, unit_map: dict[int, int]) -> bytes:
+    """.debug_aranges with each set's debug_info_offset moved to its unit's new offset."""
+    out = bytearray(d)
+    p = 0
+    while p < len(d):
+        length = int.from_bytes(d[p:p + 4], "little")
+        q = p + 4
+        osize = 4
+        if length == 0xFFFFFFFF:
+            length = int.from_bytes(d[q:q + 8], "little")
+            q += 8
+            osize = 8
+        end = q + length
+        if length == 0 or end > len(d):
+            raise DwarfError(f"bad .debug_aranges set at 0x{p:x}")
+        q += 2  # version
+        old = int.from_bytes(d[q:q + osize], "little")
+        if old not in unit_map:
+            raise DwarfError(f".debug_aranges names 0x{old:x}, which is not a unit")
+        out[q:q + osize] = unit_map[old].to_bytes(osize, "little")
+        p = end
+    return bytes(out)
+
+
+def patch_location_lists(sec: bytes, values: list[tuple[int, bytes]], patches: list[tuple[int, int, int]],
+                         resolve: Callable[[int], int]) -> bytes:
+    """The location-list section with its DIE-naming operands rewritten in place."""
+    out = bytearray(sec)
+    for pos, b in values:
+        out[pos:pos + len(b)] = b
+    for pos, w, old in patches:
+        out[pos:pos + w] = resolve(old).to_bytes(w, "little")
+    return bytes(out)

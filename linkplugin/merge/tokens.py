@@ -1,0 +1,127 @@
+"""Compiled per-abbreviation tokenizers: the hash input of one DIE without generic decoding.
+
+``compile_tokenizer`` turns an attribute list into a generated function ``tok(d, p, c, T, K)``
+that appends one token per attribute to ``T`` (``K``: the implicit constants, by attribute index). Tokens are plain tuples of ints, bytes and short
+strings; constants whose meaning cannot depend on their form are normalised (gcc shares repeated
+values with DW_FORM_implicit_const in one unit and uses DW_FORM_data1 in another), strings are
+tokenised by content and references, file numbers and strings are resolved through the unit
+context ``c`` (``c.ref``, ``c.file``, ``c.string``, ``c.u``).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Callable
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import AttrSpec, form_size
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import read_sleb, read_uleb
+
+Tokenizer = Callable[..., None]
+_DATA_BITS = {F.DW_FORM_data1: 8, F.DW_FORM_data2: 16, F.DW_FORM_data4: 32, F.DW_FORM_data8: 64}
+_FILE_ATTRS = (F.DW_AT_decl_file,)
+_ENV = {"_u16": struct.Struct("<H").unpack_from, "_u32": struct.Struct("<I").unpack_from,
+        "_u64": struct.Struct("<Q").unpack_from, "_u24": lambda d, p: (int.from_bytes(d[p:p + 3], "little"),),
+        "_uleb": read_uleb, "_sleb": read_sleb}
+_cache: dict[tuple, Tokenizer] = {}
+_source_cache: dict[str, Tokenizer] = {}
+
+
+def compile_tokenizer(specs: tuple[AttrSpec, ...], version: int, offset_size: int, addr_size: int,
+                      raw: bytes | None = None) -> Tokenizer:
+    key = (raw if raw is not None else specs, version, offset_size, addr_size)
+    fn = _cache.get(key)
+    if fn is None:
+        fn = _cache[key] = _build(specs, version, offset_size, addr_size)
+    return fn
+
+
+def _fixed_value(size: int, k: int) -> str:
+    if size == 1:
+        return f"d[p + {k}]"
+    if size in (2, 3, 4, 8):
+        return f"_u{size * 8}(d, p + {k})[0]"
+    return f"int.from_bytes(d[p + {k}:p + {k + size}], 'little')"
+
+
+def _classify(at: int, form: int, v: str) -> list[str]:
+    """Lines appending the token of attribute ``at`` whose decoded value is the expression ``v``."""
+    if form in F.UNIT_REF_FORMS:
+        return [f"T.append(c.ref({at}, c.u + {v}))"]
+    if form == F.DW_FORM_ref_addr:
+        return [f"T.append(c.ref({at}, {v}))"]
+    if form in F.STR_FORMS:
+        return [f"T.append(({at}, 's', c.string({form}, {v})))"]
+    if at in _FILE_ATTRS and (form in _DATA_BITS or form == F.DW_FORM_udata):
+        return [f"T.append(c.file({at}, {v}))"]
+    if form in F.UNIT_INDEX_FORMS:
+        return [f"T.append(({at}, 'U', c.u, {v}))"]
+    if form in _DATA_BITS:
+        return [f"v = {v}", f"T.append(({at}, 'k' if v < {1 << (_DATA_BITS[form] - 1)} else {form}, v))"]
+    if form == F.DW_FORM_udata:
+        return [f"T.append(({at}, 'k', {v}))"]
+    if form == F.DW_FORM_sdata:
+        return [f"v = {v}", f"T.append(({at}, 'k' if v >= 0 else {form}, v))"]
+    if form == F.DW_FORM_flag:
+        return [f"v = {v}", f"T.append(({at}, 'flag', 1) if v == 1 else ({at}, {form}, v))"]
+    return [f"T.append(({at}, {form}, {v}))"]
+
+
+def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokenizer:
+    lines: list[str] = []
+    env = dict(_ENV)
+    k = 0
+
+    def flush() -> None:
+        nonlocal k
+        if k:
+            lines.append(f"p += {k}")
+            k = 0
+
+    for idx, (at, form, ic) in enumerate(specs):
+        if form == F.DW_FORM_implicit_const:
+            # The value lives in the abbreviation: pass it in K, so that abbreviations differing
+            # only in their constants share one compiled function.
+            lines.append(f"T.append(c.file({at}, K[{idx}]))" if at in _FILE_ATTRS else
+                         f"T.append(({at}, 'k', K[{idx}]) if K[{idx}] >= 0 else ({at}, {form}, K[{idx}]))")
+            continue
+        if form == F.DW_FORM_flag_present:
+            lines.append(f"T.append(({at}, 'flag', 1))")
+            continue
+        size = form_size(form, version, O, A)
+        if size is not None:
+            if at != F.DW_AT_sibling:
+                if form in (F.DW_FORM_data16, F.DW_FORM_ref_sig8) or size not in (1, 2, 3, 4, 8):
+                    lines.append(f"T.append(({at}, {form}, d[p + {k}:p + {k + size}]))")
+                else:
+                    lines += _classify(at, form, _fixed_value(size, k))
+            k += size
+            continue
+        flush()
+        if form == F.DW_FORM_string:
+            lines += ["q = d.index(0, p)", f"T.append(({at}, 's', d[p:q]))", "p = q + 1"]
+        elif form == F.DW_FORM_sdata:
+            lines.append("v, p = _sleb(d, p)")
+            lines += _classify(at, form, "v")
+        elif form in F.ULEB_FORMS:
+            lines.append("w, p = _uleb(d, p)")
+            if at != F.DW_AT_sibling:
+                lines += _classify(at, form, "w")
+        elif form in F.BLOCK_FORMS:
+            if form == F.DW_FORM_block1:
+                lines += ["n = d[p]", "p += 1"]
+            elif form == F.DW_FORM_block2:
+                lines += ["n = _u16(d, p)[0]", "p += 2"]
+            elif form == F.DW_FORM_block4:
+                lines += ["n = _u32(d, p)[0]", "p += 4"]
+            else:
+                lines.append("n, p = _uleb(d, p)")
+            lines += [f"T.append(({at}, {form}, d[p:p + n]))", "p += n"]
+        else:
+            raise DwarfError(f"cannot tokenise form 0x{form:x}")
+    src = "def tok(d, p, c, T, K):\n" + "".join(f"    {ln}\n" for ln in lines) + "    return None\n"
+    fn = _source_cache.get(src)
+    if fn is None:
+        exec(compile(src, "<dwarf-tokenizer>", "exec"), env)
+        fn = _source_cache[src] = env["tok"]
+    return fn  # type: ignore[return-value]

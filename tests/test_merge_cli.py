@@ -1,0 +1,145 @@
+"""merge-types and verify as users run them: the command, the pipeline with
+compression, Go's output, and the SCons builders."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import C_PROGRAM, CXX_PROGRAM, ROOT, build, debug_sections, linkplugin, need, run
+
+GO_PROGRAM = """package main
+
+import "fmt"
+
+type Point struct{ X, Y int }
+type Shape struct {
+	Name    string
+	Corners []Point
+	Next    *Shape
+}
+
+func area(s *Shape) int { return len(s.Corners) * s.Corners[0].X }
+
+func main() {
+	s := &Shape{Name: "sq", Corners: []Point{{2, 3}, {4, 5}}}
+	fmt.Println(s.Name, area(s))
+}
+"""
+
+
+def gdb(path: Path, *commands: str) -> str:
+    need("gdb")
+    args = ["gdb", "-batch", "-nx"]
+    for c in commands:
+        args += ["-ex", c]
+    result = run(*args, path)
+    return (result.stdout + result.stderr).replace(str(path), "FILE")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_merge_then_compress_in_one_pass(cxx_program: Path, tmp_path: Path) -> None:
+    merged, both = tmp_path / "merged", tmp_path / "both"
+    linkplugin("merge-types", cxx_program, "-o", merged)
+    result = linkplugin("merge-types", cxx_program, "-o", both, "--compress", "zstd", "--stats", "--time")
+    for word in ["units:", "DIEs:", "duplicates removed:", ".debug_info", "read", "write:", "Total:"]:
+        assert word in result.stdout
+    assert "ZSTD" in run("readelf", "-tW", both).stdout
+    # Decompressed, the one-pass output holds exactly what merging alone wrote.
+    assert debug_sections(both)[".debug_info"] == debug_sections(merged)[".debug_info"]
+    commands = ["ptype Account", "ptype global_box", "info line total", "info types Box"]
+    assert gdb(both, *commands) == gdb(cxx_program, *commands)
+    assert linkplugin("verify", cxx_program, both).returncode == 0
+    assert run(both).returncode == 0
+
+
+def test_compressed_input_stays_compressed(c_program: Path, tmp_path: Path) -> None:
+    squeezed, merged = tmp_path / "squeezed", tmp_path / "merged"
+    linkplugin("compress", c_program, "-o", squeezed, "--type", "zstd")
+    linkplugin("merge-types", squeezed, "-o", merged)
+    sections = run("readelf", "-tW", merged).stdout
+    assert "ZSTD" in sections and "ZLIB" not in sections
+    assert linkplugin("verify", c_program, merged).returncode == 0
+    commands = ["ptype struct shape", "ptype global_shape", "info line area"]
+    assert gdb(merged, *commands) == gdb(c_program, *commands)
+
+
+def test_go_linker_output(tmp_path: Path) -> None:
+    need("go")
+    (tmp_path / "main.go").write_text(GO_PROGRAM)
+    env = dict(os.environ, GOCACHE=str(tmp_path / "gocache"), GOPATH=str(tmp_path / "gopath"),
+               GO111MODULE="off", HOME=str(tmp_path))
+    subprocess.run(["go", "build", "-o", "prog", "main.go"], cwd=tmp_path, env=env, check=True)
+    prog, merged = tmp_path / "prog", tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j2")
+    assert run(merged).stdout == run(prog).stdout == "sq 4\n"
+    assert linkplugin("verify", prog, merged).returncode == 0
+    readelf = run("readelf", "-wi", merged)
+    assert "Warning" not in readelf.stderr and "DW_TAG_compile_unit" in readelf.stdout
+    commands = ["ptype main.Shape", "info line main.area"]
+    assert gdb(merged, *commands) == gdb(prog, *commands)
+
+
+def test_verify_reports_a_different_program(tmp_path: Path) -> None:
+    first = build(tmp_path / "a", C_PROGRAM)
+    changed = dict(C_PROGRAM, **{"shapes.h": C_PROGRAM["shapes.h"].replace("double x, y;", "float x, y;")})
+    second = build(tmp_path / "b", changed)
+    result = linkplugin("verify", first, second, check=False)
+    assert result.returncode == 1
+    assert result.stdout.strip()
+    assert "differs" in result.stderr
+
+
+@pytest.mark.parametrize("content,says", [(b"plain text\n", "not an ELF file"), (None, "no .debug_info")])
+def test_bad_input_is_one_line_and_no_output(tmp_path: Path, content: bytes | None, says: str) -> None:
+    src = tmp_path / "input"
+    if content is None:
+        need("gcc")
+        (tmp_path / "x.c").write_text("int main(void) { return 0; }\n")
+        run("gcc", "-O2", "-o", src, tmp_path / "x.c")
+    else:
+        src.write_bytes(content)
+    before = sha(src)
+    out = tmp_path / "out"
+    result = linkplugin("merge-types", src, "-o", out, check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr
+    assert not out.exists() and sha(src) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".linkplugin-")]
+
+
+def test_scons_builders_for_merging(tmp_path: Path) -> None:
+    project = tmp_path / "user"
+    project.mkdir()
+    shutil.copytree(ROOT / "site_scons", project / "site_scons", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, text in CXX_PROGRAM.items():
+        (project / name).write_text(text)
+    (project / "SConstruct").write_text(
+        "CacheDir('cache')\n"
+        "env = Environment(tools=['default', 'debuginfo'], CCFLAGS='-g -O1')\n"
+        "prog = env.Program('app', 'main.cpp')\n"
+        "env.DebugMergeTypes('app.merged', prog)\n"
+        "env.DebugOptimize('app.small', prog, DEBUGINFO_CODEC='zstd')\n")
+
+    def scons(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=project,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = scons("-j2")
+    assert "DebugMergeTypes app.merged" in first and "DebugOptimize app.small" in first
+    assert "ZSTD" in run("readelf", "-tW", project / "app.small").stdout
+    assert debug_sections(project / "app.small")[".debug_info"] == debug_sections(project / "app.merged")[".debug_info"]
+    assert linkplugin("verify", project / "app", project / "app.small").returncode == 0
+    scons("-c")
+    again = scons("-j1", "DEBUGINFO_JOBS=3")
+    assert "DebugMergeTypes" not in again and "DebugOptimize" not in again
+    assert "2 from cache" in again

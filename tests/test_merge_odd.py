@@ -1,0 +1,151 @@
+"""Odd and bad inputs: clear errors, cleanly skipped units, never a corrupt output."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest_merge import build, have, load_sections, merge_file
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.leb import encode_uleb
+from linkplugin.errors import LinkpluginError
+from linkplugin.merge import merge_sections
+from linkplugin.merge.verify import verify
+
+# A tiny DWARF 4 producer: abbreviations 1 unit, 2 typedef, 3 base type, 4 variable.
+ABBREV = b"".join([
+    encode_uleb(1) + encode_uleb(F.DW_TAG_compile_unit) + b"\1"
+    + bytes([F.DW_AT_name, F.DW_FORM_string, F.DW_AT_language, F.DW_FORM_data1, F.DW_AT_stmt_list,
+             F.DW_FORM_sec_offset, 0, 0]),
+    encode_uleb(2) + encode_uleb(F.DW_TAG_typedef) + b"\0"
+    + bytes([F.DW_AT_name, F.DW_FORM_string, F.DW_AT_decl_file, F.DW_FORM_data1, F.DW_AT_type, F.DW_FORM_ref4,
+             0, 0]),
+    encode_uleb(3) + encode_uleb(F.DW_TAG_base_type) + b"\0"
+    + bytes([F.DW_AT_name, F.DW_FORM_string, F.DW_AT_byte_size, F.DW_FORM_data1, 0x3E, F.DW_FORM_data1, 0, 0]),
+    encode_uleb(4) + encode_uleb(F.DW_TAG_variable) + b"\0"
+    + bytes([F.DW_AT_name, F.DW_FORM_string, F.DW_AT_type, F.DW_FORM_ref4, 0, 0]),
+    b"\0",
+])
+# A DWARF 4 line table header naming one file, for DW_AT_decl_file 1.
+_LINE_BODY = (b"\4\0" + (6 + 12 + 1 + 8).to_bytes(4, "little") + bytes([1, 1, 1, 0xFB, 14, 13])
+              + bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1]) + b"\0" + b"cu.h\0\0\0\0" + b"\0")
+LINE = len(_LINE_BODY).to_bytes(4, "little") + _LINE_BODY
+
+
+def unit(dies: list[tuple], *, dwarf64: bool = False) -> bytes:
+    """A unit from [(code, name, extra)] where extra is a DIE index to reference (codes 2 and 4)
+    or the byte size (code 3). DIE offsets are computed for the references."""
+    header_len = 23 if dwarf64 else 11
+    body = [b"\1" + b"cu.c\0" + b"\x0c" + bytes(4 if not dwarf64 else 8)]
+    sizes = [len(body[0])]
+    for code, name, _ in dies:
+        sizes.append(1 + len(name) + 1 + {2: 5, 3: 2, 4: 4}[code])
+    starts = [header_len]
+    for s in sizes:
+        starts.append(starts[-1] + s)
+    for code, name, extra in dies:
+        if code == 3:
+            rest = bytes([extra, 5])
+        else:
+            ref = starts[extra + 1].to_bytes(4, "little")
+            rest = b"\1" + ref if code == 2 else ref
+        body.append(bytes([code]) + name.encode() + b"\0" + rest)
+    data = b"".join(body) + b"\0"
+    if dwarf64:
+        return b"\xff\xff\xff\xff" + (2 + 8 + 1 + len(data)).to_bytes(8, "little") + b"\4\0" + bytes(8) + b"\x08" + data
+    return (2 + 4 + 1 + len(data)).to_bytes(4, "little") + b"\4\0" + bytes(4) + b"\x08" + data
+
+
+CYCLE = [(2, "A", 1), (2, "B", 0), (3, "int", 4), (4, "v", 0)]
+
+
+def _merge(info: bytes, **extra: bytes):
+    return merge_sections({".debug_info": info, ".debug_abbrev": ABBREV, ".debug_line": LINE, **extra},
+                          little_endian=True, address_size=8)
+
+
+def test_typedef_cycle_merges_and_verifies():
+    info = unit(CYCLE) + unit(CYCLE)
+    result = _merge(info)
+    assert result.stats["duplicates_removed"] == 2  # A and B of the second unit (int stays: no file)
+    new = {".debug_info": result.replace[".debug_info"], ".debug_abbrev": result.replace[".debug_abbrev"],
+           ".debug_line": LINE}
+    assert verify({".debug_info": info, ".debug_abbrev": ABBREV, ".debug_line": LINE}, new) == []
+
+
+def test_cycle_entered_elsewhere_still_merges():
+    other = [(2, "B", 1), (2, "A", 0), (3, "int", 4), (4, "v", 1)]  # same types, other order
+    info = unit(CYCLE) + unit(other)
+    result = _merge(info)
+    assert result.stats["duplicates_removed"] == 2
+    new = {".debug_info": result.replace[".debug_info"], ".debug_abbrev": result.replace[".debug_abbrev"],
+           ".debug_line": LINE}
+    assert verify({".debug_info": info, ".debug_abbrev": ABBREV, ".debug_line": LINE}, new) == []
+
+
+def test_different_types_do_not_merge():
+    info = unit(CYCLE) + unit([(2, "A", 2), (2, "B", 0), (3, "int", 8), (4, "v", 0)])
+    assert _merge(info).stats["duplicates_removed"] == 0
+
+
+def test_dwarf64_unit_is_left_alone():
+    info = unit(CYCLE) + unit(CYCLE, dwarf64=True) + unit(CYCLE)
+    result = _merge(info)
+    assert any("64-bit DWARF" in w for w in result.warnings)
+    assert result.stats["duplicates_removed"] == 2
+    new_info = result.replace[".debug_info"]
+    d64 = unit(CYCLE, dwarf64=True)
+    assert d64[23:] in new_info  # its DIEs are copied as they are
+    new = {".debug_info": new_info, ".debug_abbrev": result.replace[".debug_abbrev"], ".debug_line": LINE}
+    assert verify({".debug_info": info, ".debug_abbrev": ABBREV, ".debug_line": LINE}, new) == []
+
+
+def test_no_debug_info():
+    with pytest.raises(LinkpluginError, match="no .debug_info"):
+        merge_sections({".debug_abbrev": ABBREV}, little_endian=True, address_size=8)
+
+
+def test_truncated_info():
+    info = unit(CYCLE) + unit(CYCLE)
+    with pytest.raises(LinkpluginError, match="past the end|truncated"):
+        _merge(info[:-5])
+
+
+def test_missing_abbreviation():
+    bad = bytearray(unit(CYCLE))
+    bad[11 + 11] = 9  # the first typedef's abbreviation code
+    with pytest.raises(LinkpluginError, match="abbreviation code 9"):
+        _merge(bytes(bad))
+
+
+def test_reference_out_of_unit():
+    bad = bytearray(unit(CYCLE))
+    at = 11 + 11 + 4  # the first typedef's DW_AT_type
+    bad[at:at + 4] = (0x999).to_bytes(4, "little")
+    with pytest.raises(LinkpluginError, match="out of its unit"):
+        _merge(bytes(bad))
+
+
+@pytest.mark.skipif(not (have("gcc") and have("dwz")), reason="gcc or dwz missing")
+def test_dwz_output_and_compressed_input(tmp_path: Path):
+    """dwz's partial units and imported units (DWARF 4), and zlib-compressed sections, merge."""
+    prog = build(tmp_path, "gcc", "c", 4, "-O0")
+    subprocess.run(["dwz", str(prog)], check=True, capture_output=True)
+    secs, _, _ = load_sections(prog)
+    assert b"\x3c" in secs[".debug_abbrev"]  # DW_TAG_partial_unit is there
+    packed = tmp_path / "packed"
+    subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(prog), str(packed)], check=True)
+    out = tmp_path / "out"
+    result = merge_file(packed, out)
+    assert not any("left as it is" in w for w in result.warnings)
+    assert verify(secs, load_sections(out)[0]) == []
+    run = subprocess.run([str(out)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and run.stdout == subprocess.run([str(prog)], capture_output=True, text=True).stdout
+
+
+def test_unknown_form_is_a_clear_error():
+    odd = ABBREV.replace(bytes([F.DW_AT_byte_size, F.DW_FORM_data1]), bytes([F.DW_AT_byte_size, 0x7F]))
+    with pytest.raises(LinkpluginError, match="unit at 0x0: unknown attribute form 0x7f"):
+        merge_sections({".debug_info": unit(CYCLE), ".debug_abbrev": odd, ".debug_line": LINE},
+                       little_endian=True, address_size=8)

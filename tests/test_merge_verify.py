@@ -1,0 +1,52 @@
+"""verify() accepts every merge of the test programs and catches a broken one."""
+from __future__ import annotations
+
+import pytest
+
+from conftest_merge import VARIANTS, cached_build, have, load_sections
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.units import parse_units
+from linkplugin.merge import merge_sections
+from linkplugin.merge.hash import decode_with_abbrevs
+from linkplugin.merge.verify import verify
+
+
+def _merged(variant):
+    secs, little, asize = load_sections(cached_build(*variant))
+    result = merge_sections(secs, little_endian=little, address_size=asize)
+    new = dict(secs, **result.replace)
+    for name in result.drop:
+        new.pop(name)
+    return secs, new
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_verify_accepts_merge(variant):
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    secs, new = _merged(variant)
+    assert verify(secs, new) == []
+
+
+def test_verify_catches_a_wrong_reference():
+    secs, new = _merged(("gcc", "c", 5, "-O0"))
+    info = bytearray(new[".debug_info"])
+    last = parse_units(bytes(info))[0]
+    ud = decode_with_abbrevs(bytes(info), new[".debug_abbrev"], last, {})
+    # Point the last DW_TAG_member's DW_AT_type (a ref4) at the unit's first base type instead.
+    base = next(i for i, c in enumerate(ud.codes) if ud.abbrevs[c].tag == F.DW_TAG_base_type)
+    members = [j for j in range(len(ud.ref_pos))
+               if ud.abbrevs[ud.codes[ud.ref_die[j]]].tag == F.DW_TAG_member and ud.ref_form[j] == F.DW_FORM_ref4]
+    j = members[-1]
+    assert ud.ref_target[j] != ud.offs[base]
+    pos = int(ud.ref_pos[j])
+    info[pos:pos + 4] = (ud.offs[base] - last.off).to_bytes(4, "little")
+    problems = verify(secs, dict(new, **{".debug_info": bytes(info)}))
+    assert problems
+
+
+def test_verify_catches_a_changed_string():
+    secs, new = _merged(("gcc", "c", 4, "-O0"))
+    strs = new[".debug_str"].replace(b"where\0", b"wheRe\0")
+    assert strs != new[".debug_str"]
+    assert verify(secs, dict(new, **{".debug_str": strs}))
