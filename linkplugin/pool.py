@@ -1,30 +1,43 @@
-"""One lazily created process pool per process, shared by every job.
+"""One lazily created set of worker processes per process, shared by every job.
 
-SCons runs actions in threads under ``-j``; each action calling ``run_tasks``
-shares this pool, so the total number of worker processes stays bounded by the
-largest ``jobs`` asked for. Workers are started with ``forkserver`` (``spawn``
-where that is missing), never ``fork``: forking a threaded SCons deadlocks.
-The forkserver preloads only our worker modules, not ``__main__`` (which under
-SCons is the scons script itself).
+SCons runs actions in threads under ``-j``; every action calling ``run_tasks``
+draws on the same workers, so their number stays bounded by the largest
+``jobs`` asked for. Workers are started with ``forkserver`` (``spawn`` where
+that is missing), never ``fork``: forking a threaded SCons deadlocks. The
+forkserver preloads our worker modules, not ``__main__`` (under SCons that is
+the scons script).
+
+Each worker talks to the parent over a pipe of its own, and the parent keeps
+no copy of the worker's end: if a worker dies, the parent reads end-of-file
+and reports it. (concurrent.futures shares one result pipe between all
+workers; a worker killed in the middle of sending a result leaves the reader
+waiting forever for the rest of the message.)
 """
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
-import multiprocessing
 import os
+import queue
 import threading
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from linkplugin.errors import LinkpluginError
 
-_lock = threading.Lock()
-_pool: concurrent.futures.ProcessPoolExecutor | None = None
-_pool_size = 0
+if TYPE_CHECKING:
+    import multiprocessing.connection
+    import multiprocessing.context
 
 # Modules the forkserver imports once, so each worker starts warm.
-_PRELOAD = ["concurrent.futures.process", "linkplugin.compress.shards"]
+_PRELOAD = ["linkplugin.compress.shards", "linkplugin.merge.hash", "linkplugin.merge.rewrite"]
+
+_lock = threading.Lock()
+_idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+_started = 0  # live workers, idle or busy
+_limit = 0  # the most ever asked for
+
+
+class WorkerDied(LinkpluginError):
+    pass
 
 
 def default_jobs() -> int:
@@ -35,39 +48,85 @@ def default_jobs() -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
+    # Imported here: a -j1 run does not pay for loading multiprocessing.
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_PRELOAD)
         return ctx
     return multiprocessing.get_context("spawn")
 
 
-def get_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:
-    """The shared pool, grown (never shrunk) to at least ``jobs`` workers."""
-    global _pool, _pool_size
-    with _lock:
-        if _pool is None or _pool_size < jobs:
-            if _pool is not None:
-                _pool.shutdown(wait=False, cancel_futures=False)
-            _pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=_context())
-            _pool_size = jobs
-        return _pool
+def serve(conn: multiprocessing.connection.Connection) -> None:
+    """A worker's loop: run (function, arguments) until the parent goes away."""
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = (True, fn(*args))
+        except BaseException as exc:  # handed back to the caller, which re-raises it
+            reply = (False, exc)
+        conn.send(reply)
 
 
-def _discard_pool() -> None:
-    global _pool, _pool_size
+class _Worker:
+    def __init__(self) -> None:
+        ctx = _context()
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=serve, args=(child,), daemon=True, name="linkplugin-worker")
+        self.process.start()
+        child.close()  # only the worker holds its end now: its death is EOF here
+
+    def call(self, fn: Callable[..., Any], args: tuple) -> Any:
+        try:
+            self.conn.send((fn, args))
+            ok, value = self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(1)
+            code = self.process.exitcode
+            raise WorkerDied(f"a worker process died (exit status {code}); try again with -j1") from None
+        if not ok:
+            raise value
+        return value
+
+
+def _acquire(jobs: int) -> _Worker:
+    """An idle worker, a new one while fewer than ``jobs`` run, or the next one freed."""
+    global _started, _limit
+    try:
+        return _idle.get_nowait()
+    except queue.Empty:
+        pass
     with _lock:
-        if _pool is not None:
-            _pool.shutdown(wait=False, cancel_futures=True)
-        _pool, _pool_size = None, 0
+        _limit = max(_limit, jobs)
+        start = _started < _limit
+        if start:
+            _started += 1
+    if not start:
+        return _idle.get()
+    try:
+        return _Worker()
+    except BaseException:
+        with _lock:
+            _started -= 1
+        raise
+
+
+def _dead(worker: _Worker) -> None:
+    global _started
+    worker.conn.close()
+    with _lock:
+        _started -= 1
 
 
 def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, on ``jobs`` processes.
 
     The calling thread is one of the ``jobs``: it starts on the tasks at once
-    while ``jobs - 1`` pool workers join as soon as they are up, so a short job
+    while ``jobs - 1`` workers join as soon as they are up, so a short job
     does not wait for worker start-up. Tasks are taken in order from one
     shared counter and each result is stored at its task's index: which
     process ran a task never changes the results.
@@ -77,7 +136,6 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     """
     if jobs <= 1 or len(tasks) <= 1:
         return [fn(*t) for t in tasks]
-    pool = get_pool(jobs - 1)
     results: list[Any] = [None] * len(tasks)
     counter = itertools.count()
     failures: list[BaseException] = []
@@ -87,10 +145,23 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
         return i if i < len(tasks) and not failures else None
 
     def drive_worker() -> None:
-        # Keeps one task in flight on one pool worker.
+        # Runs tasks on one worker at a time, holding it only while there is work.
         try:
-            while (i := take()) is not None:
-                results[i] = pool.submit(fn, *tasks[i]).result()
+            while True:
+                worker = _acquire(jobs - 1)
+                i = take()
+                if i is None:
+                    _idle.put(worker)
+                    return
+                try:
+                    results[i] = worker.call(fn, tasks[i])
+                except WorkerDied:
+                    _dead(worker)
+                    raise
+                except BaseException:
+                    _idle.put(worker)
+                    raise
+                _idle.put(worker)
         except BaseException as exc:  # handed to the caller below
             failures.append(exc)
 
@@ -105,9 +176,5 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     for t in drivers:
         t.join()
     if failures:
-        exc = failures[0]
-        if isinstance(exc, BrokenProcessPool):
-            _discard_pool()
-            raise LinkpluginError(f"a worker process died ({exc}); try again with -j1") from None
-        raise exc
+        raise failures[0]
     return results
