@@ -13,7 +13,6 @@ changes the output), so a CacheDir hits across ``-j`` settings and machines.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 

@@ -100,6 +100,16 @@ def build(folder: Path, sources: dict[str, str], compiler: str = "gcc",
     return out
 
 
+def gdb(path: Path, *commands: str) -> str:
+    """What gdb prints for ``commands`` on ``path``, with the path itself masked."""
+    need("gdb")
+    args = ["gdb", "-batch", "-nx"]
+    for c in commands:
+        args += ["-ex", c]
+    result = run(*args, path)
+    return (result.stdout + result.stderr).replace(str(path), "FILE")
+
+
 def debug_sections(path: Path) -> dict[str, bytes]:
     """Plain contents of every .debug_* section, read by objcopy (not by us)."""
     plain = path.with_name(path.name + ".plain")

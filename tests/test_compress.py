@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import C_PROGRAM, CXX_PROGRAM, build, debug_sections, have, linkplugin, need, run
+from conftest import C_PROGRAM, CXX_PROGRAM, build, debug_sections, gdb, have, linkplugin, need, run
 from elftools.elf.elffile import ELFFile
 
 CODECS = ["zlib", "zstd"]
@@ -38,14 +38,16 @@ def dump(path: Path) -> str:
     return f"{result.returncode}\n{result.stdout}\n{result.stderr}".replace(str(path), "FILE")
 
 
+SOURCES = {"C": C_PROGRAM, "CXX": CXX_PROGRAM}
+
+
 @pytest.fixture(scope="module", params=[
-    ("gcc", "C_PROGRAM", "-gdwarf-5"), ("gcc", "C_PROGRAM", "-gdwarf-4"),
-    ("g++", "CXX_PROGRAM", "-gdwarf-5"), ("clang", "C_PROGRAM", "-gdwarf-5"),
-    ("clang++", "CXX_PROGRAM", "-gdwarf-4")], ids=lambda p: "-".join(p).replace("_PROGRAM", ""))
+    ("gcc", "C", "-gdwarf-5"), ("gcc", "C", "-gdwarf-4"), ("g++", "CXX", "-gdwarf-5"),
+    ("clang", "C", "-gdwarf-5"), ("clang++", "CXX", "-gdwarf-4")], ids="-".join)
 def program(request, tmp_path_factory) -> Path:
     compiler, sources, dwarf = request.param
     need(compiler)
-    return build(tmp_path_factory.mktemp("prog"), globals()[sources], compiler=compiler,
+    return build(tmp_path_factory.mktemp("prog"), SOURCES[sources], compiler=compiler,
                  flags=("-g", dwarf, "-O2"), name=compiler + dwarf)
 
 
@@ -91,15 +93,6 @@ def test_llvm_dwarfdump_verify_finds_no_new_errors(program: Path, codec: str) ->
     assert verify_errors(dwarfdump, out) <= verify_errors(dwarfdump, program)
 
 
-def gdb_view(path: Path, commands: list[str]) -> str:
-    need("gdb")
-    args = ["gdb", "-batch", "-nx"]
-    for c in commands:
-        args += ["-ex", c]
-    result = run(*args, path)
-    return (result.stdout + result.stderr).replace(str(path), "FILE")
-
-
 @pytest.mark.parametrize("codec", CODECS)
 def test_gdb_and_the_program_see_no_difference(c_program: Path, cxx_program: Path, codec: str) -> None:
     views = {c_program: ["ptype struct shape", "ptype global_shape", "info line area",
@@ -108,8 +101,8 @@ def test_gdb_and_the_program_see_no_difference(c_program: Path, cxx_program: Pat
                            "ptype std::map<std::string, Account>", "info types Box"]}
     for program, commands in views.items():
         out = compress(program, codec, "--shard-size", SMALL_SHARDS)
-        assert gdb_view(out, commands) == gdb_view(program, commands)
-        assert "warning" not in gdb_view(out, commands).lower()
+        assert gdb(out, *commands) == gdb(program, *commands)
+        assert "warning" not in gdb(out, *commands).lower()
         ran, ran_out = run(program, check=False), run(out, check=False)
         assert (ran.returncode, ran.stdout) == (ran_out.returncode, ran_out.stdout) == (0, ran.stdout)
 
@@ -123,7 +116,7 @@ def test_gdb_reads_locals_at_a_breakpoint(c_program: Path, tmp_path: Path) -> No
     for source in [c_program, out]:
         exe.write_bytes(source.read_bytes())
         exe.chmod(0o755)
-        views.append(gdb_view(exe, commands))
+        views.append(gdb(exe, *commands))
     assert views[0] == views[1]
     assert "h = 2" in views[1]
 
@@ -202,7 +195,7 @@ def test_shared_library_and_separate_debug_file(tmp_path: Path) -> None:
     # gdb still finds the compressed separate debug file through a debuglink.
     stripped = tmp_path / "libgeom.stripped"
     run("objcopy", "--strip-debug", f"--add-gnu-debuglink={debug_file}.zlib", lib, stripped)
-    view = gdb_view(stripped, ["ptype struct vec3", "info line vec3_dot"])
+    view = gdb(stripped, "ptype struct vec3", "info line vec3_dot")
     assert "double x;" in view and "vec3_dot" in view
 
 

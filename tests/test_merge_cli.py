@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import C_PROGRAM, CXX_PROGRAM, ROOT, build, debug_sections, linkplugin, need, run
+from conftest import C_PROGRAM, CXX_PROGRAM, ROOT, build, debug_sections, gdb, linkplugin, need, run
 
 GO_PROGRAM = """package main
 
@@ -30,15 +30,6 @@ func main() {
 	fmt.Println(s.Name, area(s))
 }
 """
-
-
-def gdb(path: Path, *commands: str) -> str:
-    need("gdb")
-    args = ["gdb", "-batch", "-nx"]
-    for c in commands:
-        args += ["-ex", c]
-    result = run(*args, path)
-    return (result.stdout + result.stderr).replace(str(path), "FILE")
 
 
 def sha(path: Path) -> str:
