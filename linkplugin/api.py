@@ -12,7 +12,8 @@ from typing import Iterator
 from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, decompress,
                                        describe)
 from linkplugin.elf.read import ElfImage, Section
-from linkplugin.elf.structs import SHF_COMPRESSED
+from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
+from linkplugin.errors import LinkpluginError
 from linkplugin.elf.write import Replacement, movable, write_elf
 from linkplugin.pool import default_jobs
 from linkplugin.timing import PhaseTimer
@@ -188,6 +189,7 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
     with _debug_job(src, timer, MergeReport) as (image, targets, plains, report):
+        _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
         result = merge_sections(contents, little_endian=image.little_endian,
@@ -223,6 +225,15 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
     report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)
                     for s in report.before]
     return report
+
+
+def _refuse_relocated_debug_info(image: ElfImage, targets: list[Section]) -> None:
+    """Moving DIEs would leave relocations (of a ``.o``) pointing at the old offsets."""
+    debug = {s.index for s in targets}
+    for sec in image.sections:
+        if sec.header["sh_type"] in (SHT_REL, SHT_RELA) and sec.header["sh_info"] in debug:
+            raise LinkpluginError(f"{image.path}: debug sections have relocations ({sec.name}): "
+                                  f"merge-types works on linked programs and libraries, not on .o files")
 
 
 def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: int = 20) -> list[str]:

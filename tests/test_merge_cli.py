@@ -88,13 +88,14 @@ def test_verify_reports_a_different_program(tmp_path: Path) -> None:
     assert "differs" in result.stderr
 
 
-@pytest.mark.parametrize("content,says", [(b"plain text\n", "not an ELF file"), (None, "no .debug_info")])
-def test_bad_input_is_one_line_and_no_output(tmp_path: Path, content: bytes | None, says: str) -> None:
+@pytest.mark.parametrize("content,says", [(b"plain text\n", "not an ELF file"), ("-O2", "no .debug_info"),
+                                          ("-c -g", "not on .o files")])
+def test_bad_input_is_one_line_and_no_output(tmp_path: Path, content: bytes | str, says: str) -> None:
     src = tmp_path / "input"
-    if content is None:
+    if isinstance(content, str):
         need("gcc")
-        (tmp_path / "x.c").write_text("int main(void) { return 0; }\n")
-        run("gcc", "-O2", "-o", src, tmp_path / "x.c")
+        (tmp_path / "x.c").write_text("struct s { int a; }; int main(void) { struct s v = {0}; return v.a; }\n")
+        run("gcc", *content.split(), "-o", src, tmp_path / "x.c")
     else:
         src.write_bytes(content)
     before = sha(src)
