@@ -18,6 +18,7 @@ from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.merge.layout import assemble
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.rewrite import UnitOutput, rewrite_chunk
+from linkplugin.merge.shared import SharedSections, shared_sections
 from linkplugin.merge.sections import INDEX_SECTIONS, patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks
@@ -25,6 +26,8 @@ from linkplugin.pool import run_tasks
 # Sections the workers read.
 _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets",
                     ".debug_line", ".debug_loc", ".debug_loclists")
+# Below this much .debug_info, starting worker processes costs more than they save: one process.
+MIN_PARALLEL_BYTES = 1 << 20
 
 
 @dataclass
@@ -87,19 +90,29 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
 
 def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any) -> MergeResult:
     info = sections[".debug_info"]
-    result = MergeResult()
     secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
+    if len(info) < MIN_PARALLEL_BYTES:
+        jobs = 1
+    with shared_sections(secs, workers=jobs > 1) as handle:
+        return _merge_with(sections, handle, jobs, stats, timings)
+
+
+def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any
+                ) -> MergeResult:
+    """The phases, with the worker tasks reading the sections through ``src``."""
+    info = sections[".debug_info"]
+    result = MergeResult()
     units = parse_units(info)
     chunks = _chunks([u.end - u.off for u in units], jobs)
 
     with _phase(timings, "read+hash"):
-        analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(secs, c) for c in chunks], jobs)
+        analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)
                                         for a in part]
     with _phase(timings, "table"):
         removals = choose_winners(analyses)
     with _phase(timings, "rewrite"):
         jobs_of = [[(u, analyses[u].verbatim, removals[u]) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(secs, j) for j in jobs_of], jobs)
+        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j) for j in jobs_of], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
         prefix = sections.get(".debug_abbrev") if ".debug_types" in sections else None

@@ -32,6 +32,7 @@ from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
 
 
@@ -75,10 +76,7 @@ class UnitEnv:
         if form == F.DW_FORM_string:
             return value  # type: ignore[return-value]
         if form == F.DW_FORM_strp:
-            got = self.strp_cache.get(value)  # type: ignore[call-overload]
-            if got is None:
-                got = self.strp_cache[value] = _cstr(self.str, value)  # type: ignore[arg-type,index]
-            return got
+            return self.strp(value)  # type: ignore[arg-type]
         if form == F.DW_FORM_line_strp:
             return _cstr(self.secs.get(".debug_line_str", b""), value)  # type: ignore[arg-type]
         if form in F.STRX_FORMS:
@@ -89,6 +87,13 @@ class UnitEnv:
                 raise DwarfError(f"string index {value} is past .debug_str_offsets")
             return _cstr(self.str, int.from_bytes(so[p:p + o], "little"))
         raise DwarfError(f"form 0x{form:x} is not a string")
+
+    def strp(self, value: int) -> bytes:
+        """The DW_FORM_strp string at ``value`` (the tokenizers' most frequent string form)."""
+        got = self.strp_cache.get(value)
+        if got is None:
+            got = self.strp_cache[value] = _cstr(self.str, value)
+        return got
 
     def files(self) -> list[bytes | None]:
         if self._files is None:
@@ -163,20 +168,28 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     return r, ends.astype(np.int64)
 
 
-def analyze_chunk(secs: dict[str, bytes], unit_ids: list[int]) -> list[UnitAnalysis]:
-    """Worker entry: analyse the units ``unit_ids`` of ``secs['.debug_info']``."""
+def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis]:
+    """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; the decoded
+    units stay in this process's ``unit_cache`` for the rewrite phase."""
     with no_gc():
+        secs = worker_sections(src)
+        decoded = unit_cache(src)
         info = secs[".debug_info"]
+        abbrev = secs.get(".debug_abbrev", b"")
         units = parse_units(info)
         cache: dict[int, dict[int, Abbrev]] = {}
         strp_cache: dict[int, bytes] = {}
-        return [analyze_unit(secs, units[u], cache, strp_cache) for u in unit_ids]
+        out = []
+        for u in unit_ids:
+            ud = decoded[u] = decode_with_abbrevs(info, abbrev, units[u], cache)
+            out.append(analyze_unit(secs, ud, strp_cache))
+        return out
 
 
-def analyze_unit(secs: dict[str, bytes], hdr: UnitHeader, cache: dict[int, dict[int, Abbrev]],
-                 strp_cache: dict[int, bytes] | None = None) -> UnitAnalysis:
+def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None
+                 ) -> UnitAnalysis:
     info = secs[".debug_info"]
-    ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), hdr, cache)
+    hdr = ud.hdr
     offs = np.array(ud.offs, dtype=np.int64)
     env = UnitEnv(secs, ud, info, strp_cache)
     reason = _verbatim_reason(ud, env)
@@ -226,7 +239,7 @@ class _RefCtx:
     """What a tokenizer needs to resolve references, files and strings of one unit; ``k`` and
     ``r`` are the root being tokenised, ``edges`` collects its references to other roots."""
 
-    __slots__ = ("u", "end", "index", "root_of", "roots", "k", "r", "edges", "files", "file_list", "string")
+    __slots__ = ("u", "end", "index", "root_of", "roots", "k", "r", "edges", "files", "file_list", "string", "strp")
 
     def __init__(self, ud: UnitDies, env: UnitEnv, root_of: list[int], roots: list[int]) -> None:
         self.u = ud.hdr.off
@@ -239,6 +252,7 @@ class _RefCtx:
         self.files = env.files
         self.file_list: list[bytes | None] | None = None
         self.string = env.string
+        self.strp = env.strp
 
     def ref(self, at: int, value: int) -> tuple:
         t = self.index.get(value)
@@ -273,10 +287,11 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     roots_l = roots.tolist()
     ends_l = root_ends.tolist()
     ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
-    tokenizers = {code: compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw)
-                  for code, ab in ud.abbrevs.items()}
-    consts = {code: tuple(ic for _, _, ic in ab.specs) for code, ab in ud.abbrevs.items()}
-    heads = {code: (ab.tag, ab.children) for code, ab in ud.abbrevs.items()}
+    # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
+    per_code = {code: ((ab.tag, ab.children),
+                       compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw),
+                       tuple(at for at, _, _ in ab.specs), tuple(ic for _, _, ic in ab.specs))
+                for code, ab in ud.abbrevs.items()}
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
     toks: list[list] = []
     edges: list[list[int]] = []
@@ -287,18 +302,20 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
             out.append(("U", hdr.off))
         ctx.k, ctx.r, ctx.edges = k, r, []
         for j in range(r, e):
-            code = codes[j]
+            head, tok, attrs, consts = per_code[codes[j]]
             o = offs[j]
             p = o + 1 if info[o] < 0x80 else read_uleb(info, o)[1]
-            out.append((heads[code], parent[j] - r if j > r else -1))
-            tokenizers[code](info, p, ctx, out, consts[code])
+            out.append((head, parent[j] - r if j > r else -1))
+            tok(info, p, ctx, out, attrs, consts)
         toks.append(out)
         edges.append(ctx.edges)
     hashes: list[bytes] = [b""] * n_roots
     for scc in _sccs(edges):
         if len(scc) == 1:
             k = scc[0]
-            hashes[k] = _digest([t if t[1:2] != ("R",) else (t[0], "T", hashes[t[2]], t[3]) for t in toks[k]])
+            # Only a root with edges has ('R', ...) tokens to replace by the referenced hash.
+            hashes[k] = _digest([t if t[1:2] != ("R",) else (t[0], "T", hashes[t[2]], t[3]) for t in toks[k]]
+                                if edges[k] else toks[k])
         else:
             _hash_scc(scc, toks, edges, hashes)
     return hashes

@@ -2,8 +2,6 @@
 .debug_info and .debug_abbrev."""
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
@@ -14,34 +12,52 @@ from linkplugin.merge.table import Removals
 
 class Resolver:
     """Old .debug_info offset of a DIE -> its new offset, following removed duplicates to the
-    matching DIE of their canonical copy."""
+    matching DIE of their canonical copy. Every DIE's new offset is computed once, with numpy:
+    resolving the references one by one was most of the layout phase."""
 
     def __init__(self, units: list[UnitHeader], offs: list[np.ndarray], removals: list[Removals],
                  outputs: list[UnitOutput], new_unit_off: list[int]) -> None:
-        self.starts = [u.off for u in units]
         self.units = units
-        self.offs = offs
-        self.removals = removals
-        self.outputs = outputs
-        self.new_unit_off = new_unit_off
+        counts = np.array([len(o) for o in offs], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
+        self.offs = np.concatenate(offs).astype(np.int64)
+        rel = np.concatenate([o.new_rel for o in outputs]).astype(np.int64)
+        base = np.repeat(np.array(new_unit_off, dtype=np.int64), counts)
+        new = base + rel
+        # A DIE inside a removed duplicate: the same DIE of the canonical copy (a unit copied
+        # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place).
+        src, dst = [], []
+        for u, rem in enumerate(removals):
+            if len(rem.starts):
+                lens = rem.ends - rem.starts
+                step = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+                src.append(np.repeat(first[u] + rem.starts, lens) + step)
+                dst.append(np.repeat(first[rem.canon_unit] + rem.canon_die, lens) + step)
+        if src:
+            s, d = np.concatenate(src), np.concatenate(dst)
+            moved = rel[s] < 0
+            s, d = s[moved], d[moved]
+            if (rel[d] < 0).any():
+                raise DwarfError("a canonical type was removed (internal error)")
+            new[s] = new[d]
+        self.new = new
+
+    def many(self, old: np.ndarray) -> np.ndarray:
+        """New offsets of the DIEs at the old offsets ``old``."""
+        if not len(old):
+            return old
+        lo, hi = self.units[0].off, self.units[-1].end
+        outside = (old < lo) | (old >= hi)
+        if outside.any():
+            raise DwarfError(f"a reference to 0x{int(old[outside][0]):x} is outside .debug_info")
+        d = np.minimum(np.searchsorted(self.offs, old), len(self.offs) - 1)
+        bad = self.offs[d] != old
+        if bad.any():
+            raise DwarfError(f"a reference to 0x{int(old[bad][0]):x} does not point to a DIE")
+        return self.new[d]
 
     def __call__(self, old: int) -> int:
-        u = bisect.bisect_right(self.starts, old) - 1
-        if u < 0 or old >= self.units[u].end:
-            raise DwarfError(f"a reference to 0x{old:x} is outside .debug_info")
-        offs = self.offs[u]
-        d = int(np.searchsorted(offs, old))
-        if d >= len(offs) or offs[d] != old:
-            raise DwarfError(f"a reference to 0x{old:x} does not point to a DIE")
-        rel = int(self.outputs[u].new_rel[d])
-        if rel < 0:  # inside a removed duplicate: the same DIE of the canonical copy
-            rem = self.removals[u]
-            k = int(np.searchsorted(rem.starts, d, side="right")) - 1
-            cu, cd = int(rem.canon_unit[k]), int(rem.canon_die[k]) + d - int(rem.starts[k])
-            u, rel = cu, int(self.outputs[cu].new_rel[cd])
-            if rel < 0:
-                raise DwarfError("a canonical type was removed (internal error)")
-        return self.new_unit_off[u] + rel
+        return int(self.many(np.array([old], dtype=np.int64))[0])
 
 
 def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
@@ -59,6 +75,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
     abbrev = bytearray(keep_abbrev_prefix or b"")
     table_at: dict[bytes, int] = {}
     info = bytearray(pos)
+    patches: list[np.ndarray] = []  # (position in the new .debug_info, width, old target) rows
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
         info[base:base + len(out.body)] = out.body
@@ -69,6 +86,22 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         hdr = units[u]
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
-        for p, w, old in out.patches:
-            info[base + p:base + p + w] = resolve(old).to_bytes(w, "little")
+        if out.patches:
+            patches.append(np.array(out.patches, dtype=np.int64).reshape(-1, 3) + (base, 0, 0))
+    if patches:
+        _write_patches(info, np.concatenate(patches), resolve)
     return bytes(info), bytes(abbrev), new_unit_off, resolve
+
+
+def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
+    """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
+    ``info``, one numpy scatter per width (a merged program has a million of them)."""
+    new = resolve.many(patches[:, 2])
+    buf = np.frombuffer(info, dtype=np.uint8)
+    for w in np.unique(patches[:, 1]).tolist():
+        sel = patches[:, 1] == w
+        vals = new[sel]
+        if w < 8 and (vals >> (8 * w)).any():
+            raise DwarfError(f"a new .debug_info offset does not fit in {w} bytes")
+        le = vals.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
+        buf[patches[sel, 0][:, None] + np.arange(w)] = le

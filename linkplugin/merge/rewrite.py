@@ -10,6 +10,7 @@ codes in order of first use, so a unit that is already merged comes out byte for
 """
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 import numpy as np
@@ -22,9 +23,11 @@ from linkplugin.dwarf.read import UnitDies
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
+_put_u32 = struct.Struct("<I").pack_into
 
 
 class UnitOutput(NamedTuple):
@@ -42,16 +45,19 @@ class _NoFit(Exception):
     """A rewritten expression operand does not fit its old width."""
 
 
-def rewrite_chunk(secs: dict[str, bytes], jobs: list[tuple[int, str, Removals]]) -> list[UnitOutput]:
+def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitOutput]:
     """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals)."""
     with no_gc():
+        secs = worker_sections(src)
+        decoded = unit_cache(src)
         info = secs[".debug_info"]
         units = parse_units(info)
         cache: dict[int, dict[int, Abbrev]] = {}
         out = []
         for u, reason, rem in jobs:
-            hdr = units[u]
-            ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), hdr, cache)
+            ud = decoded.pop(u, None)
+            if ud is None:  # the hash phase decoded it in another process
+                ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), units[u], cache)
             if not reason:
                 try:
                     out.append(_rewrite(secs, ud, rem))
@@ -108,8 +114,14 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     local = inside & keep[tidx_c]
     sib = ud.ref_at == F.DW_AT_sibling
     # Per-DIE events, in position order: references (kind 0 drop DW_AT_sibling, 1 local, 2
-    # external) and DIE-naming expression operands (3 section offset, 4 ULEB, 5 fixed width).
+    # external; with the old value's width) and DIE-naming expression operands (3 section offset,
+    # 4 ULEB, 5 fixed width; with their width). ``ref_forms`` holds each DIE's new reference forms
+    # (0: dropped), which with its code select its new abbreviation.
+    new_form = (0, F.DW_FORM_ref4, F.DW_FORM_ref_addr)
+    widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
+                                             F.DW_FORM_ref_addr)}
     events: dict[int, list] = {}
+    ref_forms: dict[int, list[int]] = {}
     rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
     loc_l, sib_l, tidx_l, tgt_l = local.tolist(), sib.tolist(), tidx_c.tolist(), tgt.tolist()
     keep_l = keep.tolist()
@@ -117,78 +129,88 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
         i = rd[j]
         if keep_l[i]:
             kind = 0 if sib_l[j] else 1 if loc_l[j] else 2
-            events.setdefault(i, []).append((rp[j], kind, rf[j], tidx_l[j] if kind == 1 else tgt_l[j]))
+            form = rf[j]
+            w = widths[form] if form != F.DW_FORM_ref_udata else read_uleb(info, rp[j])[1] - rp[j]
+            ev = events.get(i)
+            if ev is None:
+                ev = events[i] = []
+                ref_forms[i] = []
+            ev.append((rp[j], kind, w, tidx_l[j] if kind == 1 else tgt_l[j]))
+            ref_forms[i].append(new_form[kind])
     xkind = {"s": 3, "u": 4, "f": 5}
     for i, pos, w, kind, t in ud.xrefs:
         if keep_l[i]:
             ev = events.setdefault(i, [])
             ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
             ev.sort()
-    new_form = (0, F.DW_FORM_ref4, F.DW_FORM_ref_addr)
-    widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
-                                             F.DW_FORM_ref_addr)}
     codes, parent, ends, offs = ud.codes, ud.parent, ud.ends, ud.offs
     abbrevs = ud.abbrevs
     kids = {c: ab.children for c, ab in abbrevs.items()}
     new_codes: dict[tuple, bytes] = {}
+    plain_codes: dict[int, bytes] = {}  # new code of a DIE without events, by old code
     table: list[tuple[int, bool, tuple]] = []
     out = bytearray(mv[hdr.off:hdr.die_off])
     new_rel_l = [-1] * n
     fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a ref4
     fix_operand: list[tuple[int, int, int]] = []  # (position, width (< 0: fixed size), DIE index)
     patches: list[Patch] = []
-    stack: list[int] = []
+    open_ends = [hdr.end + 1]  # subtree ends of the open DIEs with children, above a sentinel
     ref_addr_w = widths[F.DW_FORM_ref_addr]
-    skip = dict(zip(rem.starts.tolist(), rem.ends.tolist()))
-    i = 0
-    while i < n:
-        if i in skip:
-            i = skip[i]
-            continue
-        start = offs[i]
-        while stack and ends[stack[-1]] <= start:
-            out.append(0)
-            stack.pop()
-        code = codes[i]
-        evs = events.get(i)
-        key = (code, tuple(new_form[e[1]] for e in evs if e[1] < 3)) if evs else (code, ())
+    zeros = bytes(8)
+
+    def new_code(code: int, forms: tuple[int, ...]) -> bytes:
+        key = (code, forms)
         cb = new_codes.get(key)
         if cb is None:
             ab = abbrevs[code]
             cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
-            table.append((ab.tag, ab.children, _new_specs(ab, key[1])))
+            table.append((ab.tag, ab.children, _new_specs(ab, forms)))
+        return cb
+
+    # The surviving DIEs: the ranges between the removed subtrees.
+    bounds = [0] + [x for se in zip(rem.starts.tolist(), rem.ends.tolist()) for x in se] + [n]
+    for i in (i for a, b in zip(bounds[::2], bounds[1::2]) for i in range(a, b)):
+        start = offs[i]
+        while open_ends[-1] <= start:
+            out.append(0)
+            open_ends.pop()
+        code = codes[i]
+        evs = events.get(i)
+        if evs is None:
+            cb = plain_codes.get(code)
+            if cb is None:
+                cb = plain_codes[code] = new_code(code, ())
+        else:
+            cb = new_code(code, tuple(ref_forms.get(i, ())))
         new_rel_l[i] = len(out)
         out += cb
         src = start + 1 if info[start] < 0x80 else read_uleb(info, start)[1]
         if evs:
-            for pos, kind, a, b in evs:
+            for pos, kind, w, b in evs:
                 out += mv[src:pos]
-                if kind < 3:
-                    src = pos + (widths[a] if a != F.DW_FORM_ref_udata else read_uleb(info, pos)[1] - pos)
-                    if kind == 1:
-                        fix_local.append((len(out), b))
-                        out += b"\0\0\0\0"
-                    elif kind == 2:
-                        patches.append((len(out), ref_addr_w, b))
-                        out += bytes(ref_addr_w)
-                else:  # expression operand: same width, value resolved below
+                src = pos + w
+                if kind == 1:
+                    fix_local.append((len(out), b))
+                    out += zeros[:4]
+                elif kind == 2:
+                    patches.append((len(out), ref_addr_w, b))
+                    out += zeros[:ref_addr_w]
+                elif kind >= 3:  # expression operand: same width, value resolved below
                     if kind == 3:
-                        patches.append((len(out), a, b))
+                        patches.append((len(out), w, b))
                     else:
-                        fix_operand.append((len(out), a if kind == 4 else -a, b))
-                    out += mv[pos:pos + a]
-                    src = pos + a
+                        fix_operand.append((len(out), w if kind == 4 else -w, b))
+                    out += mv[pos:src]
         # The DIE's own bytes end where its first child or its closing null starts.
         if kids[code]:
             attr_end = offs[i + 1] if i + 1 < n and parent[i + 1] == i else ends[i] - 1
             out += mv[src:attr_end]
-            stack.append(i)
+            open_ends.append(ends[i])
         else:
             out += mv[src:ends[i]]
-        i += 1
-    out += bytes(len(stack))
+    out += bytes(len(open_ends) - 1)
     for pos, t in fix_local:
-        out[pos:pos + 4] = new_rel_l[t].to_bytes(4, "little")
+        _put_u32(out, pos, new_rel_l[t])
     for pos, w, t in fix_operand:
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")

@@ -1,11 +1,14 @@
 """Compiled per-abbreviation tokenizers: the hash input of one DIE without generic decoding.
 
-``compile_tokenizer`` turns an attribute list into a generated function ``tok(d, p, c, T, K)``
-that appends one token per attribute to ``T`` (``K``: the implicit constants, by attribute index). Tokens are plain tuples of ints, bytes and short
+``compile_tokenizer`` turns an attribute list into a generated function ``tok(d, p, c, T, A, K)``
+that appends one token per attribute to ``T`` (``A``, ``K``: the attribute numbers and implicit
+constants, by attribute index). Attribute numbers are arguments rather than literals so that the
+generated source depends only on the forms: a unit's hundreds of attribute lists then compile to a
+few dozen functions (compiling was a visible share of the hash phase). Tokens are plain tuples of ints, bytes and short
 strings; constants whose meaning cannot depend on their form are normalised (gcc shares repeated
 values with DW_FORM_implicit_const in one unit and uses DW_FORM_data1 in another), strings are
 tokenised by content and references, file numbers and strings are resolved through the unit
-context ``c`` (``c.ref``, ``c.file``, ``c.string``, ``c.u``).
+context ``c`` (``c.ref``, ``c.file``, ``c.string``, ``c.strp``, ``c.u``).
 """
 from __future__ import annotations
 
@@ -44,27 +47,30 @@ def _fixed_value(size: int, k: int) -> str:
     return f"int.from_bytes(d[p + {k}:p + {k + size}], 'little')"
 
 
-def _classify(at: int, form: int, v: str) -> list[str]:
-    """Lines appending the token of attribute ``at`` whose decoded value is the expression ``v``."""
+def _classify(at: int, a: str, form: int, v: str) -> list[str]:
+    """Lines appending the token of attribute ``at`` (the expression ``a`` in the generated code)
+    whose decoded value is the expression ``v``."""
     if form in F.UNIT_REF_FORMS:
-        return [f"T.append(c.ref({at}, c.u + {v}))"]
+        return [f"T.append(c.ref({a}, c.u + {v}))"]
     if form == F.DW_FORM_ref_addr:
-        return [f"T.append(c.ref({at}, {v}))"]
+        return [f"T.append(c.ref({a}, {v}))"]
+    if form == F.DW_FORM_strp:
+        return [f"T.append(({a}, 's', c.strp({v})))"]
     if form in F.STR_FORMS:
-        return [f"T.append(({at}, 's', c.string({form}, {v})))"]
+        return [f"T.append(({a}, 's', c.string({form}, {v})))"]
     if at in _FILE_ATTRS and (form in _DATA_BITS or form == F.DW_FORM_udata):
-        return [f"T.append(c.file({at}, {v}))"]
+        return [f"T.append(c.file({a}, {v}))"]
     if form in F.UNIT_INDEX_FORMS:
-        return [f"T.append(({at}, 'U', c.u, {v}))"]
+        return [f"T.append(({a}, 'U', c.u, {v}))"]
     if form in _DATA_BITS:
-        return [f"v = {v}", f"T.append(({at}, 'k' if v < {1 << (_DATA_BITS[form] - 1)} else {form}, v))"]
+        return [f"v = {v}", f"T.append(({a}, 'k' if v < {1 << (_DATA_BITS[form] - 1)} else {form}, v))"]
     if form == F.DW_FORM_udata:
-        return [f"T.append(({at}, 'k', {v}))"]
+        return [f"T.append(({a}, 'k', {v}))"]
     if form == F.DW_FORM_sdata:
-        return [f"v = {v}", f"T.append(({at}, 'k' if v >= 0 else {form}, v))"]
+        return [f"v = {v}", f"T.append(({a}, 'k' if v >= 0 else {form}, v))"]
     if form == F.DW_FORM_flag:
-        return [f"v = {v}", f"T.append(({at}, 'flag', 1) if v == 1 else ({at}, {form}, v))"]
-    return [f"T.append(({at}, {form}, {v}))"]
+        return [f"v = {v}", f"T.append(({a}, 'flag', 1) if v == 1 else ({a}, {form}, v))"]
+    return [f"T.append(({a}, {form}, {v}))"]
 
 
 def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokenizer:
@@ -79,34 +85,35 @@ def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokeniz
             k = 0
 
     for idx, (at, form, ic) in enumerate(specs):
+        a = f"A[{idx}]"
         if form == F.DW_FORM_implicit_const:
             # The value lives in the abbreviation: pass it in K, so that abbreviations differing
             # only in their constants share one compiled function.
-            lines.append(f"T.append(c.file({at}, K[{idx}]))" if at in _FILE_ATTRS else
-                         f"T.append(({at}, 'k', K[{idx}]) if K[{idx}] >= 0 else ({at}, {form}, K[{idx}]))")
+            lines.append(f"T.append(c.file({a}, K[{idx}]))" if at in _FILE_ATTRS else
+                         f"T.append(({a}, 'k', K[{idx}]) if K[{idx}] >= 0 else ({a}, {form}, K[{idx}]))")
             continue
         if form == F.DW_FORM_flag_present:
-            lines.append(f"T.append(({at}, 'flag', 1))")
+            lines.append(f"T.append(({a}, 'flag', 1))")
             continue
         size = form_size(form, version, O, A)
         if size is not None:
             if at != F.DW_AT_sibling:
                 if form in (F.DW_FORM_data16, F.DW_FORM_ref_sig8) or size not in (1, 2, 3, 4, 8):
-                    lines.append(f"T.append(({at}, {form}, d[p + {k}:p + {k + size}]))")
+                    lines.append(f"T.append(({a}, {form}, d[p + {k}:p + {k + size}]))")
                 else:
-                    lines += _classify(at, form, _fixed_value(size, k))
+                    lines += _classify(at, a, form, _fixed_value(size, k))
             k += size
             continue
         flush()
         if form == F.DW_FORM_string:
-            lines += ["q = d.index(0, p)", f"T.append(({at}, 's', d[p:q]))", "p = q + 1"]
+            lines += ["q = d.index(0, p)", f"T.append(({a}, 's', d[p:q]))", "p = q + 1"]
         elif form == F.DW_FORM_sdata:
             lines.append("v, p = _sleb(d, p)")
-            lines += _classify(at, form, "v")
+            lines += _classify(at, a, form, "v")
         elif form in F.ULEB_FORMS:
             lines.append("w, p = _uleb(d, p)")
             if at != F.DW_AT_sibling:
-                lines += _classify(at, form, "w")
+                lines += _classify(at, a, form, "w")
         elif form in F.BLOCK_FORMS:
             if form == F.DW_FORM_block1:
                 lines += ["n = d[p]", "p += 1"]
@@ -116,10 +123,10 @@ def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokeniz
                 lines += ["n = _u32(d, p)[0]", "p += 4"]
             else:
                 lines.append("n, p = _uleb(d, p)")
-            lines += [f"T.append(({at}, {form}, d[p:p + n]))", "p += n"]
+            lines += [f"T.append(({a}, {form}, d[p:p + n]))", "p += n"]
         else:
             raise DwarfError(f"cannot tokenise form 0x{form:x}")
-    src = "def tok(d, p, c, T, K):\n" + "".join(f"    {ln}\n" for ln in lines) + "    return None\n"
+    src = "def tok(d, p, c, T, A, K):\n" + "".join(f"    {ln}\n" for ln in lines) + "    return None\n"
     fn = _source_cache.get(src)
     if fn is None:
         exec(compile(src, "<dwarf-tokenizer>", "exec"), env)
