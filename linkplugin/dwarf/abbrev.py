@@ -84,6 +84,19 @@ _plan_cache: dict[tuple, Plan] = {}
 _source_cache: dict[str, Callable[..., int]] = {}
 
 
+def block_length_lines(form: int) -> list[str]:
+    """Generated code that reads a block's length into ``n`` and moves ``p`` to its bytes
+    (the generated functions have ``_u16``, ``_u32`` and ``_uleb`` in scope)."""
+    if form == F.DW_FORM_block1:
+        return ["n = d[p]", "p += 1"]
+    if form == F.DW_FORM_block2:
+        return ["n = _u16(d, p)[0]", "p += 2"]
+    if form == F.DW_FORM_block4:
+        return ["n = _u32(d, p)[0]", "p += 4"]
+    # ULEB length: one byte in the common case
+    return ["n = d[p]", "p += 1", "if n & 0x80: n, p = _uleb(d, p - 1)"]
+
+
 def compile_plan(specs: tuple[AttrSpec, ...], version: int, offset_size: int, addr_size: int,
                  raw: bytes | None = None) -> Plan:
     """The decoding plan of one abbreviation in a unit of this shape (cached by ``raw``, the
@@ -147,14 +160,7 @@ def _build_plan(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Pl
         elif form in F.BLOCK_FORMS:
             simple = False
             flush()
-            if form == F.DW_FORM_block1:
-                lines += ["n = d[p]", "p += 1"]
-            elif form == F.DW_FORM_block2:
-                lines += ["n = _u16(d, p)[0]", "p += 2"]
-            elif form == F.DW_FORM_block4:
-                lines += ["n = _u32(d, p)[0]", "p += 4"]
-            else:
-                lines += ["n = d[p]", "p += 1", "if n & 0x80: n, p = _uleb(d, p - 1)"]
+            lines += block_length_lines(form)
             if form == F.DW_FORM_exprloc or at in F.EXPR_BLOCK_ATTRS:
                 lines.append(f"if _might_ref(d, p, p + n): _expr(d, p, p + n, i, u, X, {A}, {O}, {version})")
             lines.append("p += n")

@@ -16,7 +16,7 @@ import struct
 from typing import Callable
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import AttrSpec, form_size
+from linkplugin.dwarf.abbrev import AttrSpec, block_length_lines, form_size
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
 
@@ -115,14 +115,7 @@ def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokeniz
             if at != F.DW_AT_sibling:
                 lines += _classify(at, a, form, "w")
         elif form in F.BLOCK_FORMS:
-            if form == F.DW_FORM_block1:
-                lines += ["n = d[p]", "p += 1"]
-            elif form == F.DW_FORM_block2:
-                lines += ["n = _u16(d, p)[0]", "p += 2"]
-            elif form == F.DW_FORM_block4:
-                lines += ["n = _u32(d, p)[0]", "p += 4"]
-            else:
-                lines.append("n, p = _uleb(d, p)")
+            lines += block_length_lines(form)
             lines += [f"T.append(({a}, {form}, d[p:p + n]))", "p += n"]
         else:
             raise DwarfError(f"cannot tokenise form 0x{form:x}")
