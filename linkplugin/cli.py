@@ -5,11 +5,16 @@ Every failure the user can cause ends in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from linkplugin import __version__, api
 from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
 from linkplugin.errors import LinkpluginError
+from linkplugin.interrupt import Terminated
 from linkplugin.timing import PhaseTimer
 
 
@@ -124,15 +129,40 @@ def run(argv: list[str]) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def _termination_unwinds() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind the command like Ctrl-C does, so the temporary output file
+    and the shared section file are removed and the workers stopped, instead of the process
+    dying where it stands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, _terminate) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        with _termination_unwinds():
+            return run(sys.argv[1:] if argv is None else argv)
     except LinkpluginError as exc:
         print(f"linkplugin: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("linkplugin: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"linkplugin: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":

@@ -18,9 +18,12 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import signal
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from linkplugin import interrupt
 from linkplugin.errors import LinkpluginError
 
 if TYPE_CHECKING:
@@ -59,7 +62,13 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def serve(conn: multiprocessing.connection.Connection) -> None:
-    """A worker's loop: run (function, arguments) until the parent goes away."""
+    """A worker's loop: run (function, arguments) until the parent goes away.
+
+    A worker ignores SIGINT: Ctrl-C reaches the whole process group, and only the owner of the
+    pool decides what it means (``linkplugin.interrupt``). SIGTERM keeps its default, so the
+    owner (and multiprocessing at exit) can always end a worker.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             fn, args = conn.recv()
@@ -67,9 +76,21 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
             return
         try:
             reply = (True, fn(*args))
-        except BaseException as exc:  # handed back to the caller, which re-raises it
+        except Exception as exc:  # handed back to the caller, which re-raises it
             reply = (False, exc)
         conn.send(reply)
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while it starts a process: the mask is inherited through
+    fork and exec, so the forkserver (while it still imports, before it can ignore SIGINT
+    itself) and the workers it forks never see a Ctrl-C meant for their owner."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _Worker:
@@ -77,8 +98,18 @@ class _Worker:
         ctx = _context()
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=serve, args=(child,), daemon=True, name="linkplugin-worker")
-        self.process.start()
+        # multiprocessing starts its resource tracker on the way and unblocks SIGINT in this
+        # thread when that returns: have it started first, then block for our own children.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        with _sigint_blocked():
+            self.process.start()
         child.close()  # only the worker holds its end now: its death is EOF here
+
+    def kill(self) -> None:
+        """End the worker now (its task's result is no longer wanted); ``call`` then fails."""
+        self.process.kill()
 
     def call(self, fn: Callable[..., Any], args: tuple) -> Any:
         try:
@@ -133,14 +164,24 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
 
     ``fn`` must be a top-level function of a module a spawned child can import
     (anything under ``linkplugin``).
+
+    Every task boundary polls ``interrupt.check``. When the caller's own task fails or it is
+    interrupted (KeyboardInterrupt, ``Terminated``, ``Interrupted``), the workers still busy
+    with this call are killed rather than waited for: their results are no longer wanted.
     """
     if jobs <= 1 or len(tasks) <= 1:
-        return [fn(*t) for t in tasks]
+        results_here = []
+        for t in tasks:
+            interrupt.check()
+            results_here.append(fn(*t))
+        return results_here
     results: list[Any] = [None] * len(tasks)
     counter = itertools.count()
     failures: list[BaseException] = []
+    busy: set[_Worker] = set()
 
     def take() -> int | None:
+        interrupt.check()
         i = next(counter)  # atomic under the GIL
         return i if i < len(tasks) and not failures else None
 
@@ -149,10 +190,15 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
         try:
             while True:
                 worker = _acquire(jobs - 1)
-                i = take()
+                try:
+                    i = take()
+                except BaseException:
+                    _idle.put(worker)
+                    raise
                 if i is None:
                     _idle.put(worker)
                     return
+                busy.add(worker)
                 try:
                     results[i] = worker.call(fn, tasks[i])
                 except WorkerDied:
@@ -161,6 +207,8 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
                 except BaseException:
                     _idle.put(worker)
                     raise
+                finally:
+                    busy.discard(worker)
                 _idle.put(worker)
         except BaseException as exc:  # handed to the caller below
             failures.append(exc)
@@ -171,10 +219,14 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     try:
         while (i := take()) is not None:
             results[i] = fn(*tasks[i])
+        for t in drivers:
+            t.join()
     except BaseException as exc:
-        failures.append(exc)
-    for t in drivers:
-        t.join()
+        failures.insert(0, exc)  # the caller's own reason comes first
+        for worker in list(busy):
+            worker.kill()
+        for t in drivers:
+            t.join()  # quick: their workers are gone or finish no further task
     if failures:
         raise failures[0]
     return results

@@ -26,6 +26,7 @@ import linkplugin
 from linkplugin import api
 from linkplugin.compress.codec import DEFAULT_SHARD_SIZE, Settings, codec_version
 from linkplugin.errors import LinkpluginError
+from linkplugin.interrupt import watch_signals
 from linkplugin.pool import default_jobs
 
 # Targets of our builders, and what the actions measured when they ran.
@@ -65,6 +66,10 @@ def _run(target, job) -> int:
         report = job()
     except LinkpluginError as exc:
         raise SCons.Errors.BuildError(node=target, errstr=str(exc), status=2, exitstatus=2) from None
+    except KeyboardInterrupt:
+        # Never let it out of an action: SCons's job threads catch only Exception, and a job
+        # thread that dies leaves SCons waiting for it forever.
+        raise SCons.Errors.BuildError(node=target, errstr="interrupted", status=2, exitstatus=2) from None
     _record(target, report, time.perf_counter() - t0)
     return 0
 
@@ -157,6 +162,9 @@ _BUILDERS = {
 
 def generate(env) -> None:
     global _summary_registered
+    # SCons's own handler only flags an interrupt and waits for running actions: let ours
+    # see it too, so that they stop at their next task instead of running to the end.
+    watch_signals()
     env.SetDefault(
         DEBUGINFO_CODEC="zlib",
         DEBUGINFO_LEVEL="",

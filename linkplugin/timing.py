@@ -1,9 +1,31 @@
-"""Phase timing, printed like a linker's /time table."""
+"""Phase timing, printed like a linker's /time table.
+
+Every phase start is also where a job notices an interrupt (``interrupt.check``), and where the
+tests can hold a job: with ``LINKPLUGIN_TEST_PAUSE=NAME`` in the environment, the phase NAME
+says ``linkplugin: paused at NAME`` on stderr and waits up to 30 s, so that a test can send a
+signal while the job is in that phase (as git's GIT_TEST_* variables do).
+"""
 from __future__ import annotations
 
+import os
+import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
+
+from linkplugin import interrupt
+
+_PAUSE_SECONDS = 30.0
+
+
+def _test_pause(name: str) -> None:
+    if os.environ.get("LINKPLUGIN_TEST_PAUSE") != name:
+        return
+    print(f"linkplugin: paused at {name}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + _PAUSE_SECONDS
+    while time.monotonic() < deadline:
+        interrupt.check()
+        time.sleep(0.05)
 
 
 class PhaseTimer:
@@ -13,6 +35,8 @@ class PhaseTimer:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        interrupt.check()
+        _test_pause(name)
         t0 = time.perf_counter()
         try:
             yield

@@ -1,0 +1,256 @@
+"""Interrupts and faults: Ctrl-C and SIGTERM inside SCons builds and the command, in every phase;
+a full output file system, an unwritable output folder.
+
+Every case must end within seconds with a non-zero status and one clear message, no thread
+traceback, no worker process left, no partial or temporary output, and the input unchanged.
+A job is held in a given phase with LINKPLUGIN_TEST_PAUSE (see linkplugin/timing.py); the
+signal goes to the whole process group, as a terminal's Ctrl-C does.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import ROOT, run
+
+# What a build step of each of our builders goes through, in order.
+OPTIMIZE_PHASES = ["read", "read+hash", "table", "rewrite", "layout", "sections", "compress", "write"]
+COMPRESS_PHASES = ["read", "compress", "write"]
+LIMIT = 60  # seconds any one case may take before it counts as a hang
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Processes still alive in session ``sid`` (pid and command line)."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            alive.append(f"{entry} {cmdline}")
+    return alive
+
+
+def _wait_for_line(path: Path, text: str, proc: subprocess.Popen, count: int = 1) -> None:
+    deadline = time.monotonic() + LIMIT
+    while time.monotonic() < deadline:
+        if path.read_text(errors="replace").count(text) >= count:
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"never saw {text!r} ({count}x): {path.read_text(errors='replace')}")
+
+
+def _finish(proc: subprocess.Popen) -> int:
+    try:
+        return proc.wait(timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("hang: still running a minute after the signal") from None
+
+
+def _assert_nothing_left(proc: subprocess.Popen, folder: Path) -> None:
+    deadline = time.monotonic() + 10
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)  # daemonic workers end as their parent exits
+    assert _session_processes(proc.pid) == []
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".linkplugin-")] == []
+
+
+def _project(tmp_path: Path, c_program: Path, cxx_program: Path, builder: str) -> Path:
+    """A user's SCons project with two targets of ``builder``."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ROOT / "site_scons", project / "site_scons", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(c_program, project / "a")
+    shutil.copy(cxx_program, project / "b")
+    (project / "SConstruct").write_text(
+        "env = Environment(tools=['default', 'debuginfo'])\n"
+        f"env.{builder}('a.out', 'a')\n"
+        f"env.{builder}('b.out', 'b')\n")
+    return project
+
+
+def _scons(project: Path, log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "SCons", "-Q", *args], cwd=project, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+@pytest.mark.parametrize("jobs", ["-j1", "-j2"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase", OPTIMIZE_PHASES)
+def test_scons_stops_on_a_signal_in_every_phase(tmp_path: Path, c_program: Path, cxx_program: Path,
+                                                 phase: str, signum: int, jobs: str) -> None:
+    project = _project(tmp_path, c_program, cxx_program, "DebugOptimize")
+    log = tmp_path / "log"
+    proc = _scons(project, log, jobs, env={"LINKPLUGIN_TEST_PAUSE": phase})
+    # Under -j2 both targets are built at once: wait until both are held.
+    _wait_for_line(log, f"paused at {phase}", proc, count=2 if jobs == "-j2" else 1)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signum)
+    status = _finish(proc)
+    output = log.read_text()
+    assert status != 0, output
+    assert time.monotonic() - t0 < 10, output
+    assert "Build interrupted" in output, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    _assert_nothing_left(proc, project)
+    assert not (project / "a.out").exists() and not (project / "b.out").exists()
+
+    # The next build makes what was interrupted.
+    again = _scons(project, tmp_path / "again", jobs)
+    assert _finish(again) == 0, (tmp_path / "again").read_text()
+    assert (project / "a.out").exists() and (project / "b.out").exists()
+
+
+@pytest.fixture(scope="module")
+def slow_input(c_program: Path, tmp_path_factory) -> Path:
+    """A program whose compression takes seconds, shard by shard, on every worker."""
+    folder = tmp_path_factory.mktemp("slow")
+    blob = folder / "blob"
+    blob.write_bytes(os.urandom(1 << 20) * 48)
+    src = folder / "slow"
+    run("objcopy", f"--add-section=.debug_junk={blob}", c_program, src)
+    return src
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_scons_stops_while_workers_compute(tmp_path: Path, slow_input: Path, signum: int) -> None:
+    """No pause: the signal arrives while the pool workers are busy compressing."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ROOT / "site_scons", project / "site_scons", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(slow_input, project / "a")
+    shutil.copy(slow_input, project / "b")
+    (project / "SConstruct").write_text(
+        "env = Environment(tools=['default', 'debuginfo'], DEBUGINFO_LEVEL=9, DEBUGINFO_JOBS=2)\n"
+        "env.DebugCompress('a.out', 'a')\n"
+        "env.DebugCompress('b.out', 'b')\n")
+    log = tmp_path / "log"
+    proc = _scons(project, log, "-j2")
+    deadline = time.monotonic() + LIMIT
+    while not [p for p in _session_processes(proc.pid) if "forkserver" in p or "multiprocessing" in p]:
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers are on their first shards now
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signum)
+    status = _finish(proc)
+    output = log.read_text()
+    assert status != 0 and "Build interrupted" in output, output
+    assert time.monotonic() - t0 < 15, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    _assert_nothing_left(proc, project)
+    assert not (project / "a.out").exists() and not (project / "b.out").exists()
+
+
+def _command(args: list[str], log: Path, env: dict | None = None, **kw) -> subprocess.Popen:
+    with open(log, "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "linkplugin", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True, env={**os.environ, **(env or {})}, **kw)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command,phase", [("merge-types", p) for p in OPTIMIZE_PHASES] +
+                         [("compress", p) for p in COMPRESS_PHASES] + [("decompress", "decompress")])
+def test_command_stops_on_a_signal_in_every_phase(tmp_path: Path, cxx_program: Path, command: str, phase: str,
+                                                  signum: int) -> None:
+    src = tmp_path / "in"
+    if command == "decompress":
+        run("objcopy", "--compress-debug-sections=zlib", cxx_program, src)
+    else:
+        shutil.copy(cxx_program, src)
+    before = src.read_bytes()
+    out = tmp_path / "out"
+    extra = ["--compress", "zlib"] if command == "merge-types" else []
+    log = tmp_path / "log"
+    proc = _command([command, str(src), "-o", str(out), *extra], log, env={"LINKPLUGIN_TEST_PAUSE": phase})
+    _wait_for_line(log, f"paused at {phase}", proc)
+    os.killpg(proc.pid, signum)
+    status = _finish(proc)
+    lines = log.read_text().splitlines()
+    assert status == 128 + signum, lines
+    assert lines[1:] == [("linkplugin: interrupted" if signum == signal.SIGINT
+                          else "linkplugin: terminated by SIGTERM")], lines
+    _assert_nothing_left(proc, tmp_path)
+    assert not out.exists() and src.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [["compress", "-j", "2"], ["merge-types", "--compress", "zstd", "-j", "2"]])
+def test_full_output_file_system(tmp_path: Path, slow_input: Path, args: list[str]) -> None:
+    """Writes beyond a file size limit fail as a full disk does (EFBIG, like ENOSPC)."""
+    out = tmp_path / "out"
+    before = slow_input.read_bytes()
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    log = tmp_path / "log"
+    proc = _command([args[0], str(slow_input), "-o", str(out), *args[1:]], log, preexec_fn=small_files)
+    status = _finish(proc)
+    err = log.read_text().strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "cannot write" in err and "large" in err, err
+    _assert_nothing_left(proc, tmp_path)
+    assert not out.exists() and slow_input.read_bytes() == before
+
+
+@contextmanager
+def _tmpfs(options: str) -> Iterator[Path]:
+    """A small file system of its own (root only; skipped where mounting is not allowed)."""
+    folder = Path(tempfile.mkdtemp())
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+        folder.rmdir()
+
+
+@pytest.mark.parametrize("args", [["compress", "-j", "2"], ["merge-types", "-j", "2"]])
+def test_output_file_system_out_of_space(tmp_path: Path, slow_input: Path, args: list[str]) -> None:
+    before = slow_input.read_bytes()
+    with _tmpfs("size=4m") as small:
+        out = small / "out"
+        log = tmp_path / "log"
+        proc = _command([args[0], str(slow_input), "-o", str(out), *args[1:]], log)
+        status = _finish(proc)
+        err = log.read_text().strip()
+        assert status == 2 and err.splitlines() == [err] and "No space left" in err, err
+        _assert_nothing_left(proc, small)
+        assert list(small.iterdir()) == []
+    assert slow_input.read_bytes() == before
+
+
+def test_output_folder_not_writable(tmp_path: Path, c_program: Path) -> None:
+    """A read-only file system: the folder's mode alone would not stop root."""
+    with _tmpfs("ro,size=1m") as locked:
+        log = tmp_path / "log"
+        proc = _command(["compress", str(c_program), "-o", str(locked / "out")], log)
+        status = _finish(proc)
+        err = log.read_text().strip()
+        assert status == 2 and err.splitlines() == [err] and "cannot write" in err, err
+        assert list(locked.iterdir()) == []
