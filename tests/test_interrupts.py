@@ -75,15 +75,15 @@ def _assert_nothing_left(proc: subprocess.Popen, folder: Path) -> None:
     assert [p.name for p in folder.iterdir() if p.name.startswith(".linkplugin-")] == []
 
 
-def _project(tmp_path: Path, c_program: Path, cxx_program: Path, builder: str) -> Path:
-    """A user's SCons project with two targets of ``builder``."""
+def _project(tmp_path: Path, a: Path, b: Path, builder: str, settings: str = "") -> Path:
+    """A user's SCons project with two targets of ``builder``, made from copies of ``a`` and ``b``."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copytree(ROOT / "site_scons", project / "site_scons", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(c_program, project / "a")
-    shutil.copy(cxx_program, project / "b")
+    shutil.copy(a, project / "a")
+    shutil.copy(b, project / "b")
     (project / "SConstruct").write_text(
-        "env = Environment(tools=['default', 'debuginfo'])\n"
+        f"env = Environment(tools=['default', 'debuginfo']{settings})\n"
         f"env.{builder}('a.out', 'a')\n"
         f"env.{builder}('b.out', 'b')\n")
     return project
@@ -137,15 +137,7 @@ def slow_input(c_program: Path, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_scons_stops_while_workers_compute(tmp_path: Path, slow_input: Path, signum: int) -> None:
     """No pause: the signal arrives while the pool workers are busy compressing."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copytree(ROOT / "site_scons", project / "site_scons", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(slow_input, project / "a")
-    shutil.copy(slow_input, project / "b")
-    (project / "SConstruct").write_text(
-        "env = Environment(tools=['default', 'debuginfo'], DEBUGINFO_LEVEL=9, DEBUGINFO_JOBS=2)\n"
-        "env.DebugCompress('a.out', 'a')\n"
-        "env.DebugCompress('b.out', 'b')\n")
+    project = _project(tmp_path, slow_input, slow_input, "DebugCompress", ", DEBUGINFO_LEVEL=9, DEBUGINFO_JOBS=2")
     log = tmp_path / "log"
     proc = _scons(project, log, "-j2")
     deadline = time.monotonic() + LIMIT
