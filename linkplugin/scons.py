@@ -1,8 +1,15 @@
-"""The SCons tool behind ``site_scons/site_tools/debuginfo.py``.
+"""The SCons tool ``debuginfo`` (``linkplugin/site_tools/debuginfo.py``).
 
 Builders, each ``Builder(target, program)``: ``DebugCompress``,
-``DebugDecompress``, ``DebugMergeTypes`` (remove duplicate DWARF types) and
-``DebugOptimize`` (merge types, then compress, in one read and one write).
+``DebugDecompress``, ``DebugMergeTypes`` (remove duplicate DWARF types),
+``DebugOptimize`` (merge types, then compress, in one read and one write) and
+``DebugSplit`` (a stripped program plus a separate debug file).
+
+Auto mode: with ``DEBUGINFO_AUTO`` set to ``optimize``, ``compress`` or
+``merge``, every ``Program``, ``SharedLibrary`` and ``LoadableModule`` is
+post-processed in place by its own builder: the link and our step are one
+build step, so the target keeps its name, ``scons -c`` removes nothing else,
+and a CacheDir stores the final bytes under a key that holds our settings.
 
 Build cache: each builder's action is a function action, whose signature is
 its own bytecode plus the construction variables in ``varlist``. Every setting
@@ -13,6 +20,7 @@ changes the output), so a CacheDir hits across ``-j`` settings and machines.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 
@@ -21,6 +29,7 @@ import SCons.Builder
 import SCons.Errors
 import SCons.Node
 import SCons.Script
+import SCons.Tool
 
 import linkplugin
 from linkplugin import api
@@ -88,6 +97,91 @@ def optimize_action(target, source, env) -> int:
                                                          compress=_settings(env)))
 
 
+# DEBUGINFO_AUTO: what each link builder's own step does after linking.
+AUTO_MODES = ("optimize", "compress", "merge")
+_AUTO_BUILDERS = {  # link builder: the variable holding its emitters
+    "Program": "PROGEMITTER",
+    "SharedLibrary": "SHLIBEMITTER",
+    "LoadableModule": "LDMODULEEMITTER",
+}
+_auto_targets: set[str] = set()
+
+
+def _auto_mode(env) -> str:
+    mode = env.subst("$DEBUGINFO_AUTO")
+    if mode and mode not in AUTO_MODES:
+        raise SCons.Errors.UserError(f"DEBUGINFO_AUTO={mode!r}: expected one of {', '.join(AUTO_MODES)} "
+                                     f"or empty")
+    return mode
+
+
+def _has_debug_info(path: str) -> bool:
+    return any(r.name in (".debug_info", ".zdebug_info") for r in api.section_table(path))
+
+
+def auto_action(target, source, env) -> int:
+    """Rewrite the just-linked ``target[0]`` in place (temp file + rename).
+
+    Only the first target is the linked file: the others of a versioned
+    shared library are symlinks to it.
+    """
+    path = str(target[0])
+    mode = _auto_mode(env)
+
+    def job() -> api.Report:
+        if mode == "compress":
+            return api.compress_file(path, path, _settings(env), jobs=_jobs(env))
+        if not _has_debug_info(path):  # linked without -g: nothing to merge
+            return api.compress_file(path, path, _settings(env), jobs=_jobs(env)) \
+                if mode == "optimize" else api.Report()
+        return api.merge_types_file(path, path, jobs=_jobs(env),
+                                    compress=_settings(env) if mode == "optimize" else None)
+    return _run(target[0], job)
+
+
+def _auto_generator(source, target, env, for_signature):
+    """Our step after the link, or nothing (an empty list: no bytes in the
+    signature, so a program's cache key is the same as without the tool)."""
+    mode = _auto_mode(env)
+    return _auto_actions[mode] if mode else []
+
+
+# One action per mode, so the build prints what it does (``DebugOptimize app``).
+# The signature holds the mode and every setting that changes the bytes;
+# never the worker count.
+_auto_actions = {
+    mode: SCons.Action.Action(auto_action, f"$DEBUG{mode.upper()}COMSTR" if mode != "merge"
+                              else "$DEBUGMERGETYPESCOMSTR",
+                              varlist=["DEBUGINFO_AUTO", *_COMPRESS_VARS])
+    for mode in AUTO_MODES
+}
+
+
+def _remember_auto(target, source, env):
+    global _want_table
+    if _auto_mode(env) and target:
+        with _lock:
+            _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
+            _targets.append(target[0])
+            _auto_targets.add(str(target[0]))
+    return target, source
+
+
+def _add_auto_step(env) -> None:
+    """Append our step to each link builder's actions, once per builder."""
+    SCons.Tool.createProgBuilder(env)
+    SCons.Tool.createSharedLibBuilder(env)
+    SCons.Tool.createLoadableModuleBuilder(env)
+    for name, emitters in _AUTO_BUILDERS.items():
+        builder = env["BUILDERS"][name]
+        if getattr(builder, "_debuginfo_auto", False):
+            continue
+        builder.action = SCons.Action.Action([builder.action,
+                                              SCons.Action.Action(_auto_generator, generator=1)])
+        builder._debuginfo_auto = True
+        env.Append(**{emitters: [_remember_auto]})
+
+
 def _remember(target, source, env):
     global _want_table
     with _lock:
@@ -127,9 +221,12 @@ def summary(table: bool) -> str:
         if table:
             if path in _ran:
                 before, after = _ran[path][:2]
+            elif path in _auto_targets:  # its sources are objects: no "before" to show
+                before, after = None, _debug_bytes(path)
             else:
                 before, after = _debug_bytes(str(node.sources[0])), _debug_bytes(path)
-            rows.append(f"{path:<36} {before:>12} {after:>12} {100 * (1 - after / max(before, 1)):>6.1f}% {how:>10}")
+            saved = "-" if before is None else f"{100 * (1 - after / max(before, 1)):.1f}%"
+            rows.append(f"{path:<36} {'-' if before is None else before:>12} {after:>12} {saved:>7} {how:>10}")
     if not (built or cached or current):
         return ""
     line = (f"debuginfo: {built + cached + current} targets: {built} built, {cached} from cache, "
@@ -166,6 +263,7 @@ def generate(env) -> None:
         _debuginfo_codec_version=codec_version,
         DEBUGINFO_CODEC_VERSION="${_debuginfo_codec_version(DEBUGINFO_CODEC)}",
         DEBUGINFO_SUMMARY_TABLE=False,
+        DEBUGINFO_AUTO="",  # "optimize", "compress" or "merge": every linked program, in place
     )
     for name, (function, varlist) in _BUILDERS.items():
         com = name.upper() + "COM"  # e.g. DEBUGCOMPRESSCOM and DEBUGCOMPRESSCOMSTR
@@ -175,9 +273,16 @@ def generate(env) -> None:
                           com + "STR": f"{name} $TARGET"})
         env["BUILDERS"][name] = SCons.Builder.Builder(action=SCons.Action.Action(f"${com}"),
                                                       single_source=True, emitter=_remember)
+    _add_auto_step(env)
     if not _summary_registered:
         _summary_registered = True
         atexit.register(_print_summary)
+
+
+def toolpath() -> str:
+    """The folder holding the ``debuginfo`` tool, for ``Environment(toolpath=[...])``
+    or ``SCons.Tool.DefaultToolpath``: nothing to copy into a project."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")
 
 
 def exists(env) -> bool:
