@@ -21,6 +21,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from linkplugin import progress
 from linkplugin.errors import LinkpluginError
 
 if TYPE_CHECKING:
@@ -134,8 +135,9 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     ``fn`` must be a top-level function of a module a spawned child can import
     (anything under ``linkplugin``).
     """
+    tick = progress.counter(len(tasks))  # counts tasks done for the command line's progress line
     if jobs <= 1 or len(tasks) <= 1:
-        return [fn(*t) for t in tasks]
+        return [tick(fn(*t)) for t in tasks]
     results: list[Any] = [None] * len(tasks)
     counter = itertools.count()
     failures: list[BaseException] = []
@@ -154,7 +156,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
                     _idle.put(worker)
                     return
                 try:
-                    results[i] = worker.call(fn, tasks[i])
+                    results[i] = tick(worker.call(fn, tasks[i]))
                 except WorkerDied:
                     _dead(worker)
                     raise
@@ -170,7 +172,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
         t.start()
     try:
         while (i := take()) is not None:
-            results[i] = fn(*tasks[i])
+            results[i] = tick(fn(*tasks[i]))
     except BaseException as exc:
         failures.append(exc)
     for t in drivers:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -46,6 +48,7 @@ _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 
 _COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
+_SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION"]
 
 
 def _jobs(env) -> int:
@@ -98,7 +101,7 @@ def optimize_action(target, source, env) -> int:
 
 
 # DEBUGINFO_AUTO: what each link builder's own step does after linking.
-AUTO_MODES = ("optimize", "compress", "merge")
+AUTO_MODES = ("optimize", "compress", "merge", "split")
 _AUTO_BUILDERS = {  # link builder: the variable holding its emitters
     "Program": "PROGEMITTER",
     "SharedLibrary": "SHLIBEMITTER",
@@ -129,6 +132,10 @@ def auto_action(target, source, env) -> int:
     mode = _auto_mode(env)
 
     def job() -> api.Report:
+        if mode == "split":  # stripped in place, the debug file beside it (the emitter added it)
+            codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
+            return api.split_file(path, path, debug_file=_auto_debug_file(env, target[0]),
+                                  merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")), compress=codec, jobs=_jobs(env))
         if mode == "compress":
             return api.compress_file(path, path, _settings(env), jobs=_jobs(env))
         if not _has_debug_info(path):  # linked without -g: nothing to merge
@@ -150,20 +157,28 @@ def _auto_generator(source, target, env, for_signature):
 # The signature holds the mode and every setting that changes the bytes;
 # never the worker count.
 _auto_actions = {
-    mode: SCons.Action.Action(auto_action, f"$DEBUG{mode.upper()}COMSTR" if mode != "merge"
-                              else "$DEBUGMERGETYPESCOMSTR",
-                              varlist=["DEBUGINFO_AUTO", *_COMPRESS_VARS])
-    for mode in AUTO_MODES
+    mode: SCons.Action.Action(auto_action, f"${com}STR", varlist=["DEBUGINFO_AUTO", *varlist])
+    for mode, com, varlist in [("optimize", "DEBUGOPTIMIZECOM", _COMPRESS_VARS),
+                               ("compress", "DEBUGCOMPRESSCOM", _COMPRESS_VARS),
+                               ("merge", "DEBUGMERGETYPESCOM", ["DEBUGINFO_VERSION"]),
+                               ("split", "DEBUGSPLITCOM", _SPLIT_VARS)]
 }
+
+
+def _auto_debug_file(env, node) -> str:
+    return env.subst("${TARGET}$DEBUGINFO_SPLIT_SUFFIX", target=node)
 
 
 def _remember_auto(target, source, env):
     global _want_table
-    if _auto_mode(env) and target:
+    mode = _auto_mode(env)
+    if mode and target:
         with _lock:
             _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
             _targets.append(target[0])
             _auto_targets.add(str(target[0]))
+        if mode == "split":  # the debug file is a target too: cached, cleaned, installed with it
+            target = [*target, env.File(_auto_debug_file(env, target[0]))]
     return target, source
 
 
@@ -180,6 +195,37 @@ def _add_auto_step(env) -> None:
                                               SCons.Action.Action(_auto_generator, generator=1)])
         builder._debuginfo_auto = True
         env.Append(**{emitters: [_remember_auto]})
+
+
+def split_action(target, source, env) -> int:
+    """``target[0]``: the stripped program; ``target[1]``: its debug file."""
+    stripped, debug = str(target[0]), str(target[1])
+
+    def job() -> api.Report:
+        codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
+        return api.split_file(str(source[0]), stripped, debug_file=debug,
+                              merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")), compress=codec, jobs=_jobs(env))
+    return _run(target[0], job)
+
+
+def _split_emitter(target, source, env):
+    """The debug file is the second target: given, or the first one plus $DEBUGINFO_SPLIT_SUFFIX."""
+    if len(target) == 1:
+        target = [target[0], env.File(env.subst("${TARGET}$DEBUGINFO_SPLIT_SUFFIX", target=target[0]))]
+    return _remember(target[:1], source, env)[0] + target[1:], source
+
+
+def _objcopy_version() -> str:
+    """objcopy writes the split outputs: its version is part of their cache key."""
+    global _objcopy_seen
+    if _objcopy_seen is None:
+        tool = shutil.which("objcopy")
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout if tool else ""
+        _objcopy_seen = (out.splitlines() or ["objcopy missing"])[0]
+    return _objcopy_seen
+
+
+_objcopy_seen: str | None = None
 
 
 def _remember(target, source, env):
@@ -238,6 +284,8 @@ def summary(table: bool) -> str:
 
 
 def _print_summary() -> None:
+    if SCons.Script.GetOption("clean"):
+        return  # nothing was built or fetched
     text = summary(_want_table)
     if text:
         print(text)
@@ -249,6 +297,7 @@ _BUILDERS = {
     "DebugDecompress": (decompress_action, ["DEBUGINFO_VERSION"]),
     "DebugMergeTypes": (merge_action, ["DEBUGINFO_VERSION"]),
     "DebugOptimize": (optimize_action, _COMPRESS_VARS),
+    "DebugSplit": (split_action, _SPLIT_VARS),
 }
 
 
@@ -263,7 +312,12 @@ def generate(env) -> None:
         _debuginfo_codec_version=codec_version,
         DEBUGINFO_CODEC_VERSION="${_debuginfo_codec_version(DEBUGINFO_CODEC)}",
         DEBUGINFO_SUMMARY_TABLE=False,
-        DEBUGINFO_AUTO="",  # "optimize", "compress" or "merge": every linked program, in place
+        DEBUGINFO_AUTO="",  # "optimize", "compress", "merge" or "split": every linked program, in place
+        DEBUGINFO_SPLIT_SUFFIX=".debug",
+        DEBUGINFO_SPLIT_MERGE=True,
+        DEBUGINFO_SPLIT_COMPRESS=True,  # with $DEBUGINFO_CODEC
+        _debuginfo_objcopy_version=_objcopy_version,
+        DEBUGINFO_OBJCOPY_VERSION="${_debuginfo_objcopy_version()}",
     )
     for name, (function, varlist) in _BUILDERS.items():
         com = name.upper() + "COM"  # e.g. DEBUGCOMPRESSCOM and DEBUGCOMPRESSCOMSTR
@@ -271,8 +325,9 @@ def generate(env) -> None:
         # action of the builder hands back this object and drops its own.
         env.SetDefault(**{com: SCons.Action.Action(function, f"${com}STR", varlist=varlist),
                           com + "STR": f"{name} $TARGET"})
-        env["BUILDERS"][name] = SCons.Builder.Builder(action=SCons.Action.Action(f"${com}"),
-                                                      single_source=True, emitter=_remember)
+        env["BUILDERS"][name] = SCons.Builder.Builder(
+            action=SCons.Action.Action(f"${com}"), single_source=True,
+            emitter=_split_emitter if name == "DebugSplit" else _remember)
     _add_auto_step(env)
     if not _summary_registered:
         _summary_registered = True

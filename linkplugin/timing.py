@@ -5,6 +5,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from linkplugin import progress
+
 
 class PhaseTimer:
     def __init__(self) -> None:
@@ -14,6 +16,7 @@ class PhaseTimer:
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
+        progress.phase(name)
         try:
             yield
         finally:

@@ -170,3 +170,31 @@ def test_installed_package_loads_the_tool_without_copying(tmp_path: Path) -> Non
     (other / "SConstruct").write_text(SCONSTRUCT.replace(", toolpath=[linkplugin.scons.toolpath()]", ""))
     out = scons(other, "cache=cache", env={**env, "HOME": str(home)})
     assert "DebugOptimize app\n" in out and compressed(other / "app") == "ZLIB"
+
+
+def test_split_mode_and_builder(tmp_path: Path) -> None:
+    """DEBUGINFO_AUTO='split': each program stripped in place with its debug file beside it, both
+    one build step's targets (cached and cleaned together); DebugSplit makes a stripped copy."""
+    need("gcc", "g++", "gdb", "objcopy")
+    folder = project(tmp_path / "p")
+    with open(folder / "SConstruct", "a") as f:
+        f.write("env.DebugSplit('app.stripped', 'app_plain', DEBUGINFO_CODEC='zstd')\n"
+                "env.DebugSplit(['app.s2', 'debug/app.s2.debug'], 'app_plain', DEBUGINFO_SPLIT_MERGE=False,"
+                " DEBUGINFO_SPLIT_COMPRESS=False)\n")
+    out = scons(folder, "cache=cache", "auto=split", "-j2")
+    for name in PRODUCTS + ["app.stripped", "app.s2"]:
+        assert f"DebugSplit {name}\n" in out
+    for name in PRODUCTS + ["app.stripped"]:
+        assert not [n for n in run("readelf", "-SW", folder / name).stdout.split("\n") if ".debug_" in n]
+        assert compressed(folder / f"{name}.debug") == ("ZSTD" if name == "app.stripped" else "ZLIB")
+    assert compressed(folder / "debug" / "app.s2.debug") == ""
+    assert run(folder / "app").stdout == run(folder / "app.stripped").stdout == "square 4.0\n"
+    # gdb follows .gnu_debuglink to the file beside the program.
+    session = run("gdb", "-batch", "-nx", "-ex", "ptype struct shape", "-ex", "info line area", folder / "app").stdout
+    assert "unsigned int kind : 5;" in session and 'of "./area.c" starts at address' in session
+
+    scons(folder, "cache=cache", "auto=split", "-c")
+    assert not (folder / "app").exists() and not (folder / "app.debug").exists()
+    again = scons(folder, "cache=cache", "auto=split")
+    assert not re.search(r"^(gcc|g\+\+|Debug\w+) ", again, re.M), again
+    assert (folder / "app.debug").is_file() and (folder / "app.stripped.debug").is_file()
