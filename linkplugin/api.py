@@ -262,6 +262,16 @@ SHT_NOTE = 7
 PT_INTERP = 3
 
 
+def _has_debug_info(image: ElfImage) -> bool:
+    return image.section(".debug_info") is not None or image.section(".zdebug_info") is not None
+
+
+def has_debug_info(path: str | os.PathLike) -> bool:
+    """Whether a file has DWARF units (a .debug_info section)."""
+    with ElfImage(path) as image:
+        return _has_debug_info(image)
+
+
 def build_id(image: ElfImage) -> str:
     """The GNU build ID of a file, in hex ("" when it has none)."""
     order = "<" if image.little_endian else ">"
@@ -325,8 +335,8 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
             # program (with an interpreter, PIE or not) needs none.
             library = image.e_type == "ET_DYN" and not any(
                 p_type == PT_INTERP for p_type in _segment_types(image))
-            if image.section(".debug_info") is None and image.section(".zdebug_info") is None:
-                raise LinkpluginError(f"{image.path}: has no debug information to split off")
+            # Without DWARF (linked without -g) the debug file holds the symbols only.
+            merge = merge and _has_debug_info(image)
     if (debug_file is None) == (debug_dir is None):
         raise LinkpluginError("split: give either a debug file or a debug folder")
     target = os.fspath(debug_file) if debug_file is not None else debug_file_path(stripped, debug_dir, build)

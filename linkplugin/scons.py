@@ -118,10 +118,6 @@ def _auto_mode(env) -> str:
     return mode
 
 
-def _has_debug_info(path: str) -> bool:
-    return any(r.name in (".debug_info", ".zdebug_info") for r in api.section_table(path))
-
-
 def auto_action(target, source, env) -> int:
     """Rewrite the just-linked ``target[0]`` in place (temp file + rename).
 
@@ -133,12 +129,10 @@ def auto_action(target, source, env) -> int:
 
     def job() -> api.Report:
         if mode == "split":  # stripped in place, the debug file beside it (the emitter added it)
-            codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
-            return api.split_file(path, path, debug_file=_auto_debug_file(env, target[0]),
-                                  merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")), compress=codec, jobs=_jobs(env))
+            return _split(env, path, path, _debug_file_of(env, target[0]))
         if mode == "compress":
             return api.compress_file(path, path, _settings(env), jobs=_jobs(env))
-        if not _has_debug_info(path):  # linked without -g: nothing to merge
+        if not api.has_debug_info(path):  # linked without -g: nothing to merge
             return api.compress_file(path, path, _settings(env), jobs=_jobs(env)) \
                 if mode == "optimize" else api.Report()
         return api.merge_types_file(path, path, jobs=_jobs(env),
@@ -165,7 +159,7 @@ _auto_actions = {
 }
 
 
-def _auto_debug_file(env, node) -> str:
+def _debug_file_of(env, node) -> str:
     return env.subst("${TARGET}$DEBUGINFO_SPLIT_SUFFIX", target=node)
 
 
@@ -178,7 +172,7 @@ def _remember_auto(target, source, env):
             _targets.append(target[0])
             _auto_targets.add(str(target[0]))
         if mode == "split":  # the debug file is a target too: cached, cleaned, installed with it
-            target = [*target, env.File(_auto_debug_file(env, target[0]))]
+            target = [*target, env.File(_debug_file_of(env, target[0]))]
     return target, source
 
 
@@ -197,21 +191,21 @@ def _add_auto_step(env) -> None:
         env.Append(**{emitters: [_remember_auto]})
 
 
+def _split(env, src: str, stripped: str, debug: str) -> api.Report:
+    codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
+    return api.split_file(src, stripped, debug_file=debug, merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")),
+                          compress=codec, jobs=_jobs(env))
+
+
 def split_action(target, source, env) -> int:
     """``target[0]``: the stripped program; ``target[1]``: its debug file."""
-    stripped, debug = str(target[0]), str(target[1])
-
-    def job() -> api.Report:
-        codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
-        return api.split_file(str(source[0]), stripped, debug_file=debug,
-                              merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")), compress=codec, jobs=_jobs(env))
-    return _run(target[0], job)
+    return _run(target[0], lambda: _split(env, str(source[0]), str(target[0]), str(target[1])))
 
 
 def _split_emitter(target, source, env):
     """The debug file is the second target: given, or the first one plus $DEBUGINFO_SPLIT_SUFFIX."""
     if len(target) == 1:
-        target = [target[0], env.File(env.subst("${TARGET}$DEBUGINFO_SPLIT_SUFFIX", target=target[0]))]
+        target = [target[0], env.File(_debug_file_of(env, target[0]))]
     return _remember(target[:1], source, env)[0] + target[1:], source
 
 

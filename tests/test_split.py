@@ -176,14 +176,21 @@ def test_in_place_and_shared_library(tmp_path: Path) -> None:
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     junk = tmp_path / "junk"
     junk.write_text("not a program\n")
-    nodebug = build(tmp_path / "nodebug", C_PROGRAM, flags=("-O1",))
-    for source, message in [(junk, "not an ELF file"), (nodebug, "has no debug information")]:
-        result = linkplugin("split", source, "-o", tmp_path / "out", "--debug-dir", tmp_path / "dbg", check=False)
-        assert result.returncode == 2
-        assert len(result.stderr.splitlines()) == 1 and message in result.stderr
-        assert not (tmp_path / "out").exists() and not (tmp_path / "dbg").exists()
-    both = linkplugin("split", nodebug, "-o", tmp_path / "out", "--debug-dir", "d", "--debug-file", "f", check=False)
+    result = linkplugin("split", junk, "-o", tmp_path / "out", "--debug-dir", tmp_path / "dbg", check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "not an ELF file" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "dbg").exists()
+    both = linkplugin("split", junk, "-o", tmp_path / "out", "--debug-dir", "d", "--debug-file", "f", check=False)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    missing = linkplugin("split", junk, "-o", tmp_path / "out", check=False)
+    assert missing.returncode == 2 and "one of the arguments --debug-file --debug-dir is required" in missing.stderr
+
+
+def test_program_without_debug_info_gets_a_symbols_only_debug_file(tmp_path: Path) -> None:
+    prog = build(tmp_path / "nodebug", C_PROGRAM, flags=("-O1",))
+    linkplugin("split", prog, "-o", tmp_path / "out", "--debug-file", tmp_path / "out.debug")
+    assert ".symtab" not in section_names(tmp_path / "out") and ".symtab" in section_names(tmp_path / "out.debug")
+    assert run(tmp_path / "out").stdout == "square 4.0\n"
 
 
 def test_progress_line_only_on_a_terminal_and_never_on_stdout(cxx_program: Path, tmp_path: Path) -> None:
