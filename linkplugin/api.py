@@ -339,18 +339,18 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
             merge = merge and _has_debug_info(image)
     if (debug_file is None) == (debug_dir is None):
         raise LinkpluginError("split: give either a debug file or a debug folder")
+    stripped = os.fspath(stripped)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(stripped))):
+        raise LinkpluginError(f"{stripped}: cannot write: folder {os.path.dirname(stripped)} does not exist")
     target = os.fspath(debug_file) if debug_file is not None else debug_file_path(stripped, debug_dir, build)
     folder = os.path.dirname(os.path.abspath(target))
-    if debug_dir is not None:
+    if debug_dir is not None:  # the build-ID tree is made as needed, as dh_strip does
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise LinkpluginError(f"{folder}: cannot create: {exc.strerror}") from None
     elif not os.path.isdir(folder):
         raise LinkpluginError(f"{target}: cannot write: folder {folder} does not exist")
-    stripped = os.fspath(stripped)
-    if not os.path.isdir(os.path.dirname(os.path.abspath(stripped))):
-        raise LinkpluginError(f"{stripped}: cannot write: folder {os.path.dirname(stripped)} does not exist")
     try:
         work = tempfile.mkdtemp(prefix=".linkplugin-", dir=folder)
     except OSError as exc:
