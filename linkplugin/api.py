@@ -5,6 +5,10 @@ These are what the command line and the SCons tool call.
 from __future__ import annotations
 
 import os
+import shutil
+import struct
+import subprocess
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -245,3 +249,158 @@ def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: 
             return _contents(image, targets, plains)
 
     return verify(contents(original), contents(merged), limit=limit)
+
+
+@dataclass
+class SplitReport(MergeReport):
+    debug_file: str = ""
+    build_id: str = ""  # hex, "" when the program has none
+
+
+NT_GNU_BUILD_ID = 3
+SHT_NOTE = 7
+PT_INTERP = 3
+
+
+def _has_debug_info(image: ElfImage) -> bool:
+    return image.section(".debug_info") is not None or image.section(".zdebug_info") is not None
+
+
+def has_debug_info(path: str | os.PathLike) -> bool:
+    """Whether a file has DWARF units (a .debug_info section)."""
+    with ElfImage(path) as image:
+        return _has_debug_info(image)
+
+
+def build_id(image: ElfImage) -> str:
+    """The GNU build ID of a file, in hex ("" when it has none)."""
+    order = "<" if image.little_endian else ">"
+    for sec in image.sections:
+        if sec.header["sh_type"] != SHT_NOTE or not sec.has_bytes:
+            continue
+        raw = bytes(image.raw(sec))
+        at = 0
+        while at + 12 <= len(raw):
+            namesz, descsz, kind = struct.unpack_from(order + "III", raw, at)
+            name_at = at + 12
+            desc_at = name_at + (namesz + 3) // 4 * 4
+            if desc_at + descsz > len(raw):
+                break
+            if kind == NT_GNU_BUILD_ID and raw[name_at:name_at + namesz] == b"GNU\0" and descsz:
+                return raw[desc_at:desc_at + descsz].hex()
+            at = desc_at + (descsz + 3) // 4 * 4
+    return ""
+
+
+def debug_file_path(stripped: str | os.PathLike, debug_dir: str | os.PathLike, build: str) -> str:
+    """Where a split debug file goes under ``debug_dir``: ``.build-id/xx/yyyy.debug``
+    when the program has a build ID (gdb finds it by ``set debug-file-directory``
+    alone, as in /usr/lib/debug), else ``<program name>.debug``."""
+    if len(build) > 2:
+        return os.path.join(os.fspath(debug_dir), ".build-id", build[:2], build[2:] + ".debug")
+    return os.path.join(os.fspath(debug_dir), os.path.basename(os.fspath(stripped)) + ".debug")
+
+
+def _objcopy(*args: str) -> None:
+    tool = shutil.which("objcopy")
+    if tool is None:
+        raise LinkpluginError("objcopy not found: split needs it (binutils)")
+    result = subprocess.run([tool, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        raise LinkpluginError(f"objcopy failed: {message}")
+
+
+def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_file: str | os.PathLike | None = None,
+               debug_dir: str | os.PathLike | None = None, merge: bool = True,
+               compress: Settings | None = None, jobs: int | None = None,
+               timer: PhaseTimer | None = None) -> SplitReport:
+    """Write a stripped copy of ``src`` and a separate debug file, as Debian's dh_strip does.
+
+    The debug file is ``objcopy --only-keep-debug`` of ``src`` (symbols, notes
+    with the build ID, debug sections), its types merged (``merge``) and its
+    debug sections compressed (``compress``; None keeps them plain). The
+    stripped program has no ``.debug_*`` sections and no symbol table
+    (``--strip-all`` for programs, ``--strip-unneeded`` for shared libraries,
+    ``.comment`` and ``.note`` removed) and a ``.gnu_debuglink`` with the debug
+    file's name and CRC32. Give ``debug_file``, or ``debug_dir`` for the
+    build-ID layout (see ``debug_file_path``). Both outputs are renamed into
+    place only when both are complete; ``stripped`` may be ``src``.
+    """
+    timer = timer or PhaseTimer()
+    with timer.phase("read"):
+        with ElfImage(src) as image:
+            build = build_id(image)
+            # A shared library keeps the symbols its relocations need; a
+            # program (with an interpreter, PIE or not) needs none.
+            library = image.e_type == "ET_DYN" and not any(
+                p_type == PT_INTERP for p_type in _segment_types(image))
+            # Without DWARF (linked without -g) the debug file holds the symbols only.
+            merge = merge and _has_debug_info(image)
+    if (debug_file is None) == (debug_dir is None):
+        raise LinkpluginError("split: give either a debug file or a debug folder")
+    stripped = os.fspath(stripped)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(stripped))):
+        raise LinkpluginError(f"{stripped}: cannot write: folder {os.path.dirname(stripped)} does not exist")
+    target = os.fspath(debug_file) if debug_file is not None else debug_file_path(stripped, debug_dir, build)
+    folder = os.path.dirname(os.path.abspath(target))
+    if debug_dir is not None:  # the build-ID tree is made as needed, as dh_strip does
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise LinkpluginError(f"{folder}: cannot create: {exc.strerror}") from None
+    elif not os.path.isdir(folder):
+        raise LinkpluginError(f"{target}: cannot write: folder {folder} does not exist")
+    try:
+        work = tempfile.mkdtemp(prefix=".linkplugin-", dir=folder)
+    except OSError as exc:
+        raise LinkpluginError(f"{target}: cannot write: {exc.strerror}") from None
+    # The debug file is made under its final name inside ``work``: objcopy
+    # records that name in the program's .gnu_debuglink.
+    kept = os.path.join(work, "keep")
+    debug = os.path.join(work, os.path.basename(target))
+    tmp_stripped = None
+    try:
+        with timer.phase("keep-debug"):
+            _objcopy("--only-keep-debug", os.fspath(src), kept)
+        if merge:
+            report = merge_types_file(kept, debug, jobs=jobs, timer=timer, compress=compress)
+        elif compress is not None:
+            report = compress_file(kept, debug, compress, jobs=jobs, timer=timer)
+        else:
+            report = decompress_file(kept, debug, timer=timer)
+        if merge and compress is None:
+            decompress_file(debug, debug, timer=timer)  # merging keeps each section's state; none asked
+        os.chmod(debug, 0o644)  # data, not a program (as dh_strip installs it)
+        fd, tmp_stripped = tempfile.mkstemp(prefix=".linkplugin-", dir=os.path.dirname(os.path.abspath(stripped)))
+        os.close(fd)
+        with timer.phase("strip"):
+            _objcopy("--strip-unneeded" if library else "--strip-all", "--remove-section=.comment",
+                     "--remove-section=.note", "--remove-section=.gnu_debuglink",
+                     f"--add-gnu-debuglink={debug}", os.fspath(src), tmp_stripped)
+        os.replace(debug, target)
+        os.replace(tmp_stripped, stripped)
+        tmp_stripped = None
+    except OSError as exc:
+        raise LinkpluginError(f"{stripped}: cannot write: {exc.strerror}") from None
+    finally:
+        if tmp_stripped is not None:
+            _remove(tmp_stripped)
+        shutil.rmtree(work, ignore_errors=True)
+    result = SplitReport(**vars(report))
+    result.debug_file, result.build_id = target, build
+    return result
+
+
+def _segment_types(image: ElfImage) -> list[int]:
+    order = "<" if image.little_endian else ">"
+    start, end = image.phdr_range
+    size = 56 if image.elfclass == 64 else 32
+    return [struct.unpack_from(order + "I", image.data, at)[0] for at in range(start, end - size + 1, size)]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from linkplugin import __version__, api
+from linkplugin import __version__, api, progress
 from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
@@ -40,11 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
                    "never changes the output bytes")
     c.add_argument("--time", action="store_true", help="print a table of phase times")
+    c.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
 
     d = sub.add_parser("decompress", help="restore plain .debug_* sections")
     d.add_argument("input")
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--time", action="store_true", help="print a table of phase times")
+    d.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
 
     m = sub.add_parser("merge-types", help="remove duplicate DWARF types across compilation units")
     m.add_argument("input")
@@ -55,7 +57,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="then compress the debug sections, in the same pass")
     m.add_argument("--level", type=int, help="with --compress: codec level")
     m.add_argument("--time", action="store_true", help="print a table of phase times")
+    m.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
     m.add_argument("--stats", action="store_true", help="print units, DIEs, types and bytes saved")
+
+    s = sub.add_parser("split", help="write a stripped program and a separate debug file (as dh_strip)",
+                       description="Write a stripped copy of INPUT (no .debug_* sections, no symbol table) "
+                       "and a separate debug file with merged, compressed debug info, linked by .gnu_debuglink. "
+                       "With --debug-dir the debug file goes to DIR/.build-id/xx/yyyy.debug when INPUT has a "
+                       "build ID (gdb finds it with 'set debug-file-directory DIR'), else DIR/NAME.debug.")
+    s.add_argument("input")
+    s.add_argument("-o", "--output", required=True, help="the stripped program (may be INPUT)")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--debug-file", metavar="FILE", help="write the debug file here")
+    where.add_argument("--debug-dir", metavar="DIR", help="write the debug file under DIR, by build ID")
+    s.add_argument("--merge", action=argparse.BooleanOptionalAction, default=True,
+                   help="merge duplicate types in the debug file (default: on)")
+    s.add_argument("--compress", choices=[*CODECS, "none"], default="zlib", metavar="zlib|zstd|none",
+                   help="codec of the debug file's sections (default zlib)")
+    s.add_argument("--level", type=int, help="codec level")
+    s.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
+                   "never changes the output bytes")
+    s.add_argument("--time", action="store_true", help="print a table of phase times")
+    s.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
 
     v = sub.add_parser("verify", help="check that NEW describes every entity of ORIG the same way")
     v.add_argument("original")
@@ -99,22 +122,7 @@ def _info(path: str, every: bool) -> str:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    timer = PhaseTimer()
-    if args.command == "compress":
-        settings = Settings(codec=args.type, level=args.level, shard_size=args.shard_size)
-        report = api.compress_file(args.input, args.output, settings, jobs=args.jobs, timer=timer)
-        print(_size_table(report))
-    elif args.command == "decompress":
-        api.decompress_file(args.input, args.output, timer=timer)
-    elif args.command == "merge-types":
-        settings = Settings(codec=args.compress, level=args.level) if args.compress else None
-        report = api.merge_types_file(args.input, args.output, jobs=args.jobs, timer=timer,
-                                      compress=settings)
-        for warning in report.warnings:
-            print(f"linkplugin: warning: {warning}", file=sys.stderr)
-        if args.stats:
-            print(_merge_stats(report))
-    elif args.command == "verify":
+    if args.command == "verify":
         problems = api.verify_files(args.original, args.new, limit=args.limit)
         for problem in problems:
             print(problem)
@@ -122,9 +130,22 @@ def run(argv: list[str]) -> int:
             print(f"linkplugin: verify: {args.new} differs from {args.original}", file=sys.stderr)
             return 1
         print(f"{args.new}: every entity of {args.original} reads the same")
-    elif args.command == "info":
+        return 0
+    if args.command == "info":
         print(_info(args.input, args.all))
-    if getattr(args, "time", False):
+        return 0
+    timer = PhaseTimer()
+    # The progress line is erased before anything is printed, so it never
+    # mixes with the tables on stdout or the warnings on stderr.
+    with progress.shown(sys.stderr, not args.quiet and sys.stderr.isatty()):
+        report = _job(args, timer)
+    for warning in getattr(report, "warnings", []):
+        print(f"linkplugin: warning: {warning}", file=sys.stderr)
+    if args.command == "compress":
+        print(_size_table(report))
+    if getattr(args, "stats", False):
+        print(_merge_stats(report))
+    if args.time:
         print(timer.table())
     return 0
 
@@ -148,6 +169,20 @@ def _termination_unwinds() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _job(args: argparse.Namespace, timer: PhaseTimer) -> api.Report:
+    if args.command == "compress":
+        settings = Settings(codec=args.type, level=args.level, shard_size=args.shard_size)
+        return api.compress_file(args.input, args.output, settings, jobs=args.jobs, timer=timer)
+    if args.command == "decompress":
+        return api.decompress_file(args.input, args.output, timer=timer)
+    if args.command == "merge-types":
+        settings = Settings(codec=args.compress, level=args.level) if args.compress else None
+        return api.merge_types_file(args.input, args.output, jobs=args.jobs, timer=timer, compress=settings)
+    settings = None if args.compress == "none" else Settings(codec=args.compress, level=args.level)
+    return api.split_file(args.input, args.output, debug_file=args.debug_file, debug_dir=args.debug_dir,
+                          merge=args.merge, compress=settings, jobs=args.jobs, timer=timer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from linkplugin import interrupt
+from linkplugin import interrupt, progress
 from linkplugin.errors import LinkpluginError
 
 if TYPE_CHECKING:
@@ -169,11 +169,12 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     interrupted (KeyboardInterrupt, ``Terminated``, ``Interrupted``), the workers still busy
     with this call are killed rather than waited for: their results are no longer wanted.
     """
+    tick = progress.counter(len(tasks))  # counts tasks done for the command line's progress line
     if jobs <= 1 or len(tasks) <= 1:
         results_here = []
         for t in tasks:
             interrupt.check()
-            results_here.append(fn(*t))
+            results_here.append(tick(fn(*t)))
         return results_here
     results: list[Any] = [None] * len(tasks)
     counter = itertools.count()
@@ -200,7 +201,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
                     return
                 busy.add(worker)
                 try:
-                    results[i] = worker.call(fn, tasks[i])
+                    results[i] = tick(worker.call(fn, tasks[i]))
                 except WorkerDied:
                     _dead(worker)
                     raise
@@ -218,7 +219,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
         t.start()
     try:
         while (i := take()) is not None:
-            results[i] = fn(*tasks[i])
+            results[i] = tick(fn(*tasks[i]))
         for t in drivers:
             t.join()
     except BaseException as exc:

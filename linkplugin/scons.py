@@ -1,8 +1,15 @@
-"""The SCons tool behind ``site_scons/site_tools/debuginfo.py``.
+"""The SCons tool ``debuginfo`` (``linkplugin/site_tools/debuginfo.py``).
 
 Builders, each ``Builder(target, program)``: ``DebugCompress``,
-``DebugDecompress``, ``DebugMergeTypes`` (remove duplicate DWARF types) and
-``DebugOptimize`` (merge types, then compress, in one read and one write).
+``DebugDecompress``, ``DebugMergeTypes`` (remove duplicate DWARF types),
+``DebugOptimize`` (merge types, then compress, in one read and one write) and
+``DebugSplit`` (a stripped program plus a separate debug file).
+
+Auto mode: with ``DEBUGINFO_AUTO`` set to ``optimize``, ``compress`` or
+``merge``, every ``Program``, ``SharedLibrary`` and ``LoadableModule`` is
+post-processed in place by its own builder: the link and our step are one
+build step, so the target keeps its name, ``scons -c`` removes nothing else,
+and a CacheDir stores the final bytes under a key that holds our settings.
 
 Build cache: each builder's action is a function action, whose signature is
 its own bytecode plus the construction variables in ``varlist``. Every setting
@@ -13,6 +20,9 @@ changes the output), so a CacheDir hits across ``-j`` settings and machines.
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -21,6 +31,7 @@ import SCons.Builder
 import SCons.Errors
 import SCons.Node
 import SCons.Script
+import SCons.Tool
 
 import linkplugin
 from linkplugin import api
@@ -38,6 +49,7 @@ _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 
 _COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
+_SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION"]
 
 
 def _jobs(env) -> int:
@@ -93,6 +105,128 @@ def optimize_action(target, source, env) -> int:
                                                          compress=_settings(env)))
 
 
+# DEBUGINFO_AUTO: what each link builder's own step does after linking.
+AUTO_MODES = ("optimize", "compress", "merge", "split")
+_AUTO_BUILDERS = {  # link builder: the variable holding its emitters
+    "Program": "PROGEMITTER",
+    "SharedLibrary": "SHLIBEMITTER",
+    "LoadableModule": "LDMODULEEMITTER",
+}
+_auto_targets: set[str] = set()
+
+
+def _auto_mode(env) -> str:
+    mode = env.subst("$DEBUGINFO_AUTO")
+    if mode and mode not in AUTO_MODES:
+        raise SCons.Errors.UserError(f"DEBUGINFO_AUTO={mode!r}: expected one of {', '.join(AUTO_MODES)} "
+                                     f"or empty")
+    return mode
+
+
+def auto_action(target, source, env) -> int:
+    """Rewrite the just-linked ``target[0]`` in place (temp file + rename).
+
+    Only the first target is the linked file: the others of a versioned
+    shared library are symlinks to it.
+    """
+    path = str(target[0])
+    mode = _auto_mode(env)
+
+    def job() -> api.Report:
+        if mode == "split":  # stripped in place, the debug file beside it (the emitter added it)
+            return _split(env, path, path, _debug_file_of(env, target[0]))
+        if mode == "compress":
+            return api.compress_file(path, path, _settings(env), jobs=_jobs(env))
+        if not api.has_debug_info(path):  # linked without -g: nothing to merge
+            return api.compress_file(path, path, _settings(env), jobs=_jobs(env)) \
+                if mode == "optimize" else api.Report()
+        return api.merge_types_file(path, path, jobs=_jobs(env),
+                                    compress=_settings(env) if mode == "optimize" else None)
+    return _run(target[0], job)
+
+
+def _auto_generator(source, target, env, for_signature):
+    """Our step after the link, or nothing (an empty list: no bytes in the
+    signature, so a program's cache key is the same as without the tool)."""
+    mode = _auto_mode(env)
+    return _auto_actions[mode] if mode else []
+
+
+# One action per mode, so the build prints what it does (``DebugOptimize app``).
+# The signature holds the mode and every setting that changes the bytes;
+# never the worker count.
+_auto_actions = {
+    mode: SCons.Action.Action(auto_action, f"${com}STR", varlist=["DEBUGINFO_AUTO", *varlist])
+    for mode, com, varlist in [("optimize", "DEBUGOPTIMIZECOM", _COMPRESS_VARS),
+                               ("compress", "DEBUGCOMPRESSCOM", _COMPRESS_VARS),
+                               ("merge", "DEBUGMERGETYPESCOM", ["DEBUGINFO_VERSION"]),
+                               ("split", "DEBUGSPLITCOM", _SPLIT_VARS)]
+}
+
+
+def _debug_file_of(env, node) -> str:
+    return env.subst("${TARGET}$DEBUGINFO_SPLIT_SUFFIX", target=node)
+
+
+def _remember_auto(target, source, env):
+    global _want_table
+    mode = _auto_mode(env)
+    if mode and target:
+        with _lock:
+            _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
+            _targets.append(target[0])
+            _auto_targets.add(str(target[0]))
+        if mode == "split":  # the debug file is a target too: cached, cleaned, installed with it
+            target = [*target, env.File(_debug_file_of(env, target[0]))]
+    return target, source
+
+
+def _add_auto_step(env) -> None:
+    """Append our step to each link builder's actions, once per builder."""
+    SCons.Tool.createProgBuilder(env)
+    SCons.Tool.createSharedLibBuilder(env)
+    SCons.Tool.createLoadableModuleBuilder(env)
+    for name, emitters in _AUTO_BUILDERS.items():
+        builder = env["BUILDERS"][name]
+        if getattr(builder, "_debuginfo_auto", False):
+            continue
+        builder.action = SCons.Action.Action([builder.action,
+                                              SCons.Action.Action(_auto_generator, generator=1)])
+        builder._debuginfo_auto = True
+        env.Append(**{emitters: [_remember_auto]})
+
+
+def _split(env, src: str, stripped: str, debug: str) -> api.Report:
+    codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
+    return api.split_file(src, stripped, debug_file=debug, merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")),
+                          compress=codec, jobs=_jobs(env))
+
+
+def split_action(target, source, env) -> int:
+    """``target[0]``: the stripped program; ``target[1]``: its debug file."""
+    return _run(target[0], lambda: _split(env, str(source[0]), str(target[0]), str(target[1])))
+
+
+def _split_emitter(target, source, env):
+    """The debug file is the second target: given, or the first one plus $DEBUGINFO_SPLIT_SUFFIX."""
+    if len(target) == 1:
+        target = [target[0], env.File(_debug_file_of(env, target[0]))]
+    return _remember(target[:1], source, env)[0] + target[1:], source
+
+
+def _objcopy_version() -> str:
+    """objcopy writes the split outputs: its version is part of their cache key."""
+    global _objcopy_seen
+    if _objcopy_seen is None:
+        tool = shutil.which("objcopy")
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout if tool else ""
+        _objcopy_seen = (out.splitlines() or ["objcopy missing"])[0]
+    return _objcopy_seen
+
+
+_objcopy_seen: str | None = None
+
+
 def _remember(target, source, env):
     global _want_table
     with _lock:
@@ -132,9 +266,12 @@ def summary(table: bool) -> str:
         if table:
             if path in _ran:
                 before, after = _ran[path][:2]
+            elif path in _auto_targets:  # its sources are objects: no "before" to show
+                before, after = None, _debug_bytes(path)
             else:
                 before, after = _debug_bytes(str(node.sources[0])), _debug_bytes(path)
-            rows.append(f"{path:<36} {before:>12} {after:>12} {100 * (1 - after / max(before, 1)):>6.1f}% {how:>10}")
+            saved = "-" if before is None else f"{100 * (1 - after / max(before, 1)):.1f}%"
+            rows.append(f"{path:<36} {'-' if before is None else before:>12} {after:>12} {saved:>7} {how:>10}")
     if not (built or cached or current):
         return ""
     line = (f"debuginfo: {built + cached + current} targets: {built} built, {cached} from cache, "
@@ -146,6 +283,8 @@ def summary(table: bool) -> str:
 
 
 def _print_summary() -> None:
+    if SCons.Script.GetOption("clean"):
+        return  # nothing was built or fetched
     text = summary(_want_table)
     if text:
         print(text)
@@ -157,6 +296,7 @@ _BUILDERS = {
     "DebugDecompress": (decompress_action, ["DEBUGINFO_VERSION"]),
     "DebugMergeTypes": (merge_action, ["DEBUGINFO_VERSION"]),
     "DebugOptimize": (optimize_action, _COMPRESS_VARS),
+    "DebugSplit": (split_action, _SPLIT_VARS),
 }
 
 
@@ -174,6 +314,12 @@ def generate(env) -> None:
         _debuginfo_codec_version=codec_version,
         DEBUGINFO_CODEC_VERSION="${_debuginfo_codec_version(DEBUGINFO_CODEC)}",
         DEBUGINFO_SUMMARY_TABLE=False,
+        DEBUGINFO_AUTO="",  # "optimize", "compress", "merge" or "split": every linked program, in place
+        DEBUGINFO_SPLIT_SUFFIX=".debug",
+        DEBUGINFO_SPLIT_MERGE=True,
+        DEBUGINFO_SPLIT_COMPRESS=True,  # with $DEBUGINFO_CODEC
+        _debuginfo_objcopy_version=_objcopy_version,
+        DEBUGINFO_OBJCOPY_VERSION="${_debuginfo_objcopy_version()}",
     )
     for name, (function, varlist) in _BUILDERS.items():
         com = name.upper() + "COM"  # e.g. DEBUGCOMPRESSCOM and DEBUGCOMPRESSCOMSTR
@@ -181,11 +327,19 @@ def generate(env) -> None:
         # action of the builder hands back this object and drops its own.
         env.SetDefault(**{com: SCons.Action.Action(function, f"${com}STR", varlist=varlist),
                           com + "STR": f"{name} $TARGET"})
-        env["BUILDERS"][name] = SCons.Builder.Builder(action=SCons.Action.Action(f"${com}"),
-                                                      single_source=True, emitter=_remember)
+        env["BUILDERS"][name] = SCons.Builder.Builder(
+            action=SCons.Action.Action(f"${com}"), single_source=True,
+            emitter=_split_emitter if name == "DebugSplit" else _remember)
+    _add_auto_step(env)
     if not _summary_registered:
         _summary_registered = True
         atexit.register(_print_summary)
+
+
+def toolpath() -> str:
+    """The folder holding the ``debuginfo`` tool, for ``Environment(toolpath=[...])``
+    or ``SCons.Tool.DefaultToolpath``: nothing to copy into a project."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")
 
 
 def exists(env) -> bool:

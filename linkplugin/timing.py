@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from linkplugin import interrupt
+from linkplugin import interrupt, progress
 
 _PAUSE_SECONDS = 30.0
 
@@ -38,6 +38,7 @@ class PhaseTimer:
         interrupt.check()
         _test_pause(name)
         t0 = time.perf_counter()
+        progress.phase(name)
         try:
             yield
         finally:

@@ -1,0 +1,1 @@
+"""SCons tools shipped inside the package: ``toolpath=[linkplugin.scons.toolpath()]``."""
