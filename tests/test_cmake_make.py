@@ -13,9 +13,9 @@ from conftest import ROOT, need, run
 
 SOURCES = ROOT / "examples" / "bazel" / "words"
 
-# The README's snippets (section "In CMake and Make"), word for word.
+# The README's snippets (section "In Bazel, CMake and Make") with this program's names.
 CMAKE_LISTS = """
-cmake_minimum_required(VERSION 3.13)
+cmake_minimum_required(VERSION 3.18)
 project(words CXX)
 set(CMAKE_CXX_STANDARD 17)
 find_program(LINKPLUGIN linkplugin REQUIRED)
