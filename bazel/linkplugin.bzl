@@ -88,7 +88,7 @@ output groups 'stripped' and 'debug' to pick one of them.""",
         "merge": attr.bool(default = True, doc = "split: merge duplicate types in the debug file."),
         "tool": attr.label(
             default = Label("//:linkplugin.sh"),
-            allow_single_file = True,
+            allow_files = True,
             executable = True,
             cfg = "exec",
             doc = "The linkplugin command; the default runs the pip-installed one with python3.",

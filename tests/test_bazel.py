@@ -136,6 +136,23 @@ def check_no_worker_count(spawn: dict) -> None:
     assert not any("JOBS" in v["name"] for v in spawn.get("environmentVariables", [])), spawn
 
 
+def check_same_as_one_worker(workspace: Path, folder: Path) -> None:
+    """The actions used every CPU; the command with -j1 writes the same bytes,
+    so whichever machine fills the cache, the entry is the same."""
+    bin_dir = workspace / "bazel-bin"
+    folder.mkdir()
+    commands = {"words.small": ["merge-types", bin_dir / "words", "--compress", "zlib"],
+                "stats.z": ["compress", bin_dir / "stats", "--type", "zstd", "--level", "9"]}
+    if have_split():
+        commands["dist/words"] = ["split", bin_dir / "words", "--debug-file", folder / "words.debug"]
+    for name, command in commands.items():
+        out = folder / Path(name).name
+        run(sys.executable, "-m", "linkplugin", *command, "-o", out, "-j", "1")
+        assert out.read_bytes() == (bin_dir / name).read_bytes(), name
+    if have_split():
+        assert (folder / "words.debug").read_bytes() == (bin_dir / "dist" / "words.debug").read_bytes()
+
+
 def test_disk_cache_hits_across_checkouts(tmp_path: Path, user_root: Path) -> None:
     cache = tmp_path / "disk-cache"
     first = checkout(tmp_path / "first")
@@ -144,6 +161,7 @@ def test_disk_cache_hits_across_checkouts(tmp_path: Path, user_root: Path) -> No
     for spawn in built:
         check_no_worker_count(spawn)
     check_outputs(first)
+    check_same_as_one_worker(first, tmp_path / "one-worker")
 
     # Another checkout at another path, in its own output base: gcc runs again
     # (no-cache for genrules) and, thanks to -ffile-prefix-map, builds the same
