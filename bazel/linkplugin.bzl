@@ -4,7 +4,7 @@
 
     linkplugin_debuginfo(name = "app.small", binary = ":app")                  # merge types, then zlib
     linkplugin_debuginfo(name = "app.z", binary = ":app", mode = "compress", codec = "zstd")
-    linkplugin_debuginfo(name = "app.dist", binary = ":app", mode = "split")   # app.dist + app.dist.debug
+    linkplugin_debuginfo(name = "dist/app", binary = ":app", mode = "split")   # dist/app + dist/app.debug
 
 The cache key of each action is its command line, the bytes of its input and
 of the tool script, and the action environment (PATH and any --action_env):

@@ -3,6 +3,7 @@ with Bazel 2.1.0 from npm, offline: cache hits from a shared disk cache across
 checkouts, and from an HTTP remote cache served by nginx with WebDAV PUT."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.skipif(
     reason="bazel is not installed (npm install -g @bazel/bazel-linux_x64@2.1.0)")
 
 
+@functools.lru_cache(maxsize=None)
 def have_split() -> bool:
     return subprocess.run([sys.executable, "-m", "linkplugin", "split", "--help"],
                           capture_output=True).returncode == 0
