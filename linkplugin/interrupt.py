@@ -76,6 +76,9 @@ def check() -> None:
             seen = os.read(_wakeup_fd, 4096)
         except BlockingIOError:
             seen = b""
-        _stopped = any(number in _STOP_SIGNALS for number in seen)
+        # Only ever set, never cleared: threads check at once, and the one that reads
+        # nothing (another took the bytes) must not undo what that one saw.
+        if any(number in _STOP_SIGNALS for number in seen):
+            _stopped = True
     if _stopped:
         raise Interrupted("interrupted")

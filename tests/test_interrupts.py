@@ -246,3 +246,27 @@ def test_output_folder_not_writable(tmp_path: Path, c_program: Path) -> None:
         err = log.read_text().strip()
         assert status == 2 and err.splitlines() == [err] and "cannot write" in err, err
         assert list(locked.iterdir()) == []
+
+
+def test_a_thread_that_reads_nothing_keeps_the_interrupt_another_saw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two job threads check at once: B reads the wakeup pipe after A took the signal's byte.
+    B's empty read must not clear what A saw, or the interrupt is lost for the whole build."""
+    from linkplugin import interrupt
+
+    monkeypatch.setattr(interrupt, "_wakeup_fd", -1)  # never read for real: os.read is replaced below
+    monkeypatch.setattr(interrupt, "_stopped", False)
+    reads = []
+
+    def read(fd: int, size: int) -> bytes:
+        reads.append(fd)
+        if len(reads) == 1:  # B is inside its read when A runs its whole check and takes the byte
+            with pytest.raises(interrupt.Interrupted):
+                interrupt.check()
+            return b""
+        return bytes([signal.SIGINT]) if len(reads) == 2 else b""
+
+    monkeypatch.setattr(interrupt.os, "read", read)
+    with pytest.raises(interrupt.Interrupted):
+        interrupt.check()  # B
+    with pytest.raises(interrupt.Interrupted):
+        interrupt.check()  # and every later check
