@@ -37,6 +37,7 @@ _lock = threading.Lock()
 _idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
 _started = 0  # live workers, idle or busy
 _limit = 0  # the most ever asked for
+_POLL_SECONDS = 0.1  # how often a caller waiting for its workers looks for an interrupt
 
 
 class WorkerDied(LinkpluginError):
@@ -165,7 +166,8 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     ``fn`` must be a top-level function of a module a spawned child can import
     (anything under ``linkplugin``).
 
-    Every task boundary polls ``interrupt.check``. When the caller's own task fails or it is
+    Every task boundary polls ``interrupt.check``, and so does the caller while it waits for
+    the workers' last tasks. When the caller's own task fails or it is
     interrupted (KeyboardInterrupt, ``Terminated``, ``Interrupted``), the workers still busy
     with this call are killed rather than waited for: their results are no longer wanted.
     """
@@ -204,6 +206,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
                     results[i] = tick(worker.call(fn, tasks[i]))
                 except WorkerDied:
                     _dead(worker)
+                    interrupt.check()  # killed by the signal that stops its owner too (kill -TERM -PGID)
                     raise
                 except BaseException:
                     _idle.put(worker)
@@ -221,7 +224,9 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
         while (i := take()) is not None:
             results[i] = tick(fn(*tasks[i]))
         for t in drivers:
-            t.join()
+            while t.is_alive():  # a worker's task may be long: keep noticing interrupts meanwhile
+                t.join(_POLL_SECONDS)
+                interrupt.check()
     except BaseException as exc:
         failures.insert(0, exc)  # the caller's own reason comes first
         for worker in list(busy):

@@ -270,3 +270,61 @@ def test_a_thread_that_reads_nothing_keeps_the_interrupt_another_saw(monkeypatch
         interrupt.check()  # B
     with pytest.raises(interrupt.Interrupted):
         interrupt.check()  # and every later check
+
+
+NAP = '''
+import os, time
+from pathlib import Path
+
+def nap(folder: str, parent: int) -> None:
+    """In the calling process: wait until a worker holds the other task. In a worker: a long task."""
+    if os.getpid() == parent:
+        deadline = time.monotonic() + 60
+        while not (Path(folder) / "worker").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return
+    (Path(folder) / "worker").write_text(str(os.getpid()))
+    time.sleep(60)
+'''
+
+WAITING_CALLER = '''
+import os, signal, sys, threading, time
+from pathlib import Path
+from linkplugin import interrupt, pool
+from nap import nap
+
+
+def send(folder: str) -> None:
+    while not (Path(folder) / "worker").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # the caller is done with its own task and waits for the worker's
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":  # a forkserver child imports this file too
+    signal.signal(signal.SIGTERM, lambda *a: None)  # as SCons does: the handler only takes note
+    interrupt.watch_signals()
+    folder = sys.argv[1]
+    threading.Thread(target=send, args=(folder,), daemon=True).start()
+    try:
+        pool.run_tasks(nap, [(folder, os.getpid()), (folder, os.getpid())], 2)
+    except interrupt.Interrupted:
+        print("interrupted")
+    else:
+        print("finished every task")
+'''
+
+
+def test_a_caller_waiting_for_a_workers_long_task_stops_on_an_interrupt(tmp_path: Path) -> None:
+    """The signal comes when the caller has no task left and a worker is in the middle of a long one:
+    run_tasks ends as interrupted at once and kills that worker, instead of waiting for its task."""
+    (tmp_path / "nap.py").write_text(NAP)
+    (tmp_path / "caller.py").write_text(WAITING_CALLER)
+    log = tmp_path / "log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "caller.py"), str(tmp_path)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})
+    assert _finish(proc) == 0, log.read_text()
+    assert log.read_text() == "interrupted\n"
+    _assert_nothing_left(proc, tmp_path)
