@@ -378,6 +378,8 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
             _objcopy("--strip-unneeded" if library else "--strip-all", "--remove-section=.comment",
                      "--remove-section=.note", "--remove-section=.gnu_debuglink",
                      f"--add-gnu-debuglink={debug}", os.fspath(src), tmp_stripped)
+        # objcopy writing over mkstemp's 0600 file leaves 0711: give the program its input's mode, as strip does.
+        os.chmod(tmp_stripped, os.stat(src).st_mode & 0o7777)
         os.replace(debug, target)
         os.replace(tmp_stripped, stripped)
         tmp_stripped = None

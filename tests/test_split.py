@@ -110,6 +110,7 @@ def test_gdb_finds_the_debug_file_by_build_id_and_reads_it_as_the_unsplit_progra
     assert not [n for n in names if n.startswith((".debug_", ".zdebug_"))] and ".symtab" not in names
     assert debuglink(stripped) == (debug.name, zlib.crc32(debug.read_bytes()))
     assert build_id(stripped) == ident == build_id(debug)
+    assert stripped.stat().st_mode == plain.stat().st_mode  # as strip writes it, not objcopy's 0711
     assert run(stripped, check=False).returncode == run(plain, check=False).returncode == 0
     assert run(stripped).stdout == run(plain).stdout
     # The debug file: merged and compressed, with the symbols.
@@ -166,7 +167,9 @@ def test_in_place_and_shared_library(tmp_path: Path) -> None:
     lib = build(tmp_path / "lib", {"area.c": C_PROGRAM["area.c"], "shapes.h": C_PROGRAM["shapes.h"]},
                 flags=("-g", "-shared", "-fPIC"), name="libarea.so")
     before = run("readelf", "--dyn-syms", "-W", lib).stdout
+    mode = lib.stat().st_mode
     linkplugin("split", lib, "-o", lib, "--debug-file", lib.with_name("libarea.so.debug"))
+    assert lib.stat().st_mode == mode  # as strip leaves it: readable and runnable by all
     assert run("readelf", "--dyn-syms", "-W", lib).stdout == before
     assert not [n for n in section_names(lib) if n.startswith(".debug_")]
     # gdb follows the debuglink to the file beside the library.
