@@ -244,7 +244,7 @@ def _debug_bytes(path: str) -> int:
 
 def summary(table: bool) -> str:
     """One line saying where our targets came from; with ``table``, sizes too."""
-    built = cached = current = 0
+    built = cached = current = failed = 0
     rows = []
     for node in _targets:
         state = node.get_state()
@@ -260,9 +260,12 @@ def summary(table: bool) -> str:
             # by then.)
             cached += 1
             how = "cache"
-        else:
+        elif state == SCons.Node.up_to_date:
             current += 1
             how = "up to date"
+        else:  # its step failed or was interrupted, or it waited for one that did
+            failed += 1
+            how = "not built"
         if table:
             if path in _ran:
                 before, after = _ran[path][:2]
@@ -272,10 +275,10 @@ def summary(table: bool) -> str:
                 before, after = _debug_bytes(str(node.sources[0])), _debug_bytes(path)
             saved = "-" if before is None else f"{100 * (1 - after / max(before, 1)):.1f}%"
             rows.append(f"{path:<36} {'-' if before is None else before:>12} {after:>12} {saved:>7} {how:>10}")
-    if not (built or cached or current):
+    if not (built or cached or current or failed):
         return ""
-    line = (f"debuginfo: {built + cached + current} targets: {built} built, {cached} from cache, "
-            f"{current} up to date")
+    line = (f"debuginfo: {built + cached + current + failed} targets: {built} built, {cached} from cache, "
+            f"{current} up to date" + (f", {failed} not built" if failed else ""))
     if table:
         head = f"{'target':<36} {'debug before':>12} {'debug after':>12} {'saved':>7} {'time':>10}"
         return "\n".join([head, *rows, line])
