@@ -142,7 +142,15 @@ def auto_action(target, source, env) -> int:
                 if mode == "optimize" else api.Report()
         return api.merge_types_file(path, path, jobs=_jobs(env),
                                     compress=_settings(env) if mode == "optimize" else None)
-    return _run(target[0], job)
+    try:
+        return _run(target[0], job)
+    except SCons.Errors.BuildError:
+        # The linker's output is not the target this step promised (as make's .DELETE_ON_ERROR):
+        # leave nothing to install or run by mistake; the next build links it again anyway.
+        for node in target:
+            if os.path.lexists(str(node)):
+                os.unlink(str(node))
+        raise
 
 
 def _auto_generator(source, target, env, for_signature):

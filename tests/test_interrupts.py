@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import C_PROGRAM, ROOT, run
 
 # What a build step of each of our builders goes through, in order.
 OPTIMIZE_PHASES = ["read", "read+hash", "table", "rewrite", "layout", "sections", "compress", "write"]
@@ -124,6 +124,37 @@ def test_scons_stops_on_a_signal_in_every_phase(tmp_path: Path, c_program: Path,
     again = _scons(project, tmp_path / "again", jobs)
     assert _finish(again) == 0, (tmp_path / "again").read_text()
     assert (project / "a.out").exists() and (project / "b.out").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_scons_auto_mode_leaves_no_unprocessed_program(tmp_path: Path, signum: int) -> None:
+    """DEBUGINFO_AUTO rewrites each program in place after its link: interrupted there, the
+    linker's output must not stay behind looking like the finished program."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, text in C_PROGRAM.items():
+        (project / name).write_text(text)
+    (project / "SConstruct").write_text(
+        "import linkplugin.scons\n"
+        "env = Environment(tools=['default', 'debuginfo'], toolpath=[linkplugin.scons.toolpath()],\n"
+        "                  CCFLAGS='-g', DEBUGINFO_AUTO='optimize')\n"
+        "env.Program('app', ['main.c', 'area.c'])\n"
+        "env.Program('app2', ['main.c', 'area.c'], OBJPREFIX='x')\n")
+    log = tmp_path / "log"
+    proc = _scons(project, log, "-j2", env={"LINKPLUGIN_TEST_PAUSE": "compress"})
+    _wait_for_line(log, "paused at compress", proc, count=2)
+    os.killpg(proc.pid, signum)
+    status = _finish(proc)
+    output = log.read_text()
+    assert status != 0 and "Build interrupted" in output, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    _assert_nothing_left(proc, project)
+    assert not (project / "app").exists() and not (project / "app2").exists()
+
+    again = _scons(project, tmp_path / "again", "-j2")
+    assert _finish(again) == 0, (tmp_path / "again").read_text()
+    assert "DebugOptimize app\n" in (tmp_path / "again").read_text()
+    assert run(project / "app").stdout == "square 4.0\n"
 
 
 @pytest.fixture(scope="module")
