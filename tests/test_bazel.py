@@ -3,7 +3,6 @@ with Bazel 2.1.0 from npm, offline: cache hits from a shared disk cache across
 checkouts, and from an HTTP remote cache served by nginx with WebDAV PUT."""
 from __future__ import annotations
 
-import functools
 import json
 import os
 import pwd
@@ -19,24 +18,13 @@ import pytest
 from conftest import ROOT, gdb, run
 
 EXAMPLE = ROOT / "examples" / "bazel"
-BUILD_TARGETS = ["//:words.small", "//:stats.z"]
 SPLIT_TARGET = "//:dist/words"
+TARGETS = ["//:words.small", "//:stats.z", SPLIT_TARGET]
 MNEMONICS = ("LinkpluginOptimize", "LinkpluginCompress", "LinkpluginSplit")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bazel") is None,
     reason="bazel is not installed (npm install -g @bazel/bazel-linux_x64@2.1.0)")
-
-
-@functools.lru_cache(maxsize=None)
-def have_split() -> bool:
-    return subprocess.run([sys.executable, "-m", "linkplugin", "split", "--help"],
-                          capture_output=True).returncode == 0
-
-
-def targets() -> list[str]:
-    # The split command comes with another branch: build its target once it exists.
-    return BUILD_TARGETS + ([SPLIT_TARGET] if have_split() else [])
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +53,7 @@ def bazel_build(workspace: Path, user_root: Path, *flags: str, only: str | None 
            f"--override_repository=linkplugin={ROOT / 'bazel'}",
            # The python running the tests has linkplugin (this checkout first).
            f"--action_env=LINKPLUGIN_PYTHON={sys.executable}", f"--action_env=PYTHONPATH={ROOT}",
-           f"--execution_log_json_file={log}", *flags, *([only] if only else targets())]
+           f"--execution_log_json_file={log}", *flags, *([only] if only else TARGETS)]
     result = subprocess.run(cmd, cwd=workspace, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     return read_log(log)
@@ -85,14 +73,12 @@ def read_log(log: Path) -> list[dict]:
 
 def linkplugin_spawns(spawns: list[dict]) -> list[dict]:
     found = [s for s in spawns if s.get("mnemonic") in MNEMONICS]
-    assert len(found) == len(targets()), [s.get("mnemonic") for s in spawns]
+    assert len(found) == len(TARGETS), [s.get("mnemonic") for s in spawns]
     return found
 
 
 def outputs(workspace: Path) -> dict[str, bytes]:
-    names = ["words", "stats", "words.small", "stats.z"]
-    if have_split():
-        names += ["dist/words", "dist/words.debug"]
+    names = ["words", "stats", "words.small", "stats.z", "dist/words", "dist/words.debug"]
     return {name: (workspace / "bazel-bin" / name).read_bytes() for name in names}
 
 
@@ -106,13 +92,12 @@ def check_outputs(workspace: Path) -> None:
     transcript = ("ptype struct Count", "info functions most_frequent", "info types Count")
     shown = listing(bin_dir / "words", *transcript)
     assert "int times;" in shown and listing(bin_dir / "words.small", *transcript) == shown
-    if have_split():
-        stripped = bin_dir / "dist" / "words"
-        assert run(stripped, "x").stdout == "x 1\n"
-        sections = run("readelf", "-SW", stripped).stdout
-        assert ".gnu_debuglink" in sections and ".debug_" not in sections
-        # gdb finds dist/words.debug beside the program through .gnu_debuglink.
-        assert listing(stripped, *transcript) == shown
+    stripped = bin_dir / "dist" / "words"
+    assert run(stripped, "x").stdout == "x 1\n"
+    sections = run("readelf", "-SW", stripped).stdout
+    assert ".gnu_debuglink" in sections and ".debug_" not in sections
+    # gdb finds dist/words.debug beside the program through .gnu_debuglink.
+    assert listing(stripped, *transcript) == shown
 
 
 def listing(path: Path, *commands: str) -> str:
@@ -144,15 +129,13 @@ def check_same_as_one_worker(workspace: Path, folder: Path) -> None:
     bin_dir = workspace / "bazel-bin"
     folder.mkdir()
     commands = {"words.small": ["merge-types", bin_dir / "words", "--compress", "zlib"],
-                "stats.z": ["compress", bin_dir / "stats", "--type", "zstd", "--level", "9"]}
-    if have_split():
-        commands["dist/words"] = ["split", bin_dir / "words", "--debug-file", folder / "words.debug"]
+                "stats.z": ["compress", bin_dir / "stats", "--type", "zstd", "--level", "9"],
+                "dist/words": ["split", bin_dir / "words", "--debug-file", folder / "words.debug"]}
     for name, command in commands.items():
         out = folder / Path(name).name
         run(sys.executable, "-m", "linkplugin", *command, "-o", out, "-j", "1")
         assert out.read_bytes() == (bin_dir / name).read_bytes(), name
-    if have_split():
-        assert (folder / "words.debug").read_bytes() == (bin_dir / "dist" / "words.debug").read_bytes()
+    assert (folder / "words.debug").read_bytes() == (bin_dir / "dist" / "words.debug").read_bytes()
 
 
 def test_disk_cache_hits_across_checkouts(tmp_path: Path, user_root: Path) -> None:
@@ -271,8 +254,6 @@ def test_remote_cache_fills_a_fresh_output_base(tmp_path: Path, user_root: Path,
 
 
 def test_split_output_groups(tmp_path: Path, user_root: Path) -> None:
-    if not have_split():
-        pytest.skip("linkplugin split is not available in this checkout")
     workspace = checkout(tmp_path / "ws")
     spawns = bazel_build(workspace, user_root, "--output_groups=debug", only=SPLIT_TARGET)
     # One action writes both files; the output group asks for the debug file alone.
