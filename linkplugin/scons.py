@@ -107,11 +107,7 @@ def optimize_action(target, source, env) -> int:
 
 # DEBUGINFO_AUTO: what each link builder's own step does after linking.
 AUTO_MODES = ("optimize", "compress", "merge", "split")
-_AUTO_BUILDERS = {  # link builder: the variable holding its emitters
-    "Program": "PROGEMITTER",
-    "SharedLibrary": "SHLIBEMITTER",
-    "LoadableModule": "LDMODULEEMITTER",
-}
+_AUTO_BUILDERS = ("Program", "SharedLibrary", "LoadableModule")
 _auto_targets: set[str] = set()
 
 
@@ -194,14 +190,16 @@ def _add_auto_step(env) -> None:
     SCons.Tool.createProgBuilder(env)
     SCons.Tool.createSharedLibBuilder(env)
     SCons.Tool.createLoadableModuleBuilder(env)
-    for name, emitters in _AUTO_BUILDERS.items():
+    for name in _AUTO_BUILDERS:
         builder = env["BUILDERS"][name]
         if getattr(builder, "_debuginfo_auto", False):
             continue
         builder.action = SCons.Action.Action([builder.action,
                                               SCons.Action.Action(_auto_generator, generator=1)])
+        # On the builder, after its own emitter ($PROGEMITTER, ...), rather than in that
+        # variable: a link tool loaded after this one sets the variable afresh.
+        builder.emitter = SCons.Builder.ListEmitter([e for e in (builder.emitter, _remember_auto) if e])
         builder._debuginfo_auto = True
-        env.Append(**{emitters: [_remember_auto]})
 
 
 def _split(env, src: str, stripped: str, debug: str) -> api.Report:

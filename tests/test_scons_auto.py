@@ -134,6 +134,21 @@ def test_tool_without_auto_keeps_the_programs_cache_keys(tmp_path: Path) -> None
         assert f"CacheRetrieve({name}):  retrieving from" in out
 
 
+def test_tool_loaded_before_the_link_tools(tmp_path: Path) -> None:
+    """tools=['debuginfo', 'default']: the link tools, loaded after ours, set $SHLIBEMITTER and
+    $LDMODULEEMITTER afresh; the split debug files must still be targets of their step."""
+    need("gcc", "g++", "objcopy")
+    folder = project(tmp_path / "p")
+    sconstruct = folder / "SConstruct"
+    sconstruct.write_text(sconstruct.read_text().replace("['default', 'debuginfo']", "['debuginfo', 'default']"))
+    out = scons(folder, "cache=cache", "auto=split")
+    assert "debuginfo: 3 targets: 3 built, 0 from cache, 0 up to date" in out
+    for name in PRODUCTS:
+        assert f"DebugSplit {name}\n" in out and (folder / f"{name}.debug").is_file()
+    scons(folder, "cache=cache", "auto=split", "-c")
+    assert not [name for name in PRODUCTS if (folder / f"{name}.debug").exists()]
+
+
 def test_bad_mode_is_one_line(tmp_path: Path) -> None:
     folder = project(tmp_path / "p")
     result = subprocess.run([sys.executable, "-m", "SCons", "-Q", "auto=shrink"], cwd=folder,
