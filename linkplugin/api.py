@@ -369,7 +369,7 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
             report = compress_file(kept, debug, compress, jobs=jobs, timer=timer)
         else:
             report = decompress_file(kept, debug, timer=timer)
-        if merge and compress is None:
+        if merge and compress is None and any(s.compression != "none" for s in report.before):
             decompress_file(debug, debug, timer=timer)  # merging keeps each section's state; none asked
         os.chmod(debug, 0o644)  # data, not a program (as dh_strip installs it)
         fd, tmp_stripped = tempfile.mkstemp(prefix=".linkplugin-", dir=os.path.dirname(os.path.abspath(stripped)))

@@ -141,6 +141,17 @@ def test_no_merge_keeps_the_original_dwarf_and_a_debug_file_beside_the_program(
     assert gdb_session(stripped, commands) == gdb_session(plain, commands)
 
 
+def test_merge_without_compression_gives_a_plain_debug_file(c_program: Path, tmp_path: Path) -> None:
+    """--compress none: plain debug sections, also from a program linked with compressed ones."""
+    packed = tmp_path / "packed"
+    run("objcopy", "--compress-debug-sections=zlib", c_program, packed)
+    for prog in [c_program, packed]:
+        debug = tmp_path / f"{prog.name}.debug"
+        linkplugin("split", prog, "-o", tmp_path / f"{prog.name}.out", "--debug-file", debug, "--compress", "none")
+        assert "C" not in run("readelf", "-SW", debug).stdout.split(".debug_info")[1].split("\n")[0]
+        assert debug_sections(debug) == debug_sections(tmp_path / f"{c_program.name}.debug")
+
+
 def test_same_bytes_for_any_worker_count_and_run(c_program: Path, tmp_path: Path) -> None:
     outputs = []
     for n, jobs in enumerate(["1", "2", "3", "2"]):
