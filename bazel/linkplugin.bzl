@@ -32,7 +32,7 @@ def _arguments(ctx, binary, outputs):
     else:
         args.add_all(["split", binary, "-o", outputs[0], "--debug-file", outputs[1]])
         args.add("--merge" if ctx.attr.merge else "--no-merge")
-        args.add_all(["--compress", codec, "--quiet"])
+        args.add_all(["--compress", codec])
     if ctx.attr.level != 0:
         if codec == "none":
             fail("a level needs codec 'zlib' or 'zstd'", attr = "level")
