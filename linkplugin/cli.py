@@ -10,6 +10,7 @@ import sys
 from linkplugin import __version__, api
 from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
 from linkplugin.errors import LinkpluginError
+from linkplugin.pool import allow_fork
 from linkplugin.timing import PhaseTimer
 
 
@@ -125,6 +126,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    allow_fork()  # this process is ours: workers may be forked while it has one thread
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except LinkpluginError as exc:

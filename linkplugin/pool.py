@@ -2,10 +2,13 @@
 
 SCons runs actions in threads under ``-j``; every action calling ``run_tasks``
 draws on the same workers, so their number stays bounded by the largest
-``jobs`` asked for. Workers are started with ``forkserver`` (``spawn`` where
-that is missing), never ``fork``: forking a threaded SCons deadlocks. The
-forkserver preloads our worker modules, not ``__main__`` (under SCons that is
-the scons script).
+``jobs`` asked for. Inside a threaded host (SCons) workers are started with
+``forkserver`` (``spawn`` where that is missing), never ``fork``: forking a
+threaded SCons deadlocks. The forkserver preloads the module of the first job's
+task function (the compressor, or the type merger), not ``__main__`` (under
+SCons that is the scons script). A command that owns its process
+(``allow_fork``) forks its workers before it starts any thread: they start in
+milliseconds, with every module the command already imported.
 
 Each worker talks to the parent over a pipe of its own, and the parent keeps
 no copy of the worker's end: if a worker dies, the parent reads end-of-file
@@ -15,11 +18,10 @@ waiting forever for the rest of the message.)
 """
 from __future__ import annotations
 
-import itertools
 import os
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sized
 
 from linkplugin.errors import LinkpluginError
 
@@ -27,13 +29,11 @@ if TYPE_CHECKING:
     import multiprocessing.connection
     import multiprocessing.context
 
-# Modules the forkserver imports once, so each worker starts warm.
-_PRELOAD = ["linkplugin.compress.shards", "linkplugin.merge.hash", "linkplugin.merge.rewrite"]
-
 _lock = threading.Lock()
 _idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
 _started = 0  # live workers, idle or busy
 _limit = 0  # the most ever asked for
+_fork_allowed = False  # see allow_fork
 
 
 class WorkerDied(LinkpluginError):
@@ -47,13 +47,33 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def allow_fork() -> None:
+    """Let workers be forked while this process runs a single thread.
+
+    Only a command that owns its process (the ``linkplugin`` command) calls
+    this; a library call inside a host such as SCons never forks.
+    """
+    global _fork_allowed
+    _fork_allowed = True
+
+
+def _forking() -> bool:
+    return (_fork_allowed and threading.active_count() == 1
+            and threading.current_thread() is threading.main_thread())
+
+
+def _context(preload: str) -> multiprocessing.context.BaseContext:
     # Imported here: a -j1 run does not pay for loading multiprocessing.
     import multiprocessing
 
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    if _forking() and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
+        # Only the first job's module counts (the forkserver starts once): a
+        # compression job then does not wait for numpy and the DWARF engine.
+        ctx.set_forkserver_preload([preload])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -73,8 +93,8 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
 
 
 class _Worker:
-    def __init__(self) -> None:
-        ctx = _context()
+    def __init__(self, preload: str) -> None:
+        ctx = _context(preload)
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=serve, args=(child,), daemon=True, name="linkplugin-worker")
         self.process.start()
@@ -93,26 +113,49 @@ class _Worker:
         return value
 
 
-def _acquire(jobs: int) -> _Worker:
-    """An idle worker, a new one while fewer than ``jobs`` run, or the next one freed."""
+def _reserve(jobs: int) -> bool:
+    """Count one more worker if fewer than ``jobs`` (or the most asked) run."""
     global _started, _limit
-    try:
-        return _idle.get_nowait()
-    except queue.Empty:
-        pass
     with _lock:
         _limit = max(_limit, jobs)
         start = _started < _limit
         if start:
             _started += 1
-    if not start:
-        return _idle.get()
+    return start
+
+
+def _start(preload: str) -> _Worker:
+    global _started
     try:
-        return _Worker()
+        return _Worker(preload)
     except BaseException:
         with _lock:
             _started -= 1
         raise
+
+
+def _acquire(jobs: int, preload: str) -> _Worker:
+    """An idle worker, a new one while fewer than ``jobs`` run, or the next one freed."""
+    try:
+        return _idle.get_nowait()
+    except queue.Empty:
+        pass
+    if not _reserve(jobs):
+        return _idle.get()
+    return _start(preload)
+
+
+def warm_up(fn: Callable[..., Any], jobs: int) -> None:
+    """Start the ``jobs - 1`` workers of a coming ``run_tasks(fn, ..., jobs)`` now.
+
+    Only where they can be forked (see ``allow_fork``): then they cost
+    milliseconds, and the command reads its input meanwhile. Elsewhere the
+    job starts them when it needs them, in threads beside the work.
+    """
+    if not _forking():
+        return
+    while _reserve(jobs - 1):
+        _idle.put(_start(fn.__module__))
 
 
 def _dead(worker: _Worker) -> None:
@@ -122,39 +165,47 @@ def _dead(worker: _Worker) -> None:
         _started -= 1
 
 
-def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list[Any]:
+def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, on ``jobs`` processes.
 
     The calling thread is one of the ``jobs``: it starts on the tasks at once
     while ``jobs - 1`` workers join as soon as they are up, so a short job
     does not wait for worker start-up. Tasks are taken in order from one
-    shared counter and each result is stored at its task's index: which
-    process ran a task never changes the results.
+    shared iterator and each result is stored at its task's index: which
+    process ran a task never changes the results. ``tasks`` may be a lazy
+    iterator: a task is made (under a lock, by the thread about to run it)
+    only when a process is free, so a producer such as a decompressing stream
+    stays at most ``jobs`` tasks ahead of the work.
 
     ``fn`` must be a top-level function of a module a spawned child can import
     (anything under ``linkplugin``).
     """
-    if jobs <= 1 or len(tasks) <= 1:
+    if jobs <= 1 or (isinstance(tasks, Sized) and len(tasks) <= 1):
         return [fn(*t) for t in tasks]
-    results: list[Any] = [None] * len(tasks)
-    counter = itertools.count()
+    results: dict[int, Any] = {}
+    source = enumerate(tasks)
+    source_lock = threading.Lock()
     failures: list[BaseException] = []
 
-    def take() -> int | None:
-        i = next(counter)  # atomic under the GIL
-        return i if i < len(tasks) and not failures else None
+    def take() -> tuple[int, tuple] | None:
+        with source_lock:
+            return None if failures else next(source, None)
 
     def drive_worker() -> None:
         # Runs tasks on one worker at a time, holding it only while there is work.
         try:
             while True:
-                worker = _acquire(jobs - 1)
-                i = take()
-                if i is None:
+                worker = _acquire(jobs - 1, fn.__module__)
+                try:
+                    item = take()
+                except BaseException:
+                    _idle.put(worker)
+                    raise
+                if item is None:
                     _idle.put(worker)
                     return
                 try:
-                    results[i] = worker.call(fn, tasks[i])
+                    results[item[0]] = worker.call(fn, item[1])
                 except WorkerDied:
                     _dead(worker)
                     raise
@@ -169,12 +220,12 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     for t in drivers:
         t.start()
     try:
-        while (i := take()) is not None:
-            results[i] = fn(*tasks[i])
+        while (item := take()) is not None:
+            results[item[0]] = fn(*item[1])
     except BaseException as exc:
         failures.append(exc)
     for t in drivers:
         t.join()
     if failures:
         raise failures[0]
-    return results
+    return [results[i] for i in range(len(results))]
