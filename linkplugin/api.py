@@ -76,7 +76,8 @@ def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
     merger) decompress it, after checking it can fit.
     """
     if sec.is_compressed:
-        return packed(image.raw(sec), sec.name, bool(sec.flags & SHF_COMPRESSED), image.layout)
+        return packed(image.raw(sec), sec.name, bool(sec.flags & SHF_COMPRESSED), image.layout,
+                      image.path, sec.header["sh_offset"])
     return Plain(sec.header["sh_size"], path=image.path, offset=sec.header["sh_offset"]), \
         sec.header["sh_addralign"]
 
@@ -144,10 +145,11 @@ def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plai
     lay = image.layout
     replace = {}
     for sec, (plain, align), payload in zip(targets, plains, payloads):
-        chdr = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
-        if len(chdr) + len(payload) < plain.size:
+        pieces = [lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1)), *payload]
+        size = sum(len(piece) for piece in pieces)
+        if size < plain.size:
             replace[sec.index] = Replacement(
-                data=chdr + payload, name=plain_name(sec.name),
+                data=Stream(size, lambda pieces=pieces: pieces), name=plain_name(sec.name),
                 header={"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align})
         elif sec.is_compressed or plain.data is not None:
             replace[sec.index] = _plain_replacement(image, sec, plain, align)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from linkplugin.compress import shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, Layout
@@ -49,11 +49,16 @@ class Settings:
 
 @dataclass(frozen=True)
 class Packed:
-    """A compressed input section: its codec and payload (after the header)."""
+    """A compressed input section: its codec and where its payload (after the
+    header) lies in the input file. The payload is read from the file a slice
+    at a time, not through the input's memory map, whose pages would stay
+    resident in this process once read."""
 
     name: str
     codec: str  # "zlib", "zstd" or "zdebug" (legacy GNU, a zlib stream)
-    payload: memoryview
+    path: str
+    start: int
+    length: int
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,9 @@ def _streamed_tasks(plain: Plain, settings: Settings) -> Iterator[tuple]:
             prime = keep
 
 
-def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[bytes]:
-    """The compressed payload (no Chdr) of each section, in order."""
+def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
+    """The compressed payload (no Chdr) of each section, in order, as pieces
+    to write one after another: joining them would copy the whole output."""
     owners: list[tuple[int, int]] = []  # (section, plain length) of each task, as made
 
     def flat() -> Iterator[tuple]:
@@ -140,14 +146,13 @@ def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[b
         parts[i].append(result)
         lengths[i].append(length)
     if settings.codec == "zstd":
-        return [b"".join(p) for p in parts]
+        return parts
     out = []
     for section_parts, section_lengths in zip(parts, lengths):
         adler = 1
         for (_, shard_adler), length in zip(section_parts, section_lengths):
             adler = shards.adler32_combine(adler, shard_adler, length)
-        out.append(_zlib_header(settings.level) + b"".join(p for p, _ in section_parts)
-                   + adler.to_bytes(4, "big"))
+        out.append([_zlib_header(settings.level), *(p for p, _ in section_parts), adler.to_bytes(4, "big")])
     return out
 
 
@@ -184,20 +189,13 @@ def describe(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Lay
     return "zdebug", int.from_bytes(raw[4:12], "big"), 1
 
 
-def packed(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout) -> tuple[Plain, int]:
-    """Where the plain bytes of a compressed section come from, and their alignment."""
+def packed(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout, path: str,
+           offset: int) -> tuple[Plain, int]:
+    """Where the plain bytes of a compressed section come from, and their
+    alignment; ``raw`` is the section as stored at ``offset`` in ``path``."""
     codec, size, align = describe(raw, name, compressed_flag, lay)
-    payload = memoryview(raw)[lay.chdr.size:] if compressed_flag else memoryview(raw)[12:]
-    return Plain(size, packed=Packed(name, codec, payload)), align
-
-
-def decompress(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout) -> tuple[bytes, int]:
-    """The plain bytes of a compressed section, whole, and their alignment."""
-    plain, align = packed(raw, name, compressed_flag, lay)
-    out = bytearray()
-    for piece in plain_chunks(plain.packed, plain.size):
-        out += piece
-    return bytes(out), align
+    head = lay.chdr.size if compressed_flag else 12
+    return Plain(size, packed=Packed(name, codec, path, offset + head, len(raw) - head)), align
 
 
 def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
@@ -209,12 +207,17 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
     """
     done = 0
     try:
-        pieces = _unzstd(source.payload) if source.codec == "zstd" else _unzlib(source.payload, source.name)
-        for piece in pieces:
-            done += len(piece)
-            if done > size:
-                break
-            yield piece
+        with open(source.path, "rb") as f:
+            f.seek(source.start)
+            payload = _Payload(f, source.length)
+            pieces = _unzstd(payload) if source.codec == "zstd" else _unzlib(payload, source.name)
+            for piece in pieces:
+                done += len(piece)
+                if done > size:
+                    break
+                yield piece
+    except OSError as exc:
+        raise LinkpluginError(f"section {source.name}: cannot read {source.path}: {exc.strerror}") from None
     except (zlib.error, _zstd_error()) as exc:
         raise LinkpluginError(f"section {source.name}: corrupt {source.codec} data ({exc})") from None
     if done != size:
@@ -222,25 +225,35 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
                               f"{'more' if done > size else done}")
 
 
-def _unzlib(payload: memoryview, name: str) -> Iterator[bytes]:
+class _Payload:
+    """The compressed payload of one section, read from the file in order."""
+
+    def __init__(self, f: BinaryIO, length: int) -> None:
+        self.f, self.left = f, length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.f.read(size)
+        self.left -= len(data)
+        return data
+
+
+def _unzlib(payload: _Payload, name: str) -> Iterator[bytes]:
     # Input goes in by slices, so the unconsumed tail zlib copies out at each
     # bounded step is at most one slice: feeding the whole payload would copy
     # the rest of it at every step, time quadratic in the section size.
     d = zlib.decompressobj()
-    for at in range(0, len(payload), _FEED):
-        pending = payload[at:at + _FEED]
+    while not d.eof and (pending := payload.read(_FEED)):
         while pending and not d.eof:
             piece = d.decompress(pending, _CHUNK)
             pending = d.unconsumed_tail
             if piece:
                 yield piece
-        if d.eof:
-            break
     if not d.eof:
         raise LinkpluginError(f"section {name}: zlib data is truncated")
 
 
-def _unzstd(payload: memoryview) -> Iterator[bytes]:
+def _unzstd(payload: _Payload) -> Iterator[bytes]:
     import zstandard
 
     reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True)
