@@ -1,6 +1,6 @@
 """Compression benchmark: linkplugin at -j1/-j2 against objcopy and eu-elfcompress.
 
-    python3 bench/compress.py [--runs N] [--only NAME ...] [--no-large]
+    python3 bench/compress.py [--runs N] [--large-runs N] [--only NAME ...] [--no-large]
 
 Per input, every command runs once as warm-up, then the commands take turns
 (A B C A B C ...) for N rounds. Printed per input and tool: the median wall
@@ -71,14 +71,14 @@ def commands(src: Path, out: Path, compressed_input: bool, plain_bytes: int
     return table
 
 
-def bench(title: str, src: Path, runs: int, compressed_input: bool = False) -> None:
+def bench(title: str, src: Path, runs: int, compressed_input: bool, warm_up: bool) -> None:
     rows = debug_rows(src)
     plain_bytes = sum(r.plain_size for r in rows)
     largest = max(r.plain_size for r in rows)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table = commands(src, out, compressed_input, plain_bytes)
-        results = side_by_side({k: cmd for k, (_, _, cmd) in table.items()}, runs)
+        results = side_by_side({k: cmd for k, (_, _, cmd) in table.items()}, runs, warm_up)
         sizes = {label: sum(r.size for r in debug_rows(dst)) for label, (_, dst, _) in table.items()}
     base = {codec: next(label for label, (c, _, cmd) in table.items() if c == codec and label.startswith("objcopy"))
             for codec in CODECS}
@@ -93,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5, help="counted runs of each command")
     parser.add_argument("--only", nargs="*", help="only inputs whose title contains one of these")
+    parser.add_argument("--large-runs", type=int, help="counted runs on libjvm.so's debug file "
+                        "(default: --runs); its page cache is warm from making it plain, so no warm-up")
     parser.add_argument("--no-large", action="store_true", help="leave out libjvm.so's debug file")
     args = parser.parse_args()
     print("| input | tool | median wall s | vs objcopy (same codec) | peak MiB (all processes) "
@@ -100,21 +102,22 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         made = Path(tmp)
-        inputs = [(src.name, src, False) for src in all_inputs()]
-        python = next(src for _, src, _ in inputs if src.name == "python3.11d")
+        inputs = [(src.name, src, False, args.runs, True) for src in all_inputs()]
+        python = next(src for _, src, *_ in inputs if src.name == "python3.11d")
         zpython = made / "python3.11d.zlib"
         subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(python), str(zpython)], check=True)
-        inputs.append(("python3.11d, objcopy zlib", zpython, True))
+        inputs.append(("python3.11d, objcopy zlib", zpython, True, args.runs, True))
+        large_runs, large_warm_up = args.large_runs or args.runs, args.large_runs is None
         if not args.no_large:
             shipped = large()
             plain = made / "libjvm.so.debug"
             subprocess.run(["objcopy", "--decompress-debug-sections", str(shipped), str(plain)], check=True)
-            inputs += [("libjvm.so debug, made plain", plain, False),
-                       ("libjvm.so debug, zlib as shipped", shipped, True)]
-        for title, src, compressed_input in inputs:
+            inputs += [("libjvm.so debug, made plain", plain, False, large_runs, large_warm_up),
+                       ("libjvm.so debug, zlib as shipped", shipped, True, large_runs, large_warm_up)]
+        for title, src, compressed_input, runs, warm_up in inputs:
             if args.only and not any(word in title for word in args.only):
                 continue
-            bench(title, src, args.runs, compressed_input)
+            bench(title, src, runs, compressed_input, warm_up)
 
 
 if __name__ == "__main__":

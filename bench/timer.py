@@ -58,12 +58,14 @@ def run_once(cmd: list[str]) -> tuple[float, int]:
     return wall, max(peak[0], usage.ru_maxrss * 1024)
 
 
-def side_by_side(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[float, int]]:
+def side_by_side(commands: dict[str, list[str]], runs: int, warm_up: bool = True
+                 ) -> dict[str, tuple[float, int]]:
     """name -> (median wall seconds, peak bytes); one warm-up, then rounds A B C A B C ..."""
     walls: dict[str, list[float]] = {name: [] for name in commands}
     peaks: dict[str, int] = {name: 0 for name in commands}
     for name, cmd in commands.items():
-        run_once(cmd)
+        if warm_up:
+            run_once(cmd)
     for _ in range(runs):
         for name, cmd in commands.items():
             wall, peak = run_once(cmd)
