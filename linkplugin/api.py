@@ -99,7 +99,7 @@ def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Repo
 
 def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]]) -> dict[str, bytes]:
     """Plain bytes of each debug section by its plain name, for the DWARF engine."""
-    _check_memory(targets, plains)
+    _check_memory(image, targets, plains)
     contents = {}
     for sec, (plain, _) in zip(targets, plains):
         if plain.packed is not None:
@@ -110,7 +110,7 @@ def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain,
     return contents
 
 
-def _check_memory(targets: list[Section], plains: list[tuple[Plain, int]]) -> None:
+def _check_memory(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]]) -> None:
     """Refuse up front a job whose plain sections cannot all be held in memory.
 
     The sizes are the compression headers' claims: a small file may claim
@@ -120,8 +120,8 @@ def _check_memory(targets: list[Section], plains: list[tuple[Plain, int]]) -> No
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if targets and need > have:
         sec, (plain, _) = max(zip(targets, plains), key=lambda pair: pair[1][0].size)
-        raise LinkpluginError(f"section {sec.name}: {plain.size} bytes once decompressed ({need} for all "
-                              f"debug sections), more than this machine's memory ({have} bytes)")
+        raise LinkpluginError(f"{image.path}: section {sec.name}: {plain.size} bytes once decompressed ({need} "
+                              f"for all debug sections), more than this machine's memory ({have} bytes)")
 
 
 def _plain_replacement(image: ElfImage, sec: Section, plain: Plain, align: int) -> Replacement:

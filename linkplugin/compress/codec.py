@@ -210,18 +210,18 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
         with open(source.path, "rb") as f:
             f.seek(source.start)
             payload = _Payload(f, source.length)
-            pieces = _unzstd(payload) if source.codec == "zstd" else _unzlib(payload, source.name)
+            pieces = _unzstd(payload) if source.codec == "zstd" else _unzlib(payload, source.path, source.name)
             for piece in pieces:
                 done += len(piece)
                 if done > size:
                     break
                 yield piece
     except OSError as exc:
-        raise LinkpluginError(f"section {source.name}: cannot read {source.path}: {exc.strerror}") from None
+        raise LinkpluginError(f"{source.path}: cannot read: {exc.strerror}") from None
     except (zlib.error, _zstd_error()) as exc:
-        raise LinkpluginError(f"section {source.name}: corrupt {source.codec} data ({exc})") from None
+        raise LinkpluginError(f"{source.path}: section {source.name}: corrupt {source.codec} data ({exc})") from None
     if done != size:
-        raise LinkpluginError(f"section {source.name}: header says {size} bytes, data holds "
+        raise LinkpluginError(f"{source.path}: section {source.name}: header says {size} bytes, data holds "
                               f"{'more' if done > size else done}")
 
 
@@ -238,7 +238,7 @@ class _Payload:
         return data
 
 
-def _unzlib(payload: _Payload, name: str) -> Iterator[bytes]:
+def _unzlib(payload: _Payload, path: str, name: str) -> Iterator[bytes]:
     # Input goes in by slices, so the unconsumed tail zlib copies out at each
     # bounded step is at most one slice: feeding the whole payload would copy
     # the rest of it at every step, time quadratic in the section size.
@@ -250,7 +250,7 @@ def _unzlib(payload: _Payload, name: str) -> Iterator[bytes]:
             if piece:
                 yield piece
     if not d.eof:
-        raise LinkpluginError(f"section {name}: zlib data is truncated")
+        raise LinkpluginError(f"{path}: section {name}: zlib data is truncated")
 
 
 def _unzstd(payload: _Payload) -> Iterator[bytes]:
