@@ -24,7 +24,7 @@ import SCons.Script
 
 import linkplugin
 from linkplugin import api
-from linkplugin.compress.codec import DEFAULT_SHARD_SIZE, Settings, codec_version
+from linkplugin.compress.codec import DEFAULT_LEVEL, DEFAULT_SHARD_SIZE, Settings, codec_version
 from linkplugin.errors import LinkpluginError
 from linkplugin.pool import default_jobs
 
@@ -35,7 +35,9 @@ _lock = threading.Lock()
 _summary_registered = False
 _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 
-_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE",
+# DEBUGINFO_DEFAULT_LEVELS: an empty DEBUGINFO_LEVEL means the codec's
+# default level, so a change of default changes every key that relies on it.
+_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_DEFAULT_LEVELS", "DEBUGINFO_SHARD_SIZE",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
 
 
@@ -160,6 +162,7 @@ def generate(env) -> None:
     env.SetDefault(
         DEBUGINFO_CODEC="zlib",
         DEBUGINFO_LEVEL="",
+        DEBUGINFO_DEFAULT_LEVELS=" ".join(f"{codec}:{level}" for codec, level in sorted(DEFAULT_LEVEL.items())),
         DEBUGINFO_SHARD_SIZE=DEFAULT_SHARD_SIZE,
         DEBUGINFO_JOBS=0,  # 0: SCons's -j when above 1, else the CPU count
         DEBUGINFO_VERSION=f"{linkplugin.__version__}/format-{linkplugin.FORMAT_VERSION}",
