@@ -4,7 +4,9 @@
 
 Per input, every command runs once as warm-up, then the commands take turns
 (A B C A B C ...) for N rounds. Printed per input and tool: the median wall
-time and its ratio to objcopy with the same codec, the peak memory summed
+time and its ratio to objcopy with the same codec, the same for CPU time
+(user + system of all processes: on a loaded machine the fairer view of the
+work done, though not of the time parallel workers save), the peak memory summed
 over the process tree (see timer.py) and its ratio to the input's largest
 plain debug section, and the debug bytes written with their ratio to objcopy's.
 
@@ -29,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inputs import ROOT, all_inputs, large  # noqa: E402
-from timer import side_by_side  # noqa: E402
+from timer import measure  # noqa: E402
 
 from linkplugin.api import section_table  # noqa: E402
 
@@ -78,15 +80,15 @@ def bench(title: str, src: Path, runs: int, compressed_input: bool, warm_up: boo
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table = commands(src, out, compressed_input, plain_bytes)
-        results = side_by_side({k: cmd for k, (_, _, cmd) in table.items()}, runs, warm_up)
+        results = measure({k: cmd for k, (_, _, cmd) in table.items()}, runs, warm_up)
         sizes = {label: sum(r.size for r in debug_rows(dst)) for label, (_, dst, _) in table.items()}
     base = {codec: next(label for label, (c, _, cmd) in table.items() if c == codec and label.startswith("objcopy"))
             for codec in CODECS}
     for label, (codec, _, _) in table.items():
-        wall, peak = results[label]
-        print(f"| {title} ({plain_bytes / 1e6:.1f} MB plain debug) | {label} | {wall:.3f} | "
-              f"{wall / results[base[codec]][0]:.2f}x | {peak / 2**20:.0f} | {peak / largest:.2f} | "
-              f"{sizes[label]} | {sizes[label] / sizes[base[codec]]:.4f} |", flush=True)
+        r, b = results[label], results[base[codec]]
+        print(f"| {title} ({plain_bytes / 1e6:.1f} MB plain debug) | {label} | {r.wall:.3f} | "
+              f"{r.wall / b.wall:.2f}x | {r.cpu:.2f} | {r.cpu / b.cpu:.2f}x | {r.peak / 2**20:.0f} | "
+              f"{r.peak / largest:.2f} | {sizes[label]} | {sizes[label] / sizes[base[codec]]:.4f} |", flush=True)
 
 
 def main() -> None:
@@ -100,9 +102,9 @@ def main() -> None:
     # Bytecode as an installed package has it: without it (PYTHONDONTWRITEBYTECODE,
     # a read-only tree) every run compiles linkplugin again, a tenth of a second.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "linkplugin")], check=True)
-    print("| input | tool | median wall s | vs objcopy (same codec) | peak MiB (all processes) "
-          "| peak / largest plain section | debug bytes | vs objcopy bytes |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| input | tool | median wall s | vs objcopy (same codec) | median CPU s | CPU vs objcopy "
+          "| peak MiB (all processes) | peak / largest plain section | debug bytes | vs objcopy bytes |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         made = Path(tmp)
         inputs = [(src.name, src, False, args.runs, True) for src in all_inputs()]
