@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from linkplugin import __version__, api
-from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
+from linkplugin.compress.codec import CODECS, Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.pool import allow_fork
 from linkplugin.timing import PhaseTimer
@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--type", choices=CODECS, default="zlib", help="codec (default zlib)")
     c.add_argument("--level", type=int, help="codec level (default: zlib 6, zstd 3, as objcopy)")
-    c.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
-                   help="bytes per independently compressed shard; changes the output bytes")
+    c.add_argument("--shard-size", type=int, help="bytes per independently compressed shard "
+                   "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes")
     c.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
                    "never changes the output bytes")
     c.add_argument("--time", action="store_true", help="print a table of phase times")

@@ -35,9 +35,9 @@ _lock = threading.Lock()
 _summary_registered = False
 _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 
-# DEBUGINFO_DEFAULT_LEVELS: an empty DEBUGINFO_LEVEL means the codec's
-# default level, so a change of default changes every key that relies on it.
-_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_DEFAULT_LEVELS", "DEBUGINFO_SHARD_SIZE",
+# DEBUGINFO_DEFAULTS: an empty DEBUGINFO_LEVEL or DEBUGINFO_SHARD_SIZE means
+# the codec's default, so a change of default changes every key relying on it.
+_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE", "DEBUGINFO_DEFAULTS",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
 
 
@@ -50,9 +50,9 @@ def _jobs(env) -> int:
 
 
 def _settings(env) -> Settings:
-    level = env.subst("$DEBUGINFO_LEVEL")
+    level, shard_size = env.subst("$DEBUGINFO_LEVEL"), env.subst("$DEBUGINFO_SHARD_SIZE")
     return Settings(codec=env.subst("$DEBUGINFO_CODEC"), level=int(level) if level else None,
-                    shard_size=int(env.subst("$DEBUGINFO_SHARD_SIZE")))
+                    shard_size=int(shard_size) if shard_size else None)
 
 
 def _record(target, report: api.Report, seconds: float) -> None:
@@ -162,8 +162,9 @@ def generate(env) -> None:
     env.SetDefault(
         DEBUGINFO_CODEC="zlib",
         DEBUGINFO_LEVEL="",
-        DEBUGINFO_DEFAULT_LEVELS=" ".join(f"{codec}:{level}" for codec, level in sorted(DEFAULT_LEVEL.items())),
-        DEBUGINFO_SHARD_SIZE=DEFAULT_SHARD_SIZE,
+        DEBUGINFO_SHARD_SIZE="",
+        DEBUGINFO_DEFAULTS=" ".join(f"{codec}:level={level}:shard={DEFAULT_SHARD_SIZE[codec]}"
+                                    for codec, level in sorted(DEFAULT_LEVEL.items())),
         DEBUGINFO_JOBS=0,  # 0: SCons's -j when above 1, else the CPU count
         DEBUGINFO_VERSION=f"{linkplugin.__version__}/format-{linkplugin.FORMAT_VERSION}",
         _debuginfo_codec_version=codec_version,

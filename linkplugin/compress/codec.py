@@ -20,10 +20,14 @@ CODECS = ("zlib", "zstd")
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
 DEFAULT_LEVEL = {"zlib": 6, "zstd": 3}
 LEVELS = {"zlib": range(0, 10), "zstd": range(1, 23)}
-DEFAULT_SHARD_SIZE = 1 << 20
+# zlib shards are primed with the 32 KiB before them, so their size barely
+# changes the ratio; zstd frames start cold, and at 4 MiB its output is no
+# larger than objcopy's single frame (1 MiB cost 1-2%).
+DEFAULT_SHARD_SIZE = {"zlib": 1 << 20, "zstd": 4 << 20}
 # zlib's default memLevel, as objcopy uses: 9 measured larger on real DWARF.
 ZLIB_MEM_LEVEL = 8
 _CHUNK = 1 << 20  # decompression step: never allocate what a header merely claims
+_SMALL_JOB = 2 << 20  # plain bytes one process compresses about as fast as two
 _FEED = 1 << 16  # compressed bytes handed to zlib at a time (see _unzlib)
 
 
@@ -33,13 +37,15 @@ class Settings:
 
     codec: str = "zlib"
     level: int | None = None
-    shard_size: int = DEFAULT_SHARD_SIZE
+    shard_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise LinkpluginError(f"unknown compression type {self.codec!r} (use zlib or zstd)")
         if self.level is None:
             object.__setattr__(self, "level", DEFAULT_LEVEL[self.codec])
+        if self.shard_size is None:
+            object.__setattr__(self, "shard_size", DEFAULT_SHARD_SIZE[self.codec])
         if self.level not in LEVELS[self.codec]:
             r = LEVELS[self.codec]
             raise LinkpluginError(f"{self.codec} level must be {r.start} to {r.stop - 1}, not {self.level}")
@@ -137,7 +143,7 @@ def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[l
                 owners.append((i, task[3]))
                 yield task
 
-    fn, jobs = compressor(settings), workers(sections, settings, jobs)
+    fn, jobs = compressor(settings), workers(sections, jobs)
     warm_up(fn, jobs)  # before the first task: forked workers are ready at once
     results = run_tasks(fn, flat(), jobs)
     parts: list[list] = [[] for _ in sections]
@@ -156,10 +162,10 @@ def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[l
     return out
 
 
-def workers(sections: list[Plain], settings: Settings, jobs: int) -> int:
+def workers(sections: list[Plain], jobs: int) -> int:
     """How many processes ``compress_all`` uses: one for small jobs, which
     starting workers would slow down (the bytes are the same)."""
-    return 1 if sum(p.size for p in sections) <= 2 * settings.shard_size else jobs
+    return 1 if sum(p.size for p in sections) <= _SMALL_JOB else jobs
 
 
 def compressor(settings: Settings) -> Callable[..., Any]:
