@@ -149,8 +149,8 @@ def warm_up(fn: Callable[..., Any], jobs: int) -> None:
     """Start the ``jobs - 1`` workers of a coming ``run_tasks(fn, ..., jobs)`` now.
 
     Only where they can be forked (see ``allow_fork``): then they cost
-    milliseconds, and the command reads its input meanwhile. Elsewhere the
-    job starts them when it needs them, in threads beside the work.
+    milliseconds and all take their first task with the calling thread.
+    Elsewhere the job starts them in threads beside its own work.
     """
     if not _forking():
         return
