@@ -16,21 +16,32 @@ PACKAGES = {
     "libstdc++6-12-dbg": "usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6.0.30",
     "python3.11-dbg": "usr/bin/python3.11d",
 }
+# The large case: libjvm.so's debug file (257 MB of .debug_info, zlib as
+# shipped), the largest file under the package's .build-id folder. Its name
+# is a build id, which changes with the package version.
+LARGE = ("openjdk-17-dbg", "usr/lib/debug/.build-id")
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
-def third_party() -> list[Path]:
+def unpacked(package: str) -> Path:
+    """The package's files, downloaded and unpacked on first use."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    found = []
-    for package, member in PACKAGES.items():
-        target = CACHE / package / member
-        if not target.exists():
-            if not glob.glob(str(CACHE / f"{package}_*.deb")):
-                subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
-            deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
-            subprocess.run(["dpkg-deb", "-x", deb, str(CACHE / package)], check=True)
-        found.append(target)
-    return found
+    folder = CACHE / package
+    if not folder.exists():
+        if not glob.glob(str(CACHE / f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
+        deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
+        subprocess.run(["dpkg-deb", "-x", deb, str(folder)], check=True)
+    return folder
+
+
+def third_party() -> list[Path]:
+    return [unpacked(package) / member for package, member in PACKAGES.items()]
+
+
+def large() -> Path:
+    package, folder = LARGE
+    return max((unpacked(package) / folder).glob("*/*.debug"), key=lambda p: p.stat().st_size)
 
 
 def examples() -> list[Path]:

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, decompress,
-                                       describe)
+from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, describe, packed,
+                                       plain_chunks)
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
 from linkplugin.errors import LinkpluginError
-from linkplugin.elf.write import Replacement, movable, write_elf
+from linkplugin.elf.write import Replacement, Stream, movable, write_elf
 from linkplugin.pool import default_jobs
 from linkplugin.timing import PhaseTimer
 
@@ -73,11 +73,15 @@ def _debug_sections(image: ElfImage) -> list[Section]:
 
 
 def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
-    """Where the plain bytes of a debug section are, and their alignment."""
+    """Where the plain bytes of a debug section are, and their alignment.
+
+    A compressed section is not decompressed here: compression and the
+    decompress command stream it, and only jobs that need it whole (the type
+    merger) decompress it, after checking it can fit.
+    """
     if sec.is_compressed:
-        data, align = decompress(image.raw(sec), sec.name, bool(sec.flags & SHF_COMPRESSED),
-                                 image.layout)
-        return Plain(len(data), data=data), align
+        return packed(image.raw(sec), sec.name, bool(sec.flags & SHF_COMPRESSED), image.layout,
+                      image.path, sec.header["sh_offset"])
     return Plain(sec.header["sh_size"], path=image.path, offset=sec.header["sh_offset"]), \
         sec.header["sh_addralign"]
 
@@ -99,13 +103,40 @@ def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Repo
 
 def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]]) -> dict[str, bytes]:
     """Plain bytes of each debug section by its plain name, for the DWARF engine."""
-    return {plain_name(s.name): bytes(p.data if p.data is not None else image.raw(s))
-            for s, (p, _) in zip(targets, plains)}
+    _check_memory(image, targets, plains)
+    contents = {}
+    for sec, (plain, _) in zip(targets, plains):
+        if plain.packed is not None:
+            data = b"".join(plain_chunks(plain.packed, plain.size))
+        else:
+            data = bytes(plain.data if plain.data is not None else image.raw(sec))
+        contents[plain_name(sec.name)] = data
+    return contents
+
+
+def _check_memory(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]]) -> None:
+    """Refuse up front a job whose plain sections cannot all be held in memory.
+
+    The sizes are the compression headers' claims: a small file may claim
+    terabytes, and finding out by decompressing would exhaust the machine.
+    """
+    need = sum(plain.size for plain, _ in plains)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if targets and need > have:
+        sec, (plain, _) = max(zip(targets, plains), key=lambda pair: pair[1][0].size)
+        raise LinkpluginError(f"{image.path}: section {sec.name}: {plain.size} bytes once decompressed ({need} "
+                              f"for all debug sections), more than this machine's memory ({have} bytes)")
 
 
 def _plain_replacement(image: ElfImage, sec: Section, plain: Plain, align: int) -> Replacement:
-    """Store a section plain: its decompressed or new bytes (``plain.data``)."""
-    data = plain.data if plain.data is not None else image.raw(sec)
+    """Store a section plain: its new bytes (``plain.data``), or decompressed as it is written."""
+    data: bytes | memoryview | Stream
+    if plain.data is not None:
+        data = plain.data
+    elif plain.packed is not None:
+        data = Stream(plain.size, lambda: plain_chunks(plain.packed, plain.size))
+    else:
+        data = image.raw(sec)
     return Replacement(data=data, name=plain_name(sec.name),
                        header={"sh_flags": sec.flags & ~SHF_COMPRESSED, "sh_addralign": align})
 
@@ -118,10 +149,11 @@ def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plai
     lay = image.layout
     replace = {}
     for sec, (plain, align), payload in zip(targets, plains, payloads):
-        chdr = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
-        if len(chdr) + len(payload) < plain.size:
+        pieces = [lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1)), *payload]
+        size = sum(len(piece) for piece in pieces)
+        if size < plain.size:
             replace[sec.index] = Replacement(
-                data=chdr + payload, name=plain_name(sec.name),
+                data=Stream(size, lambda pieces=pieces: pieces), name=plain_name(sec.name),
                 header={"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align})
         elif sec.is_compressed or plain.data is not None:
             replace[sec.index] = _plain_replacement(image, sec, plain, align)
@@ -167,9 +199,8 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike,
     with image:
         targets = [s for s in _debug_sections(image) if s.is_compressed]
         report = Report(before=[_info(image, s) for s in targets])
-        with timer.phase("decompress"):
-            replace = {s.index: _plain_replacement(image, s, *_plain(image, s)) for s in targets}
-        with timer.phase("write"):
+        replace = {s.index: _plain_replacement(image, s, *_plain(image, s)) for s in targets}
+        with timer.phase("decompress+write"):  # one streamed pass
             write_elf(image, dst, replace)
     report.after = [_after(s, replace, "none") for s in report.before]
     return report
@@ -196,6 +227,10 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
+        # Decompressed once: compression below reads these bytes.
+        plains = [(Plain(plain.size, data=contents[plain_name(sec.name)]), align)
+                  if plain.packed is not None else (plain, align)
+                  for sec, (plain, align) in zip(targets, plains)]
         result = merge_sections(contents, little_endian=image.little_endian,
                                 address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
                                 timings=timer)

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from linkplugin import __version__, api, progress
-from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
+from linkplugin.compress.codec import CODECS, Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
+from linkplugin.pool import allow_fork
 from linkplugin.timing import PhaseTimer
 
 
@@ -35,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--type", choices=CODECS, default="zlib", help="codec (default zlib)")
     c.add_argument("--level", type=int, help="codec level (default: zlib 6, zstd 3, as objcopy)")
-    c.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
-                   help="bytes per independently compressed shard; changes the output bytes")
+    c.add_argument("--shard-size", type=int, help="bytes per independently compressed shard "
+                   "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes")
     c.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
                    "never changes the output bytes")
     c.add_argument("--time", action="store_true", help="print a table of phase times")
@@ -186,6 +187,7 @@ def _job(args: argparse.Namespace, timer: PhaseTimer) -> api.Report:
 
 
 def main(argv: list[str] | None = None) -> int:
+    allow_fork()  # this process is ours: workers may be forked while it has one thread
     try:
         with _termination_unwinds():
             return run(sys.argv[1:] if argv is None else argv)

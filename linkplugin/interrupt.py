@@ -68,6 +68,15 @@ def watch_signals() -> None:
     _wakeup_fd = read_end
 
 
+def stopped() -> bool:
+    """Whether a stop signal arrived since ``watch_signals``."""
+    try:
+        check()
+    except Interrupted:
+        return True
+    return False
+
+
 def check() -> None:
     """Raise Interrupted if a stop signal arrived since ``watch_signals``."""
     global _stopped

@@ -2,10 +2,13 @@
 
 SCons runs actions in threads under ``-j``; every action calling ``run_tasks``
 draws on the same workers, so their number stays bounded by the largest
-``jobs`` asked for. Workers are started with ``forkserver`` (``spawn`` where
-that is missing), never ``fork``: forking a threaded SCons deadlocks. The
-forkserver preloads our worker modules, not ``__main__`` (under SCons that is
-the scons script).
+``jobs`` asked for. Inside a threaded host (SCons) workers are started with
+``forkserver`` (``spawn`` where that is missing), never ``fork``: forking a
+threaded SCons deadlocks. The forkserver preloads the module of the first job's
+task function (the compressor, or the type merger), not ``__main__`` (under
+SCons that is the scons script). A command that owns its process
+(``allow_fork``) forks its workers before it starts any thread: they start in
+milliseconds, with every module the command already imported.
 
 Each worker talks to the parent over a pipe of its own, and the parent keeps
 no copy of the worker's end: if a worker dies, the parent reads end-of-file
@@ -15,13 +18,12 @@ waiting forever for the rest of the message.)
 """
 from __future__ import annotations
 
-import itertools
 import os
 import queue
 import signal
 import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sized
 
 from linkplugin import interrupt, progress
 from linkplugin.errors import LinkpluginError
@@ -30,13 +32,11 @@ if TYPE_CHECKING:
     import multiprocessing.connection
     import multiprocessing.context
 
-# Modules the forkserver imports once, so each worker starts warm.
-_PRELOAD = ["linkplugin.compress.shards", "linkplugin.merge.hash", "linkplugin.merge.rewrite"]
-
 _lock = threading.Lock()
 _idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
 _started = 0  # live workers, idle or busy
 _limit = 0  # the most ever asked for
+_fork_allowed = False  # see allow_fork
 _POLL_SECONDS = 0.1  # how often a caller waiting for its workers looks for an interrupt
 
 
@@ -51,13 +51,33 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def allow_fork() -> None:
+    """Let workers be forked while this process runs a single thread.
+
+    Only a command that owns its process (the ``linkplugin`` command) calls
+    this; a library call inside a host such as SCons never forks.
+    """
+    global _fork_allowed
+    _fork_allowed = True
+
+
+def _forking() -> bool:
+    return (_fork_allowed and threading.active_count() == 1
+            and threading.current_thread() is threading.main_thread())
+
+
+def _context(preload: str) -> multiprocessing.context.BaseContext:
     # Imported here: a -j1 run does not pay for loading multiprocessing.
     import multiprocessing
 
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    if _forking() and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
+        # Only the first job's module counts (the forkserver starts once): a
+        # compression job then does not wait for numpy and the DWARF engine.
+        ctx.set_forkserver_preload([preload])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -66,10 +86,13 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
     """A worker's loop: run (function, arguments) until the parent goes away.
 
     A worker ignores SIGINT: Ctrl-C reaches the whole process group, and only the owner of the
-    pool decides what it means (``linkplugin.interrupt``). SIGTERM keeps its default, so the
-    owner (and multiprocessing at exit) can always end a worker.
+    pool decides what it means (``linkplugin.interrupt``). SIGTERM and SIGHUP take their
+    default action, whatever handler a forked worker inherited from the command, so the owner
+    (and multiprocessing at exit) can always end a worker, silently.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        signal.signal(stop, signal.SIG_DFL)
     while True:
         try:
             fn, args = conn.recv()
@@ -95,15 +118,17 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 class _Worker:
-    def __init__(self) -> None:
-        ctx = _context()
+    def __init__(self, preload: str) -> None:
+        ctx = _context(preload)
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=serve, args=(child,), daemon=True, name="linkplugin-worker")
-        # multiprocessing starts its resource tracker on the way and unblocks SIGINT in this
-        # thread when that returns: have it started first, then block for our own children.
-        from multiprocessing import resource_tracker
+        if ctx.get_start_method() != "fork":
+            # multiprocessing starts its resource tracker on the way and unblocks SIGINT in
+            # this thread when that returns: have it started first, then block for our own
+            # children. (A forked worker needs no tracker.)
+            from multiprocessing import resource_tracker
 
-        resource_tracker.ensure_running()
+            resource_tracker.ensure_running()
         with _sigint_blocked():
             self.process.start()
         child.close()  # only the worker holds its end now: its death is EOF here
@@ -125,26 +150,59 @@ class _Worker:
         return value
 
 
-def _acquire(jobs: int) -> _Worker:
-    """An idle worker, a new one while fewer than ``jobs`` run, or the next one freed."""
+def _reserve(jobs: int) -> bool:
+    """Count one more worker if fewer than ``jobs`` (or the most asked) run."""
     global _started, _limit
-    try:
-        return _idle.get_nowait()
-    except queue.Empty:
-        pass
     with _lock:
         _limit = max(_limit, jobs)
         start = _started < _limit
         if start:
             _started += 1
-    if not start:
-        return _idle.get()
+    return start
+
+
+def _start(preload: str) -> _Worker:
+    global _started
     try:
-        return _Worker()
+        return _Worker(preload)
     except BaseException:
         with _lock:
             _started -= 1
         raise
+
+
+def _acquire(jobs: int, preload: str, give_up: Callable[[], bool]) -> _Worker | None:
+    """An idle worker, a new one while fewer than ``jobs`` run, or the next one freed; None
+    once ``give_up()`` says the caller no longer needs one.
+
+    The wait is in short steps: the worker another job holds may die instead of coming back
+    (killed, or stopped by the same signal as its owner), and then its place is free for a new
+    one; a wait without end here would hang that job, and SCons with it."""
+    while True:
+        try:
+            return _idle.get_nowait()
+        except queue.Empty:
+            pass
+        if _reserve(jobs):
+            return _start(preload)
+        try:
+            return _idle.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if give_up():
+                return None
+
+
+def warm_up(fn: Callable[..., Any], jobs: int) -> None:
+    """Start the ``jobs - 1`` workers of a coming ``run_tasks(fn, ..., jobs)`` now.
+
+    Only where they can be forked (see ``allow_fork``): then they cost
+    milliseconds and all take their first task with the calling thread.
+    Elsewhere the job starts them in threads beside its own work.
+    """
+    if not _forking():
+        return
+    while _reserve(jobs - 1):
+        _idle.put(_start(fn.__module__))
 
 
 def _dead(worker: _Worker) -> None:
@@ -154,14 +212,17 @@ def _dead(worker: _Worker) -> None:
         _started -= 1
 
 
-def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list[Any]:
+def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, on ``jobs`` processes.
 
     The calling thread is one of the ``jobs``: it starts on the tasks at once
     while ``jobs - 1`` workers join as soon as they are up, so a short job
     does not wait for worker start-up. Tasks are taken in order from one
-    shared counter and each result is stored at its task's index: which
-    process ran a task never changes the results.
+    shared iterator and each result is stored at its task's index: which
+    process ran a task never changes the results. ``tasks`` may be a lazy
+    iterator: a task is made (under a lock, by the thread about to run it)
+    only when a process is free, so a producer such as a decompressing stream
+    stays at most ``jobs`` tasks ahead of the work.
 
     ``fn`` must be a top-level function of a module a spawned child can import
     (anything under ``linkplugin``).
@@ -171,39 +232,43 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     interrupted (KeyboardInterrupt, ``Terminated``, ``Interrupted``), the workers still busy
     with this call are killed rather than waited for: their results are no longer wanted.
     """
-    tick = progress.counter(len(tasks))  # counts tasks done for the command line's progress line
-    if jobs <= 1 or len(tasks) <= 1:
+    # The progress line counts tasks done of the total, when the total is known up front.
+    tick = progress.counter(len(tasks) if isinstance(tasks, Sized) else 0)
+    if jobs <= 1 or (isinstance(tasks, Sized) and len(tasks) <= 1):
         results_here = []
         for t in tasks:
             interrupt.check()
             results_here.append(tick(fn(*t)))
         return results_here
-    results: list[Any] = [None] * len(tasks)
-    counter = itertools.count()
+    results: dict[int, Any] = {}
+    source = enumerate(tasks)
+    source_lock = threading.Lock()
     failures: list[BaseException] = []
     busy: set[_Worker] = set()
 
-    def take() -> int | None:
+    def take() -> tuple[int, tuple] | None:
         interrupt.check()
-        i = next(counter)  # atomic under the GIL
-        return i if i < len(tasks) and not failures else None
+        with source_lock:
+            return None if failures else next(source, None)
 
     def drive_worker() -> None:
         # Runs tasks on one worker at a time, holding it only while there is work.
         try:
             while True:
-                worker = _acquire(jobs - 1)
+                worker = _acquire(jobs - 1, fn.__module__, lambda: bool(failures) or interrupt.stopped())
+                if worker is None:
+                    return
                 try:
-                    i = take()
+                    item = take()
                 except BaseException:
                     _idle.put(worker)
                     raise
-                if i is None:
+                if item is None:
                     _idle.put(worker)
                     return
                 busy.add(worker)
                 try:
-                    results[i] = tick(worker.call(fn, tasks[i]))
+                    results[item[0]] = tick(worker.call(fn, item[1]))
                 except WorkerDied:
                     _dead(worker)
                     interrupt.check()  # killed by the signal that stops its owner too (kill -TERM -PGID)
@@ -221,8 +286,8 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
     for t in drivers:
         t.start()
     try:
-        while (i := take()) is not None:
-            results[i] = tick(fn(*tasks[i]))
+        while (item := take()) is not None:
+            results[item[0]] = tick(fn(*item[1]))
         for t in drivers:
             while t.is_alive():  # a worker's task may be long: keep noticing interrupts meanwhile
                 t.join(_POLL_SECONDS)
@@ -235,4 +300,4 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int) -> list
             t.join()  # quick: their workers are gone or finish no further task
     if failures:
         raise failures[0]
-    return results
+    return [results[i] for i in range(len(results))]

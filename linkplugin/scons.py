@@ -35,19 +35,22 @@ import SCons.Tool
 
 import linkplugin
 from linkplugin import api
-from linkplugin.compress.codec import DEFAULT_SHARD_SIZE, Settings, codec_version
+from linkplugin.compress.codec import DEFAULT_LEVEL, DEFAULT_SHARD_SIZE, Settings, codec_version
 from linkplugin.errors import LinkpluginError
-from linkplugin.interrupt import watch_signals
+from linkplugin.interrupt import Interrupted, watch_signals
 from linkplugin.pool import default_jobs
 
 # Targets of our builders, and what the actions measured when they ran.
 _targets: list[SCons.Node.Node] = []
 _ran: dict[str, tuple[int, int, float]] = {}  # path -> (debug bytes before, after, seconds)
 _lock = threading.Lock()
+_INTERRUPTED = "Build interrupted."  # what SCons says of a step it stopped
 _summary_registered = False
 _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 
-_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE",
+# DEBUGINFO_DEFAULTS: an empty DEBUGINFO_LEVEL or DEBUGINFO_SHARD_SIZE means
+# the codec's default, so a change of default changes every key relying on it.
+_COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE", "DEBUGINFO_DEFAULTS",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
 _SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION"]
 
@@ -61,9 +64,9 @@ def _jobs(env) -> int:
 
 
 def _settings(env) -> Settings:
-    level = env.subst("$DEBUGINFO_LEVEL")
+    level, shard_size = env.subst("$DEBUGINFO_LEVEL"), env.subst("$DEBUGINFO_SHARD_SIZE")
     return Settings(codec=env.subst("$DEBUGINFO_CODEC"), level=int(level) if level else None,
-                    shard_size=int(env.subst("$DEBUGINFO_SHARD_SIZE")))
+                    shard_size=int(shard_size) if shard_size else None)
 
 
 def _record(target, report: api.Report, seconds: float) -> None:
@@ -76,12 +79,13 @@ def _run(target, job) -> int:
     t0 = time.perf_counter()
     try:
         report = job()
+    except (Interrupted, KeyboardInterrupt):
+        # In SCons's own words, whether our action or SCons's handler saw the signal first.
+        # (KeyboardInterrupt must never leave an action: SCons's job threads catch only
+        # Exception, and a job thread that dies leaves SCons waiting for it forever.)
+        raise SCons.Errors.BuildError(node=target, errstr=_INTERRUPTED, status=2, exitstatus=2) from None
     except LinkpluginError as exc:
         raise SCons.Errors.BuildError(node=target, errstr=str(exc), status=2, exitstatus=2) from None
-    except KeyboardInterrupt:
-        # Never let it out of an action: SCons's job threads catch only Exception, and a job
-        # thread that dies leaves SCons waiting for it forever.
-        raise SCons.Errors.BuildError(node=target, errstr="interrupted", status=2, exitstatus=2) from None
     _record(target, report, time.perf_counter() - t0)
     return 0
 
@@ -317,7 +321,9 @@ def generate(env) -> None:
     env.SetDefault(
         DEBUGINFO_CODEC="zlib",
         DEBUGINFO_LEVEL="",
-        DEBUGINFO_SHARD_SIZE=DEFAULT_SHARD_SIZE,
+        DEBUGINFO_SHARD_SIZE="",
+        DEBUGINFO_DEFAULTS=" ".join(f"{codec}:level={level}:shard={DEFAULT_SHARD_SIZE[codec]}"
+                                    for codec, level in sorted(DEFAULT_LEVEL.items())),
         DEBUGINFO_JOBS=0,  # 0: SCons's -j when above 1, else the CPU count
         DEBUGINFO_VERSION=f"{linkplugin.__version__}/format-{linkplugin.FORMAT_VERSION}",
         _debuginfo_codec_version=codec_version,

@@ -137,7 +137,8 @@ def test_a_worker_that_dies_gives_an_error_not_a_hang(tmp_path: Path, c_program:
 
 
 def _pool_worker(root: int) -> int | None:
-    """A grandchild of ``root`` (forkserver -> worker), if one runs yet."""
+    """A pool worker of ``root``, if one runs yet: a child the command forked,
+    or a grandchild under a forkserver (or spawn's resource tracker)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -148,6 +149,12 @@ def _pool_worker(root: int) -> int | None:
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
     for child in children.get(root, []):
+        try:
+            helper = b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if not helper:
+            return child
         for grandchild in children.get(child, []):
             return grandchild
     return None

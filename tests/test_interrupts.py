@@ -198,7 +198,7 @@ def _command(args: list[str], log: Path, env: dict | None = None, **kw) -> subpr
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("command,phase", [("merge-types", p) for p in OPTIMIZE_PHASES] +
-                         [("compress", p) for p in COMPRESS_PHASES] + [("decompress", "decompress")])
+                         [("compress", p) for p in COMPRESS_PHASES] + [("decompress", "decompress+write")])
 def test_command_stops_on_a_signal_in_every_phase(tmp_path: Path, cxx_program: Path, command: str, phase: str,
                                                   signum: int) -> None:
     src = tmp_path / "in"

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Iterator
 
 from linkplugin.compress import shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, Layout
 from linkplugin.errors import LinkpluginError
-from linkplugin.pool import run_tasks
+from linkplugin.pool import run_tasks, warm_up
 
 CODECS = ("zlib", "zstd")
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
 DEFAULT_LEVEL = {"zlib": 6, "zstd": 3}
 LEVELS = {"zlib": range(0, 10), "zstd": range(1, 23)}
-DEFAULT_SHARD_SIZE = 1 << 20
+# zlib shards are primed with the 32 KiB before them, so their size barely
+# changes the ratio; zstd frames start cold, and at 4 MiB its output is no
+# larger than objcopy's single frame (1 MiB cost 1-2%).
+DEFAULT_SHARD_SIZE = {"zlib": 1 << 20, "zstd": 4 << 20}
 # zlib's default memLevel, as objcopy uses: 9 measured larger on real DWARF.
 ZLIB_MEM_LEVEL = 8
 _CHUNK = 1 << 20  # decompression step: never allocate what a header merely claims
+_SMALL_JOB = 2 << 20  # plain bytes one process compresses about as fast as two
+_FEED = 1 << 16  # compressed bytes handed to zlib at a time (see _unzlib)
 
 
 @dataclass(frozen=True)
@@ -31,13 +37,15 @@ class Settings:
 
     codec: str = "zlib"
     level: int | None = None
-    shard_size: int = DEFAULT_SHARD_SIZE
+    shard_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise LinkpluginError(f"unknown compression type {self.codec!r} (use zlib or zstd)")
         if self.level is None:
             object.__setattr__(self, "level", DEFAULT_LEVEL[self.codec])
+        if self.shard_size is None:
+            object.__setattr__(self, "shard_size", DEFAULT_SHARD_SIZE[self.codec])
         if self.level not in LEVELS[self.codec]:
             r = LEVELS[self.codec]
             raise LinkpluginError(f"{self.codec} level must be {r.start} to {r.stop - 1}, not {self.level}")
@@ -46,13 +54,30 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Packed:
+    """A compressed input section: its codec and where its payload (after the
+    header) lies in the input file. The payload is read from the file a slice
+    at a time, not through the input's memory map, whose pages would stay
+    resident in this process once read."""
+
+    name: str
+    codec: str  # "zlib", "zstd" or "zdebug" (legacy GNU, a zlib stream)
+    path: str
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
 class Plain:
-    """Where a section's plain bytes are: in the input file, or in memory."""
+    """Where a section's plain bytes are: in the input file, in memory, or
+    inside a compressed input section (``size`` is then its header's claim,
+    checked as the data decodes)."""
 
     size: int
     path: str | None = None  # read by the workers themselves
     offset: int = 0
     data: bytes | memoryview | None = None
+    packed: Packed | None = None  # decompressed as the shards need it
 
 
 def _zlib_header(level: int) -> bytes:
@@ -63,46 +88,89 @@ def _zlib_header(level: int) -> bytes:
     return head.to_bytes(2, "big")
 
 
-def _tasks(plain: Plain, settings: Settings) -> list[tuple]:
+def _task(settings: Settings, source: str | bytes, offset: int, prime: int, length: int,
+          last: bool) -> tuple:
+    if settings.codec == "zlib":
+        return (source, offset, prime, length, settings.level, ZLIB_MEM_LEVEL, last)
+    return (source, offset, prime, length, settings.level)
+
+
+def _tasks(plain: Plain, settings: Settings) -> Iterator[tuple]:
+    """The shard tasks of one section, in order, made as they are taken.
+
+    A compressed input is decompressed here, one shard ahead at most: the
+    plain section is never held whole, whatever its header claims.
+    """
+    if plain.packed is not None:
+        yield from _streamed_tasks(plain, settings)
+        return
     size, step = plain.size, settings.shard_size
-    zlib_codec = settings.codec == "zlib"
-    tasks = []
     for start in range(0, size, step):
         length = min(step, size - start)
-        prime = min(shards.WINDOW, start) if zlib_codec else 0
+        prime = min(shards.WINDOW, start) if settings.codec == "zlib" else 0
         if plain.path is not None:
             source, offset = plain.path, plain.offset + start
         else:
             source, offset = bytes(plain.data[start - prime:start + length]), 0
-        if zlib_codec:
-            tasks.append((source, offset, prime, length, settings.level, ZLIB_MEM_LEVEL,
-                          start + length == size))
-        else:
-            tasks.append((source, offset, prime, length, settings.level))
-    return tasks
+        yield _task(settings, source, offset, prime, length, start + length == size)
 
 
-def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[bytes]:
-    """The compressed payload (no Chdr) of each section, in order."""
-    per_section = [_tasks(p, settings) for p in sections]
-    flat = [t for tasks in per_section for t in tasks]
-    fn = shards.deflate_shard if settings.codec == "zlib" else shards.zstd_shard
-    if sum(p.size for p in sections) <= 2 * settings.shard_size:
-        jobs = 1  # starting workers would cost more than it saves; same bytes
-    results = run_tasks(fn, flat, jobs)
-    out, at = [], 0
-    for plain, tasks in zip(sections, per_section):
-        parts = results[at:at + len(tasks)]
-        at += len(tasks)
-        if settings.codec == "zstd":
-            out.append(b"".join(parts))
-            continue
+def _streamed_tasks(plain: Plain, settings: Settings) -> Iterator[tuple]:
+    # The same shards, primes and flags as from a plain file: the same bytes.
+    size, step = plain.size, settings.shard_size
+    window = shards.WINDOW if settings.codec == "zlib" else 0
+    buf = bytearray()  # prime + the shard being filled
+    prime = start = 0
+    for piece in plain_chunks(plain.packed, size):
+        buf += piece
+        while len(buf) - prime >= step or (start + len(buf) - prime == size and len(buf) > prime):
+            length = min(step, len(buf) - prime)
+            yield _task(settings, bytes(buf[:prime + length]), 0, prime, length, start + length == size)
+            start += length
+            keep = min(window, prime + length)
+            del buf[:prime + length - keep]
+            prime = keep
+
+
+def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
+    """The compressed payload (no Chdr) of each section, in order, as pieces
+    to write one after another: joining them would copy the whole output."""
+    owners: list[tuple[int, int]] = []  # (section, plain length) of each task, as made
+
+    def flat() -> Iterator[tuple]:
+        for i, plain in enumerate(sections):
+            for task in _tasks(plain, settings):
+                owners.append((i, task[3]))
+                yield task
+
+    fn, jobs = compressor(settings), workers(sections, jobs)
+    warm_up(fn, jobs)  # before the first task: forked workers are ready at once
+    results = run_tasks(fn, flat(), jobs)
+    parts: list[list] = [[] for _ in sections]
+    lengths: list[list[int]] = [[] for _ in sections]
+    for (i, length), result in zip(owners, results):
+        parts[i].append(result)
+        lengths[i].append(length)
+    if settings.codec == "zstd":
+        return parts
+    out = []
+    for section_parts, section_lengths in zip(parts, lengths):
         adler = 1
-        for (source, offset, prime, length, *_), (_, shard_adler) in zip(tasks, parts):
+        for (_, shard_adler), length in zip(section_parts, section_lengths):
             adler = shards.adler32_combine(adler, shard_adler, length)
-        out.append(_zlib_header(settings.level) + b"".join(p for p, _ in parts)
-                   + adler.to_bytes(4, "big"))
+        out.append([_zlib_header(settings.level), *(p for p, _ in section_parts), adler.to_bytes(4, "big")])
     return out
+
+
+def workers(sections: list[Plain], jobs: int) -> int:
+    """How many processes ``compress_all`` uses: one for small jobs, which
+    starting workers would slow down (the bytes are the same)."""
+    return 1 if sum(p.size for p in sections) <= _SMALL_JOB else jobs
+
+
+def compressor(settings: Settings) -> Callable[..., Any]:
+    """The shard function the pool runs for ``settings``."""
+    return shards.deflate_shard if settings.codec == "zlib" else shards.zstd_shard
 
 
 def ch_type(codec: str) -> int:
@@ -127,50 +195,76 @@ def describe(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Lay
     return "zdebug", int.from_bytes(raw[4:12], "big"), 1
 
 
-def decompress(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout) -> tuple[bytes, int]:
-    """The plain bytes of a compressed section and their alignment.
-
-    The size in the header is checked, never trusted for allocation: output
-    grows only as the data really decodes, and stops one step past the claim.
-    """
+def packed(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout, path: str,
+           offset: int) -> tuple[Plain, int]:
+    """Where the plain bytes of a compressed section come from, and their
+    alignment; ``raw`` is the section as stored at ``offset`` in ``path``."""
     codec, size, align = describe(raw, name, compressed_flag, lay)
-    payload = raw[lay.chdr.size:] if compressed_flag else raw[12:]
+    head = lay.chdr.size if compressed_flag else 12
+    return Plain(size, packed=Packed(name, codec, path, offset + head, len(raw) - head)), align
+
+
+def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
+    """The plain bytes of a compressed section, a piece at a time.
+
+    The size in the header is checked, never trusted for allocation: each
+    piece is at most _CHUNK bytes, made only as the data really decodes, and
+    decoding stops one piece past the claim.
+    """
+    done = 0
     try:
-        if codec == "zstd":
-            data = _unzstd(payload, size)
-        else:
-            data = _unzlib(payload, size, name)
+        with open(source.path, "rb") as f:
+            f.seek(source.start)
+            payload = _Payload(f, source.length)
+            pieces = _unzstd(payload) if source.codec == "zstd" else _unzlib(payload, source.path, source.name)
+            for piece in pieces:
+                done += len(piece)
+                if done > size:
+                    break
+                yield piece
+    except OSError as exc:
+        raise LinkpluginError(f"{source.path}: cannot read: {exc.strerror}") from None
     except (zlib.error, _zstd_error()) as exc:
-        raise LinkpluginError(f"section {name}: corrupt {codec} data ({exc})") from None
-    if len(data) != size:
-        raise LinkpluginError(f"section {name}: header says {size} bytes, data holds "
-                              f"{'more' if len(data) > size else len(data)}")
-    return data, align
+        raise LinkpluginError(f"{source.path}: section {source.name}: corrupt {source.codec} data ({exc})") from None
+    if done != size:
+        raise LinkpluginError(f"{source.path}: section {source.name}: header says {size} bytes, data holds "
+                              f"{'more' if done > size else done}")
 
 
-def _unzlib(payload: bytes | memoryview, size: int, name: str) -> bytes:
+class _Payload:
+    """The compressed payload of one section, read from the file in order."""
+
+    def __init__(self, f: BinaryIO, length: int) -> None:
+        self.f, self.left = f, length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.f.read(size)
+        self.left -= len(data)
+        return data
+
+
+def _unzlib(payload: _Payload, path: str, name: str) -> Iterator[bytes]:
+    # Input goes in by slices, so the unconsumed tail zlib copies out at each
+    # bounded step is at most one slice: feeding the whole payload would copy
+    # the rest of it at every step, time quadratic in the section size.
     d = zlib.decompressobj()
-    out = bytearray()
-    pending = bytes(payload)
-    while pending and not d.eof and len(out) <= size:
-        out += d.decompress(pending, _CHUNK)
-        pending = d.unconsumed_tail
-    if not d.eof and len(out) <= size:
-        raise LinkpluginError(f"section {name}: zlib data is truncated")
-    return bytes(out)
+    while not d.eof and (pending := payload.read(_FEED)):
+        while pending and not d.eof:
+            piece = d.decompress(pending, _CHUNK)
+            pending = d.unconsumed_tail
+            if piece:
+                yield piece
+    if not d.eof:
+        raise LinkpluginError(f"{path}: section {name}: zlib data is truncated")
 
 
-def _unzstd(payload: bytes | memoryview, size: int) -> bytes:
+def _unzstd(payload: _Payload) -> Iterator[bytes]:
     import zstandard
 
-    reader = zstandard.ZstdDecompressor().stream_reader(bytes(payload), read_across_frames=True)
-    out = bytearray()
-    while len(out) <= size:
-        chunk = reader.read(_CHUNK)
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
+    reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True)
+    while chunk := reader.read(_CHUNK):
+        yield chunk
 
 
 def _zstd_error() -> type[Exception]:

@@ -56,7 +56,10 @@ def zstd_shard(source: str | bytes, offset: int, prime: int, length: int, level:
     import zstandard  # only workers that do zstd pay for it
 
     buf = _read(source, offset, prime, length)
-    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(buf)
+    frame = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(buf)
+    # A copy of the right size: the frame sits at the start of a buffer of the
+    # worst-case size, and each one kept would pin that much of the heap.
+    return bytes(memoryview(frame))
 
 
 def adler32_combine(adler1: int, adler2: int, len2: int) -> int:

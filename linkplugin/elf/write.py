@@ -16,6 +16,7 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import (SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
@@ -23,11 +24,23 @@ from linkplugin.elf.structs import (SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, S
 from linkplugin.errors import LinkpluginError
 
 
+@dataclass(frozen=True)
+class Stream:
+    """Section contents made while they are written (a decompressing reader),
+    never held whole: ``pieces()`` yields ``size`` bytes in all, or raises."""
+
+    size: int
+    pieces: Callable[[], Iterable[bytes]]
+
+    def __len__(self) -> int:
+        return self.size
+
+
 @dataclass
 class Replacement:
     """New contents and header fields of one section (None: keep)."""
 
-    data: bytes | memoryview
+    data: bytes | memoryview | Stream
     name: str | None = None
     header: dict[str, int] = field(default_factory=dict)  # e.g. sh_flags, sh_addralign
 
@@ -156,7 +169,7 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
 
     lay = image.layout
     fixed_end = _fixed_end(image)
-    chunks: list[tuple[int, bytes | memoryview]] = [(0, image.data[:fixed_end])]
+    chunks: list[tuple[int, bytes | memoryview | Stream]] = [(0, image.data[:fixed_end])]
     holes = []  # old places of moved sections inside the kept prefix: zeroed
     headers = []
     cursor = fixed_end
@@ -201,7 +214,7 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
     return _commit(image, dst, chunks, holes)
 
 
-def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, bytes | memoryview]],
+def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, bytes | memoryview | Stream]],
             holes: list[tuple[int, int]]) -> int:
     dst = os.fspath(dst)
     folder = os.path.dirname(os.path.abspath(dst))
@@ -215,7 +228,11 @@ def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, byt
         with os.fdopen(fd, "wb") as out:
             for offset, data in chunks:
                 out.seek(offset)
-                out.write(data)
+                if isinstance(data, Stream):
+                    for piece in data.pieces():
+                        out.write(piece)
+                else:
+                    out.write(data)
             for start, end in holes:
                 out.seek(start)
                 out.write(bytes(end - start))
