@@ -65,7 +65,16 @@ def section_table(path: str | os.PathLike) -> list[SectionInfo]:
 
 
 def _debug_sections(image: ElfImage) -> list[Section]:
-    return [s for s in image.sections if s.is_debug and movable(image, s)]
+    found = [s for s in image.sections if s.is_debug and movable(image, s)]
+    seen: dict[str, Section] = {}
+    for sec in found:
+        # Two copies of one section (say .debug_info and .zdebug_info): which one a debugger
+        # reads is undefined, and the jobs key sections by name.
+        other = seen.setdefault(plain_name(sec.name), sec)
+        if other is not sec:
+            raise LinkpluginError(f"{image.path}: sections [{other.index}] and [{sec.index}] are both "
+                                  f"{plain_name(sec.name)}")
+    return found
 
 
 def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
@@ -242,6 +251,9 @@ def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: 
 
     def contents(path: str | os.PathLike) -> dict[str, bytes]:
         with _debug_job(path, PhaseTimer(), Report) as (image, targets, plains, _):
-            return _contents(image, targets, plains)
+            secs = _contents(image, targets, plains)
+        if not secs.get(".debug_info"):
+            raise LinkpluginError(f"{os.fspath(path)}: has no .debug_info to compare")
+        return secs
 
     return verify(contents(original), contents(merged), limit=limit)

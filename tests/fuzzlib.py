@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-BAD_OUTCOMES = ("traceback", "hang", "leftover", "input-changed")
+BAD_OUTCOMES = ("traceback", "hang", "leftover", "input-changed", "bad-output", "harness-error")
 OUTCOMES = ("success", "clean-error") + BAD_OUTCOMES
 
 # --- seed programs ------------------------------------------------------------------------------
@@ -213,6 +213,7 @@ class SeedMap:
     plain: dict[str, bytes]     # plain bytes of the debug sections
     dwarf: DwarfMap | None
     boundaries: list[int]       # file offsets where a structure starts or ends
+    shstrndx: int = 0
 
     def debug_sections(self) -> list[SectionMap]:
         return [s for s in self.sections if s.name.startswith((".debug_", ".zdebug_")) and s.size]
@@ -355,6 +356,7 @@ def map_seed(name: str, path: Path) -> SeedMap:
         elf = ELFFile(f)
         c64 = elf.elfclass == 64
         shoff, shentsize = elf.header["e_shoff"], elf.header["e_shentsize"]
+        shstrndx = elf.header["e_shstrndx"]
         sections, plain = [], {}
         for i, sec in enumerate(elf.iter_sections()):
             h = sec.header
@@ -384,7 +386,7 @@ def map_seed(name: str, path: Path) -> SeedMap:
             if sm is not None and sm.compression is None:
                 bounds |= {sm.offset + p for p in positions}
     return SeedMap(name, data, elf.elfclass, sections, ehdr, SHDR64 if c64 else SHDR32, shoff, shentsize, plain,
-                   dwarf, sorted(b for b in bounds if 0 <= b <= len(data)))
+                   dwarf, sorted(b for b in bounds if 0 <= b <= len(data)), shstrndx)
 
 
 # --- mutations ----------------------------------------------------------------------------------
@@ -415,6 +417,7 @@ class Mutant:
         self.rng = rng
         self.data = bytearray(seed.data)
         self.notes: list[str] = []
+        self.cut: int | None = None  # file truncation, applied after every other mutation
 
     # ELF-level writes
     def put(self, pos: int, width: int, value: int) -> None:
@@ -502,7 +505,7 @@ def m_plain_flip(m: Mutant) -> None:
 def m_truncate_file(m: Mutant) -> None:
     at = m.rng.choice(m.seed.boundaries) + m.rng.choice((0, 0, 0, -1, 1))
     at = max(0, min(len(m.data), at))
-    del m.data[at:]
+    m.cut = at if m.cut is None else min(m.cut, at)
     m.notes.append(f"file truncated at {at}")
 
 
@@ -834,11 +837,11 @@ def m_section_name(m: Mutant) -> None:
         value = old + m.rng.choice((1, 2, 7, -1))
         m.notes.append(f"{sec.name}.sh_name {old} -> {value}")
     elif choice == 2:
-        shstr = m.seed.sections[m.get(m.seed.ehdr["e_shstrndx"][0], 2)]
+        shstr = m.seed.sections[m.seed.shstrndx]
         value = shstr.size + m.rng.choice((-1, 0, 1, 1000))
         m.notes.append(f"{sec.name}.sh_name past .shstrtab ({value})")
     else:
-        shstr = m.seed.sections[m.get(m.seed.ehdr["e_shstrndx"][0], 2)]
+        shstr = m.seed.sections[m.seed.shstrndx]
         p = shstr.offset + old + m.rng.randrange(1, len(sec.name) + 1)
         if p < len(m.data):
             m.data[p] = m.rng.choice((0, 0x41, 0xFF, 0x80))
@@ -887,6 +890,8 @@ def make_case(seeds: dict[str, SeedMap], fuzz_seed: int, number: int) -> Case:
     for _ in range(rng.choice((1, 1, 1, 1, 2, 3))):
         kind = rng.choices(names, weights)[0]
         MUTATORS[kind][0](m)
+    if m.cut is not None:
+        del m.data[m.cut:]
     argv = rng.choices([c for c, _ in COMMANDS], [w for _, w in COMMANDS])[0]
     return Case(number, seed.name, m.notes, list(argv), bytes(m.data))
 
@@ -971,6 +976,15 @@ def run_case(case: Case, work: Path, seed_path: Path, timeout: float) -> dict:
             outcome, detail = "leftover", f"output folder holds {left} after {outcome}"
         elif (_sha(src), _sha(orig)) != before:
             outcome, detail = "input-changed", "input bytes differ after the run"
+        elif expected:
+            # What we write, our own reader must accept (it checks every header and bound).
+            from linkplugin.elf.read import ElfImage
+            from linkplugin.errors import LinkpluginError
+
+            try:
+                ElfImage(out).close()
+            except LinkpluginError as exc:
+                outcome, detail = "bad-output", f"output rejected: {exc}".replace(str(out), "OUTPUT")
     return {"case": case.number, "seed": case.seed, "mutation": "; ".join(case.notes),
             "command": " ".join(case.argv), "outcome": outcome, "detail": detail, "seconds": round(seconds, 4)}
 
@@ -991,7 +1005,13 @@ def worker_main(seed_dir: str, fuzz_seed: int, timeout: float, memory_mb: int) -
     try:
         for line in sys.stdin:
             number = int(line)
-            case = make_case(seeds, fuzz_seed, number)
+            try:
+                case = make_case(seeds, fuzz_seed, number)
+            except Exception as exc:  # noqa: BLE001 - a bug of the harness, reported as such
+                answer.write(json.dumps({"case": number, "seed": "?", "mutation": "?", "command": "?",
+                                         "outcome": "harness-error", "detail": f"{type(exc).__name__}: {exc} @ "
+                                         f"{_where(exc.__traceback__)}", "seconds": 0}) + "\n")
+                continue
             faulthandler.dump_traceback_later(timeout + 10, exit=False)
             result = run_case(case, work, Path(seed_dir) / case.seed, timeout)
             faulthandler.cancel_dump_traceback_later()
@@ -1099,14 +1119,18 @@ def run(seed_dir: Path, cases: range, fuzz_seed: int, jobs: int = 2, timeout: fl
             if line:
                 record(json.loads(line))
                 continue
-            # Silent or dead: a hang (or a crash) in code the alarm could not interrupt.
-            died = proc.poll()
+            # Silent or dead: a hang in code the alarm could not interrupt, or a crash.
+            try:
+                died = proc.wait(timeout=5) if ready else None
+            except subprocess.TimeoutExpired:
+                died = None
             proc.kill()
             proc.wait()
             proc = None
             record({"case": number, "seed": "?", "mutation": "?", "command": "?",
                     "outcome": "hang" if died is None else "traceback",
-                    "detail": "worker silent, killed" if died is None else f"worker died with status {died}",
+                    "detail": f"worker silent for {timeout + 30:g} s, killed" if died is None
+                    else f"worker died with status {died} (replay the case)",
                     "seconds": None})
         if proc is not None:
             proc.stdin.close()

@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass
 
 from linkplugin.compress import shards
-from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, Layout
+from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
 from linkplugin.errors import LinkpluginError
 from linkplugin.pool import run_tasks
 
@@ -120,6 +120,9 @@ def describe(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Lay
         codec = {ELFCOMPRESS_ZLIB: "zlib", ELFCOMPRESS_ZSTD: "zstd"}.get(kind)
         if codec is None:
             raise LinkpluginError(f"section {name}: unknown compression type {kind}")
+        if align & (align - 1) or align > MAX_MOVED_ALIGN:
+            # It becomes the plain section's sh_addralign when decompressed.
+            raise LinkpluginError(f"section {name}: compression header has alignment {align}")
         return codec, size, align
     # Legacy GNU .zdebug_*: "ZLIB", big-endian 64-bit size, zlib stream.
     if len(raw) < 12 or bytes(raw[:4]) != b"ZLIB":

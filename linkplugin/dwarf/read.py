@@ -130,6 +130,10 @@ def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: li
     rt = (raw[rp].astype(np.int64) | raw[rp + 1].astype(np.int64) << 8 | raw[rp + 2].astype(np.int64) << 16
           | raw[rp + 3].astype(np.int64) << 24) + hdr.off
     if S:
+        size = len(d)
+        for _, pos, _, _, target in S:
+            if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
+                raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
         sa = np.array(S, dtype=np.int64).reshape(-1, 5)
         pos = np.concatenate([rp, sa[:, 1]])
         form = np.concatenate([np.full(len(rp), F.DW_FORM_ref4, np.int64), sa[:, 2]])

@@ -52,8 +52,13 @@ def _digest(obj: object) -> bytes:
     return hashlib.blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
 
 
-def _cstr(d: bytes, p: int) -> bytes:
-    return d[p:d.index(0, p)]
+def _cstr(d: bytes, p: int, section: str = ".debug_str") -> bytes:
+    """The string at ``p``; an offset past the section, or a string without its terminator, is
+    a DwarfError (not the ValueError of ``bytes.index``)."""
+    end = d.find(0, p) if 0 <= p < len(d) else -1
+    if end < 0:
+        raise DwarfError(f"string offset 0x{p:x} lies past the end of {section} or its last string")
+    return d[p:end]
 
 
 class UnitEnv:
@@ -78,7 +83,7 @@ class UnitEnv:
         if form == F.DW_FORM_strp:
             return self.strp(value)  # type: ignore[arg-type]
         if form == F.DW_FORM_line_strp:
-            return _cstr(self.secs.get(".debug_line_str", b""), value)  # type: ignore[arg-type]
+            return _cstr(self.secs.get(".debug_line_str", b""), value, ".debug_line_str")  # type: ignore[arg-type]
         if form in F.STRX_FORMS:
             o = self.hdr.offset_size
             p = self.str_offsets_base + value * o  # type: ignore[operator]
