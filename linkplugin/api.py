@@ -60,7 +60,7 @@ def _info(image: ElfImage, sec: Section) -> SectionInfo:
 
 def section_table(path: str | os.PathLike) -> list[SectionInfo]:
     """Every section of ``path`` with its size and compression state."""
-    with ElfImage(path) as image:
+    with ElfImage(path) as image, _naming(image.path):
         return [_info(image, sec) for sec in image.sections[1:]]
 
 
@@ -88,6 +88,17 @@ def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
 
 
 @contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """Errors about a file's contents name the file (section and DWARF errors do not know it)."""
+    try:
+        yield
+    except LinkpluginError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+@contextmanager
 def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Report]
                ) -> Iterator[tuple[ElfImage, list[Section], list[tuple[Plain, int]], Report]]:
     """The opened input, its debug sections, where their plain bytes are, and
@@ -95,7 +106,7 @@ def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Repo
     with timer.phase("read"):
         image = ElfImage(src)
     with image:
-        with timer.phase("read"):
+        with timer.phase("read"), _naming(image.path):
             targets = _debug_sections(image)
             report = report_type(before=[_info(image, s) for s in targets])
             plains = [_plain(image, s) for s in targets]
@@ -170,9 +181,10 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike,
     with timer.phase("read"):
         image = ElfImage(src)
     with image:
-        targets = [s for s in _debug_sections(image) if s.is_compressed]
-        report = Report(before=[_info(image, s) for s in targets])
-        with timer.phase("decompress"):
+        with _naming(image.path):
+            targets = [s for s in _debug_sections(image) if s.is_compressed]
+            report = Report(before=[_info(image, s) for s in targets])
+        with timer.phase("decompress"), _naming(image.path):
             replace = {s.index: _plain_replacement(image, s, *_plain(image, s)) for s in targets}
         with timer.phase("write"):
             write_elf(image, dst, replace)
@@ -201,9 +213,10 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
-        result = merge_sections(contents, little_endian=image.little_endian,
-                                address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
-                                timings=timer)
+        with _naming(image.path):
+            result = merge_sections(contents, little_endian=image.little_endian,
+                                    address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
+                                    timings=timer)
         report.stats, report.warnings = result.stats, result.warnings
         index_of = {plain_name(s.name): s.index for s in targets}
         dropped = frozenset(index_of[n] for n in result.drop if n in index_of)
