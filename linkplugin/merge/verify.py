@@ -105,7 +105,9 @@ class _File:
     def describe(self, die: Die) -> str:
         name = next((v for at, k, v in self.attrs(die) if at == F.DW_AT_name), b"")
         ud = self.units[die[0]]
-        return f"DIE 0x{ud.offs[die[1]]:x} (tag 0x{self.tag(die):x} {name.decode(errors='replace')})"
+        # DW_AT_name in a non-string form (a damaged abbreviation) still describes the DIE.
+        text = name.decode(errors="replace") if isinstance(name, bytes) else repr(name)
+        return f"DIE 0x{ud.offs[die[1]]:x} (tag 0x{self.tag(die):x} {text})"
 
 
 def _equivalent(a: _File, b: _File, start: tuple[Die, Die], assumed: set, problems: list[str],
