@@ -242,3 +242,43 @@ def test_line_table_path_in_a_number_form(seeds: dict, tmp_path: Path) -> None:
     assert line[formats] >= 1 and line[formats + 1] == 1 and line[formats + 2] in (0x1F, 0x0E)
     data = _plain_edit(seed, ".debug_line", lambda p: p.__setitem__(formats + 2, 0x06))
     rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says=".debug_line")
+
+
+# --- every structure boundary, exhaustively ------------------------------------------------------
+
+def _outcomes(seed: fuzzlib.SeedMap, seed_dir: Path, tmp_path: Path, inputs: list[tuple[str, bytes]],
+              commands: list[list[str]]) -> list[dict]:
+    bad = []
+    for note, data in inputs:
+        for argv in commands:
+            result = fuzzlib.run_case(fuzzlib.Case(0, seed.name, [note], argv, data), tmp_path, seed_dir / seed.name,
+                                      timeout=30)
+            if result["outcome"] not in ("success", "clean-error"):
+                bad.append(result)
+    return bad
+
+
+@pytest.mark.parametrize("name", ["gcc-c-dwarf5", "clang-cxx-dwarf5-zlib"])
+def test_truncation_at_every_boundary(seeds: dict, seed_dir: Path, tmp_path: Path, name: str) -> None:
+    """The file cut at every place a structure starts or ends (ELF header fields, section headers,
+    compression headers, sections, unit headers, abbreviation tables), and .debug_info and
+    .debug_abbrev cut at each of their units, header fields and declarations."""
+    seed = _seed(seeds, name)
+    files = [(f"file cut at {at}", seed.data[:at]) for at in seed.boundaries]
+    d = seed.dwarf
+    cuts = {".debug_info": sorted({u["off"] for u in d.units} | {u["die_off"] for u in d.units}
+                                  | {p + w for u in d.units for p, w in u["fields"].values()}),
+            ".debug_abbrev": sorted({a["end"] - 1 for a in d.abbrevs} | {x["end"] for a in d.abbrevs
+                                                                          for x in a["decls"]})}
+    sections = []
+    for sec, offsets in cuts.items():
+        for at in offsets:
+            m = fuzzlib.Mutant(seed, None)  # type: ignore[arg-type]
+            if m.edit_plain(sec, lambda plain: plain.__delitem__(slice(at, None)) or f"cut at {at}"):
+                sections.append((f"{sec} cut at {at}", bytes(m.data)))
+    compress = ["compress", "IN", "-o", "OUT", "-j", "1"]
+    merge = ["merge-types", "IN", "-o", "OUT", "-j", "1"]
+    bad = _outcomes(seed, seed_dir, tmp_path, files, [compress, ["info", "IN"]])
+    bad += _outcomes(seed, seed_dir, tmp_path, sections, [merge, ["verify", "ORIG", "IN"]])
+    assert not bad, bad[:5]
+    assert len(files) > 50 and len(sections) > 20
