@@ -282,3 +282,12 @@ def test_truncation_at_every_boundary(seeds: dict, seed_dir: Path, tmp_path: Pat
     bad += _outcomes(seed, seed_dir, tmp_path, sections, [merge, ["verify", "ORIG", "IN"]])
     assert not bad, bad[:5]
     assert len(files) > 50 and len(sections) > 20
+
+
+def test_section_over_the_elf_header(seeds: dict, tmp_path: Path) -> None:
+    """A debug section of a .o moved to offset 0: the writer zeroed its old place, the ELF
+    header, and wrote a file that is not ELF any more (exit 0)."""
+    seed = _seed(seeds, "gcc-c-m32-object")
+    data = bytearray(seed.data)
+    _shdr(seed, data, ".debug_line", "sh_offset", 0)
+    rejected(tmp_path / "in", data, "compress", "IN", "-o", "OUT", "-j", "1", says="overlaps the ELF")

@@ -115,11 +115,22 @@ class ElfImage:
             raise LinkpluginError(f"{self.path}: malformed ELF file: no section name table "
                                   f"(index {self.shstrndx} of {count} sections)")
         for i, sh in enumerate(headers[1:], 1):
-            if sh["sh_type"] != SHT_NOBITS and sh["sh_offset"] + sh["sh_size"] > size:
-                raise LinkpluginError(f"{self.path}: section [{i}] lies past the end of the file (truncated?)")
             align = sh["sh_addralign"]
             if align & (align - 1):
                 raise LinkpluginError(f"{self.path}: section [{i}] has alignment {align}, not a power of two")
+            start, end = sh["sh_offset"], sh["sh_offset"] + sh["sh_size"]
+            if sh["sh_type"] == SHT_NOBITS or start == end:
+                continue
+            if end > size:
+                raise LinkpluginError(f"{self.path}: section [{i}] lies past the end of the file (truncated?)")
+            # The writer zeroes the old place of a section it moves: that place must not hold
+            # the headers or part of a segment.
+            if start < ehdr_size or (phnum and start < self.phdr_range[1] and end > self.phdr_range[0]):
+                raise LinkpluginError(f"{self.path}: section [{i}] overlaps the ELF or program headers")
+            if not sh["sh_flags"] & SHF_ALLOC and any(
+                    filesz and start < off + filesz and end > off and not (off <= start and end <= off + filesz)
+                    for off, filesz in self.segments):
+                raise LinkpluginError(f"{self.path}: section [{i}] lies partly inside a segment")
         names = headers[self.shstrndx]
         table = bytes(data[names["sh_offset"]:names["sh_offset"] + names["sh_size"]])
         self.sections = [Section(i, self._name(table, sh["sh_name"], i), sh) for i, sh in enumerate(headers)]
