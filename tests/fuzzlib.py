@@ -125,6 +125,11 @@ SEEDS: dict[str, tuple[str, tuple[str, ...], str, str | None, bool]] = {
     "gcc-cxx-dwarf4-zstd": ("g++", ("-g", "-gdwarf-4", "-O0"), "cxx", "zstd", True),
     "clang-cxx-dwarf5-zlib": ("clang++", ("-g", "-gdwarf-5", "-O2"), "cxx", "zlib", True),
     "gcc-c-dwarf4-zdebug": ("gcc", ("-g", "-gdwarf-4", "-O1"), "c", "zlib-gnu", True),
+    # name indexes, which merge-types has to rewrite or drop
+    "clang-cxx-dwarf5-names": ("clang++", ("-g", "-gdwarf-5", "-gpubnames", "-O1"), "cxx", None, True),
+    "gcc-cxx-dwarf4-pubnames": ("g++", ("-g", "-gdwarf-4", "-gpubnames", "-O1"), "cxx", None, True),
+    "gcc-c-dwarf5-gnu-pubnames": ("gcc", ("-g", "-gdwarf-5", "-ggnu-pubnames", "-O1"), "c", None, True),
+    "gcc-cxx-dwarf5-gdb-index": ("g++", ("-g", "-gdwarf-5", "-O1"), "cxx", "gdb-index", True),
 }
 
 
@@ -146,11 +151,15 @@ def build_seeds(folder: Path) -> dict[str, Path]:
         # The same bytes whatever the folder, so a case number replays anywhere.
         cmd = [compiler, *flags, f"-fdebug-prefix-map={src}=/fuzz", "-o", str(target)]
         cmd += units if link else ["-c", units[-1]]
-        plain = target if compression is None else folder / f"{name}.plain"
+        plain = target if compression in (None, "gdb-index") else folder / f"{name}.plain"
         cmd[cmd.index("-o") + 1] = str(plain)
         if subprocess.run(cmd, cwd=src, capture_output=True).returncode != 0:
             continue
-        if compression is not None:
+        if compression == "gdb-index":
+            if shutil.which("gdb-add-index") is None or \
+                    subprocess.run(["gdb-add-index", str(target)], capture_output=True).returncode != 0:
+                continue
+        elif compression is not None:
             r = subprocess.run(["objcopy", f"--compress-debug-sections={compression}", str(plain), str(target)],
                                capture_output=True)
             if r.returncode != 0:
@@ -216,7 +225,7 @@ class SeedMap:
     shstrndx: int = 0
 
     def debug_sections(self) -> list[SectionMap]:
-        return [s for s in self.sections if s.name.startswith((".debug_", ".zdebug_")) and s.size]
+        return [s for s in self.sections if s.name.startswith((".debug_", ".zdebug_", ".gdb_index")) and s.size]
 
     def section(self, name: str) -> SectionMap | None:
         for s in self.sections:
@@ -332,6 +341,10 @@ def _form_codes() -> dict[str, int]:
 _FORM_CODES = _form_codes()
 
 
+def _plain_name(name: str) -> str:
+    return ".debug_" + name[len(".zdebug_"):] if name.startswith(".zdebug_") else name
+
+
 def _plain_bytes(data: bytes, sm: SectionMap, c64: bool) -> bytes:
     raw = data[sm.offset:sm.offset + sm.size]
     if sm.compression == "gnu":
@@ -367,8 +380,8 @@ def map_seed(name: str, path: Path) -> SeedMap:
             if compression == "gabi":
                 sm.ch_type = struct.unpack_from("<I", data, h["sh_offset"])[0]
             sections.append(sm)
-            if sec.name.startswith((".debug_", ".zdebug_")) and h["sh_type"] != 8:
-                plain[".debug_" + sec.name.split("debug_", 1)[1]] = _plain_bytes(data, sm, c64)
+            if sec.name.startswith((".debug_", ".zdebug_", ".gdb_index")) and h["sh_type"] != 8:
+                plain[_plain_name(sec.name)] = _plain_bytes(data, sm, c64)
     with open(twin if twin.exists() else path, "rb") as f:
         dwarf = _dwarf_map(ELFFile(f), plain) if c64 else None
     ehdr = EHDR64 if c64 else EHDR32
@@ -513,7 +526,7 @@ def m_truncate_section(m: Mutant) -> None:
     """A section cut at a structure boundary inside it (unit, abbreviation table, header field)."""
     secs = m.seed.debug_sections()
     sec = m.rng.choice(secs)
-    name = ".debug_" + sec.name.split("debug_", 1)[1]
+    name = _plain_name(sec.name)
     d = m.seed.dwarf
     cuts = [0, 1, 4, 12]
     if d is not None and name == ".debug_info":
@@ -850,12 +863,36 @@ def m_section_name(m: Mutant) -> None:
     m.put(sec.header_at + at, width, value & ((1 << (8 * width)) - 1))
 
 
+_INDEXES = (".debug_names", ".gdb_index", ".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames",
+            ".debug_gnu_pubtypes", ".debug_aranges")
+
+
+def m_index(m: Mutant) -> None:
+    """A word of a name index or .debug_aranges (counts, unit offsets, hash slots) set to an
+    interesting value."""
+    names = [n for n in _INDEXES if m.seed.plain.get(n)]
+    if not names:
+        return m_plain_flip(m)
+    name = m.rng.choice(names)
+
+    def edit(plain: bytearray) -> str:
+        at = m.rng.randrange(0, max(1, len(plain) - 3)) & ~3 if m.rng.random() < 0.7 else \
+            m.rng.randrange(0, min(len(plain) - 3, 64)) & ~3
+        old = int.from_bytes(plain[at:at + 4], "little")
+        value = _interesting(m.rng, old, 4)
+        plain[at:at + 4] = value.to_bytes(4, "little")
+        return f"word at 0x{at:x}: {old:#x} -> {value:#x}"
+
+    if not m.edit_plain(name, edit):
+        m_plain_flip(m)
+
+
 MUTATORS = {
     "bitflip": (m_bitflip, 10), "byteset": (m_byteset, 6), "plain-flip": (m_plain_flip, 10),
     "truncate-file": (m_truncate_file, 5), "truncate-section": (m_truncate_section, 6),
     "shdr-field": (m_shdr_field, 10), "ehdr-field": (m_ehdr_field, 5), "chdr": (m_chdr, 5),
     "unit-header": (m_unit_header, 6), "abbrev": (m_abbrev, 8), "ref": (m_ref, 8), "strings": (m_strings, 6),
-    "expr": (m_expr, 5), "line": (m_line, 5), "section-name": (m_section_name, 5),
+    "expr": (m_expr, 5), "line": (m_line, 5), "section-name": (m_section_name, 5), "index": (m_index, 5),
 }
 
 # (argument list with IN / OUT / ORIG placeholders, weight)
