@@ -291,3 +291,14 @@ def test_section_over_the_elf_header(seeds: dict, tmp_path: Path) -> None:
     data = bytearray(seed.data)
     _shdr(seed, data, ".debug_line", "sh_offset", 0)
     rejected(tmp_path / "in", data, "compress", "IN", "-o", "OUT", "-j", "1", says="overlaps the ELF")
+
+
+def test_table_of_section_indices_with_a_partial_entry(seeds: dict, tmp_path: Path) -> None:
+    """.strtab retyped SHT_SYMTAB_SHNDX with a size not a multiple of 4: struct.error in the
+    writer reading the section indices it holds (merge-types, which removes sections)."""
+    seed = _seed(seeds, "gcc-cxx-dwarf4-pubnames")
+    data = bytearray(seed.data)
+    strtab = next(s for s in seed.sections if s.name == ".strtab")
+    _shdr(seed, data, ".strtab", "sh_type", 18)
+    _shdr(seed, data, ".strtab", "sh_size", strtab.size | 1 if strtab.size % 4 == 0 else strtab.size)
+    rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="whole number")

@@ -15,8 +15,12 @@ import os
 from dataclasses import dataclass
 
 from linkplugin.elf.structs import (EHDR_FIELDS, PN_XNUM, SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHN_XINDEX,
-                                    SHT_NOBITS, Layout, layout)
+                                    SHT_DYNSYM, SHT_GROUP, SHT_NOBITS, SHT_SYMTAB, SHT_SYMTAB_SHNDX, Layout, layout)
 from linkplugin.errors import LinkpluginError
+
+# Entry sizes (by ELF class) of the tables whose contents the writer reads.
+_ENTRY_SIZE = {SHT_SYMTAB: {64: 24, 32: 16}, SHT_DYNSYM: {64: 24, 32: 16}, SHT_GROUP: {64: 4, 32: 4},
+               SHT_SYMTAB_SHNDX: {64: 4, 32: 4}}
 
 @dataclass
 class Section:
@@ -118,6 +122,11 @@ class ElfImage:
             align = sh["sh_addralign"]
             if align & (align - 1):
                 raise LinkpluginError(f"{self.path}: section [{i}] has alignment {align}, not a power of two")
+            entry = _ENTRY_SIZE.get(sh["sh_type"], {}).get(self.elfclass, 1)
+            if sh["sh_type"] != SHT_NOBITS and sh["sh_size"] % entry:
+                # The writer reads the section indices these tables hold.
+                raise LinkpluginError(f"{self.path}: section [{i}] of type {sh['sh_type']} is not a whole "
+                                      f"number of {entry}-byte entries")
             start, end = sh["sh_offset"], sh["sh_offset"] + sh["sh_size"]
             if sh["sh_type"] == SHT_NOBITS or start == end:
                 continue
