@@ -11,6 +11,7 @@ codes in order of first use, so a unit that is already merged comes out byte for
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from typing import NamedTuple
 
 import numpy as np
@@ -19,7 +20,7 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_uleb
-from linkplugin.dwarf.read import UnitDies
+from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
@@ -28,6 +29,10 @@ from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into
+DW_AT_abstract_origin = 0x31
+DW_AT_specification = 0x47
+DW_TAG_inlined_subroutine = 0x1D
+_FOLLOWED = (DW_AT_specification, DW_AT_abstract_origin)
 
 
 class UnitOutput(NamedTuple):
@@ -124,11 +129,21 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     ref_forms: dict[int, list[int]] = {}
     rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
     loc_l, sib_l, tidx_l, tgt_l = local.tolist(), sib.tolist(), tidx_c.tolist(), tgt.tolist()
+    inside_l = inside.tolist()
     keep_l = keep.tolist()
+    codes = ud.codes
+    abbrevs = ud.abbrevs
+    ref_attrs = {c: [at for at, form, _ in ab.specs if form in F.REF_FORMS] for c, ab in abbrevs.items()}
+    moved_spec: list[tuple[int, int]] = []  # (DIE, old target DIE) of a specification that left the unit
+    prev, k = -1, 0
     for j in range(len(rp)):
         i = rd[j]
+        k = k + 1 if i == prev else 0
+        prev = i
         if keep_l[i]:
             kind = 0 if sib_l[j] else 1 if loc_l[j] else 2
+            if kind == 2 and inside_l[j] and ref_attrs[codes[i]][k] in _FOLLOWED:
+                moved_spec.append((i, tidx_l[j]))
             form = rf[j]
             w = widths[form] if form != F.DW_FORM_ref_udata else read_uleb(info, rp[j])[1] - rp[j]
             ev = events.get(i)
@@ -143,8 +158,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             ev = events.setdefault(i, [])
             ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
             ev.sort()
-    codes, parent, ends, offs = ud.codes, ud.parent, ud.ends, ud.offs
-    abbrevs = ud.abbrevs
+    extra = _own_decl_files(info, ud, moved_spec)
+    parent, ends, offs = ud.parent, ud.ends, ud.offs
     kids = {c: ab.children for c, ab in abbrevs.items()}
     new_codes: dict[tuple, bytes] = {}
     plain_codes: dict[int, bytes] = {}  # new code of a DIE without events, by old code
@@ -158,13 +173,13 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     ref_addr_w = widths[F.DW_FORM_ref_addr]
     zeros = bytes(8)
 
-    def new_code(code: int, forms: tuple[int, ...]) -> bytes:
-        key = (code, forms)
+    def new_code(code: int, forms: tuple[int, ...], added: tuple = ()) -> bytes:
+        key = (code, forms, added)
         cb = new_codes.get(key)
         if cb is None:
             ab = abbrevs[code]
             cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
-            table.append((ab.tag, ab.children, _new_specs(ab, forms)))
+            table.append((ab.tag, ab.children, _new_specs(ab, forms) + added))
         return cb
 
     # The surviving DIEs: the ranges between the removed subtrees.
@@ -181,7 +196,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             if cb is None:
                 cb = plain_codes[code] = new_code(code, ())
         else:
-            cb = new_code(code, tuple(ref_forms.get(i, ())))
+            add = extra.get(i)
+            cb = new_code(code, tuple(ref_forms.get(i, ())), add[0] if add else ())
         new_rel_l[i] = len(out)
         out += cb
         src = start + 1 if info[start] < 0x80 else read_uleb(info, start)[1]
@@ -208,6 +224,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             open_ends.append(ends[i])
         else:
             out += mv[src:ends[i]]
+        if evs and i in extra:
+            out += extra[i][1]
     out += bytes(len(open_ends) - 1)
     for pos, t in fix_local:
         _put_u32(out, pos, new_rel_l[t])
@@ -237,6 +255,49 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     abbrev += b"\0"
     return UnitOutput("", bytes(out), bytes(abbrev), new_rel, patches, loc_values, loc_patches,
                       int(keep.sum()))
+
+
+def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]) -> dict[int, tuple[tuple, bytes]]:
+    """{DIE: (added attribute specs, their bytes)} for the DIEs whose DW_AT_specification or
+    DW_AT_abstract_origin target was removed here (its canonical copy is in another unit) and
+    that take their DW_AT_decl_file from it.
+
+    gdb reads a DW_AT_decl_file found by following those references with the file table of the
+    unit it started from, so a target in another unit would name the wrong file (or one past
+    the table: "file index out of range"). The removed duplicate was in this unit, so its value,
+    in this unit's numbering, is the one the DIE gets as its own attribute. DW_AT_decl_line and
+    the other attributes read through the reference mean the same in every unit."""
+    out: dict[int, tuple[tuple, bytes]] = {}
+    for i, t in moved_spec:
+        ab = ud.abbrevs[ud.codes[i]]
+        if ab.tag == DW_TAG_inlined_subroutine or any(at == F.DW_AT_decl_file for at, _, _ in ab.specs):
+            continue  # an inlined call is placed by its own DW_AT_call_file
+        value = _followed_decl_file(info, ud, t)
+        if value is None:
+            continue
+        form = F.DW_FORM_data1 if value < 0x100 else F.DW_FORM_data2 if value < 0x10000 else F.DW_FORM_udata
+        data = encode_uleb(value) if form == F.DW_FORM_udata else value.to_bytes(1 if value < 0x100 else 2,
+                                                                                    "little")
+        out[i] = (((F.DW_AT_decl_file, form, 0),), data)
+    return out
+
+
+def _followed_decl_file(info: bytes, ud: UnitDies, t: int) -> int | None:
+    """DW_AT_decl_file of DIE ``t`` or of what its specification / abstract origin chain reaches
+    inside the unit, as gdb looks it up (None if there is none)."""
+    hdr = ud.hdr
+    for _ in range(16):  # a chain longer than this is a loop
+        attrs = die_attrs(info, ud, t)
+        got = attrs.get(F.DW_AT_decl_file)
+        if got is not None:
+            return int(got[1])  # type: ignore[arg-type]
+        nxt = next((attrs[a][1] for a in _FOLLOWED if a in attrs), None)
+        if nxt is None or not hdr.off <= nxt < hdr.end:  # type: ignore[operator]
+            return None
+        t = bisect_left(ud.offs, nxt)
+        if t >= len(ud.offs) or ud.offs[t] != nxt:
+            return None
+    return None
 
 
 def _operand(value: int, width: int) -> bytes:
