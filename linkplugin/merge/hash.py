@@ -31,6 +31,7 @@ from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge import fasthash
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
@@ -44,6 +45,7 @@ class UnitAnalysis(NamedTuple):
     hashes: list[bytes]       # 128-bit hash of each root
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
+    names: list[bytes | None]  # digest of each named root's (namespaces, name, declaring file)
 
 
 def _digest(obj: object) -> bytes:
@@ -195,7 +197,7 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool))
+        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [])
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -221,8 +223,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         at_names = {at for at, _, _ in ud.abbrevs[ud.codes[r]].specs}
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
-    hashes = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned)
+    hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
+    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names)
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -277,7 +279,7 @@ class _RefCtx:
 
 
 def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root_ends: np.ndarray,
-                root_of: np.ndarray, unique: np.ndarray) -> list[bytes]:
+                root_of: np.ndarray, unique: np.ndarray) -> tuple[list[bytes], list[bytes | None]]:
     hdr = ud.hdr
     n_roots = len(roots)
     offs, codes, parent = ud.offs, ud.codes, ud.parent
@@ -287,6 +289,13 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     roots_l = roots.tolist()
     ends_l = root_ends.tolist()
     ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
+    if fasthash.available():  # the same tokens, written and digested in C (fasthash.py)
+        nss = [_namespaces(info, ud, env, r, ns_memo) for r in roots_l]
+        prefixes = [marshal.dumps((base_ctx, ns, hdr.off if unique[k] else None), 2) for k, ns in enumerate(nss)]
+        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, nss, _sccs,
+                                  _finish_scc)
+        if got is not None:
+            return got
     # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
     per_code = {code: ((ab.tag, ab.children),
                        compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw),
@@ -295,6 +304,7 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
     toks: list[list] = []
     edges: list[list[int]] = []
+    names: list[bytes | None] = []
     for k in range(n_roots):
         r, e = roots_l[k], ends_l[k]
         out: list = [base_ctx, _namespaces(info, ud, env, r, ns_memo)]
@@ -306,7 +316,10 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
             o = offs[j]
             p = o + 1 if info[o] < 0x80 else read_uleb(info, o)[1]
             out.append((head, parent[j] - r if j > r else -1))
+            first = len(out)
             tok(info, p, ctx, out, attrs, consts)
+            if j == r:
+                names.append(_name_key(out, first))
         toks.append(out)
         edges.append(ctx.edges)
     hashes: list[bytes] = [b""] * n_roots
@@ -318,7 +331,19 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
                                 if edges[k] else toks[k])
         else:
             _hash_scc(scc, toks, edges, hashes)
-    return hashes
+    return hashes, names
+
+
+def _name_key(out: list, first: int) -> bytes | None:
+    """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
+    declaring file, from the root DIE's tokens ``out[first:]``; None for an unnamed root."""
+    name = file = None
+    for t in out[first:]:
+        if t[0] == F.DW_AT_name:
+            name = t
+        elif t[0] == F.DW_AT_decl_file:
+            file = t
+    return _digest((out[1], name, file)) if name is not None else None
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:
@@ -328,7 +353,13 @@ def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: 
         local[k] = _digest([
             t if t[1:2] != ("R",) else ((t[0], "C", t[3]) if t[2] in members else (t[0], "T", hashes[t[2]], t[3]))
             for t in toks[k]])
+    _finish_scc(scc, local, edges, hashes)
 
+
+def _finish_scc(scc: list[int], local: dict[int, bytes], edges: list[list[int]], hashes: list[bytes]) -> None:
+    """The SCC's member hashes from each member's ``local`` digest (its tokens with references to
+    members as their relative position only)."""
+    members = set(scc)
     inner = {k: [e for e in edges[k] if e in members] for k in scc}
 
     def serial(entry: int) -> tuple[bytes, dict[int, int]]:
