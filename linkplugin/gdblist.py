@@ -14,8 +14,8 @@ other files. What it must not do:
 
 Also compared: the non-debugging symbols (a function whose debug info is lost
 shows up there) and gdb's complaints and warnings (``set complaints 1000``),
-counted by their text with hex offsets and the file's path masked, since
-merging rightly moves DIEs.
+counted by their text with numbers (offsets, lengths, indexes) and the file's
+path masked, since merging rightly moves DIEs and resizes sections.
 
 Both files are copied under one basename (the input's) into fresh directories
 and the copy's path is masked in gdb's messages; gdb names source files from
@@ -46,7 +46,7 @@ _HEADER = re.compile(r"^All (functions|variables|types|defined functions|defined
                      r" matching regular expression")
 _ENTRY = re.compile(r"^(\d*):?\t(.*)$")
 _NONDEBUG = re.compile(r"^(0x[0-9a-f]+)\s+(.*)$")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_NUMBER = re.compile(r"\b(0x[0-9a-fA-F]+|\d+)\b")
 
 
 class Entry(NamedTuple):
@@ -137,7 +137,7 @@ def parse(stdout: str, stderr: str, mask: str = "") -> Listing:
             continue
         if mask:
             line = line.replace(mask, "FILE")
-        result.complaints[_HEX.sub("0x?", line)] += 1
+        result.complaints[_NUMBER.sub("N", line)] += 1
     return result
 
 

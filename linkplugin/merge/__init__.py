@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from linkplugin.errors import LinkpluginError
+from linkplugin.index import rebuild_indexes
 from linkplugin.dwarf.units import parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.merge.layout import assemble
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.rewrite import UnitOutput, rewrite_chunk
 from linkplugin.merge.shared import SharedSections, shared_sections
-from linkplugin.merge.sections import INDEX_SECTIONS, patch_location_lists, rewrite_aranges
+from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks
 
@@ -130,10 +131,11 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
             patches = [p for u, o in zip(units, outputs) if version_ok(u.version) for p in o.loc_patches]
             if values or patches:
                 result.replace[name] = patch_location_lists(sections[name], values, patches, resolve)
-        for name in INDEX_SECTIONS:
-            if name in sections:
-                result.drop.append(name)
-                result.warnings.append(f"{name} dropped: it indexes .debug_info offsets and is not rebuilt")
+        # Name indexes hold unit and DIE offsets: rewritten for the new ones, or dropped.
+        rebuilt = rebuild_indexes(sections, new_info, units, new_unit_off, resolve.many, set(result.replace))
+        result.replace.update(rebuilt.replace)
+        result.drop += rebuilt.drop
+        result.warnings += rebuilt.warnings
     for u, o in zip(units, outputs):
         if o.verbatim:
             result.warnings.append(f"unit at 0x{u.off:x} left as it is: {o.verbatim}")
