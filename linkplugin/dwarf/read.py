@@ -84,7 +84,11 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
             key2 = (ab.raw, hdr.version, hdr.offset_size, hdr.addr_size)
             at = programs.get(key2)
             if at is None:
-                prog = scan_program(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size)
+                prog = _programs.get(key2, False)
+                if prog is False:
+                    if len(_programs) > 8192:
+                        _programs.clear()
+                    prog = _programs[key2] = scan_program(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size)
                 if prog is None:
                     break
                 at = programs[key2] = len(ops)
@@ -101,6 +105,7 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
 
 
 _tables_cache: dict[tuple, tuple] = {}
+_programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
 
 
 def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:

@@ -159,12 +159,11 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
              const int64_t[::1] root_ends, const int64_t[::1] root_of, const int64_t[::1] prog,
              const int64_t[::1] start, list heads, const uint8_t[::1] strs, const uint8_t[::1] str_offsets,
              int64_t so_base, int offset_size, const uint8_t[::1] line_strs, object file_token):
-    """(stream, root start offsets, R token offsets, R token owners, edges, name spans) or None.
+    """(stream, root start offsets, R token offsets, R token owners, edges) or None.
 
     ``heads[code]`` is the encoded head of a DIE of that code (b'H' tag children), ``file_token(at,
     value)`` the marshalled file token. ``edges[k]`` lists the roots that root ``k`` references,
-    in content order; name spans are the (start, end) of the root DIE's DW_AT_name and
-    DW_AT_decl_file tokens in the stream (-1 where absent)."""
+    in content order."""
     cdef Py_ssize_t n = offs.shape[0], nroots = roots.shape[0], ninfo = info.shape[0]
     cdef Py_ssize_t k, j, r, e, p, pc, t, q
     cdef int64_t op, at, form, size, cls, ic, code, s
@@ -178,13 +177,10 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
     cdef bytes head
     cdef list edges = []
     cdef list kedges
-    cdef Py_ssize_t tok_start
     b.p = NULL
     b.n = b.cap = 0
     rstart = np.empty(nroots + 1, dtype=np.int64)
-    names = np.full((nroots, 4), -1, dtype=np.int64)
     cdef int64_t[::1] rs = rstart
-    cdef int64_t[:, ::1] nm = names
     cdef list rpos = []
     cdef list rown = []
     file_cache = {}
@@ -215,7 +211,6 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                     pc += 6
                     if op == T_END:
                         break
-                    tok_start = b.n
                     if op == T_SKIP:
                         p += size
                         continue
@@ -262,9 +257,6 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                         uleb(&b, q - p)
                         raw(&b, d + p, q - p)
                         p = q + 1
-                        if j == r and at == 3:
-                            nm[k, 0] = tok_start
-                            nm[k, 1] = b.n
                         continue
                     elif op == T_BLOCK:
                         if size == 0:
@@ -364,9 +356,6 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                         put(&b, b'f')
                         uleb(&b, len(tok))
                         raw(&b, <const uint8_t *> (<char *> tok), len(tok))
-                        if j == r:
-                            nm[k, 2] = tok_start
-                            nm[k, 3] = b.n
                     elif cls == C_UINDEX:
                         put(&b, b'U')
                         uleb(&b, at)
@@ -411,12 +400,130 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                         uleb(&b, at)
                         uleb(&b, form)
                         uleb(&b, v)
-                    if j == r and at == 3 and (cls == C_STRP or cls == C_STRX or cls == C_LINESTRP):
-                        nm[k, 0] = tok_start
-                        nm[k, 1] = b.n
             edges.append(kedges)
         rs[nroots] = b.n
         stream = PyBytes_FromStringAndSize(<char *> b.p, b.n) if b.n else b""
-        return stream, rstart, rpos, rown, edges, names
+        return stream, rstart, rpos, rown, edges
+    finally:
+        free(b.p)
+
+
+def digest_roots(bytes stream, const int64_t[::1] rstart, list rpos, list rown, list prefixes, list edges,
+                 object blake, object finish_scc):
+    """Every root's hash: its prefix and tokens, each 'R' + root replaced by 'T' + that root's hash
+    (or 'C' for a member of the same cycle, whose hashes ``finish_scc`` then numbers), digested by
+    ``blake``, in an order where referenced roots come first (Tarjan's SCCs)."""
+    cdef Py_ssize_t n = len(edges), k, j, m, pos, s, e, w, v, top
+    cdef const uint8_t *sp = <const uint8_t *> (<char *> stream) if len(stream) else NULL
+    cdef Buf b
+    b.p = NULL
+    b.n = b.cap = 0
+    # R token offsets per root (CSR)
+    roff = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] ro = roff
+    for k in rown:
+        ro[<Py_ssize_t> k + 1] += 1
+    for k in range(n):
+        ro[k + 1] += ro[k]
+    rp = np.asarray(rpos, dtype=np.int64)  # in stream order, so grouped by root in order
+    cdef int64_t[::1] rpv = rp
+    # edges (CSR)
+    eoff = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] eo = eoff
+    for k in range(n):
+        eo[k + 1] = eo[k] + len(<list> edges[k])
+    etgt = np.empty(eo[n], dtype=np.int64)
+    cdef int64_t[::1] et = etgt
+    for k in range(n):
+        j = eo[k]
+        for v in <list> edges[k]:
+            et[j] = v
+            j += 1
+    hashes = [b""] * n
+    done = np.zeros(n, dtype=np.uint8)   # hash known
+    member = np.zeros(n, dtype=np.uint8)  # in the SCC being digested
+    cdef uint8_t[::1] dn = done
+    cdef uint8_t[::1] mb = member
+    # Tarjan, iterative
+    index = np.full(n, -1, dtype=np.int64)
+    low = np.zeros(n, dtype=np.int64)
+    onst = np.zeros(n, dtype=np.uint8)
+    stk = np.empty(n, dtype=np.int64)
+    work_v = np.empty(n, dtype=np.int64)
+    work_p = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] idx = index, lo = low, st = stk, wv = work_v, wp = work_p
+    cdef uint8_t[::1] on = onst
+    cdef Py_ssize_t counter = 0, sp_n = 0, wn, root
+    cdef bytes h
+    try:
+        for root in range(n):
+            if idx[root] >= 0:
+                continue
+            wn = 0
+            wv[0] = root
+            wp[0] = eo[root]
+            wn = 1
+            idx[root] = lo[root] = counter
+            counter += 1
+            st[sp_n] = root
+            sp_n += 1
+            on[root] = 1
+            while wn:
+                v = wv[wn - 1]
+                if wp[wn - 1] < eo[v + 1]:
+                    w = et[wp[wn - 1]]
+                    wp[wn - 1] += 1
+                    if idx[w] < 0:
+                        idx[w] = lo[w] = counter
+                        counter += 1
+                        st[sp_n] = w
+                        sp_n += 1
+                        on[w] = 1
+                        wv[wn] = w
+                        wp[wn] = eo[w]
+                        wn += 1
+                    elif on[w] and idx[w] < lo[v]:
+                        lo[v] = idx[w]
+                    continue
+                wn -= 1
+                if wn and lo[v] < lo[wv[wn - 1]]:
+                    lo[wv[wn - 1]] = lo[v]
+                if lo[v] != idx[v]:
+                    continue
+                # v closes an SCC: stack entries down to v
+                m = sp_n - 1
+                while st[m] != v:
+                    m -= 1
+                scc = [st[j] for j in range(m, sp_n)]
+                for j in range(m, sp_n):
+                    on[st[j]] = 0
+                    mb[st[j]] = 1
+                sp_n = m
+                local = {}
+                for k in scc:
+                    b.n = 0
+                    pre = <bytes> prefixes[k]
+                    raw(&b, <const uint8_t *> (<char *> pre), len(pre))
+                    s = rstart[k]
+                    for j in range(ro[k], ro[k + 1]):
+                        pos = rpv[j]
+                        raw(&b, sp + s, pos - s)
+                        w = sp[pos + 1] | (sp[pos + 2] << 8) | (sp[pos + 3] << 16) | (<Py_ssize_t> sp[pos + 4] << 24)
+                        if mb[w]:
+                            put(&b, b'C')
+                        else:
+                            put(&b, b'T')
+                            h = hashes[w]
+                            raw(&b, <const uint8_t *> (<char *> h), len(h))
+                        s = pos + 5
+                    raw(&b, sp + s, rstart[k + 1] - s)
+                    local[k] = blake(PyBytes_FromStringAndSize(<char *> b.p, b.n))
+                for k in scc:
+                    mb[k] = 0
+                if len(scc) == 1:
+                    hashes[scc[0]] = local[scc[0]]
+                else:
+                    finish_scc(scc, local, edges, hashes)
+        return hashes
     finally:
         free(b.p)

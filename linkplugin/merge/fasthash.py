@@ -52,12 +52,11 @@ def _tables(ud: UnitDies) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
 
 def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_ends: np.ndarray,
                root_of: np.ndarray, prefixes: list[bytes], file_token: Callable[[int, int], tuple],
-               namespaces: list[tuple], sccs: Callable, finish_scc: Callable
-               ) -> tuple[list[bytes], list[bytes | None]] | None:
-    """(hashes, name keys) of the unit's roots, or None (the pure path then runs).
+               finish_scc: Callable) -> list[bytes] | None:
+    """The hashes of the unit's roots, or None (the pure path then runs).
 
     ``prefixes[k]``: the marshalled per-root context tokens; ``file_token``: the pure path's
-    ``_RefCtx.file``; ``sccs``/``finish_scc``: the pure path's SCC order and SCC numbering."""
+    ``_RefCtx.file``; ``finish_scc``: the pure path's numbering of a cycle's members."""
     if _core is None:
         return None
     hdr = ud.hdr
@@ -72,41 +71,9 @@ def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_e
                          lambda at, v: marshal.dumps(file_token(at, v), 2))
     if got is None:
         return None
-    stream, rstart, rpos, rown, edges, names_at = got
-    n = len(roots)
-    rs = rstart.tolist()
-    # R tokens of each root, in stream order
-    rtoks: list[list[int]] = [[] for _ in range(n)]
-    for pos, k in zip(rpos, rown):
-        rtoks[k].append(pos)
-
-    def body(k: int, replace: Callable[[int], bytes]) -> bytes:
-        """Root ``k``'s tokens with each 'R' + root number replaced by ``replace(root)``."""
-        s, e = rs[k], rs[k + 1]
-        if not rtoks[k]:
-            return prefixes[k] + stream[s:e]
-        parts = [prefixes[k]]
-        for pos in rtoks[k]:
-            parts.append(stream[s:pos])
-            parts.append(replace(int.from_bytes(stream[pos + 1:pos + 5], "little")))
-            s = pos + 5
-        parts.append(stream[s:e])
-        return b"".join(parts)
-
-    hashes: list[bytes] = [b""] * n
-    for scc in sccs(edges):
-        if len(scc) == 1:
-            k = scc[0]
-            hashes[k] = _blake(body(k, lambda s: b"T" + hashes[s]))
-        else:
-            members = set(scc)
-            local = {k: _blake(body(k, lambda s: b"C" if s in members else b"T" + hashes[s])) for k in scc}
-            finish_scc(scc, local, edges, hashes)
-    names: list[bytes | None] = []
-    for k, (ns, ne, fs, fe) in enumerate(names_at.tolist()):
-        names.append(_blake(marshal.dumps((namespaces[k], stream[ns:ne], stream[fs:fe] if fs >= 0 else None), 2))
-                     if ns >= 0 else None)
-    return hashes, names
+    stream, rstart, rpos, rown, edges = got
+    hashes = _core.digest_roots(stream, rstart, rpos, rown, prefixes, edges, _blake, finish_scc)
+    return hashes
 
 
 def available() -> bool:
