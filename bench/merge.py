@@ -1,10 +1,12 @@
 """Type-merging benchmark: linkplugin merge-types at -j1/-j2 against dwz and llvm-dwarfutil.
 
-    python3 bench/merge.py [--runs N]
+    python3 bench/merge.py [--runs N] [--no-quality]
 
 Prints, per input and tool, .debug_info + .debug_abbrev bytes after, the
 median wall time, its ratio to dwz, peak memory, and (for linkplugin) the
-DIEs per second of its reader on one core.
+DIEs per second of its reader on one core. Then, for libstdc++ and
+python3.11d, what ours and dwz leave behind (bench/quality.py): bytes, gdb
+listing entries moved and lost, DIEs by tag.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inputs import all_inputs  # noqa: E402
+from inputs import all_inputs, third_party  # noqa: E402
+from quality import report as quality_report  # noqa: E402
 from timer import side_by_side  # noqa: E402
 
 from linkplugin.api import section_table  # noqa: E402
@@ -74,6 +77,7 @@ def reader_rate(src: Path) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5, help="counted runs of each command")
+    parser.add_argument("--no-quality", action="store_true", help="skip the gdb listing and per-tag tables")
     args = parser.parse_args()
     print("| input | tool | .debug_info+abbrev after | vs dwz | median wall s | vs dwz | peak MiB |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -97,6 +101,9 @@ def main() -> None:
                       f"{size / base_size if base_size else float('nan'):.3f} | {wall:.3f} | "
                       f"{wall / base_wall if base_wall else float('nan'):.2f}x | {peak / 2**20:.0f} |", flush=True)
 
+    if not args.no_quality:
+        for src in third_party():
+            quality_report(src)
 
 if __name__ == "__main__":
     main()
