@@ -194,11 +194,12 @@ def _errors(text: str) -> Counter[str]:
     return Counter(re.sub(r"0x[0-9a-f]+", "N", line) for line in text.splitlines() if line.startswith("error:"))
 
 
+@pytest.mark.parametrize("dwarf", [4, 5])
 @pytest.mark.parametrize("flag,names", [("-gpubnames", (".debug_pubnames", ".debug_pubtypes")),
                                         ("-ggnu-pubnames", (".debug_gnu_pubnames", ".debug_gnu_pubtypes"))])
-def test_pubnames(folder, flag, names):
+def test_pubnames(folder, flag, names, dwarf):
     need("g++", "readelf")
-    prog = build(folder / f"pub{flag}", CPP_FILES, "g++", ["-gdwarf-4", "-O0", flag])
+    prog = build(folder / f"pub{flag}{dwarf}", CPP_FILES, "g++", [f"-gdwarf-{dwarf}", "-O0", flag])
     out, warnings = merged(prog)
     for name in names:
         assert section(prog, name) is not None
@@ -233,6 +234,17 @@ def _pub_entries(text: str) -> list[tuple[int, int, str]]:
         if entry and unit is not None and not line.strip().startswith(("Offset", "Length", "Version", "Size")):
             out.append((unit, int(entry.group(1), 16), entry.group(2).strip()))
     return out
+
+
+def test_same_bytes_for_any_jobs(folder):
+    need("clang++", "ld.lld", "gdb-add-index")
+    prog = build(folder / "jobs", CPP_FILES, "clang++", ["-g", "-O1", "-gpubnames", "-fuse-ld=lld", "-Wl,--gdb-index"])
+    outs = []
+    for jobs in ("1", "2", "3"):
+        out = prog.with_name(f"out-j{jobs}")
+        linkplugin("merge-types", prog, "-o", out, "-j", jobs)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_unreadable_index_is_dropped_with_a_warning(folder):
