@@ -159,7 +159,7 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
              const int64_t[::1] root_ends, const int64_t[::1] root_of, const int64_t[::1] prog,
              const int64_t[::1] start, list heads, const uint8_t[::1] strs, const uint8_t[::1] str_offsets,
              int64_t so_base, int offset_size, const uint8_t[::1] line_strs, object file_token):
-    """(stream, root start offsets, R token offsets, R token owners, edges) or None.
+    """(stream, root start offsets, R token offsets, R token owners, edges, name spans) or None.
 
     ``heads[code]`` is the encoded head of a DIE of that code (b'H' tag children), ``file_token(at,
     value)`` the marshalled file token. ``edges[k]`` lists the roots that root ``k`` references,
@@ -181,6 +181,12 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
     b.n = b.cap = 0
     rstart = np.empty(nroots + 1, dtype=np.int64)
     cdef int64_t[::1] rs = rstart
+    # (start, end) of the last DW_AT_name, DW_AT_decl_file and DW_AT_decl_line tokens of each
+    # root's own DIE (-1: none): what the pure path's hash._name_key reads
+    spans = np.full((nroots, 6), -1, dtype=np.int64)
+    cdef int64_t[:, ::1] sp6 = spans
+    cdef int64_t prev_at = 0, slot
+    cdef Py_ssize_t prev_start = 0
     cdef list rpos = []
     cdef list rown = []
     file_cache = {}
@@ -195,6 +201,8 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                 head = heads[code]
                 raw(&b, <const uint8_t *> (<char *> head), len(head))
                 sleb(&b, parent[j] - r if j > r else -1)
+                prev_at = 0
+                prev_start = b.n
                 p = offs_p[j]
                 # skip the abbreviation code
                 while p < ninfo and d[p] & 0x80:
@@ -209,6 +217,12 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                     cls = prog[pc + 4]
                     ic = prog[pc + 5]
                     pc += 6
+                    if j == r and b.n > prev_start and (prev_at == 3 or prev_at == 0x3a or prev_at == 0x3b):
+                        slot = 0 if prev_at == 3 else 2 if prev_at == 0x3a else 4
+                        sp6[k, slot] = prev_start
+                        sp6[k, slot + 1] = b.n
+                    prev_at = at
+                    prev_start = b.n
                     if op == T_END:
                         break
                     if op == T_SKIP:
@@ -403,7 +417,7 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
             edges.append(kedges)
         rs[nroots] = b.n
         stream = PyBytes_FromStringAndSize(<char *> b.p, b.n) if b.n else b""
-        return stream, rstart, rpos, rown, edges
+        return stream, rstart, rpos, rown, edges, spans
     finally:
         free(b.p)
 

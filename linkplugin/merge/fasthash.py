@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from linkplugin.compiled import load_compiled
+from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.leb import encode_uleb
 from linkplugin.dwarf.read import UnitDies
 from linkplugin.merge.tokens import hash_program
@@ -52,8 +53,8 @@ def _tables(ud: UnitDies) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
 
 def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_ends: np.ndarray,
                root_of: np.ndarray, prefixes: list[bytes], file_token: Callable[[int, int], tuple],
-               finish_scc: Callable) -> list[bytes] | None:
-    """The hashes of the unit's roots, or None (the pure path then runs).
+               namespaces: list[tuple], finish_scc: Callable) -> tuple[list[bytes], list[bytes | None]] | None:
+    """(hashes, name keys) of the unit's roots, or None (the pure path then runs).
 
     ``prefixes[k]``: the marshalled per-root context tokens; ``file_token``: the pure path's
     ``_RefCtx.file``; ``finish_scc``: the pure path's numbering of a cycle's members."""
@@ -71,9 +72,22 @@ def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_e
                          lambda at, v: marshal.dumps(file_token(at, v), 2))
     if got is None:
         return None
-    stream, rstart, rpos, rown, edges = got
+    stream, rstart, rpos, rown, edges, spans = got
     hashes = _core.digest_roots(stream, rstart, rpos, rown, prefixes, edges, _blake, finish_scc)
-    return hashes
+    # Name keys laid out as hash._name_key makes them (16-byte digest of namespaces, name and
+    # file tokens; then 1 for a typedef, or 0 and a digest of the decl_line token).
+    names: list[bytes | None] = []
+    codes, root_l = ud.codes, roots.tolist()
+    for k, (ns, ne, fs, fe, ls, le) in enumerate(spans.tolist()):
+        if ns < 0:
+            names.append(None)
+            continue
+        key = _blake(marshal.dumps((namespaces[k], stream[ns:ne], stream[fs:fe] if fs >= 0 else None), 2))
+        if ud.abbrevs[codes[root_l[k]]].tag == F.DW_TAG_typedef:
+            names.append(key + b"\1")
+        else:
+            names.append(key + b"\0" + _blake(stream[ls:le] if ls >= 0 else b"none"))
+    return hashes, names
 
 
 def available() -> bool:

@@ -296,10 +296,9 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     if fasthash.available():  # the same tokens, written and digested in C (fasthash.py)
         nss = [_namespaces(info, ud, env, r, ns_memo) for r in roots_l]
         prefixes = [marshal.dumps((base_ctx, ns, hdr.off if unique[k] else None), 2) for k, ns in enumerate(nss)]
-        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, _finish_scc)
+        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, nss, _finish_scc)
         if got is not None:
-            memo: dict[int, tuple | None] = {}
-            return got, [_root_name(info, ud, ctx, memo, k, r, nss[k]) for k, r in enumerate(roots_l)]
+            return got
     # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
     per_code = {code: _code_tokens(ab, hdr) for code, ab in ud.abbrevs.items()}
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
@@ -341,30 +340,12 @@ def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
             tuple(at for at, _, _ in ab.specs), tuple(ic for _, _, ic in ab.specs))
 
 
-def _root_name(info: bytes, ud: UnitDies, ctx: _RefCtx, memo: dict[int, tuple | None], k: int, r: int, ns: tuple
-               ) -> bytes | None:
-    """``_name_key`` of root ``k`` (DIE ``r``) from its own DIE's tokens alone (the compiled
-    path tokenises the subtrees in C; only named roots' codes get a Python tokenizer here)."""
-    code = ud.codes[r]
-    if code not in memo:
-        ab = ud.abbrevs[code]
-        memo[code] = _code_tokens(ab, ud.hdr) if any(at == F.DW_AT_name for at, _, _ in ab.specs) else None
-    got = memo[code]
-    if got is None:
-        return None
-    head, tok, attrs, consts = got
-    o = ud.offs[r]
-    out: list = [None, ns, (head, -1)]
-    ctx.k, ctx.r, ctx.edges = k, r, []
-    tok(info, o + 1 if info[o] < 0x80 else read_uleb(info, o)[1], ctx, out, attrs, consts)
-    return _name_key(out, 3)
-
-
 def _name_key(out: list, first: int) -> bytes | None:
     """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
     declaring file, from the root DIE's tokens ``out[first:]``, followed by one byte: 1 for a
     typedef (gdb prints the type it names), else 0 and its declaring line (all gdb prints of a
-    struct, enum or base type); None for an unnamed root."""
+    struct, enum or base type); None for an unnamed root. fasthash.hash_roots makes the same keys
+    from the compiled token stream: change both together (tests/test_compiled_core.py)."""
     name = file = line = None
     for t in out[first:]:
         if t[0] == F.DW_AT_name:
