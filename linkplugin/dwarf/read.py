@@ -66,6 +66,11 @@ def unit_plans(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[list[Plan |
     return plans, kids
 
 
+def compiled_decoder() -> bool:
+    """Whether ``decode_unit`` runs the compiled scanner."""
+    return _scan is not None
+
+
 def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The compiled scanner's programs of a unit's table: (ops, start by code, children by code),
     cached per table and unit shape; None if a plan needs the pure-Python decoder."""
