@@ -193,7 +193,11 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
             # .gdb_index is no .debug_* section but holds .debug_info offsets: rewritten too.
-            indexes = [s for s in image.sections if s.name == ".gdb_index" and movable(image, s)]
+            indexes = [s for s in image.sections if s.name == ".gdb_index" and s.has_bytes]
+            for sec in indexes:
+                if not movable(image, sec):
+                    raise LinkpluginError(f"{image.path}: .gdb_index is loaded with the program and cannot be "
+                                          f"rewritten for the merged offsets (remove it first)")
             index_plains = [_plain(image, s) for s in indexes]
             contents.update(_contents(image, indexes, index_plains))
         result = merge_sections(contents, little_endian=image.little_endian,
