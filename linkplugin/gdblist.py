@@ -157,8 +157,17 @@ def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") 
         env = dict(os.environ, LC_ALL="C")
         done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
         if done.returncode != 0:
-            raise RuntimeError(f"gdb failed on {path}: {done.stderr.strip()[-300:]}")
+            raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
         return parse(done.stdout, done.stderr, mask=str(copy))
+
+
+def _failure(stderr: str) -> str:
+    """The line that says why gdb stopped (not the backtrace after it)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if "internal-error" in line or "Fatal signal" in line:
+            return line
+    return lines[-1] if lines else "no message"
 
 
 def compare(before: Listing, after: Listing) -> Report:
