@@ -236,6 +236,22 @@ def _pub_entries(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def test_compressed_input(folder):
+    """An input whose debug sections are compressed: the index is still rewritten (and stays plain)."""
+    need("g++", "gdb", "gdb-add-index", "objcopy")
+    prog = build(folder / "zlib", CPP_FILES, "g++", ["-g", "-O0"])
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    packed = prog.with_name("prog.z")
+    run("objcopy", "--compress-debug-sections=zlib", prog, packed)
+    for args in ((), ("--compress", "zstd")):
+        out = prog.with_name("out.z" + "".join(args))
+        linkplugin("merge-types", packed, "-o", out, *args)
+        check_readelf(out)
+        objfiles = gdb_session(out, ["maint print objfiles"])
+        assert ".gdb_index: version 8" in objfiles and "warning" not in objfiles.lower()
+        assert compare_listings(prog, out).ok
+
+
 def test_same_bytes_for_any_jobs(folder):
     need("clang++", "ld.lld", "gdb-add-index")
     prog = build(folder / "jobs", CPP_FILES, "clang++", ["-g", "-O1", "-gpubnames", "-fuse-ld=lld", "-Wl,--gdb-index"])
