@@ -151,26 +151,29 @@ def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict
 
 def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.ndarray]:
     """DIE indexes of the unit's mergeable roots and of the end of their subtrees."""
-    tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
-    decl_form = {code: form for code, ab in ud.abbrevs.items() for at, form, _ in ab.specs
-                 if at == F.DW_AT_declaration}
+    size = max(ud.abbrevs) + 1
+    tag_of = np.zeros(size, dtype=np.int64)
+    decl_of = np.zeros(size, dtype=np.int64)  # form of DW_AT_declaration (0: none)
+    for code, ab in ud.abbrevs.items():
+        tag_of[code] = ab.tag
+        decl_of[code] = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
+    codes = np.asarray(ud.codes, dtype=np.int64)
+    par = np.asarray(ud.parent, dtype=np.int64)
+    tags = tag_of[codes]
+    # Namespaces at unit or namespace level (parents come before their children).
     ns_ok = {0}
-    roots = []
-    codes, par = ud.codes, ud.parent
-    for j in range(1, len(codes)):
-        if par[j] not in ns_ok:
-            continue
-        tag = tag_of[codes[j]]
-        if tag in F.TYPE_TAGS:
-            roots.append(j)
-        elif tag == F.DW_TAG_namespace:
+    for j in np.flatnonzero(tags == F.DW_TAG_namespace).tolist():
+        if ud.parent[j] in ns_ok:
             ns_ok.add(j)
-        elif tag in F.DECL_TAGS:
-            decl = decl_form.get(codes[j])
-            if decl == F.DW_FORM_flag_present or (decl is not None and die_attrs(info, ud, j)[F.DW_AT_declaration][1]):
-                roots.append(j)
-    r = np.array(roots, dtype=np.int64)
-    ends = np.searchsorted(np.array(ud.offs, dtype=np.int64), np.array(ud.ends, dtype=np.int64)[r], side="left")
+    level = np.isin(par, np.fromiter(ns_ok, dtype=np.int64))
+    level[0] = False
+    roots = level & np.isin(tags, np.fromiter(F.TYPE_TAGS, dtype=np.int64))
+    decls = level & np.isin(tags, np.fromiter(F.DECL_TAGS, dtype=np.int64)) & (decl_of[codes] != 0)
+    roots |= decls & (decl_of[codes] == F.DW_FORM_flag_present)
+    for j in np.flatnonzero(decls & (decl_of[codes] != F.DW_FORM_flag_present)).tolist():
+        roots[j] = bool(die_attrs(info, ud, j)[F.DW_AT_declaration][1])
+    r = np.flatnonzero(roots).astype(np.int64)
+    ends = np.searchsorted(np.asarray(ud.offs, dtype=np.int64), np.asarray(ud.ends, dtype=np.int64)[r], side="left")
     return r, ends.astype(np.int64)
 
 
