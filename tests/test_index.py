@@ -236,6 +236,20 @@ def _pub_entries(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def test_dwz_output_with_index(folder):
+    """Partial units (dwz's) stay in the CU list, in .debug_info order, with gdb's own numbering."""
+    need("g++", "gdb", "gdb-add-index", "dwz", "readelf")
+    prog = build(folder / "dwz", CPP_FILES, "g++", ["-g", "-O2"])
+    subprocess.run(["dwz", str(prog)], check=True, capture_output=True)
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    out, warnings = merged(prog)
+    assert ".gdb_index" not in warnings
+    check_readelf(out)
+    check_gdb_uses_index(prog, out, 8)
+    _, ours, _ = gdb_index_table(section(out, ".gdb_index"))
+    assert ours == gdb_index_table(gdb_add_index(out))[1]
+
+
 def test_compressed_input(folder):
     """An input whose debug sections are compressed: the index is still rewritten (and stays plain)."""
     need("g++", "gdb", "gdb-add-index", "objcopy")
