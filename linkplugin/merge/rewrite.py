@@ -65,7 +65,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) ->
                 ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), units[u], cache)
             if not reason:
                 try:
-                    out.append(_rewrite(secs, ud, rem))
+                    out.append(_rewrite_smallest(secs, ud, rem))
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
@@ -100,7 +100,28 @@ def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
                       new_rel, patches, [], loc_patches, len(ud.offs))
 
 
-def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
+class _Overflow(Exception):
+    """A unit-local reference does not fit the width chosen for the unit."""
+
+
+_LOCAL_FORM = {1: F.DW_FORM_ref1, 2: F.DW_FORM_ref2, 4: F.DW_FORM_ref4}
+
+
+def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
+    """The unit rewritten with the smallest fixed-size form for its unit-local references that
+    holds every new offset: DW_FORM_ref1 or ref2 when the unit is small, else ref4. The new size
+    is only known after the copy, so a unit near a limit is first tried with the smaller form."""
+    size = ud.hdr.end - ud.hdr.off
+    for width in (1, 2):
+        if size < 1 << (8 * width):
+            try:
+                return _rewrite(secs, ud, rem, width)
+            except _Overflow:
+                pass
+    return _rewrite(secs, ud, rem, 4)
+
+
+def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4) -> UnitOutput:
     hdr = ud.hdr
     info = secs[".debug_info"]
     mv = memoryview(info)
@@ -122,7 +143,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     # external; with the old value's width) and DIE-naming expression operands (3 section offset,
     # 4 ULEB, 5 fixed width; with their width). ``ref_forms`` holds each DIE's new reference forms
     # (0: dropped), which with its code select its new abbreviation.
-    new_form = (0, F.DW_FORM_ref4, F.DW_FORM_ref_addr)
+    new_form = (0, _LOCAL_FORM[local_width], F.DW_FORM_ref_addr)
     widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
                                              F.DW_FORM_ref_addr)}
     events: dict[int, list] = {}
@@ -166,7 +187,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     table: list[tuple[int, bool, tuple]] = []
     out = bytearray(mv[hdr.off:hdr.die_off])
     new_rel_l = [-1] * n
-    fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a ref4
+    fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a local reference
     fix_operand: list[tuple[int, int, int]] = []  # (position, width (< 0: fixed size), DIE index)
     patches: list[Patch] = []
     open_ends = [hdr.end + 1]  # subtree ends of the open DIEs with children, above a sentinel
@@ -207,7 +228,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
                 src = pos + w
                 if kind == 1:
                     fix_local.append((len(out), b))
-                    out += zeros[:4]
+                    out += zeros[:local_width]
                 elif kind == 2:
                     patches.append((len(out), ref_addr_w, b))
                     out += zeros[:ref_addr_w]
@@ -227,8 +248,14 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
         if evs and i in extra:
             out += extra[i][1]
     out += bytes(len(open_ends) - 1)
-    for pos, t in fix_local:
-        _put_u32(out, pos, new_rel_l[t])
+    if local_width == 4:
+        for pos, t in fix_local:
+            _put_u32(out, pos, new_rel_l[t])
+    else:
+        if len(out) > 1 << (8 * local_width):
+            raise _Overflow()
+        for pos, t in fix_local:
+            out[pos:pos + local_width] = new_rel_l[t].to_bytes(local_width, "little")
     for pos, w, t in fix_operand:
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")
