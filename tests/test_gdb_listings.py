@@ -113,6 +113,67 @@ int main() {
 
 CPP_FILES = {"inventory.h": INVENTORY_H, "store.cpp": STORE_CPP, "report.cpp": REPORT_CPP, "main.cpp": MAIN_CPP}
 
+# Classes without templated members, so every unit's copy merges into the first unit's: their
+# inline members (and a template function's instances) are emitted out of line in a later unit
+# that numbers its files differently, with DW_AT_specification (or an abstract origin that has
+# one) pointing at the declaration in the class. gdb reads the decl_file it finds there with the
+# later unit's file table.
+COUNTER_H = r"""
+#pragma once
+struct counter {
+  int n;
+  static int total;
+  static inline int made = 0;
+  __attribute__((noinline)) void bump() { ++n; ++total; ++made; }
+  __attribute__((noinline)) int get() const { return n; }
+  void reset();
+};
+namespace geo {
+  template <class T> __attribute__((noinline)) T twice(T x) { return x + x; }
+  struct span { long lo, hi; __attribute__((noinline)) long width() const { return hi - lo; } };
+}
+int peek(const counter *c);
+long spread(const geo::span *s);
+int use_b(void);
+"""
+
+COUNTER_A = r"""
+#include "counter.h"
+int peek(const counter *c) { return c->n; }
+long spread(const geo::span *s) { return s->hi; }
+"""
+
+COUNTER_B = r"""
+#include <cstdio>
+#include <cstddef>
+#include <cstdlib>
+static std::FILE *sink;
+static std::size_t sizes[3];
+static std::div_t parts;
+#include "counter.h"
+int counter::total = 0;
+void counter::reset() { n = 0; }
+int use_b(void) {
+  counter c{1}; c.bump(); c.reset(); c.bump();
+  geo::span s{1, 5};
+  parts = std::div(7, 2);
+  sizes[0] = sizeof c; sink = stdout;
+  return c.get() + geo::twice(3) + (int)s.width() + (int)geo::twice(2L) + parts.rem + (sink != nullptr);
+}
+"""
+
+COUNTER_MAIN = r"""
+#include <cstdio>
+#include "counter.h"
+int main() {
+  counter c{2}; c.bump(); geo::span s{0, 3};
+  std::printf("%d %d %ld %d\n", use_b(), peek(&c), spread(&s) + s.width(), geo::twice(c.get()));
+  return 0;
+}
+"""
+
+COUNTER_FILES = {"counter.h": COUNTER_H, "a.cpp": COUNTER_A, "b.cpp": COUNTER_B, "main.cpp": COUNTER_MAIN}
+
 VARIANTS = [(cc, lang, dw, opt) for lang in ("c", "c++") for cc in ("gcc", "clang") for dw in (4, 5)
             for opt in ("-O0", "-O2")]
 DRIVER = {("gcc", "c"): "gcc", ("clang", "c"): "clang", ("gcc", "c++"): "g++", ("clang", "c++"): "clang++"}
@@ -139,6 +200,19 @@ def test_listings_unchanged_after_merge(tmp_path, variant):
     linkplugin("merge-types", prog, "-o", merged, "-j", "2")
     report = compare_listings(prog, merged)
     assert report.input_entries > 10
+    assert report.ok, report.summary(examples=10)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v[1] == "c++"], ids=lambda v: "-".join(map(str, v)))
+def test_out_of_line_members_stay_in_their_file(tmp_path, variant):
+    cc, lang, dwarf, opt = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("gdb")
+    prog = build(tmp_path / "src", COUNTER_FILES, DRIVER[cc, lang], [f"-gdwarf-{dwarf}", opt, "-std=c++17"])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    report = compare_listings(prog, merged)
     assert report.ok, report.summary(examples=10)
 
 
