@@ -6,7 +6,7 @@ without it and runs the pure-Python engine (same output, slower; the command say
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSIONS = ["linkplugin/dwarf/_scan.pyx", "linkplugin/merge/_hashcore.pyx"]
+EXTENSIONS = ["linkplugin/dwarf/_scan.pyx", "linkplugin/merge/_hashcore.pyx", "linkplugin/merge/_rewritecore.pyx"]
 
 
 class OptionalBuildExt(build_ext):
@@ -28,7 +28,6 @@ class OptionalBuildExt(build_ext):
 def extensions() -> list:
     try:
         from Cython.Build import cythonize
-        import numpy  # noqa: F401  (the kernels return numpy arrays)
     except ImportError:
         print("linkplugin: warning: Cython is missing; the compiled core is not built")
         return []
