@@ -41,8 +41,19 @@ def third_party(only: list[str] | None = None, large: bool = False) -> list[Path
                 subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
             deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
             subprocess.run(["dpkg-deb", "-x", deb, str(CACHE / package)], check=True)
+        if package in LARGE:
+            target = _plain(target)
         found.append(target)
     return found
+
+
+def _plain(path: Path) -> Path:
+    """A copy with plain debug sections (Debian compresses those of its separate debug files):
+    every tool then gets the same input and no time goes to (de)compression."""
+    plain = path.with_name(path.name + ".plain")
+    if not plain.exists():
+        subprocess.run(["objcopy", "--decompress-debug-sections", str(path), str(plain)], check=True)
+    return plain
 
 
 def examples() -> list[Path]:
