@@ -18,7 +18,7 @@ from linkplugin.dwarf.units import parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.merge.layout import assemble
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.rewrite import UnitOutput, rewrite_chunk
+from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import SharedSections, shared_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
@@ -112,13 +112,19 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     with _phase(timings, "table"):
         removals = choose_winners(analyses)
     with _phase(timings, "rewrite"):
+        # Two passes: the first learns each unit's reference width and abbreviation uses, from
+        # which one abbreviation table shared by every rewritten unit is numbered (most used
+        # first); the second writes the units with it.
         jobs_of = [[(u, analyses[u].verbatim, removals[u]) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j) for j in jobs_of], jobs)
+        plans: list[UnitPlan] = [p for part in run_tasks(plan_chunk, [(src, j) for j in jobs_of], jobs) for p in part]
+        codes, table = shared_table(plans)
+        jobs_of2 = [[(u, analyses[u].verbatim, removals[u], plans[u].local_width) for u in c] for c in chunks]
+        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
         prefix = sections.get(".debug_abbrev") if ".debug_types" in sections else None
         new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, [a.offs for a in analyses],
-                                                                removals, prefix)
+                                                                removals, prefix, table)
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
         result.replace[".debug_abbrev"] = new_abbrev

@@ -61,9 +61,10 @@ class Resolver:
 
 
 def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
-             removals: list[Removals], keep_abbrev_prefix: bytes | None
+             removals: list[Removals], keep_abbrev_prefix: bytes | None, shared_abbrev: bytes = b""
              ) -> tuple[bytes, bytes, list[int], Resolver]:
-    """(new .debug_info, new .debug_abbrev, new unit offsets, resolver)."""
+    """(new .debug_info, new .debug_abbrev, new unit offsets, resolver). A unit output with an
+    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units."""
     new_unit_off = []
     pos = 0
     for out in outputs:
@@ -79,10 +80,11 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
         info[base:base + len(out.body)] = out.body
-        at = table_at.get(out.abbrev)
+        own = out.abbrev or shared_abbrev
+        at = table_at.get(own)
         if at is None:
-            at = table_at[out.abbrev] = len(abbrev)
-            abbrev += out.abbrev
+            at = table_at[own] = len(abbrev)
+            abbrev += own
         hdr = units[u]
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")

@@ -1,12 +1,18 @@
-"""Phase 3 (parallel per unit): the unit's new bytes and abbreviation table.
+"""Phase 3 (parallel per unit, two passes): the units' new bytes and their abbreviation table.
 
 Surviving DIEs are copied; DW_AT_sibling is dropped; a reference to a surviving DIE of the same
-unit becomes DW_FORM_ref4 with its new offset; any other reference (to a removed duplicate, to a
-DIE inside one, to another unit) becomes DW_FORM_ref_addr with a placeholder that the serial
-layout phase fills once every unit's place is known. DIE-naming operands of expressions keep
-their width (ULEB128 is padded), so expressions and location lists never change size; if a new
-value does not fit, the unit is copied verbatim instead. The abbreviation table is rebuilt with
-codes in order of first use, so a unit that is already merged comes out byte for byte the same.
+unit becomes DW_FORM_ref1, ref2 or ref4 (the smallest that holds every offset of the unit) with
+its new offset; any other reference (to a removed duplicate, to a DIE inside one, to another
+unit) becomes DW_FORM_ref_addr with a placeholder that the serial layout phase fills once every
+unit's place is known. DIE-naming operands of expressions keep their width (ULEB128 is padded),
+so expressions and location lists never change size; if a new value does not fit, the unit is
+copied verbatim instead. A DIE whose DW_AT_specification / DW_AT_abstract_origin target moved to
+another unit gets its own DW_AT_decl_file (see ``_own_decl_files``).
+
+The first pass (``plan_chunk``) rewrites each unit with its own table to learn its reference
+width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
+abbreviations, most used first, and the second pass (``rewrite_chunk`` with ``codes``) writes
+every unit with that one shared table.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
@@ -44,33 +51,98 @@ class UnitOutput(NamedTuple):
     loc_values: list[tuple[int, bytes]]   # (position in the location-list section, new bytes)
     loc_patches: list[Patch]  # positions in the location-list section to resolve
     dies_out: int
+    local_width: int = 4      # width of the unit-local references
+    uses: list[tuple[AbbrevKey, int]] = []  # DIEs per abbreviation of ``abbrev`` (own table only)
 
 
 class _NoFit(Exception):
     """A rewritten expression operand does not fit its old width."""
 
 
-def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitOutput]:
-    """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals)."""
+AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
+
+
+class UnitPlan(NamedTuple):
+    """What the first rewrite pass learns of a unit: the width of its unit-local references and
+    how many of its DIEs use each abbreviation (empty for a unit copied as it is)."""
+    local_width: int
+    uses: list[tuple[AbbrevKey, int]]
+
+
+def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitPlan]:
+    """Worker entry, first pass: each job is (unit index, verbatim reason, removals)."""
     with no_gc():
         secs = worker_sections(src)
-        decoded = unit_cache(src)
-        info = secs[".debug_info"]
-        units = parse_units(info)
-        cache: dict[int, dict[int, Abbrev]] = {}
         out = []
         for u, reason, rem in jobs:
-            ud = decoded.pop(u, None)
-            if ud is None:  # the hash phase decoded it in another process
-                ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), units[u], cache)
+            plan = UnitPlan(0, [])
             if not reason:
                 try:
-                    out.append(_rewrite_smallest(secs, ud, rem))
+                    got = _rewrite_smallest(secs, _unit(src, secs, u, keep=True), rem)
+                    plan = UnitPlan(got.local_width, got.uses)
+                except _NoFit:
+                    pass  # the second pass copies it as it is
+            out.append(plan)
+        return out
+
+
+def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
+                  codes: dict[AbbrevKey, bytes] | None = None) -> list[UnitOutput]:
+    """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals, width of
+    the unit-local references (0: the smallest that fits)). With ``codes`` (the code of every
+    key of the shared table) units use the shared table, and their ``abbrev`` is empty."""
+    with no_gc():
+        secs = worker_sections(src)
+        out = []
+        for u, reason, rem, width in jobs:
+            ud = _unit(src, secs, u, keep=False)
+            if not reason:
+                try:
+                    out.append(_rewrite(secs, ud, rem, width, codes) if width else _rewrite_smallest(secs, ud, rem))
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
             out.append(_verbatim(secs, ud, reason))
         return out
+
+
+def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> UnitDies:
+    """Unit ``u`` decoded: from this process's cache when an earlier phase left it there (taken
+    out of it unless ``keep``)."""
+    decoded = unit_cache(src)
+    ud = decoded.get(u) if keep else decoded.pop(u, None)
+    if ud is None:  # decoded by another process
+        info = secs[".debug_info"]
+        ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), parse_units(info)[u], {})
+        if keep:
+            decoded[u] = ud
+    return ud
+
+
+def shared_table(plans: list[UnitPlan]) -> tuple[dict[AbbrevKey, bytes], bytes]:
+    """One abbreviation table for every rewritten unit: its keys numbered by how many DIEs use
+    them, most used first (so most DIEs take a one-byte code), ties by key; (code bytes of every
+    key, the table's bytes). The counts are summed in unit order: the same for any -j."""
+    total: dict[AbbrevKey, int] = {}
+    for plan in plans:
+        for key, n in plan.uses:
+            total[key] = total.get(key, 0) + n
+    order = sorted(total, key=lambda k: (-total[k], k))
+    codes = {key: encode_uleb(c) for c, key in enumerate(order, 1)}
+    return codes, _encode_table(order)
+
+
+def _encode_table(table: list[AbbrevKey]) -> bytes:
+    abbrev = bytearray()
+    for code, (tag, children, specs) in enumerate(table, 1):
+        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
+        for at, form, ic in specs:
+            abbrev += encode_uleb(at) + encode_uleb(form)
+            if form == F.DW_FORM_implicit_const:
+                abbrev += encode_sleb(ic)
+        abbrev += b"\0\0"
+    abbrev += b"\0"
+    return bytes(abbrev)
 
 
 def _table_bytes(abbrev: bytes, off: int) -> bytes:
@@ -121,7 +193,8 @@ def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> Un
     return _rewrite(secs, ud, rem, 4)
 
 
-def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4) -> UnitOutput:
+def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4,
+             shared_codes: dict[AbbrevKey, bytes] | None = None) -> UnitOutput:
     hdr = ud.hdr
     info = secs[".debug_info"]
     mv = memoryview(info)
@@ -146,6 +219,15 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     new_form = (0, _LOCAL_FORM[local_width], F.DW_FORM_ref_addr)
     widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
                                              F.DW_FORM_ref_addr)}
+    if fastrewrite.available() and shared_codes is None:  # the same loop in C (fastrewrite.py)
+        got = fastrewrite.copy_dies(info, ud, keep, local, inside, sib, tidx_c, widths, _FOLLOWED,
+                                    lambda moved: _own_decl_files(info, ud, moved), new_form, local_width)
+        if got is None:
+            raise _Overflow()
+        out, new_rel_l, keys, fix_operand, patches = got
+        table = [(ud.abbrevs[c].tag, ud.abbrevs[c].children, _new_specs(ud.abbrevs[c], forms) + added)
+                 for c, forms, added in keys]
+        return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table, fix_operand, patches, local_width)
     events: dict[int, list] = {}
     ref_forms: dict[int, list[int]] = {}
     rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
@@ -199,8 +281,12 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         cb = new_codes.get(key)
         if cb is None:
             ab = abbrevs[code]
-            cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
-            table.append((ab.tag, ab.children, _new_specs(ab, forms) + added))
+            full = (ab.tag, ab.children, _new_specs(ab, forms) + added)
+            if shared_codes is not None:
+                cb = new_codes[key] = shared_codes[full]
+            else:
+                cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
+                table.append(full)
         return cb
 
     # The surviving DIEs: the ranges between the removed subtrees.
@@ -252,10 +338,25 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         for pos, t in fix_local:
             _put_u32(out, pos, new_rel_l[t])
     else:
-        if len(out) > 1 << (8 * local_width):
+        # With its own table the unit must leave room for its codes growing a byte each in the
+        # shared table (second pass, same width).
+        margin = int(keep.sum()) if shared_codes is None else 0
+        if len(out) + margin > 1 << (8 * local_width):
+            if shared_codes is not None:
+                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
             raise _Overflow()
         for pos, t in fix_local:
             out[pos:pos + local_width] = new_rel_l[t].to_bytes(local_width, "little")
+    return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table if shared_codes is None else None, fix_operand,
+                   patches, local_width)
+
+
+def _finish(secs: dict[str, bytes], ud: UnitDies, info: bytes, offs_np: np.ndarray, keep: np.ndarray,
+            out: bytearray, new_rel_l: list[int], table: list[AbbrevKey] | None,
+            fix_operand: list[tuple[int, int, int]], patches: list[Patch], local_width: int) -> UnitOutput:
+    """After the copy loop (pure or compiled): the operands that need every DIE's new offset, the
+    unit length, location-list operands and the abbreviation table."""
+    hdr = ud.hdr
     for pos, w, t in fix_operand:
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")
@@ -271,17 +372,22 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         else:
             t = int(np.searchsorted(offs_np, v + hdr.off))
             loc_values.append((pos, _operand(new_rel_l[t], w if kind == "u" else -w)))
-    abbrev = bytearray()
-    for code, (tag, children, specs) in enumerate(table, 1):  # codes in order of first use
-        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
-        for at, form, ic in specs:
-            abbrev += encode_uleb(at) + encode_uleb(form)
-            if form == F.DW_FORM_implicit_const:
-                abbrev += encode_sleb(ic)
-        abbrev += b"\0\0"
-    abbrev += b"\0"
-    return UnitOutput("", bytes(out), bytes(abbrev), new_rel, patches, loc_values, loc_patches,
-                      int(keep.sum()))
+    if table is None:  # the shared table (layout.py places it)
+        return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
+                          local_width)
+    return UnitOutput("", bytes(out), _encode_table(table), new_rel, patches, loc_values, loc_patches,
+                      int(keep.sum()), local_width, list(zip(table, _code_uses(out, new_rel, len(table)))))
+
+
+def _code_uses(out: bytearray, new_rel: np.ndarray, n_codes: int) -> list[int]:
+    """How many DIEs of the rewritten unit ``out`` use each of its codes 1..n_codes (read back
+    from the DIEs' first bytes, so the pure and compiled copy loops share it)."""
+    pos = new_rel[new_rel >= 0]
+    first = np.frombuffer(bytes(out), dtype=np.uint8)[pos].astype(np.int64)
+    long = first >= 0x80
+    if long.any():
+        first[long] = [read_uleb(out, int(p))[0] for p in pos[long].tolist()]
+    return np.bincount(first, minlength=n_codes + 1)[1:n_codes + 1].tolist()
 
 
 def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]) -> dict[int, tuple[tuple, bytes]]:
