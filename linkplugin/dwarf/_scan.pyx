@@ -78,7 +78,8 @@ cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
 
 def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (offs, codes, parent, ends, R, S, X, L) or None.
+    """Scan the DIEs of one unit: (offs, codes, parent, ends, R, S, X, L, the first four as
+    int64 arrays) or None.
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
     ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
@@ -234,7 +235,8 @@ def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, in
         for q in range(1, stack.n):  # producers may omit the trailing nulls
             ends.p[stack.p[q]] = end
         ok = True
-        return (vlist(&offs), vlist(&codes), vlist(&par), vlist(&ends), varray(&R), varray(&S), X, L)
+        return (vlist(&offs), vlist(&codes), vlist(&par), vlist(&ends), varray(&R), varray(&S), X, L,
+                (varray(&offs), varray(&codes), varray(&par), varray(&ends)))
     finally:
         free(offs.p)
         free(codes.p)

@@ -29,7 +29,23 @@ class Abbrev(NamedTuple):
 
 
 def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
-    """The table at ``off``: {code: Abbrev} and the offset after its terminating 0."""
+    """The table at ``off``: {code: Abbrev} and the offset after its terminating 0 (remembered
+    per section and offset: the hash and rewrite phases both read every unit's table)."""
+    global _tables_of
+    if _tables_of is not d:  # another section (a new job): forget the old one's tables
+        _tables.clear()
+        _tables_of = d
+    got = _tables.get(off)
+    if got is None:
+        got = _tables[off] = _parse_abbrev_table(d, off)
+    return got
+
+
+_tables: dict[int, tuple[dict[int, "Abbrev"], int]] = {}
+_tables_of: bytes | None = None  # the section ``_tables`` belongs to
+
+
+def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     table: dict[int, Abbrev] = {}
     p = off
     try:

@@ -44,6 +44,13 @@ class UnitDies:
     xrefs: list[tuple[int, int, int, str, int]] = field(default_factory=list)
     # (die, attribute, form, value) of location-list pointers
     locs: list[tuple[int, int, int, int]] = field(default_factory=list)
+    _arrays: tuple[np.ndarray, ...] | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``offs``, ``codes``, ``parent`` and ``ends`` as int64 arrays (made once)."""
+        if self._arrays is None:
+            self._arrays = tuple(np.array(x, dtype=np.int64) for x in (self.offs, self.codes, self.parent, self.ends))
+        return self._arrays  # type: ignore[return-value]
 
     def attr_end(self, i: int) -> int:
         """Offset after the DIE's own attributes (where its first child or closing null starts)."""
@@ -128,8 +135,9 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
     got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
     if got is None:
         return None
-    offs, codes, par, ends, R, S, X, L = got
-    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, offs, R, S.reshape(-1, 5)), X, L)
+    offs, codes, par, ends, R, S, X, L, arrays = got
+    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L,
+                    arrays)
 
 
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
@@ -201,7 +209,7 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
     return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, offs, R, S), X, L)
 
 
-def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int] | np.ndarray, S: list | np.ndarray
+def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: list[int] | np.ndarray, S: list | np.ndarray
                  ) -> tuple[np.ndarray, ...]:
     """The reference arrays from the ref4 positions ``R`` and the other references ``S`` (tuples
     or rows of (DIE, position, form, attribute, target))."""
@@ -219,7 +227,7 @@ def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int] | np.n
         pos, form, at, target = pos[order], form[order], at[order], target[order]
     else:
         pos, form, at, target = rp, np.full(len(rp), F.DW_FORM_ref4, np.int64), np.full(len(rp), -1, np.int64), rt
-    die = np.searchsorted(np.array(offs, dtype=np.int64), pos, side="right") - 1
+    die = np.searchsorted(np.asarray(offs, dtype=np.int64), pos, side="right") - 1
     local = form != F.DW_FORM_ref_addr
     if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
         bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])

@@ -70,11 +70,14 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
               const int64_t[::1] offs, const int64_t[::1] codes, const int64_t[::1] parent,
               const int64_t[::1] ends, const uint8_t[::1] kids, const uint8_t[::1] keep,
               const int64_t[::1] ev_pos, const int64_t[::1] ev_die, const int64_t[::1] ev_kind,
-              const int64_t[::1] ev_w, const int64_t[::1] ev_b, dict extra, tuple new_form, int local_width):
+              const int64_t[::1] ev_w, const int64_t[::1] ev_b, dict extra, tuple new_form, int local_width,
+              object assign=None):
     """(unit bytes, new unit-relative offset of every DIE (-1: removed), new abbreviation keys
     (code, new reference forms, added specs) in first-use order, operands to fix
-    [(position, width (< 0: fixed), DIE)], patches [(position, width, old target)]), or None
-    when the unit grew too large for ``local_width``-byte local references.
+    [(position, width (< 0: fixed), DIE)], patches [(position, width, old target)], DIEs using
+    each key), or None when the unit grew too large for ``local_width``-byte local references.
+    A key's code is ``assign(code, forms, added)`` when given (called once per key, at its first
+    use), else its number in first-use order.
 
     Events are sorted by position and belong to kept DIEs; ``extra[i]`` is (added specs, bytes)
     of a DIE given attributes of its own."""
@@ -93,6 +96,11 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
     plain = np.zeros(ncodes, dtype=np.int64)  # new code of a DIE without events, by old code
     cdef int64_t[::1] plain_num = plain
     cdef dict numbers = {}
+    cdef list counts = []
+    cdef Py_ssize_t idx
+    code_of = np.zeros(n + 1, dtype=np.int64)  # code of each key index (keys <= DIEs)
+    uses = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] code_v = code_of, uses_v = uses
     cdef list keys = []
     cdef list fix_operand = []
     cdef list patches = []
@@ -138,13 +146,19 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
                        add[0] if add is not None else ())
                 got = numbers.get(key)
                 if got is None:
-                    num = len(numbers) + 1
-                    numbers[key] = num
-                    keys.append((code, tuple([new_form[kinds.p[k]] for k in range(kinds.n)]), key[2]))
+                    idx = len(numbers)
+                    numbers[key] = idx + 1
+                    full = (code, tuple([new_form[kinds.p[k]] for k in range(kinds.n)]), key[2])
+                    keys.append(full)
+                    code_v[idx] = idx + 1 if assign is None else assign(*full)
+                    num = idx + 1
                 else:
                     num = got
                 if e == e0 or (kinds.n == 0 and add is None):
                     plain_num[code] = num
+            # num: 1 + the key's index
+            uses_v[num - 1] += 1
+            num = code_v[num - 1]
             rel[i] = out.n  # the unit's header is at 0
             uleb(&out, num)
             src = start + 1
@@ -194,7 +208,7 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
         out.p[2] = (v >> 16) & 0xFF
         out.p[3] = (v >> 24) & 0xFF
         body = PyBytes_FromStringAndSize(<char *> out.p, out.n)
-        return body, new_rel, keys, fix_operand, patches
+        return body, new_rel, keys, fix_operand, patches, uses[:len(keys)].tolist()
     finally:
         free(out.p)
         free(kinds.p)

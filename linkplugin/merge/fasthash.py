@@ -64,9 +64,8 @@ def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_e
     secs = env.secs  # type: ignore[attr-defined]
     ops, start, heads = _tables(ud)
     so_base = env.str_offsets_base  # type: ignore[attr-defined]
-    got = _core.tokenize(info, hdr.off, hdr.end, np.asarray(ud.offs, dtype=np.int64),
-                         np.asarray(ud.codes, dtype=np.int64), np.asarray(ud.parent, dtype=np.int64),
-                         roots, root_ends, root_of, ops, start, heads, secs.get(".debug_str", b""),
+    offs, codes, parent, _ = ud.arrays()
+    got = _core.tokenize(info, hdr.off, hdr.end, offs, codes, parent, roots, root_ends, root_of, ops, start, heads, secs.get(".debug_str", b""),
                          secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
                          secs.get(".debug_line_str", b""),
                          lambda at, v: marshal.dumps(file_token(at, v), 2))

@@ -157,8 +157,7 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
         decl_of[code] = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
-    codes = np.asarray(ud.codes, dtype=np.int64)
-    par = np.asarray(ud.parent, dtype=np.int64)
+    offs, codes, par, ends_a = ud.arrays()
     tags = tag_of[codes]
     # Namespaces at unit or namespace level (parents come before their children).
     ns_ok = {0}
@@ -173,7 +172,7 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     for j in np.flatnonzero(decls & (decl_of[codes] != F.DW_FORM_flag_present)).tolist():
         roots[j] = bool(die_attrs(info, ud, j)[F.DW_AT_declaration][1])
     r = np.flatnonzero(roots).astype(np.int64)
-    ends = np.searchsorted(np.asarray(ud.offs, dtype=np.int64), np.asarray(ud.ends, dtype=np.int64)[r], side="left")
+    ends = np.searchsorted(offs, ends_a[r], side="left")
     return r, ends.astype(np.int64)
 
 
