@@ -85,6 +85,18 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
     info = sections.get(".debug_info")
     if not info:
         raise LinkpluginError("the file has no .debug_info to merge")
+    if ".debug_types" in sections:
+        # gdb 13 crashes reading a file that has DWARF 4 type units (.debug_types) and
+        # references between .debug_info units (dwz's output of such a file too): we do not
+        # write that construct.
+        n_units = len(parse_units(info))
+        result = MergeResult(warnings=[
+            "the file has DWARF 4 type units (.debug_types): gdb cannot follow references between units "
+            "in such a file; .debug_info left unmerged"])
+        result.stats = {"units": n_units, "verbatim_units": n_units, "bytes": {}}
+        if stats is not None:
+            stats.update(result.stats)
+        return result
     with no_gc():
         return _merge(sections, jobs, stats, timings)
 
@@ -122,9 +134,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
-        prefix = sections.get(".debug_abbrev") if ".debug_types" in sections else None
         new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, [a.offs for a in analyses],
-                                                                removals, prefix, table)
+                                                                removals, table)
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
         result.replace[".debug_abbrev"] = new_abbrev
@@ -142,9 +153,14 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         result.replace.update(rebuilt.replace)
         result.drop += rebuilt.drop
         result.warnings += rebuilt.warnings
+    # One line per reason (a program with type units has hundreds of them).
+    left: dict[str, list[int]] = {}
     for u, o in zip(units, outputs):
         if o.verbatim:
-            result.warnings.append(f"unit at 0x{u.off:x} left as it is: {o.verbatim}")
+            left.setdefault(o.verbatim, []).append(u.off)
+    for reason, offs in left.items():
+        result.warnings.append(f"unit at 0x{offs[0]:x} left as it is: {reason}" if len(offs) == 1 else
+                               f"{len(offs)} units left as they are (the first at 0x{offs[0]:x}): {reason}")
 
     n_types = sum(len(a.roots) for a in analyses)
     removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
@@ -155,6 +171,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         "types": n_types,
         "duplicates_removed": removed,
         "verbatim_units": sum(1 for o in outputs if o.verbatim),
+        "tags": _tag_table(outputs),
         # (before, after) of every section changed or dropped
         "bytes": {**{name: (len(sections[name]), len(data)) for name, data in result.replace.items()},
                   **{name: (len(sections[name]), 0) for name in result.drop}},
@@ -162,6 +179,16 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:
+    """{DW_TAG: (DIEs before, DIEs after)} over every unit, by tag."""
+    table: dict[int, tuple[int, int]] = {}
+    for o in outputs:
+        for tag, before, after in o.tags:
+            b, a = table.get(tag, (0, 0))
+            table[tag] = (b + before, a + after)
+    return dict(sorted(table.items()))
 
 
 __all__ = ["MergeResult", "merge_sections"]

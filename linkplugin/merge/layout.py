@@ -61,7 +61,7 @@ class Resolver:
 
 
 def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
-             removals: list[Removals], keep_abbrev_prefix: bytes | None, shared_abbrev: bytes = b""
+             removals: list[Removals], shared_abbrev: bytes = b""
              ) -> tuple[bytes, bytes, list[int], Resolver]:
     """(new .debug_info, new .debug_abbrev, new unit offsets, resolver). A unit output with an
     empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units."""
@@ -71,9 +71,8 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         new_unit_off.append(pos)
         pos += len(out.body)
     resolve = Resolver(units, offs, removals, outputs, new_unit_off)
-    # Identical tables are shared; with .debug_types present the old section stays as a prefix
-    # because type units keep their abbreviation offsets.
-    abbrev = bytearray(keep_abbrev_prefix or b"")
+    # Identical tables (the shared one, those of units copied as they are) are written once.
+    abbrev = bytearray()
     table_at: dict[bytes, int] = {}
     info = bytearray(pos)
     patches: list[np.ndarray] = []  # (position in the new .debug_info, width, old target) rows

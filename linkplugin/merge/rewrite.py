@@ -53,6 +53,7 @@ class UnitOutput(NamedTuple):
     dies_out: int
     local_width: int = 4      # width of the unit-local references
     uses: list[tuple[AbbrevKey, int]] = []  # DIEs per abbreviation of ``abbrev`` (own table only)
+    tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
 
 
 class _NoFit(Exception):
@@ -169,7 +170,8 @@ def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
     loc_patches = [(pos, w, v) for pos, w, kind, v in ops if kind == "s"]
     new_rel = np.array(ud.offs, dtype=np.int64) - hdr.off
     return UnitOutput(reason, info[hdr.off:hdr.end], _table_bytes(secs[".debug_abbrev"], hdr.abbrev_off),
-                      new_rel, patches, [], loc_patches, len(ud.offs))
+                      new_rel, patches, [], loc_patches, len(ud.offs),
+                      tags=_tag_counts(ud, np.ones(len(ud.offs), dtype=bool)))
 
 
 class _Overflow(Exception):
@@ -219,14 +221,23 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     new_form = (0, _LOCAL_FORM[local_width], F.DW_FORM_ref_addr)
     widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
                                              F.DW_FORM_ref_addr)}
-    if fastrewrite.available() and shared_codes is None:  # the same loop in C (fastrewrite.py)
+    if fastrewrite.available():  # the same loop in C (fastrewrite.py)
+        def full(c: int, forms: tuple[int, ...], added: tuple) -> AbbrevKey:
+            ab = ud.abbrevs[c]
+            return (ab.tag, ab.children, _new_specs(ab, forms) + added)
+
+        assign = None if shared_codes is None else (lambda *key: read_uleb(shared_codes[full(*key)], 0)[0])
+        # as below: with its own table a unit leaves room for its codes growing in the shared one
+        margin = int(keep.sum()) if shared_codes is None else 0
         got = fastrewrite.copy_dies(info, ud, keep, local, inside, sib, tidx_c, widths, _FOLLOWED,
-                                    lambda moved: _own_decl_files(info, ud, moved), new_form, local_width)
+                                    lambda moved: _own_decl_files(info, ud, moved), new_form, local_width, margin,
+                                    assign)
         if got is None:
+            if shared_codes is not None:
+                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
             raise _Overflow()
         out, new_rel_l, keys, fix_operand, patches = got
-        table = [(ud.abbrevs[c].tag, ud.abbrevs[c].children, _new_specs(ud.abbrevs[c], forms) + added)
-                 for c, forms, added in keys]
+        table = None if shared_codes is not None else [full(*key) for key in keys]
         return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table, fix_operand, patches, local_width)
     events: dict[int, list] = {}
     ref_forms: dict[int, list[int]] = {}
@@ -374,9 +385,20 @@ def _finish(secs: dict[str, bytes], ud: UnitDies, info: bytes, offs_np: np.ndarr
             loc_values.append((pos, _operand(new_rel_l[t], w if kind == "u" else -w)))
     if table is None:  # the shared table (layout.py places it)
         return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
-                          local_width)
+                          local_width, tags=_tag_counts(ud, keep))
     return UnitOutput("", bytes(out), _encode_table(table), new_rel, patches, loc_values, loc_patches,
                       int(keep.sum()), local_width, list(zip(table, _code_uses(out, new_rel, len(table)))))
+
+
+def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:
+    """(tag, DIEs of the unit, DIEs kept) for every tag of the unit."""
+    tag_of = np.zeros(max(ud.abbrevs) + 1, dtype=np.int64)
+    for code, ab in ud.abbrevs.items():
+        tag_of[code] = ab.tag
+    tags, inv = np.unique(tag_of[np.asarray(ud.codes, dtype=np.int64)], return_inverse=True)
+    before = np.bincount(inv, minlength=len(tags))
+    after = np.bincount(inv, weights=keep.astype(np.int64), minlength=len(tags)).astype(np.int64)
+    return list(zip(tags.tolist(), before.tolist(), after.tolist()))
 
 
 def _code_uses(out: bytearray, new_rel: np.ndarray, n_codes: int) -> list[int]:
