@@ -39,8 +39,12 @@ from typing import NamedTuple
 
 COMMANDS = ("info functions .", "info variables .", "info types .")
 # Settings that keep anything but the file itself out of the listing: no
-# separate debug files found by build-id, no debuginfod, no auto-loaded scripts.
-QUIET = ("set debuginfod enabled off", "set auto-load off", "set debug-file-directory /nonexistent")
+# separate debug files found by build-id, no debuginfod, no auto-loaded scripts;
+# and one thread: gdb 13 indexes units in worker threads, and which unit's copy
+# it lists for a name then depends on their timing (a dwz output listed 13,499
+# or 13,500 entries from run to run).
+QUIET = ("set debuginfod enabled off", "set auto-load off", "set debug-file-directory /nonexistent",
+         "maint set worker-threads 0")
 
 _HEADER = re.compile(r"^All (functions|variables|types|defined functions|defined variables|defined types)"
                      r" matching regular expression")
