@@ -71,11 +71,12 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
               const int64_t[::1] ends, const uint8_t[::1] kids, const uint8_t[::1] keep,
               const int64_t[::1] ev_pos, const int64_t[::1] ev_die, const int64_t[::1] ev_kind,
               const int64_t[::1] ev_w, const int64_t[::1] ev_b, dict extra, tuple new_form, int local_width,
-              object assign=None):
+              Py_ssize_t margin, object assign=None):
     """(unit bytes, new unit-relative offset of every DIE (-1: removed), new abbreviation keys
     (code, new reference forms, added specs) in first-use order, operands to fix
     [(position, width (< 0: fixed), DIE)], patches [(position, width, old target)], DIEs using
-    each key), or None when the unit grew too large for ``local_width``-byte local references.
+    each key), or None when the unit (plus ``margin`` bytes) grew too large for
+    ``local_width``-byte local references.
     A key's code is ``assign(code, forms, added)`` when given (called once per key, at its first
     use), else its number in first-use order.
 
@@ -195,7 +196,7 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
                 extra_bytes = <bytes> add[1]
                 copy(&out, <const uint8_t *> (<char *> extra_bytes), len(extra_bytes))
         zeros(&out, nopen - 1)
-        if local_width < 4 and out.n > (<Py_ssize_t> 1) << (8 * local_width):
+        if local_width < 4 and out.n + margin > (<Py_ssize_t> 1) << (8 * local_width):
             return None
         for k in range(0, nloc, 2):
             t = rel[loc[k + 1]]

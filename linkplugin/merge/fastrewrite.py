@@ -25,12 +25,14 @@ def available() -> bool:
 def copy_dies(info: bytes, ud: UnitDies, keep: np.ndarray, local: np.ndarray, inside: np.ndarray,
               sib: np.ndarray, tidx: np.ndarray, widths: dict[int, int], followed: tuple[int, ...],
               own_attrs: Callable[[list[tuple[int, int]]], dict], new_form: tuple[int, int, int],
-              local_width: int, assign: Callable[..., int] | None = None, uses: list[int] | None = None
+              local_width: int, margin: int, assign: Callable[..., int] | None = None,
+              uses: list[int] | None = None
               ) -> tuple[bytearray, list[int], list[tuple], list, list] | None:
     """(unit bytes, new offsets, new abbreviation keys in first-use order, operands to fix,
     patches): what the pure copy loop of ``_rewrite`` makes, given its reference analysis
     (``keep``, ``local``, ``inside``, ``sib``, ``tidx``) and ``own_attrs(moved_spec)``; None if
-    the unit does not fit ``local_width``-byte local references. ``assign(code, forms, added)``
+    the unit (plus ``margin`` bytes) does not fit ``local_width``-byte local references.
+    ``assign(code, forms, added)``
     gives each new key its code (default: numbers in first-use order); ``uses`` receives the
     number of DIEs of each key, in the order of the keys."""
     hdr = ud.hdr
@@ -79,7 +81,7 @@ def copy_dies(info: bytes, ud: UnitDies, keep: np.ndarray, local: np.ndarray, in
     got = _core.copy_unit(
         info, hdr.off, hdr.die_off, hdr.end, widths[F.DW_FORM_ref_addr], offs, codes, parent, ends, kids,
         keep.astype(np.uint8), *(np.ascontiguousarray(a, dtype=np.int64) for a in (pos, die, kd, wd, bd)),
-        extra, new_form, local_width, assign)
+        extra, new_form, local_width, margin, assign)
     if got is None:
         return None
     body, new_rel, keys, fix_operand, patches, counts = got
