@@ -213,6 +213,14 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
+            # .gdb_index is no .debug_* section but holds .debug_info offsets: rewritten too.
+            indexes = [s for s in image.sections if s.name == ".gdb_index" and s.has_bytes]
+            for sec in indexes:
+                if not movable(image, sec):
+                    raise LinkpluginError(f"{image.path}: .gdb_index is loaded with the program and cannot be "
+                                          f"rewritten for the merged offsets (remove it first)")
+            index_plains = [_plain(image, s) for s in indexes]
+            contents.update(_contents(image, indexes, index_plains))
         with _naming(image.path):
             result = merge_sections(contents, little_endian=image.little_endian,
                                     address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
@@ -242,6 +250,12 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
             for codec, again in sorted(groups.items()):
                 replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
                                            Settings(codec=codec), jobs, timer))
+        for sec, (_, align) in zip(indexes, index_plains):
+            if sec.name in result.drop:
+                dropped |= {sec.index}
+            else:
+                replace[sec.index] = _plain_replacement(image, sec, Plain(len(result.replace[sec.name]),
+                                                                          data=result.replace[sec.name]), align)
         with timer.phase("write"):
             write_elf(image, dst, replace, drop=dropped)
     report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)

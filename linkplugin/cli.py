@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from linkplugin.merge.stats import tag_table
 from linkplugin import __version__, api
 from linkplugin.compress.codec import CODECS, DEFAULT_SHARD_SIZE, Settings
 from linkplugin.errors import LinkpluginError
+from linkplugin.memory import describe_peak
 from linkplugin.timing import PhaseTimer
 
 
@@ -76,7 +78,9 @@ def _merge_stats(report: api.MergeReport) -> str:
     st = report.stats
     lines = [f"units: {st.get('units', 0)}", f"DIEs: {st.get('dies', 0)} -> {st.get('dies_after', 0)}",
              f"types: {st.get('types', 0)}", f"duplicates removed: {st.get('duplicates_removed', 0)}",
-             f"units left as they were: {st.get('verbatim_units', 0)}"]
+             f"units left as they were: {st.get('verbatim_units', 0)}", describe_peak()]
+    if st.get("tags"):
+        lines += tag_table(st["tags"])
     return "\n".join(lines) + "\n" + _size_table(report)
 
 
