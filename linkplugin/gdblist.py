@@ -13,9 +13,10 @@ other files. What it must not do:
 - *lost*: list under no file at all an entity (kind, text) the input listed.
 
 Also compared: the non-debugging symbols (a function whose debug info is lost
-shows up there) and gdb's complaints and warnings (``set complaints 1000``),
-counted by their text with numbers (offsets, lengths, indexes) and the file's
-path masked, since merging rightly moves DIEs and resizes sections.
+shows up there) and gdb's complaints and warnings (all of them: ``set
+complaints 1000000``), counted by their text with numbers (offsets, lengths,
+indexes) and the file's path masked, since merging rightly moves DIEs and
+resizes sections.
 
 Both files are copied under one basename (the input's) into fresh directories
 and the copy's path is masked in gdb's messages; gdb names source files from
@@ -155,7 +156,9 @@ def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") 
         args = [gdb, "-batch", "-nx"]
         for command in QUIET:
             args += ["-iex", command]
-        args += ["-ex", "set complaints 1000"]
+        # Every complaint, not the first 1000 of each kind: which ones come first depends on the
+        # order gdb reads units in, so a cap makes different (equally true) complaints "new".
+        args += ["-ex", "set complaints 1000000"]
         for command in COMMANDS:
             args += ["-ex", command]
         env = dict(os.environ, LC_ALL="C")

@@ -66,6 +66,17 @@ cdef int uleb(Buf *b, int64_t v) except -1:
         v >>= 7
 
 
+cdef int patch(Buf *b, int64_t pos, int64_t width, int64_t target) except -1:
+    cdef int64_t row[3]
+    row[0] = pos
+    row[1] = width
+    row[2] = target
+    grow(b, sizeof(row))
+    memcpy(b.p + b.n, row, sizeof(row))
+    b.n += sizeof(row)
+    return 0
+
+
 def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end, int ref_addr_w,
               const int64_t[::1] offs, const int64_t[::1] codes, const int64_t[::1] parent,
               const int64_t[::1] ends, const uint8_t[::1] kids, const uint8_t[::1] keep,
@@ -74,7 +85,7 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
               Py_ssize_t margin, object assign=None):
     """(unit bytes, new unit-relative offset of every DIE (-1: removed), new abbreviation keys
     (code, new reference forms, added specs) in first-use order, operands to fix
-    [(position, width (< 0: fixed), DIE)], patches [(position, width, old target)], DIEs using
+    [(position, width (< 0: fixed), DIE)], patches (int64 rows: position, width, old target), DIEs using
     each key), or None when the unit (plus ``margin`` bytes) grew too large for
     ``local_width``-byte local references.
     A key's code is ``assign(code, forms, added)`` when given (called once per key, at its first
@@ -104,7 +115,9 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
     cdef int64_t[::1] code_v = code_of, uses_v = uses
     cdef list keys = []
     cdef list fix_operand = []
-    cdef list patches = []
+    cdef Buf pat  # (position, width, old target) int64 triples
+    pat.p = NULL
+    pat.n = pat.cap = 0
     cdef bint has_extra = len(extra) > 0
     try:
         open_ends = <int64_t *> realloc(NULL, (n + 1) * sizeof(int64_t))
@@ -177,11 +190,11 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
                     nloc += 2
                     zeros(&out, local_width)
                 elif kind == 2:
-                    patches.append((out.n, ref_addr_w, ev_b[k]))
+                    patch(&pat, out.n, ref_addr_w, ev_b[k])
                     zeros(&out, ref_addr_w)
                 elif kind >= 3:
                     if kind == 3:
-                        patches.append((out.n, w, ev_b[k]))
+                        patch(&pat, out.n, w, ev_b[k])
                     else:
                         fix_operand.append((out.n, w if kind == 4 else -w, ev_b[k]))
                     copy(&out, d + pos, w)
@@ -209,9 +222,11 @@ def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ss
         out.p[2] = (v >> 16) & 0xFF
         out.p[3] = (v >> 24) & 0xFF
         body = PyBytes_FromStringAndSize(<char *> out.p, out.n)
+        patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
         return body, new_rel, keys, fix_operand, patches, uses[:len(keys)].tolist()
     finally:
         free(out.p)
+        free(pat.p)
         free(kinds.p)
         free(open_ends)
         free(loc)

@@ -27,9 +27,9 @@ def copy_dies(info: bytes, ud: UnitDies, keep: np.ndarray, local: np.ndarray, in
               own_attrs: Callable[[list[tuple[int, int]]], dict], new_form: tuple[int, int, int],
               local_width: int, margin: int, assign: Callable[..., int] | None = None,
               uses: list[int] | None = None
-              ) -> tuple[bytearray, list[int], list[tuple], list, list] | None:
+              ) -> tuple[bytearray, list[int], list[tuple], list, np.ndarray] | None:
     """(unit bytes, new offsets, new abbreviation keys in first-use order, operands to fix,
-    patches): what the pure copy loop of ``_rewrite`` makes, given its reference analysis
+    patches as int64 rows (position, width, old target): cheaper to send back than tuples): what the pure copy loop of ``_rewrite`` makes, given its reference analysis
     (``keep``, ``local``, ``inside``, ``sib``, ``tidx``) and ``own_attrs(moved_spec)``; None if
     the unit (plus ``margin`` bytes) does not fit ``local_width``-byte local references.
     ``assign(code, forms, added)``

@@ -87,7 +87,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         hdr = units[u]
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
-        if out.patches:
+        if len(out.patches):  # a list of tuples, or int64 rows from the compiled copy loop
             patches.append(np.array(out.patches, dtype=np.int64).reshape(-1, 3) + (base, 0, 0))
     if patches:
         _write_patches(info, np.concatenate(patches), resolve)
