@@ -301,25 +301,19 @@ def _dwarf_map(elf, plain: dict[str, bytes]) -> DwarfMap | None:
                 continue
             m.dies.append((die.offset, off, die.abbrev_code))
             for name, attr in die.attributes.items():
-                form, pos = attr.form, attr.offset
-                if form in _REF_WIDTH:
-                    m.refs.append((pos, _REF_WIDTH[form], form, off))
-                elif form == "DW_FORM_ref_addr" or form == 0x10:
+                code, pos = _FORM_CODES.get(attr.form), attr.offset  # pyelftools names forms
+                if code in _REF_WIDTH:
+                    m.refs.append((pos, _REF_WIDTH[code], code, off))
+                elif code == 0x10:  # ref_addr
                     m.refs.append((pos, osize, 0x10, off))
-                elif isinstance(form, str):
-                    code = _FORM_CODES.get(form)
-                    if code in _REF_WIDTH:
-                        m.refs.append((pos, _REF_WIDTH[code], code, off))
-                    elif code == 0x10:
-                        m.refs.append((pos, osize, 0x10, off))
-                    elif code in _STR_FORMS:
-                        width = {0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}.get(code, osize)
-                        m.strs.append((pos, width, _STR_FORMS[code]))
-                    elif code == 0x17:
-                        m.offsets.append((pos, osize, name))
-                    elif code == 0x18:
-                        _, start = _uleb(plain[".debug_info"], pos)
-                        m.exprs.append((pos, start, start + len(attr.raw_value)))
+                elif code in _STR_FORMS:
+                    width = {0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}.get(code, osize)
+                    m.strs.append((pos, width, _STR_FORMS[code]))
+                elif code == 0x17:  # sec_offset
+                    m.offsets.append((pos, osize, name))
+                elif code == 0x18:  # exprloc
+                    _, start = _uleb(plain[".debug_info"], pos)
+                    m.exprs.append((pos, start, start + len(attr.raw_value)))
                 if name == "DW_AT_stmt_list":
                     m.lines.append(attr.raw_value)
     abbrev = plain.get(".debug_abbrev", b"")
