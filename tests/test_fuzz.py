@@ -302,3 +302,21 @@ def test_table_of_section_indices_with_a_partial_entry(seeds: dict, tmp_path: Pa
     _shdr(seed, data, ".strtab", "sh_type", 18)
     _shdr(seed, data, ".strtab", "sh_size", strtab.size | 1 if strtab.size % 4 == 0 else strtab.size)
     rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="whole number")
+
+
+def test_debug_named_table_is_not_compressed(seeds: dict, tmp_path: Path) -> None:
+    """.debug_aranges retyped SHT_SYMTAB_SHNDX: compress made its size a non-multiple of the
+    entry size (an output our reader and readelf refuse); a .debug_* section of a type that is
+    not DWARF's is now left as it is."""
+    from conftest import run
+
+    seed = _seed(seeds, "gcc-c-dwarf5")
+    data = bytearray(seed.data)
+    _shdr(seed, data, ".debug_aranges", "sh_type", 18)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.write_bytes(bytes(data))
+    linkplugin("compress", src, "-o", out, "-j", "1")
+    linkplugin("info", out)
+    listing = run("readelf", "-S", "-W", out).stdout
+    line = next(ln for ln in listing.splitlines() if ".debug_aranges" in ln)
+    assert "SYMTAB SECTION INDICES" in line and " C " not in line, line

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 
 from linkplugin.elf.structs import (EHDR_FIELDS, PN_XNUM, SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHN_XINDEX,
-                                    SHT_DYNSYM, SHT_GROUP, SHT_NOBITS, SHT_SYMTAB, SHT_SYMTAB_SHNDX, Layout, layout)
+                                    SHT_DYNSYM, SHT_GROUP, SHT_LOPROC, SHT_NOBITS, SHT_PROGBITS, SHT_SYMTAB,
+                                    SHT_SYMTAB_SHNDX, Layout, layout)
 from linkplugin.errors import LinkpluginError
 
 # Entry sizes (by ELF class) of the tables whose contents the writer reads.
@@ -46,9 +47,11 @@ class Section:
 
     @property
     def is_debug(self) -> bool:
-        """A DWARF section compressors work on: non-allocated, with bytes."""
+        """A DWARF section compressors work on: non-allocated, with bytes, of the type DWARF is
+        kept in (a ``.debug_*`` symbol table or group is left alone)."""
         return (self.name.startswith((".debug_", ".zdebug_")) and not self.is_alloc
-                and self.has_bytes)
+                and self.has_bytes and (self.header["sh_type"] == SHT_PROGBITS
+                                        or self.header["sh_type"] >= SHT_LOPROC))
 
 
 class ElfImage:
