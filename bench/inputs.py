@@ -50,5 +50,20 @@ def examples() -> list[Path]:
     return [ROOT / e for e in EXAMPLES]
 
 
-def all_inputs() -> list[Path]:
-    return examples() + third_party()
+def large_plain() -> Path:
+    """The large case with plain debug sections (Debian compresses those of its separate debug
+    files): every tool then gets the same input and no time goes to (de)compression."""
+    shipped = large()
+    plain = shipped.with_name(shipped.name + ".plain")
+    if not plain.exists():
+        subprocess.run(["objcopy", "--decompress-debug-sections", str(shipped), str(plain)], check=True)
+    return plain
+
+
+def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
+    """The examples and the everyday third-party binaries, with ``with_large`` the large case
+    too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
+    if only:
+        picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
+        return picked + ([large_plain()] if any(w in LARGE[0] for w in only) else [])
+    return examples() + third_party() + ([large_plain()] if with_large else [])

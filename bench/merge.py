@@ -1,10 +1,13 @@
 """Type-merging benchmark: linkplugin merge-types at -j1/-j2 against dwz and llvm-dwarfutil.
 
-    python3 bench/merge.py [--runs N]
+    python3 bench/merge.py [--runs N] [--only WORD...] [--no-quality]
 
 Prints, per input and tool, .debug_info + .debug_abbrev bytes after, the
-median wall time, its ratio to dwz, peak memory, and (for linkplugin) the
-DIEs per second of its reader on one core.
+median wall time, its ratio to dwz, peak memory summed over the process tree
+(parent, forkserver and workers) and its ratio to dwz, and (for linkplugin) the
+DIEs per second of its reader on one core. Then, for libstdc++ and
+python3.11d, what ours and dwz leave behind (bench/quality.py): bytes, gdb
+listing entries moved and lost, DIEs by tag.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inputs import all_inputs  # noqa: E402
+from inputs import all_inputs, third_party  # noqa: E402
+from quality import report as quality_report  # noqa: E402
 from timer import side_by_side  # noqa: E402
 
 from linkplugin.api import section_table  # noqa: E402
@@ -74,10 +78,14 @@ def reader_rate(src: Path) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5, help="counted runs of each command")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="only the Debian inputs whose package name contains WORD (libstdc++, python, openjdk)")
+    parser.add_argument("--no-quality", action="store_true", help="skip the gdb listing and per-tag tables")
     args = parser.parse_args()
-    print("| input | tool | .debug_info+abbrev after | vs dwz | median wall s | vs dwz | peak MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for src in all_inputs():
+    print("| input | tool | .debug_info+abbrev after | vs dwz | median wall s | vs dwz | peak MiB (sum of processes) "
+          "| vs dwz |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for src in all_inputs(args.only, with_large=True):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             table = {k: v for k, v in commands(src, out).items() if usable(k, v[1])}
@@ -85,18 +93,23 @@ def main() -> None:
             before = info_abbrev(src)
             base = table.get("dwz -o")
             base_size = info_abbrev(base[0]) if base else None
-            base_wall = results["dwz -o"][0] if base else None
-            print(f"| {src.name} | input | {before} | {before / base_size if base_size else float('nan'):.3f} | | | |")
+            base_wall, base_peak = results["dwz -o"] if base else (None, None)
+            print(f"| {src.name} | input | {before} | {before / base_size if base_size else float('nan'):.3f} "
+                  "| | | | |")
             dies, rate = reader_rate(src)
             print(f"| {src.name} | linkplugin reader | {dies} DIEs | | {dies / rate:.3f} | | "
-                  f"{rate / 1e6:.2f} M DIEs/s |")
+                  f"{rate / 1e6:.2f} M DIEs/s | |")
             for label, (dst, _) in table.items():
                 wall, peak = results[label]
                 size = info_abbrev(dst)
                 print(f"| {src.name} | {label} | {size} | "
                       f"{size / base_size if base_size else float('nan'):.3f} | {wall:.3f} | "
-                      f"{wall / base_wall if base_wall else float('nan'):.2f}x | {peak / 2**20:.0f} |", flush=True)
+                      f"{wall / base_wall if base_wall else float('nan'):.2f}x | {peak / 2**20:.0f} | "
+                      f"{peak / base_peak if base_peak else float('nan'):.2f}x |", flush=True)
 
+    if not args.no_quality:
+        for src in third_party():
+            quality_report(src)
 
 if __name__ == "__main__":
     main()

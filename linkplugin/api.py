@@ -64,12 +64,21 @@ def _info(image: ElfImage, sec: Section) -> SectionInfo:
 
 def section_table(path: str | os.PathLike) -> list[SectionInfo]:
     """Every section of ``path`` with its size and compression state."""
-    with ElfImage(path) as image:
+    with ElfImage(path) as image, _naming(image.path):
         return [_info(image, sec) for sec in image.sections[1:]]
 
 
 def _debug_sections(image: ElfImage) -> list[Section]:
-    return [s for s in image.sections if s.is_debug and movable(image, s)]
+    found = [s for s in image.sections if s.is_debug and movable(image, s)]
+    seen: dict[str, Section] = {}
+    for sec in found:
+        # Two copies of one section (say .debug_info and .zdebug_info): which one a debugger
+        # reads is undefined, and the jobs key sections by name.
+        other = seen.setdefault(plain_name(sec.name), sec)
+        if other is not sec:
+            raise LinkpluginError(f"{image.path}: sections [{other.index}] and [{sec.index}] are both "
+                                  f"{plain_name(sec.name)}")
+    return found
 
 
 def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
@@ -87,6 +96,17 @@ def _plain(image: ElfImage, sec: Section) -> tuple[Plain, int]:
 
 
 @contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """Errors about a file's contents name the file (section and DWARF errors do not know it)."""
+    try:
+        yield
+    except LinkpluginError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+@contextmanager
 def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Report]
                ) -> Iterator[tuple[ElfImage, list[Section], list[tuple[Plain, int]], Report]]:
     """The opened input, its debug sections, where their plain bytes are, and
@@ -94,7 +114,7 @@ def _debug_job(src: str | os.PathLike, timer: PhaseTimer, report_type: type[Repo
     with timer.phase("read"):
         image = ElfImage(src)
     with image:
-        with timer.phase("read"):
+        with timer.phase("read"), _naming(image.path):
             targets = _debug_sections(image)
             report = report_type(before=[_info(image, s) for s in targets])
             plains = [_plain(image, s) for s in targets]
@@ -197,10 +217,11 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike,
     with timer.phase("read"):
         image = ElfImage(src)
     with image:
-        targets = [s for s in _debug_sections(image) if s.is_compressed]
-        report = Report(before=[_info(image, s) for s in targets])
-        replace = {s.index: _plain_replacement(image, s, *_plain(image, s)) for s in targets}
-        with timer.phase("decompress+write"):  # one streamed pass
+        with _naming(image.path):
+            targets = [s for s in _debug_sections(image) if s.is_compressed]
+            report = Report(before=[_info(image, s) for s in targets])
+            replace = {s.index: _plain_replacement(image, s, *_plain(image, s)) for s in targets}
+        with timer.phase("decompress+write"):  # one streamed pass; its errors name the file
             write_elf(image, dst, replace)
     report.after = [_after(s, replace, "none") for s in report.before]
     return report
@@ -227,13 +248,22 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
             contents = _contents(image, targets, plains)
+            # .gdb_index is no .debug_* section but holds .debug_info offsets: rewritten too.
+            indexes = [s for s in image.sections if s.name == ".gdb_index" and s.has_bytes]
+            for sec in indexes:
+                if not movable(image, sec):
+                    raise LinkpluginError(f"{image.path}: .gdb_index is loaded with the program and cannot be "
+                                          f"rewritten for the merged offsets (remove it first)")
+            index_plains = [_plain(image, s) for s in indexes]
+            contents.update(_contents(image, indexes, index_plains))
         # Decompressed once: compression below reads these bytes.
         plains = [(Plain(plain.size, data=contents[plain_name(sec.name)]), align)
                   if plain.packed is not None else (plain, align)
                   for sec, (plain, align) in zip(targets, plains)]
-        result = merge_sections(contents, little_endian=image.little_endian,
-                                address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
-                                timings=timer)
+        with _naming(image.path):
+            result = merge_sections(contents, little_endian=image.little_endian,
+                                    address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
+                                    timings=timer)
         report.stats, report.warnings = result.stats, result.warnings
         index_of = {plain_name(s.name): s.index for s in targets}
         dropped = frozenset(index_of[n] for n in result.drop if n in index_of)
@@ -259,6 +289,12 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
             for codec, again in sorted(groups.items()):
                 replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
                                            Settings(codec=codec), jobs, timer))
+        for sec, (_, align) in zip(indexes, index_plains):
+            if sec.name in result.drop:
+                dropped |= {sec.index}
+            else:
+                replace[sec.index] = _plain_replacement(image, sec, Plain(len(result.replace[sec.name]),
+                                                                          data=result.replace[sec.name]), align)
         with timer.phase("write"):
             write_elf(image, dst, replace, drop=dropped)
     report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)
@@ -281,7 +317,10 @@ def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: 
 
     def contents(path: str | os.PathLike) -> dict[str, bytes]:
         with _debug_job(path, PhaseTimer(), Report) as (image, targets, plains, _):
-            return _contents(image, targets, plains)
+            secs = _contents(image, targets, plains)
+        if not secs.get(".debug_info"):
+            raise LinkpluginError(f"{os.fspath(path)}: has no .debug_info to compare")
+        return secs
 
     return verify(contents(original), contents(merged), limit=limit)
 

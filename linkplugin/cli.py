@@ -15,6 +15,7 @@ from linkplugin import __version__, api, progress
 from linkplugin.compress.codec import CODECS, Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
+from linkplugin.memory import describe_peak
 from linkplugin.pool import allow_fork
 from linkplugin.timing import PhaseTimer
 
@@ -102,10 +103,14 @@ def _size_table(report: api.Report) -> str:
 
 
 def _merge_stats(report: api.MergeReport) -> str:
+    from linkplugin.merge.stats import tag_table  # the DWARF engine loads only for merge jobs
+
     st = report.stats
     lines = [f"units: {st.get('units', 0)}", f"DIEs: {st.get('dies', 0)} -> {st.get('dies_after', 0)}",
              f"types: {st.get('types', 0)}", f"duplicates removed: {st.get('duplicates_removed', 0)}",
-             f"units left as they were: {st.get('verbatim_units', 0)}"]
+             f"units left as they were: {st.get('verbatim_units', 0)}", describe_peak()]
+    if st.get("tags"):
+        lines += tag_table(st["tags"])
     return "\n".join(lines) + "\n" + _size_table(report)
 
 

@@ -33,14 +33,17 @@ def test_verify_catches_a_wrong_reference():
     info = bytearray(new[".debug_info"])
     last = parse_units(bytes(info))[0]
     ud = decode_with_abbrevs(bytes(info), new[".debug_abbrev"], last, {})
-    # Point the last DW_TAG_member's DW_AT_type (a ref4) at the unit's first base type instead.
+    # Point the last DW_TAG_member's DW_AT_type (a unit-local reference: ref1, ref2 or ref4 by
+    # the unit's size) at the unit's first base type instead.
+    width = {F.DW_FORM_ref1: 1, F.DW_FORM_ref2: 2, F.DW_FORM_ref4: 4}
     base = next(i for i, c in enumerate(ud.codes) if ud.abbrevs[c].tag == F.DW_TAG_base_type)
     members = [j for j in range(len(ud.ref_pos))
-               if ud.abbrevs[ud.codes[ud.ref_die[j]]].tag == F.DW_TAG_member and ud.ref_form[j] == F.DW_FORM_ref4]
+               if ud.abbrevs[ud.codes[ud.ref_die[j]]].tag == F.DW_TAG_member and int(ud.ref_form[j]) in width]
     j = members[-1]
     assert ud.ref_target[j] != ud.offs[base]
     pos = int(ud.ref_pos[j])
-    info[pos:pos + 4] = (ud.offs[base] - last.off).to_bytes(4, "little")
+    w = width[int(ud.ref_form[j])]
+    info[pos:pos + w] = (ud.offs[base] - last.off).to_bytes(w, "little")
     problems = verify(secs, dict(new, **{".debug_info": bytes(info)}))
     assert problems
 

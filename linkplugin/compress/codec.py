@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator
 
 from linkplugin.compress import shards
-from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, Layout
+from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
 from linkplugin.errors import LinkpluginError
 from linkplugin.pool import run_tasks, warm_up
 
@@ -188,6 +188,9 @@ def describe(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Lay
         codec = {ELFCOMPRESS_ZLIB: "zlib", ELFCOMPRESS_ZSTD: "zstd"}.get(kind)
         if codec is None:
             raise LinkpluginError(f"section {name}: unknown compression type {kind}")
+        if align & (align - 1) or align > MAX_MOVED_ALIGN:
+            # It becomes the plain section's sh_addralign when decompressed.
+            raise LinkpluginError(f"section {name}: compression header has alignment {align}")
         return codec, size, align
     # Legacy GNU .zdebug_*: "ZLIB", big-endian 64-bit size, zlib stream.
     if len(raw) < 12 or bytes(raw[:4]) != b"ZLIB":

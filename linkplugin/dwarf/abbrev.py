@@ -29,7 +29,23 @@ class Abbrev(NamedTuple):
 
 
 def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
-    """The table at ``off``: {code: Abbrev} and the offset after its terminating 0."""
+    """The table at ``off``: {code: Abbrev} and the offset after its terminating 0 (remembered
+    per section and offset: the hash and rewrite phases both read every unit's table)."""
+    global _tables_of
+    if _tables_of is not d:  # another section (a new job): forget the old one's tables
+        _tables.clear()
+        _tables_of = d
+    got = _tables.get(off)
+    if got is None:
+        got = _tables[off] = _parse_abbrev_table(d, off)
+    return got
+
+
+_tables: dict[int, tuple[dict[int, "Abbrev"], int]] = {}
+_tables_of: bytes | None = None  # the section ``_tables`` belongs to
+
+
+def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     table: dict[int, Abbrev] = {}
     p = off
     try:
@@ -182,6 +198,66 @@ def _build_plan(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Pl
         exec(compile(src, "<dwarf-plan>", "exec"), env)
         fn = _source_cache[src] = env["plan"]
     return fn
+
+
+# Op codes of the compiled scanner's programs (the same plans as ``_build_plan``, as data): each
+# op is four ints (op, a, b, c); see linkplugin/dwarf/_scan.pyx.
+OP_END, OP_SKIP, OP_REF4, OP_UREF, OP_REFADDR, OP_LOC, OP_REFUDATA, OP_LOCLISTX, OP_LEB, OP_STRING, OP_BLOCK = range(11)
+_BLOCK_LEN = {F.DW_FORM_block1: 1, F.DW_FORM_block2: 2, F.DW_FORM_block4: 4, F.DW_FORM_block: 0,
+              F.DW_FORM_exprloc: 0}
+
+
+def scan_program(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> list[int] | None:
+    """The plan of ``_build_plan`` as an op list for the compiled scanner (None: DW_FORM_indirect,
+    which only the pure-Python decoder handles)."""
+    ops: list[int] = []
+    k = 0
+
+    def flush() -> None:
+        nonlocal k
+        if k:
+            ops.extend((OP_SKIP, k, 0, 0))
+            k = 0
+
+    for at, form, _ in specs:
+        size = form_size(form, version, O, A)
+        loc = at in F.LOCATION_ATTRS
+        if form == F.DW_FORM_ref4 and at != F.DW_AT_sibling:
+            flush()
+            ops.extend((OP_REF4, 4, 0, 0))
+        elif form in F.UNIT_REF_FORMS and size is not None:
+            flush()
+            ops.extend((OP_UREF, size, form, at))
+        elif form == F.DW_FORM_ref_addr:
+            flush()
+            ops.extend((OP_REFADDR, size, form, at))
+        elif loc and (form == F.DW_FORM_sec_offset or (version < 4 and form in (F.DW_FORM_data4, F.DW_FORM_data8))):
+            flush()
+            ops.extend((OP_LOC, size, form, at))
+        elif size is not None:
+            k += size
+        elif form == F.DW_FORM_ref_udata:
+            flush()
+            ops.extend((OP_REFUDATA, 0, form, at))
+        elif form == F.DW_FORM_loclistx and loc:
+            flush()
+            ops.extend((OP_LOCLISTX, 0, form, at))
+        elif form in F.ULEB_FORMS or form == F.DW_FORM_sdata:
+            flush()
+            ops.extend((OP_LEB, 0, 0, 0))
+        elif form == F.DW_FORM_string:
+            flush()
+            ops.extend((OP_STRING, 0, 0, 0))
+        elif form in F.BLOCK_FORMS:
+            flush()
+            ops.extend((OP_BLOCK, _BLOCK_LEN[form], int(form == F.DW_FORM_exprloc or at in F.EXPR_BLOCK_ATTRS), 0))
+        elif form == F.DW_FORM_indirect:
+            return None
+        else:
+            raise DwarfError(f"unknown attribute form 0x{form:x}")
+    flush()
+    ops.extend((OP_END, 0, 0, 0))
+    return ops
 
 
 def _expr(d: bytes, s: int, e: int, i: int, u: int, X: list, A: int, O: int, version: int) -> None:

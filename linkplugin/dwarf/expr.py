@@ -13,8 +13,8 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb, skip_leb
 
 # Opcodes whose operands name a DIE (DWARF 5 and the GNU twins), plus call2/call4.
-_REF_OPS = b"\x98\x99\x9a\xa0\xa4\xa5\xa6\xa7\xa8\xa9\xf2\xf4\xf5\xf6\xf7\xf9\xfa\xfd"
-might_ref = re.compile(b"[" + re.escape(_REF_OPS) + b"]").search
+REF_OPS = b"\x98\x99\x9a\xa0\xa4\xa5\xa6\xa7\xa8\xa9\xf2\xf4\xf5\xf6\xf7\xf9\xfa\xfd"
+might_ref = re.compile(b"[" + re.escape(REF_OPS) + b"]").search
 
 # Operand layouts of the operations that name no DIE: a string of 'u' uleb, 's' sleb, digits =
 # fixed bytes, 'A' address, 'O' offset. Anything not listed is unknown and refused.

@@ -32,9 +32,14 @@ def read_sleb(d: bytes, p: int) -> tuple[int, int]:
             return v, p
 
 
+_ONE_BYTE = [bytes((v,)) for v in range(0x80)]
+
+
 def encode_uleb(v: int, width: int = 0) -> bytes:
     """ULEB128 of ``v``; with ``width`` padded to exactly that many bytes (DWARF allows the
     redundant 0x80 continuation bytes), so an operand can be rewritten in place."""
+    if 0 <= v < 0x80 and width <= 1:  # attribute and form numbers, small codes: most calls
+        return _ONE_BYTE[v]
     out = bytearray()
     while True:
         b = v & 0x7F

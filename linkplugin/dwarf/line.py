@@ -31,6 +31,7 @@ def _join(directory: bytes | None, name: bytes) -> bytes:
 
 
 def _file_names(d: bytes, p: int, strs: bytes, line_strs: bytes, comp_dir: bytes) -> list[bytes | None]:
+    off = p
     length = int.from_bytes(d[p:p + 4], "little")
     p += 4
     osize = 4
@@ -105,9 +106,12 @@ def _file_names(d: bytes, p: int, strs: bytes, line_strs: bytes, comp_dir: bytes
         return out, p
 
     dir_entries, p = entries(p)
+    file_entries, p = entries(p)
+    for e in dir_entries + file_entries:
+        if not isinstance(e.get(DW_LNCT_path, b""), bytes):
+            raise DwarfError(f".debug_line header at 0x{off:x} gives a path in a non-string form")
     dirs5 = [e.get(DW_LNCT_path, b"") for e in dir_entries]
     dirs5 = [_join(dirs5[0], x) if k else x for k, x in enumerate(dirs5)]  # type: ignore[arg-type]
-    file_entries, p = entries(p)
     result: list[bytes | None] = []
     for e in file_entries:
         di = e.get(DW_LNCT_directory_index, 0)

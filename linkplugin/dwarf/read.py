@@ -14,10 +14,14 @@ from typing import Union
 import numpy as np
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import Abbrev, Plan, compile_plan, form_size
+from linkplugin.compiled import load_compiled, note_if_missing
+from linkplugin.dwarf.abbrev import Abbrev, Plan, _expr, compile_plan, form_size, scan_program
+from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
 from linkplugin.dwarf.units import UnitHeader
+
+_scan = load_compiled("linkplugin.dwarf._scan")
 
 
 @dataclass
@@ -40,6 +44,13 @@ class UnitDies:
     xrefs: list[tuple[int, int, int, str, int]] = field(default_factory=list)
     # (die, attribute, form, value) of location-list pointers
     locs: list[tuple[int, int, int, int]] = field(default_factory=list)
+    _arrays: tuple[np.ndarray, ...] | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``offs``, ``codes``, ``parent`` and ``ends`` as int64 arrays (made once)."""
+        if self._arrays is None:
+            self._arrays = tuple(np.array(x, dtype=np.int64) for x in (self.offs, self.codes, self.parent, self.ends))
+        return self._arrays  # type: ignore[return-value]
 
     def attr_end(self, i: int) -> int:
         """Offset after the DIE's own attributes (where its first child or closing null starts)."""
@@ -62,8 +73,84 @@ def unit_plans(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[list[Plan |
     return plans, kids
 
 
+def compiled_decoder() -> bool:
+    """Whether ``decode_unit`` runs the compiled scanner."""
+    return _scan is not None
+
+
+def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The compiled scanner's programs of a unit's table: (ops, start by code, children by code),
+    cached per table and unit shape; None if a plan needs the pure-Python decoder."""
+    key = (id(abbrevs), hdr.version, hdr.offset_size, hdr.addr_size)
+    got = _tables_cache.get(key)
+    if got is not None and got[0] is abbrevs:
+        return got[1]
+    size = max(abbrevs, default=0) + 1
+    start = np.full(size, -1, dtype=np.int64)
+    kids = np.zeros(size, dtype=np.uint8)
+    ops: list[int] = []
+    programs: dict[tuple, int] = {}
+    tables = None
+    if size <= 1 << 16:
+        for code, ab in abbrevs.items():
+            key2 = (ab.raw, hdr.version, hdr.offset_size, hdr.addr_size)
+            at = programs.get(key2)
+            if at is None:
+                prog = _programs.get(key2, False)
+                if prog is False:
+                    if len(_programs) > 8192:
+                        _programs.clear()
+                    prog = _programs[key2] = scan_program(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size)
+                if prog is None:
+                    break
+                at = programs[key2] = len(ops)
+                ops += prog
+            start[code] = at
+            kids[code] = ab.children
+        else:
+            tables = (np.array(ops, dtype=np.int64), start, kids)
+    # The entry keeps the table dict alive, so its id is not reused while cached.
+    if len(_tables_cache) > 4096:
+        _tables_cache.clear()
+    _tables_cache[key] = (abbrevs, tables)
+    return tables
+
+
+_tables_cache: dict[tuple, tuple] = {}
+_programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
+
+
+def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:
+    try:
+        tables = _scan_tables(abbrevs, hdr)
+    except DwarfError:
+        return None
+    if tables is None:
+        return None
+    A, O, V, u = hdr.addr_size, hdr.offset_size, hdr.version, hdr.off
+
+    def expr(d: bytes, s: int, e: int, i: int, X: list) -> None:
+        _expr(d, s, e, i, u, X, A, O, V)
+
+    got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
+    if got is None:
+        return None
+    offs, codes, par, ends, R, S, X, L, arrays = got
+    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L,
+                    arrays)
+
+
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
-    """All DIEs of one unit; DwarfError on anything that cannot be decoded."""
+    """All DIEs of one unit; DwarfError on anything that cannot be decoded.
+
+    The compiled scanner does the work when it is built; on anything it does not accept, the
+    pure-Python decoder below runs instead (and raises the exact error)."""
+    if _scan is not None and d:
+        ud = _decode_compiled(d, hdr, abbrevs)
+        if ud is not None:
+            return ud
+    else:
+        note_if_missing()
     try:
         plans, kids = unit_plans(abbrevs, hdr)
     except DwarfError as exc:
@@ -122,15 +209,24 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
     return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, offs, R, S), X, L)
 
 
-def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: list
+def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: list[int] | np.ndarray, S: list | np.ndarray
                  ) -> tuple[np.ndarray, ...]:
-    """The reference arrays from the ref4 positions ``R`` and the other references ``S``."""
+    """The reference arrays from the ref4 positions ``R`` and the other references ``S`` (tuples
+    or rows of (DIE, position, form, attribute, target))."""
     raw = np.frombuffer(d, dtype=np.uint8)
-    rp = np.array(R, dtype=np.int64)
+    rp = np.asarray(R, dtype=np.int64)
     rt = (raw[rp].astype(np.int64) | raw[rp + 1].astype(np.int64) << 8 | raw[rp + 2].astype(np.int64) << 16
           | raw[rp + 3].astype(np.int64) << 24) + hdr.off
-    if S:
-        sa = np.array(S, dtype=np.int64).reshape(-1, 5)
+    if len(S):
+        size = len(d)
+        if isinstance(S, list):
+            for _, pos, _, _, target in S:
+                if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
+                    raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
+        sa = np.asarray(S, dtype=np.int64).reshape(-1, 5)
+        outside = (sa[:, 4] < 0) | (sa[:, 4] >= size)  # the compiled scanner's int64 may have wrapped
+        if outside.any():
+            raise DwarfError(f"reference at 0x{int(sa[outside][0, 1]):x} points past the end of .debug_info")
         pos = np.concatenate([rp, sa[:, 1]])
         form = np.concatenate([np.full(len(rp), F.DW_FORM_ref4, np.int64), sa[:, 2]])
         at = np.concatenate([np.full(len(rp), -1, np.int64), sa[:, 3]])
@@ -139,7 +235,7 @@ def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: li
         pos, form, at, target = pos[order], form[order], at[order], target[order]
     else:
         pos, form, at, target = rp, np.full(len(rp), F.DW_FORM_ref4, np.int64), np.full(len(rp), -1, np.int64), rt
-    die = np.searchsorted(np.array(offs, dtype=np.int64), pos, side="right") - 1
+    die = np.searchsorted(np.asarray(offs, dtype=np.int64), pos, side="right") - 1
     local = form != F.DW_FORM_ref_addr
     if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
         bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])

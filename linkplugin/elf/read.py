@@ -1,4 +1,9 @@
-"""Read an ELF file's structure (with pyelftools) and its sections' bytes.
+"""Read an ELF file's structure and its sections' bytes: the one place where input enters.
+
+Every header value later code relies on is checked here, once: the header tables and every
+section with bytes lie inside the file, indices point at sections that exist, alignments are
+powers of two, names are terminated inside the section name table. Anything else is a
+LinkpluginError naming the file, so the layers above can trust what they are given.
 
 The file is mapped read-only: the input is never modified, and sections are
 handed out as memoryviews so that large debug sections are not copied.
@@ -7,16 +12,16 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError, ELFParseError
-from elftools.elf.elffile import ELFFile
-
-from linkplugin.elf.structs import (SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHT_NOBITS,
-                                    Layout, layout)
+from linkplugin.elf.structs import (EHDR_FIELDS, PN_XNUM, SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHN_XINDEX,
+                                    SHT_DYNSYM, SHT_GROUP, SHT_LOPROC, SHT_NOBITS, SHT_PROGBITS, SHT_SYMTAB,
+                                    SHT_SYMTAB_SHNDX, Layout, layout)
 from linkplugin.errors import LinkpluginError
 
+# Entry sizes (by ELF class) of the tables whose contents the writer reads.
+_ENTRY_SIZE = {SHT_SYMTAB: {64: 24, 32: 16}, SHT_DYNSYM: {64: 24, 32: 16}, SHT_GROUP: {64: 4, 32: 4},
+               SHT_SYMTAB_SHNDX: {64: 4, 32: 4}}
 
 @dataclass
 class Section:
@@ -42,9 +47,11 @@ class Section:
 
     @property
     def is_debug(self) -> bool:
-        """A DWARF section compressors work on: non-allocated, with bytes."""
+        """A DWARF section compressors work on: non-allocated, with bytes, of the type DWARF is
+        kept in (a ``.debug_*`` symbol table or group is left alone)."""
         return (self.name.startswith((".debug_", ".zdebug_")) and not self.is_alloc
-                and self.has_bytes)
+                and self.has_bytes and (self.header["sh_type"] == SHT_PROGBITS
+                                        or self.header["sh_type"] >= SHT_LOPROC))
 
 
 class ElfImage:
@@ -67,44 +74,88 @@ class ElfImage:
             raise
 
     def _parse(self) -> None:
-        if bytes(self.data[:4]) != b"\x7fELF":
+        data, size = self.data, len(self.data)
+        if size < 16 or bytes(data[:4]) != b"\x7fELF":
             raise LinkpluginError(f"{self.path}: not an ELF file")
-        if len(self.data) < (64 if self.data[4] == 2 else 52):
+        if data[4] not in (1, 2) or data[5] not in (1, 2):
+            raise LinkpluginError(f"{self.path}: not an ELF file (unknown class {data[4]} or byte order {data[5]})")
+        self.elfclass = 64 if data[4] == 2 else 32
+        self.little_endian = data[5] == 1
+        self.layout: Layout = layout(self.elfclass, self.little_endian)
+        lay = self.layout
+        ehdr_size = 16 + lay.ehdr.size
+        if size < ehdr_size:
             raise LinkpluginError(f"{self.path}: ELF header is truncated")
-        try:
-            elf = ELFFile(self._file)
-            self.elfclass = elf.elfclass
-            self.little_endian = elf.little_endian
-            self.e_type = elf.header["e_type"]
-            self.machine = elf.header["e_machine"]
-            self.ehsize = elf.header["e_ehsize"]
-            shoff, shentsize = elf.header["e_shoff"], elf.header["e_shentsize"]
-            self.layout: Layout = layout(self.elfclass, self.little_endian)
-            if shoff == 0:
-                raise LinkpluginError(f"{self.path}: has no section header table")
-            if shentsize != self.layout.shdr.size:
-                raise LinkpluginError(f"{self.path}: unexpected section header size {shentsize}")
-            count = elf.num_sections()
-            if shoff + count * shentsize > len(self.data):
-                raise LinkpluginError(f"{self.path}: section header table lies past the end of "
-                                      f"the file (truncated?)")
-            self.phdr_range = (elf.header["e_phoff"],
-                               elf.header["e_phoff"] + elf.header["e_phnum"] * elf.header["e_phentsize"])
-            self.segments = [(seg["p_offset"], seg["p_filesz"]) for seg in elf.iter_segments()]
-            self.shstrndx = elf.get_shstrndx()
-            self.sections = []
-            for i in range(count):
-                header = self.layout.shdr.unpack_from(self.data, shoff + i * shentsize)
-                sec = elf.get_section(i)
-                self.sections.append(Section(i, sec.name, dict(zip(SHDR_FIELDS, header))))
-        except (ELFError, ELFParseError, struct.error, UnicodeDecodeError, ValueError) as exc:
-            raise LinkpluginError(f"{self.path}: malformed ELF file: {exc}") from None
-        if self.phdr_range[1] > len(self.data):
+        h = dict(zip(EHDR_FIELDS, lay.ehdr.unpack_from(data, 16)))
+        self.e_type, self.machine, self.ehsize = h["e_type"], h["e_machine"], h["e_ehsize"]
+        if self.ehsize != ehdr_size:
+            raise LinkpluginError(f"{self.path}: malformed ELF header (e_ehsize {self.ehsize}, not {ehdr_size})")
+        shoff, shentsize = h["e_shoff"], h["e_shentsize"]
+        if shoff == 0:
+            raise LinkpluginError(f"{self.path}: has no section header table")
+        if shentsize != lay.shdr.size:
+            raise LinkpluginError(f"{self.path}: unexpected section header size {shentsize}")
+        if shoff + shentsize > size:
+            raise LinkpluginError(f"{self.path}: section header table lies past the end of the file (truncated?)")
+        first = dict(zip(SHDR_FIELDS, lay.shdr.unpack_from(data, shoff)))
+        # Extended numbering: counts that do not fit the ELF header live in section 0.
+        count = h["e_shnum"] or first["sh_size"]
+        if count == 0 or shoff + count * shentsize > size:
+            raise LinkpluginError(f"{self.path}: section header table lies past the end of the file (truncated?)")
+        self.shstrndx = first["sh_link"] if h["e_shstrndx"] == SHN_XINDEX else h["e_shstrndx"]
+        phnum = first["sh_info"] if h["e_phnum"] == PN_XNUM else h["e_phnum"]
+        phoff = h["e_phoff"]
+        if phnum and h["e_phentsize"] != lay.phdr.size:
+            raise LinkpluginError(f"{self.path}: unexpected program header size {h['e_phentsize']}")
+        self.phdr_range = (phoff, phoff + phnum * lay.phdr.size) if phnum else (0, 0)
+        if self.phdr_range[1] > size:
             raise LinkpluginError(f"{self.path}: program headers lie past the end of the file (truncated?)")
-        for sec in self.sections:
-            if sec.has_bytes and sec.header["sh_offset"] + sec.header["sh_size"] > len(self.data):
-                raise LinkpluginError(f"{self.path}: section {sec.name or sec.index} lies past the "
-                                      f"end of the file (truncated?)")
+        self.segments = []
+        for i in range(phnum):
+            ph = dict(zip(lay.phdr_fields, lay.phdr.unpack_from(data, phoff + i * lay.phdr.size)))
+            if ph["p_filesz"] and ph["p_offset"] + ph["p_filesz"] > size:
+                raise LinkpluginError(f"{self.path}: segment {i} lies past the end of the file (truncated?)")
+            self.segments.append((ph["p_offset"], ph["p_filesz"]))
+        headers = [first] + [dict(zip(SHDR_FIELDS, lay.shdr.unpack_from(data, shoff + i * shentsize)))
+                             for i in range(1, count)]
+        if self.shstrndx >= count or headers[self.shstrndx]["sh_type"] == SHT_NOBITS or self.shstrndx == 0:
+            raise LinkpluginError(f"{self.path}: malformed ELF file: no section name table "
+                                  f"(index {self.shstrndx} of {count} sections)")
+        for i, sh in enumerate(headers[1:], 1):
+            align = sh["sh_addralign"]
+            if align & (align - 1):
+                raise LinkpluginError(f"{self.path}: section [{i}] has alignment {align}, not a power of two")
+            entry = _ENTRY_SIZE.get(sh["sh_type"], {}).get(self.elfclass, 1)
+            if sh["sh_type"] != SHT_NOBITS and sh["sh_size"] % entry:
+                # The writer reads the section indices these tables hold.
+                raise LinkpluginError(f"{self.path}: section [{i}] of type {sh['sh_type']} is not a whole "
+                                      f"number of {entry}-byte entries")
+            start, end = sh["sh_offset"], sh["sh_offset"] + sh["sh_size"]
+            if sh["sh_type"] == SHT_NOBITS or start == end:
+                continue
+            if end > size:
+                raise LinkpluginError(f"{self.path}: section [{i}] lies past the end of the file (truncated?)")
+            # The writer zeroes the old place of a section it moves: that place must not hold
+            # the headers or part of a segment.
+            if start < ehdr_size or (phnum and start < self.phdr_range[1] and end > self.phdr_range[0]):
+                raise LinkpluginError(f"{self.path}: section [{i}] overlaps the ELF or program headers")
+            if not sh["sh_flags"] & SHF_ALLOC and any(
+                    filesz and start < off + filesz and end > off and not (off <= start and end <= off + filesz)
+                    for off, filesz in self.segments):
+                raise LinkpluginError(f"{self.path}: section [{i}] lies partly inside a segment")
+        names = headers[self.shstrndx]
+        table = bytes(data[names["sh_offset"]:names["sh_offset"] + names["sh_size"]])
+        self.sections = [Section(i, self._name(table, sh["sh_name"], i), sh) for i, sh in enumerate(headers)]
+
+    def _name(self, table: bytes, at: int, index: int) -> str:
+        if index == 0:
+            return ""
+        end = table.find(b"\0", at) if at < len(table) else -1
+        if end < 0:
+            raise LinkpluginError(f"{self.path}: malformed ELF file: the name of section [{index}] lies outside "
+                                  f"the section name table")
+        # Names are compared and written back, never shown as text only: keep every byte.
+        return table[at:end].decode("utf-8", "surrogateescape")
 
     def raw(self, sec: Section) -> memoryview:
         """The bytes a section holds in the file (compressed or not)."""

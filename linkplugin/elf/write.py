@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from linkplugin.elf.read import ElfImage, Section
-from linkplugin.elf.structs import (SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
+from linkplugin.elf.structs import (MAX_MOVED_ALIGN, SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
                                     SHT_GROUP, SHT_REL, SHT_RELA, SHT_SYMTAB, SHT_SYMTAB_SHNDX)
 from linkplugin.errors import LinkpluginError
 
@@ -89,7 +89,7 @@ def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, 
     table = bytearray(image.raw(shstr))
     offsets = {}
     for index, name in sorted(renamed.items()):
-        encoded = name.encode() + b"\0"
+        encoded = name.encode("utf-8", "surrogateescape") + b"\0"
         at = table.find(encoded)
         while at > 0 and table[at - 1] != 0:  # only a whole string, or a suffix match
             at = table.find(encoded, at + 1)
@@ -184,6 +184,9 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         rep = replace.get(sec.index)
         data = rep.data if rep is not None else image.raw(sec)
         align = (rep.header.get("sh_addralign") if rep else None) or sec.header["sh_addralign"]
+        if align > MAX_MOVED_ALIGN:
+            raise LinkpluginError(f"{image.path}: section {sec.name} asks for alignment {align}; linkplugin "
+                                  f"moves sections aligned to at most {MAX_MOVED_ALIGN}")
         cursor = _align(cursor, align)
         new_offsets[sec.index] = (cursor, len(data))
         chunks.append((cursor, data))

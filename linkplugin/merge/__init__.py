@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from linkplugin.errors import LinkpluginError
+from linkplugin.index import rebuild_indexes
 from linkplugin.dwarf.units import parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.merge.layout import assemble
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.rewrite import UnitOutput, rewrite_chunk
+from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import SharedSections, shared_sections
-from linkplugin.merge.sections import INDEX_SECTIONS, patch_location_lists, rewrite_aranges
+from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks
 
@@ -84,6 +85,18 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
     info = sections.get(".debug_info")
     if not info:
         raise LinkpluginError("the file has no .debug_info to merge")
+    if ".debug_types" in sections:
+        # gdb 13 crashes reading a file that has DWARF 4 type units (.debug_types) and
+        # references between .debug_info units (dwz's output of such a file too): we do not
+        # write that construct.
+        n_units = len(parse_units(info))
+        result = MergeResult(warnings=[
+            "the file has DWARF 4 type units (.debug_types): gdb cannot follow references between units "
+            "in such a file; .debug_info left unmerged"])
+        result.stats = {"units": n_units, "verbatim_units": n_units, "bytes": {}}
+        if stats is not None:
+            stats.update(result.stats)
+        return result
     with no_gc():
         return _merge(sections, jobs, stats, timings)
 
@@ -111,13 +124,18 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     with _phase(timings, "table"):
         removals = choose_winners(analyses)
     with _phase(timings, "rewrite"):
+        # Two passes: the first learns each unit's reference width and abbreviation uses, from
+        # which one abbreviation table shared by every rewritten unit is numbered (most used
+        # first); the second writes the units with it.
         jobs_of = [[(u, analyses[u].verbatim, removals[u]) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j) for j in jobs_of], jobs)
+        plans: list[UnitPlan] = [p for part in run_tasks(plan_chunk, [(src, j) for j in jobs_of], jobs) for p in part]
+        codes, table = shared_table(plans)
+        jobs_of2 = [[(u, analyses[u].verbatim, removals[u], plans[u].local_width) for u in c] for c in chunks]
+        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
-        prefix = sections.get(".debug_abbrev") if ".debug_types" in sections else None
         new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, [a.offs for a in analyses],
-                                                                removals, prefix)
+                                                                removals, table)
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
         result.replace[".debug_abbrev"] = new_abbrev
@@ -130,13 +148,19 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
             patches = [p for u, o in zip(units, outputs) if version_ok(u.version) for p in o.loc_patches]
             if values or patches:
                 result.replace[name] = patch_location_lists(sections[name], values, patches, resolve)
-        for name in INDEX_SECTIONS:
-            if name in sections:
-                result.drop.append(name)
-                result.warnings.append(f"{name} dropped: it indexes .debug_info offsets and is not rebuilt")
+        # Name indexes hold unit and DIE offsets: rewritten for the new ones, or dropped.
+        rebuilt = rebuild_indexes(sections, new_info, units, new_unit_off, resolve.many, set(result.replace))
+        result.replace.update(rebuilt.replace)
+        result.drop += rebuilt.drop
+        result.warnings += rebuilt.warnings
+    # One line per reason (a program with type units has hundreds of them).
+    left: dict[str, list[int]] = {}
     for u, o in zip(units, outputs):
         if o.verbatim:
-            result.warnings.append(f"unit at 0x{u.off:x} left as it is: {o.verbatim}")
+            left.setdefault(o.verbatim, []).append(u.off)
+    for reason, offs in left.items():
+        result.warnings.append(f"unit at 0x{offs[0]:x} left as it is: {reason}" if len(offs) == 1 else
+                               f"{len(offs)} units left as they are (the first at 0x{offs[0]:x}): {reason}")
 
     n_types = sum(len(a.roots) for a in analyses)
     removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
@@ -147,6 +171,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         "types": n_types,
         "duplicates_removed": removed,
         "verbatim_units": sum(1 for o in outputs if o.verbatim),
+        "tags": _tag_table(outputs),
         # (before, after) of every section changed or dropped
         "bytes": {**{name: (len(sections[name]), len(data)) for name, data in result.replace.items()},
                   **{name: (len(sections[name]), 0) for name in result.drop}},
@@ -154,6 +179,16 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:
+    """{DW_TAG: (DIEs before, DIEs after)} over every unit, by tag."""
+    table: dict[int, tuple[int, int]] = {}
+    for o in outputs:
+        for tag, before, after in o.tags:
+            b, a = table.get(tag, (0, 0))
+            table[tag] = (b + before, a + after)
+    return dict(sorted(table.items()))
 
 
 __all__ = ["MergeResult", "merge_sections"]

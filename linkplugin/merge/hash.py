@@ -31,9 +31,14 @@ from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge import fasthash
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
+
+
+_DW_AT_decl_line = 0x3B
+_DW_TAG_typedef = 0x16
 
 
 class UnitAnalysis(NamedTuple):
@@ -44,6 +49,7 @@ class UnitAnalysis(NamedTuple):
     hashes: list[bytes]       # 128-bit hash of each root
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
+    names: list[bytes | None]  # digest of each named root's (namespaces, name, declaring file)
 
 
 def _digest(obj: object) -> bytes:
@@ -52,8 +58,13 @@ def _digest(obj: object) -> bytes:
     return hashlib.blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
 
 
-def _cstr(d: bytes, p: int) -> bytes:
-    return d[p:d.index(0, p)]
+def _cstr(d: bytes, p: int, section: str = ".debug_str") -> bytes:
+    """The string at ``p``; an offset past the section, or a string without its terminator, is
+    a DwarfError (not the ValueError of ``bytes.index``)."""
+    end = d.find(0, p) if 0 <= p < len(d) else -1
+    if end < 0:
+        raise DwarfError(f"string offset 0x{p:x} lies past the end of {section} or its last string")
+    return d[p:end]
 
 
 class UnitEnv:
@@ -78,7 +89,7 @@ class UnitEnv:
         if form == F.DW_FORM_strp:
             return self.strp(value)  # type: ignore[arg-type]
         if form == F.DW_FORM_line_strp:
-            return _cstr(self.secs.get(".debug_line_str", b""), value)  # type: ignore[arg-type]
+            return _cstr(self.secs.get(".debug_line_str", b""), value, ".debug_line_str")  # type: ignore[arg-type]
         if form in F.STRX_FORMS:
             o = self.hdr.offset_size
             p = self.str_offsets_base + value * o  # type: ignore[operator]
@@ -145,26 +156,28 @@ def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict
 
 def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.ndarray]:
     """DIE indexes of the unit's mergeable roots and of the end of their subtrees."""
-    tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
-    decl_form = {code: form for code, ab in ud.abbrevs.items() for at, form, _ in ab.specs
-                 if at == F.DW_AT_declaration}
+    size = max(ud.abbrevs) + 1
+    tag_of = np.zeros(size, dtype=np.int64)
+    decl_of = np.zeros(size, dtype=np.int64)  # form of DW_AT_declaration (0: none)
+    for code, ab in ud.abbrevs.items():
+        tag_of[code] = ab.tag
+        decl_of[code] = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
+    offs, codes, par, ends_a = ud.arrays()
+    tags = tag_of[codes]
+    # Namespaces at unit or namespace level (parents come before their children).
     ns_ok = {0}
-    roots = []
-    codes, par = ud.codes, ud.parent
-    for j in range(1, len(codes)):
-        if par[j] not in ns_ok:
-            continue
-        tag = tag_of[codes[j]]
-        if tag in F.TYPE_TAGS:
-            roots.append(j)
-        elif tag == F.DW_TAG_namespace:
+    for j in np.flatnonzero(tags == F.DW_TAG_namespace).tolist():
+        if ud.parent[j] in ns_ok:
             ns_ok.add(j)
-        elif tag in F.DECL_TAGS:
-            decl = decl_form.get(codes[j])
-            if decl == F.DW_FORM_flag_present or (decl is not None and die_attrs(info, ud, j)[F.DW_AT_declaration][1]):
-                roots.append(j)
-    r = np.array(roots, dtype=np.int64)
-    ends = np.searchsorted(np.array(ud.offs, dtype=np.int64), np.array(ud.ends, dtype=np.int64)[r], side="left")
+    level = np.isin(par, np.fromiter(ns_ok, dtype=np.int64))
+    level[0] = False
+    roots = level & np.isin(tags, np.fromiter(F.TYPE_TAGS, dtype=np.int64))
+    decls = level & np.isin(tags, np.fromiter(F.DECL_TAGS, dtype=np.int64)) & (decl_of[codes] != 0)
+    roots |= decls & (decl_of[codes] == F.DW_FORM_flag_present)
+    for j in np.flatnonzero(decls & (decl_of[codes] != F.DW_FORM_flag_present)).tolist():
+        roots[j] = bool(die_attrs(info, ud, j)[F.DW_AT_declaration][1])
+    r = np.flatnonzero(roots).astype(np.int64)
+    ends = np.searchsorted(offs, ends_a[r], side="left")
     return r, ends.astype(np.int64)
 
 
@@ -195,7 +208,7 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool))
+        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [])
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -221,8 +234,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         at_names = {at for at, _, _ in ud.abbrevs[ud.codes[r]].specs}
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
-    hashes = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned)
+    hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
+    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names)
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -277,7 +290,7 @@ class _RefCtx:
 
 
 def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root_ends: np.ndarray,
-                root_of: np.ndarray, unique: np.ndarray) -> list[bytes]:
+                root_of: np.ndarray, unique: np.ndarray) -> tuple[list[bytes], list[bytes | None]]:
     hdr = ud.hdr
     n_roots = len(roots)
     offs, codes, parent = ud.offs, ud.codes, ud.parent
@@ -287,14 +300,18 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     roots_l = roots.tolist()
     ends_l = root_ends.tolist()
     ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
+    if fasthash.available():  # the same tokens, written and digested in C (fasthash.py)
+        nss = [_namespaces(info, ud, env, r, ns_memo) for r in roots_l]
+        prefixes = [marshal.dumps((base_ctx, ns, hdr.off if unique[k] else None), 2) for k, ns in enumerate(nss)]
+        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, nss, _finish_scc)
+        if got is not None:
+            return got
     # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
-    per_code = {code: ((ab.tag, ab.children),
-                       compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw),
-                       tuple(at for at, _, _ in ab.specs), tuple(ic for _, _, ic in ab.specs))
-                for code, ab in ud.abbrevs.items()}
+    per_code = {code: _code_tokens(ab, hdr) for code, ab in ud.abbrevs.items()}
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
     toks: list[list] = []
     edges: list[list[int]] = []
+    names: list[bytes | None] = []
     for k in range(n_roots):
         r, e = roots_l[k], ends_l[k]
         out: list = [base_ctx, _namespaces(info, ud, env, r, ns_memo)]
@@ -306,7 +323,10 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
             o = offs[j]
             p = o + 1 if info[o] < 0x80 else read_uleb(info, o)[1]
             out.append((head, parent[j] - r if j > r else -1))
+            first = len(out)
             tok(info, p, ctx, out, attrs, consts)
+            if j == r:
+                names.append(_name_key(out, first))
         toks.append(out)
         edges.append(ctx.edges)
     hashes: list[bytes] = [b""] * n_roots
@@ -318,7 +338,34 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
                                 if edges[k] else toks[k])
         else:
             _hash_scc(scc, toks, edges, hashes)
-    return hashes
+    return hashes, names
+
+
+def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
+    """Head token, tokenizer, attribute numbers and implicit constants of an abbreviation."""
+    return ((ab.tag, ab.children), compile_tokenizer(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, ab.raw),
+            tuple(at for at, _, _ in ab.specs), tuple(ic for _, _, ic in ab.specs))
+
+
+def _name_key(out: list, first: int) -> bytes | None:
+    """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
+    declaring file, from the root DIE's tokens ``out[first:]``, followed by one byte: 1 for a
+    typedef (gdb prints the type it names), else 0 and its declaring line (all gdb prints of a
+    struct, enum or base type); None for an unnamed root. fasthash.hash_roots makes the same keys
+    from the compiled token stream: change both together (tests/test_compiled_core.py)."""
+    name = file = line = None
+    for t in out[first:]:
+        if t[0] == F.DW_AT_name:
+            name = t
+        elif t[0] == F.DW_AT_decl_file:
+            file = t
+        elif t[0] == _DW_AT_decl_line:
+            line = t
+    if name is None:
+        return None
+    if out[first - 1][0][0] == _DW_TAG_typedef:
+        return _digest((out[1], name, file)) + b"\1"
+    return _digest((out[1], name, file)) + b"\0" + _digest(line)
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:
@@ -328,7 +375,13 @@ def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: 
         local[k] = _digest([
             t if t[1:2] != ("R",) else ((t[0], "C", t[3]) if t[2] in members else (t[0], "T", hashes[t[2]], t[3]))
             for t in toks[k]])
+    _finish_scc(scc, local, edges, hashes)
 
+
+def _finish_scc(scc: list[int], local: dict[int, bytes], edges: list[list[int]], hashes: list[bytes]) -> None:
+    """The SCC's member hashes from each member's ``local`` digest (its tokens with references to
+    members as their relative position only)."""
+    members = set(scc)
     inner = {k: [e for e in edges[k] if e in members] for k in scc}
 
     def serial(entry: int) -> tuple[bytes, dict[int, int]]:

@@ -61,32 +61,33 @@ class Resolver:
 
 
 def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
-             removals: list[Removals], keep_abbrev_prefix: bytes | None
+             removals: list[Removals], shared_abbrev: bytes = b""
              ) -> tuple[bytes, bytes, list[int], Resolver]:
-    """(new .debug_info, new .debug_abbrev, new unit offsets, resolver)."""
+    """(new .debug_info, new .debug_abbrev, new unit offsets, resolver). A unit output with an
+    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units."""
     new_unit_off = []
     pos = 0
     for out in outputs:
         new_unit_off.append(pos)
         pos += len(out.body)
     resolve = Resolver(units, offs, removals, outputs, new_unit_off)
-    # Identical tables are shared; with .debug_types present the old section stays as a prefix
-    # because type units keep their abbreviation offsets.
-    abbrev = bytearray(keep_abbrev_prefix or b"")
+    # Identical tables (the shared one, those of units copied as they are) are written once.
+    abbrev = bytearray()
     table_at: dict[bytes, int] = {}
     info = bytearray(pos)
     patches: list[np.ndarray] = []  # (position in the new .debug_info, width, old target) rows
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
         info[base:base + len(out.body)] = out.body
-        at = table_at.get(out.abbrev)
+        own = out.abbrev or shared_abbrev
+        at = table_at.get(own)
         if at is None:
-            at = table_at[out.abbrev] = len(abbrev)
-            abbrev += out.abbrev
+            at = table_at[own] = len(abbrev)
+            abbrev += own
         hdr = units[u]
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
-        if out.patches:
+        if len(out.patches):  # a list of tuples, or int64 rows from the compiled copy loop
             patches.append(np.array(out.patches, dtype=np.int64).reshape(-1, 3) + (base, 0, 0))
     if patches:
         _write_patches(info, np.concatenate(patches), resolve)

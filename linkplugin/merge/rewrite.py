@@ -1,16 +1,23 @@
-"""Phase 3 (parallel per unit): the unit's new bytes and abbreviation table.
+"""Phase 3 (parallel per unit, two passes): the units' new bytes and their abbreviation table.
 
 Surviving DIEs are copied; DW_AT_sibling is dropped; a reference to a surviving DIE of the same
-unit becomes DW_FORM_ref4 with its new offset; any other reference (to a removed duplicate, to a
-DIE inside one, to another unit) becomes DW_FORM_ref_addr with a placeholder that the serial
-layout phase fills once every unit's place is known. DIE-naming operands of expressions keep
-their width (ULEB128 is padded), so expressions and location lists never change size; if a new
-value does not fit, the unit is copied verbatim instead. The abbreviation table is rebuilt with
-codes in order of first use, so a unit that is already merged comes out byte for byte the same.
+unit becomes DW_FORM_ref1, ref2 or ref4 (the smallest that holds every offset of the unit) with
+its new offset; any other reference (to a removed duplicate, to a DIE inside one, to another
+unit) becomes DW_FORM_ref_addr with a placeholder that the serial layout phase fills once every
+unit's place is known. DIE-naming operands of expressions keep their width (ULEB128 is padded),
+so expressions and location lists never change size; if a new value does not fit, the unit is
+copied verbatim instead. A DIE whose DW_AT_specification / DW_AT_abstract_origin target moved to
+another unit gets its own DW_AT_decl_file (see ``_own_decl_files``).
+
+The first pass (``plan_chunk``) rewrites each unit with its own table to learn its reference
+width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
+abbreviations, most used first, and the second pass (``rewrite_chunk`` with ``codes``) writes
+every unit with that one shared table.
 """
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from typing import NamedTuple
 
 import numpy as np
@@ -19,8 +26,9 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_uleb
-from linkplugin.dwarf.read import UnitDies
+from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
@@ -28,6 +36,10 @@ from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into
+DW_AT_abstract_origin = 0x31
+DW_AT_specification = 0x47
+DW_TAG_inlined_subroutine = 0x1D
+_FOLLOWED = (DW_AT_specification, DW_AT_abstract_origin)
 
 
 class UnitOutput(NamedTuple):
@@ -39,33 +51,99 @@ class UnitOutput(NamedTuple):
     loc_values: list[tuple[int, bytes]]   # (position in the location-list section, new bytes)
     loc_patches: list[Patch]  # positions in the location-list section to resolve
     dies_out: int
+    local_width: int = 4      # width of the unit-local references
+    uses: list[tuple[AbbrevKey, int]] = []  # DIEs per abbreviation of ``abbrev`` (own table only)
+    tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
 
 
 class _NoFit(Exception):
     """A rewritten expression operand does not fit its old width."""
 
 
-def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitOutput]:
-    """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals)."""
+AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
+
+
+class UnitPlan(NamedTuple):
+    """What the first rewrite pass learns of a unit: the width of its unit-local references and
+    how many of its DIEs use each abbreviation (empty for a unit copied as it is)."""
+    local_width: int
+    uses: list[tuple[AbbrevKey, int]]
+
+
+def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitPlan]:
+    """Worker entry, first pass: each job is (unit index, verbatim reason, removals)."""
     with no_gc():
         secs = worker_sections(src)
-        decoded = unit_cache(src)
-        info = secs[".debug_info"]
-        units = parse_units(info)
-        cache: dict[int, dict[int, Abbrev]] = {}
         out = []
         for u, reason, rem in jobs:
-            ud = decoded.pop(u, None)
-            if ud is None:  # the hash phase decoded it in another process
-                ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), units[u], cache)
+            plan = UnitPlan(0, [])
             if not reason:
                 try:
-                    out.append(_rewrite(secs, ud, rem))
+                    got = _rewrite_smallest(secs, _unit(src, secs, u, keep=True), rem)
+                    plan = UnitPlan(got.local_width, got.uses)
+                except _NoFit:
+                    pass  # the second pass copies it as it is
+            out.append(plan)
+        return out
+
+
+def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
+                  codes: dict[AbbrevKey, bytes] | None = None) -> list[UnitOutput]:
+    """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals, width of
+    the unit-local references (0: the smallest that fits)). With ``codes`` (the code of every
+    key of the shared table) units use the shared table, and their ``abbrev`` is empty."""
+    with no_gc():
+        secs = worker_sections(src)
+        out = []
+        for u, reason, rem, width in jobs:
+            ud = _unit(src, secs, u, keep=False)
+            if not reason:
+                try:
+                    out.append(_rewrite(secs, ud, rem, width, codes) if width else _rewrite_smallest(secs, ud, rem))
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
             out.append(_verbatim(secs, ud, reason))
         return out
+
+
+def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> UnitDies:
+    """Unit ``u`` decoded: from this process's cache when an earlier phase left it there (taken
+    out of it unless ``keep``)."""
+    decoded = unit_cache(src)
+    ud = decoded.get(u) if keep else decoded.pop(u, None)
+    if ud is None:  # decoded by another process
+        info = secs[".debug_info"]
+        ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), parse_units(info)[u], {})
+        if keep:
+            decoded[u] = ud
+    return ud
+
+
+def shared_table(plans: list[UnitPlan]) -> tuple[dict[AbbrevKey, bytes], bytes]:
+    """One abbreviation table for every rewritten unit: its keys numbered by how many DIEs use
+    them, most used first (so most DIEs take a one-byte code), ties by key; (code bytes of every
+    key, the table's bytes). The counts are summed in unit order: the same for any -j."""
+    total: dict[AbbrevKey, int] = {}
+    for plan in plans:
+        for key, n in plan.uses:
+            total[key] = total.get(key, 0) + n
+    order = sorted(total, key=lambda k: (-total[k], k))
+    codes = {key: encode_uleb(c) for c, key in enumerate(order, 1)}
+    return codes, _encode_table(order)
+
+
+def _encode_table(table: list[AbbrevKey]) -> bytes:
+    abbrev = bytearray()
+    for code, (tag, children, specs) in enumerate(table, 1):
+        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
+        for at, form, ic in specs:
+            abbrev += encode_uleb(at) + encode_uleb(form)
+            if form == F.DW_FORM_implicit_const:
+                abbrev += encode_sleb(ic)
+        abbrev += b"\0\0"
+    abbrev += b"\0"
+    return bytes(abbrev)
 
 
 def _table_bytes(abbrev: bytes, off: int) -> bytes:
@@ -92,10 +170,33 @@ def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
     loc_patches = [(pos, w, v) for pos, w, kind, v in ops if kind == "s"]
     new_rel = np.array(ud.offs, dtype=np.int64) - hdr.off
     return UnitOutput(reason, info[hdr.off:hdr.end], _table_bytes(secs[".debug_abbrev"], hdr.abbrev_off),
-                      new_rel, patches, [], loc_patches, len(ud.offs))
+                      new_rel, patches, [], loc_patches, len(ud.offs),
+                      tags=_tag_counts(ud, np.ones(len(ud.offs), dtype=bool)))
 
 
-def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
+class _Overflow(Exception):
+    """A unit-local reference does not fit the width chosen for the unit."""
+
+
+_LOCAL_FORM = {1: F.DW_FORM_ref1, 2: F.DW_FORM_ref2, 4: F.DW_FORM_ref4}
+
+
+def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
+    """The unit rewritten with the smallest fixed-size form for its unit-local references that
+    holds every new offset: DW_FORM_ref1 or ref2 when the unit is small, else ref4. The new size
+    is only known after the copy, so a unit near a limit is first tried with the smaller form."""
+    size = ud.hdr.end - ud.hdr.off
+    for width in (1, 2):
+        if size < 1 << (8 * width):
+            try:
+                return _rewrite(secs, ud, rem, width)
+            except _Overflow:
+                pass
+    return _rewrite(secs, ud, rem, 4)
+
+
+def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4,
+             shared_codes: dict[AbbrevKey, bytes] | None = None) -> UnitOutput:
     hdr = ud.hdr
     info = secs[".debug_info"]
     mv = memoryview(info)
@@ -117,18 +218,46 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     # external; with the old value's width) and DIE-naming expression operands (3 section offset,
     # 4 ULEB, 5 fixed width; with their width). ``ref_forms`` holds each DIE's new reference forms
     # (0: dropped), which with its code select its new abbreviation.
-    new_form = (0, F.DW_FORM_ref4, F.DW_FORM_ref_addr)
+    new_form = (0, _LOCAL_FORM[local_width], F.DW_FORM_ref_addr)
     widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
                                              F.DW_FORM_ref_addr)}
+    if fastrewrite.available():  # the same loop in C (fastrewrite.py)
+        def full(c: int, forms: tuple[int, ...], added: tuple) -> AbbrevKey:
+            ab = ud.abbrevs[c]
+            return (ab.tag, ab.children, _new_specs(ab, forms) + added)
+
+        assign = None if shared_codes is None else (lambda *key: read_uleb(shared_codes[full(*key)], 0)[0])
+        # as below: with its own table a unit leaves room for its codes growing in the shared one
+        margin = int(keep.sum()) if shared_codes is None else 0
+        got = fastrewrite.copy_dies(info, ud, keep, local, inside, sib, tidx_c, widths, _FOLLOWED,
+                                    lambda moved: _own_decl_files(info, ud, moved), new_form, local_width, margin,
+                                    assign)
+        if got is None:
+            if shared_codes is not None:
+                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
+            raise _Overflow()
+        out, new_rel_l, keys, fix_operand, patches = got
+        table = None if shared_codes is not None else [full(*key) for key in keys]
+        return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table, fix_operand, patches, local_width)
     events: dict[int, list] = {}
     ref_forms: dict[int, list[int]] = {}
     rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
     loc_l, sib_l, tidx_l, tgt_l = local.tolist(), sib.tolist(), tidx_c.tolist(), tgt.tolist()
+    inside_l = inside.tolist()
     keep_l = keep.tolist()
+    codes = ud.codes
+    abbrevs = ud.abbrevs
+    ref_attrs = {c: [at for at, form, _ in ab.specs if form in F.REF_FORMS] for c, ab in abbrevs.items()}
+    moved_spec: list[tuple[int, int]] = []  # (DIE, old target DIE) of a specification that left the unit
+    prev, k = -1, 0
     for j in range(len(rp)):
         i = rd[j]
+        k = k + 1 if i == prev else 0
+        prev = i
         if keep_l[i]:
             kind = 0 if sib_l[j] else 1 if loc_l[j] else 2
+            if kind == 2 and inside_l[j] and ref_attrs[codes[i]][k] in _FOLLOWED:
+                moved_spec.append((i, tidx_l[j]))
             form = rf[j]
             w = widths[form] if form != F.DW_FORM_ref_udata else read_uleb(info, rp[j])[1] - rp[j]
             ev = events.get(i)
@@ -143,28 +272,32 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             ev = events.setdefault(i, [])
             ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
             ev.sort()
-    codes, parent, ends, offs = ud.codes, ud.parent, ud.ends, ud.offs
-    abbrevs = ud.abbrevs
+    extra = _own_decl_files(info, ud, moved_spec)
+    parent, ends, offs = ud.parent, ud.ends, ud.offs
     kids = {c: ab.children for c, ab in abbrevs.items()}
     new_codes: dict[tuple, bytes] = {}
     plain_codes: dict[int, bytes] = {}  # new code of a DIE without events, by old code
     table: list[tuple[int, bool, tuple]] = []
     out = bytearray(mv[hdr.off:hdr.die_off])
     new_rel_l = [-1] * n
-    fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a ref4
+    fix_local: list[tuple[int, int]] = []  # (position, DIE index) of a local reference
     fix_operand: list[tuple[int, int, int]] = []  # (position, width (< 0: fixed size), DIE index)
     patches: list[Patch] = []
     open_ends = [hdr.end + 1]  # subtree ends of the open DIEs with children, above a sentinel
     ref_addr_w = widths[F.DW_FORM_ref_addr]
     zeros = bytes(8)
 
-    def new_code(code: int, forms: tuple[int, ...]) -> bytes:
-        key = (code, forms)
+    def new_code(code: int, forms: tuple[int, ...], added: tuple = ()) -> bytes:
+        key = (code, forms, added)
         cb = new_codes.get(key)
         if cb is None:
             ab = abbrevs[code]
-            cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
-            table.append((ab.tag, ab.children, _new_specs(ab, forms)))
+            full = (ab.tag, ab.children, _new_specs(ab, forms) + added)
+            if shared_codes is not None:
+                cb = new_codes[key] = shared_codes[full]
+            else:
+                cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
+                table.append(full)
         return cb
 
     # The surviving DIEs: the ranges between the removed subtrees.
@@ -181,7 +314,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             if cb is None:
                 cb = plain_codes[code] = new_code(code, ())
         else:
-            cb = new_code(code, tuple(ref_forms.get(i, ())))
+            add = extra.get(i)
+            cb = new_code(code, tuple(ref_forms.get(i, ())), add[0] if add else ())
         new_rel_l[i] = len(out)
         out += cb
         src = start + 1 if info[start] < 0x80 else read_uleb(info, start)[1]
@@ -191,7 +325,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
                 src = pos + w
                 if kind == 1:
                     fix_local.append((len(out), b))
-                    out += zeros[:4]
+                    out += zeros[:local_width]
                 elif kind == 2:
                     patches.append((len(out), ref_addr_w, b))
                     out += zeros[:ref_addr_w]
@@ -208,9 +342,32 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
             open_ends.append(ends[i])
         else:
             out += mv[src:ends[i]]
+        if evs and i in extra:
+            out += extra[i][1]
     out += bytes(len(open_ends) - 1)
-    for pos, t in fix_local:
-        _put_u32(out, pos, new_rel_l[t])
+    if local_width == 4:
+        for pos, t in fix_local:
+            _put_u32(out, pos, new_rel_l[t])
+    else:
+        # With its own table the unit must leave room for its codes growing a byte each in the
+        # shared table (second pass, same width).
+        margin = int(keep.sum()) if shared_codes is None else 0
+        if len(out) + margin > 1 << (8 * local_width):
+            if shared_codes is not None:
+                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
+            raise _Overflow()
+        for pos, t in fix_local:
+            out[pos:pos + local_width] = new_rel_l[t].to_bytes(local_width, "little")
+    return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table if shared_codes is None else None, fix_operand,
+                   patches, local_width)
+
+
+def _finish(secs: dict[str, bytes], ud: UnitDies, info: bytes, offs_np: np.ndarray, keep: np.ndarray,
+            out: bytearray, new_rel_l: list[int], table: list[AbbrevKey] | None,
+            fix_operand: list[tuple[int, int, int]], patches: list[Patch], local_width: int) -> UnitOutput:
+    """After the copy loop (pure or compiled): the operands that need every DIE's new offset, the
+    unit length, location-list operands and the abbreviation table."""
+    hdr = ud.hdr
     for pos, w, t in fix_operand:
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")
@@ -226,17 +383,76 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
         else:
             t = int(np.searchsorted(offs_np, v + hdr.off))
             loc_values.append((pos, _operand(new_rel_l[t], w if kind == "u" else -w)))
-    abbrev = bytearray()
-    for code, (tag, children, specs) in enumerate(table, 1):  # codes in order of first use
-        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
-        for at, form, ic in specs:
-            abbrev += encode_uleb(at) + encode_uleb(form)
-            if form == F.DW_FORM_implicit_const:
-                abbrev += encode_sleb(ic)
-        abbrev += b"\0\0"
-    abbrev += b"\0"
-    return UnitOutput("", bytes(out), bytes(abbrev), new_rel, patches, loc_values, loc_patches,
-                      int(keep.sum()))
+    if table is None:  # the shared table (layout.py places it)
+        return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
+                          local_width, tags=_tag_counts(ud, keep))
+    return UnitOutput("", bytes(out), _encode_table(table), new_rel, patches, loc_values, loc_patches,
+                      int(keep.sum()), local_width, list(zip(table, _code_uses(out, new_rel, len(table)))))
+
+
+def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:
+    """(tag, DIEs of the unit, DIEs kept) for every tag of the unit."""
+    tag_of = np.zeros(max(ud.abbrevs) + 1, dtype=np.int64)
+    for code, ab in ud.abbrevs.items():
+        tag_of[code] = ab.tag
+    tags, inv = np.unique(tag_of[np.asarray(ud.codes, dtype=np.int64)], return_inverse=True)
+    before = np.bincount(inv, minlength=len(tags))
+    after = np.bincount(inv, weights=keep.astype(np.int64), minlength=len(tags)).astype(np.int64)
+    return list(zip(tags.tolist(), before.tolist(), after.tolist()))
+
+
+def _code_uses(out: bytearray, new_rel: np.ndarray, n_codes: int) -> list[int]:
+    """How many DIEs of the rewritten unit ``out`` use each of its codes 1..n_codes (read back
+    from the DIEs' first bytes, so the pure and compiled copy loops share it)."""
+    pos = new_rel[new_rel >= 0]
+    first = np.frombuffer(bytes(out), dtype=np.uint8)[pos].astype(np.int64)
+    long = first >= 0x80
+    if long.any():
+        first[long] = [read_uleb(out, int(p))[0] for p in pos[long].tolist()]
+    return np.bincount(first, minlength=n_codes + 1)[1:n_codes + 1].tolist()
+
+
+def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]) -> dict[int, tuple[tuple, bytes]]:
+    """{DIE: (added attribute specs, their bytes)} for the DIEs whose DW_AT_specification or
+    DW_AT_abstract_origin target was removed here (its canonical copy is in another unit) and
+    that take their DW_AT_decl_file from it.
+
+    gdb reads a DW_AT_decl_file found by following those references with the file table of the
+    unit it started from, so a target in another unit would name the wrong file (or one past
+    the table: "file index out of range"). The removed duplicate was in this unit, so its value,
+    in this unit's numbering, is the one the DIE gets as its own attribute. DW_AT_decl_line and
+    the other attributes read through the reference mean the same in every unit."""
+    out: dict[int, tuple[tuple, bytes]] = {}
+    for i, t in moved_spec:
+        ab = ud.abbrevs[ud.codes[i]]
+        if ab.tag == DW_TAG_inlined_subroutine or any(at == F.DW_AT_decl_file for at, _, _ in ab.specs):
+            continue  # an inlined call is placed by its own DW_AT_call_file
+        value = _followed_decl_file(info, ud, t)
+        if value is None:
+            continue
+        form = F.DW_FORM_data1 if value < 0x100 else F.DW_FORM_data2 if value < 0x10000 else F.DW_FORM_udata
+        data = encode_uleb(value) if form == F.DW_FORM_udata else value.to_bytes(1 if value < 0x100 else 2,
+                                                                                    "little")
+        out[i] = (((F.DW_AT_decl_file, form, 0),), data)
+    return out
+
+
+def _followed_decl_file(info: bytes, ud: UnitDies, t: int) -> int | None:
+    """DW_AT_decl_file of DIE ``t`` or of what its specification / abstract origin chain reaches
+    inside the unit, as gdb looks it up (None if there is none)."""
+    hdr = ud.hdr
+    for _ in range(16):  # a chain longer than this is a loop
+        attrs = die_attrs(info, ud, t)
+        got = attrs.get(F.DW_AT_decl_file)
+        if got is not None:
+            return int(got[1])  # type: ignore[arg-type]
+        nxt = next((attrs[a][1] for a in _FOLLOWED if a in attrs), None)
+        if nxt is None or not hdr.off <= nxt < hdr.end:  # type: ignore[operator]
+            return None
+        t = bisect_left(ud.offs, nxt)
+        if t >= len(ud.offs) or ud.offs[t] != nxt:
+            return None
+    return None
 
 
 def _operand(value: int, width: int) -> bytes:

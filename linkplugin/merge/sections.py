@@ -5,10 +5,6 @@ from typing import Callable
 
 from linkplugin.dwarf.forms import DwarfError
 
-# Name indexes this tool does not rebuild yet: dropped (debuggers build their own index).
-INDEX_SECTIONS = (".debug_names", ".gdb_index", ".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames",
-                  ".debug_gnu_pubtypes")
-
 
 def rewrite_aranges(d: bytes, unit_map: dict[int, int]) -> bytes:
     """.debug_aranges with each set's debug_info_offset moved to its unit's new offset."""

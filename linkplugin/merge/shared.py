@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
-from linkplugin.dwarf.read import UnitDies
+from linkplugin.dwarf.read import UnitDies, compiled_decoder
 
 
 class SharedSections(NamedTuple):
@@ -86,8 +86,21 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
     return _state(src).sections
 
 
+class _NoCache(dict):
+    """A unit cache that keeps nothing: with the compiled scanner, decoding a unit again costs
+    less than keeping every DIE of the chunk in Python lists between the phases (the largest
+    share of the peak memory)."""
+
+    def __setitem__(self, key: int, value: UnitDies) -> None:
+        pass
+
+
 def unit_cache(src: SharedSections) -> dict[int, UnitDies]:
     """This process's decoded units of the job, by unit index: what the hash phase decoded, the
     rewrite phase takes (``pop``) instead of decoding again, when the same process runs both
-    (always with one job). A miss only costs a decode: the output never depends on it."""
-    return _state(src).units
+    (always with one job) and the decoder is pure Python. A miss only costs a decode: the output
+    never depends on it."""
+    return _NO_CACHE if compiled_decoder() else _state(src).units
+
+
+_NO_CACHE = _NoCache()

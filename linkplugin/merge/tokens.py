@@ -125,3 +125,75 @@ def _build(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> Tokeniz
         exec(compile(src, "<dwarf-tokenizer>", "exec"), env)
         fn = _source_cache[src] = env["tok"]
     return fn  # type: ignore[return-value]
+
+
+# Programs of the compiled tokenizer (linkplugin/merge/_hashcore.pyx): the same decisions as
+# ``_build`` and ``_classify`` above, as data. Six ints per attribute: (op, attribute, form,
+# size, class, implicit constant). Keep the two in step: the identity test compares them.
+TOP_END, TOP_SKIP, TOP_FIXED, TOP_RAW, TOP_STRING, TOP_SDATA, TOP_ULEB, TOP_BLOCK, TOP_IMPLICIT, TOP_FLAGP = range(10)
+(C_SKIP, C_UREF, C_REFADDR, C_STRP, C_STRX, C_LINESTRP, C_FILE, C_UINDEX, C_DATA, C_UDATA, C_SDATA, C_FLAG,
+ C_OTHER) = range(13)
+_BLOCK_LEN = {F.DW_FORM_block1: 1, F.DW_FORM_block2: 2, F.DW_FORM_block4: 4, F.DW_FORM_block: 0,
+              F.DW_FORM_exprloc: 0}
+
+
+def _value_class(at: int, form: int) -> tuple[int, int]:
+    """(class, bits) of a value as ``_classify`` tokenises it."""
+    if form in F.UNIT_REF_FORMS:
+        return C_UREF, 0
+    if form == F.DW_FORM_ref_addr:
+        return C_REFADDR, 0
+    if form == F.DW_FORM_strp:
+        return C_STRP, 0
+    if form == F.DW_FORM_line_strp:
+        return C_LINESTRP, 0
+    if form in F.STRX_FORMS:
+        return C_STRX, 0
+    if form in F.STR_FORMS:
+        raise DwarfError(f"cannot tokenise string form 0x{form:x}")
+    if at in _FILE_ATTRS and (form in _DATA_BITS or form == F.DW_FORM_udata):
+        return C_FILE, 0
+    if form in F.UNIT_INDEX_FORMS:
+        return C_UINDEX, 0
+    if form in _DATA_BITS:
+        return C_DATA, _DATA_BITS[form] // 8
+    if form == F.DW_FORM_udata:
+        return C_UDATA, 0
+    if form == F.DW_FORM_sdata:
+        return C_SDATA, 0
+    if form == F.DW_FORM_flag:
+        return C_FLAG, 0
+    return C_OTHER, 0
+
+
+def hash_program(specs: tuple[AttrSpec, ...], version: int, O: int, A: int) -> list[int]:
+    ops: list[int] = []
+    for at, form, ic in specs:
+        if form == F.DW_FORM_implicit_const:
+            ops += (TOP_IMPLICIT, at, form, 0, C_FILE if at in _FILE_ATTRS else C_OTHER, ic)
+            continue
+        if form == F.DW_FORM_flag_present:
+            ops += (TOP_FLAGP, at, form, 0, 0, 0)
+            continue
+        size = form_size(form, version, O, A)
+        if size is not None:
+            if at == F.DW_AT_sibling:
+                ops += (TOP_SKIP, at, form, size, 0, 0)
+            elif form in (F.DW_FORM_data16, F.DW_FORM_ref_sig8) or size not in (1, 2, 3, 4, 8):
+                ops += (TOP_RAW, at, form, size, 0, 0)
+            else:
+                cls, bits = _value_class(at, form)
+                ops += (TOP_FIXED, at, form, size, cls, 0)
+            continue
+        if form == F.DW_FORM_string:
+            ops += (TOP_STRING, at, form, 0, 0, 0)
+        elif form == F.DW_FORM_sdata:
+            ops += (TOP_SDATA, at, form, 0, _value_class(at, form)[0], 0)
+        elif form in F.ULEB_FORMS:
+            ops += (TOP_ULEB, at, form, 0, C_SKIP if at == F.DW_AT_sibling else _value_class(at, form)[0], 0)
+        elif form in F.BLOCK_FORMS:
+            ops += (TOP_BLOCK, at, form, _BLOCK_LEN[form], 0, 0)
+        else:
+            raise DwarfError(f"cannot tokenise form 0x{form:x}")
+    ops += (TOP_END, 0, 0, 0, 0, 0)
+    return ops

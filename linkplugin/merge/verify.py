@@ -18,6 +18,18 @@ from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs
 Die = tuple[int, int]  # (unit index, DIE index)
 _IGNORED = {F.DW_AT_sibling}
 _CONTAINERS = (F.DW_TAG_namespace, F.DW_TAG_compile_unit, F.DW_TAG_partial_unit)
+_FOLLOWED = (0x47, 0x31)  # DW_AT_specification, DW_AT_abstract_origin
+
+
+def _aligned(a: "_File", b: "_File", x: Die, y: Die) -> tuple[list, list]:
+    """The attributes of ``x`` and ``y`` to compare: a DW_AT_decl_file the merge gave ``y``
+    (because its specification or abstract origin moved to another unit, rewrite.py) is dropped
+    when it names the file ``x`` reached through that reference."""
+    ax, by = a.attrs(x), b.attrs(y)
+    if (len(by) == len(ax) + 1 and by[-1][0] == F.DW_AT_decl_file
+            and all(at != F.DW_AT_decl_file for at, _, _ in ax) and a.followed_file(x) == by[-1][2]):
+        by = by[:-1]
+    return ax, by
 
 
 class _File:
@@ -92,6 +104,20 @@ class _File:
         self._attrs[die] = out
         return out
 
+    def followed_file(self, die: Die) -> object:
+        """The DW_AT_decl_file value gdb finds for the DIE, following DW_AT_specification and
+        DW_AT_abstract_origin as it does (None if there is none)."""
+        for _ in range(16):
+            attrs = self.attrs(die)
+            got = next((v for at, k, v in attrs if at == F.DW_AT_decl_file), None)
+            if got is not None:
+                return got
+            nxt = next((v for at, k, v in attrs if at in _FOLLOWED and k == "ref"), None)
+            if nxt is None:
+                return None
+            die = nxt
+        return None
+
     def qualified(self, die: Die) -> tuple:
         """The names of the DIE and its enclosing DIEs, up to its unit's name."""
         ud = self.units[die[0]]
@@ -105,7 +131,9 @@ class _File:
     def describe(self, die: Die) -> str:
         name = next((v for at, k, v in self.attrs(die) if at == F.DW_AT_name), b"")
         ud = self.units[die[0]]
-        return f"DIE 0x{ud.offs[die[1]]:x} (tag 0x{self.tag(die):x} {name.decode(errors='replace')})"
+        # DW_AT_name in a non-string form (a damaged abbreviation) still describes the DIE.
+        text = name.decode(errors="replace") if isinstance(name, bytes) else repr(name)
+        return f"DIE 0x{ud.offs[die[1]]:x} (tag 0x{self.tag(die):x} {text})"
 
 
 def _equivalent(a: _File, b: _File, start: tuple[Die, Die], assumed: set, problems: list[str],
@@ -128,7 +156,7 @@ def _equivalent(a: _File, b: _File, start: tuple[Die, Die], assumed: set, proble
                 problems.append(f"{a.describe(x)} became {b.describe(y)}")
                 return False
             continue
-        ax, by = a.attrs(x), b.attrs(y)
+        ax, by = _aligned(a, b, x, y)
         if [(at, k) for at, k, _ in ax] != [(at, k) for at, k, _ in by]:
             problems.append(f"{a.describe(x)}: attributes differ")
             return False
@@ -205,7 +233,7 @@ def _key(f: _File, die: Die) -> tuple:
 
 
 def _same_attrs(a: _File, b: _File, x: Die, y: Die, assumed: set, problems: list[str]) -> bool:
-    ax, by = a.attrs(x), b.attrs(y)
+    ax, by = _aligned(a, b, x, y)
     if [(at, k) for at, k, _ in ax] != [(at, k) for at, k, _ in by]:
         return False
     for (at, kind, v), (_, _, w) in zip(ax, by):

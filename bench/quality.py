@@ -1,0 +1,117 @@
+"""What the type mergers leave behind: bytes, gdb's listings, DIEs by tag (ours against dwz).
+
+    python3 bench/quality.py [--tags N] [FILE ...]
+
+For each input (default: the Debian libstdc++ and python3.11d debug files
+that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
+-j2`` once, then prints
+
+- .debug_info+.debug_abbrev and all .debug_* bytes after each tool;
+- gdb's ``info functions/variables/types .`` entries moved and lost, and the
+  complaints gdb prints for the output but not for the input, measured by
+  linkplugin.gdblist (see its docstring for the definitions);
+- DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inputs import third_party  # noqa: E402
+
+from linkplugin.api import section_table  # noqa: E402
+from linkplugin.gdblist import compare, listing  # noqa: E402
+
+_TAG = re.compile(rb"\((DW_TAG_\w+)\)")
+
+
+def sizes(path: Path) -> tuple[int, int]:
+    """(.debug_info + .debug_abbrev, all .debug_*) plain bytes."""
+    table = section_table(path)
+    return (sum(r.plain_size for r in table if r.name in (".debug_info", ".debug_abbrev")),
+            sum(r.plain_size for r in table if r.name.startswith((".debug_", ".zdebug_"))))
+
+
+def tags(path: Path) -> Counter[str]:
+    """DIEs by tag, as readelf prints them (partial units included)."""
+    counts: Counter[str] = Counter()
+    with subprocess.Popen(["readelf", "--debug-dump=info", str(path)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            m = _TAG.search(line)
+            if m:
+                counts[m.group(1).decode()] += 1
+    return counts
+
+
+def outputs(src: Path, out: Path) -> dict[str, Path]:
+    """Run each tool once; the outputs it made, by tool."""
+    made = {}
+    dwz = out / "dwz"
+    done = subprocess.run(["dwz", "-o", str(dwz), str(src)], capture_output=True, text=True)
+    if done.returncode == 0:
+        made["dwz"] = dwz
+    else:
+        print(f"<!-- dwz failed on {src.name}: {done.stderr.strip()[-200:]} -->")
+    ours = out / "linkplugin"
+    subprocess.run([sys.executable, "-m", "linkplugin", "merge-types", str(src), "-o", str(ours), "-j", "2"],
+                   check=True, capture_output=True)
+    made["linkplugin -j2"] = ours
+    return made
+
+
+def report(src: Path, tag_rows: int = 25) -> None:
+    """Print the tables for one input."""
+    with tempfile.TemporaryDirectory() as tmp:
+        made = outputs(src, Path(tmp))
+        # gdb and readelf on every file side by side (gdb reads each copied under the input's name).
+        with ThreadPoolExecutor(2) as threads:
+            listings = dict(zip(["input", *made], threads.map(lambda p: listing(p, src.name),
+                                                               [src, *made.values()])))
+            counts = dict(zip(["input", *made], threads.map(tags, [src, *made.values()])))
+        base = sizes(made["dwz"])[0] if "dwz" in made else None
+        print(f"\n### {src.name}\n")
+        print("| tool | .debug_info+abbrev | vs dwz | all .debug_* | gdb entries | moved | lost | new complaints |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        info, total = sizes(src)
+        print(f"| input | {info} | {info / base if base else float('nan'):.3f} | {total} | "
+              f"{len(listings['input'].entries)} | | | |")
+        for label, path in made.items():
+            info, total = sizes(path)
+            result = compare(listings["input"], listings[label])
+            print(f"| {label} | {info} | {info / base if base else float('nan'):.3f} | {total} | "
+                  f"{result.output_entries} | {len(result.moved)} | {len(result.lost)} | "
+                  f"{sum(n for _, n in result.new_complaints)} |")
+            for kind, items in (("moved", result.moved[:3]), ("lost", result.lost[:3]),
+                                ("complaint", result.new_complaints[:3])):
+                for item in items:
+                    print(f"<!-- {label} {kind}: {' '.join(map(str, item))[:160]} -->")
+        labels = list(counts)
+        print(f"\n| DW_TAG ({src.name}) | " + " | ".join(labels) + " | ours - dwz |")
+        print("|---|" + "---:|" * (len(labels) + 1))
+        rows = sorted(set().union(*counts.values()), key=lambda t: (-counts["input"][t], t))
+        for tag in rows[:tag_rows]:
+            diff = counts["linkplugin -j2"][tag] - counts["dwz"][tag] if "dwz" in counts else ""
+            print(f"| {tag} | " + " | ".join(str(counts[k][tag]) for k in labels) + f" | {diff} |")
+        print("| all | " + " | ".join(str(sum(counts[k].values())) for k in labels) + " | |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("files", nargs="*", type=Path, help="inputs (default: libstdc++ and python3.11d)")
+    parser.add_argument("--tags", type=int, default=25, help="rows of the per-tag table (most DIEs first)")
+    args = parser.parse_args()
+    for src in args.files or third_party():
+        report(src, args.tags)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Name and address indexes that hold .debug_info offsets, rebuilt for a merged .debug_info.
+
+.gdb_index, .debug_names and the pubnames/pubtypes sections (plain and GNU)
+all point at units and DIEs by offset; after type merging those offsets move.
+Each is rewritten for the new offsets, or, where this module cannot rebuild
+it, dropped with a warning: never left pointing at the old offsets.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.units import UnitHeader, parse_units
+
+PUBNAMES = {".debug_pubnames": False, ".debug_pubtypes": False,
+            ".debug_gnu_pubnames": True, ".debug_gnu_pubtypes": True}
+INDEX_SECTIONS = (".debug_names", ".gdb_index", *PUBNAMES)
+
+
+class CannotRebuild(ValueError):
+    """An index this module cannot rewrite (a version or form it does not know, or inconsistent)."""
+
+
+@dataclass
+class Rebuilt:
+    replace: dict[str, bytes] = field(default_factory=dict)
+    drop: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list[UnitHeader],
+                    new_unit_off: list[int], resolve: Callable[[np.ndarray], np.ndarray],
+                    changed: set[str] = frozenset()) -> Rebuilt:
+    """New contents of the index sections of ``sections`` for ``new_info``.
+
+    ``old_units[k]`` starts at ``new_unit_off[k]`` in ``new_info``;
+    ``resolve`` maps old .debug_info DIE offsets (an array) to new ones;
+    ``changed`` names the other sections the merge rewrote (.debug_names
+    points into .debug_str).
+    """
+    from linkplugin.index import debug_names, gdb_index, pubnames
+
+    result = Rebuilt()
+    present = [name for name in INDEX_SECTIONS if name in sections]
+    if not present:
+        return result
+    new_units = parse_units(new_info)
+    new_off_of = {u.off: new_unit_off[k] for k, u in enumerate(old_units)}
+    for name in present:
+        try:
+            if name == ".gdb_index":
+                data = gdb_index.rewrite(sections[name], old_units, new_units, new_off_of, new_info=new_info)
+            elif name == ".debug_names":
+                if ".debug_str" in changed:
+                    raise CannotRebuild(".debug_str changed")
+                data = debug_names.rewrite(sections[name], sections.get(".debug_str", b""), old_units, new_units,
+                                           resolve)
+            else:
+                data = pubnames.rewrite(sections[name], PUBNAMES[name], old_units, new_units, new_off_of, resolve)
+        except (CannotRebuild, DwarfError, struct.error, IndexError) as error:
+            result.drop.append(name)
+            result.warnings.append(f"{name} dropped: it indexes .debug_info offsets and cannot be rebuilt ({error})")
+            continue
+        result.replace[name] = data
+    return result

@@ -1,0 +1,155 @@
+""".gdb_index (versions 7 and 8, as gdb and lld write them): read, and rewrite for new unit offsets.
+
+Layout (all little-endian): a header of six 32-bit offsets (version, CU list,
+TU list, address area, symbol table, constant pool), then
+
+- CU list: (offset, length) of every compilation unit, 64-bit each, in .debug_info order;
+- TU list: (offset in .debug_types, type offset, signature) of every type unit, 64-bit each;
+- address area: (low, high, CU index) as 64, 64, 32 bits;
+- symbol table: an open-addressing hash table of (name offset, CU vector offset) pairs into
+- the constant pool: CU vectors (count, then values) and the names.
+
+A CU vector value is a unit index (TUs count after the CUs) in bits 0-23,
+the symbol kind in bits 28-30 and the static bit in 31. Type merging keeps
+every name, its kind and its static bit; only where units start changes (and
+new partial units may appear), so the rewrite recomputes the CU and TU lists
+and the unit indexes from the merged .debug_info and keeps the hash table,
+names and attribute bits as they were.
+"""
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.units import UnitHeader
+from linkplugin.index import CannotRebuild
+
+VERSIONS = (7, 8)
+INDEX_MASK = 0x00FFFFFF
+
+
+class GdbIndex(NamedTuple):
+    version: int
+    cus: list[tuple[int, int]]  # (offset, length)
+    tus: list[tuple[int, int, int]]  # (offset, type offset, signature)
+    addresses: list[tuple[int, int, int]]  # (low, high, unit index)
+    symbols: bytes  # the hash table, as it is
+    pool: bytes  # the constant pool, as it is
+    symbol_off: int  # where the table was, to find CU vectors by their pool offsets
+
+
+def read(data: bytes) -> GdbIndex:
+    if len(data) < 24:
+        raise CannotRebuild("shorter than its header")
+    version, cu_off, tu_off, addr_off, sym_off, pool_off = struct.unpack_from("<6I", data)
+    if version not in VERSIONS:
+        raise CannotRebuild(f"version {version} (only 7 and 8 are rebuilt)")
+    if not 24 <= cu_off <= tu_off <= addr_off <= sym_off <= pool_off <= len(data):
+        raise CannotRebuild("its header offsets are out of order")
+    if (tu_off - cu_off) % 16 or (addr_off - tu_off) % 24 or (sym_off - addr_off) % 20 or (pool_off - sym_off) % 8:
+        raise CannotRebuild("a table size is not a whole number of entries")
+    cus = [struct.unpack_from("<QQ", data, p) for p in range(cu_off, tu_off, 16)]
+    tus = [struct.unpack_from("<QQQ", data, p) for p in range(tu_off, addr_off, 24)]
+    addresses = [struct.unpack_from("<QQI", data, p) for p in range(addr_off, sym_off, 20)]
+    return GdbIndex(version, cus, tus, addresses, data[sym_off:pool_off], data[pool_off:], sym_off)
+
+
+def cu_vectors(index: GdbIndex) -> list[tuple[str, list[int]]]:
+    """Every (name, CU vector) of the symbol table, in slot order (for tests and tools)."""
+    out = []
+    for name_off, vec_off in struct.iter_unpack("<II", index.symbols):
+        if name_off == 0 and vec_off == 0:
+            continue
+        end = index.pool.index(b"\0", name_off)
+        count = struct.unpack_from("<I", index.pool, vec_off)[0]
+        out.append((index.pool[name_off:end].decode("utf-8", "replace"),
+                    list(struct.unpack_from(f"<{count}I", index.pool, vec_off + 4))))
+    return out
+
+
+def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader], new_off_of: dict[int, int],
+            new_types: list[UnitHeader] | None = None, new_types_info: bytes = b"",
+            new_info: bytes = b"") -> bytes:
+    """``data`` (a .gdb_index of the input) for the merged output.
+
+    ``new_off_of`` maps each input unit's offset to its output offset; units
+    of the output that no input unit maps to (new partial units) are listed
+    too, so gdb can find them when a unit imports them. Raises CannotRebuild if
+    the index does not describe the input's units.
+    """
+    index = read(data)
+    old_starts = {u.off for u in old_units if u.unit_type != F.DW_UT_type}
+    for off, _ in index.cus:
+        if off not in old_starts or off not in new_off_of:
+            raise CannotRebuild(f"its CU list names 0x{off:x}, which does not start a unit of .debug_info")
+    # The output's units, split as gdb splits them: type units of DWARF 5 .debug_info go to
+    # the TU list (after any .debug_types units), everything else is a CU.
+    cus = [u for u in new_units if u.unit_type not in (F.DW_UT_type, F.DW_UT_split_type)]
+    info_tus = [u for u in new_units if u.unit_type in (F.DW_UT_type, F.DW_UT_split_type)]
+    cu_index = {u.off: k for k, u in enumerate(cus)}
+    old_to_new: dict[int, int] = {}
+    for k, (off, _) in enumerate(index.cus):
+        old_to_new[k] = cu_index[new_off_of[off]]
+    # Type units: .debug_types is not rewritten, so its entries stay; DWARF 5 type units in
+    # .debug_info are found by signature.
+    tus: list[tuple[int, int, int]] = []
+    by_signature = {_signature(new_info, u): u for u in info_tus} if info_tus else {}
+    for k, (off, type_off, sig) in enumerate(index.tus):
+        unit = by_signature.get(sig)
+        if unit is not None:
+            tus.append((unit.off, _type_offset(new_info, unit), sig))
+        elif info_tus:
+            raise CannotRebuild(f"its TU list names signature 0x{sig:x}, which no type unit has")
+        else:
+            tus.append((off, type_off, sig))
+        old_to_new[len(index.cus) + k] = len(cus) + k
+
+    def remap(value: int) -> int:
+        old = value & INDEX_MASK
+        if old not in old_to_new:
+            raise CannotRebuild(f"a unit index {old} is out of range")
+        return (value & ~INDEX_MASK) | old_to_new[old]
+
+    addresses = [(lo, hi, remap(i)) for lo, hi, i in index.addresses]
+    pool = bytearray(index.pool)
+    seen: set[int] = set()
+    for name_off, vec_off in struct.iter_unpack("<II", index.symbols):
+        if (name_off == 0 and vec_off == 0) or vec_off in seen:
+            continue
+        seen.add(vec_off)
+        count = struct.unpack_from("<I", pool, vec_off)[0]
+        values = struct.unpack_from(f"<{count}I", pool, vec_off + 4)
+        # gdb keeps each vector sorted by its whole 32-bit values.
+        struct.pack_into(f"<{count}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
+    return _write(index.version, [(u.off, u.end - u.off) for u in cus], tus, addresses, index.symbols, bytes(pool))
+
+
+def _signature(info: bytes, unit: UnitHeader) -> int:
+    # DWARF 5 type unit header: ... abbrev offset, then the 8-byte signature, then the type offset.
+    at = unit.abbrev_field + unit.offset_size
+    return int.from_bytes(info[at:at + 8], "little")
+
+
+def _type_offset(info: bytes, unit: UnitHeader) -> int:
+    at = unit.abbrev_field + unit.offset_size + 8
+    return int.from_bytes(info[at:at + unit.offset_size], "little")
+
+
+def _write(version: int, cus: list[tuple[int, int]], tus: list[tuple[int, int, int]],
+           addresses: list[tuple[int, int, int]], symbols: bytes, pool: bytes) -> bytes:
+    cu_off = 24
+    tu_off = cu_off + 16 * len(cus)
+    addr_off = tu_off + 24 * len(tus)
+    sym_off = addr_off + 20 * len(addresses)
+    pool_off = sym_off + len(symbols)
+    out = bytearray(struct.pack("<6I", version, cu_off, tu_off, addr_off, sym_off, pool_off))
+    for entry in cus:
+        out += struct.pack("<QQ", *entry)
+    for tu in tus:
+        out += struct.pack("<QQQ", *tu)
+    for entry in addresses:
+        out += struct.pack("<QQI", *entry)
+    out += symbols
+    out += pool
+    return bytes(out)

@@ -1,0 +1,59 @@
+"""Peak memory of this process and of the worker processes under it, for ``--stats``."""
+from __future__ import annotations
+
+import os
+import resource
+
+
+def _hwm(pid: int | str) -> int | None:
+    """Peak resident bytes (VmHWM) of a live process, None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    out, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return sorted(out)
+
+
+def peak_memory() -> tuple[int, list[int]]:
+    """(peak bytes of this process, peak bytes of each live process below it: the pool's
+    forkserver and workers)."""
+    own = _hwm("self")
+    if own is None:  # not Linux: ru_maxrss is in KiB there too, except on macOS (bytes)
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return own, [h for h in (_hwm(p) for p in _descendants(os.getpid())) if h is not None]
+
+
+def describe_peak() -> str:
+    own, workers = peak_memory()
+    mib = 1 << 20
+    if not workers:
+        return f"peak memory: {own / mib:.0f} MiB (one process)"
+    return (f"peak memory: parent {own / mib:.0f} MiB, {len(workers)} pool processes "
+            f"{' + '.join(f'{w / mib:.0f}' for w in workers)} MiB, sum {(own + sum(workers)) / mib:.0f} MiB")

@@ -1,0 +1,110 @@
+"""The compiled core (Cython kernels) and the pure-Python engine give the same bytes.
+
+Each kernel has a pure-Python twin; ``LINKPLUGIN_PURE_PYTHON=1`` runs the twins. These tests run
+both on programs compiled here (gcc and clang, C and C++, DWARF 4 and 5, -O0 and -O2) and on the
+merged output of one of them, and check the one-line notice when the core is missing.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from conftest_merge import VARIANTS, cached_build, have
+from linkplugin.compiled import PURE_ENV
+from linkplugin.dwarf import read
+from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.units import parse_units
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNELS = ("linkplugin.dwarf._scan", "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
+
+
+def _built() -> bool:
+    try:
+        for name in KERNELS:
+            __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+# .ci/run checks that the install built the core, so these only skip on a machine without it.
+needs_core = pytest.mark.skipif(not _built(), reason="compiled core not built (pip install -e . builds it)")
+
+
+def _merge(src: Path, dst: Path, jobs: int, pure: bool, extra: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop(PURE_ENV, None)
+    if pure:
+        env[PURE_ENV] = "1"
+    code = (extra + "import sys; from linkplugin.cli import main; "
+            f"sys.exit(main(['merge-types', {str(src)!r}, '-o', {str(dst)!r}, '-j', '{jobs}']))")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+@needs_core
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_decoder_same_as_pure(variant) -> None:
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    with open(cached_build(*variant), "rb") as f:
+        elf = ELFFile(f)
+        info = elf.get_section_by_name(".debug_info").data()
+        abbrev = elf.get_section_by_name(".debug_abbrev").data()
+    scan = read._scan
+    try:
+        for hdr in parse_units(info):
+            table, _ = parse_abbrev_table(abbrev, hdr.abbrev_off)
+            read._scan = scan
+            fast = read.decode_unit(info, hdr, table)
+            read._scan = None
+            pure = read.decode_unit(info, hdr, table)
+            assert (fast.offs, fast.codes, fast.parent, fast.ends) == (pure.offs, pure.codes, pure.parent, pure.ends)
+            for name in ("ref_pos", "ref_die", "ref_form", "ref_at", "ref_target"):
+                assert np.array_equal(getattr(fast, name), getattr(pure, name)), name
+            assert fast.xrefs == pure.xrefs and fast.locs == pure.locs
+    finally:
+        read._scan = scan
+
+
+@needs_core
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v[3] == "-O2"], ids=lambda v: "-".join(map(str, v)))
+def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    src = cached_build(*variant)
+    outs = {}
+    for label, jobs, pure in (("pure", 1, True), ("compiled", 1, False), ("compiled-j2", 2, False)):
+        dst = tmp_path / label
+        done = _merge(src, dst, jobs, pure)
+        assert done.returncode == 0, done.stderr
+        assert "compiled core" not in done.stderr
+        outs[label] = dst.read_bytes()
+    assert outs["compiled"] == outs["pure"]
+    assert outs["compiled-j2"] == outs["pure"]
+    # and on an already merged input (every type now canonical, cross-unit references)
+    again = {}
+    for label, pure in (("pure", True), ("compiled", False)):
+        dst = tmp_path / f"again-{label}"
+        assert _merge(tmp_path / "pure", dst, 1, pure).returncode == 0
+        again[label] = dst.read_bytes()
+    assert again["compiled"] == again["pure"]
+
+
+def test_missing_core_says_so_once(tmp_path: Path) -> None:
+    src = cached_build("gcc", "c++", 5, "-O2")
+    block = "".join(f"sys.modules[{name!r}] = None; " for name in KERNELS)
+    done = _merge(src, tmp_path / "out", 2, False, extra=f"import sys; {block}")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "compiled core" in line]
+    assert len(notes) == 1, done.stderr
+    assert "pip install" in notes[0]
+    ref = _merge(src, tmp_path / "pure", 1, True)
+    assert ref.returncode == 0 and ref.stderr.count("compiled core") == 0
+    assert (tmp_path / "out").read_bytes() == (tmp_path / "pure").read_bytes()

@@ -1,0 +1,263 @@
+"""gdb lists the same program after merge-types: nothing moved, nothing lost, no new complaints.
+
+The whole ``info functions .``, ``info variables .`` and ``info types .``
+listings of each program are compared by linkplugin.gdblist (the comparison
+the benchmark uses too).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, linkplugin, need
+from conftest_merge import C_FILES, have
+from linkplugin.gdblist import compare_listings
+
+# Several units sharing a header, included after different library headers so
+# that each unit numbers the source files differently: static data members
+# (plain, const, of a template), member functions declared in the header and
+# defined in one unit, inline members, class and function templates
+# instantiated in several units, `using` declarations in a namespace and at
+# file scope, typedefs of templates.
+INVENTORY_H = r"""
+#include <cstdio>
+#include <string>
+#include <vector>
+namespace inv {
+  using std::string;
+  using std::vector;
+  struct item {
+    string name; int qty;
+    static int created;
+    static const int limit = 8;
+    item(string n, int q);
+    int weight() const;
+    void bump() { ++qty; }
+  };
+  template <class T> struct stack {
+    vector<T> v;
+    static int pushes;
+    void push(const T &x) { v.push_back(x); ++pushes; }
+    T top() const { return v.back(); }
+    int depth() const;
+  };
+  template <class T> int stack<T>::pushes = 0;
+  template <class T> int stack<T>::depth() const { return (int)v.size(); }
+  class store {
+  public:
+    static store *instance;
+    vector<item> items;
+    int total() const;
+    void add(const item &i);
+  };
+  typedef stack<item> item_stack;
+  inline int twice(int x) { return 2 * x; }
+  template <class T> T larger(T a, T b) { return a < b ? b : a; }
+}
+using inv::item;
+int report(const inv::store &s);
+int count_stack(inv::item_stack &st);
+"""
+
+STORE_CPP = r"""
+#include "inventory.h"
+namespace inv {
+int item::created = 0;
+store *store::instance = nullptr;
+item::item(string n, int q) : name(n), qty(q) { ++created; }
+int item::weight() const { return twice(qty) + (int)name.size(); }
+void store::add(const item &i) { items.push_back(i); instance = this; }
+int store::total() const { int t = 0; for (const item &i : items) t += i.weight(); return t; }
+}
+"""
+
+REPORT_CPP = r"""
+#include <map>
+#include <memory>
+#include "inventory.h"
+static std::map<int, std::shared_ptr<int>> seen;
+static int calls;
+int report(const inv::store &s) {
+    inv::stack<int> sizes;
+    for (const item &i : s.items) sizes.push(i.qty);
+    ++calls;
+    seen[calls] = std::make_shared<int>(inv::larger(calls, 2));
+    std::printf("%d %d %d\n", s.total(), sizes.depth(), sizes.top() + calls);
+    return inv::twice(sizes.depth());
+}
+int count_stack(inv::item_stack &st) { return st.depth() + inv::stack<item>::pushes; }
+"""
+
+MAIN_CPP = r"""
+#include <algorithm>
+#include <functional>
+#include "inventory.h"
+static int calls;
+int main() {
+    inv::store s;
+    s.add(item("bolt", 3));
+    s.add(item("nut", inv::item::limit));
+    inv::stack<int> ints; ints.push(4); ++calls;
+    std::function<int(int)> f = inv::twice;
+    calls += f(std::min(1, 2)) + inv::larger(calls, 1) + (int)inv::larger(0.5, 1.5);
+    inv::item_stack items; items.push(s.items[0]); items.v.back().bump();
+    int r = report(s) + count_stack(items) + ints.top() + calls;
+    std::printf("%d %d\n", r, item::created);
+    return 0;
+}
+"""
+
+CPP_FILES = {"inventory.h": INVENTORY_H, "store.cpp": STORE_CPP, "report.cpp": REPORT_CPP, "main.cpp": MAIN_CPP}
+
+# Classes without templated members, so every unit's copy merges into the first unit's: their
+# inline members (and a template function's instances) are emitted out of line in a later unit
+# that numbers its files differently, with DW_AT_specification (or an abstract origin that has
+# one) pointing at the declaration in the class. gdb reads the decl_file it finds there with the
+# later unit's file table.
+COUNTER_H = r"""
+#pragma once
+struct counter {
+  int n;
+  static int total;
+  static inline int made = 0;
+  __attribute__((noinline)) void bump() { ++n; ++total; ++made; }
+  __attribute__((noinline)) int get() const { return n; }
+  void reset();
+};
+namespace geo {
+  template <class T> __attribute__((noinline)) T twice(T x) { return x + x; }
+  struct span { long lo, hi; __attribute__((noinline)) long width() const { return hi - lo; } };
+}
+int peek(const counter *c);
+long spread(const geo::span *s);
+int use_b(void);
+"""
+
+COUNTER_A = r"""
+#include "counter.h"
+int peek(const counter *c) { return c->n; }
+long spread(const geo::span *s) { return s->hi; }
+"""
+
+COUNTER_B = r"""
+#include <cstdio>
+#include <cstddef>
+#include <cstdlib>
+static std::FILE *sink;
+static std::size_t sizes[3];
+static std::div_t parts;
+#include "counter.h"
+int counter::total = 0;
+void counter::reset() { n = 0; }
+int use_b(void) {
+  counter c{1}; c.bump(); c.reset(); c.bump();
+  geo::span s{1, 5};
+  parts = std::div(7, 2);
+  sizes[0] = sizeof c; sink = stdout;
+  return c.get() + geo::twice(3) + (int)s.width() + (int)geo::twice(2L) + parts.rem + (sink != nullptr);
+}
+"""
+
+COUNTER_MAIN = r"""
+#include <cstdio>
+#include "counter.h"
+int main() {
+  counter c{2}; c.bump(); geo::span s{0, 3};
+  std::printf("%d %d %ld %d\n", use_b(), peek(&c), spread(&s) + s.width(), geo::twice(c.get()));
+  return 0;
+}
+"""
+
+COUNTER_FILES = {"counter.h": COUNTER_H, "a.cpp": COUNTER_A, "b.cpp": COUNTER_B, "main.cpp": COUNTER_MAIN}
+
+VARIANTS = [(cc, lang, dw, opt) for lang in ("c", "c++") for cc in ("gcc", "clang") for dw in (4, 5)
+            for opt in ("-O0", "-O2")]
+DRIVER = {("gcc", "c"): "gcc", ("clang", "c"): "clang", ("gcc", "c++"): "g++", ("clang", "c++"): "clang++"}
+
+
+def build(folder: Path, files: dict[str, str], driver: str, flags: list[str], name: str = "prog") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, text in files.items():
+        (folder / file).write_text(text)
+    sources = [file for file in files if not file.endswith(".h")]
+    subprocess.run([driver, *flags, "-o", name, *sources, "-lm"], cwd=folder, check=True, capture_output=True)
+    return folder / name
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_listings_unchanged_after_merge(tmp_path, variant):
+    cc, lang, dwarf, opt = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("gdb")
+    files = C_FILES if lang == "c" else CPP_FILES
+    prog = build(tmp_path / "src", files, DRIVER[cc, lang], [f"-gdwarf-{dwarf}", opt])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    report = compare_listings(prog, merged)
+    assert report.input_entries > 10
+    assert report.ok, report.summary(examples=10)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v[1] == "c++"], ids=lambda v: "-".join(map(str, v)))
+def test_out_of_line_members_stay_in_their_file(tmp_path, variant):
+    cc, lang, dwarf, opt = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("gdb")
+    prog = build(tmp_path / "src", COUNTER_FILES, DRIVER[cc, lang], [f"-gdwarf-{dwarf}", opt, "-std=c++17"])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    report = compare_listings(prog, merged)
+    assert report.ok, report.summary(examples=10)
+
+
+# The comparison itself, on pairs whose differences are known.
+
+MOVE_H = "struct pair { int a, b; };\nint left(struct pair *p);\nint right(struct pair *p);\n"
+MOVE_A = '#include "move.h"\nint left(struct pair *p) { return p->a; }\n'
+MOVE_B = '#include "move.h"\nint right(struct pair *p) { return p->b; }\n'
+MOVE_MAIN = '#include "move.h"\nint main(void) { struct pair p = {1, 2}; return left(&p) + right(&p) - 3; }\n'
+
+
+def test_comparison_sees_moved_and_lost(tmp_path):
+    need("gcc", "gdb", "objcopy")
+    files = {"move.h": MOVE_H, "a.c": MOVE_A, "b.c": MOVE_B, "main.c": MOVE_MAIN}
+    prog = build(tmp_path / "one", files, "gcc", ["-g", "-O0"])
+    # The same program with left() defined in b.c (built in the same folder,
+    # as gdb names files by their full path): gdb lists it under another file.
+    files_moved = dict(files, **{"a.c": '#include "move.h"\n',
+                                 "b.c": MOVE_B + MOVE_A.replace('#include "move.h"\n', "")})
+    moved = build(tmp_path / "one", files_moved, "gcc", ["-g", "-O0"], name="moved")
+    report = compare_listings(prog, moved)
+    assert [(e.kind, Path(e.file).name, e.text) for e in report.moved] == \
+        [("functions", "b.c", "int left(struct pair *);")]
+    assert not report.lost
+    # Without debug info every entity is lost and the functions become non-debugging symbols.
+    stripped = tmp_path / "stripped"
+    subprocess.run(["objcopy", "--strip-debug", str(prog), str(stripped)], check=True)
+    report = compare_listings(prog, stripped)
+    assert ("functions", "int left(struct pair *);") in report.lost
+    assert ("types", "struct pair;") in report.lost
+    assert {s.name for s in report.new_nondebug} >= {"left", "right", "main"}
+    # A file compared with itself: nothing differs.
+    assert compare_listings(prog, prog).ok
+
+
+def test_comparison_command(tmp_path):
+    need("gcc", "gdb")
+    prog = build(tmp_path / "src", {"main.c": "int main(void) { return 0; }\n"}, "gcc", ["-g"])
+    same = tmp_path / "same"
+    shutil.copy(prog, same)
+    result = linkplugin_module("linkplugin.gdblist", prog, same)
+    assert result.returncode == 0 and "moved 0, lost 0" in result.stdout
+    bad = linkplugin_module("linkplugin.gdblist", prog, tmp_path / "missing")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def linkplugin_module(module: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=ROOT)

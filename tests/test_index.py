@@ -1,0 +1,290 @@
+"""Index sections after merge-types: .gdb_index, .debug_names and pubnames point at the merged units.
+
+Judged by gdb (does it use the index, does it list and find the same
+program), readelf, gdb-add-index (gdb's own index of our output) and
+llvm-dwarfdump --verify.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from collections import Counter
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from conftest import linkplugin, need, run
+from linkplugin.gdblist import compare_listings
+from test_gdb_listings import CPP_FILES, build
+
+# A few lookups that go through the index: types, member functions, templates, static members.
+LOOKUPS = ["ptype inv::item", "ptype inv::stack<int>", "ptype inv::store", "whatis inv::item::created",
+           "info line inv::item::weight", "break inv::store::total", "break report", "info scope count_stack",
+           "print sizeof(inv::item_stack)", "info types inv::", "info functions inv::stack",
+           "info variables inv::"]
+
+
+def gdb_session(path: Path, commands: list[str]) -> str:
+    args = ["gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off"]
+    for command in commands:
+        args += ["-ex", command]
+    done = run(*args, path, check=False)
+    return (done.stdout + done.stderr).replace(str(path), "FILE")
+
+
+def merged(prog: Path) -> tuple[Path, str]:
+    out = prog.with_name(prog.name + ".merged")
+    result = linkplugin("merge-types", prog, "-o", out, "-j", "2")
+    return out, result.stderr
+
+
+def section(path: Path, name: str) -> bytes | None:
+    with open(path, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(name)
+        return sec.data() if sec is not None else None
+
+
+def unit_offsets(path: Path) -> list[tuple[int, int]]:
+    """(offset, length) of every unit, as readelf reports them."""
+    text = run("readelf", "--debug-dump=info", path).stdout
+    heads = [(int(m.group(1), 16), int(m.group(2), 16))
+             for m in re.finditer(r"Compilation Unit @ offset (0x[0-9a-f]+|0):\n\s+Length:\s+(0x[0-9a-f]+)", text)]
+    # unit_length counts what follows its own 4 bytes (DWARF32 here).
+    return [(off, length + 4) for off, length in heads]
+
+
+def gdb_index_table(data: bytes) -> tuple[int, list[tuple[int, int]], dict[tuple[str, int], set[int]]]:
+    """(version, CU list, {(name, kind and static bits): CU indexes}) of a .gdb_index."""
+    version, cu_off, tu_off, _, sym_off, pool_off = struct.unpack_from("<6I", data)
+    cus = [struct.unpack_from("<QQ", data, p) for p in range(cu_off, tu_off, 16)]
+    pool = data[pool_off:]
+    symbols: dict[tuple[str, int], set[int]] = {}
+    for name_off, vec_off in struct.iter_unpack("<II", data[sym_off:pool_off]):
+        if name_off == 0 and vec_off == 0:
+            continue
+        name = pool[name_off:pool.index(b"\0", name_off)].decode()
+        count = struct.unpack_from("<I", pool, vec_off)[0]
+        for value in struct.unpack_from(f"<{count}I", pool, vec_off + 4):
+            symbols.setdefault((name, value >> 24), set()).add(value & 0xFFFFFF)
+    return version, cus, symbols
+
+
+def gdb_add_index(path: Path) -> bytes:
+    """gdb's own .gdb_index of ``path`` (whatever index it had removed first), written beside it
+    as ``path``.gdbidx."""
+    need("gdb-add-index")
+    bare = path.with_name(path.name + ".gdbidx")
+    run("objcopy", "--remove-section", ".gdb_index", "--remove-section", ".debug_names", path, bare)
+    run("gdb-add-index", bare)
+    data = section(bare, ".gdb_index")
+    assert data is not None, "gdb-add-index wrote no index"
+    return data
+
+
+def check_gdb_uses_index(prog: Path, out: Path, version: int) -> None:
+    """gdb reads our index (no warning about it), lists the same program as from the input, and
+    finds through it what it finds through its own index of the same output."""
+    objfiles = gdb_session(out, ["maint print objfiles"])
+    assert f".gdb_index: version {version}" in objfiles
+    assert "warning" not in objfiles.lower()
+    report = compare_listings(prog, out)
+    assert report.ok, report.summary(examples=10)
+    gdb_add_index(out)
+    assert gdb_session(out, LOOKUPS) == gdb_session(out.with_name(out.name + ".gdbidx"), LOOKUPS)
+
+
+def check_readelf(out: Path) -> None:
+    """readelf reads our index and its CU table is the output's units."""
+    dump = run("readelf", "--debug-dump=gdb_index", out)
+    assert "arning" not in dump.stderr
+    table = [(int(a, 16), int(b, 16)) for a, b in re.findall(r"^\[\s*\d+\] (0x[0-9a-f]+|0) - (0x[0-9a-f]+)$",
+                                                              dump.stdout, re.M)]
+    assert [(off, off + length - 1) for off, length in unit_offsets(out)] == table
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("index")
+
+
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_lld_gdb_index(folder, dwarf):
+    need("clang++", "ld.lld", "gdb", "readelf")
+    prog = build(folder / f"lld{dwarf}", CPP_FILES, "clang++",
+                 [f"-gdwarf-{dwarf}", "-O1", "-ggnu-pubnames", "-fuse-ld=lld", "-Wl,--gdb-index"])
+    before = section(prog, ".gdb_index")
+    assert before is not None and struct.unpack_from("<I", before)[0] == 7
+    out, warnings = merged(prog)
+    assert ".gdb_index" not in warnings
+    after = section(out, ".gdb_index")
+    assert after is not None and after != before
+    check_readelf(out)
+    check_gdb_uses_index(prog, out, 7)
+    # gdb's own index of our output lists the same units (lld's symbols come from pubnames, gdb's
+    # from its own reading of the DWARF, so only the unit lists compare).
+    _, ours, _ = gdb_index_table(after)
+    _, gdbs, _ = gdb_index_table(gdb_add_index(out))
+    assert ours == gdbs
+
+
+def test_gdb_add_index(folder):
+    need("g++", "gdb", "gdb-add-index", "readelf")
+    prog = build(folder / "gdb", CPP_FILES, "g++", ["-g", "-O2"])
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    out, warnings = merged(prog)
+    assert ".gdb_index" not in warnings
+    check_readelf(out)
+    check_gdb_uses_index(prog, out, 8)
+    version, ours, our_symbols = gdb_index_table(section(out, ".gdb_index"))
+    _, gdbs, gdb_symbols = gdb_index_table(gdb_add_index(out))
+    assert version == 8 and ours == gdbs
+    # Every name gdb indexes in our output, and in the input, with the same kind and static bit; ours
+    # may still list a name under a unit whose copy of it was merged away (gdb expands that unit and
+    # follows its reference to the canonical copy).
+    assert set(our_symbols) == set(gdb_index_table(gdb_add_index(prog))[2])
+    for key in gdb_symbols.keys() & our_symbols.keys():
+        assert gdb_symbols[key] <= our_symbols[key], key
+
+
+def test_lookups_through_index_same_as_input(folder):
+    """ptype, break, info scope... through the index of the output answer as through the input's."""
+    need("g++", "gdb", "gdb-add-index")
+    prog = build(folder / "lookups", CPP_FILES, "g++", ["-g", "-O2"])
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    out, _ = merged(prog)
+    assert gdb_session(out, LOOKUPS) == gdb_session(prog, LOOKUPS)
+
+
+def test_gdb_add_index_of_output_names_what_the_input_names(folder):
+    """gdb's own indexer reads our output as it reads the input (same qualified names)."""
+    need("g++", "gdb", "gdb-add-index")
+    prog = build(folder / "gdbnames", CPP_FILES, "g++", ["-g", "-O2"])
+    out, _ = merged(prog)
+    before = set(gdb_index_table(gdb_add_index(prog))[2])
+    after = set(gdb_index_table(gdb_add_index(out))[2])
+    assert sorted(after - before)[:10] == [] and sorted(before - after)[:10] == []
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_debug_names(folder, opt):
+    need("clang++", "gdb")
+    dwarfdump = "llvm-dwarfdump-16" if run("which", "llvm-dwarfdump-16", check=False).returncode == 0 \
+        else "llvm-dwarfdump"
+    need(dwarfdump)
+    prog = build(folder / f"names{opt}", CPP_FILES, "clang++", ["-gdwarf-5", "-gpubnames", opt])
+    out, warnings = merged(prog)
+    assert ".debug_names" not in warnings
+    assert section(out, ".debug_names") is not None
+    # No error the input's index does not have too (clang 14's index lacks the DW_ATE_* base types
+    # of DW_OP_convert that LLVM 16's verifier asks for).
+    errors = [_errors(run(dwarfdump, "--verify", "--debug-names", p, check=False).stdout) for p in (prog, out)]
+    assert not errors[1] - errors[0], "\n".join(sorted(errors[1] - errors[0])[:20])
+    assert sum(errors[1].values()) <= sum(errors[0].values())
+    # The same names, each still naming a DIE of that name (checked by --verify above).
+    names = [set(re.findall(r'String: 0x[0-9a-f]+ "(.*)"', run(dwarfdump, "--debug-names", p).stdout))
+             for p in (prog, out)]
+    assert names[0] == names[1]
+    report = compare_listings(prog, out)
+    assert report.ok, report.summary(examples=10)
+
+
+def _errors(text: str) -> Counter[str]:
+    return Counter(re.sub(r"0x[0-9a-f]+", "N", line) for line in text.splitlines() if line.startswith("error:"))
+
+
+@pytest.mark.parametrize("dwarf", [4, 5])
+@pytest.mark.parametrize("flag,names", [("-gpubnames", (".debug_pubnames", ".debug_pubtypes")),
+                                        ("-ggnu-pubnames", (".debug_gnu_pubnames", ".debug_gnu_pubtypes"))])
+def test_pubnames(folder, flag, names, dwarf):
+    need("g++", "readelf")
+    prog = build(folder / f"pub{flag}{dwarf}", CPP_FILES, "g++", [f"-gdwarf-{dwarf}", "-O0", flag])
+    out, warnings = merged(prog)
+    for name in names:
+        assert section(prog, name) is not None
+        assert name not in warnings
+        dump = run("readelf", "--debug-dump=" + ("pubnames" if "pubnames" in name else "pubtypes"), out)
+        assert "arning" not in dump.stderr
+        # Every entry names a DIE of that name in the unit its set names (read by pyelftools).
+        entries = _pub_entries(dump.stdout)
+        assert entries
+        with open(out, "rb") as f:
+            dwarf = ELFFile(f).get_dwarf_info()
+            starts = {cu.cu_offset for cu in dwarf.iter_CUs()}
+            for unit, offset, text in entries:
+                assert unit in starts
+                die = dwarf.get_DIE_from_refaddr(unit + offset)
+                while "DW_AT_name" not in die.attributes and "DW_AT_specification" in die.attributes:
+                    die = die.get_DIE_from_attribute("DW_AT_specification")
+                attr = die.attributes.get("DW_AT_name")
+                assert attr is not None and text.endswith(attr.value.decode()), (text, die.tag)
+
+
+def _pub_entries(text: str) -> list[tuple[int, int, str]]:
+    """(unit offset, DIE offset in the unit, name) of every entry readelf prints."""
+    out = []
+    unit = None
+    for line in text.splitlines():
+        head = re.match(r"\s*Offset into \.debug_info section:\s+(0x[0-9a-f]+|0)$", line)
+        if head:
+            unit = int(head.group(1), 16)
+            continue
+        entry = re.match(r"\s+([0-9a-f]+)\s+(?:[gs],\w+\s+)?(\S.*)$", line)
+        if entry and unit is not None and not line.strip().startswith(("Offset", "Length", "Version", "Size")):
+            out.append((unit, int(entry.group(1), 16), entry.group(2).strip()))
+    return out
+
+
+def test_dwz_output_with_index(folder):
+    """Partial units (dwz's) stay in the CU list, in .debug_info order, with gdb's own numbering."""
+    need("g++", "gdb", "gdb-add-index", "dwz", "readelf")
+    prog = build(folder / "dwz", CPP_FILES, "g++", ["-g", "-O2"])
+    subprocess.run(["dwz", str(prog)], check=True, capture_output=True)
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    out, warnings = merged(prog)
+    assert ".gdb_index" not in warnings
+    check_readelf(out)
+    check_gdb_uses_index(prog, out, 8)
+    _, ours, _ = gdb_index_table(section(out, ".gdb_index"))
+    assert ours == gdb_index_table(gdb_add_index(out))[1]
+
+
+def test_compressed_input(folder):
+    """An input whose debug sections are compressed: the index is still rewritten (and stays plain)."""
+    need("g++", "gdb", "gdb-add-index", "objcopy")
+    prog = build(folder / "zlib", CPP_FILES, "g++", ["-g", "-O0"])
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    packed = prog.with_name("prog.z")
+    run("objcopy", "--compress-debug-sections=zlib", prog, packed)
+    for args in ((), ("--compress", "zstd")):
+        out = prog.with_name("out.z" + "".join(args))
+        linkplugin("merge-types", packed, "-o", out, *args)
+        check_readelf(out)
+        objfiles = gdb_session(out, ["maint print objfiles"])
+        assert ".gdb_index: version 8" in objfiles and "warning" not in objfiles.lower()
+        assert compare_listings(prog, out).ok
+
+
+def test_same_bytes_for_any_jobs(folder):
+    need("clang++", "ld.lld", "gdb-add-index")
+    prog = build(folder / "jobs", CPP_FILES, "clang++", ["-g", "-O1", "-gpubnames", "-fuse-ld=lld", "-Wl,--gdb-index"])
+    outs = []
+    for jobs in ("1", "2", "3"):
+        out = prog.with_name(f"out-j{jobs}")
+        linkplugin("merge-types", prog, "-o", out, "-j", jobs)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_unreadable_index_is_dropped_with_a_warning(folder):
+    need("g++", "objcopy", "gdb")
+    prog = build(folder / "bad", CPP_FILES, "g++", ["-g", "-O0"])
+    junk = folder / "junk.bin"
+    junk.write_bytes(struct.pack("<6I", 5, 24, 24, 24, 24, 24))  # version 5: not one gdb reads today
+    bad = folder / "bad" / "prog.badindex"
+    run("objcopy", "--add-section", f".gdb_index={junk}", prog, bad)
+    out, warnings = merged(bad)
+    assert ".gdb_index dropped" in warnings and len(warnings.strip().splitlines()) == 1
+    assert section(out, ".gdb_index") is None
+    assert "warning" not in gdb_session(out, ["maint print objfiles"]).lower()

@@ -1,0 +1,104 @@
+"""The shape of merge-types' output: one shared abbreviation table numbered by use, the smallest
+unit-local reference forms, DW_AT_decl_file given to DIEs whose specification moved, --stats by
+tag. Checked with readelf and llvm-dwarfdump on programs compiled here."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from conftest import linkplugin, need, run
+from conftest_merge import cached_build, have, load_sections
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.units import parse_units
+from linkplugin.merge.hash import decode_with_abbrevs
+
+CXX_VARIANTS = [(cc, "c++", dw, opt) for cc in ("gcc", "clang") for dw in (4, 5) for opt in ("-O0", "-O2")]
+
+
+def _merged(tmp_path, variant):
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    src = cached_build(*variant)
+    out = tmp_path / "merged"
+    linkplugin("merge-types", src, "-o", out)
+    return src, out
+
+
+@pytest.mark.parametrize("variant", CXX_VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_one_abbreviation_table_most_used_first(tmp_path, variant):
+    _, out = _merged(tmp_path, variant)
+    secs, _, _ = load_sections(out)
+    info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+    units = parse_units(info)
+    assert len(units) > 1
+    assert {u.abbrev_off for u in units} == {0}  # every unit reads the one table
+    table, end = parse_abbrev_table(abbrev, 0)
+    assert end == len(abbrev)
+    uses = dict.fromkeys(table, 0)
+    for u in units:
+        for code in decode_with_abbrevs(info, abbrev, u, {}).codes:
+            uses[code] += 1
+    counts = [uses[c] for c in sorted(table)]
+    assert counts == sorted(counts, reverse=True), "codes are numbered by use, most used first"
+    assert min(counts) > 0
+
+
+@pytest.mark.parametrize("variant", CXX_VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_smallest_local_reference_forms(tmp_path, variant):
+    src, out = _merged(tmp_path, variant)
+    secs, _, _ = load_sections(out)
+    forms = {form for ab in parse_abbrev_table(secs[".debug_abbrev"], 0)[0].values() for _, form, _ in ab.specs}
+    # The test program's units are far below 64 KiB: no unit-local reference needs 4 bytes.
+    assert F.DW_FORM_ref4 not in forms
+    assert forms & {F.DW_FORM_ref1, F.DW_FORM_ref2}
+    assert len(secs[".debug_info"]) + len(secs[".debug_abbrev"]) < sum(
+        len(load_sections(src)[0][n]) for n in (".debug_info", ".debug_abbrev"))
+    if shutil.which("readelf"):
+        assert "Warning" not in run("readelf", "--debug-dump=info", out).stderr
+    dump = shutil.which("llvm-dwarfdump") or shutil.which("llvm-dwarfdump-16")
+    if dump:
+        def errors(path) -> int:
+            text = run(dump, "--verify", path, check=False).stdout
+            m = re.search(r"Errors detected:\s*(\d+)", text) or re.search(r"found (\d+) errors", text)
+            return int(m.group(1)) if m else 0
+        assert errors(out) <= errors(src)
+
+
+def test_moved_specification_gets_its_own_decl_file(tmp_path):
+    """An out-of-line member function whose in-class declaration merges into another unit names
+    its file itself, in its own unit's numbering (gdb reads a followed DW_AT_decl_file with the
+    file table of the unit it started from)."""
+    need("g++", "readelf")
+    (tmp_path / "s.h").write_text("struct S { int f(); int g(); static int n; };\n")
+    (tmp_path / "a.cpp").write_text('#include <cstdio>\n#include "s.h"\nint S::f() { return n; }\n')
+    (tmp_path / "b.cpp").write_text('#include <vector>\n#include "s.h"\nint S::n = 1;\nint S::g() { return 2; }\n'
+                                    "int main() { S s; return s.f() + s.g(); }\n")
+    prog = tmp_path / "prog"
+    run("g++", "-g", "-O0", "-o", prog, tmp_path / "a.cpp", tmp_path / "b.cpp", cwd=tmp_path)
+    out = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", out)
+    text = run("readelf", "--debug-dump=info", out).stdout
+    # The DIEs of the second unit that point at a specification in the first one.
+    units = text.split("Compilation Unit @")[1:]
+    assert len(units) == 2
+    specs = re.findall(r"DW_TAG_(?:subprogram|variable)\)\n((?:\s+<[0-9a-f]+>\s+DW_AT_.*\n)+)", units[1])
+    moved = [s for s in specs if "DW_AT_specification" in s]
+    assert moved, "the second unit refers to the first one's declarations"
+    for attrs in moved:
+        assert "DW_AT_decl_file" in attrs
+    need("gdb")
+    from linkplugin.gdblist import compare_listings
+    report = compare_listings(prog, out)
+    assert report.ok, report.summary(examples=10)
+
+
+def test_stats_prints_dies_by_tag(tmp_path):
+    src = cached_build("gcc", "c++", 5, "-O0")
+    got = linkplugin("merge-types", src, "-o", tmp_path / "merged", "--stats").stdout
+    rows = dict(re.findall(r"^(DW_TAG_\w+)\s+(\d+\s+\d+)$", got, re.M))
+    assert "DW_TAG_compile_unit" in rows and "DW_TAG_structure_type" in rows
+    before, after = map(int, rows["DW_TAG_structure_type"].split())
+    assert after < before
