@@ -10,8 +10,8 @@ that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
 - gdb's ``info functions/variables/types .`` entries moved and lost, and the
   complaints gdb prints for the output but not for the input, measured by
   linkplugin.gdblist (see its docstring for the definitions); again with
-  ``gdb -readnow`` (every unit expanded in order, so where units share an
-  entity's file and name gdb shows the same unit's copy as for the input);
+  ``gdb -readnow`` (every unit expanded at start, in order, so which unit's
+  copy gdb shows for a shared file and name no longer follows lookup order);
 - DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
 """
 from __future__ import annotations
