@@ -283,6 +283,26 @@ def test_same_bytes_for_any_jobs(folder):
     assert outs[0] == outs[1] == outs[2]
 
 
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_type_units(folder, dwarf):
+    """An index listing type units is never left stale: kept where .debug_info is left as it was,
+    dropped with a warning otherwise (gdb 13 stops on a rewritten one)."""
+    need("g++", "gdb", "gdb-add-index")
+    prog = build(folder / f"tu{dwarf}", CPP_FILES, "g++", [f"-gdwarf-{dwarf}", "-O0", "-fdebug-types-section"])
+    subprocess.run(["gdb-add-index", str(prog)], check=True, capture_output=True)
+    out, warnings = merged(prog)
+    before = prog
+    if section(out, ".debug_info") == section(prog, ".debug_info"):
+        assert section(out, ".gdb_index") == section(prog, ".gdb_index")
+    else:
+        assert section(out, ".gdb_index") is None and ".gdb_index dropped" in warnings
+        before = prog.with_name("prog.noindex")  # gdb lists the input without its index too
+        run("objcopy", "--remove-section", ".gdb_index", prog, before)
+    assert "internal-error" not in gdb_session(out, ["ptype inv::item", "info functions weight"])
+    report = compare_listings(before, out)
+    assert report.ok, report.summary(examples=10)
+
+
 def test_unreadable_index_is_dropped_with_a_warning(folder):
     need("g++", "objcopy", "gdb")
     prog = build(folder / "bad", CPP_FILES, "g++", ["-g", "-O0"])
