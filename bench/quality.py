@@ -9,7 +9,9 @@ that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
 - .debug_info+.debug_abbrev and all .debug_* bytes after each tool;
 - gdb's ``info functions/variables/types .`` entries moved and lost, and the
   complaints gdb prints for the output but not for the input, measured by
-  linkplugin.gdblist (see its docstring for the definitions);
+  linkplugin.gdblist (see its docstring for the definitions); again with
+  ``gdb -readnow`` (every unit expanded at start, in order, so which unit's
+  copy gdb shows for a shared file and name no longer follows lookup order);
 - DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
 """
 from __future__ import annotations
@@ -68,8 +70,8 @@ def outputs(src: Path, out: Path) -> dict[str, Path]:
     return made
 
 
-def report(src: Path, tag_rows: int = 25) -> None:
-    """Print the tables for one input."""
+def report(src: Path, tag_rows: int = 25, readnow: bool = True) -> None:
+    """Print the tables for one input (with ``readnow``, also gdb -readnow's listings compared)."""
     with tempfile.TemporaryDirectory() as tmp:
         made = outputs(src, Path(tmp))
         # gdb and readelf on every file side by side (gdb reads each copied under the input's name).
@@ -77,19 +79,24 @@ def report(src: Path, tag_rows: int = 25) -> None:
             listings = dict(zip(["input", *made], threads.map(lambda p: listing(p, src.name),
                                                                [src, *made.values()])))
             counts = dict(zip(["input", *made], threads.map(tags, [src, *made.values()])))
+            eager = dict(zip(["input", *made], threads.map(lambda p: listing(p, src.name, readnow=True),
+                                                            [src, *made.values()]))) if readnow else {}
         base = sizes(made["dwz"])[0] if "dwz" in made else None
         print(f"\n### {src.name}\n")
-        print("| tool | .debug_info+abbrev | vs dwz | all .debug_* | gdb entries | moved | lost | new complaints |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| tool | .debug_info+abbrev | vs dwz | all .debug_* | gdb entries | moved | lost | new complaints "
+              "| moved (-readnow) | lost (-readnow) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         info, total = sizes(src)
         print(f"| input | {info} | {info / base if base else float('nan'):.3f} | {total} | "
-              f"{len(listings['input'].entries)} | | | |")
+              f"{len(listings['input'].entries)} | | | | | |")
         for label, path in made.items():
             info, total = sizes(path)
             result = compare(listings["input"], listings[label])
+            both = compare(eager["input"], eager[label]) if readnow else None
             print(f"| {label} | {info} | {info / base if base else float('nan'):.3f} | {total} | "
                   f"{result.output_entries} | {len(result.moved)} | {len(result.lost)} | "
-                  f"{sum(n for _, n in result.new_complaints)} |")
+                  f"{sum(n for _, n in result.new_complaints)} | "
+                  f"{len(both.moved) if both else ''} | {len(both.lost) if both else ''} |")
             for kind, items in (("moved", result.moved[:3]), ("lost", result.lost[:3]),
                                 ("complaint", result.new_complaints[:3])):
                 for item in items:
@@ -108,9 +115,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("files", nargs="*", type=Path, help="inputs (default: libstdc++ and python3.11d)")
     parser.add_argument("--tags", type=int, default=25, help="rows of the per-tag table (most DIEs first)")
+    parser.add_argument("--no-readnow", action="store_true", help="skip the gdb -readnow comparison")
     args = parser.parse_args()
     for src in args.files or third_party():
-        report(src, args.tags)
+        report(src, args.tags, not args.no_readnow)
 
 
 if __name__ == "__main__":

@@ -290,11 +290,12 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
                 replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
                                            Settings(codec=codec), jobs, timer))
         for sec, (_, align) in zip(indexes, index_plains):
-            if sec.name in result.drop:
+            data = result.replace.get(sec.name)
+            if data is not None:
+                replace[sec.index] = _plain_replacement(image, sec, Plain(len(data), data=data), align)
+            elif sec.name in result.drop or ".debug_info" in result.replace:
                 dropped |= {sec.index}
-            else:
-                replace[sec.index] = _plain_replacement(image, sec, Plain(len(result.replace[sec.name]),
-                                                                          data=result.replace[sec.name]), align)
+            # else .debug_info was left as it was, and the index with it
         with timer.phase("write"):
             write_elf(image, dst, replace, drop=dropped)
     report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)

@@ -146,14 +146,19 @@ def parse(stdout: str, stderr: str, mask: str = "") -> Listing:
     return result
 
 
-def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") -> Listing:
-    """gdb's listings of ``path``, read from a copy named ``name`` (default: its own basename)."""
+def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", readnow: bool = False) -> Listing:
+    """gdb's listings of ``path``, read from a copy named ``name`` (default: its own basename).
+
+    With ``readnow``, gdb expands every unit at start, in order (``-readnow``):
+    where several units hold an entity under one file and name, gdb prints the
+    copy of the unit it expanded last, and lazily that order follows lookups.
+    """
     if shutil.which(gdb) is None:
         raise FileNotFoundError(f"{gdb} is not installed")
     with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
         copy = Path(tmp) / (name or Path(path).name)
         shutil.copyfile(path, copy)
-        args = [gdb, "-batch", "-nx"]
+        args = [gdb, "-batch", "-nx"] + (["-readnow"] if readnow else [])
         for command in QUIET:
             args += ["-iex", command]
         # Every complaint, not the first 1000 of each kind: which ones come first depends on the
@@ -190,11 +195,12 @@ def compare(before: Listing, after: Listing) -> Report:
     return Report(moved, lost, dropped, new_nondebug, new_complaints, len(before.entries), len(after.entries))
 
 
-def compare_listings(input: str | os.PathLike, output: str | os.PathLike, gdb: str = "gdb") -> Report:
+def compare_listings(input: str | os.PathLike, output: str | os.PathLike, gdb: str = "gdb",
+                     readnow: bool = False) -> Report:
     """Run gdb on both files (side by side) and compare their listings."""
     with ThreadPoolExecutor(2) as threads:
         name = Path(input).name
-        before, after = threads.map(lambda p: listing(p, name, gdb), (input, output))
+        before, after = threads.map(lambda p: listing(p, name, gdb, readnow), (input, output))
     return compare(before, after)
 
 
@@ -205,13 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--examples", type=int, default=5, help="examples printed of each difference")
+    parser.add_argument("--readnow", action="store_true", help="gdb -readnow: every unit expanded at start, in order")
     args = parser.parse_args(argv)
     for path in (args.input, args.output):
         if not os.path.isfile(path):
             print(f"gdblist: {path}: no such file", file=sys.stderr)
             return 2
     try:
-        report = compare_listings(args.input, args.output)
+        report = compare_listings(args.input, args.output, readnow=args.readnow)
     except (FileNotFoundError, RuntimeError) as error:
         print(f"gdblist: {error}", file=sys.stderr)
         return 2

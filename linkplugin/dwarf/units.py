@@ -20,7 +20,20 @@ class UnitHeader(NamedTuple):
 
 
 def parse_units(d: bytes, *, types_section: bool = False) -> list[UnitHeader]:
-    """Every unit header of the section; DwarfError on a header that cannot be read."""
+    """Every unit header of the section; DwarfError on a header that cannot be read. The last
+    section's headers are remembered: every worker task of a job asks for them again."""
+    global _last
+    if _last is not None and _last[0] is d and _last[1] == types_section:
+        return list(_last[2])
+    units = _parse_units(d, types_section)
+    _last = (d, types_section, tuple(units))
+    return units
+
+
+_last: tuple[bytes, bool, tuple[UnitHeader, ...]] | None = None
+
+
+def _parse_units(d: bytes, types_section: bool) -> list[UnitHeader]:
     units: list[UnitHeader] = []
     p = 0
     n = len(d)

@@ -18,6 +18,24 @@ _core = load_compiled("linkplugin.merge._rewritecore")
 _XKIND = {"s": 3, "u": 4, "f": 5}
 
 
+def _ref_attr_table(abbrevs: dict) -> np.ndarray:
+    """[code, k]: the attribute of the k-th reference of each abbreviation (kept for the last
+    table: both rewrite passes of a unit get the same table object from parse_abbrev_table)."""
+    global _last_table
+    if _last_table is not None and _last_table[0] is abbrevs:
+        return _last_table[1]
+    ref_attrs = {c: [at for at, form, _ in ab.specs if form in F.REF_FORMS] for c, ab in abbrevs.items()}
+    width_k = max((len(v) for v in ref_attrs.values()), default=0)
+    table = np.zeros((max(abbrevs) + 1, max(width_k, 1)), dtype=np.int64)
+    for c, ats in ref_attrs.items():
+        table[c, :len(ats)] = ats
+    _last_table = (abbrevs, table)
+    return table
+
+
+_last_table: tuple[dict, np.ndarray] | None = None
+
+
 def available() -> bool:
     return _core is not None
 
@@ -52,11 +70,7 @@ def copy_dies(info: bytes, ud: UnitDies, keep: np.ndarray, local: np.ndarray, in
     moved_spec: list[tuple[int, int]] = []
     cand = (kind == 2) & inside & kept
     if cand.any():
-        ref_attrs = {c: [at for at, form, _ in ab.specs if form in F.REF_FORMS] for c, ab in ud.abbrevs.items()}
-        width_k = max((len(v) for v in ref_attrs.values()), default=0)
-        table = np.zeros((max(ud.abbrevs) + 1, max(width_k, 1)), dtype=np.int64)
-        for c, ats in ref_attrs.items():
-            table[c, :len(ats)] = ats
+        table = _ref_attr_table(ud.abbrevs)
         kth = np.arange(len(rd)) - np.searchsorted(rd, rd, side="left")
         attr = table[codes[rd], kth]
         sel = cand & np.isin(attr, followed)
