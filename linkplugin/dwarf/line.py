@@ -13,6 +13,8 @@ def file_names(line: bytes, off: int, *, strs: bytes, line_strs: bytes, comp_dir
     """Full path of each file index of the line table at ``off`` (None where an index is unused),
     as a debugger shows it: relative directories are taken from the compilation directory (DWARF 5:
     directory 0; DWARF 2-4: the unit's DW_AT_comp_dir), so equal paths mean the same file."""
+    if not isinstance(off, int):  # DW_AT_stmt_list in a block form (a damaged abbreviation)
+        raise DwarfError("DW_AT_stmt_list is not a .debug_line offset")
     try:
         return _file_names(line, off, strs, line_strs, comp_dir)
     except (IndexError, ValueError):
