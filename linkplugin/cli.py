@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from linkplugin import __version__, api, progress
+from linkplugin.compiled import note_if_missing
 from linkplugin.compress.codec import CODECS, Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
@@ -147,6 +148,8 @@ def run(argv: list[str]) -> int:
         report = _job(args, timer)
     for warning in getattr(report, "warnings", []):
         print(f"linkplugin: warning: {warning}", file=sys.stderr)
+    # Said after the job, never before an error: bad input gets exactly one line.
+    note_if_missing()
     if args.command == "compress":
         print(_size_table(report))
     if getattr(args, "stats", False):

@@ -33,7 +33,8 @@ def load_compiled(name: str) -> ModuleType | None:
 
 def note_if_missing() -> None:
     """One line on stderr, once per command and only in the main process, if a compiled kernel
-    is missing and the pure path was not asked for."""
+    was missing when the job wanted it and the pure path was not asked for (the command calls
+    this after a job that succeeded)."""
     global _noted
     if _noted or not _missing:
         return

@@ -108,3 +108,21 @@ def test_missing_core_says_so_once(tmp_path: Path) -> None:
     ref = _merge(src, tmp_path / "pure", 1, True)
     assert ref.returncode == 0 and ref.stderr.count("compiled core") == 0
     assert (tmp_path / "out").read_bytes() == (tmp_path / "pure").read_bytes()
+
+
+def test_missing_core_adds_no_line_to_an_error(tmp_path: Path) -> None:
+    """Bad input gets exactly one line on stderr, core or no core: the note comes only after a
+    job that succeeded."""
+    src = cached_build("gcc", "c++", 5, "-O2")
+    with open(src, "rb") as f:
+        info = bytearray(ELFFile(f).get_section_by_name(".debug_info").data())
+    info[12:40] = b"\x7f" * 28  # the first unit's header stays, its DIEs name an abbreviation code it lacks
+    junk = tmp_path / "junk"
+    junk.write_bytes(info)
+    bad = tmp_path / "bad"
+    subprocess.run(["objcopy", f"--update-section=.debug_info={junk}", str(src), str(bad)], check=True)
+    block = "".join(f"sys.modules[{name!r}] = None; " for name in KERNELS)
+    done = _merge(bad, tmp_path / "out", 1, False, extra=f"import sys; {block}")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "out").exists()

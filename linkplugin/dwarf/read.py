@@ -14,7 +14,7 @@ from typing import Union
 import numpy as np
 
 from linkplugin.dwarf import forms as F
-from linkplugin.compiled import load_compiled, note_if_missing
+from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.abbrev import Abbrev, Plan, _expr, compile_plan, form_size, scan_program
 from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
@@ -149,8 +149,6 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
         ud = _decode_compiled(d, hdr, abbrevs)
         if ud is not None:
             return ud
-    else:
-        note_if_missing()
     try:
         plans, kids = unit_plans(abbrevs, hdr)
     except DwarfError as exc:
