@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sized
 
@@ -38,6 +39,7 @@ _started = 0  # live workers, idle or busy
 _limit = 0  # the most ever asked for
 _fork_allowed = False  # see allow_fork
 _POLL_SECONDS = 0.1  # how often a caller waiting for its workers looks for an interrupt
+_ABANDON_SECONDS = 2.0  # how long a failed or interrupted call waits for its driver threads
 
 
 class WorkerDied(LinkpluginError):
@@ -178,7 +180,7 @@ def _acquire(jobs: int, preload: str, give_up: Callable[[], bool]) -> _Worker | 
     The wait is in short steps: the worker another job holds may die instead of coming back
     (killed, or stopped by the same signal as its owner), and then its place is free for a new
     one; a wait without end here would hang that job, and SCons with it."""
-    while True:
+    while not give_up():
         try:
             return _idle.get_nowait()
         except queue.Empty:
@@ -188,8 +190,8 @@ def _acquire(jobs: int, preload: str, give_up: Callable[[], bool]) -> _Worker | 
         try:
             return _idle.get(timeout=_POLL_SECONDS)
         except queue.Empty:
-            if give_up():
-                return None
+            pass
+    return None
 
 
 def warm_up(fn: Callable[..., Any], jobs: int) -> None:
@@ -296,8 +298,12 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int) -> list
         failures.insert(0, exc)  # the caller's own reason comes first
         for worker in list(busy):
             worker.kill()
+        # Quick: their workers are gone or finish no further task. Bounded all the same: a
+        # driver still waiting for a place in the pool is a daemon thread that gives up on
+        # its own, and the caller must not wait for it (under SCons, nothing would end it).
+        deadline = time.monotonic() + _ABANDON_SECONDS
         for t in drivers:
-            t.join()  # quick: their workers are gone or finish no further task
+            t.join(max(0.0, deadline - time.monotonic()))
     if failures:
         raise failures[0]
     return [results[i] for i in range(len(results))]
