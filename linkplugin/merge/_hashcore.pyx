@@ -20,7 +20,9 @@ Tokens (every integer LEB128, ``sleb`` where it may be negative):
 from libc.stdint cimport int64_t, uint64_t, uint8_t, uint32_t
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport free
+
+from linkplugin.merge._buf cimport Buf, grow
 
 import numpy as np
 
@@ -51,28 +53,6 @@ DEF C_UDATA = 9
 DEF C_SDATA = 10
 DEF C_FLAG = 11
 DEF C_OTHER = 12
-
-
-cdef struct Buf:
-    uint8_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-
-
-cdef int grow(Buf *b, Py_ssize_t need) except -1:
-    cdef uint8_t *q
-    cdef Py_ssize_t cap
-    if b.n + need <= b.cap:
-        return 0
-    cap = b.cap * 2 if b.cap else 65536
-    while cap < b.n + need:
-        cap *= 2
-    q = <uint8_t *> realloc(b.p, cap)
-    if q == NULL:
-        raise MemoryError()
-    b.p = q
-    b.cap = cap
-    return 0
 
 
 cdef inline int put(Buf *b, uint8_t c) except -1:

@@ -7,7 +7,9 @@ arrays) and makes the same bytes, the same first-use order of new abbreviations 
 lists of values left to patch.
 """
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport free, realloc
+
+from linkplugin.merge._buf cimport Buf, grow
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -15,28 +17,6 @@ import numpy as np
 
 # Event kinds (rewrite._rewrite): 0 drop DW_AT_sibling, 1 local ref4, 2 external ref_addr,
 # 3 section-offset operand, 4 ULEB operand, 5 fixed-width operand.
-
-
-cdef struct Buf:
-    uint8_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-
-
-cdef int grow(Buf *b, Py_ssize_t need) except -1:
-    cdef uint8_t *q
-    cdef Py_ssize_t cap
-    if b.n + need <= b.cap:
-        return 0
-    cap = b.cap * 2 if b.cap else 65536
-    while cap < b.n + need:
-        cap *= 2
-    q = <uint8_t *> realloc(b.p, cap)
-    if q == NULL:
-        raise MemoryError()
-    b.p = q
-    b.cap = cap
-    return 0
 
 
 cdef inline int copy(Buf *b, const uint8_t *s, Py_ssize_t n) except -1:
