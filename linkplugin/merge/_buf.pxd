@@ -1,6 +1,6 @@
 # A growable byte buffer for the compiled kernels (_hashcore, _rewritecore): the caller owns
 # ``p`` and frees it.
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint64_t, uint8_t
 from libc.stdlib cimport realloc
 
 
@@ -25,3 +25,16 @@ cdef inline int grow(Buf *b, Py_ssize_t need) except -1:
     b.p = q
     b.cap = cap
     return 0
+
+
+cdef inline int uleb(Buf *b, uint64_t v) except -1:
+    """Append ``v`` as ULEB128."""
+    grow(b, 10)
+    while True:
+        if v < 0x80:
+            b.p[b.n] = <uint8_t> v
+            b.n += 1
+            return 0
+        b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
+        b.n += 1
+        v >>= 7

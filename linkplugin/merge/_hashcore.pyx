@@ -22,7 +22,7 @@ from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdlib cimport free
 
-from linkplugin.merge._buf cimport Buf, grow
+from linkplugin.merge._buf cimport Buf, grow, uleb
 
 import numpy as np
 
@@ -63,16 +63,20 @@ cdef inline int put(Buf *b, uint8_t c) except -1:
     return 0
 
 
-cdef int uleb(Buf *b, uint64_t v) except -1:
-    grow(b, 10)
-    while True:
-        if v < 0x80:
-            b.p[b.n] = <uint8_t> v
-            b.n += 1
-            return 0
-        b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
-        b.n += 1
-        v >>= 7
+cdef inline int known(Buf *b, uint64_t at, uint64_t v) except -1:
+    """Token 'k': attribute ``at`` with a constant ``v`` whatever its form."""
+    put(b, b'k')
+    uleb(b, at)
+    uleb(b, v)
+    return 0
+
+
+cdef inline int by_form(Buf *b, uint64_t at, uint64_t form) except -1:
+    """Token 'F': attribute ``at`` in ``form``; the caller writes the value."""
+    put(b, b'F')
+    uleb(b, at)
+    uleb(b, form)
+    return 0
 
 
 cdef int sleb(Buf *b, int64_t v) except -1:
@@ -217,14 +221,10 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                             v = <uint64_t> ic
                             cls = C_FILE
                         elif ic >= 0:
-                            put(&b, b'k')
-                            uleb(&b, at)
-                            uleb(&b, <uint64_t> ic)
+                            known(&b, at, <uint64_t> ic)
                             continue
                         else:
-                            put(&b, b'F')
-                            uleb(&b, at)
-                            uleb(&b, form)
+                            by_form(&b, at, form)
                             sleb(&b, ic)
                             continue
                     elif op == T_FIXED or op == T_RAW:
@@ -357,42 +357,28 @@ def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1
                         uleb(&b, v)
                     elif cls == C_DATA:
                         if v < (<uint64_t> 1) << (size * 8 - 1):
-                            put(&b, b'k')
-                            uleb(&b, at)
-                            uleb(&b, v)
+                            known(&b, at, v)
                         else:
-                            put(&b, b'F')
-                            uleb(&b, at)
-                            uleb(&b, form)
+                            by_form(&b, at, form)
                             uleb(&b, v)
                     elif cls == C_UDATA:
-                        put(&b, b'k')
-                        uleb(&b, at)
-                        uleb(&b, v)
+                        known(&b, at, v)
                     elif cls == C_SDATA:
                         sv = <int64_t> v
                         if sv >= 0:
-                            put(&b, b'k')
-                            uleb(&b, at)
-                            uleb(&b, v)
+                            known(&b, at, v)
                         else:
-                            put(&b, b'F')
-                            uleb(&b, at)
-                            uleb(&b, form)
+                            by_form(&b, at, form)
                             sleb(&b, sv)
                     elif cls == C_FLAG:
                         if v == 1:
                             put(&b, b'l')
                             uleb(&b, at)
                         else:
-                            put(&b, b'F')
-                            uleb(&b, at)
-                            uleb(&b, form)
+                            by_form(&b, at, form)
                             uleb(&b, v)
                     else:
-                        put(&b, b'F')
-                        uleb(&b, at)
-                        uleb(&b, form)
+                        by_form(&b, at, form)
                         uleb(&b, v)
             edges.append(kedges)
         rs[nroots] = b.n

@@ -9,7 +9,7 @@ lists of values left to patch.
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free, realloc
 
-from linkplugin.merge._buf cimport Buf, grow
+from linkplugin.merge._buf cimport Buf, grow, uleb
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -32,18 +32,6 @@ cdef inline int zeros(Buf *b, Py_ssize_t n) except -1:
     memset(b.p + b.n, 0, n)
     b.n += n
     return 0
-
-
-cdef int uleb(Buf *b, int64_t v) except -1:
-    grow(b, 10)
-    while True:
-        if v < 0x80:
-            b.p[b.n] = <uint8_t> v
-            b.n += 1
-            return 0
-        b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
-        b.n += 1
-        v >>= 7
 
 
 cdef int patch(Buf *b, int64_t pos, int64_t width, int64_t target) except -1:
