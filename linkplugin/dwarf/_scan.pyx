@@ -10,9 +10,6 @@ returns None and the caller runs the pure-Python decoder, which raises the exact
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint8_t
-from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.long cimport PyLong_FromLongLong
-from cpython.ref cimport Py_INCREF
 
 import numpy as np
 
@@ -50,16 +47,6 @@ cdef int vpush(Vec *v, int64_t x) except -1 nogil:
     v.p[v.n] = x
     v.n += 1
     return 0
-
-
-cdef list vlist(Vec *v):
-    cdef Py_ssize_t k
-    cdef list out = PyList_New(v.n)
-    for k in range(v.n):
-        o = PyLong_FromLongLong(v.p[k])
-        Py_INCREF(o)
-        PyList_SET_ITEM(out, k, o)
-    return out
 
 
 cdef object varray(Vec *v):
@@ -226,8 +213,8 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
 
 def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (offs, codes, parent, ends, R, S, X, L, the first four as
-    int64 arrays) or None.
+    """Scan the DIEs of one unit: (R, S, X, L, (offs, codes, parent, ends) as int64 arrays) or
+    None.
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
     ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
@@ -254,7 +241,7 @@ def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, in
         for q in range(0, o.E.n, 3):
             expr(d, o.E.p[q + 1], o.E.p[q + 2], o.E.p[q], X)
         L = [(o.L.p[q], o.L.p[q + 1], o.L.p[q + 2], o.L.p[q + 3]) for q in range(0, o.L.n, 4)]
-        return (vlist(&o.offs), vlist(&o.codes), vlist(&o.par), vlist(&o.ends), varray(&o.R), varray(&o.S), X, L,
+        return (varray(&o.R), varray(&o.S), X, L,
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)

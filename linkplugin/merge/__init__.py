@@ -22,7 +22,7 @@ from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_c
 from linkplugin.merge.shared import SharedSections, shared_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
-from linkplugin.pool import run_tasks, run_threads
+from linkplugin.pool import run_tasks, run_threads, warm_up
 
 # Sections the workers read.
 _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets",
@@ -108,6 +108,10 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
     with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
+        if jobs > 1 and not threads:
+            # In the command, workers forked now inherit the engine's modules and the sections
+            # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
+            warm_up(analyze_chunk, jobs)
         return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks)
 
 
