@@ -77,6 +77,12 @@ class UnitDies:
     def ends(self) -> list[int]:
         return self._columns()[3]
 
+    def die(self, i: int) -> tuple[int, int]:
+        """(section offset, abbreviation code) of DIE ``i``, without making the lists."""
+        if self._lists is not None:
+            return self._lists[0][i], self._lists[1][i]
+        return int(self._arrays[0][i]), int(self._arrays[1][i])  # type: ignore[index]
+
     def __len__(self) -> int:
         """The number of DIEs."""
         return len(self._arrays[0]) if self._arrays is not None else len(self._lists[0])  # type: ignore[index]
@@ -330,7 +336,7 @@ def decode_attrs(d: bytes, p: int, specs: tuple, hdr: UnitHeader) -> tuple[list[
 
 def die_attrs(d: bytes, ud: UnitDies, i: int) -> dict[int, tuple[int, Value]]:
     """{attribute: (form, value)} of DIE ``i`` (cold path)."""
-    p = ud.offs[i]
+    p, code = ud.die(i)
     _, p = read_uleb(d, p)
-    attrs, _ = decode_attrs(d, p, ud.abbrevs[ud.codes[i]].specs, ud.hdr)
+    attrs, _ = decode_attrs(d, p, ud.abbrevs[code].specs, ud.hdr)
     return {at: (form, value) for at, form, value, _, _ in attrs}
