@@ -66,9 +66,22 @@ cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
 
 
 cdef struct Out:
-    Vec offs, codes, par, ends, R, S, stack
+    Vec offs, codes, par, ends, stack
+    Vec F        # (position, DIE, form, attribute, target) of every reference, in position order
     Vec L        # (DIE, attribute, form, value) of each location-list pointer
     Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
+
+
+DEF DW_FORM_ref4 = 0x13
+
+
+cdef inline int push_ref(Vec *v, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) except -1 nogil:
+    vpush(v, pos)
+    vpush(v, die)
+    vpush(v, form)
+    vpush(v, at)
+    vpush(v, target)
+    return 0
 
 
 cdef inline int read_leb(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
@@ -132,14 +145,10 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
             if op == OP_SKIP:
                 p += a
             elif op == OP_REF4:
-                vpush(&o.R, p)
+                push_ref(&o.F, p, i, DW_FORM_ref4, -1, rd(b, p, 4) + u)
                 p += 4
             elif op == OP_UREF or op == OP_REFADDR:
-                vpush(&o.S, i)
-                vpush(&o.S, p)
-                vpush(&o.S, bb)
-                vpush(&o.S, c)
-                vpush(&o.S, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
+                push_ref(&o.F, p, i, bb, c, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
                 p += a
             elif op == OP_LOC:
                 vpush(&o.L, i)
@@ -152,11 +161,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 if read_leb(b, n, &q, &v) < 0:
                     return 0
                 if op == OP_REFUDATA:
-                    vpush(&o.S, i)
-                    vpush(&o.S, p)
-                    vpush(&o.S, bb)
-                    vpush(&o.S, c)
-                    vpush(&o.S, u + v)
+                    push_ref(&o.F, p, i, bb, c, u + v)
                 else:
                     vpush(&o.L, i)
                     vpush(&o.L, c)
@@ -213,8 +218,9 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
 
 def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (R, S, X, L, (offs, codes, parent, ends) as int64 arrays) or
-    None.
+    """Scan the DIEs of one unit: (references, X, L, (offs, codes, parent, ends) as int64 arrays)
+    or None. ``references`` has a row (position, DIE, form, attribute (-1 for a ref4 that is not
+    DW_AT_sibling), target section offset) per reference attribute, in position order.
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
     ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
@@ -241,15 +247,14 @@ def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, in
         for q in range(0, o.E.n, 3):
             expr(d, o.E.p[q + 1], o.E.p[q + 2], o.E.p[q], X)
         L = [(o.L.p[q], o.L.p[q + 1], o.L.p[q + 2], o.L.p[q + 3]) for q in range(0, o.L.n, 4)]
-        return (varray(&o.R), varray(&o.S), X, L,
+        return (varray(&o.F).reshape(-1, 5), X, L,
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)
         free(o.codes.p)
         free(o.par.p)
         free(o.ends.p)
-        free(o.R.p)
-        free(o.S.p)
+        free(o.F.p)
         free(o.stack.p)
         free(o.L.p)
         free(o.E.p)

@@ -176,8 +176,10 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
     got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
     if got is None:
         return None
-    R, S, X, L, arrays = got
-    return UnitDies(hdr, abbrevs, None, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L, arrays)
+    refs, X, L, arrays = got
+    pos, die, form, at, target = refs.T.copy()  # one copy: each column contiguous
+    _check_targets(len(d), hdr, pos, form, at, target)
+    return UnitDies(hdr, abbrevs, None, pos, die, form, at, target, X, L, arrays)
 
 
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
@@ -247,24 +249,19 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
     return UnitDies(hdr, abbrevs, (offs, codes, par, ends), *_gather_refs(d, hdr, offs, R, S), X, L)
 
 
-def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: list[int] | np.ndarray, S: list | np.ndarray
-                 ) -> tuple[np.ndarray, ...]:
-    """The reference arrays from the ref4 positions ``R`` and the other references ``S`` (tuples
-    or rows of (DIE, position, form, attribute, target))."""
+def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: list) -> tuple[np.ndarray, ...]:
+    """The pure decoder's reference arrays from the ref4 positions ``R`` and the other references
+    ``S`` (tuples of (DIE, position, form, attribute, target))."""
     raw = np.frombuffer(d, dtype=np.uint8)
     rp = np.asarray(R, dtype=np.int64)
     rt = (raw[rp].astype(np.int64) | raw[rp + 1].astype(np.int64) << 8 | raw[rp + 2].astype(np.int64) << 16
           | raw[rp + 3].astype(np.int64) << 24) + hdr.off
     if len(S):
         size = len(d)
-        if isinstance(S, list):
-            for _, pos, _, _, target in S:
-                if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
-                    raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
+        for _, pos, _, _, target in S:
+            if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
+                raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
         sa = np.asarray(S, dtype=np.int64).reshape(-1, 5)
-        outside = (sa[:, 4] < 0) | (sa[:, 4] >= size)  # the compiled scanner's int64 may have wrapped
-        if outside.any():
-            raise DwarfError(f"reference at 0x{int(sa[outside][0, 1]):x} points past the end of .debug_info")
         pos = np.concatenate([rp, sa[:, 1]])
         form = np.concatenate([np.full(len(rp), F.DW_FORM_ref4, np.int64), sa[:, 2]])
         at = np.concatenate([np.full(len(rp), -1, np.int64), sa[:, 3]])
@@ -274,11 +271,21 @@ def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: lis
     else:
         pos, form, at, target = rp, np.full(len(rp), F.DW_FORM_ref4, np.int64), np.full(len(rp), -1, np.int64), rt
     die = np.searchsorted(np.asarray(offs, dtype=np.int64), pos, side="right") - 1
+    _check_targets(len(d), hdr, pos, form, at, target)
+    return pos, die, form, at, target
+
+
+def _check_targets(size: int, hdr: UnitHeader, pos: np.ndarray, form: np.ndarray, at: np.ndarray,
+                   target: np.ndarray) -> None:
+    """DwarfError for a reference past the section or a unit-local one out of its unit (a plain
+    ref4, attribute -1, is only checked for the second)."""
+    outside = ((target < 0) | (target >= size)) & (at != -1)  # a compiled scanner's int64 may have wrapped
+    if outside.any():
+        raise DwarfError(f"reference at 0x{int(pos[outside][0]):x} points past the end of .debug_info")
     local = form != F.DW_FORM_ref_addr
     if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
         bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])
         raise DwarfError(f"reference at 0x{bad:x} points out of its unit")
-    return pos, die, form, at, target
 
 Value = Union[int, bytes]
 
