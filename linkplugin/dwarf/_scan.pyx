@@ -216,22 +216,22 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
     return 1
 
 
-def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
-         const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (references, X, L, (offs, codes, parent, ends) as int64 arrays)
-    or None. ``references`` has a row (position, DIE, form, attribute (-1 for a ref4 that is not
-    DW_AT_sibling), target section offset) per reference attribute, in position order.
+def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
+         const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, const uint8_t[::1] ref_ops):
+    """Scan the DIEs of one unit without the GIL: (references, blocks, L, (offs, codes, parent,
+    ends)) as int64 arrays, or None.
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
-    ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
-    expression block (it may raise DwarfError). The scan itself runs without the GIL; the few
-    expression blocks that may name a DIE are decoded afterwards, in DIE order."""
+    ``kids[code]`` its children flag. ``references`` has a row (position, DIE, form, attribute
+    (-1 for a ref4 that is not DW_AT_sibling), target section offset) per reference attribute,
+    in position order; ``blocks`` a row (DIE, start, end) per expression block holding one of
+    the DIE-naming opcodes ``ref_ops`` (the caller decodes those few); ``L`` a row (DIE,
+    attribute, form, value) per location-list pointer."""
     cdef Py_ssize_t n = dv.shape[0]
     cdef uint8_t refop[256]
     cdef Out o
     cdef Py_ssize_t q
     cdef int done
-    cdef list X = []
     if n == 0 or prog.shape[0] == 0 or start.shape[0] == 0 or kids.shape[0] < start.shape[0]:
         return None
     for q in range(256):
@@ -244,10 +244,7 @@ def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, in
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
         if not done:
             return None
-        for q in range(0, o.E.n, 3):
-            expr(d, o.E.p[q + 1], o.E.p[q + 2], o.E.p[q], X)
-        L = [(o.L.p[q], o.L.p[q + 1], o.L.p[q + 2], o.L.p[q + 3]) for q in range(0, o.L.n, 4)]
-        return (varray(&o.F).reshape(-1, 5), X, L,
+        return (varray(&o.F).reshape(-1, 5), varray(&o.E).reshape(-1, 3), varray(&o.L).reshape(-1, 4),
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)

@@ -168,15 +168,14 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
         return None
     if tables is None:
         return None
-    A, O, V, u = hdr.addr_size, hdr.offset_size, hdr.version, hdr.off
-
-    def expr(d: bytes, s: int, e: int, i: int, X: list) -> None:
-        _expr(d, s, e, i, u, X, A, O, V)
-
-    got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
+    got = _scan.scan(d, hdr.die_off, hdr.end, hdr.off, *tables, REF_OPS)
     if got is None:
         return None
-    refs, X, L, arrays = got
+    refs, blocks, locs, arrays = got
+    X: list = []
+    for i, s, e in blocks.tolist():  # the few expressions that may name a DIE
+        _expr(d, s, e, i, hdr.off, X, hdr.addr_size, hdr.offset_size, hdr.version)
+    L = [tuple(row) for row in locs.tolist()]
     pos, die, form, at, target = refs.T.copy()  # one copy: each column contiguous
     _check_targets(len(d), hdr, pos, form, at, target)
     return UnitDies(hdr, abbrevs, None, pos, die, form, at, target, X, L, arrays)
