@@ -67,7 +67,7 @@ cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
 
 cdef struct Out:
     Vec offs, codes, par, ends, stack
-    Vec F        # (position, DIE, form, attribute, target) of every reference, in position order
+    Vec rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
     Vec L        # (DIE, attribute, form, value) of each location-list pointer
     Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
 
@@ -75,12 +75,12 @@ cdef struct Out:
 DEF DW_FORM_ref4 = 0x13
 
 
-cdef inline int push_ref(Vec *v, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) except -1 nogil:
-    vpush(v, pos)
-    vpush(v, die)
-    vpush(v, form)
-    vpush(v, at)
-    vpush(v, target)
+cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) except -1 nogil:
+    vpush(&o.rpos, pos)
+    vpush(&o.rdie, die)
+    vpush(&o.rform, form)
+    vpush(&o.rat, at)
+    vpush(&o.rtgt, target)
     return 0
 
 
@@ -145,10 +145,16 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
             if op == OP_SKIP:
                 p += a
             elif op == OP_REF4:
-                push_ref(&o.F, p, i, DW_FORM_ref4, -1, rd(b, p, 4) + u)
+                v = rd(b, p, 4) + u
+                if v >= end:
+                    return 0  # out of its unit: the Python decoder says so
+                push_ref(o, p, i, DW_FORM_ref4, -1, v)
                 p += 4
             elif op == OP_UREF or op == OP_REFADDR:
-                push_ref(&o.F, p, i, bb, c, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
+                v = rd(b, p, <int> a)
+                if v < 0 or (op == OP_UREF and v >= end - u) or (op == OP_REFADDR and v >= n):
+                    return 0  # past the section or out of its unit: the Python decoder says so
+                push_ref(o, p, i, bb, c, v + (u if op == OP_UREF else 0))
                 p += a
             elif op == OP_LOC:
                 vpush(&o.L, i)
@@ -161,7 +167,9 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 if read_leb(b, n, &q, &v) < 0:
                     return 0
                 if op == OP_REFUDATA:
-                    push_ref(&o.F, p, i, bb, c, u + v)
+                    if v >= end - u:
+                        return 0
+                    push_ref(o, p, i, bb, c, u + v)
                 else:
                     vpush(&o.L, i)
                     vpush(&o.L, c)
@@ -219,12 +227,13 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
 def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, const uint8_t[::1] ref_ops):
     """Scan the DIEs of one unit without the GIL: (references, blocks, L, (offs, codes, parent,
-    ends)) as int64 arrays, or None.
+    ends)) as int64 arrays, or None (also for a reference past the section or out of its unit:
+    the Python decoder then gives the error).
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
-    ``kids[code]`` its children flag. ``references`` has a row (position, DIE, form, attribute
-    (-1 for a ref4 that is not DW_AT_sibling), target section offset) per reference attribute,
-    in position order; ``blocks`` a row (DIE, start, end) per expression block holding one of
+    ``kids[code]`` its children flag. ``references`` are five columns (position, DIE, form,
+    attribute (-1 for a ref4 that is not DW_AT_sibling), target section offset) with a row per
+    reference attribute, in position order; ``blocks`` a row (DIE, start, end) per expression block holding one of
     the DIE-naming opcodes ``ref_ops`` (the caller decodes those few); ``L`` a row (DIE,
     attribute, form, value) per location-list pointer."""
     cdef Py_ssize_t n = dv.shape[0]
@@ -244,14 +253,19 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
         if not done:
             return None
-        return (varray(&o.F).reshape(-1, 5), varray(&o.E).reshape(-1, 3), varray(&o.L).reshape(-1, 4),
+        refs = (varray(&o.rpos), varray(&o.rdie), varray(&o.rform), varray(&o.rat), varray(&o.rtgt))
+        return (refs, varray(&o.E).reshape(-1, 3), varray(&o.L).reshape(-1, 4),
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)
         free(o.codes.p)
         free(o.par.p)
         free(o.ends.p)
-        free(o.F.p)
+        free(o.rpos.p)
+        free(o.rdie.p)
+        free(o.rform.p)
+        free(o.rat.p)
+        free(o.rtgt.p)
         free(o.stack.p)
         free(o.L.p)
         free(o.E.p)

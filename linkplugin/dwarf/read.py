@@ -35,7 +35,7 @@ class UnitDies:
                  lists: tuple[list[int], list[int], list[int], list[int]] | None,
                  ref_pos: np.ndarray, ref_die: np.ndarray, ref_form: np.ndarray, ref_at: np.ndarray,
                  ref_target: np.ndarray, xrefs: list[tuple[int, int, int, str, int]] | None = None,
-                 locs: list[tuple[int, int, int, int]] | None = None,
+                 locs: list[tuple[int, int, int, int]] | np.ndarray | None = None,
                  arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
         if lists is None and arrays is None:
             raise ValueError("UnitDies needs its DIE columns as lists or as arrays")
@@ -53,7 +53,8 @@ class UnitDies:
             ref_pos, ref_die, ref_form, ref_at, ref_target)
         # (die, operand position, width, kind 'u'/'f'/'s', target section offset) from expressions
         self.xrefs = xrefs if xrefs is not None else []
-        # (die, attribute, form, value) of location-list pointers
+        # (die, attribute, form, value) of location-list pointers: tuples, or an (n, 4) int64
+        # array from the compiled scanner
         self.locs = locs if locs is not None else []
 
     def _columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -175,10 +176,7 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
     X: list = []
     for i, s, e in blocks.tolist():  # the few expressions that may name a DIE
         _expr(d, s, e, i, hdr.off, X, hdr.addr_size, hdr.offset_size, hdr.version)
-    L = [tuple(row) for row in locs.tolist()]
-    pos, die, form, at, target = refs.T.copy()  # one copy: each column contiguous
-    _check_targets(len(d), hdr, pos, form, at, target)
-    return UnitDies(hdr, abbrevs, None, pos, die, form, at, target, X, L, arrays)
+    return UnitDies(hdr, abbrevs, None, *refs, X, locs, arrays)
 
 
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:

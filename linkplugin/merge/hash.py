@@ -136,7 +136,7 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
 
 def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
     """(section name, operands) of the DIE-naming operands in the unit's location lists."""
-    if not ud.locs:
+    if not len(ud.locs):
         return "", []
     name = ".debug_loclists" if ud.hdr.version >= 5 else ".debug_loc"
     sec = secs.get(name)
