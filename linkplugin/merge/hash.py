@@ -46,10 +46,11 @@ class UnitAnalysis(NamedTuple):
     offs: np.ndarray          # section offset of every DIE
     roots: np.ndarray         # DIE index of each mergeable root
     root_ends: np.ndarray     # DIE index after each root's subtree
-    hashes: list[bytes]       # 128-bit hash of each root
+    hashes: np.ndarray        # (roots, 16) uint8: 128-bit hash of each root
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
-    names: list[bytes | None]  # digest of each named root's (namespaces, name, declaring file)
+    names: np.ndarray         # (roots, 33) uint8: name key of each named root (hash._name_key)
+    has_name: np.ndarray      # which roots have a name key
 
 
 def _digest(obj: object) -> bytes:
@@ -203,12 +204,20 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
                  ) -> UnitAnalysis:
     info = secs[".debug_info"]
     hdr = ud.hdr
-    offs = np.array(ud.offs, dtype=np.int64)
+    offs = ud.arrays()[0]
     env = UnitEnv(secs, ud, info, strp_cache)
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [])
+        return UnitAnalysis(reason, offs, empty, empty, np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool),
+                            np.zeros((0, 33), np.uint8), np.zeros(0, dtype=bool))
+    _, loc_ops = location_operands(secs, ud, env)
+    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
+    if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below
+        got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
+        if got is not None:
+            return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name)
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -216,9 +225,6 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         root_of[roots[k]:root_ends[k]] = k
     pinned = np.zeros(len(roots), dtype=bool)
     unique = np.zeros(len(roots), dtype=bool)
-    _, loc_ops = location_operands(secs, ud, env)
-    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
-    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
     if named:
         idx = np.searchsorted(offs, np.array(named, dtype=np.int64))
         if (idx >= n).any() or (offs[np.minimum(idx, n - 1)] != np.array(named)).any():
@@ -235,7 +241,13 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
     hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names)
+    # The compiled path's layout: a name key of 17 bytes (a typedef's) is padded to 33.
+    rows = np.zeros((len(names), 33), dtype=np.uint8)
+    for k, name in enumerate(names):
+        if name is not None:
+            rows[k, :len(name)] = np.frombuffer(name, dtype=np.uint8)
+    return UnitAnalysis("", offs, roots, root_ends, np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16),
+                        pinned, rows, np.array([name is not None for name in names], dtype=bool))
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -300,12 +312,6 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     roots_l = roots.tolist()
     ends_l = root_ends.tolist()
     ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
-    if fasthash.available():  # the same tokens, written and digested in C (fasthash.py)
-        nss = [_namespaces(info, ud, env, r, ns_memo) for r in roots_l]
-        prefixes = [marshal.dumps((base_ctx, ns, hdr.off if unique[k] else None), 2) for k, ns in enumerate(nss)]
-        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, nss, _finish_scc)
-        if got is not None:
-            return got
     # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
     per_code = {code: _code_tokens(ab, hdr) for code, ab in ud.abbrevs.items()}
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
@@ -351,7 +357,7 @@ def _name_key(out: list, first: int) -> bytes | None:
     """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
     declaring file, from the root DIE's tokens ``out[first:]``, followed by one byte: 1 for a
     typedef (gdb prints the type it names), else 0 and its declaring line (all gdb prints of a
-    struct, enum or base type); None for an unnamed root. fasthash.hash_roots makes the same keys
+    struct, enum or base type); None for an unnamed root. _hashcore.name_keys makes the same keys
     from the compiled token stream: change both together (tests/test_compiled_core.py)."""
     name = file = line = None
     for t in out[first:]:

@@ -1,7 +1,8 @@
 """Phase 2 (serial, cheap): the global hash table. For each hash the lowest (unit, DIE) wins.
 
-Units are inserted in unit order whatever the number of workers that produced their hashes, so
-the winners (and the output bytes) never depend on ``jobs``.
+Units are laid end to end in unit order whatever the number of workers that produced their
+hashes, so the winners (and the output bytes) never depend on ``jobs``. Everything is numpy over
+all units' roots at once: no Python work per root.
 """
 from __future__ import annotations
 
@@ -12,36 +13,41 @@ import numpy as np
 from linkplugin.merge.hash import UnitAnalysis
 
 
-def _ambiguous_names(analyses: list[UnitAnalysis]) -> dict[bytes, int]:
-    """Names of roots that gdb's listings would show differently depending on the copy.
+def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct value, group of each row) of a (n, width) uint8 array."""
+    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)  # first: lowest index
+    return first, group.ravel()
+
+
+def _ambiguous_names(unit: np.ndarray, hashes: np.ndarray, names: np.ndarray, has_name: np.ndarray) -> np.ndarray:
+    """Which roots (of all units, end to end) keep their copy because gdb's listings would show
+    their name differently depending on the copy.
 
     gdb's `info types` prints one entry per file and name: that of the unit it expanded last.
     When typedefs of different types share a name and file (a template alias such as
     `__type_identity_t` in <type_traits>, a typedef of a source compiled twice with different
     macros), or structs of one name are declared on different lines, removing one unit's copy
     changes which one gdb prints. gdb lists the copy of the last unit holding the name (it
-    expands units in order and searches the newest first): that unit keeps its copies, and the
-    result maps each such name to that unit. A name key (hash.py ``_name_key``)
-    (16 bytes: namespaces, name, file; gdb does not tell a C struct from a typedef of the same
-    name apart there) is followed by 1 for a typedef, whose text is its type (compared by hash),
-    or by 0 and the declaring line for any other type (all gdb shows of it)."""
-    first: dict[bytes, bytes] = {}
-    last: dict[bytes, int] = {}
-    differ: set[bytes] = set()
-    for u, a in enumerate(analyses):
-        for name, h in zip(a.names, a.hashes):
-            if name is None:
-                continue
-            key = name[:16]
-            shown = b"\1" + h if name[16] == 1 else name[16:]
-            if first.setdefault(key, shown) != shown:
-                differ.add(key)
-            last[key] = u
-    return {key: last[key] for key in differ}
-
-
-def _key(name: bytes | None) -> bytes | None:
-    return name[:16] if name is not None else None
+    expands units in order and searches the newest first): that unit keeps its copies of such
+    names. A name key (hash.py ``_name_key``) (16 bytes: namespaces, name, file; gdb does not tell
+    a C struct from a typedef of the same name apart there) is followed by 1 for a typedef, whose
+    text is its type (compared by hash), or by 0 and the declaring line for any other type (all
+    gdb shows of it)."""
+    keep = np.zeros(len(unit), dtype=bool)
+    idx = np.flatnonzero(has_name)
+    if not len(idx):
+        return keep
+    shown = names[idx, 16:].copy()
+    typedef = shown[:, 0] == 1
+    shown[typedef, 1:] = hashes[idx[typedef]]
+    first, group = _groups(names[idx, :16])
+    differ = np.zeros(len(first), dtype=bool)
+    differ[group[(shown != shown[first[group]]).any(axis=1)]] = True
+    last = np.full(len(first), -1, dtype=np.int64)
+    np.maximum.at(last, group, unit[idx])
+    keep[idx] = differ[group] & (last[group] == unit[idx])
+    return keep
 
 
 class Removals(NamedTuple):
@@ -53,27 +59,26 @@ class Removals(NamedTuple):
 
 
 def choose_winners(analyses: list[UnitAnalysis]) -> list[Removals]:
-    winners: dict[bytes, tuple[int, int]] = {}
-    for u, a in enumerate(analyses):
-        for k, h in enumerate(a.hashes):
-            winners.setdefault(h, (u, k))
-    ambiguous = _ambiguous_names(analyses)
+    counts = [len(a.roots) for a in analyses]
+    base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if base[-1] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return [Removals(empty, empty, empty, empty) for _ in analyses]
+    unit = np.repeat(np.arange(len(analyses), dtype=np.int64), counts)
+    roots = np.concatenate([a.roots for a in analyses]).astype(np.int64)
+    ends = np.concatenate([a.root_ends for a in analyses]).astype(np.int64)
+    hashes = np.concatenate([a.hashes for a in analyses])
+    pinned = np.concatenate([a.pinned for a in analyses]).astype(bool)
+    keep = _ambiguous_names(unit, hashes, np.concatenate([a.names for a in analyses]),
+                            np.concatenate([a.has_name for a in analyses]).astype(bool))
+    first, group = _groups(hashes)
+    win = first[group]
+    size = ends - roots
+    # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
+    drop = (win != np.arange(len(win))) & ~pinned & ~keep & (size[win] == size)
     out = []
-    for u, a in enumerate(analyses):
-        starts, ends, cu, cd = [], [], [], []
-        roots = a.roots.tolist()
-        rends = a.root_ends.tolist()
-        for k, h in enumerate(a.hashes):
-            wu, wk = winners[h]
-            if (wu, wk) == (u, k) or a.pinned[k] or ambiguous.get(_key(a.names[k])) == u:
-                continue
-            w = analyses[wu]
-            # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
-            if w.root_ends[wk] - w.roots[wk] != rends[k] - roots[k]:
-                continue
-            starts.append(roots[k])
-            ends.append(rends[k])
-            cu.append(wu)
-            cd.append(int(w.roots[wk]))
-        out.append(Removals(*(np.array(x, dtype=np.int64) for x in (starts, ends, cu, cd))))
+    for u in range(len(analyses)):
+        sl = slice(base[u], base[u + 1])
+        d = np.flatnonzero(drop[sl]) + base[u]
+        out.append(Removals(roots[d], ends[d], unit[win[d]], roots[win[d]]))
     return out
