@@ -23,6 +23,7 @@ Tokens (every integer LEB128, ``sleb`` where it may be negative):
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
 
@@ -1133,3 +1134,169 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     nr = W.nroots
     return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),
             names[:nr].copy(), has_name[:nr].astype(bool))
+
+
+# --- the kernel's tables of one abbreviation table --------------------------------------------
+
+DEF MAX_CODE = 65535
+DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
+
+
+cdef inline Py_ssize_t rd_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """Position after the ULEB128 at ``p`` (-1: truncated or wider than 63 bits)."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        if p >= n or shift > 56:
+            return -1
+        b = d[p]
+        v |= (<uint64_t> (b & 0x7F)) << shift
+        p += 1
+        if not b & 0x80:
+            out[0] = v
+            return p
+        shift += 7
+
+
+def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags):
+    """(prog, start, heads, head_off, flags) of ``analyze`` for the abbreviation table at ``off``,
+    or None (the caller builds them in Python, or runs the pure path).
+
+    ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
+    class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
+    ``tag_flags[tag]`` the F_TYPE, F_NAMESPACE, F_TYPEDEF flags of a tag below 256 and 64 for
+    the tags of F_DECL."""
+    cdef Py_ssize_t n = abbrev.shape[0], p = off, spec_start, q, j
+    cdef const uint8_t *b
+    cdef uint64_t code, tag, at, form, v, max_code = 0
+    cdef int64_t ic, c
+    cdef int shift
+    cdef uint8_t children, fl
+    cdef uint64_t decl_form
+    cdef int64_t op6[6]
+    cdef bint has_decl, has_name, has_file
+    cdef Out prog, heads
+    cdef IV codes, pstart, hstart, hend, flags
+    cdef int64_t[::1] sv, hv
+    cdef uint8_t[::1] fv
+    if off < 0 or off >= n or tpl.shape[0] != 3 or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 3:
+        return None
+    if tag_flags.shape[0] != 256:
+        return None
+    b = &abbrev[0]
+    prog.p = heads.p = NULL
+    prog.n = prog.cap = prog.err = heads.n = heads.cap = heads.err = 0
+    codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
+    codes.n = codes.cap = codes.err = pstart.n = pstart.cap = pstart.err = 0
+    hstart.n = hstart.cap = hstart.err = hend.n = hend.cap = hend.err = flags.n = flags.cap = flags.err = 0
+    try:
+        while True:
+            p = rd_uleb(b, n, p, &code)
+            if p < 0 or code > MAX_CODE:
+                return None
+            if code == 0:
+                break
+            if code > max_code:
+                max_code = code
+            p = rd_uleb(b, n, p, &tag)
+            if p < 0 or p >= n:
+                return None
+            children = 1 if b[p] else 0
+            p += 1
+            ipush(&codes, <int64_t> code)
+            ipush(&pstart, prog.n // 8)
+            ipush(&hstart, heads.n)
+            put(&heads, b'H')
+            uleb(&heads, tag)
+            put(&heads, children)
+            ipush(&hend, heads.n)
+            has_decl = has_name = has_file = False
+            decl_form = 0
+            while True:
+                p = rd_uleb(b, n, p, &at)
+                if p < 0:
+                    return None
+                p = rd_uleb(b, n, p, &form)
+                if p < 0:
+                    return None
+                if at == 0 and form == 0:
+                    break
+                ic = 0
+                if form == 0x21:  # DW_FORM_implicit_const
+                    v = 0
+                    shift = 0
+                    while True:
+                        # 10 bytes hold an int64 when the last one only extends the sign
+                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
+                            return None
+                        v |= (<uint64_t> (b[p] & 0x7F)) << shift
+                        p += 1
+                        shift += 7
+                        if not b[p - 1] & 0x80:
+                            break
+                    if shift < 64 and (b[p - 1] & 0x40):
+                        v |= (~(<uint64_t> 0)) << shift
+                    ic = <int64_t> v
+                if form >= TPL_FORMS:
+                    return None
+                c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2
+                if tpl[c, form, 0] < 0:
+                    return None
+                if at == AT_DECLARATION and not has_decl:
+                    has_decl = True
+                    decl_form = form
+                if at == AT_NAME:
+                    has_name = True
+                if at == AT_DECL_FILE:
+                    has_file = True
+                if ogrow(&prog, 6 * 8) == 0:
+                    op6[0] = tpl[c, form, 0]
+                    op6[1] = <int64_t> at
+                    op6[2] = <int64_t> form
+                    op6[3] = tpl[c, form, 1]
+                    op6[4] = tpl[c, form, 2]
+                    op6[5] = ic
+                    memcpy(prog.p + prog.n, op6, 6 * 8)
+                    prog.n += 6 * 8
+            v = 0  # T_END
+            if ogrow(&prog, 6 * 8) == 0:
+                memset(prog.p + prog.n, 0, 6 * 8)
+                prog.n += 6 * 8
+            fl = 0
+            if tag < 256:
+                fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE | F_TYPEDEF)
+                if (tag_flags[tag] & 64) and has_decl and decl_form:
+                    fl |= F_DECL
+                    if decl_form == 0x19:  # DW_FORM_flag_present
+                        fl |= F_DECL_PRESENT
+            if has_name and not has_file:
+                fl |= F_PIN
+            ipush(&flags, fl)
+        if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err:
+            raise MemoryError()
+        size = max_code + 1
+        start_a = np.full(size, -1, dtype=np.int64)
+        head_len = np.zeros(size + 1, dtype=np.int64)
+        flags_a = np.zeros(size, dtype=np.uint8)
+        heads_by_code = [b""] * size
+        hb = PyBytes_FromStringAndSize(<const char *> heads.p, heads.n) if heads.n else b""
+        sv = start_a
+        hv = head_len
+        fv = flags_a
+        for j in range(codes.n):
+            code = codes.p[j]
+            sv[code] = pstart.p[j]
+            heads_by_code[code] = hb[hstart.p[j]:hend.p[j]]
+            hv[code + 1] = hend.p[j] - hstart.p[j]
+            fv[code] = flags.p[j]
+        prog_a = np.frombuffer(PyBytes_FromStringAndSize(<const char *> prog.p, prog.n), dtype=np.int64)
+        return prog_a, start_a, b"".join(heads_by_code), np.cumsum(head_len), flags_a
+    finally:
+        free(prog.p)
+        free(heads.p)
+        free(codes.p)
+        free(pstart.p)
+        free(hstart.p)
+        free(hend.p)
+        free(flags.p)

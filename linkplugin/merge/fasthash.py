@@ -52,8 +52,56 @@ def _code_flags(ab: Abbrev) -> int:
     return flags
 
 
+_TPL_FORMS = 0x1F30  # _hashcore.TPL_FORMS
+_DECL_TAG = 64        # _hashcore.tables: a tag of F.DECL_TAGS
+
+
+def _template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+    """(op, size, class) of tokens.hash_program for every form, for DW_AT_sibling, DW_AT_decl_file
+    and any other attribute (the only distinctions it makes): ``_hashcore.tables``'s input, so
+    that the compiled tables follow hash_program by construction (cached per unit shape)."""
+    key = (version, offset_size, addr_size)
+    tpl = _templates.get(key)
+    if tpl is None:
+        tpl = np.full((3, _TPL_FORMS, 3), -1, dtype=np.int64)
+        for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_decl_file, F.DW_AT_name)):
+            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+                try:
+                    prog = hash_program(((at, form, 0),), version, offset_size, addr_size)
+                except DwarfError:
+                    continue
+                tpl[c, form] = (prog[0], prog[3], prog[4])
+        _templates[key] = tpl
+    return tpl
+
+
+_templates: dict[tuple, np.ndarray] = {}
+_TAG_FLAGS = np.zeros(256, dtype=np.uint8)
+for _tag in F.TYPE_TAGS:
+    _TAG_FLAGS[_tag] |= CODE_TYPE
+for _tag in F.DECL_TAGS:
+    _TAG_FLAGS[_tag] |= _DECL_TAG
+_TAG_FLAGS[F.DW_TAG_namespace] |= CODE_NAMESPACE
+_TAG_FLAGS[F.DW_TAG_typedef] |= CODE_TYPEDEF
+
+
+def unit_tables(abbrev: bytes, ud: UnitDies) -> Tables | None:
+    """The kernel's tables of the unit's abbreviation table, made in C from its bytes (None: the
+    table has a form the compiled tokenizer does not take)."""
+    hdr = ud.hdr
+    if _core is not None and abbrev:
+        got = _core.tables(abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS)
+        if got is not None:
+            return Tables(*got)
+    try:
+        return _tables(ud.abbrevs, hdr.version, hdr.offset_size, hdr.addr_size)
+    except DwarfError:
+        return None
+
+
 def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_size: int) -> Tables:
-    """The kernel's tables of an abbreviation table in a unit of this shape (cached per table)."""
+    """The kernel's tables of an abbreviation table in a unit of this shape, in Python (the
+    reference for ``_hashcore.tables``; cached per table)."""
     key = (id(abbrevs), version, offset_size, addr_size)
     got = _tables_cache.get(key)
     if got is not None and got[0] is abbrevs:
@@ -109,8 +157,11 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
     if _core is None:
         return None
     hdr = ud.hdr
+    secs = env.secs  # type: ignore[attr-defined]
+    tables = unit_tables(secs.get(".debug_abbrev", b""), ud)
+    if tables is None:
+        return None
     try:
-        tables = _tables(ud.abbrevs, hdr.version, hdr.offset_size, hdr.addr_size)
         files = env.files()  # type: ignore[attr-defined]
     except DwarfError:
         return None
@@ -120,7 +171,6 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
     sizes = np.array([len(f) if f is not None else -1 for f in files], dtype=np.int64)
     ends = np.cumsum(np.maximum(sizes, 0))
     starts = np.where(sizes >= 0, ends - sizes, -1)
-    secs = env.secs  # type: ignore[attr-defined]
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()

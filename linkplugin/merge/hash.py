@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
+from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
@@ -130,7 +130,7 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
         return "not a compile or partial unit"
     if F.DW_AT_GNU_dwo_id in env.top or F.DW_AT_dwo_name in env.top or F.DW_AT_GNU_dwo_name in env.top:
         return "split-DWARF skeleton"
-    if any(form == F.DW_FORM_indirect for ab in ud.abbrevs.values() for _, form, _ in ab.specs):
+    if uses_indirect(ud.abbrevs):
         return "DW_FORM_indirect"
     return ""
 

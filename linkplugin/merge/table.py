@@ -14,10 +14,23 @@ from linkplugin.merge.hash import UnitAnalysis
 
 
 def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first row of each distinct value, group of each row) of a (n, width) uint8 array."""
-    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
-    _, first, group = np.unique(keys, return_index=True, return_inverse=True)  # first: lowest index
-    return first, group.ravel()
+    """(lowest row of each distinct value, group of each row) of an (n, 16) uint8 array of digests.
+
+    Sorting by the first 8 bytes alone is enough unless two rows share them and differ after
+    (almost never for digests): only then are all 16 bytes sorted."""
+    words = np.ascontiguousarray(rows).view(np.uint64)
+    order = np.argsort(words[:, 0], kind="stable")  # stable: the lowest row comes first
+    w = words[order]
+    same0 = w[1:, 0] == w[:-1, 0]
+    if (same0 & (w[1:, 1] != w[:-1, 1])).any():
+        order = np.lexsort((words[:, 1], words[:, 0]))  # stable too
+        w = words[order]
+        same0 = w[1:, 0] == w[:-1, 0]
+    new = np.concatenate([[True], ~(same0 & (w[1:, 1] == w[:-1, 1]))])
+    first = order[new]
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return first, group
 
 
 def _ambiguous_names(unit: np.ndarray, hashes: np.ndarray, names: np.ndarray, has_name: np.ndarray) -> np.ndarray:
