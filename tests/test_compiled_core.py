@@ -74,6 +74,56 @@ def test_decoder_same_as_pure(variant) -> None:
 
 
 @needs_core
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_tables_same_as_pure(variant) -> None:
+    """The compiled parsers of abbreviation tables and line-table file names, and the hash
+    kernel's per-code tables made in C, equal their pure-Python references."""
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    from linkplugin.dwarf import abbrev as abbrev_mod, line
+    from linkplugin.merge import fasthash
+    from linkplugin.merge.hash import UnitEnv
+    from linkplugin.merge.tokens import TOP_END
+
+    def per_code(t: fasthash.Tables) -> dict:
+        out = {}
+        for code in np.flatnonzero(t.start >= 0).tolist():
+            pc, ops = t.start[code], []
+            while not ops or ops[-1][0] != TOP_END:
+                ops.append(t.prog[pc:pc + 6].tolist())
+                pc += 6
+            out[code] = (ops, t.heads[t.head_off[code]:t.head_off[code + 1]], int(t.flags[code]))
+        return out
+
+    with open(cached_build(*variant), "rb") as f:
+        secs = {s.name: s.data() for s in ELFFile(f).iter_sections() if s.name.startswith(".debug_")}
+    info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+    for hdr in parse_units(info):
+        fast = abbrev_mod._core.parse(abbrev, abbrev, hdr.abbrev_off, abbrev_mod.Abbrev, abbrev_mod.AbbrevTable, {})
+        assert fast is not None
+        core, abbrev_mod._core = abbrev_mod._core, None
+        try:
+            pure = abbrev_mod._parse_abbrev_table(abbrev, hdr.abbrev_off)
+        finally:
+            abbrev_mod._core = core
+        assert fast == pure and fast[0].indirect == pure[0].indirect
+        got = fasthash._core.tables(abbrev, hdr.abbrev_off, fasthash._template(hdr.version, hdr.offset_size,
+                                    hdr.addr_size), fasthash._TAG_FLAGS)
+        assert got is not None
+        ref = fasthash._tables(pure[0], hdr.version, hdr.offset_size, hdr.addr_size)
+        assert per_code(fasthash.Tables(*got)) == per_code(ref)
+        ud = read.decode_unit(info, hdr, pure[0])
+        env = UnitEnv(secs, ud, info)
+        files = env.files()
+        core, line._core = line._core, None
+        try:
+            env._files = None
+            assert env.files() == files
+        finally:
+            line._core = core
+
+
+@needs_core
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v[3] == "-O2"], ids=lambda v: "-".join(map(str, v)))
 def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
     if not have(variant[0]):
