@@ -109,14 +109,15 @@ class UnitEnv:
 
     def files(self) -> list[bytes | None]:
         if self._files is None:
-            self._files = []
+            files: list[bytes | None] = []
             sl = self.top.get(F.DW_AT_stmt_list)
             line = self.secs.get(".debug_line")
             if sl is not None and line is not None:
                 cd = self.top.get(F.DW_AT_comp_dir)
-                self._files = file_names(line, sl[1], strs=self.str,  # type: ignore[arg-type]
-                                         line_strs=self.secs.get(".debug_line_str", b""),
-                                         comp_dir=self.string(*cd) if cd else b"")
+                files = file_names(line, sl[1], strs=self.str,  # type: ignore[arg-type]
+                                   line_strs=self.secs.get(".debug_line_str", b""),
+                                   comp_dir=self.string(*cd) if cd else b"")
+            self._files = files  # only once read: a DwarfError raises again on the next call
         return self._files
 
 
