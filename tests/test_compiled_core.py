@@ -76,8 +76,8 @@ def test_decoder_same_as_pure(variant) -> None:
 @needs_core
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
 def test_tables_same_as_pure(variant) -> None:
-    """The compiled parsers of abbreviation tables and line-table file names, and the hash
-    kernel's per-code tables made in C, equal their pure-Python references."""
+    """The compiled parsers of abbreviation tables and line-table file names, and the scanner's
+    and hash kernel's per-code tables made in C, equal their pure-Python references."""
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
     from linkplugin.dwarf import abbrev as abbrev_mod, line
@@ -93,6 +93,17 @@ def test_tables_same_as_pure(variant) -> None:
                 ops.append(t.prog[pc:pc + 6].tolist())
                 pc += 6
             out[code] = (ops, t.heads[t.head_off[code]:t.head_off[code + 1]], int(t.flags[code]))
+        return out
+
+    def per_scan_code(t: tuple) -> dict:
+        ops, start, kids = t
+        out = {}
+        for code in np.flatnonzero(start >= 0).tolist():
+            pc, prog = start[code], []
+            while not prog or prog[-1][0] != 0:  # OP_END
+                prog.append(ops[pc:pc + 4].tolist())
+                pc += 4
+            out[code] = (prog, int(kids[code]))
         return out
 
     with open(cached_build(*variant), "rb") as f:
@@ -112,6 +123,17 @@ def test_tables_same_as_pure(variant) -> None:
         assert got is not None
         ref = fasthash._tables(pure[0], hdr.version, hdr.offset_size, hdr.addr_size)
         assert per_code(fasthash.Tables(*got)) == per_code(ref)
+        scan_made = read._parse.scan_tables(abbrev, hdr.abbrev_off, read._scan_template(
+            hdr.version, hdr.offset_size, hdr.addr_size), read._AT_CLASS)
+        assert scan_made is not None
+        parse, read._parse = read._parse, None
+        try:
+            read._tables_cache.clear()
+            scan_ref = read._scan_tables(pure[0], hdr)
+        finally:
+            read._parse = parse
+            read._tables_cache.clear()
+        assert scan_ref is not None and per_scan_code(scan_made) == per_scan_code(scan_ref)
         ud = read.decode_unit(info, hdr, pure[0])
         env = UnitEnv(secs, ud, info)
         files = env.files()

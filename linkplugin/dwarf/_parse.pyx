@@ -10,11 +10,21 @@ table, a LEB128 wider than 63 bits), as the file-name parser does, it returns No
 which raises the exact error.
 """
 from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdlib cimport realloc, free
+
+import numpy as np
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 
 DEF DW_FORM_implicit_const = 0x21
 DEF DW_FORM_indirect = 0x16
+
+
+cdef struct Vec:
+    int64_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    int err
 
 
 cdef inline Py_ssize_t uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
@@ -290,3 +300,120 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
         directory = dirs[index] if isinstance(index, int) and index < len(dirs) else None
         files.append(_join(directory, path))
     return files
+
+
+# --- the compiled scanner's programs of one abbreviation table -----------------------------------
+
+DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
+DEF AT_CLASSES = 0x4000  # attributes at or above this are of class "other"
+
+
+cdef void push4(Vec *v, int64_t a, int64_t b, int64_t c, int64_t d) noexcept nogil:
+    cdef int64_t *q
+    cdef Py_ssize_t cap
+    if v.n + 4 > v.cap:
+        cap = v.cap * 2 if v.cap else 4096
+        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
+        if q == NULL:
+            v.err = 1
+            return
+        v.p = q
+        v.cap = cap
+    v.p[v.n] = a
+    v.p[v.n + 1] = b
+    v.p[v.n + 2] = c
+    v.p[v.n + 3] = d
+    v.n += 4
+
+
+def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] at_class):
+    """(ops, start by code, children by code) of the compiled scanner for the abbreviation table at
+    ``off``, as ``read._scan_tables`` makes them from ``abbrev.scan_program``; or None (the caller
+    makes them in Python).
+
+    ``tpl[at_class[attribute], form]`` is what scan_program does with one attribute: (-2, size)
+    to skip ``size`` bytes, or (op, a, b, 1 if the op's last field is the attribute else 0), or -1
+    where this function declines (DW_FORM_indirect, an unknown form)."""
+    cdef Py_ssize_t n = abbrev.shape[0], p = off, j
+    cdef const uint8_t *b
+    cdef uint64_t code, tag, at, form, max_code = 0
+    cdef int64_t k, kind, cls
+    cdef int shift
+    cdef Vec ops, codes, starts, kids
+    cdef int64_t[::1] sv, ov
+    cdef uint8_t[::1] kv
+    if off < 0 or off >= n or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 4 or at_class.shape[0] != AT_CLASSES:
+        return None
+    b = &abbrev[0]
+    ops.p = codes.p = starts.p = kids.p = NULL
+    ops.n = ops.cap = codes.n = codes.cap = starts.n = starts.cap = kids.n = kids.cap = 0
+    ops.err = codes.err = starts.err = kids.err = 0
+    try:
+        while True:
+            p = uleb(b, n, p, &code)
+            if p < 0 or code >= (1 << 16):
+                return None
+            if code == 0:
+                break
+            if code > max_code:
+                max_code = code
+            p = uleb(b, n, p, &tag)
+            if p < 0 or p >= n:
+                return None
+            push4(&codes, <int64_t> code, ops.n // 4, 1 if b[p] else 0, 0)
+            p += 1
+            k = 0
+            while True:
+                p = uleb(b, n, p, &at)
+                if p < 0:
+                    return None
+                p = uleb(b, n, p, &form)
+                if p < 0:
+                    return None
+                if at == 0 and form == 0:
+                    break
+                if form == DW_FORM_implicit_const:
+                    shift = 0
+                    while True:
+                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
+                            return None
+                        p += 1
+                        shift += 7
+                        if not b[p - 1] & 0x80:
+                            break
+                if form >= TPL_FORMS:
+                    return None
+                cls = at_class[at] if at < AT_CLASSES else tpl.shape[0] - 1
+                kind = tpl[cls, form, 0]
+                if kind == -2:
+                    k += tpl[cls, form, 1]
+                    continue
+                if kind < 0:
+                    return None
+                if k:
+                    push4(&ops, 1, k, 0, 0)  # OP_SKIP
+                    k = 0
+                push4(&ops, kind, tpl[cls, form, 1], tpl[cls, form, 2], <int64_t> at if tpl[cls, form, 3] else 0)
+            if k:
+                push4(&ops, 1, k, 0, 0)
+            push4(&ops, 0, 0, 0, 0)  # OP_END
+        if ops.err or codes.err:
+            raise MemoryError()
+        size = max_code + 1
+        start_a = np.full(size, -1, dtype=np.int64)
+        kids_a = np.zeros(size, dtype=np.uint8)
+        ops_a = np.empty(ops.n, dtype=np.int64)
+        sv = start_a
+        kv = kids_a
+        ov = ops_a
+        for j in range(0, codes.n, 4):
+            sv[codes.p[j]] = codes.p[j + 1] * 4
+            kv[codes.p[j]] = <uint8_t> codes.p[j + 2]
+        for j in range(ops.n):
+            ov[j] = ops.p[j]
+        return ops_a, start_a, kids_a
+    finally:
+        free(ops.p)
+        free(codes.p)
+        free(starts.p)
+        free(kids.p)

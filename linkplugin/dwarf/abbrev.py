@@ -31,8 +31,10 @@ class Abbrev(NamedTuple):
 
 class AbbrevTable(dict):
     """{code: Abbrev} of one table; ``indirect``: whether an attribute uses DW_FORM_indirect
-    (which only the pure-Python decoder reads)."""
+    (which only the pure-Python decoder reads); ``source``: (section, offset) it was read from,
+    for the compiled code that reads the table's bytes again."""
     indirect: bool = False
+    source: tuple[bytes, int] | None = None
 
 
 def uses_indirect(table: dict[int, Abbrev]) -> bool:
@@ -52,6 +54,7 @@ def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     got = _tables.get(off)
     if got is None:
         got = _tables[off] = _parse_abbrev_table(d, off)
+        got[0].source = (d, off)
     return got
 
 

@@ -127,7 +127,7 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
         return "64-bit DWARF"
     if hdr.unit_type not in (F.DW_UT_compile, F.DW_UT_partial):
         return f"unit type 0x{hdr.unit_type:x}"
-    if ud.abbrevs[ud.codes[0]].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
+    if ud.abbrevs[int(ud.arrays()[1][0])].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
         return "not a compile or partial unit"
     if F.DW_AT_GNU_dwo_id in env.top or F.DW_AT_dwo_name in env.top or F.DW_AT_GNU_dwo_name in env.top:
         return "split-DWARF skeleton"
