@@ -1,13 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled parsers of the small DWARF tables every unit reads once: its .debug_abbrev table
-(``abbrev._parse_abbrev_table``) and the file names of its .debug_line header
-(``line._file_names``), with the same results as those pure-Python parsers (the reference).
+"""Compiled parsers of the small DWARF tables every unit reads once, with the same results as
+their pure-Python references: its .debug_abbrev table (``abbrev._parse_abbrev_table``), the
+compiled scanner's per-code programs of that table (``read._scan_tables``) and the file names of
+its .debug_line header (``line._file_names``).
 
-The abbreviation parser builds the same {code: Abbrev} dict. Abbreviations are immutable, so equal ones (same tag,
-children flag and encoded attribute list) are one shared object, looked up by their bytes: a
-program's units repeat most of their abbreviations. On anything it does not accept (a truncated
-table, a LEB128 wider than 63 bits), as the file-name parser does, it returns None and the caller runs the pure-Python parser,
-which raises the exact error.
+Abbreviations are immutable, so equal ones (same tag, children flag and encoded attribute list)
+are one shared object, looked up by their bytes: a program's units repeat most of them. On
+anything a parser does not accept (a truncated table, a LEB128 wider than 63 bits, a form it does
+not know) it returns None and the caller runs the pure-Python code, which raises the exact error.
 """
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
@@ -272,7 +272,9 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                         return None
                     value = v
                 elif form == 0x0B or form == 0x05 or form == 0x06 or form == 0x07 or form == 0x1E:
-                    size = 1 if form == 0x0B else 2 if form == 0x05 else 4 if form == 0x06 else 8 if form == 0x07 else 16
+                    # data1, data2, data4, data8, data16
+                    size = (1 if form == 0x0B else 2 if form == 0x05 else 4 if form == 0x06 else
+                            8 if form == 0x07 else 16)
                     if p + size > n:
                         return None
                     value = int.from_bytes(line[p:p + size], "little")

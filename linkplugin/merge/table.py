@@ -17,17 +17,23 @@ def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lowest row of each distinct value, group of each row) of an (n, 16) uint8 array of digests.
 
     Sorting by the first 8 bytes alone is enough unless two rows share them and differ after
-    (almost never for digests): only then are all 16 bytes sorted."""
+    (almost never for digests): only then are all 16 bytes sorted. The sort need not be stable:
+    each group's lowest row is taken by a minimum."""
     words = np.ascontiguousarray(rows).view(np.uint64)
-    order = np.argsort(words[:, 0], kind="stable")  # stable: the lowest row comes first
-    w = words[order]
-    same0 = w[1:, 0] == w[:-1, 0]
-    if (same0 & (w[1:, 1] != w[:-1, 1])).any():
-        order = np.lexsort((words[:, 1], words[:, 0]))  # stable too
-        w = words[order]
-        same0 = w[1:, 0] == w[:-1, 0]
-    new = np.concatenate([[True], ~(same0 & (w[1:, 1] == w[:-1, 1]))])
-    first = order[new]
+    order = np.argsort(words[:, 0])
+    w0 = words[order, 0]
+    w1 = words[order, 1]
+    same = w0[1:] == w0[:-1]
+    if (same & (w1[1:] != w1[:-1])).any():
+        order = np.lexsort((words[:, 1], words[:, 0]))
+        w0 = words[order, 0]
+        w1 = words[order, 1]
+        same = (w0[1:] == w0[:-1]) & (w1[1:] == w1[:-1])
+    new = np.empty(len(order), dtype=bool)
+    new[:1] = True
+    new[1:] = ~same
+    starts = np.flatnonzero(new)
+    first = np.minimum.reduceat(order, starts) if len(order) else order
     group = np.empty(len(order), dtype=np.int64)
     group[order] = np.cumsum(new) - 1
     return first, group
