@@ -32,6 +32,7 @@ from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fasthash
+from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
@@ -50,6 +51,7 @@ class UnitAnalysis(NamedTuple):
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
     names: list[bytes | None]  # digest of each named root's (namespaces, name, declaring file)
+    gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
 
 
 def _digest(obj: object) -> bytes:
@@ -208,7 +210,7 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [])
+        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [], (NEVER, b""))
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -235,7 +237,7 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
     hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names)
+    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names, expansion_key(info, ud, env.string))
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
