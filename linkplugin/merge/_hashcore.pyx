@@ -63,12 +63,10 @@ DEF F_TYPE = 1        # a type tag: a root at unit or namespace level
 DEF F_DECL = 2        # a subprogram or variable with DW_AT_declaration
 DEF F_DECL_PRESENT = 4  # ... in DW_FORM_flag_present (always true)
 DEF F_NAMESPACE = 8
-DEF F_TYPEDEF = 16
 DEF F_PIN = 32        # DW_AT_name without DW_AT_decl_file: gdb lists it under each unit
 
 DEF AT_NAME = 0x03
 DEF AT_DECL_FILE = 0x3A
-DEF AT_DECL_LINE = 0x3B
 DEF AT_DECLARATION = 0x3C
 
 
@@ -301,8 +299,8 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
                  uint64_t *decl, int *decl_seen) noexcept nogil:
     """Append the tokens of DIE ``j`` of root ``k`` (first DIE ``r``) to ``b``; 0, or 1 to decline.
 
-    ``span`` (if not NULL) receives (start, end) of the last DW_AT_name, DW_AT_decl_file and
-    DW_AT_decl_line tokens; ``rpos`` the position of every 'R' token; ``decl`` the value of
+    ``span`` (if not NULL) receives (start, end) of the last DW_AT_name and DW_AT_decl_file
+    tokens; ``rpos`` the position of every 'R' token; ``decl`` the value of
     DW_AT_declaration."""
     cdef const uint8_t *d = U.d
     cdef Py_ssize_t nd = U.nd, p, pc, t, q
@@ -329,9 +327,8 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
         cls = U.prog[pc + 4]
         ic = U.prog[pc + 5]
         pc += 6
-        if span != NULL and b.n > prev_start and (prev_at == AT_NAME or prev_at == AT_DECL_FILE
-                                                  or prev_at == AT_DECL_LINE):
-            slot = 0 if prev_at == AT_NAME else 2 if prev_at == AT_DECL_FILE else 4
+        if span != NULL and b.n > prev_start and (prev_at == AT_NAME or prev_at == AT_DECL_FILE):
+            slot = 0 if prev_at == AT_NAME else 2
             span[slot] = prev_start
             span[slot + 1] = b.n
         prev_at = at
@@ -576,7 +573,7 @@ cdef struct Work:
     uint8_t *pinned
     uint8_t *uniq
     uint8_t *hashes     # 16 bytes per root
-    uint8_t *names      # 33 bytes per root
+    uint8_t *names      # 16 bytes per root
     uint8_t *has_name
     Py_ssize_t nroots
 
@@ -646,7 +643,7 @@ cdef int namespaces(Work *W, Out *scratch) noexcept nogil:
     """The hash of every namespace's chain of names (hash._namespaces)."""
     cdef Unit *U = &W.U
     cdef Py_ssize_t j, q, nlen
-    cdef int64_t span[6]
+    cdef int64_t span[4]
     cdef uint64_t x
     cdef int shift
     cdef Out buf
@@ -927,14 +924,13 @@ cdef int hash_all(Work *W, Out *stream, const int64_t *rstart, IV *rpos, Out *bu
 
 
 cdef int name_keys(Work *W, Out *stream, const int64_t *spans, Out *buf) noexcept nogil:
-    """hash._name_key of every root: digest of (namespaces, name token, file token), then 1 for a
-    typedef, or 0 and the digest of the decl_line token."""
+    """hash._name_key of every root: the digest of (namespaces, name token, file token)."""
     cdef Py_ssize_t k
     cdef const int64_t *s
     cdef uint8_t *out
     for k in range(W.nroots):
-        s = spans + 6 * k
-        out = W.names + 33 * k
+        s = spans + 4 * k
+        out = W.names + 16 * k
         if s[0] < 0:
             W.has_name[k] = 0
             continue
@@ -949,15 +945,6 @@ cdef int name_keys(Work *W, Out *stream, const int64_t *spans, Out *buf) noexcep
         if buf.err:
             return 2
         mm3(buf.p, buf.n, out)
-        if W.cflags[W.U.codes[W.roots[k]]] & F_TYPEDEF:
-            out[16] = 1
-            memset(out + 17, 0, 16)
-        else:
-            out[16] = 0
-            if s[4] >= 0:
-                mm3(stream.p + s[4], s[5] - s[4], out + 17)
-            else:
-                mm3(<const uint8_t *> b"\0", 1, out + 17)
     return 0
 
 
@@ -996,7 +983,7 @@ cdef int run(Work *W) noexcept nogil:
                 W.pinned[k] = 1
     if not rc:
         rstart = <int64_t *> malloc((nr + 1) * sizeof(int64_t))
-        spans = <int64_t *> malloc((6 * nr + 1) * sizeof(int64_t))
+        spans = <int64_t *> malloc((4 * nr + 1) * sizeof(int64_t))
         if rstart == NULL or spans == NULL:
             rc = 2
     if not rc:
@@ -1004,10 +991,10 @@ cdef int run(Work *W) noexcept nogil:
         U.roots = W.roots
         for k in range(nr):
             rstart[k] = stream.n
-            for j in range(6):
-                spans[6 * k + j] = -1
+            for j in range(4):
+                spans[4 * k + j] = -1
             for j in range(W.roots[k], W.rends[k]):
-                if tok_die(U, &stream, j, W.roots[k], k, spans + 6 * k if j == W.roots[k] else NULL,
+                if tok_die(U, &stream, j, W.roots[k], k, spans + 4 * k if j == W.roots[k] else NULL,
                            &rpos, NULL, NULL):
                     rc = 1
                     break
@@ -1054,8 +1041,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     its F_* flags; ``files[file_start[i]:file_end[i]]`` the path of file ``i`` (start -1: none);
     ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
     the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
-    ``hashes`` is (roots, 16) uint8; ``names`` (roots, 33): digest of (namespaces, name, file),
-    then 1 for a typedef, or 0 and the digest of the declaring line."""
+    ``hashes`` and ``names`` (the digest of namespaces, name and file) are (roots, 16) uint8."""
     cdef Py_ssize_t n = offs.shape[0]
     cdef Work W
     cdef int rc
@@ -1073,7 +1059,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     pinned = np.zeros(n, dtype=np.uint8)
     uniq = np.zeros(n, dtype=np.uint8)
     hashes = np.zeros((n, 16), dtype=np.uint8)
-    names = np.zeros((n, 33), dtype=np.uint8)
+    names = np.zeros((n, 16), dtype=np.uint8)
     has_name = np.zeros(n, dtype=np.uint8)
     cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of
     cdef uint8_t[::1] nsok_v = nsok, pinned_v = pinned, uniq_v = uniq, has_name_v = has_name
@@ -1165,7 +1151,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
-    ``tag_flags[tag]`` the F_TYPE, F_NAMESPACE, F_TYPEDEF flags of a tag below 256 and 64 for
+    ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
     the tags of F_DECL."""
     cdef Py_ssize_t n = abbrev.shape[0], p = off, spec_start, q, j
     cdef const uint8_t *b
@@ -1265,7 +1251,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
                 prog.n += 6 * 8
             fl = 0
             if tag < 256:
-                fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE | F_TYPEDEF)
+                fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE)
                 if (tag_flags[tag] & 64) and has_decl and decl_form:
                     fl |= F_DECL
                     if decl_form == 0x19:  # DW_FORM_flag_present

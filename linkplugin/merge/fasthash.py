@@ -23,7 +23,7 @@ from linkplugin.merge.tokens import hash_program
 _core = load_compiled("linkplugin.merge._hashcore")
 
 # Flags of an abbreviation code (_hashcore.F_*)
-CODE_TYPE, CODE_DECL, CODE_DECL_PRESENT, CODE_NAMESPACE, CODE_TYPEDEF, CODE_PIN = 1, 2, 4, 8, 16, 32
+CODE_TYPE, CODE_DECL, CODE_DECL_PRESENT, CODE_NAMESPACE, CODE_PIN = 1, 2, 4, 8, 32
 
 
 class Tables(NamedTuple):
@@ -45,8 +45,6 @@ def _code_flags(ab: Abbrev) -> int:
         flags |= CODE_DECL | (CODE_DECL_PRESENT if decl == F.DW_FORM_flag_present else 0)
     if ab.tag == F.DW_TAG_namespace:
         flags |= CODE_NAMESPACE
-    if ab.tag == F.DW_TAG_typedef:
-        flags |= CODE_TYPEDEF
     if F.DW_AT_name in ats and F.DW_AT_decl_file not in ats:
         flags |= CODE_PIN  # gdb lists it under each unit's file: every unit keeps its copy
     return flags
@@ -82,7 +80,6 @@ for _tag in F.TYPE_TAGS:
 for _tag in F.DECL_TAGS:
     _TAG_FLAGS[_tag] |= _DECL_TAG
 _TAG_FLAGS[F.DW_TAG_namespace] |= CODE_NAMESPACE
-_TAG_FLAGS[F.DW_TAG_typedef] |= CODE_TYPEDEF
 
 
 def unit_tables(abbrev: bytes, ud: UnitDies) -> Tables | None:

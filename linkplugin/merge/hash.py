@@ -32,13 +32,12 @@ from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fasthash
+from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
 
 
-_DW_AT_decl_line = 0x3B
-_DW_TAG_typedef = 0x16
 
 
 class UnitAnalysis(NamedTuple):
@@ -49,8 +48,9 @@ class UnitAnalysis(NamedTuple):
     hashes: np.ndarray        # (roots, 16) uint8: 128-bit hash of each root
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
-    names: np.ndarray         # (roots, 33) uint8: name key of each named root (hash._name_key)
+    names: np.ndarray         # (roots, 16) uint8: name key of each named root (hash._name_key)
     has_name: np.ndarray      # which roots have a name key
+    gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
 
 
 def _digest(obj: object) -> bytes:
@@ -211,14 +211,15 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     empty = np.zeros(0, dtype=np.int64)
     if reason:
         return UnitAnalysis(reason, offs, empty, empty, np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool),
-                            np.zeros((0, 33), np.uint8), np.zeros(0, dtype=bool))
+                            np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool), (NEVER, b""))
     _, loc_ops = location_operands(secs, ud, env)
     named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
     named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
     if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below
         got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
         if got is not None:
-            return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name)
+            return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
+                                expansion_key(info, ud, env.string))
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -242,13 +243,9 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
     hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    # The compiled path's layout: a name key of 17 bytes (a typedef's) is padded to 33.
-    rows = np.zeros((len(names), 33), dtype=np.uint8)
-    for k, name in enumerate(names):
-        if name is not None:
-            rows[k, :len(name)] = np.frombuffer(name, dtype=np.uint8)
     return UnitAnalysis("", offs, roots, root_ends, np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16),
-                        pinned, rows, np.array([name is not None for name in names], dtype=bool))
+                        pinned, np.frombuffer(b"".join(n or bytes(16) for n in names), dtype=np.uint8).reshape(-1, 16),
+                        np.array([n is not None for n in names], dtype=bool), expansion_key(info, ud, env.string))
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -356,23 +353,18 @@ def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
 
 def _name_key(out: list, first: int) -> bytes | None:
     """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
-    declaring file, from the root DIE's tokens ``out[first:]``, followed by one byte: 1 for a
-    typedef (gdb prints the type it names), else 0 and its declaring line (all gdb prints of a
-    struct, enum or base type); None for an unnamed root. _hashcore.name_keys makes the same keys
-    from the compiled token stream: change both together (tests/test_compiled_core.py)."""
-    name = file = line = None
+    declaring file, from the root DIE's tokens ``out[first:]``; None for an unnamed root.
+    _hashcore.name_keys makes the same keys from the compiled token stream: change both together
+    (tests/test_compiled_core.py)."""
+    name = file = None
     for t in out[first:]:
         if t[0] == F.DW_AT_name:
             name = t
         elif t[0] == F.DW_AT_decl_file:
             file = t
-        elif t[0] == _DW_AT_decl_line:
-            line = t
     if name is None:
         return None
-    if out[first - 1][0][0] == _DW_TAG_typedef:
-        return _digest((out[1], name, file)) + b"\1"
-    return _digest((out[1], name, file)) + b"\0" + _digest(line)
+    return _digest((out[1], name, file))
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:
