@@ -14,7 +14,7 @@ import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
-from linkplugin.dwarf.abbrev import Abbrev, Plan, _expr, compile_plan, form_size, scan_program
+from linkplugin.dwarf.abbrev import OP_SKIP, Abbrev, Plan, _expr, compile_plan, form_size, scan_program
 from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
@@ -127,6 +127,13 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
     got = _tables_cache.get(key)
     if got is not None and got[0] is abbrevs:
         return got[1]
+    source = getattr(abbrevs, "source", None)
+    if _parse is not None and source is not None:
+        made = _parse.scan_tables(source[0], source[1], _scan_template(hdr.version, hdr.offset_size, hdr.addr_size),
+                                  _AT_CLASS)
+        if made is not None:
+            _tables_cache[key] = (abbrevs, made)
+            return made
     size = max(abbrevs, default=0) + 1
     start = np.full(size, -1, dtype=np.int64)
     kids = np.zeros(size, dtype=np.uint8)
@@ -160,6 +167,41 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
 
 _tables_cache: dict[tuple, tuple] = {}
 _programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
+
+# _parse.scan_tables makes the tables in C from the table's bytes, following scan_program by
+# construction: what scan_program does with one attribute of each form, for each class of
+# attribute it tells apart (DW_AT_sibling, location, other expression, other).
+_parse = load_compiled("linkplugin.dwarf._parse")
+_TPL_FORMS = 0x1F30
+_AT_CLASS = np.full(0x4000, 3, dtype=np.uint8)
+_AT_CLASS[[at for at in F.EXPR_BLOCK_ATTRS if at < 0x4000]] = 2
+_AT_CLASS[[at for at in F.LOCATION_ATTRS if at < 0x4000]] = 1
+_AT_CLASS[F.DW_AT_sibling] = 0
+_templates: dict[tuple, np.ndarray] = {}
+
+
+def _scan_template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+    key = (version, offset_size, addr_size)
+    tpl = _templates.get(key)
+    if tpl is None:
+        tpl = np.full((4, _TPL_FORMS, 4), -1, dtype=np.int64)
+        for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_location, 0x22, F.DW_AT_name)):
+            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+                try:
+                    prog = scan_program(((at, form, 0),), version, offset_size, addr_size)
+                except DwarfError:
+                    continue
+                if prog is None:
+                    continue  # DW_FORM_indirect: only the Python tables say so
+                ops = [prog[i:i + 4] for i in range(0, len(prog) - 4, 4)]  # without OP_END
+                if not ops:
+                    tpl[c, form] = (-2, 0, 0, 0)
+                elif len(ops) == 1 and ops[0][0] == OP_SKIP:
+                    tpl[c, form] = (-2, ops[0][1], 0, 0)
+                elif len(ops) == 1 and ops[0][3] in (0, at):
+                    tpl[c, form] = (ops[0][0], ops[0][1], ops[0][2], int(ops[0][3] == at))
+        _templates[key] = tpl
+    return tpl
 
 
 def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:

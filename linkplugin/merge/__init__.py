@@ -139,7 +139,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)
                                         for a in part]
     with _phase(timings, "table"):
-        removals = choose_winners(analyses)
+        removals = choose_winners(analyses, indexed=".gdb_index" in sections or ".debug_names" in sections)
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
         # which one abbreviation table shared by every rewritten unit is numbered (most used
