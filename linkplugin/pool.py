@@ -214,6 +214,64 @@ def _dead(worker: _Worker) -> None:
         _started -= 1
 
 
+def run_threads(fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int) -> list[Any]:
+    """``[fn(*t) for t in tasks]``, in order, on ``jobs`` threads of this process.
+
+    For tasks whose bulk runs in compiled code that releases the GIL: no worker start-up, no
+    copy of the inputs or results between processes, one interpreter's memory. Tasks are taken
+    in order from one shared iterator and each result is stored at its task's index, so the
+    thread that ran a task never changes the results. The first failure (or an interrupt, polled
+    at every task boundary) stops the others from taking new tasks and is raised here.
+    """
+    tick = progress.counter(len(tasks) if isinstance(tasks, Sized) else 0)
+    if jobs <= 1 or (isinstance(tasks, Sized) and len(tasks) <= 1):
+        return run_tasks(fn, tasks, 1)
+    results: dict[int, Any] = {}
+    source = enumerate(tasks)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        while True:
+            with lock:
+                if failures:
+                    return
+                try:
+                    interrupt.check()
+                    got = next(source, None)
+                except BaseException as e:  # an interrupt or the task producer's error: ends the call
+                    failures.append(e)
+                    return
+            if got is None:
+                return
+            i, t = got
+            try:
+                results[i] = tick(fn(*t))
+            except BaseException as e:  # re-raised by the caller below
+                with lock:
+                    failures.append(e)
+                return
+
+    threads = [threading.Thread(target=drive, name=f"linkplugin-{k}", daemon=True) for k in range(jobs - 1)]
+    for th in threads:
+        th.start()
+    try:
+        drive()  # the calling thread is one of the jobs
+        for th in threads:
+            while th.is_alive():
+                th.join(_POLL_SECONDS)
+                if interrupt.stopped():
+                    with lock:
+                        failures.append(interrupt.Interrupted())
+    except BaseException as e:  # KeyboardInterrupt while joining: the other threads stop at their next task
+        with lock:
+            failures.append(e)
+        raise
+    if failures:
+        raise failures[0]
+    return [results[i] for i in range(len(results))]
+
+
 def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int) -> list[Any]:
     """``[fn(*t) for t in tasks]``, in order, on ``jobs`` processes.
 

@@ -55,10 +55,35 @@ _COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE", 
 _SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION"]
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off", "none"})
+
+
+def _flag(env, name: str) -> bool:
+    """A yes/no construction variable: a Python bool or number, or a string as SCons users write
+    it on the command line or in an ARGUMENTS-fed environment ("no", "0", "false" are false:
+    ``bool("False")`` would be true)."""
+    value = env.get(name)
+    if value is None or isinstance(value, (bool, int)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SCons.Errors.UserError(f"{name}={value!r}: expected yes or no (1/0, true/false, on/off)")
+
+
 def _jobs(env) -> int:
     jobs = env.get("DEBUGINFO_JOBS")
     if jobs:
-        return int(jobs)
+        try:
+            count = int(jobs)
+        except (TypeError, ValueError):
+            count = 0
+        if count < 1:
+            raise SCons.Errors.UserError(f"DEBUGINFO_JOBS={jobs!r}: expected a number of worker processes >= 1")
+        return count
     scons_jobs = SCons.Script.GetOption("num_jobs") or 1
     return scons_jobs if scons_jobs > 1 else default_jobs()
 
@@ -181,7 +206,7 @@ def _remember_auto(target, source, env):
     mode = _auto_mode(env)
     if mode and target:
         with _lock:
-            _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
+            _want_table = _want_table or _flag(env, "DEBUGINFO_SUMMARY_TABLE")
             _targets.append(target[0])
             _auto_targets.add(str(target[0]))
         if mode == "split":  # the debug file is a target too: cached, cleaned, installed with it
@@ -207,8 +232,8 @@ def _add_auto_step(env) -> None:
 
 
 def _split(env, src: str, stripped: str, debug: str) -> api.Report:
-    codec = _settings(env) if env.get("DEBUGINFO_SPLIT_COMPRESS") else None
-    return api.split_file(src, stripped, debug_file=debug, merge=bool(env.get("DEBUGINFO_SPLIT_MERGE")),
+    codec = _settings(env) if _flag(env, "DEBUGINFO_SPLIT_COMPRESS") else None
+    return api.split_file(src, stripped, debug_file=debug, merge=_flag(env, "DEBUGINFO_SPLIT_MERGE"),
                           compress=codec, jobs=_jobs(env))
 
 
@@ -241,7 +266,7 @@ def _remember(target, source, env):
     global _want_table
     with _lock:
         _targets.extend(target)
-        _want_table = _want_table or bool(env.get("DEBUGINFO_SUMMARY_TABLE"))
+        _want_table = _want_table or _flag(env, "DEBUGINFO_SUMMARY_TABLE")
     return target, source
 
 

@@ -86,11 +86,14 @@ def test_merged_program(tmp_path, variant):
 
 @pytest.mark.parametrize("variant", [("gcc", "c", 5, "-O2"), ("clang", "c++", 5, "-O0"), ("gcc", "c++", 4, "-O2")],
                          ids=lambda v: "-".join(map(str, v)))
-def test_jobs_and_idempotence(variant, monkeypatch):
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_jobs_and_idempotence(variant, threads, monkeypatch):
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
-    # These programs are small: make the workers run anyway.
+    # These programs are small: make the workers run anyway, on threads or on processes whatever
+    # the kernels say (the bytes are the same).
     monkeypatch.setattr(linkplugin.merge, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(linkplugin.merge, "_kernels_release_gil", lambda: threads)
     secs, little, asize = load_sections(cached_build(*variant))
     results = [merge_sections(secs, little_endian=little, address_size=asize, jobs=j) for j in (1, 2, 3, 1)]
     for r in results[1:]:

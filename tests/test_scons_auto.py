@@ -194,8 +194,9 @@ def test_split_mode_and_builder(tmp_path: Path) -> None:
     folder = project(tmp_path / "p")
     with open(folder / "SConstruct", "a") as f:
         f.write("env.DebugSplit('app.stripped', 'app_plain', DEBUGINFO_CODEC='zstd')\n"
-                "env.DebugSplit(['app.s2', 'debug/app.s2.debug'], 'app_plain', DEBUGINFO_SPLIT_MERGE=False,"
-                " DEBUGINFO_SPLIT_COMPRESS=False)\n")
+                # strings as ARGUMENTS give them: 'False' and 'no' mean no
+                "env.DebugSplit(['app.s2', 'debug/app.s2.debug'], 'app_plain', DEBUGINFO_SPLIT_MERGE='False',"
+                " DEBUGINFO_SPLIT_COMPRESS='no')\n")
     out = scons(folder, "cache=cache", "auto=split", "-j2")
     for name in PRODUCTS + ["app.stripped", "app.s2"]:
         assert f"DebugSplit {name}\n" in out
@@ -213,3 +214,15 @@ def test_split_mode_and_builder(tmp_path: Path) -> None:
     again = scons(folder, "cache=cache", "auto=split")
     assert not re.search(r"^(gcc|g\+\+|Debug\w+) ", again, re.M), again
     assert (folder / "app.debug").is_file() and (folder / "app.stripped.debug").is_file()
+
+
+def test_bad_flag_value_is_one_scons_error(tmp_path: Path) -> None:
+    need("gcc", "g++")
+    folder = project(tmp_path / "p")
+    with open(folder / "SConstruct", "a") as f:
+        f.write("env.DebugSplit('app.stripped', 'app_plain', DEBUGINFO_SPLIT_MERGE='maybe')\n")
+    result = subprocess.run([sys.executable, "-m", "SCons", "-Q", "app.stripped"], cwd=folder, capture_output=True,
+                            text=True)
+    assert result.returncode != 0
+    assert "DEBUGINFO_SPLIT_MERGE='maybe': expected yes or no" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,13 +8,12 @@ without an abbreviation, a second top-level DIE, a read past the section, DW_FOR
 returns None and the caller runs the pure-Python decoder, which raises the exact error.
 """
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t, uint8_t
-from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.long cimport PyLong_FromLongLong
-from cpython.ref cimport Py_INCREF
 
 import numpy as np
+
+NOGIL = True  # scan() runs its loop without the GIL (units may be scanned on threads)
 
 # Op codes of a scan program (kept equal to abbrev.OP_*): each op is four int64s (op, a, b, c).
 DEF OP_END = 0
@@ -50,16 +49,6 @@ cdef int vpush(Vec *v, int64_t x) except -1 nogil:
     return 0
 
 
-cdef list vlist(Vec *v):
-    cdef Py_ssize_t k
-    cdef list out = PyList_New(v.n)
-    for k in range(v.n):
-        o = PyLong_FromLongLong(v.p[k])
-        Py_INCREF(o)
-        PyList_SET_ITEM(out, k, o)
-    return out
-
-
 cdef object varray(Vec *v):
     out = np.empty(v.n, dtype=np.int64)
     cdef int64_t[::1] view = out
@@ -76,172 +65,191 @@ cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
     return v
 
 
+cdef struct Out:
+    Vec offs, codes, par, ends, R, S, stack
+    Vec L        # (DIE, attribute, form, value) of each location-list pointer
+    Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
+
+
+cdef inline int read_leb(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
+    """An unsigned LEB128 at *pp (at most 64 bits): 0, or -1 past the section."""
+    cdef Py_ssize_t p = pp[0]
+    cdef int64_t v = 0
+    cdef int shift = 0
+    while True:
+        if p >= n or shift > 56:
+            return -1
+        v |= (<int64_t> (b[p] & 0x7F)) << shift
+        p += 1
+        if not b[p - 1] & 0x80:
+            break
+        shift += 7
+    pp[0] = p
+    out[0] = v
+    return 0
+
+
+cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
+                   const int64_t *prog, const int64_t *start, Py_ssize_t nplans, const uint8_t *kids,
+                   const uint8_t *refop, Out *o) except -1 nogil:
+    """The loop of ``scan`` without the GIL: 1 when done, 0 when the input is not accepted."""
+    cdef Py_ssize_t p = die_off, s, q, i, pc
+    cdef int64_t code, top = -1, op, a, bb, c, v, blen
+    vpush(&o.stack, -1)
+    while p < end:
+        if p >= n:
+            return 0
+        code = b[p]
+        if code == 0:
+            p += 1
+            if top >= 0:
+                o.ends.p[top] = p
+                o.stack.n -= 1
+                top = o.stack.p[o.stack.n - 1]
+            continue
+        s = p
+        if read_leb(b, n, &p, &code) < 0:
+            return 0
+        if top < 0 and o.offs.n:
+            return 0
+        if code >= nplans or start[code] < 0:
+            return 0
+        i = o.offs.n
+        vpush(&o.offs, s)
+        vpush(&o.codes, code)
+        vpush(&o.par, top)
+        pc = start[code]
+        while True:
+            op = prog[pc]
+            a = prog[pc + 1]
+            bb = prog[pc + 2]
+            c = prog[pc + 3]
+            pc += 4
+            if op == OP_END:
+                break
+            if op <= OP_LOC and p + (4 if op == OP_REF4 else a) > n:
+                return 0  # a fixed-size value past the section
+            if op == OP_SKIP:
+                p += a
+            elif op == OP_REF4:
+                vpush(&o.R, p)
+                p += 4
+            elif op == OP_UREF or op == OP_REFADDR:
+                vpush(&o.S, i)
+                vpush(&o.S, p)
+                vpush(&o.S, bb)
+                vpush(&o.S, c)
+                vpush(&o.S, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
+                p += a
+            elif op == OP_LOC:
+                vpush(&o.L, i)
+                vpush(&o.L, c)
+                vpush(&o.L, bb)
+                vpush(&o.L, rd(b, p, <int> a))
+                p += a
+            elif op == OP_REFUDATA or op == OP_LOCLISTX:
+                q = p
+                if read_leb(b, n, &q, &v) < 0:
+                    return 0
+                if op == OP_REFUDATA:
+                    vpush(&o.S, i)
+                    vpush(&o.S, p)
+                    vpush(&o.S, bb)
+                    vpush(&o.S, c)
+                    vpush(&o.S, u + v)
+                else:
+                    vpush(&o.L, i)
+                    vpush(&o.L, c)
+                    vpush(&o.L, bb)
+                    vpush(&o.L, v)
+                p = q
+            elif op == OP_LEB:
+                while p < n and b[p] & 0x80:
+                    p += 1
+                if p >= n:
+                    return 0
+                p += 1
+            elif op == OP_STRING:
+                while p < n and b[p]:
+                    p += 1
+                if p >= n:
+                    return 0
+                p += 1
+            elif op == OP_BLOCK:
+                if a == 0:
+                    if read_leb(b, n, &p, &blen) < 0:
+                        return 0
+                else:
+                    if p + a > n:
+                        return 0
+                    blen = rd(b, p, <int> a)
+                    p += a
+                if blen < 0 or p + blen > n:
+                    return 0
+                if bb and blen:
+                    # Only an expression holding one of the DIE-naming opcodes (bytes of
+                    # expr.REF_OPS anywhere in it, as expr.might_ref) is decoded, in Python.
+                    for q in range(p, p + blen):
+                        if refop[b[q]]:
+                            vpush(&o.E, i)
+                            vpush(&o.E, p)
+                            vpush(&o.E, p + blen)
+                            break
+                p += blen
+            else:
+                return 0
+        if p > n:
+            return 0
+        vpush(&o.ends, p)
+        if kids[code]:
+            vpush(&o.stack, i)
+            top = i
+    if p > end or o.offs.n == 0:
+        return 0
+    for q in range(1, o.stack.n):  # producers may omit the trailing nulls
+        o.ends.p[o.stack.p[q]] = end
+    return 1
+
+
 def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (offs, codes, parent, ends, R, S, X, L, the first four as
-    int64 arrays) or None.
+    """Scan the DIEs of one unit: (R, S, X, L, (offs, codes, parent, ends) as int64 arrays) or
+    None.
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
     ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
-    expression block (it may raise DwarfError)."""
+    expression block (it may raise DwarfError). The scan itself runs without the GIL; the few
+    expression blocks that may name a DIE are decoded afterwards, in DIE order."""
     cdef Py_ssize_t n = dv.shape[0]
-    cdef const uint8_t *b = &dv[0]
-    cdef Py_ssize_t nplans = start.shape[0]
-    cdef Vec offs, codes, par, ends, R, S, stack
-    cdef Py_ssize_t p = die_off, s, q, blen, i, pc
-    cdef int64_t code, top = -1, op, a, bb, c, v
-    cdef int shift
-    cdef bint ok = False
-    cdef list X = []
-    cdef list L = []
     cdef uint8_t refop[256]
+    cdef Out o
+    cdef Py_ssize_t q
+    cdef int done
+    cdef list X = []
+    if n == 0 or prog.shape[0] == 0 or start.shape[0] == 0 or kids.shape[0] < start.shape[0]:
+        return None
     for q in range(256):
         refop[q] = 0
     for q in range(ref_ops.shape[0]):
         refop[ref_ops[q]] = 1
-    offs.p = codes.p = par.p = ends.p = R.p = S.p = stack.p = NULL
-    offs.n = codes.n = par.n = ends.n = R.n = S.n = stack.n = 0
-    offs.cap = codes.cap = par.cap = ends.cap = R.cap = S.cap = stack.cap = 0
+    memset(&o, 0, sizeof(Out))
     try:
-        vpush(&stack, -1)
-        while p < end:
-            if p >= n:
-                return None
-            code = b[p]
-            if code == 0:
-                p += 1
-                if top >= 0:
-                    ends.p[top] = p
-                    stack.n -= 1
-                    top = stack.p[stack.n - 1]
-                continue
-            s = p
-            p += 1
-            if code & 0x80:
-                code &= 0x7F
-                shift = 7
-                while True:
-                    if p >= n or shift > 56:
-                        return None
-                    code |= (<int64_t> (b[p] & 0x7F)) << shift
-                    p += 1
-                    if not b[p - 1] & 0x80:
-                        break
-                    shift += 7
-            if top < 0 and offs.n:
-                return None
-            if code >= nplans or start[code] < 0:
-                return None
-            i = offs.n
-            vpush(&offs, s)
-            vpush(&codes, code)
-            vpush(&par, top)
-            pc = start[code]
-            while True:
-                op = prog[pc]
-                a = prog[pc + 1]
-                bb = prog[pc + 2]
-                c = prog[pc + 3]
-                pc += 4
-                if op == OP_END:
-                    break
-                if op <= OP_LOC and p + (4 if op == OP_REF4 else a) > n:
-                    return None  # a fixed-size value past the section
-                if op == OP_SKIP:
-                    p += a
-                elif op == OP_REF4:
-                    vpush(&R, p)
-                    p += 4
-                elif op == OP_UREF or op == OP_REFADDR:
-                    vpush(&S, i)
-                    vpush(&S, p)
-                    vpush(&S, bb)
-                    vpush(&S, c)
-                    vpush(&S, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
-                    p += a
-                elif op == OP_LOC:
-                    L.append((i, c, bb, rd(b, p, <int> a)))
-                    p += a
-                elif op == OP_REFUDATA or op == OP_LOCLISTX:
-                    q = p
-                    v = 0
-                    shift = 0
-                    while True:
-                        if q >= n or shift > 56:
-                            return None
-                        v |= (<int64_t> (b[q] & 0x7F)) << shift
-                        q += 1
-                        if not b[q - 1] & 0x80:
-                            break
-                        shift += 7
-                    if op == OP_REFUDATA:
-                        vpush(&S, i)
-                        vpush(&S, p)
-                        vpush(&S, bb)
-                        vpush(&S, c)
-                        vpush(&S, u + v)
-                    else:
-                        L.append((i, c, bb, v))
-                    p = q
-                elif op == OP_LEB:
-                    while p < n and b[p] & 0x80:
-                        p += 1
-                    if p >= n:
-                        return None
-                    p += 1
-                elif op == OP_STRING:
-                    while p < n and b[p]:
-                        p += 1
-                    if p >= n:
-                        return None
-                    p += 1
-                elif op == OP_BLOCK:
-                    if a == 0:
-                        blen = 0
-                        shift = 0
-                        while True:
-                            if p >= n or shift > 56:
-                                return None
-                            blen |= (<int64_t> (b[p] & 0x7F)) << shift
-                            p += 1
-                            if not b[p - 1] & 0x80:
-                                break
-                            shift += 7
-                    else:
-                        if p + a > n:
-                            return None
-                        blen = rd(b, p, <int> a)
-                        p += a
-                    if p + blen > n:
-                        return None
-                    if bb and blen:
-                        # Only an expression holding one of the DIE-naming opcodes (bytes
-                        # of expr.REF_OPS anywhere in it, as expr.might_ref) goes to Python.
-                        for q in range(p, p + blen):
-                            if refop[b[q]]:
-                                expr(d, p, p + blen, i, X)
-                                break
-                    p += blen
-                else:
-                    return None
-            if p > n:
-                return None
-            vpush(&ends, p)
-            if kids[code]:
-                vpush(&stack, i)
-                top = i
-        if p > end or offs.n == 0:
+        with nogil:
+            done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
+        if not done:
             return None
-        for q in range(1, stack.n):  # producers may omit the trailing nulls
-            ends.p[stack.p[q]] = end
-        ok = True
-        return (vlist(&offs), vlist(&codes), vlist(&par), vlist(&ends), varray(&R), varray(&S), X, L,
-                (varray(&offs), varray(&codes), varray(&par), varray(&ends)))
+        for q in range(0, o.E.n, 3):
+            expr(d, o.E.p[q + 1], o.E.p[q + 2], o.E.p[q], X)
+        L = [(o.L.p[q], o.L.p[q + 1], o.L.p[q + 2], o.L.p[q + 3]) for q in range(0, o.L.n, 4)]
+        return (varray(&o.R), varray(&o.S), X, L,
+                (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
-        free(offs.p)
-        free(codes.p)
-        free(par.p)
-        free(ends.p)
-        free(R.p)
-        free(S.p)
-        free(stack.p)
+        free(o.offs.p)
+        free(o.codes.p)
+        free(o.par.p)
+        free(o.ends.p)
+        free(o.R.p)
+        free(o.S.p)
+        free(o.stack.p)
+        free(o.L.p)
+        free(o.E.p)

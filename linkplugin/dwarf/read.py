@@ -8,7 +8,6 @@ operands and location-list pointers are collected as tuples (the only per-attrib
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
@@ -24,32 +23,68 @@ from linkplugin.dwarf.units import UnitHeader
 _scan = load_compiled("linkplugin.dwarf._scan")
 
 
-@dataclass
 class UnitDies:
-    hdr: UnitHeader
-    abbrevs: dict[int, Abbrev]
-    offs: list[int]                   # section offset of each DIE (null entries are not DIEs)
-    codes: list[int]                  # abbreviation code of each DIE
-    parent: list[int]                 # index of the parent DIE, -1 for the unit DIE
-    ends: list[int]                   # offset after the DIE's subtree, its closing null included
-    # Every reference attribute, sorted by position: value position, DIE index, form, attribute
-    # (-1 for a DW_FORM_ref4 that is not DW_AT_sibling: the decoder does not look it up) and the
-    # target as a section offset.
-    ref_pos: np.ndarray
-    ref_die: np.ndarray
-    ref_form: np.ndarray
-    ref_at: np.ndarray
-    ref_target: np.ndarray
-    # (die, operand position, width, kind 'u'/'f'/'s', target section offset) from expressions
-    xrefs: list[tuple[int, int, int, str, int]] = field(default_factory=list)
-    # (die, attribute, form, value) of location-list pointers
-    locs: list[tuple[int, int, int, int]] = field(default_factory=list)
-    _arrays: tuple[np.ndarray, ...] | None = None
+    """One decoded unit. The per-DIE columns exist as int64 arrays (``arrays()``) and as Python
+    lists (``offs``, ``codes``, ``parent``, ``ends``); each form is made from the other on first
+    use only, so compiled code that reads the arrays never pays for a Python int per DIE."""
+
+    __slots__ = ("hdr", "abbrevs", "_lists", "ref_pos", "ref_die", "ref_form", "ref_at", "ref_target",
+                 "xrefs", "locs", "_arrays")
+
+    def __init__(self, hdr: UnitHeader, abbrevs: dict[int, Abbrev],
+                 lists: tuple[list[int], list[int], list[int], list[int]] | None,
+                 ref_pos: np.ndarray, ref_die: np.ndarray, ref_form: np.ndarray, ref_at: np.ndarray,
+                 ref_target: np.ndarray, xrefs: list[tuple[int, int, int, str, int]] | None = None,
+                 locs: list[tuple[int, int, int, int]] | None = None,
+                 arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        if lists is None and arrays is None:
+            raise ValueError("UnitDies needs its DIE columns as lists or as arrays")
+        self.hdr = hdr
+        self.abbrevs = abbrevs
+        # (offs, codes, parent, ends): section offset of each DIE (null entries are not DIEs),
+        # abbreviation code, index of the parent DIE (-1 for the unit DIE), offset after the
+        # DIE's subtree (its closing null included).
+        self._lists = lists
+        self._arrays = arrays
+        # Every reference attribute, sorted by position: value position, DIE index, form,
+        # attribute (-1 for a DW_FORM_ref4 that is not DW_AT_sibling: the decoder does not look
+        # it up) and the target as a section offset.
+        self.ref_pos, self.ref_die, self.ref_form, self.ref_at, self.ref_target = (
+            ref_pos, ref_die, ref_form, ref_at, ref_target)
+        # (die, operand position, width, kind 'u'/'f'/'s', target section offset) from expressions
+        self.xrefs = xrefs if xrefs is not None else []
+        # (die, attribute, form, value) of location-list pointers
+        self.locs = locs if locs is not None else []
+
+    def _columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        if self._lists is None:
+            self._lists = tuple(a.tolist() for a in self._arrays)  # type: ignore[union-attr,assignment]
+        return self._lists  # type: ignore[return-value]
+
+    @property
+    def offs(self) -> list[int]:
+        return self._columns()[0]
+
+    @property
+    def codes(self) -> list[int]:
+        return self._columns()[1]
+
+    @property
+    def parent(self) -> list[int]:
+        return self._columns()[2]
+
+    @property
+    def ends(self) -> list[int]:
+        return self._columns()[3]
+
+    def __len__(self) -> int:
+        """The number of DIEs."""
+        return len(self._arrays[0]) if self._arrays is not None else len(self._lists[0])  # type: ignore[index]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``offs``, ``codes``, ``parent`` and ``ends`` as int64 arrays (made once)."""
         if self._arrays is None:
-            self._arrays = tuple(np.array(x, dtype=np.int64) for x in (self.offs, self.codes, self.parent, self.ends))
+            self._arrays = tuple(np.array(x, dtype=np.int64) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
 
     def attr_end(self, i: int) -> int:
@@ -135,9 +170,8 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
     got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
     if got is None:
         return None
-    offs, codes, par, ends, R, S, X, L, arrays = got
-    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L,
-                    arrays)
+    R, S, X, L, arrays = got
+    return UnitDies(hdr, abbrevs, None, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L, arrays)
 
 
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
@@ -204,7 +238,7 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
         raise DwarfError(f"unit at 0x{u:x} has no DIE")
     for i in stack[1:]:  # producers may omit the trailing nulls
         ends[i] = end
-    return UnitDies(hdr, abbrevs, offs, codes, par, ends, *_gather_refs(d, hdr, offs, R, S), X, L)
+    return UnitDies(hdr, abbrevs, (offs, codes, par, ends), *_gather_refs(d, hdr, offs, R, S), X, L)
 
 
 def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: list[int] | np.ndarray, S: list | np.ndarray

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from linkplugin.errors import LinkpluginError
 from linkplugin.index import rebuild_indexes
@@ -22,7 +22,7 @@ from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_c
 from linkplugin.merge.shared import SharedSections, shared_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
-from linkplugin.pool import run_tasks
+from linkplugin.pool import run_tasks, run_threads, warm_up
 
 # Sections the workers read.
 _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets",
@@ -106,13 +106,30 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
     secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
     if len(info) < MIN_PARALLEL_BYTES:
         jobs = 1
-    with shared_sections(secs, workers=jobs > 1) as handle:
-        return _merge_with(sections, handle, jobs, stats, timings)
+    threads = jobs > 1 and _kernels_release_gil()
+    with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
+        if jobs > 1 and not threads:
+            # In the command, workers forked now inherit the engine's modules and the sections
+            # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
+            warm_up(analyze_chunk, jobs)
+        return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks)
 
 
-def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any
-                ) -> MergeResult:
-    """The phases, with the worker tasks reading the sections through ``src``."""
+def _kernels_release_gil() -> bool:
+    """Whether every per-unit phase runs its bulk in compiled code that releases the GIL: then
+    the units are spread over threads of this process rather than worker processes (no start-up,
+    no copy of the sections or of the results, one interpreter's memory)."""
+    from linkplugin.dwarf import read
+    from linkplugin.merge import fasthash, fastrewrite
+
+    # Each kernel module says so itself (NOGIL = True); a missing kernel means the pure path.
+    return all(getattr(core, "NOGIL", False) for core in (read._scan, fasthash._core, fastrewrite._core))
+
+
+def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
+                run_tasks: Callable[..., list] = run_tasks) -> MergeResult:
+    """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
+    sections through ``src``."""
     info = sections[".debug_info"]
     result = MergeResult()
     units = parse_units(info)
