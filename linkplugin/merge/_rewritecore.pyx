@@ -20,6 +20,10 @@ import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
 
+# The bulk of every per-unit call (Unit(), keys, copy) runs without the GIL: merge/__init__.py
+# may run units on threads.
+NOGIL = True
+
 cdef enum:
     FORM_ADDR = 0x10
     FORM_REF1 = 0x11
