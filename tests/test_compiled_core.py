@@ -22,7 +22,7 @@ from linkplugin.dwarf.abbrev import parse_abbrev_table
 from linkplugin.dwarf.units import parse_units
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNELS = ("linkplugin.dwarf._scan", "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
+KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._loclists", "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
 
 
 def _built() -> bool:
