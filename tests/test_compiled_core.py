@@ -19,6 +19,7 @@ from conftest_merge import VARIANTS, cached_build, have
 from linkplugin.compiled import PURE_ENV
 from linkplugin.dwarf import read
 from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import parse_units
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +127,56 @@ def test_missing_core_adds_no_line_to_an_error(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@needs_core
+def test_expression_and_location_list_scanners_same_as_pure() -> None:
+    """The compiled scan_expr / scan_lists give the Python functions' operands, or None (then the
+    Python code runs): on every expression and list of real programs and on random bytes made of
+    DIE-naming opcodes and their operands."""
+    import random
+
+    from linkplugin.dwarf import expr, loclists
+    from linkplugin.dwarf.expr import REF_OPS
+
+    core = expr._core
+    rng = random.Random(7)
+    ops = list(REF_OPS) + [0x03, 0x08, 0x0A, 0x10, 0x11, 0x23, 0x30, 0x70, 0x92, 0x9E, 0xA3, 0xF3, 0x9F, 0xE0, 0x00,
+                           0xFF, 0x80]
+    checked = 0
+    for _ in range(20000):
+        d = bytes(rng.choice(ops) if rng.random() < 0.5 else rng.randrange(256) for _ in range(rng.randrange(1, 24)))
+        end = rng.choice((len(d), len(d) - 1, len(d) + 2, rng.randrange(0, len(d) + 1)))
+        args = (d, 0, end, rng.choice((4, 8)), rng.choice((4, 8)), rng.choice((2, 4, 5)))
+        got = core.scan_expr(*args)
+        try:
+            want = expr._scan_expr(*args)
+        except DwarfError as exc:  # the Python code's error: the compiled one must have declined
+            assert got is None, (args, exc)
+            continue
+        if got is not None:
+            assert got == want, args
+            checked += 1
+    assert checked > 1000
+    for variant in [v for v in VARIANTS if v[3] == "-O2" and have(v[0])]:
+        with open(cached_build(*variant), "rb") as f:
+            elf = ELFFile(f)
+            info = elf.get_section_by_name(".debug_info").data()
+            abbrev = elf.get_section_by_name(".debug_abbrev").data()
+            secs = {s.name: s.data() for s in elf.iter_sections() if s.name in (".debug_loc", ".debug_loclists")}
+        for hdr in parse_units(info):
+            ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
+            name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
+            if not ud.locs or name not in secs:
+                continue
+            env = __import__("linkplugin.merge.hash", fromlist=["UnitEnv"]).UnitEnv(secs, ud, info)
+            offsets = loclists.list_offsets(hdr, ud.locs, secs[name], env.loclists_base)
+            assert list(offsets) == loclists._list_offsets(hdr, ud.locs, secs[name], env.loclists_base)
+            got = core.scan_lists(secs[name], np.asarray(offsets, dtype=np.int64), hdr.addr_size, hdr.offset_size,
+                                  hdr.version)
+            assert got is not None
+            saved, loclists._core = loclists._core, None
+            try:
+                assert got == loclists.scan_lists(secs[name], list(offsets), hdr)
+            finally:
+                loclists._core = saved

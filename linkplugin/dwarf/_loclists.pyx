@@ -32,7 +32,7 @@ def _init(dict simple, bytes ref_ops):
         SIMPLE[op] = 1
         for k, c in enumerate(spec.encode()):
             LAYOUT[op][k] = c
-    for op in ref_ops:
+    for op in list(ref_ops):  # as Python ints: iterating ``bytes`` here would give signed chars
         REF_OP[op] = 1
 
 
