@@ -638,7 +638,8 @@ cdef class Unit:
         (or what the target's chain reaches inside the unit) had: gdb reads it with the file
         table of the unit it started from."""
         cdef Py_ssize_t k, i, t, q, step
-        cdef int64_t code, value, got[6]
+        cdef int64_t code, value
+        cdef int64_t got[6]
         cdef int st
         cdef bint skip
         for k in range(self.nmoved):
@@ -1093,3 +1094,58 @@ cdef class Unit:
                 bv[self.codes[i]] += 1
                 av[self.codes[i]] += self.keep[i]
         return tags, before, after
+
+
+def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int64_t[::1] offs,
+                  const int64_t[::1] new, int64_t lo, int64_t hi):
+    """layout._write_patches in C: write the new offset of the DIE at old offset ``rows[k, 2]``
+    (``offs`` sorted, ``new`` their new offsets; a DIE's old offset is in [lo, hi)) as a
+    ``rows[k, 1]``-byte little-endian value at ``rows[k, 0]`` of ``info``. None, or the first
+    problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit its width;
+    checked in that order over all rows, as the numpy version does."""
+    cdef Py_ssize_t k, i, n = rows.shape[0], m = offs.shape[0], w, b
+    cdef int64_t v, old
+    cdef int kind = 0
+    cdef int64_t bad = 0
+    cdef int64_t *vals = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    if vals == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for k in range(n):
+                old = rows[k, 2]
+                if old < lo or old >= hi:
+                    kind = 1
+                    bad = old
+                    break
+            if kind == 0:
+                for k in range(n):
+                    i = find(&offs[0], m, rows[k, 2]) if m else -1
+                    if i < 0:
+                        kind = 2
+                        bad = rows[k, 2]
+                        break
+                    vals[k] = new[i]
+            if kind == 0:
+                for w in range(1, 8):  # by width, as the numpy version checks them
+                    for k in range(n):
+                        if rows[k, 1] == w and vals[k] >> (8 * w):
+                            kind = 3
+                            bad = w
+                            break
+                    if kind:
+                        break
+            if kind == 0:
+                for k in range(n):
+                    w = rows[k, 1]
+                    b = rows[k, 0]
+                    if w < 1 or w > 8 or b < 0 or b + w > info.shape[0]:
+                        kind = 4
+                        bad = b
+                        break
+                    v = vals[k]
+                    for i in range(w):
+                        info[b + i] = (v >> (8 * i)) & 0xFF
+        return (kind, bad) if kind else None
+    finally:
+        free(vals)

@@ -54,3 +54,10 @@ def tag_counts(unit) -> list[tuple[int, int, int]]:
     b = np.bincount(inv, weights=before[sel], minlength=len(found)).astype(np.int64)
     a = np.bincount(inv, weights=after[sel], minlength=len(found)).astype(np.int64)
     return list(zip(found.tolist(), b.tolist(), a.tolist()))
+
+
+def write_patches(info: bytearray, patches: np.ndarray, resolve) -> tuple[int, int] | None:
+    """layout._write_patches's loop in C (layout.Resolver ``resolve``): None, or the first
+    problem as (kind, value)."""
+    return _core.write_patches(info, np.ascontiguousarray(patches, dtype=np.int64), resolve.offs, resolve.new,
+                               resolve.units[0].off, resolve.units[-1].end)

@@ -6,6 +6,7 @@ import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput
 from linkplugin.merge.table import Removals
 
@@ -103,7 +104,19 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
 
 def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
     """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
-    ``info``, one numpy scatter per width (a merged program has a million of them)."""
+    ``info``, one numpy scatter per width (a merged program has a million of them), or in C."""
+    if fastrewrite.available():
+        bad = fastrewrite.write_patches(info, patches, resolve)
+        if bad is None:
+            return
+        kind, value = bad
+        if kind == 1:
+            raise DwarfError(f"a reference to 0x{value:x} is outside .debug_info")
+        if kind == 2:
+            raise DwarfError(f"a reference to 0x{value:x} does not point to a DIE")
+        if kind == 3:
+            raise DwarfError(f"a new .debug_info offset does not fit in {value} bytes")
+        raise DwarfError("a patch lies outside the new .debug_info (internal error)")
     new = resolve.many(patches[:, 2])
     buf = np.frombuffer(info, dtype=np.uint8)
     for w in np.unique(patches[:, 1]).tolist():

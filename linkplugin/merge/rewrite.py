@@ -31,11 +31,11 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
-from linkplugin.dwarf.read import UnitDies, die_attrs
+from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.hash import decode_with_abbrevs, location_operands
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.table import Removals
 
@@ -439,10 +439,23 @@ def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int,
     raise AssertionError("4-byte references always fit")
 
 
+class _LocEnv(NamedTuple):
+    loclists_base: int | None  # all location_operands reads of a hash.UnitEnv
+
+
 def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
+    """hash.location_operands without a UnitEnv: that one decodes the unit DIE through the
+    per-DIE Python lists, which the compiled path never makes otherwise."""
     if not ud.locs:
         return []
-    return location_operands(secs, ud, UnitEnv(secs, ud, secs[".debug_info"]))[1]
+    info = secs[".debug_info"]
+    offs, codes = ud.arrays()[:2]
+    attrs, _ = decode_attrs(info, read_uleb(info, int(offs[0]))[1], ud.abbrevs[int(codes[0])].specs, ud.hdr)
+    base = None
+    for at, _, value, _, _ in attrs:
+        if at == F.DW_AT_loclists_base:
+            base = value  # the last one, as UnitEnv's dict
+    return location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
 
 
 def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray
