@@ -492,8 +492,9 @@ cdef class Unit:
                 free(cnt)
                 return ST_CORRUPT
         # Resolving references by a map from offset to DIE is several times faster than a binary
-        # search per reference; it costs 4 bytes per byte of the unit, so huge units search.
-        if self.end - self.off <= (<Py_ssize_t> 1) << 26 and n < (<Py_ssize_t> 1) << 31:
+        # search per reference; it costs 4 bytes per byte of the unit (for the time of this
+        # call), so units over 4 MiB search.
+        if self.end - self.off <= (<Py_ssize_t> 1) << 22:
             self.index = <int32_t *> malloc((self.end - self.off) * sizeof(int32_t))
             if self.index != NULL:
                 memset(self.index, 0xFF, (self.end - self.off) * sizeof(int32_t))
@@ -1103,15 +1104,26 @@ def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int
     ``rows[k, 1]``-byte little-endian value at ``rows[k, 0]`` of ``info``. None, or the first
     problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit its width;
     checked in that order over all rows, as the numpy version does."""
-    cdef Py_ssize_t k, i, n = rows.shape[0], m = offs.shape[0], w, b
+    cdef Py_ssize_t k, i, n = rows.shape[0], m = offs.shape[0], w, b, nb, lo_i, hi_i
     cdef int64_t v, old
     cdef int kind = 0
     cdef int64_t bad = 0
     cdef int64_t *vals = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    if vals == NULL:
+    # first[j]: index of the first DIE at or after lo + 256 j: a lookup searches one block only
+    # (a binary search over every DIE of a big program misses the cache at each step)
+    nb = ((hi - lo) >> 8) + 2 if hi > lo else 2
+    cdef int64_t *first = <int64_t *> malloc(nb * sizeof(int64_t))
+    if vals == NULL or first == NULL:
+        free(vals)
+        free(first)
         raise MemoryError()
     try:
         with nogil:
+            i = 0
+            for k in range(nb):
+                while i < m and offs[i] < lo + (k << 8):
+                    i += 1
+                first[k] = i
             for k in range(n):
                 old = rows[k, 2]
                 if old < lo or old >= hi:
@@ -1120,7 +1132,12 @@ def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int
                     break
             if kind == 0:
                 for k in range(n):
-                    i = find(&offs[0], m, rows[k, 2]) if m else -1
+                    b = (rows[k, 2] - lo) >> 8
+                    lo_i = first[b]
+                    hi_i = first[b + 1]
+                    i = find(&offs[lo_i], hi_i - lo_i, rows[k, 2]) if hi_i > lo_i else -1
+                    if i >= 0:
+                        i += lo_i
                     if i < 0:
                         kind = 2
                         bad = rows[k, 2]
@@ -1149,3 +1166,31 @@ def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int
         return (kind, bad) if kind else None
     finally:
         free(vals)
+        free(first)
+
+
+def redirect(int64_t[::1] new, const int64_t[::1] rel, const int64_t[::1] starts, const int64_t[::1] lens,
+             const int64_t[::1] canon):
+    """layout.Resolver: a removed DIE (``rel`` < 0) of the removal starting at global DIE index
+    ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same DIE of its canonical copy
+    (from ``canon[r]``). False if a canonical DIE was removed too, or an index is out of range."""
+    cdef Py_ssize_t r, k, s, d, n = new.shape[0]
+    cdef bint ok = True
+    if rel.shape[0] != n or lens.shape[0] != starts.shape[0] or canon.shape[0] != starts.shape[0]:
+        raise ValueError("arrays of different lengths")
+    with nogil:
+        for r in range(starts.shape[0]):
+            if starts[r] < 0 or canon[r] < 0 or lens[r] < 0 or starts[r] + lens[r] > n or canon[r] + lens[r] > n:
+                ok = False
+                break
+            for k in range(lens[r]):
+                s = starts[r] + k
+                d = canon[r] + k
+                if rel[s] < 0:
+                    if rel[d] < 0:
+                        ok = False
+                        break
+                    new[s] = new[d]
+            if not ok:
+                break
+    return ok

@@ -61,3 +61,8 @@ def write_patches(info: bytearray, patches: np.ndarray, resolve) -> tuple[int, i
     problem as (kind, value)."""
     return _core.write_patches(info, np.ascontiguousarray(patches, dtype=np.int64), resolve.offs, resolve.new,
                                resolve.units[0].off, resolve.units[-1].end)
+
+
+def redirect(new: np.ndarray, rel: np.ndarray, starts: np.ndarray, lens: np.ndarray, canon: np.ndarray) -> bool:
+    """layout.Resolver's removed DIEs following their canonical copies, in C."""
+    return _core.redirect(new, rel, starts, lens, canon)

@@ -35,6 +35,11 @@ class Resolver:
             lens = np.concatenate([rem.ends for rem in removals]).astype(np.int64) + first[unit_of] - starts
             canon = (first[np.concatenate([rem.canon_unit for rem in removals]).astype(np.int64)]
                      + np.concatenate([rem.canon_die for rem in removals]).astype(np.int64))
+            if fastrewrite.available():
+                if not fastrewrite.redirect(new, rel, starts, lens, canon):
+                    raise DwarfError("a canonical type was removed (internal error)")
+                self.new = new
+                return
             step = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
             s = np.repeat(starts, lens) + step
             d = np.repeat(canon, lens) + step
