@@ -1194,3 +1194,23 @@ def redirect(int64_t[::1] new, const int64_t[::1] rel, const int64_t[::1] starts
             if not ok:
                 break
     return ok
+
+
+def table(list entries):
+    """An abbreviation table numbering ``entries`` (``Unit.keys`` entries) from 1."""
+    cdef Out o
+    cdef Py_ssize_t c
+    cdef bytes e
+    o.p = NULL
+    o.n = o.cap = 0
+    o.write = 1
+    try:
+        for c in range(len(entries)):
+            e = entries[c]
+            if ouleb(&o, c + 1) < 0 or ocopy(&o, <const uint8_t *> (<char *> e), len(e)) < 0:
+                raise MemoryError()
+        if ozeros(&o, 1) < 0:
+            raise MemoryError()
+        return PyBytes_FromStringAndSize(<char *> o.p, o.n)
+    finally:
+        free(o.p)

@@ -28,6 +28,11 @@ def entry_order(entry: bytes) -> bytes:
     return _core.entry_order(entry)
 
 
+def table(entries: list[bytes]) -> bytes:
+    """rewrite._table in C."""
+    return _core.table(entries)
+
+
 def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     """The unit's kernel with its removals applied, or None for a unit the kernel leaves to the
     pure loop."""

@@ -141,6 +141,8 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
 
 def _table(entries: list[bytes]) -> bytes:
     """An abbreviation table numbering ``entries`` from 1."""
+    if fastrewrite.available():
+        return fastrewrite.table(entries)
     return b"".join([encode_uleb(c) + e for c, e in enumerate(entries, 1)]) + b"\0"
 
 
