@@ -180,3 +180,23 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
                 assert got == loclists.scan_lists(secs[name], list(offsets), hdr)
             finally:
                 loclists._core = saved
+
+
+@needs_core
+def test_abbreviation_entries_sort_like_their_keys() -> None:
+    """The shared table's tie order: the compiled sort key of an entry orders entries as the
+    pure path orders their (tag, children, specs) tuples."""
+    import random
+
+    from linkplugin.merge import fastrewrite, rewrite
+
+    rng = random.Random(11)
+    keys = set()
+    while len(keys) < 3000:
+        specs = tuple((rng.choice((1, 3, 0x3A, 0x49, 0x2007, 200)), form,
+                       rng.choice((0, 1, -1, 300, -70000, 2**40)) if form == 0x21 else 0)
+                      for form in (rng.choice((0x0B, 0x13, 0x21, 0x0E, 0x1F01)) for _ in range(rng.randrange(4))))
+        keys.add((rng.choice((0x11, 0x13, 0x24, 0x4107, 300)), rng.random() < 0.5, specs))
+    entries = [rewrite._entry(k) for k in keys]
+    assert all(rewrite._entry_key(e) == k for e, k in zip(entries, keys))
+    assert sorted(entries, key=fastrewrite.entry_order) == sorted(entries, key=rewrite._entry_key)

@@ -894,7 +894,7 @@ cdef class Unit:
 
     def copy(self, int width, new_codes, Py_ssize_t margin, bint write):
         """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
-        (-1: removed), patches (int64 rows: position, width, old target), DIEs per key).
+        (-1: removed; int32 when they fit), patches (int64 rows: position, width, old target), DIEs per key).
         Status 0 ok, 5 the unit plus ``margin`` bytes does not fit ``width``-byte local
         references, 6 an expression operand does not fit its old width. Key k gets code
         ``new_codes[k]`` (None: k + 1)."""
@@ -926,7 +926,8 @@ cdef class Unit:
             self._raise(st, bad)
             body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
             patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
-            return st, body, new_rel, patches, uses
+            # int32 when it holds every offset: the outputs of all units wait for the layout phase
+            return st, body, new_rel.astype(np.int32) if out.n < (1 << 31) else new_rel, patches, uses
         finally:
             free(out.p)
             free(pat.p)
