@@ -1083,19 +1083,47 @@ cdef class Unit:
         return st
 
     def tag_counts(self):
-        """(tags, DIEs before, DIEs kept) per abbreviation code, int64 arrays (-1 tag: no code)."""
-        tags = np.empty(self.ncodes, dtype=np.int64)
-        before = np.zeros(self.ncodes, dtype=np.int64)
-        after = np.zeros(self.ncodes, dtype=np.int64)
-        cdef int64_t[::1] tv = tags, bv = before, av = after
-        cdef Py_ssize_t i
-        with nogil:
-            for i in range(self.ncodes):
-                tv[i] = self.ab_tag[i]
-            for i in range(self.n):
-                bv[self.codes[i]] += 1
-                av[self.codes[i]] += self.keep[i]
-        return tags, before, after
+        """[(tag, DIEs of the unit, DIEs kept)] for every tag of the unit, by tag."""
+        cdef Py_ssize_t i, j, k, m = 0
+        cdef int64_t *rows = <int64_t *> calloc(3 * self.ncodes + 3, sizeof(int64_t))  # tag, before, after
+        cdef int64_t *cnt = <int64_t *> calloc(2 * self.ncodes + 2, sizeof(int64_t))
+        cdef int64_t t0, t1, t2
+        cdef list out = []
+        if rows == NULL or cnt == NULL:
+            free(rows)
+            free(cnt)
+            raise MemoryError()
+        try:
+            with nogil:
+                for i in range(self.n):
+                    cnt[2 * self.codes[i]] += 1
+                    cnt[2 * self.codes[i] + 1] += self.keep[i]
+                for i in range(self.ncodes):  # per tag, kept sorted by insertion (a few dozen tags)
+                    if cnt[2 * i] == 0:
+                        continue
+                    for j in range(m):
+                        if rows[3 * j] >= self.ab_tag[i]:
+                            break
+                    else:
+                        j = m
+                    if j < m and rows[3 * j] == self.ab_tag[i]:
+                        rows[3 * j + 1] += cnt[2 * i]
+                        rows[3 * j + 2] += cnt[2 * i + 1]
+                        continue
+                    for k in range(m, j, -1):
+                        rows[3 * k] = rows[3 * k - 3]
+                        rows[3 * k + 1] = rows[3 * k - 2]
+                        rows[3 * k + 2] = rows[3 * k - 1]
+                    rows[3 * j] = self.ab_tag[i]
+                    rows[3 * j + 1] = cnt[2 * i]
+                    rows[3 * j + 2] = cnt[2 * i + 1]
+                    m += 1
+            for j in range(m):
+                out.append((rows[3 * j], rows[3 * j + 1], rows[3 * j + 2]))
+            return out
+        finally:
+            free(rows)
+            free(cnt)
 
 
 def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int64_t[::1] offs,

@@ -51,16 +51,6 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
-def tag_counts(unit) -> list[tuple[int, int, int]]:
-    """(tag, DIEs of the unit, DIEs kept) for every tag of the unit, by tag."""
-    tags, before, after = unit.tag_counts()
-    sel = before > 0
-    found, inv = np.unique(tags[sel], return_inverse=True)
-    b = np.bincount(inv, weights=before[sel], minlength=len(found)).astype(np.int64)
-    a = np.bincount(inv, weights=after[sel], minlength=len(found)).astype(np.int64)
-    return list(zip(found.tolist(), b.tolist(), a.tolist()))
-
-
 def write_patches(info: bytearray, patches: np.ndarray, resolve) -> tuple[int, int] | None:
     """layout._write_patches's loop in C (layout.Resolver ``resolve``): None, or the first
     problem as (kind, value)."""

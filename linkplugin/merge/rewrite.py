@@ -413,7 +413,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         raise _NoFit()
     loc_values, loc_patches = _location_values(secs, ud, new_rel)
     return UnitOutput("", body, _table(keys) if own else b"", new_rel, patches, loc_values, loc_patches,
-                      unit.kept, width, list(zip(keys, uses.tolist())) if own else [], fastrewrite.tag_counts(unit))
+                      unit.kept, width, list(zip(keys, uses.tolist())) if own else [], unit.tag_counts())
 
 
 def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals):
