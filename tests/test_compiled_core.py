@@ -19,11 +19,12 @@ from conftest_merge import VARIANTS, cached_build, have
 from linkplugin.compiled import PURE_ENV
 from linkplugin.dwarf import read
 from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import parse_units
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._parse", "linkplugin.merge._hashcore",
-           "linkplugin.merge._rewritecore")
+KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._parse", "linkplugin.dwarf._loclists",
+           "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
 
 
 def _built() -> bool:
@@ -199,3 +200,76 @@ def test_missing_core_adds_no_line_to_an_error(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@needs_core
+def test_expression_and_location_list_scanners_same_as_pure() -> None:
+    """The compiled scan_expr / scan_lists give the Python functions' operands, or None (then the
+    Python code runs): on every expression and list of real programs and on random bytes made of
+    DIE-naming opcodes and their operands."""
+    import random
+
+    from linkplugin.dwarf import expr, loclists
+    from linkplugin.dwarf.expr import REF_OPS
+
+    core = expr._core
+    rng = random.Random(7)
+    ops = list(REF_OPS) + [0x03, 0x08, 0x0A, 0x10, 0x11, 0x23, 0x30, 0x70, 0x92, 0x9E, 0xA3, 0xF3, 0x9F, 0xE0, 0x00,
+                           0xFF, 0x80]
+    checked = 0
+    for _ in range(20000):
+        d = bytes(rng.choice(ops) if rng.random() < 0.5 else rng.randrange(256) for _ in range(rng.randrange(1, 24)))
+        end = rng.choice((len(d), len(d) - 1, len(d) + 2, rng.randrange(0, len(d) + 1)))
+        args = (d, 0, end, rng.choice((4, 8)), rng.choice((4, 8)), rng.choice((2, 4, 5)))
+        got = core.scan_expr(*args)
+        try:
+            want = expr._scan_expr(*args)
+        except DwarfError as exc:  # the Python code's error: the compiled one must have declined
+            assert got is None, (args, exc)
+            continue
+        if got is not None:
+            assert got == want, args
+            checked += 1
+    assert checked > 1000
+    for variant in [v for v in VARIANTS if v[3] == "-O2" and have(v[0])]:
+        with open(cached_build(*variant), "rb") as f:
+            elf = ELFFile(f)
+            info = elf.get_section_by_name(".debug_info").data()
+            abbrev = elf.get_section_by_name(".debug_abbrev").data()
+            secs = {s.name: s.data() for s in elf.iter_sections() if s.name in (".debug_loc", ".debug_loclists")}
+        for hdr in parse_units(info):
+            ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
+            name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
+            if not ud.locs or name not in secs:
+                continue
+            env = __import__("linkplugin.merge.hash", fromlist=["UnitEnv"]).UnitEnv(secs, ud, info)
+            offsets = loclists.list_offsets(hdr, ud.locs, secs[name], env.loclists_base)
+            assert list(offsets) == loclists._list_offsets(hdr, ud.locs, secs[name], env.loclists_base)
+            got = core.scan_lists(secs[name], np.asarray(offsets, dtype=np.int64), hdr.addr_size, hdr.offset_size,
+                                  hdr.version)
+            assert got is not None
+            saved, loclists._core = loclists._core, None
+            try:
+                assert got == loclists.scan_lists(secs[name], list(offsets), hdr)
+            finally:
+                loclists._core = saved
+
+
+@needs_core
+def test_abbreviation_entries_sort_like_their_keys() -> None:
+    """The shared table's tie order: the compiled sort key of an entry orders entries as the
+    pure path orders their (tag, children, specs) tuples."""
+    import random
+
+    from linkplugin.merge import fastrewrite, rewrite
+
+    rng = random.Random(11)
+    keys = set()
+    while len(keys) < 3000:
+        specs = tuple((rng.choice((1, 3, 0x3A, 0x49, 0x2007, 200)), form,
+                       rng.choice((0, 1, -1, 300, -70000, 2**40)) if form == 0x21 else 0)
+                      for form in (rng.choice((0x0B, 0x13, 0x21, 0x0E, 0x1F01)) for _ in range(rng.randrange(4))))
+        keys.add((rng.choice((0x11, 0x13, 0x24, 0x4107, 300)), rng.random() < 0.5, specs))
+    entries = [rewrite._entry(k) for k in keys]
+    assert all(rewrite._entry_key(e) == k for e, k in zip(entries, keys))
+    assert sorted(entries, key=fastrewrite.entry_order) == sorted(entries, key=rewrite._entry_key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb, skip_leb
 
@@ -33,6 +34,15 @@ for _op in range(0x70, 0x90):
 def scan_expr(d: bytes, p: int, end: int, addr_size: int, offset_size: int, version: int
               ) -> list[tuple[int, int, str, int]]:
     """The DIE-naming operands of the expression ``d[p:end]``; DwarfError if it cannot be parsed."""
+    if _core is not None:
+        got = _core.scan_expr(d, p, end, addr_size, offset_size, version)
+        if got is not None:
+            return got
+    return _scan_expr(d, p, end, addr_size, offset_size, version)
+
+
+def _scan_expr(d: bytes, p: int, end: int, addr_size: int, offset_size: int, version: int
+               ) -> list[tuple[int, int, str, int]]:
     out: list[tuple[int, int, str, int]] = []
     try:
         while p < end:
@@ -67,7 +77,7 @@ def scan_expr(d: bytes, p: int, end: int, addr_size: int, offset_size: int, vers
                 p = skip_leb(d, p + w)
             elif op in (0xA3, 0xF3):  # entry_value: a nested expression
                 n, p = read_uleb(d, p)
-                out.extend(scan_expr(d, p, p + n, addr_size, offset_size, version))
+                out.extend(_scan_expr(d, p, p + n, addr_size, offset_size, version))
                 p += n
             elif op in (0xA4, 0xF4):  # const_type: type, size, bytes
                 q = skip_leb(d, p)
@@ -103,3 +113,9 @@ def scan_expr(d: bytes, p: int, end: int, addr_size: int, offset_size: int, vers
         raise DwarfError("DWARF expression overruns its block")
     return out
 
+
+
+# The compiled twin (dwarf/_loclists.pyx): the same operands, or None where this code decides.
+_core = load_compiled("linkplugin.dwarf._loclists")
+if _core is not None:
+    _core._init(_SIMPLE, REF_OPS)

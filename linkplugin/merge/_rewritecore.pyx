@@ -1,200 +1,1245 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled copy loop of ``rewrite._rewrite``: the surviving DIEs' bytes with their new
-abbreviation codes, references and operands, in C.
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled rewrite of one unit (``rewrite._rewrite`` in C): the reference analysis, the
+abbreviation keys of the surviving DIEs and the copy with new codes, references and operands.
 
-The pure loop in rewrite.py is the reference; this one takes the same per-DIE events (as sorted
-arrays) and makes the same bytes, the same first-use order of new abbreviations and the same
-lists of values left to patch.
+``Unit(...)`` takes a decoded unit (read.UnitDies as int64 arrays) and its removals, reads the
+unit's abbreviation table from .debug_abbrev itself, checks every offset, index and length it
+uses, and classifies every reference. Then, per unit: ``moved()`` (the DIEs that get their own
+DW_AT_decl_file, computed in Python), ``set_extra``, ``keys(width)`` (each new abbreviation as
+its table entry without the code, in first-use order) and ``copy(width, codes, margin, write)``.
+The loops run without the GIL (raw pointers, no Python objects); Python objects are only made
+around them. The pure loop in rewrite.py is the reference: same bytes, same first-use order,
+same values left to patch.
 """
-from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport free, realloc
-
-from linkplugin.merge._buf cimport Buf, grow, uleb
+from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t
+from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
 
-# Event kinds (rewrite._rewrite): 0 drop DW_AT_sibling, 1 local ref4, 2 external ref_addr,
+from linkplugin.dwarf.forms import DwarfError
+
+# The bulk of every per-unit call (Unit(), keys, copy) runs without the GIL: merge/__init__.py
+# may run units on threads.
+NOGIL = True
+
+cdef enum:
+    FORM_ADDR = 0x10
+    FORM_REF1 = 0x11
+    FORM_REF2 = 0x12
+    FORM_REF4 = 0x13
+    FORM_REF8 = 0x14
+    FORM_REF_UDATA = 0x15
+    FORM_IMPLICIT_CONST = 0x21
+    FORM_DATA1 = 0x0B
+    FORM_DATA2 = 0x05
+    FORM_UDATA = 0x0F
+    AT_SIBLING = 0x01
+    AT_ORIGIN = 0x31
+    AT_SPEC = 0x47
+    AT_DECL_FILE = 0x3A
+    TAG_INLINED_SUBROUTINE = 0x1D
+    MAX_CODES = 1 << 16
+
+# Status of the nogil parts.
+cdef enum:
+    ST_OK = 0
+    ST_NOMEM = 1
+    ST_CORRUPT = 2      # an offset, index or length out of place (detail in ``bad``)
+    ST_BADREF = 3       # a reference into the unit that is not a DIE (``bad``: its target)
+    ST_PURE = 4         # a shape this kernel leaves to the pure loop (more than 32 references in a DIE)
+    ST_OVERFLOW = 5     # the unit does not fit the local reference width
+    ST_NOFIT = 6        # an expression operand does not fit its old width
+
+# Event kinds (rewrite._rewrite): 0 drop DW_AT_sibling, 1 local reference, 2 external ref_addr,
 # 3 section-offset operand, 4 ULEB operand, 5 fixed-width operand.
 
 
-cdef inline int copy(Buf *b, const uint8_t *s, Py_ssize_t n) except -1:
+cdef struct Out:
+    uint8_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint write      # 0: only count the bytes
+
+
+cdef int ogrow(Out *b, Py_ssize_t need) noexcept nogil:
+    cdef uint8_t *q
+    cdef Py_ssize_t cap
+    if not b.write or b.n + need <= b.cap:
+        return 0
+    cap = b.cap * 2 if b.cap else 65536
+    while cap < b.n + need:
+        cap *= 2
+    q = <uint8_t *> realloc(b.p, cap)
+    if q == NULL:
+        return -1
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline int ocopy(Out *b, const uint8_t *s, Py_ssize_t n) noexcept nogil:
     if n > 0:
-        grow(b, n)
-        memcpy(b.p + b.n, s, n)
+        if b.write:
+            if ogrow(b, n) < 0:
+                return -1
+            memcpy(b.p + b.n, s, n)
         b.n += n
     return 0
 
 
-cdef inline int zeros(Buf *b, Py_ssize_t n) except -1:
-    grow(b, n)
-    memset(b.p + b.n, 0, n)
+cdef inline int ozeros(Out *b, Py_ssize_t n) noexcept nogil:
+    if b.write:
+        if ogrow(b, n) < 0:
+            return -1
+        memset(b.p + b.n, 0, n)
     b.n += n
     return 0
 
 
-cdef int patch(Buf *b, int64_t pos, int64_t width, int64_t target) except -1:
+cdef inline int ouleb(Out *b, uint64_t v) noexcept nogil:
+    if b.write and ogrow(b, 10) < 0:
+        return -1
+    while True:
+        if v < 0x80:
+            if b.write:
+                b.p[b.n] = <uint8_t> v
+            b.n += 1
+            return 0
+        if b.write:
+            b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
+        b.n += 1
+        v >>= 7
+
+
+cdef inline int osleb(Out *b, int64_t v) noexcept nogil:
+    cdef uint8_t byte
+    if b.write and ogrow(b, 10) < 0:
+        return -1
+    while True:
+        byte = v & 0x7F
+        v >>= 7  # arithmetic shift
+        if (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40):
+            if b.write:
+                b.p[b.n] = byte
+            b.n += 1
+            return 0
+        if b.write:
+            b.p[b.n] = byte | 0x80
+        b.n += 1
+
+
+cdef inline int push3(Out *b, int64_t x, int64_t y, int64_t z) noexcept nogil:
     cdef int64_t row[3]
-    row[0] = pos
-    row[1] = width
-    row[2] = target
-    grow(b, sizeof(row))
-    memcpy(b.p + b.n, row, sizeof(row))
-    b.n += sizeof(row)
+    row[0] = x
+    row[1] = y
+    row[2] = z
+    return ocopy(b, <const uint8_t *> row, sizeof(row))
+
+
+cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, uint64_t *v) noexcept nogil:
+    """Position after the ULEB128 at ``p`` (value in ``v``), -1 if it runs past ``end`` or 64 bits."""
+    cdef int shift = 0
+    v[0] = 0
+    while True:
+        if p >= end or shift > 63:
+            return -1
+        v[0] |= (<uint64_t> (d[p] & 0x7F)) << shift
+        p += 1
+        if not d[p - 1] & 0x80:
+            return p
+        shift += 7
+
+
+cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, int64_t *v) noexcept nogil:
+    cdef int shift = 0
+    cdef uint64_t r = 0
+    cdef uint8_t byte = 0
+    while True:
+        if p >= end or shift > 63:
+            return -1
+        byte = d[p]
+        r |= (<uint64_t> (byte & 0x7F)) << shift
+        p += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+    if shift < 64 and byte & 0x40:
+        r |= ~(<uint64_t> 0) << shift
+    v[0] = <int64_t> r
+    return p
+
+
+cdef inline Py_ssize_t find(const int64_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
+    """Index of ``x`` in the sorted ``a``, -1 if absent."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < n and a[lo] == x else -1
+
+
+cdef inline uint64_t mix(int64_t code, uint64_t kinds, int64_t ex) noexcept nogil:
+    cdef uint64_t h = (<uint64_t> code) * (<uint64_t> 0x7F4A7C159E3779B9) ^ kinds * (<uint64_t> 0x27D4EB4FC2B2AE3D)
+    h ^= (<uint64_t> ex) << 17
+    return h ^ (h >> 29)
+
+
+cdef inline Py_ssize_t die_at(const int32_t *index, Py_ssize_t off, const int64_t *offs, Py_ssize_t n,
+                              int64_t x) noexcept nogil:
+    """Index of the DIE at section offset ``x`` (inside the unit), -1 if none: by the unit's
+    offset map when there is one, else by binary search."""
+    if index != NULL:
+        return index[x - off]
+    return find(offs, n, x)
+
+
+cdef inline int64_t arr(object a, const int64_t **p) except -1:
+    cdef const int64_t[::1] v = a
+    p[0] = &v[0] if v.shape[0] else NULL
+    return v.shape[0]
+
+
+def entry_order(bytes entry):
+    """A sort key of an abbreviation entry (tag, children, specs without the code, as
+    ``keys`` gives it) that orders entries like their (tag, children, ((at, form, ic), ...))
+    tuples: every number as 8 big-endian bytes (the implicit constant offset by 2**63)."""
+    cdef const uint8_t *d = entry
+    cdef Py_ssize_t n = len(entry), p = 0, k
+    cdef uint64_t v, w
+    cdef int64_t ic
+    cdef Out o
+    o.p = NULL
+    o.n = o.cap = 0
+    o.write = 1
+    try:
+        p = read_uleb(d, 0, n, &v)
+        if p < 0 or p >= n:
+            raise ValueError("bad abbreviation entry")
+        _be(&o, v)
+        _be1(&o, d[p])
+        p += 1
+        while True:
+            p = read_uleb(d, p, n, &v)
+            if p < 0:
+                raise ValueError("bad abbreviation entry")
+            p = read_uleb(d, p, n, &w)
+            if p < 0:
+                raise ValueError("bad abbreviation entry")
+            if v == 0 and w == 0:
+                break
+            ic = 0
+            if w == FORM_IMPLICIT_CONST:
+                p = read_sleb(d, p, n, &ic)
+                if p < 0:
+                    raise ValueError("bad abbreviation entry")
+            _be(&o, v)
+            _be(&o, w)
+            _be(&o, (<uint64_t> ic) ^ (<uint64_t> 1 << 63))
+        return PyBytes_FromStringAndSize(<char *> o.p, o.n)
+    finally:
+        free(o.p)
+
+
+cdef int _be(Out *o, uint64_t v) except -1:
+    cdef int k
+    if ogrow(o, 8) < 0:
+        raise MemoryError()
+    for k in range(8):
+        o.p[o.n + k] = (v >> (8 * (7 - k))) & 0xFF
+    o.n += 8
     return 0
 
 
-def copy_unit(const uint8_t[::1] info, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end, int ref_addr_w,
-              const int64_t[::1] offs, const int64_t[::1] codes, const int64_t[::1] parent,
-              const int64_t[::1] ends, const uint8_t[::1] kids, const uint8_t[::1] keep,
-              const int64_t[::1] ev_pos, const int64_t[::1] ev_die, const int64_t[::1] ev_kind,
-              const int64_t[::1] ev_w, const int64_t[::1] ev_b, dict extra, tuple new_form, int local_width,
-              Py_ssize_t margin, object assign=None):
-    """(unit bytes, new unit-relative offset of every DIE (-1: removed), new abbreviation keys
-    (code, new reference forms, added specs) in first-use order, operands to fix
-    [(position, width (< 0: fixed), DIE)], patches (int64 rows: position, width, old target), DIEs using
-    each key), or None when the unit (plus ``margin`` bytes) grew too large for
-    ``local_width``-byte local references.
-    A key's code is ``assign(code, forms, added)`` when given (called once per key, at its first
-    use), else its number in first-use order.
+cdef int _be1(Out *o, uint8_t v) except -1:
+    if ogrow(o, 1) < 0:
+        raise MemoryError()
+    o.p[o.n] = 1 if v else 0
+    o.n += 1
+    return 0
 
-    Events are sorted by position and belong to kept DIEs; ``extra[i]`` is (added specs, bytes)
-    of a DIE given attributes of its own."""
-    cdef Py_ssize_t n = offs.shape[0], nev = ev_pos.shape[0], ncodes = kids.shape[0]
-    cdef const uint8_t *d = &info[0]
-    cdef Py_ssize_t i, e = 0, e0, src, start, pos, w, attr_end, k, nopen = 0, nloc = 0
-    cdef int64_t code, kind, num
-    cdef Buf out, kinds
-    cdef int64_t *open_ends = NULL
-    cdef int64_t *loc = NULL
-    cdef int64_t t, v
-    out.p = kinds.p = NULL
-    out.n = out.cap = kinds.n = kinds.cap = 0
-    new_rel = np.full(n, -1, dtype=np.int64)
-    cdef int64_t[::1] rel = new_rel
-    plain = np.zeros(ncodes, dtype=np.int64)  # new code of a DIE without events, by old code
-    cdef int64_t[::1] plain_num = plain
-    cdef dict numbers = {}
-    cdef list counts = []
-    cdef Py_ssize_t idx
-    code_of = np.zeros(n + 1, dtype=np.int64)  # code of each key index (keys <= DIEs)
-    uses = np.zeros(n + 1, dtype=np.int64)
-    cdef int64_t[::1] code_v = code_of, uses_v = uses
-    cdef list keys = []
-    cdef list fix_operand = []
-    cdef Buf pat  # (position, width, old target) int64 triples
-    pat.p = NULL
-    pat.n = pat.cap = 0
-    cdef bint has_extra = len(extra) > 0
-    try:
-        open_ends = <int64_t *> realloc(NULL, (n + 1) * sizeof(int64_t))
-        loc = <int64_t *> realloc(NULL, (2 * nev + 2) * sizeof(int64_t))
-        if open_ends == NULL or loc == NULL:
+
+cdef class Unit:
+    """One unit's rewrite state (see the module docstring)."""
+    cdef object keep_alive
+    cdef const uint8_t *d
+    cdef const uint8_t *ab
+    cdef Py_ssize_t info_n, off, die_off, end, n, ncodes, nspec
+    cdef int ref_addr_w, version, addr_size, offset_size
+    cdef const int64_t *offs
+    cdef const int64_t *codes
+    cdef const int64_t *parent
+    cdef const int64_t *ends
+    # abbreviation table: per code, -1 tag when absent
+    cdef int64_t *ab_tag
+    cdef uint8_t *ab_kids
+    cdef int64_t *ab_lo        # first spec
+    cdef int64_t *ab_hi        # end of specs
+    cdef int64_t *ab_nref      # reference specs
+    cdef int64_t *ab_rlo       # first of them in ``sp_ref``
+    cdef int64_t *sp_ref       # spec index of each reference spec, by code
+    cdef int64_t *sp_at
+    cdef int64_t *sp_form
+    cdef int64_t *sp_ic
+    cdef uint8_t *keep
+    # events of the kept DIEs, by position
+    cdef int64_t *ev      # rows of 5: position, DIE, kind, width, value
+    cdef Py_ssize_t nev
+    cdef int64_t *mv      # rows of 2: DIE, target DIE (a followed reference that left the unit)
+    cdef Py_ssize_t nmoved
+    cdef uint64_t *kinds  # per DIE: kinds of its references, 2 bits each
+    cdef int64_t *ex_form  # per DIE: form of its own DW_AT_decl_file (0: none)
+    cdef int64_t *ex_val
+    cdef int32_t *sig     # per kept DIE: its key, -1 until ``keys``
+    cdef int64_t *sig_die  # first DIE of each key
+    cdef Py_ssize_t nsig
+    cdef int32_t *index   # DIE index by unit-relative offset (-1: none), while preparing
+    cdef public bint pure  # a shape left to the pure loop
+    cdef public Py_ssize_t kept
+
+    def __cinit__(self):
+        self.ab_tag = self.ab_lo = self.ab_hi = self.ab_nref = self.ab_rlo = self.sp_ref = NULL
+        self.ab_kids = self.keep = NULL
+        self.sp_at = self.sp_form = self.sp_ic = self.ev = self.mv = NULL
+        self.kinds = NULL
+        self.ex_form = self.ex_val = NULL
+        self.sig = NULL
+        self.sig_die = NULL
+        self.index = NULL
+
+    def __dealloc__(self):
+        free(self.ab_tag); free(self.ab_kids); free(self.ab_lo); free(self.ab_hi); free(self.ab_nref)
+        free(self.ab_rlo); free(self.sp_ref)
+        free(self.sp_at); free(self.sp_form); free(self.sp_ic); free(self.keep); free(self.ev); free(self.mv)
+        free(self.kinds); free(self.ex_form); free(self.ex_val); free(self.sig); free(self.sig_die)
+        free(self.index)
+
+    def __init__(self, const uint8_t[::1] info, const uint8_t[::1] abbrev, Py_ssize_t abbrev_off,
+                 Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end, int version, int addr_size, int offset_size,
+                 offs, codes, parent, ends, ref_pos, ref_die, ref_form, ref_target, rem_starts, rem_ends,
+                 xrefs):
+        """``xrefs``: int64 rows (DIE, position, width, kind 3/4/5, target section offset) sorted
+        by position."""
+        cdef const int64_t *rp
+        cdef const int64_t *rd
+        cdef const int64_t *rf
+        cdef const int64_t *rt
+        cdef const int64_t *rs
+        cdef const int64_t *re
+        cdef const int64_t *xr
+        cdef Py_ssize_t nref, nrem, nx, n2, n3, n4
+        cdef int64_t bad = 0
+        cdef int st
+        self.keep_alive = (info, abbrev, offs, codes, parent, ends, ref_pos, ref_die, ref_form, ref_target,
+                           rem_starts, rem_ends, xrefs)
+        self.d = &info[0] if info.shape[0] else NULL
+        self.info_n = info.shape[0]
+        self.ab = &abbrev[0] if abbrev.shape[0] else NULL
+        if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8):
+            raise DwarfError(f"unit at 0x{off:x} has an unsupported address or offset size")
+        self.off, self.die_off, self.end = off, die_off, end
+        self.version, self.addr_size, self.offset_size = version, addr_size, offset_size
+        self.ref_addr_w = addr_size if version <= 2 else offset_size
+        self.n = arr(offs, &self.offs)
+        if (arr(codes, &self.codes) != self.n or arr(parent, &self.parent) != self.n
+                or arr(ends, &self.ends) != self.n):
+            raise ValueError("DIE arrays of different lengths")
+        nref = arr(ref_pos, &rp)
+        if (arr(ref_die, &rd) != nref or arr(ref_form, &rf) != nref or arr(ref_target, &rt) != nref):
+            raise ValueError("reference arrays of different lengths")
+        nrem = arr(rem_starts, &rs)
+        if arr(rem_ends, &re) != nrem:
+            raise ValueError("removal arrays of different lengths")
+        nx = arr(xrefs, &xr)
+        if nx % 5:
+            raise ValueError("xrefs must be rows of 5")
+        if not (0 <= off <= die_off <= end <= self.info_n) or self.n == 0:
+            raise DwarfError(f"unit at 0x{off:x} is truncated or corrupt")
+        with nogil:
+            st = self._prepare(abbrev.shape[0], abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx // 5, &bad)
+            if st == ST_OK:
+                st = self._own_decl_files(&bad)
+            free(self.index)
+            self.index = NULL
+        self._raise(st, bad)
+
+    cdef int _raise(self, int st, int64_t bad) except -1:
+        if st == ST_OK or st == ST_OVERFLOW or st == ST_NOFIT:
+            return 0
+        if st == ST_PURE:
+            self.pure = True
+            return 0
+        if st == ST_NOMEM:
             raise MemoryError()
-        open_ends[0] = end + 1  # sentinel
-        nopen = 1
-        copy(&out, d + off, die_off - off)
+        if st == ST_BADREF:
+            raise DwarfError(f"a reference in the unit at 0x{self.off:x} points to 0x{bad:x}, not to a DIE")
+        raise DwarfError(f"unit at 0x{self.off:x} is truncated or corrupt (at 0x{bad:x})")
+
+    cdef int _prepare(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, const int64_t *rp, const int64_t *rd,
+                      const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
+                      Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad) noexcept nogil:
+        cdef Py_ssize_t n = self.n, i, j, k, p, q, s, e, x, cap, nev, first, c
+        cdef uint64_t code, tag, at, form
+        cdef int64_t ic, t, w, kind, die, prev_die, pos
+        cdef const uint8_t *ab = self.ab
+        cdef int64_t maxcode = 0
+        cdef int32_t *cnt = NULL
+        cdef int64_t *ev
+        cdef int64_t *mv
+        cdef int st = ST_OK
+        # -- the abbreviation table: two walks, one to size it
+        p = abbrev_off
+        if p < 0 or p > ab_n:
+            bad[0] = p
+            return ST_CORRUPT
+        k = 0
+        while True:
+            p = read_uleb(ab, p, ab_n, &code)
+            if p < 0:
+                bad[0] = abbrev_off
+                return ST_CORRUPT
+            if code == 0:
+                break
+            if code >= MAX_CODES:
+                return ST_PURE
+            if <int64_t> code > maxcode:
+                maxcode = code
+            p = read_uleb(ab, p, ab_n, &tag)
+            if p < 0 or p >= ab_n:
+                bad[0] = abbrev_off
+                return ST_CORRUPT
+            p += 1
+            while True:
+                p = read_uleb(ab, p, ab_n, &at)
+                if p >= 0:
+                    p = read_uleb(ab, p, ab_n, &form)
+                if p >= 0 and form == FORM_IMPLICIT_CONST:
+                    p = read_sleb(ab, p, ab_n, &ic)
+                if p < 0:
+                    bad[0] = abbrev_off
+                    return ST_CORRUPT
+                if at == 0 and form == 0:
+                    break
+                k += 1
+        self.ncodes = maxcode + 1
+        self.nspec = k
+        self.ab_tag = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
+        self.ab_kids = <uint8_t *> calloc(self.ncodes, 1)
+        self.ab_lo = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
+        self.ab_hi = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
+        self.ab_nref = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
+        self.ab_rlo = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
+        self.sp_ref = <int64_t *> malloc((k + 1) * sizeof(int64_t))
+        self.sp_at = <int64_t *> malloc((k + 1) * sizeof(int64_t))
+        self.sp_form = <int64_t *> malloc((k + 1) * sizeof(int64_t))
+        self.sp_ic = <int64_t *> malloc((k + 1) * sizeof(int64_t))
+        self.keep = <uint8_t *> malloc(n)
+        self.kinds = <uint64_t *> calloc(n, sizeof(uint64_t))
+        cnt = <int32_t *> calloc(n, sizeof(int32_t))
+        if (self.ab_tag == NULL or self.ab_kids == NULL or self.ab_lo == NULL or self.ab_hi == NULL
+                or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL or self.sp_form == NULL or self.sp_ic == NULL
+                or self.keep == NULL or self.kinds == NULL or cnt == NULL):
+            free(cnt)
+            return ST_NOMEM
+        for c in range(self.ncodes):
+            self.ab_tag[c] = -1
+        p = abbrev_off
+        k = 0
+        j = 0
+        while True:
+            p = read_uleb(ab, p, ab_n, &code)
+            if code == 0:
+                break
+            p = read_uleb(ab, p, ab_n, &tag)
+            self.ab_tag[code] = tag  # a code defined twice: the last one counts, as in the pure parser
+            self.ab_kids[code] = ab[p] != 0
+            self.ab_lo[code] = k
+            self.ab_nref[code] = 0
+            self.ab_rlo[code] = j
+            p += 1
+            while True:
+                p = read_uleb(ab, p, ab_n, &at)
+                p = read_uleb(ab, p, ab_n, &form)
+                ic = 0
+                if form == FORM_IMPLICIT_CONST:
+                    p = read_sleb(ab, p, ab_n, &ic)
+                if at == 0 and form == 0:
+                    break
+                self.sp_at[k] = at
+                self.sp_form[k] = form
+                self.sp_ic[k] = ic
+                if form == FORM_ADDR or FORM_REF1 <= form <= FORM_REF_UDATA:
+                    self.ab_nref[code] += 1
+                    self.sp_ref[j] = k
+                    j += 1
+                k += 1
+            self.ab_hi[code] = k
+        for c in range(self.ncodes):
+            if self.ab_nref[c] > 32:
+                free(cnt)
+                return ST_PURE  # the key packs 2 bits per reference into 64
+        # -- the DIE arrays, as far as this kernel relies on them
         for i in range(n):
-            if not keep[i]:
+            if (self.offs[i] < self.die_off or self.offs[i] >= self.end or self.ends[i] <= self.offs[i]
+                    or self.ends[i] > self.end or (i and self.offs[i] <= self.offs[i - 1])
+                    or self.parent[i] >= i or self.parent[i] < -1 or self.codes[i] <= 0
+                    or self.codes[i] >= self.ncodes or self.ab_tag[self.codes[i]] < 0):
+                bad[0] = self.offs[i]
+                free(cnt)
+                return ST_CORRUPT
+        # Resolving references by a map from offset to DIE is several times faster than a binary
+        # search per reference; it costs 4 bytes per byte of the unit (for the time of this
+        # call), so units over 4 MiB search.
+        if self.end - self.off <= (<Py_ssize_t> 1) << 22:
+            self.index = <int32_t *> malloc((self.end - self.off) * sizeof(int32_t))
+            if self.index != NULL:
+                memset(self.index, 0xFF, (self.end - self.off) * sizeof(int32_t))
+                for i in range(n):
+                    self.index[self.offs[i] - self.off] = <int32_t> i
+        # -- removals
+        memset(self.keep, 1, n)
+        for j in range(nrem):
+            s = rs[j]
+            e = re[j]
+            if s < 0 or e > n or s >= e:
+                bad[0] = self.off
+                free(cnt)
+                return ST_CORRUPT
+            memset(self.keep + s, 0, e - s)
+        self.kept = 0
+        for i in range(n):
+            self.kept += self.keep[i]
+        # -- references and expression operands: the events of the kept DIEs, merged by position
+        cap = nref + nx
+        self.ev = ev = <int64_t *> malloc((cap + 1) * 5 * sizeof(int64_t))
+        self.mv = mv = <int64_t *> malloc((nref + 1) * 2 * sizeof(int64_t))
+        if ev == NULL or mv == NULL:
+            free(cnt)
+            return ST_NOMEM
+        nev = 0
+        x = 0
+        prev_die = -1
+        first = 0
+        for j in range(nref + 1):
+            # expression operands before this reference
+            while x < nx and (j == nref or xr[5 * x + 1] < rp[j]):
+                die = xr[5 * x]
+                pos = xr[5 * x + 1]
+                w = xr[5 * x + 2]
+                kind = xr[5 * x + 3]
+                t = xr[5 * x + 4]
+                x += 1
+                if die < 0 or die >= n or pos < self.offs[die] or w <= 0 or pos + w > self.ends[die] \
+                        or kind < 3 or kind > 5 or (nev and pos < ev[5 * (nev - 1)]):
+                    bad[0] = pos
+                    free(cnt)
+                    return ST_CORRUPT
+                if not self.keep[die]:
+                    continue
+                if kind != 3:
+                    t = die_at(self.index, self.off, self.offs, n, t) if self.off <= t < self.end else -1
+                    if t < 0:
+                        bad[0] = pos
+                        free(cnt)
+                        return ST_CORRUPT
+                ev[5 * nev] = pos
+                ev[5 * nev + 1] = die
+                ev[5 * nev + 2] = kind
+                ev[5 * nev + 3] = w
+                ev[5 * nev + 4] = t
+                nev += 1
+            if j == nref:
+                break
+            die = rd[j]
+            pos = rp[j]
+            form = rf[j]
+            if die < 0 or die >= n or die < prev_die or pos < self.offs[die] or pos >= self.ends[die]:
+                bad[0] = pos
+                free(cnt)
+                return ST_CORRUPT
+            if die != prev_die:
+                first = j
+                prev_die = die
+            k = j - first  # the k-th reference of the DIE: its abbreviation's k-th reference spec
+            c = self.codes[die]
+            if k >= self.ab_nref[c]:
+                bad[0] = pos
+                free(cnt)
+                return ST_CORRUPT
+            q = self.sp_ref[self.ab_rlo[c] + k]
+            at = self.sp_at[q]
+            if <uint64_t> self.sp_form[q] != form:
+                bad[0] = pos
+                free(cnt)
+                return ST_CORRUPT
+            if form == FORM_ADDR:
+                w = self.ref_addr_w
+            elif form == FORM_REF_UDATA:
+                s = read_uleb(self.d, pos, self.end, &code)
+                if s < 0:
+                    bad[0] = pos
+                    free(cnt)
+                    return ST_CORRUPT
+                w = s - pos
+            else:
+                w = 1 << (form - FORM_REF1)
+            if pos + w > self.ends[die]:
+                bad[0] = pos
+                free(cnt)
+                return ST_CORRUPT
+            cnt[die] += 1
+            t = rt[j]
+            s = -1  # the target's DIE index when it is in this unit
+            if self.off <= t < self.end:
+                s = die_at(self.index, self.off, self.offs, n, t)
+                if s < 0:
+                    bad[0] = t
+                    free(cnt)
+                    return ST_BADREF
+            if at == AT_SIBLING:
+                kind = 0
+            elif s >= 0 and self.keep[s]:
+                kind = 1
+            else:
+                kind = 2
+            if not self.keep[die]:
                 continue
-            start = offs[i]
+            self.kinds[die] |= (<uint64_t> kind) << (2 * k)
+            if kind == 2 and s >= 0 and (at == AT_SPEC or at == AT_ORIGIN):
+                mv[2 * self.nmoved] = die
+                mv[2 * self.nmoved + 1] = s
+                self.nmoved += 1
+            if nev and pos < ev[5 * (nev - 1)]:
+                bad[0] = pos
+                free(cnt)
+                return ST_CORRUPT
+            ev[5 * nev] = pos
+            ev[5 * nev + 1] = die
+            ev[5 * nev + 2] = kind
+            ev[5 * nev + 3] = w
+            ev[5 * nev + 4] = s if kind == 1 else t
+            nev += 1
+        self.nev = nev
+        # every reference spec of a kept DIE must have its reference
+        for i in range(n):
+            if self.keep[i] and cnt[i] != self.ab_nref[self.codes[i]]:
+                bad[0] = self.offs[i]
+                free(cnt)
+                return ST_CORRUPT
+        free(cnt)
+        return ST_OK
+
+    cdef int _own_decl_files(self, int64_t *bad) noexcept nogil:
+        """rewrite._own_decl_files: a kept DIE whose DW_AT_specification / DW_AT_abstract_origin
+        now points to another unit gets its own DW_AT_decl_file, the one its removed target
+        (or what the target's chain reaches inside the unit) had: gdb reads it with the file
+        table of the unit it started from."""
+        cdef Py_ssize_t k, i, t, q, step
+        cdef int64_t code, value
+        cdef int64_t got[6]
+        cdef int st
+        cdef bint skip
+        for k in range(self.nmoved):
+            i = self.mv[2 * k]
+            code = self.codes[i]
+            skip = self.ab_tag[code] == TAG_INLINED_SUBROUTINE  # placed by its own DW_AT_call_file
+            for q in range(self.ab_lo[code], self.ab_hi[code]):
+                skip = skip or self.sp_at[q] == AT_DECL_FILE
+            if skip:
+                continue
+            t = self.mv[2 * k + 1]
+            value = -1
+            for step in range(16):  # a chain longer than this is a loop
+                st = self._attrs(t, got, bad)
+                if st != ST_OK:
+                    return st
+                if got[0]:  # DW_AT_decl_file
+                    if got[0] != 1 or got[1] < 0:
+                        return ST_PURE  # a value the pure loop decides about
+                    value = got[1]
+                    break
+                if got[2] or got[4]:
+                    q = 2 if got[2] else 4
+                    if got[q] != 1:
+                        return ST_PURE
+                    t = (die_at(self.index, self.off, self.offs, self.n, got[q + 1])
+                         if self.off <= got[q + 1] < self.end else -1)
+                    if t >= 0:
+                        continue
+                break
+            if value < 0:
+                continue
+            if self.ex_form == NULL:
+                self.ex_form = <int64_t *> calloc(self.n, sizeof(int64_t))
+                self.ex_val = <int64_t *> calloc(self.n, sizeof(int64_t))
+                if self.ex_form == NULL or self.ex_val == NULL:
+                    return ST_NOMEM
+            self.ex_form[i] = FORM_DATA1 if value < 0x100 else FORM_DATA2 if value < 0x10000 else FORM_UDATA
+            self.ex_val[i] = value
+        return ST_OK
+
+    cdef int _attrs(self, Py_ssize_t t, int64_t *got, int64_t *bad) noexcept nogil:
+        """DW_AT_decl_file, DW_AT_specification and DW_AT_abstract_origin of DIE ``t`` (the last
+        of each, as read.die_attrs): ``got`` holds (kind, value) pairs, kind 0 absent, 1 a
+        number (a unit-relative reference as a section offset), 2 bytes."""
+        cdef int64_t code = self.codes[t], form, v, slot
+        cdef Py_ssize_t p, q, lim = self.ends[t], size
+        cdef uint64_t u
+        cdef const uint8_t *d = self.d
+        cdef int kind, k
+        for k in range(6):
+            got[k] = 0
+        p = self.offs[t] + 1
+        while d[p - 1] & 0x80:
+            p += 1
+        for q in range(self.ab_lo[code], self.ab_hi[code]):
+            form = self.sp_form[q]
+            kind = 1
+            v = 0
+            size = -1
+            if form == FORM_IMPLICIT_CONST:
+                v = self.sp_ic[q]
+                size = 0
+            elif form == 0x19:  # flag_present
+                v = 1
+                size = 0
+            elif form in (0x0B, 0x11, 0x0C, 0x25, 0x29):
+                size = 1
+            elif form in (0x05, 0x12, 0x26, 0x2A):
+                size = 2
+            elif form in (0x27, 0x2B):
+                size = 3
+            elif form in (0x06, 0x13, 0x28, 0x2C, 0x1C):
+                size = 4
+            elif form in (0x07, 0x14, 0x20, 0x24):
+                size = 8
+            elif form == 0x01:
+                size = self.addr_size
+            elif form in (0x0E, 0x1F, 0x17, 0x1D, 0x1F20, 0x1F21):
+                size = self.offset_size
+            elif form == FORM_ADDR:
+                size = self.ref_addr_w
+            if size >= 0:
+                if p + size > lim:
+                    bad[0] = p
+                    return ST_CORRUPT
+                if size:
+                    v = 0
+                    for k in range(size):
+                        v |= (<int64_t> d[p + k]) << (8 * k)
+                p += size
+            elif form in (0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02):  # ULEB
+                p = read_uleb(d, p, lim, &u)
+                v = <int64_t> u
+            elif form == 0x0D:  # sdata
+                p = read_sleb(d, p, lim, &v)
+            elif form == 0x1E:  # data16
+                kind = 2
+                p += 16
+            elif form == 0x08:  # string
+                kind = 2
+                while p < lim and d[p]:
+                    p += 1
+                p += 1
+            elif form in (0x0A, 0x03, 0x04, 0x09, 0x18):  # blocks
+                kind = 2
+                if form == 0x0A or form == 0x03 or form == 0x04:
+                    size = 1 if form == 0x0A else 2 if form == 0x03 else 4
+                    if p + size > lim:
+                        bad[0] = p
+                        return ST_CORRUPT
+                    u = 0
+                    for k in range(size):
+                        u |= (<uint64_t> d[p + k]) << (8 * k)
+                    p += size
+                else:
+                    p = read_uleb(d, p, lim, &u)
+                if p >= 0:
+                    if u > <uint64_t> (lim - p):
+                        bad[0] = p
+                        return ST_CORRUPT
+                    p += u
+            else:
+                return ST_PURE  # DW_FORM_indirect or an unknown form: the pure loop's error
+            if p < 0 or p > lim:
+                bad[0] = self.offs[t]
+                return ST_CORRUPT
+            if FORM_REF1 <= form <= FORM_REF_UDATA:
+                v += self.off
+            slot = 0 if self.sp_at[q] == AT_DECL_FILE else 2 if self.sp_at[q] == AT_SPEC else \
+                4 if self.sp_at[q] == AT_ORIGIN else -1
+            if slot >= 0:
+                got[slot] = kind
+                got[slot + 1] = v
+        return ST_OK
+
+    cdef int _sigs(self) noexcept nogil:
+        """Number the keys (code, reference kinds, own decl_file form) of the kept DIEs in
+        first-use order: an open-addressing table of key numbers."""
+        cdef Py_ssize_t n = self.n, i, h, cap = 256, nsig = 0, k
+        cdef int64_t *slots = NULL     # rows of 4: code, kinds, extra form, key number (+1; 0 empty)
+        cdef int64_t *grown
+        cdef int64_t code, ex
+        cdef uint64_t kinds, hv
+        self.sig = <int32_t *> malloc(n * sizeof(int32_t))
+        self.sig_die = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+        slots = <int64_t *> calloc(cap * 4, sizeof(int64_t))
+        if self.sig == NULL or self.sig_die == NULL or slots == NULL:
+            free(slots)
+            return ST_NOMEM
+        for i in range(n):
+            if not self.keep[i]:
+                self.sig[i] = -1
+                continue
+            code = self.codes[i]
+            kinds = self.kinds[i]
+            ex = self.ex_form[i] if self.ex_form != NULL else 0
+            hv = mix(code, kinds, ex)
+            h = hv & (cap - 1)
+            while slots[4 * h + 3] and not (slots[4 * h] == code and <uint64_t> slots[4 * h + 1] == kinds
+                                           and slots[4 * h + 2] == ex):
+                h = (h + 1) & (cap - 1)
+            if slots[4 * h + 3] == 0:
+                slots[4 * h] = code
+                slots[4 * h + 1] = <int64_t> kinds
+                slots[4 * h + 2] = ex
+                slots[4 * h + 3] = nsig + 1
+                self.sig_die[nsig] = i
+                nsig += 1
+                if 2 * nsig > cap:  # rehash into twice the room
+                    grown = <int64_t *> calloc(cap * 8, sizeof(int64_t))
+                    if grown == NULL:
+                        free(slots)
+                        return ST_NOMEM
+                    for k in range(cap):
+                        if slots[4 * k + 3]:
+                            hv = mix(slots[4 * k], <uint64_t> slots[4 * k + 1], slots[4 * k + 2])
+                            h = hv & (2 * cap - 1)
+                            while grown[4 * h + 3]:
+                                h = (h + 1) & (2 * cap - 1)
+                            memcpy(grown + 4 * h, slots + 4 * k, 4 * sizeof(int64_t))
+                    free(slots)
+                    slots = grown
+                    cap *= 2
+                self.sig[i] = nsig - 1
+            else:
+                self.sig[i] = slots[4 * h + 3] - 1
+        free(slots)
+        self.nsig = nsig
+        return ST_OK
+
+    cdef int _entry(self, Out *o, Py_ssize_t s, int width) noexcept nogil:
+        """Key ``s`` as an abbreviation entry without its code, references of the local kind as
+        the ``width``-byte form."""
+        cdef Py_ssize_t i = self.sig_die[s], q, k = 0
+        cdef int64_t code = self.codes[i], form, kind
+        cdef uint64_t kinds = self.kinds[i]
+        if ouleb(o, self.ab_tag[code]) < 0 or ouleb(o, 1 if self.ab_kids[code] else 0) < 0:
+            return -1
+        for q in range(self.ab_lo[code], self.ab_hi[code]):
+            form = self.sp_form[q]
+            if form == FORM_ADDR or FORM_REF1 <= form <= FORM_REF_UDATA:
+                kind = (kinds >> (2 * k)) & 3
+                k += 1
+                if kind == 0:
+                    continue
+                form = FORM_ADDR if kind == 2 else (FORM_REF1 if width == 1 else FORM_REF2 if width == 2 else
+                                                     FORM_REF4)
+            if ouleb(o, self.sp_at[q]) < 0 or ouleb(o, form) < 0:
+                return -1
+            if form == FORM_IMPLICIT_CONST and osleb(o, self.sp_ic[q]) < 0:
+                return -1
+        if self.ex_form != NULL and self.ex_form[i]:
+            if ouleb(o, AT_DECL_FILE) < 0 or ouleb(o, self.ex_form[i]) < 0:
+                return -1
+        return ozeros(o, 2)
+
+    def keys(self, int width):
+        """Each new abbreviation of the unit (table entry without its code), in first-use
+        order, for ``width``-byte local references."""
+        cdef int st = ST_OK
+        cdef Py_ssize_t s
+        cdef Out o
+        cdef list out = []
+        cdef Py_ssize_t *at = NULL
+        if self.sig == NULL:
+            with nogil:
+                st = self._sigs()
+            self._raise(st, 0)
+        o.p = NULL
+        o.n = o.cap = 0
+        o.write = 1
+        at = <Py_ssize_t *> malloc((self.nsig + 1) * sizeof(Py_ssize_t))
+        if at == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                for s in range(self.nsig):
+                    at[s] = o.n
+                    if self._entry(&o, s, width) < 0:
+                        st = ST_NOMEM
+                        break
+                at[self.nsig] = o.n
+            self._raise(st, 0)
+            for s in range(self.nsig):
+                out.append(PyBytes_FromStringAndSize(<char *> o.p + at[s], at[s + 1] - at[s]))
+            return out
+        finally:
+            free(o.p)
+            free(at)
+
+    def copy(self, int width, new_codes, Py_ssize_t margin, bint write):
+        """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
+        (-1: removed; int32 when they fit), patches (int64 rows: position, width, old target), DIEs per key).
+        Status 0 ok, 5 the unit plus ``margin`` bytes does not fit ``width``-byte local
+        references, 6 an expression operand does not fit its old width. Key k gets code
+        ``new_codes[k]`` (None: k + 1)."""
+        cdef const int64_t *codes_p = NULL
+        cdef const int64_t[::1] cv
+        cdef int st = ST_OK
+        cdef int64_t bad = 0
+        cdef Out out, pat
+        if self.sig == NULL:
+            raise ValueError("copy before keys")
+        if new_codes is not None:
+            cv = new_codes
+            if cv.shape[0] != self.nsig:
+                raise ValueError("one code per key")
+            codes_p = &cv[0] if self.nsig else NULL
+        if width not in (1, 2, 4):
+            raise ValueError("width is 1, 2 or 4")
+        new_rel = np.full(self.n, -1, dtype=np.int64)
+        uses = np.zeros(self.nsig, dtype=np.int64)
+        cdef int64_t[::1] rel = new_rel
+        cdef int64_t[::1] uv = uses
+        out.p = pat.p = NULL
+        out.n = out.cap = pat.n = pat.cap = 0
+        out.write = write
+        pat.write = 1
+        try:
+            with nogil:
+                st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad)
+            self._raise(st, bad)
+            body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
+            patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
+            # int32 when it holds every offset: the outputs of all units wait for the layout phase
+            return st, body, new_rel.astype(np.int32) if out.n < (1 << 31) else new_rel, patches, uses
+        finally:
+            free(out.p)
+            free(pat.p)
+
+    cdef int _copy(self, Out *out, Out *pat, int width, const int64_t *new_codes, Py_ssize_t margin,
+                   int64_t *rel, int64_t *uses, int64_t *bad) noexcept nogil:
+        cdef Py_ssize_t n = self.n, i, e = 0, e0, src, start, pos, w, attr_end, k, nopen = 0, nloc = 0, nfix = 0
+        cdef const uint8_t *d = self.d
+        cdef const int64_t *ev = self.ev
+        cdef int64_t code, kind, t, v, ex
+        cdef uint64_t val
+        cdef int64_t *open_ends = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+        cdef int64_t *loc = <int64_t *> malloc((2 * self.nev + 2) * sizeof(int64_t))
+        cdef int64_t *fix = <int64_t *> malloc((3 * self.nev + 3) * sizeof(int64_t))
+        cdef int st = ST_OK
+        cdef uint8_t tmp[16]
+        if open_ends == NULL or loc == NULL or fix == NULL:
+            free(open_ends)
+            free(loc)
+            free(fix)
+            return ST_NOMEM
+        open_ends[0] = self.end + 1  # sentinel
+        nopen = 1
+        if ocopy(out, d + self.off, self.die_off - self.off) < 0:
+            st = ST_NOMEM
+        i = 0
+        while st == ST_OK and i < n:
+            if not self.keep[i]:
+                i += 1
+                continue
+            start = self.offs[i]
             while open_ends[nopen - 1] <= start:
-                grow(&out, 1)
-                out.p[out.n] = 0
-                out.n += 1
+                if ozeros(out, 1) < 0:
+                    st = ST_NOMEM
                 nopen -= 1
-            code = codes[i]
-            # this DIE's events
-            while e < nev and ev_die[e] < i:
+            if st != ST_OK:
+                break
+            code = self.codes[i]
+            while e < self.nev and ev[5 * e + 1] < i:
                 e += 1
             e0 = e
-            while e < nev and ev_die[e] == i:
+            while e < self.nev and ev[5 * e + 1] == i:
                 e += 1
-            if e == e0:
-                num = plain_num[code]
-                add = None
-            else:
-                num = 0
-                add = extra.get(i) if has_extra else None
-            if num == 0:
-                kinds.n = 0
-                for k in range(e0, e):
-                    if ev_kind[k] <= 2:
-                        grow(&kinds, 1)
-                        kinds.p[kinds.n] = <uint8_t> ev_kind[k]
-                        kinds.n += 1
-                key = (code, PyBytes_FromStringAndSize(<char *> kinds.p, kinds.n) if kinds.n else b"",
-                       add[0] if add is not None else ())
-                got = numbers.get(key)
-                if got is None:
-                    idx = len(numbers)
-                    numbers[key] = idx + 1
-                    full = (code, tuple([new_form[kinds.p[k]] for k in range(kinds.n)]), key[2])
-                    keys.append(full)
-                    code_v[idx] = idx + 1 if assign is None else assign(*full)
-                    num = idx + 1
-                else:
-                    num = got
-                if e == e0 or (kinds.n == 0 and add is None):
-                    plain_num[code] = num
-            # num: 1 + the key's index
-            uses_v[num - 1] += 1
-            num = code_v[num - 1]
+            uses[self.sig[i]] += 1
             rel[i] = out.n  # the unit's header is at 0
-            uleb(&out, num)
+            if ouleb(out, new_codes[self.sig[i]] if new_codes != NULL else self.sig[i] + 1) < 0:
+                st = ST_NOMEM
+                break
             src = start + 1
             while d[src - 1] & 0x80:
                 src += 1
+            # The DIE's own bytes end where its first child or its closing null starts.
+            if self.ab_kids[code]:
+                attr_end = self.offs[i + 1] if i + 1 < n and self.parent[i + 1] == i else self.ends[i] - 1
+            else:
+                attr_end = self.ends[i]
+            if src > attr_end:
+                bad[0] = start
+                st = ST_CORRUPT
+                break
             for k in range(e0, e):
-                pos = ev_pos[k]
-                kind = ev_kind[k]
-                w = ev_w[k]
-                copy(&out, d + src, pos - src)
+                pos = ev[5 * k]
+                kind = ev[5 * k + 2]
+                w = ev[5 * k + 3]
+                if pos < src or pos + w > attr_end:
+                    bad[0] = pos
+                    st = ST_CORRUPT
+                    break
+                if ocopy(out, d + src, pos - src) < 0:
+                    st = ST_NOMEM
+                    break
                 src = pos + w
                 if kind == 1:
                     loc[nloc] = out.n
-                    loc[nloc + 1] = ev_b[k]
+                    loc[nloc + 1] = ev[5 * k + 4]
                     nloc += 2
-                    zeros(&out, local_width)
+                    if ozeros(out, width) < 0:
+                        st = ST_NOMEM
                 elif kind == 2:
-                    patch(&pat, out.n, ref_addr_w, ev_b[k])
-                    zeros(&out, ref_addr_w)
+                    if push3(pat, out.n, self.ref_addr_w, ev[5 * k + 4]) < 0 or ozeros(out, self.ref_addr_w) < 0:
+                        st = ST_NOMEM
                 elif kind >= 3:
                     if kind == 3:
-                        patch(&pat, out.n, w, ev_b[k])
+                        if push3(pat, out.n, w, ev[5 * k + 4]) < 0:
+                            st = ST_NOMEM
                     else:
-                        fix_operand.append((out.n, w if kind == 4 else -w, ev_b[k]))
-                    copy(&out, d + pos, w)
-            if kids[code]:
-                attr_end = offs[i + 1] if i + 1 < n and parent[i + 1] == i else ends[i] - 1
-                copy(&out, d + src, attr_end - src)
-                open_ends[nopen] = ends[i]
+                        fix[3 * nfix] = out.n
+                        fix[3 * nfix + 1] = w if kind == 4 else -w
+                        fix[3 * nfix + 2] = ev[5 * k + 4]
+                        nfix += 1
+                    if ocopy(out, d + pos, w) < 0:
+                        st = ST_NOMEM
+                if st != ST_OK:
+                    break
+            if st != ST_OK:
+                break
+            if ocopy(out, d + src, attr_end - src) < 0:
+                st = ST_NOMEM
+                break
+            if self.ab_kids[code]:
+                open_ends[nopen] = self.ends[i]
                 nopen += 1
-            else:
-                copy(&out, d + src, ends[i] - src)
-            if add is not None:
-                extra_bytes = <bytes> add[1]
-                copy(&out, <const uint8_t *> (<char *> extra_bytes), len(extra_bytes))
-        zeros(&out, nopen - 1)
-        if local_width < 4 and out.n + margin > (<Py_ssize_t> 1) << (8 * local_width):
-            return None
-        for k in range(0, nloc, 2):
-            t = rel[loc[k + 1]]
-            v = loc[k]
-            for w in range(local_width):
-                out.p[v + w] = (t >> (8 * w)) & 0xFF
-        v = out.n - 4
-        out.p[0] = v & 0xFF
-        out.p[1] = (v >> 8) & 0xFF
-        out.p[2] = (v >> 16) & 0xFF
-        out.p[3] = (v >> 24) & 0xFF
-        body = PyBytes_FromStringAndSize(<char *> out.p, out.n)
-        patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
-        return body, new_rel, keys, fix_operand, patches, uses[:len(keys)].tolist()
-    finally:
-        free(out.p)
-        free(pat.p)
-        free(kinds.p)
+            ex = self.ex_form[i] if self.ex_form != NULL else 0
+            if ex:
+                v = self.ex_val[i]
+                if ex == FORM_UDATA:
+                    st = ouleb(out, v)
+                else:
+                    for k in range(1 if ex == FORM_DATA1 else 2):
+                        tmp[k] = (v >> (8 * k)) & 0xFF
+                    st = ocopy(out, tmp, 1 if ex == FORM_DATA1 else 2)
+                if st < 0:
+                    st = ST_NOMEM
+                    break
+            i += 1
+        if st == ST_OK and ozeros(out, nopen - 1) < 0:
+            st = ST_NOMEM
+        if st == ST_OK and width < 4 and out.n + margin > (<Py_ssize_t> 1) << (8 * width):
+            st = ST_OVERFLOW
+        if st == ST_OK and out.write:
+            for k in range(0, nloc, 2):
+                t = rel[loc[k + 1]]
+                v = loc[k]
+                for w in range(width):
+                    out.p[v + w] = (t >> (8 * w)) & 0xFF
+        # DIE-naming operands of expressions: the target's new offset in the operand's old width
+        if st == ST_OK:
+            for k in range(nfix):
+                pos = fix[3 * k]
+                w = fix[3 * k + 1]
+                t = rel[fix[3 * k + 2]]
+                if t < 0 or (w < 0 and -w < 8 and t >> (-8 * w)) or (w > 0 and (w < 10 and t >> (7 * w))):
+                    st = ST_NOFIT
+                    break
+                if out.write:
+                    if w < 0:
+                        for v in range(-w):
+                            out.p[pos + v] = (t >> (8 * v)) & 0xFF
+                    else:
+                        val = t
+                        for v in range(w):
+                            out.p[pos + v] = (val & 0x7F) | (0x80 if v + 1 < w else 0)
+                            val >>= 7
+        if st == ST_OK and out.write:
+            v = out.n - 4
+            out.p[0] = v & 0xFF
+            out.p[1] = (v >> 8) & 0xFF
+            out.p[2] = (v >> 16) & 0xFF
+            out.p[3] = (v >> 24) & 0xFF
         free(open_ends)
         free(loc)
+        free(fix)
+        return st
+
+    def tag_counts(self):
+        """[(tag, DIEs of the unit, DIEs kept)] for every tag of the unit, by tag."""
+        cdef Py_ssize_t i, j, k, m = 0
+        cdef int64_t *rows = <int64_t *> calloc(3 * self.ncodes + 3, sizeof(int64_t))  # tag, before, after
+        cdef int64_t *cnt = <int64_t *> calloc(2 * self.ncodes + 2, sizeof(int64_t))
+        cdef int64_t t0, t1, t2
+        cdef list out = []
+        if rows == NULL or cnt == NULL:
+            free(rows)
+            free(cnt)
+            raise MemoryError()
+        try:
+            with nogil:
+                for i in range(self.n):
+                    cnt[2 * self.codes[i]] += 1
+                    cnt[2 * self.codes[i] + 1] += self.keep[i]
+                for i in range(self.ncodes):  # per tag, kept sorted by insertion (a few dozen tags)
+                    if cnt[2 * i] == 0:
+                        continue
+                    for j in range(m):
+                        if rows[3 * j] >= self.ab_tag[i]:
+                            break
+                    else:
+                        j = m
+                    if j < m and rows[3 * j] == self.ab_tag[i]:
+                        rows[3 * j + 1] += cnt[2 * i]
+                        rows[3 * j + 2] += cnt[2 * i + 1]
+                        continue
+                    for k in range(m, j, -1):
+                        rows[3 * k] = rows[3 * k - 3]
+                        rows[3 * k + 1] = rows[3 * k - 2]
+                        rows[3 * k + 2] = rows[3 * k - 1]
+                    rows[3 * j] = self.ab_tag[i]
+                    rows[3 * j + 1] = cnt[2 * i]
+                    rows[3 * j + 2] = cnt[2 * i + 1]
+                    m += 1
+            for j in range(m):
+                out.append((rows[3 * j], rows[3 * j + 1], rows[3 * j + 2]))
+            return out
+        finally:
+            free(rows)
+            free(cnt)
+
+
+def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int64_t[::1] offs,
+                  const int64_t[::1] new, int64_t lo, int64_t hi):
+    """layout._write_patches in C: write the new offset of the DIE at old offset ``rows[k, 2]``
+    (``offs`` sorted, ``new`` their new offsets; a DIE's old offset is in [lo, hi)) as a
+    ``rows[k, 1]``-byte little-endian value at ``rows[k, 0]`` of ``info``. None, or the first
+    problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit its width;
+    checked in that order over all rows, as the numpy version does."""
+    cdef Py_ssize_t k, i, n = rows.shape[0], m = offs.shape[0], w, b, nb, lo_i, hi_i
+    cdef int64_t v, old
+    cdef int kind = 0
+    cdef int64_t bad = 0
+    cdef int64_t *vals = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    # first[j]: index of the first DIE at or after lo + 256 j: a lookup searches one block only
+    # (a binary search over every DIE of a big program misses the cache at each step)
+    nb = ((hi - lo) >> 8) + 2 if hi > lo else 2
+    cdef int64_t *first = <int64_t *> malloc(nb * sizeof(int64_t))
+    if vals == NULL or first == NULL:
+        free(vals)
+        free(first)
+        raise MemoryError()
+    try:
+        with nogil:
+            i = 0
+            for k in range(nb):
+                while i < m and offs[i] < lo + (k << 8):
+                    i += 1
+                first[k] = i
+            for k in range(n):
+                old = rows[k, 2]
+                if old < lo or old >= hi:
+                    kind = 1
+                    bad = old
+                    break
+            if kind == 0:
+                for k in range(n):
+                    b = (rows[k, 2] - lo) >> 8
+                    lo_i = first[b]
+                    hi_i = first[b + 1]
+                    i = find(&offs[lo_i], hi_i - lo_i, rows[k, 2]) if hi_i > lo_i else -1
+                    if i >= 0:
+                        i += lo_i
+                    if i < 0:
+                        kind = 2
+                        bad = rows[k, 2]
+                        break
+                    vals[k] = new[i]
+            if kind == 0:
+                for w in range(1, 8):  # by width, as the numpy version checks them
+                    for k in range(n):
+                        if rows[k, 1] == w and vals[k] >> (8 * w):
+                            kind = 3
+                            bad = w
+                            break
+                    if kind:
+                        break
+            if kind == 0:
+                for k in range(n):
+                    w = rows[k, 1]
+                    b = rows[k, 0]
+                    if w < 1 or w > 8 or b < 0 or b + w > info.shape[0]:
+                        kind = 4
+                        bad = b
+                        break
+                    v = vals[k]
+                    for i in range(w):
+                        info[b + i] = (v >> (8 * i)) & 0xFF
+        return (kind, bad) if kind else None
+    finally:
+        free(vals)
+        free(first)
+
+
+def redirect(int64_t[::1] new, const int64_t[::1] rel, const int64_t[::1] starts, const int64_t[::1] lens,
+             const int64_t[::1] canon):
+    """layout.Resolver: a removed DIE (``rel`` < 0) of the removal starting at global DIE index
+    ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same DIE of its canonical copy
+    (from ``canon[r]``). False if a canonical DIE was removed too, or an index is out of range."""
+    cdef Py_ssize_t r, k, s, d, n = new.shape[0]
+    cdef bint ok = True
+    if rel.shape[0] != n or lens.shape[0] != starts.shape[0] or canon.shape[0] != starts.shape[0]:
+        raise ValueError("arrays of different lengths")
+    with nogil:
+        for r in range(starts.shape[0]):
+            if starts[r] < 0 or canon[r] < 0 or lens[r] < 0 or starts[r] + lens[r] > n or canon[r] + lens[r] > n:
+                ok = False
+                break
+            for k in range(lens[r]):
+                s = starts[r] + k
+                d = canon[r] + k
+                if rel[s] < 0:
+                    if rel[d] < 0:
+                        ok = False
+                        break
+                    new[s] = new[d]
+            if not ok:
+                break
+    return ok
+
+
+def table(list entries):
+    """An abbreviation table numbering ``entries`` (``Unit.keys`` entries) from 1."""
+    cdef Out o
+    cdef Py_ssize_t c
+    cdef bytes e
+    o.p = NULL
+    o.n = o.cap = 0
+    o.write = 1
+    try:
+        for c in range(len(entries)):
+            e = entries[c]
+            if ouleb(&o, c + 1) < 0 or ocopy(&o, <const uint8_t *> (<char *> e), len(e)) < 0:
+                raise MemoryError()
+        if ozeros(&o, 1) < 0:
+            raise MemoryError()
+        return PyBytes_FromStringAndSize(<char *> o.p, o.n)
+    finally:
+        free(o.p)

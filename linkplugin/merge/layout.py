@@ -6,6 +6,7 @@ import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput
 from linkplugin.merge.table import Removals
 
@@ -25,16 +26,23 @@ class Resolver:
         base = np.repeat(np.array(new_unit_off, dtype=np.int64), counts)
         new = base + rel
         # A DIE inside a removed duplicate: the same DIE of the canonical copy (a unit copied
-        # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place).
-        src, dst = [], []
-        for u, rem in enumerate(removals):
-            if len(rem.starts):
-                lens = rem.ends - rem.starts
-                step = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
-                src.append(np.repeat(first[u] + rem.starts, lens) + step)
-                dst.append(np.repeat(first[rem.canon_unit] + rem.canon_die, lens) + step)
-        if src:
-            s, d = np.concatenate(src), np.concatenate(dst)
+        # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place). All
+        # units' removals at once: numpy calls per unit were most of this phase.
+        nrem = np.array([len(rem.starts) for rem in removals], dtype=np.int64)
+        if nrem.sum():
+            unit_of = np.repeat(np.arange(len(removals), dtype=np.int64), nrem)
+            starts = np.concatenate([rem.starts for rem in removals]).astype(np.int64) + first[unit_of]
+            lens = np.concatenate([rem.ends for rem in removals]).astype(np.int64) + first[unit_of] - starts
+            canon = (first[np.concatenate([rem.canon_unit for rem in removals]).astype(np.int64)]
+                     + np.concatenate([rem.canon_die for rem in removals]).astype(np.int64))
+            if fastrewrite.available():
+                if not fastrewrite.redirect(new, rel, starts, lens, canon):
+                    raise DwarfError("a canonical type was removed (internal error)")
+                self.new = new
+                return
+            step = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+            s = np.repeat(starts, lens) + step
+            d = np.repeat(canon, lens) + step
             moved = rel[s] < 0
             s, d = s[moved], d[moved]
             if (rel[d] < 0).any():
@@ -75,7 +83,8 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
     abbrev = bytearray()
     table_at: dict[bytes, int] = {}
     info = bytearray(pos)
-    patches: list[np.ndarray] = []  # (position in the new .debug_info, width, old target) rows
+    patches: list[np.ndarray] = []  # (position in the unit, width, old target) rows
+    bases: list[int] = []
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
         info[base:base + len(out.body)] = out.body
@@ -88,15 +97,31 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
         if len(out.patches):  # a list of tuples, or int64 rows from the compiled copy loop
-            patches.append(np.array(out.patches, dtype=np.int64).reshape(-1, 3) + (base, 0, 0))
+            rows = out.patches if isinstance(out.patches, np.ndarray) else np.array(out.patches, dtype=np.int64)
+            patches.append(rows.reshape(-1, 3))
+            bases.append(base)
     if patches:
-        _write_patches(info, np.concatenate(patches), resolve)
+        rows = np.concatenate(patches).astype(np.int64)
+        rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
+        _write_patches(info, rows, resolve)
     return bytes(info), bytes(abbrev), new_unit_off, resolve
 
 
 def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
     """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
-    ``info``, one numpy scatter per width (a merged program has a million of them)."""
+    ``info``, one numpy scatter per width (a merged program has a million of them), or in C."""
+    if fastrewrite.available():
+        bad = fastrewrite.write_patches(info, patches, resolve)
+        if bad is None:
+            return
+        kind, value = bad
+        if kind == 1:
+            raise DwarfError(f"a reference to 0x{value:x} is outside .debug_info")
+        if kind == 2:
+            raise DwarfError(f"a reference to 0x{value:x} does not point to a DIE")
+        if kind == 3:
+            raise DwarfError(f"a new .debug_info offset does not fit in {value} bytes")
+        raise DwarfError("a patch lies outside the new .debug_info (internal error)")
     new = resolve.many(patches[:, 2])
     buf = np.frombuffer(info, dtype=np.uint8)
     for w in np.unique(patches[:, 1]).tolist():

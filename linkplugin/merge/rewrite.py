@@ -12,7 +12,12 @@ another unit gets its own DW_AT_decl_file (see ``_own_decl_files``).
 The first pass (``plan_chunk``) rewrites each unit with its own table to learn its reference
 width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
 abbreviations, most used first, and the second pass (``rewrite_chunk`` with ``codes``) writes
-every unit with that one shared table.
+every unit with that one shared table. An abbreviation travels between the passes as its table
+entry without the code (``_entry``): bytes, cheap to send, hash and compare.
+
+With the compiled core, ``_rewritecore.Unit`` (driven by ``_plan_compiled`` and
+``_rewrite_compiled``) does the per-DIE and per-reference work of both passes; the first pass
+only counts bytes and keys (no copy).
 """
 from __future__ import annotations
 
@@ -25,12 +30,12 @@ import numpy as np
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
-from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_uleb
-from linkplugin.dwarf.read import UnitDies, die_attrs
+from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
+from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.hash import UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.hash import decode_with_abbrevs, location_operands
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.table import Removals
 
@@ -52,7 +57,7 @@ class UnitOutput(NamedTuple):
     loc_patches: list[Patch]  # positions in the location-list section to resolve
     dies_out: int
     local_width: int = 4      # width of the unit-local references
-    uses: list[tuple[AbbrevKey, int]] = []  # DIEs per abbreviation of ``abbrev`` (own table only)
+    uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
     tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
 
 
@@ -61,13 +66,14 @@ class _NoFit(Exception):
 
 
 AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
+Codes = dict[bytes, int]  # the shared code of every entry (``_entry``) of the shared table
 
 
 class UnitPlan(NamedTuple):
     """What the first rewrite pass learns of a unit: the width of its unit-local references and
     how many of its DIEs use each abbreviation (empty for a unit copied as it is)."""
     local_width: int
-    uses: list[tuple[AbbrevKey, int]]
+    uses: list[tuple[bytes, int]]  # (entry, DIEs using it)
 
 
 def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitPlan]:
@@ -79,8 +85,7 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> li
             plan = UnitPlan(0, [])
             if not reason:
                 try:
-                    got = _rewrite_smallest(secs, _unit(src, secs, u, keep=True), rem)
-                    plan = UnitPlan(got.local_width, got.uses)
+                    plan = _plan(secs, _unit(src, secs, u, keep=True), rem)
                 except _NoFit:
                     pass  # the second pass copies it as it is
             out.append(plan)
@@ -88,7 +93,7 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> li
 
 
 def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
-                  codes: dict[AbbrevKey, bytes] | None = None) -> list[UnitOutput]:
+                  codes: Codes | None = None) -> list[UnitOutput]:
     """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals, width of
     the unit-local references (0: the smallest that fits)). With ``codes`` (the code of every
     key of the shared table) units use the shared table, and their ``abbrev`` is empty."""
@@ -99,7 +104,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
             ud = _unit(src, secs, u, keep=False)
             if not reason:
                 try:
-                    out.append(_rewrite(secs, ud, rem, width, codes) if width else _rewrite_smallest(secs, ud, rem))
+                    out.append(_rewrite_any(secs, ud, rem, width, codes))
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
@@ -120,30 +125,53 @@ def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> Un
     return ud
 
 
-def shared_table(plans: list[UnitPlan]) -> tuple[dict[AbbrevKey, bytes], bytes]:
+def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
     """One abbreviation table for every rewritten unit: its keys numbered by how many DIEs use
-    them, most used first (so most DIEs take a one-byte code), ties by key; (code bytes of every
-    key, the table's bytes). The counts are summed in unit order: the same for any -j."""
-    total: dict[AbbrevKey, int] = {}
+    them, most used first (so most DIEs take a one-byte code), ties by key (tag, children,
+    specs); (code of every entry, the table's bytes). The counts are summed in unit order: the
+    same for any -j."""
+    total: dict[bytes, int] = {}
     for plan in plans:
-        for key, n in plan.uses:
-            total[key] = total.get(key, 0) + n
-    order = sorted(total, key=lambda k: (-total[k], k))
-    codes = {key: encode_uleb(c) for c, key in enumerate(order, 1)}
-    return codes, _encode_table(order)
+        for entry, n in plan.uses:
+            total[entry] = total.get(entry, 0) + n
+    key_of = fastrewrite.entry_order if fastrewrite.available() else _entry_key
+    order = sorted(total, key=lambda e: (-total[e], key_of(e)))
+    return {e: c for c, e in enumerate(order, 1)}, _table(order)
 
 
-def _encode_table(table: list[AbbrevKey]) -> bytes:
-    abbrev = bytearray()
-    for code, (tag, children, specs) in enumerate(table, 1):
-        abbrev += encode_uleb(code) + encode_uleb(tag) + (b"\1" if children else b"\0")
-        for at, form, ic in specs:
-            abbrev += encode_uleb(at) + encode_uleb(form)
-            if form == F.DW_FORM_implicit_const:
-                abbrev += encode_sleb(ic)
-        abbrev += b"\0\0"
-    abbrev += b"\0"
-    return bytes(abbrev)
+def _table(entries: list[bytes]) -> bytes:
+    """An abbreviation table numbering ``entries`` from 1."""
+    if fastrewrite.available():
+        return fastrewrite.table(entries)
+    return b"".join([encode_uleb(c) + e for c, e in enumerate(entries, 1)]) + b"\0"
+
+
+def _entry(key: AbbrevKey) -> bytes:
+    """The table entry of an abbreviation, without its code."""
+    tag, children, specs = key
+    out = bytearray(encode_uleb(tag) + (b"\1" if children else b"\0"))
+    for at, form, ic in specs:
+        out += encode_uleb(at) + encode_uleb(form)
+        if form == F.DW_FORM_implicit_const:
+            out += encode_sleb(ic)
+    return bytes(out + b"\0\0")
+
+
+def _entry_key(entry: bytes) -> AbbrevKey:
+    """The key of an entry (``_entry`` undone): what shared_table orders entries by."""
+    tag, p = read_uleb(entry, 0)
+    children = entry[p] != 0
+    p += 1
+    specs = []
+    while True:
+        at, p = read_uleb(entry, p)
+        form, p = read_uleb(entry, p)
+        if at == 0 and form == 0:
+            return (tag, children, tuple(specs))
+        ic = 0
+        if form == F.DW_FORM_implicit_const:
+            ic, p = read_sleb(entry, p)
+        specs.append((at, form, ic))
 
 
 def _table_bytes(abbrev: bytes, off: int) -> bytes:
@@ -165,9 +193,7 @@ def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
         if form == F.DW_FORM_ref_addr:
             patches.append((pos - hdr.off, _ref_width(form, hdr), target))
     patches += [(pos - hdr.off, w, t) for _, pos, w, kind, t in ud.xrefs if kind == "s"]
-    env = UnitEnv(secs, ud, info)
-    _, ops = location_operands(secs, ud, env)
-    loc_patches = [(pos, w, v) for pos, w, kind, v in ops if kind == "s"]
+    loc_patches = [(pos, w, v) for pos, w, kind, v in _location_operands(secs, ud) if kind == "s"]
     new_rel = np.array(ud.offs, dtype=np.int64) - hdr.off
     return UnitOutput(reason, info[hdr.off:hdr.end], _table_bytes(secs[".debug_abbrev"], hdr.abbrev_off),
                       new_rel, patches, [], loc_patches, len(ud.offs),
@@ -196,7 +222,8 @@ def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> Un
 
 
 def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4,
-             shared_codes: dict[AbbrevKey, bytes] | None = None) -> UnitOutput:
+             shared_codes: Codes | None = None) -> UnitOutput:
+    """The unit rewritten by the pure loop (the reference of the compiled one)."""
     hdr = ud.hdr
     info = secs[".debug_info"]
     mv = memoryview(info)
@@ -221,24 +248,6 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     new_form = (0, _LOCAL_FORM[local_width], F.DW_FORM_ref_addr)
     widths = {f: _ref_width(f, hdr) for f in (F.DW_FORM_ref1, F.DW_FORM_ref2, F.DW_FORM_ref4, F.DW_FORM_ref8,
                                              F.DW_FORM_ref_addr)}
-    if fastrewrite.available():  # the same loop in C (fastrewrite.py)
-        def full(c: int, forms: tuple[int, ...], added: tuple) -> AbbrevKey:
-            ab = ud.abbrevs[c]
-            return (ab.tag, ab.children, _new_specs(ab, forms) + added)
-
-        assign = None if shared_codes is None else (lambda *key: read_uleb(shared_codes[full(*key)], 0)[0])
-        # as below: with its own table a unit leaves room for its codes growing in the shared one
-        margin = int(keep.sum()) if shared_codes is None else 0
-        got = fastrewrite.copy_dies(info, ud, keep, local, inside, sib, tidx_c, widths, _FOLLOWED,
-                                    lambda moved: _own_decl_files(info, ud, moved), new_form, local_width, margin,
-                                    assign)
-        if got is None:
-            if shared_codes is not None:
-                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
-            raise _Overflow()
-        out, new_rel_l, keys, fix_operand, patches = got
-        table = None if shared_codes is not None else [full(*key) for key in keys]
-        return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table, fix_operand, patches, local_width)
     events: dict[int, list] = {}
     ref_forms: dict[int, list[int]] = {}
     rp, rd, rf = ud.ref_pos.tolist(), ud.ref_die.tolist(), ud.ref_form.tolist()
@@ -272,7 +281,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             ev = events.setdefault(i, [])
             ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
             ev.sort()
-    extra = _own_decl_files(info, ud, moved_spec)
+    extra = {i: _decl_file_attr(*v) for i, v in _own_decl_files(info, ud, moved_spec).items()}
     parent, ends, offs = ud.parent, ud.ends, ud.offs
     kids = {c: ab.children for c, ab in abbrevs.items()}
     new_codes: dict[tuple, bytes] = {}
@@ -294,7 +303,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             ab = abbrevs[code]
             full = (ab.tag, ab.children, _new_specs(ab, forms) + added)
             if shared_codes is not None:
-                cb = new_codes[key] = shared_codes[full]
+                cb = new_codes[key] = encode_uleb(shared_codes[_entry(full)])
             else:
                 cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
                 table.append(full)
@@ -358,36 +367,118 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             raise _Overflow()
         for pos, t in fix_local:
             out[pos:pos + local_width] = new_rel_l[t].to_bytes(local_width, "little")
-    return _finish(secs, ud, info, offs_np, keep, out, new_rel_l, table if shared_codes is None else None, fix_operand,
-                   patches, local_width)
-
-
-def _finish(secs: dict[str, bytes], ud: UnitDies, info: bytes, offs_np: np.ndarray, keep: np.ndarray,
-            out: bytearray, new_rel_l: list[int], table: list[AbbrevKey] | None,
-            fix_operand: list[tuple[int, int, int]], patches: list[Patch], local_width: int) -> UnitOutput:
-    """After the copy loop (pure or compiled): the operands that need every DIE's new offset, the
-    unit length, location-list operands and the abbreviation table."""
-    hdr = ud.hdr
     for pos, w, t in fix_operand:
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")
     new_rel = np.array(new_rel_l, dtype=np.int64)
-    # Location lists: unit-relative operands get their new values now, the others later.
-    env = UnitEnv(secs, ud, info)
-    _, ops = location_operands(secs, ud, env)
+    loc_values, loc_patches = _location_values(secs, ud, new_rel)
+    tags = _tag_counts(ud, keep)
+    if shared_codes is not None:  # the shared table (layout.py places it)
+        return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
+                          local_width, tags=tags)
+    entries = [_entry(key) for key in table]
+    return UnitOutput("", bytes(out), _table(entries), new_rel, patches, loc_values, loc_patches,
+                      int(keep.sum()), local_width, list(zip(entries, _code_uses(out, new_rel, len(table)))), tags)
+
+
+def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
+    """First pass of a unit: its local reference width and DIEs per abbreviation entry."""
+    unit = _kernel(secs, ud, rem)
+    if unit is None:
+        got = _rewrite_smallest(secs, ud, rem)
+        return UnitPlan(got.local_width, got.uses)
+    width, keys, uses = _smallest_compiled(secs, ud, unit)
+    return UnitPlan(width, list(zip(keys, uses)))
+
+
+def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int, codes: Codes | None
+                 ) -> UnitOutput:
+    """Second pass of a unit: with the shared table ``codes`` at ``width`` when both are given,
+    else with its own table (at the smallest width when ``width`` is 0)."""
+    unit = _kernel(secs, ud, rem)
+    own = codes is None or not width
+    if unit is None:
+        if not width:
+            return _rewrite_smallest(secs, ud, rem)
+        return _rewrite(secs, ud, rem, width, None if own else codes)
+    if not width:
+        width, keys, _ = _smallest_compiled(secs, ud, unit)
+    else:
+        keys = unit.keys(width)
+    new_codes = None if own else np.array([codes[e] for e in keys], dtype=np.int64)  # type: ignore[index]
+    status, body, new_rel, patches, uses = unit.copy(width, new_codes, unit.kept if own else 0, True)
+    if status == fastrewrite.OVERFLOW:
+        raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
+    if status == fastrewrite.NOFIT:
+        raise _NoFit()
+    loc_values, loc_patches = _location_values(secs, ud, new_rel)
+    return UnitOutput("", body, _table(keys) if own else b"", new_rel, patches, loc_values, loc_patches,
+                      unit.kept, width, list(zip(keys, uses.tolist())) if own else [], unit.tag_counts())
+
+
+def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals):
+    """The compiled kernel of the unit (fastrewrite.prepare), None for the pure loop."""
+    if not fastrewrite.available():
+        return None
+    return fastrewrite.prepare(secs[".debug_info"], secs.get(".debug_abbrev", b""), ud, rem)
+
+
+def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int, list[bytes], list[int]]:
+    """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries, DIEs per
+    entry) with the unit's own table; _NoFit as the pure loop raises it."""
+    size = ud.hdr.end - ud.hdr.off
+    for width in (1, 2, 4):
+        if width < 4 and size >= 1 << (8 * width):
+            continue
+        keys = unit.keys(width)
+        status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
+        if status == fastrewrite.OVERFLOW:
+            continue
+        if status == fastrewrite.NOFIT:
+            raise _NoFit()
+        _location_values(secs, ud, new_rel)  # its _NoFit, as in the pure loop
+        return width, keys, uses.tolist()
+    raise AssertionError("4-byte references always fit")
+
+
+class _LocEnv(NamedTuple):
+    loclists_base: int | None  # all location_operands reads of a hash.UnitEnv
+
+
+def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
+    """hash.location_operands without a UnitEnv: that one decodes the unit DIE through the
+    per-DIE Python lists, which the compiled path never makes otherwise."""
+    if not len(ud.locs):
+        return []
+    info = secs[".debug_info"]
+    offs, codes = ud.arrays()[:2]
+    attrs, _ = decode_attrs(info, read_uleb(info, int(offs[0]))[1], ud.abbrevs[int(codes[0])].specs, ud.hdr)
+    base = None
+    for at, _, value, _, _ in attrs:
+        if at == F.DW_AT_loclists_base:
+            base = value  # the last one, as UnitEnv's dict
+    return location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
+
+
+def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray
+                     ) -> tuple[list[tuple[int, bytes]], list[Patch]]:
+    """Location lists: unit-relative operands get their new values now (_NoFit if one does not
+    fit), the others later: (position, new bytes), patches."""
     loc_values: list[tuple[int, bytes]] = []
     loc_patches: list[Patch] = []
+    ops = _location_operands(secs, ud)
+    if not ops:
+        return loc_values, loc_patches
+    offs = ud.arrays()[0]
     for pos, w, kind, v in ops:
         if kind == "s":
             loc_patches.append((pos, w, v))
-        else:
-            t = int(np.searchsorted(offs_np, v + hdr.off))
-            loc_values.append((pos, _operand(new_rel_l[t], w if kind == "u" else -w)))
-    if table is None:  # the shared table (layout.py places it)
-        return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
-                          local_width, tags=_tag_counts(ud, keep))
-    return UnitOutput("", bytes(out), _encode_table(table), new_rel, patches, loc_values, loc_patches,
-                      int(keep.sum()), local_width, list(zip(table, _code_uses(out, new_rel, len(table)))))
+            continue
+        t = int(np.searchsorted(offs, v + ud.hdr.off))
+        if t >= len(offs) or offs[t] != v + ud.hdr.off:
+            raise DwarfError(f"a location list of the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
+        loc_values.append((pos, _operand(int(new_rel[t]), w if kind == "u" else -w)))
+    return loc_values, loc_patches
 
 
 def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:
@@ -412,8 +503,8 @@ def _code_uses(out: bytearray, new_rel: np.ndarray, n_codes: int) -> list[int]:
     return np.bincount(first, minlength=n_codes + 1)[1:n_codes + 1].tolist()
 
 
-def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]) -> dict[int, tuple[tuple, bytes]]:
-    """{DIE: (added attribute specs, their bytes)} for the DIEs whose DW_AT_specification or
+def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """{DIE: (form, value) of its own DW_AT_decl_file} for the DIEs whose DW_AT_specification or
     DW_AT_abstract_origin target was removed here (its canonical copy is in another unit) and
     that take their DW_AT_decl_file from it.
 
@@ -422,7 +513,7 @@ def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]
     the table: "file index out of range"). The removed duplicate was in this unit, so its value,
     in this unit's numbering, is the one the DIE gets as its own attribute. DW_AT_decl_line and
     the other attributes read through the reference mean the same in every unit."""
-    out: dict[int, tuple[tuple, bytes]] = {}
+    out: dict[int, tuple[int, int]] = {}
     for i, t in moved_spec:
         ab = ud.abbrevs[ud.codes[i]]
         if ab.tag == DW_TAG_inlined_subroutine or any(at == F.DW_AT_decl_file for at, _, _ in ab.specs):
@@ -430,11 +521,16 @@ def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]
         value = _followed_decl_file(info, ud, t)
         if value is None:
             continue
-        form = F.DW_FORM_data1 if value < 0x100 else F.DW_FORM_data2 if value < 0x10000 else F.DW_FORM_udata
-        data = encode_uleb(value) if form == F.DW_FORM_udata else value.to_bytes(1 if value < 0x100 else 2,
-                                                                                    "little")
-        out[i] = (((F.DW_AT_decl_file, form, 0),), data)
+        out[i] = (F.DW_FORM_data1 if value < 0x100 else F.DW_FORM_data2 if value < 0x10000 else F.DW_FORM_udata,
+                  value)
     return out
+
+
+def _decl_file_attr(form: int, value: int) -> tuple[tuple, bytes]:
+    """(attribute specs, bytes) of an own DW_AT_decl_file of ``_own_decl_files``."""
+    data = encode_uleb(value) if form == F.DW_FORM_udata else value.to_bytes(1 if form == F.DW_FORM_data1 else 2,
+                                                                                "little")
+    return ((F.DW_AT_decl_file, form, 0),), data
 
 
 def _followed_decl_file(info: bytes, ud: UnitDies, t: int) -> int | None:

@@ -1,0 +1,313 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled twins of ``expr.scan_expr`` and ``loclists.scan_lists``: the DIE-naming operands of
+DWARF expressions and location lists, in C.
+
+They never decide anything on their own: on input they do not accept (an unknown operation or
+list entry, a read past the section or the block, a number over 63 bits) they return None and
+the caller runs the Python code, which gives the exact result or error. The loops run without
+the GIL; Python objects are made after them.
+"""
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, realloc
+
+NOGIL = True
+
+# Operand layouts of the operations that name no DIE (expr._SIMPLE): per opcode a short string
+# of 'u' uleb, 's' sleb, digits fixed bytes, 'A' address, 'O' offset; 0xFF: not simple.
+cdef uint8_t LAYOUT[256][3]
+cdef uint8_t SIMPLE[256]
+cdef uint8_t REF_OP[256]
+
+
+def _init(dict simple, bytes ref_ops):
+    cdef int op, k
+    for op in range(256):
+        SIMPLE[op] = 0
+        REF_OP[op] = 0
+        for k in range(3):
+            LAYOUT[op][k] = 0
+    for op, spec in simple.items():
+        if len(spec) > 2:
+            raise ValueError("operand layout too long")
+        SIMPLE[op] = 1
+        for k, c in enumerate(spec.encode()):
+            LAYOUT[op][k] = c
+    for op in list(ref_ops):  # as Python ints: iterating ``bytes`` here would give signed chars
+        REF_OP[op] = 1
+
+
+cdef struct Ops:
+    int64_t *p   # rows of 4: position, width, kind (0 'u', 1 'f', 2 's'), value
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int push(Ops *o, int64_t pos, int64_t w, int64_t kind, int64_t v) noexcept nogil:
+    cdef int64_t *q
+    if o.n == o.cap:
+        o.cap = o.cap * 2 if o.cap else 64
+        q = <int64_t *> realloc(o.p, o.cap * 4 * sizeof(int64_t))
+        if q == NULL:
+            return -1
+        o.p = q
+    o.p[4 * o.n] = pos
+    o.p[4 * o.n + 1] = w
+    o.p[4 * o.n + 2] = kind
+    o.p[4 * o.n + 3] = v
+    o.n += 1
+    return 0
+
+
+cdef inline Py_ssize_t skip_leb(const uint8_t *d, Py_ssize_t p, Py_ssize_t n) noexcept nogil:
+    while p < n and d[p] & 0x80:
+        p += 1
+    return p + 1 if p < n else -1
+
+
+cdef inline Py_ssize_t uleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int64_t *v) noexcept nogil:
+    """Position after the ULEB128 at ``p``, -1 past ``n`` or over 63 bits."""
+    cdef int shift = 0
+    cdef uint64_t r = 0, b
+    while True:
+        if p >= n:
+            return -1
+        b = d[p] & 0x7F
+        if shift > 49:  # a value of 2**56 or more (or a long run of padding): the Python code
+            return -1
+        r |= b << shift
+        p += 1
+        if not d[p - 1] & 0x80:
+            v[0] = <int64_t> r
+            return p
+        shift += 7
+
+
+cdef inline int raw(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, uint64_t *v) noexcept nogil:
+    cdef int k
+    cdef uint64_t r = 0
+    if p < 0 or p + w > n or w > 8:
+        return -1
+    for k in range(w):
+        r |= (<uint64_t> d[p + k]) << (8 * k)
+    v[0] = r
+    return 0
+
+
+cdef inline int fixed(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, int64_t *v) noexcept nogil:
+    cdef int k
+    cdef uint64_t r = 0
+    if p < 0 or p + w > n or w > 8:
+        return -1
+    for k in range(w):
+        r |= (<uint64_t> d[p + k]) << (8 * k)
+    if w == 8 and r >> 63:
+        return -1
+    v[0] = <int64_t> r
+    return 0
+
+
+cdef int scan(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, Py_ssize_t end, int A, int O, int V, Ops *o,
+              int depth) noexcept nogil:
+    """expr.scan_expr on d[p:end] into ``o``; -1: leave it to the Python code."""
+    cdef int op, k, c, w
+    cdef Py_ssize_t q
+    cdef int64_t v, m
+    if end > n or depth > 8:
+        return -1
+    while p < end:
+        op = d[p]
+        p += 1
+        if SIMPLE[op]:
+            for k in range(2):
+                c = LAYOUT[op][k]
+                if c == 0:
+                    break
+                if c == 117 or c == 115:  # 'u', 's'
+                    p = skip_leb(d, p, n)
+                    if p < 0:
+                        return -1
+                elif c == 65:  # 'A'
+                    p += A
+                elif c == 79:  # 'O'
+                    p += O
+                else:
+                    p += c - 48
+            continue
+        if op == 0x98 or op == 0x99 or op == 0xFA:  # call2, call4, GNU_parameter_ref
+            w = 2 if op == 0x98 else 4
+            if fixed(d, p, n, w, &v) < 0 or push(o, p, w, 1, v) < 0:
+                return -1
+            p += w
+        elif op == 0x9A or op == 0xFD or op == 0xA0 or op == 0xF2:  # call_ref, GNU_variable_value, implicit_pointer
+            w = O if V > 2 else A
+            if fixed(d, p, n, w, &v) < 0 or push(o, p, w, 2, v) < 0:
+                return -1
+            p += w
+            if op == 0xA0 or op == 0xF2:
+                p = skip_leb(d, p, n)
+                if p < 0:
+                    return -1
+        elif op == 0xA3 or op == 0xF3:  # entry_value: a nested expression
+            p = uleb(d, p, n, &m)
+            if p < 0 or m > n - p:
+                return -1
+            if scan(d, n, p, p + m, A, O, V, o, depth + 1) < 0:
+                return -1
+            p += m
+        elif op == 0xA4 or op == 0xF4 or op == 0xA5 or op == 0xF5 or op == 0xA6 or op == 0xF6 or op == 0xA7 \
+                or op == 0xA8 or op == 0xF7 or op == 0xA9 or op == 0xF9:
+            if op == 0xA5 or op == 0xF5:  # regval_type: register first
+                p = skip_leb(d, p, n)
+                if p < 0:
+                    return -1
+            elif op == 0xA6 or op == 0xF6 or op == 0xA7:  # deref_type, xderef_type: size first
+                p += 1
+            q = uleb(d, p, n, &v)
+            if q < 0:
+                return -1
+            if not ((op == 0xA8 or op == 0xF7 or op == 0xA9 or op == 0xF9) and v == 0):
+                if push(o, p, q - p, 0, v) < 0:
+                    return -1
+            if op == 0xA4 or op == 0xF4:  # const_type: size and bytes follow
+                if q >= n:
+                    return -1
+                p = q + 1 + d[q]
+            else:
+                p = q
+        elif op == 0x9E:  # implicit_value
+            p = uleb(d, p, n, &m)
+            if p < 0 or m > n:
+                return -1
+            p += m
+        else:
+            return -1
+    return 0 if p == end else -1
+
+
+cdef object result(Ops *o):
+    cdef Py_ssize_t k
+    cdef list out = []
+    kinds = ("u", "f", "s")
+    for k in range(o.n):
+        out.append((o.p[4 * k], o.p[4 * k + 1], kinds[o.p[4 * k + 2]], o.p[4 * k + 3]))
+    return out
+
+
+def scan_expr(const uint8_t[::1] d, Py_ssize_t p, Py_ssize_t end, int addr_size, int offset_size, int version):
+    """expr.scan_expr, or None."""
+    cdef Ops o
+    cdef int st
+    o.p = NULL
+    o.n = o.cap = 0
+    try:
+        with nogil:
+            st = scan(&d[0] if d.shape[0] else NULL, d.shape[0], p, end, addr_size, offset_size, version, &o, 0) \
+                if 0 <= p <= end else -1
+        return result(&o) if st == 0 else None
+    finally:
+        free(o.p)
+
+
+cdef int lists(const uint8_t *d, Py_ssize_t n, const int64_t *offsets, Py_ssize_t noff, int A, int O, int V,
+               Ops *o) noexcept nogil:
+    cdef Py_ssize_t k, p, q
+    cdef int64_t m
+    cdef uint64_t lo, hi, ones
+    cdef int c, j
+    cdef uint8_t kind
+    ones = ~(<uint64_t> 0) if A == 8 else ((<uint64_t> 1) << (8 * A)) - 1
+    for k in range(noff):
+        p = offsets[k]
+        if p < 0 or p > n:
+            return -1
+        if V < 5:
+            while True:
+                # a pair past the section reads as the end of the list in the Python code: leave
+                # that to it
+                if raw(d, p, n, A, &lo) < 0 or raw(d, p + A, n, A, &hi) < 0:
+                    return -1
+                p += 2 * A
+                if lo == 0 and hi == 0:
+                    break
+                if lo == ones:
+                    continue
+                if fixed(d, p, n, 2, &m) < 0:
+                    return -1
+                p += 2
+                if expr_at(d, n, p, p + m, A, O, V, o) < 0:
+                    return -1
+                p += m
+            continue
+        while True:
+            if p >= n:
+                return -1
+            kind = d[p]
+            p += 1
+            if kind == 0:
+                break
+            if kind > 9:
+                return -1
+            # DW_LLE_* operands before the expression ('u' uleb, 'A' address), whether one follows
+            for j in range(2):
+                c = LLE[kind][j]
+                if c == 117:
+                    p = skip_leb(d, p, n)
+                    if p < 0:
+                        return -1
+                elif c == 65:
+                    p += A
+            if LLE_EXPR[kind]:
+                p = uleb(d, p, n, &m)
+                if p < 0:
+                    return -1
+                if expr_at(d, n, p, p + m, A, O, V, o) < 0:
+                    return -1
+                p += m
+    return 0
+
+
+cdef inline int expr_at(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, Py_ssize_t end, int A, int O, int V,
+                        Ops *o) noexcept nogil:
+    """The operands of the expression d[p:end] if it may name a DIE (a byte of a DIE-naming
+    opcode anywhere in it, as expr.might_ref)."""
+    cdef Py_ssize_t q, e = end if end < n else n
+    if p > n:
+        return -1
+    for q in range(p, e):
+        if REF_OP[d[q]]:
+            return scan(d, n, p, end, A, O, V, o, 0)
+    return 0
+
+
+cdef uint8_t LLE[10][2]
+cdef uint8_t LLE_EXPR[10]
+
+
+def _init_lle(dict lle):
+    cdef int k, j
+    for k in range(10):
+        LLE[k][0] = LLE[k][1] = 0
+        LLE_EXPR[k] = 0
+    for k, (spec, has_expr) in lle.items():
+        if k >= 10 or len(spec) > 2:
+            raise ValueError("bad DW_LLE layout")
+        for j, c in enumerate(spec.encode()):
+            LLE[k][j] = c
+        LLE_EXPR[k] = 1 if has_expr else 0
+
+
+def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size, int offset_size, int version):
+    """loclists.scan_lists, or None."""
+    cdef Ops o
+    cdef int st
+    o.p = NULL
+    o.n = o.cap = 0
+    if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8):
+        return None
+    try:
+        with nogil:
+            st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], &offsets[0] if offsets.shape[0] else NULL,
+                       offsets.shape[0], addr_size, offset_size, version, &o)
+        return result(&o) if st == 0 else None
+    finally:
+        free(o.p)
