@@ -135,18 +135,21 @@ def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Sh
     The plain section is never held whole, whatever its header claims."""
     size, step = plain.size, settings.shard_size
     window = shards.WINDOW if settings.codec == "zlib" else 0
-    buf = bytearray()  # prime + the shard being filled
-    prime = start = number = 0
+    prime = b""  # the end of the shard before
+    pending: list[memoryview] = []  # the decoded pieces of the shard being filled
+    have = start = number = 0
     for piece in plain_chunks(plain.packed, size):
-        buf += piece
-        while len(buf) - prime >= step or (start + len(buf) - prime == size and len(buf) > prime):
-            length = min(step, len(buf) - prime)
-            yield Shard((index, number), length, prime, start + length == size, data=bytes(buf[:prime + length]))
-            start += length
-            number += 1
-            keep = min(window, prime + length)
-            del buf[:prime + length - keep]
-            prime = keep
+        view = memoryview(piece)
+        while view:
+            take = min(step - have, len(view))
+            pending.append(view[:take])
+            view = view[take:]
+            have += take
+            if have == step or start + have == size:
+                data = b"".join([prime, *pending])  # the one copy of these bytes
+                yield Shard((index, number), have, len(prime), start + have == size, data=data)
+                prime = data[-window:] if window else b""
+                pending, start, have, number = [], start + have, 0, number + 1
 
 
 def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
