@@ -99,7 +99,7 @@ class Shard:
         self.key, self.length, self.prime, self.last = key, length, prime, last
         self.data, self.fd, self.path, self.offset = data, fd, path, offset
 
-    def bytes(self) -> bytes | memoryview:
+    def read(self) -> bytes | memoryview:
         if self.data is not None:
             return self.data
         want = self.prime + self.length
@@ -157,12 +157,12 @@ def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     level = settings.level
     if settings.codec == "zlib":
         def make() -> Callable[[Shard], Any]:
-            return lambda task: shards.deflate_shard(task.bytes(), task.prime, level, task.last)
+            return lambda task: shards.deflate_shard(task.read(), task.prime, level, task.last)
         return make
 
     def make_zstd() -> Callable[[Shard], Any]:
         frame = shards.zstd_compressor(level)
-        return lambda task: frame(task.bytes())
+        return lambda task: frame(task.read())
     return make_zstd
 
 

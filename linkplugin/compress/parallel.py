@@ -69,10 +69,16 @@ class _Job:
         self.tick = progress.counter(total)
 
     def run(self) -> dict[Hashable, Any]:
-        helpers = [threading.Thread(target=self._helper, daemon=True, name="linkplugin-compress")
-                   for _ in range(_reserve(self.jobs - 1, self.total - 1))]
-        for t in helpers:
-            t.start()
+        helpers = []
+        reserved = _reserve(self.jobs - 1, self.total - 1)
+        for started in range(reserved):
+            t = threading.Thread(target=self._helper, daemon=True, name="linkplugin-compress")
+            try:
+                t.start()
+            except RuntimeError:  # no more threads to be had: those running do the work
+                _release(reserved - started)
+                break
+            helpers.append(t)
         try:
             self._work()
             for t in helpers:
@@ -98,14 +104,12 @@ class _Job:
             self.cond.notify_all()
 
     def _helper(self) -> None:
-        global _helpers
         try:
             self._work()
         except BaseException as exc:  # handed to the calling thread, which raises it
             self._fail(exc)
         finally:
-            with _lock:
-                _helpers -= 1
+            _release(1)
 
     def _work(self) -> None:
         compress = self.kernel()
@@ -164,3 +168,9 @@ def _reserve(wanted: int, useful: int) -> int:
         count = max(0, min(wanted, useful, _limit - _helpers))
         _helpers += count
     return count
+
+
+def _release(count: int) -> None:
+    global _helpers
+    with _lock:
+        _helpers -= count
