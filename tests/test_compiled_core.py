@@ -240,7 +240,7 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
         for hdr in parse_units(info):
             ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
             name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
-            if not ud.locs or name not in secs:
+            if not len(ud.locs) or name not in secs:
                 continue
             env = __import__("linkplugin.merge.hash", fromlist=["UnitEnv"]).UnitEnv(secs, ud, info)
             offsets = loclists.list_offsets(hdr, ud.locs, secs[name], env.loclists_base)
