@@ -180,9 +180,9 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     for u, o in zip(units, outputs):
         if o.verbatim:
             left.setdefault(o.verbatim, []).append(u.off)
-    for reason, offs in left.items():
-        result.warnings.append(f"unit at 0x{offs[0]:x} left as it is: {reason}" if len(offs) == 1 else
-                               f"{len(offs)} units left as they are (the first at 0x{offs[0]:x}): {reason}")
+    for reason, starts in left.items():
+        result.warnings.append(f"unit at 0x{starts[0]:x} left as it is: {reason}" if len(starts) == 1 else
+                               f"{len(starts)} units left as they are (the first at 0x{starts[0]:x}): {reason}")
 
     removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
     result.stats = {
