@@ -78,13 +78,15 @@ def test_decoder_same_as_pure(variant) -> None:
 @needs_core
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
 def test_tables_same_as_pure(variant) -> None:
-    """The compiled parsers of abbreviation tables and line-table file names, and the scanner's
-    and hash kernel's per-code tables made in C, equal their pure-Python references."""
+    """The compiled parsers of abbreviation tables and line-table file names, the scanner's and
+    hash kernel's per-code tables made in C, and the kernel's expansion key equal their
+    pure-Python references."""
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
     from linkplugin.dwarf import abbrev as abbrev_mod, line
     from linkplugin.merge import fasthash
-    from linkplugin.merge.hash import UnitEnv
+    from linkplugin.merge.expansion import expansion_key
+    from linkplugin.merge.hash import UnitEnv, _verbatim_reason
     from linkplugin.merge.tokens import TOP_END
 
     def per_code(t: fasthash.Tables) -> dict:
@@ -94,7 +96,7 @@ def test_tables_same_as_pure(variant) -> None:
             while not ops or ops[-1][0] != TOP_END:
                 ops.append(t.prog[pc:pc + 6].tolist())
                 pc += 6
-            out[code] = (ops, t.heads[t.head_off[code]:t.head_off[code + 1]], int(t.flags[code]))
+            out[code] = (ops, t.heads[t.head_off[code]:t.head_off[code + 1]], int(t.flags[code]), int(t.xflags[code]))
         return out
 
     def per_scan_code(t: tuple) -> dict:
@@ -121,7 +123,7 @@ def test_tables_same_as_pure(variant) -> None:
             abbrev_mod._core = core
         assert fast == pure and fast[0].indirect == pure[0].indirect
         got = fasthash._core.tables(abbrev, hdr.abbrev_off, fasthash._template(hdr.version, hdr.offset_size,
-                                    hdr.addr_size), fasthash._TAG_FLAGS)
+                                    hdr.addr_size), fasthash._TAG_FLAGS, fasthash._XTAG_FLAGS)
         assert got is not None
         ref = fasthash._tables(pure[0], hdr.version, hdr.offset_size, hdr.addr_size)
         assert per_code(fasthash.Tables(*got)) == per_code(ref)
@@ -138,6 +140,11 @@ def test_tables_same_as_pure(variant) -> None:
         assert scan_ref is not None and per_scan_code(scan_made) == per_scan_code(scan_ref)
         ud = read.decode_unit(info, hdr, pure[0])
         env = UnitEnv(secs, ud, info)
+        # the kernel's expansion key (gdb's expansion order) equals expansion.expansion_key's
+        if not _verbatim_reason(ud, env):
+            made = fasthash.analyze(info, ud, env, [], [])
+            assert made is not None and made.phase >= 0
+            assert (made.phase, made.first_name) == expansion_key(info, ud, env.string)
         files = env.files()
         core, line._core = line._core, None
         try:

@@ -65,6 +65,22 @@ DEF F_DECL_PRESENT = 4  # ... in DW_FORM_flag_present (always true)
 DEF F_NAMESPACE = 8
 DEF F_PIN = 32        # DW_AT_name without DW_AT_decl_file: gdb lists it under each unit
 
+# Expansion flags of an abbreviation code (expansion.py's per-code facts; fasthash.X_*)
+DEF X_SCOPE = 1       # a tag whose children gdb's indexer reads (expansion._SCOPES)
+DEF X_CLASS = 2       # expansion._CLASSES
+DEF X_HAS_NAME = 4
+DEF X_DECLARED = 8    # DW_AT_declaration in DW_FORM_flag_present
+DEF X_SUBPROGRAM = 16
+DEF X_VARIABLE = 32
+DEF X_TYPE = 64       # a tag gdb lists with `info types` (expansion._TYPES)
+
+# expansion.MAIN, FUNCTION, VARIABLE, TYPE, NEVER
+DEF P_MAIN = 0
+DEF P_FUNCTION = 1
+DEF P_VARIABLE = 2
+DEF P_TYPE = 3
+DEF P_NEVER = 4
+
 DEF AT_NAME = 0x03
 DEF AT_DECL_FILE = 0x3A
 DEF AT_DECLARATION = 0x3C
@@ -295,13 +311,32 @@ cdef int cstring(Out *b, int64_t at, const uint8_t *sec, Py_ssize_t n, uint64_t 
     return 0
 
 
+cdef inline int xslot(int64_t at) noexcept nogil:
+    """The slot of an attribute expansion_key reads (-1: not one of them)."""
+    if at == AT_NAME:
+        return 0
+    if at == 0x6E:  # DW_AT_linkage_name
+        return 1
+    if at == 0x2007:  # DW_AT_MIPS_linkage_name
+        return 2
+    if at == 0x47:  # DW_AT_specification
+        return 3
+    if at == 0x31:  # DW_AT_abstract_origin
+        return 4
+    if at == AT_DECLARATION:
+        return 5
+    if at == 0x3F:  # DW_AT_external
+        return 6
+    return -1
+
+
 cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int64_t *span, IV *rpos,
-                 uint64_t *decl, int *decl_seen) noexcept nogil:
+                 uint64_t *decl, int *decl_seen, int64_t *xspan=NULL) noexcept nogil:
     """Append the tokens of DIE ``j`` of root ``k`` (first DIE ``r``) to ``b``; 0, or 1 to decline.
 
     ``span`` (if not NULL) receives (start, end) of the last DW_AT_name and DW_AT_decl_file
-    tokens; ``rpos`` the position of every 'R' token; ``decl`` the value of
-    DW_AT_declaration."""
+    tokens; ``xspan`` (if not NULL) those of the attributes of ``xslot``; ``rpos`` the position of
+    every 'R' token; ``decl`` the value of DW_AT_declaration."""
     cdef const uint8_t *d = U.d
     cdef Py_ssize_t nd = U.nd, p, pc, t, q
     cdef int64_t op, at, form, size, cls, ic, code = U.codes[j], s, sv, prev_at = 0, slot
@@ -331,6 +366,11 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             slot = 0 if prev_at == AT_NAME else 2
             span[slot] = prev_start
             span[slot + 1] = b.n
+        if xspan != NULL and b.n > prev_start:
+            slot = xslot(prev_at)
+            if slot >= 0:
+                xspan[2 * slot] = prev_start
+                xspan[2 * slot + 1] = b.n
         prev_at = at
         prev_start = b.n
         if op == T_END:
@@ -550,12 +590,21 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             uleb(b, v)
 
 
+
 # --- the whole unit ---------------------------------------------------------------------------
+
+cdef struct Names:
+    Out best      # the smallest lower-cased name so far
+    Py_ssize_t count
+    int first_is_main
+    int have_first
+
 
 cdef struct Work:
     Unit U
     const int64_t *ends
     const uint8_t *cflags
+    const uint8_t *xflags
     Py_ssize_t ncodes
     const uint8_t *ctx
     Py_ssize_t nctx
@@ -576,6 +625,200 @@ cdef struct Work:
     uint8_t *names      # 16 bytes per root
     uint8_t *has_name
     Py_ssize_t nroots
+    int64_t phase       # expansion_key's phase (-1: the caller computes it)
+    Names names_x       # ... and its name in names_x.best
+
+
+# --- where gdb expands the unit (expansion.expansion_key) ----------------------------------------
+
+cdef inline Py_ssize_t tok_uleb(const uint8_t *t, Py_ssize_t q, uint64_t *v) noexcept nogil:
+    cdef uint64_t x = 0
+    cdef int shift = 0
+    while True:
+        x |= (<uint64_t> (t[q] & 0x7F)) << shift
+        q += 1
+        if not t[q - 1] & 0x80:
+            v[0] = x
+            return q
+        shift += 7
+
+
+cdef int tok_string(const uint8_t *t, int64_t s, const uint8_t **p, Py_ssize_t *n) noexcept nogil:
+    """The bytes of the 's' token at ``s`` (1: not a string token)."""
+    cdef uint64_t v
+    cdef Py_ssize_t q
+    if t[s] != b's':
+        return 1
+    q = tok_uleb(t, s + 1, &v)
+    q = tok_uleb(t, q, &v)
+    p[0] = t + q
+    n[0] = <Py_ssize_t> v
+    return 0
+
+
+cdef int tok_true(const uint8_t *t, int64_t s, int64_t e, int *out) noexcept nogil:
+    """Whether the constant token at ``s:e`` is non-zero (1: not a constant token)."""
+    cdef uint64_t v
+    cdef Py_ssize_t q
+    if t[s] == b'l':
+        out[0] = 1
+    elif t[s] == b'k':
+        q = tok_uleb(t, s + 1, &v)
+        tok_uleb(t, q, &v)
+        out[0] = v != 0
+    elif t[s] == b'F':
+        q = tok_uleb(t, s + 1, &v)
+        q = tok_uleb(t, q, &v)
+        out[0] = not (e - q == 1 and t[q] == 0)  # ULEB or SLEB: zero is one 0 byte
+    else:
+        return 1
+    return 0
+
+
+cdef void consider(Names *N, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """Take ``p[:n]`` into the names: bytes.lower() then min()."""
+    cdef Py_ssize_t i, m
+    cdef uint8_t c, d
+    cdef int less = 0
+    if not N.have_first:
+        N.have_first = 1
+        N.first_is_main = n == 4 and memcmp(p, <const uint8_t *> b"main", 4) == 0
+    if N.count:
+        m = n if n < N.best.n else N.best.n
+        for i in range(m):
+            c = p[i] + 32 if 65 <= p[i] <= 90 else p[i]
+            d = N.best.p[i]
+            if c != d:
+                less = c < d
+                break
+        else:
+            less = n < N.best.n
+        if not less:
+            N.count += 1
+            return
+    N.count += 1
+    N.best.n = 0
+    if ogrow(&N.best, n + 1) == 0:
+        for i in range(n):
+            N.best.p[i] = p[i] + 32 if 65 <= p[i] <= 90 else p[i]
+        N.best.n = n
+
+
+cdef int tokenize_x(Unit *U, Out *scratch, Py_ssize_t j, int64_t *xs) noexcept nogil:
+    cdef int i
+    for i in range(14):
+        xs[i] = -1
+    scratch.n = 0
+    return tok_die(U, scratch, j, j, -1, NULL, NULL, NULL, NULL, xs)
+
+
+cdef int chain_names(Unit *U, Out *scratch, Py_ssize_t j, Names *N) noexcept nogil:
+    """expansion_key's ``names(j)``: the DIE's name and linkage names, and those of its
+    specification or origin (four deep) where it has fewer than two."""
+    cdef int64_t xs[14]
+    cdef int depth = 0, slot, cnt
+    cdef const uint8_t *p
+    cdef Py_ssize_t n, t
+    cdef uint64_t v
+    while True:
+        if tokenize_x(U, scratch, j, xs):
+            return 1
+        cnt = 0
+        for slot in range(3):
+            if xs[2 * slot] >= 0:
+                if tok_string(scratch.p, xs[2 * slot], &p, &n):
+                    return 1  # a name that is not a string: the pure path raises
+                consider(N, p, n)
+                cnt += 1
+        if cnt >= 2 or depth >= 4:
+            return 0
+        slot = 3 if xs[6] >= 0 else 4 if xs[8] >= 0 else -1
+        if slot < 0:
+            return 0
+        if scratch.p[xs[2 * slot]] != b'G':
+            return 1
+        t = tok_uleb(scratch.p, xs[2 * slot] + 1, &v)
+        tok_uleb(scratch.p, t, &v)
+        t = find_die(U.offs, U.n, <int64_t> v)
+        if t >= U.n or U.offs[t] != <int64_t> v:
+            return 0
+        j = t
+        depth += 1
+
+
+cdef int expansion(Work *W, Out *scratch, Names *N, int64_t *phase) noexcept nogil:
+    """expansion.expansion_key: ``phase`` and, in N.best, the lower-cased first name."""
+    cdef Unit *U = &W.U
+    cdef Py_ssize_t n = U.n, j
+    cdef int64_t p, xs[14]
+    cdef uint8_t f
+    cdef int decl, ext, rc = 0, pass_
+    cdef const uint8_t *s
+    cdef Py_ssize_t sn
+    cdef uint8_t *scope = <uint8_t *> malloc(n + 1)
+    if scope == NULL:
+        return 2
+    scope[0] = 1
+    for j in range(1, n):
+        f = W.xflags[U.codes[j]]
+        scope[j] = 0
+        if (f & X_SCOPE) and scope[U.parent[j]]:
+            scope[j] = 1 if not (f & X_CLASS) or (f & X_HAS_NAME) else 0
+    for pass_ in range(3):
+        for j in range(1, n):
+            f = W.xflags[U.codes[j]]
+            if not scope[U.parent[j]]:
+                continue  # not listed
+            if pass_ == 0 and not ((f & X_SUBPROGRAM) and not (f & X_DECLARED)):
+                continue
+            if pass_ == 1 and not (f & X_VARIABLE):
+                continue
+            if pass_ == 2 and not ((f & X_TYPE) and not (f & X_DECLARED)):
+                continue
+            if tokenize_x(U, scratch, j, xs):
+                rc = 1
+                break
+            decl = 0
+            if xs[10] >= 0 and tok_true(scratch.p, xs[10], xs[11], &decl):
+                rc = 1
+                break
+            if pass_ == 1 and decl:
+                ext = 0
+                if xs[12] >= 0 and tok_true(scratch.p, xs[12], xs[13], &ext):
+                    rc = 1
+                    break
+                if not ext:
+                    continue
+            elif decl:
+                continue
+            if pass_ == 2:
+                if xs[0] >= 0:
+                    if tok_string(scratch.p, xs[0], &s, &sn):
+                        rc = 1
+                        break
+                    consider(N, s, sn)
+                continue
+            N.have_first = 0
+            if chain_names(U, scratch, j, N):
+                rc = 1
+                break
+            if pass_ == 0 and U.parent[j] == 0 and N.have_first and N.first_is_main:
+                phase[0] = P_MAIN
+                N.best.n = 0
+                free(scope)
+                return 0
+        if rc:
+            break
+        if N.count:
+            phase[0] = P_FUNCTION if pass_ == 0 else P_VARIABLE if pass_ == 1 else P_TYPE
+            free(scope)
+            return 0
+    free(scope)
+    if rc:
+        return rc
+    phase[0] = P_NEVER
+    N.best.n = 0
+    return 0
 
 
 cdef int cmp_i64(const void *a, const void *b) noexcept nogil:
@@ -964,6 +1207,12 @@ cdef int run(Work *W) noexcept nogil:
     rc = find_roots(W, &scratch)
     if not rc:
         rc = namespaces(W, &scratch)
+    if not rc:
+        # references stay unresolved here (U.root_of is NULL): only their offsets matter
+        rc = expansion(W, &scratch, &W.names_x, &W.phase)
+        if rc == 1:
+            W.phase = -1
+            rc = 0
     nr = W.nroots
     if not rc:
         # roots named by expressions (pinned) and roots holding such expressions (unique)
@@ -1029,16 +1278,19 @@ cdef inline const int64_t *iptr(const int64_t[::1] v) noexcept:
 def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
             const int64_t[::1] parent, const int64_t[::1] ends, const int64_t[::1] prog, const int64_t[::1] start,
             const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
+            const uint8_t[::1] xflags,
             const uint8_t[::1] strs, const uint8_t[::1] str_offsets, int64_t so_base, int offset_size,
             const uint8_t[::1] line_strs, const uint8_t[::1] files, const int64_t[::1] file_start,
             const int64_t[::1] file_end, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
             const int64_t[::1] xref_dies):
-    """(roots, root_ends, pinned, hashes, names, has_name) of one unit, or None (the caller runs the
-    pure path). The work runs without the GIL.
+    """(roots, root_ends, pinned, hashes, names, has_name, phase, first name) of one unit, or None
+    (the caller runs the pure path). The work runs without the GIL. (phase, first name) is
+    expansion.expansion_key (phase -1: the caller computes it).
 
     ``prog[start[code]:]`` is the tokenizer program of each abbreviation code (tokens.hash_program),
     ``heads[head_off[code]:head_off[code + 1]]`` its head token (b'H' tag children), ``cflags[code]``
-    its F_* flags; ``files[file_start[i]:file_end[i]]`` the path of file ``i`` (start -1: none);
+    its F_* flags and ``xflags[code]`` its X_* flags; ``files[file_start[i]:file_end[i]]`` the path
+    of file ``i`` (start -1: none);
     ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
     the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
     ``hashes`` and ``names`` (the digest of namespaces, name and file) are (roots, 16) uint8."""
@@ -1048,6 +1300,8 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     if n == 0 or codes.shape[0] != n or parent.shape[0] != n or ends.shape[0] != n or start.shape[0] == 0:
         return None
     if head_off.shape[0] != start.shape[0] + 1 or cflags.shape[0] != start.shape[0]:
+        return None
+    if xflags.shape[0] != start.shape[0]:
         return None
     if file_end.shape[0] != file_start.shape[0] or offset_size not in (4, 8):
         return None
@@ -1093,6 +1347,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.U.roots = NULL
     W.ends = &ends[0]
     W.cflags = &cflags[0]
+    W.xflags = &xflags[0]
     W.ncodes = cflags.shape[0]
     W.ctx = bptr(unit_ctx)
     W.nctx = unit_ctx.shape[0]
@@ -1111,15 +1366,22 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.names = &names_v[0, 0]
     W.has_name = &has_name_v[0]
     W.nroots = 0
-    with nogil:
-        rc = run(&W)
-    if rc == 2:
-        raise MemoryError()
-    if rc:
-        return None
+    W.phase = -1
+    memset(&W.names_x, 0, sizeof(Names))
+    try:
+        with nogil:
+            rc = run(&W)
+        if rc == 2 or W.names_x.best.err:
+            raise MemoryError()
+        if rc:
+            return None
+        first = (PyBytes_FromStringAndSize(<const char *> W.names_x.best.p, W.names_x.best.n)
+                 if W.names_x.best.n else b"")
+    finally:
+        free(W.names_x.best.p)
     nr = W.nroots
     return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),
-            names[:nr].copy(), has_name[:nr].astype(bool))
+            names[:nr].copy(), has_name[:nr].astype(bool), W.phase, first)
 
 
 # --- the kernel's tables of one abbreviation table --------------------------------------------
@@ -1145,14 +1407,15 @@ cdef inline Py_ssize_t rd_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uin
         shift += 7
 
 
-def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags):
-    """(prog, start, heads, head_off, flags) of ``analyze`` for the abbreviation table at ``off``,
-    or None (the caller builds them in Python, or runs the pure path).
+def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags,
+           const uint8_t[::1] xtag_flags):
+    """(prog, start, heads, head_off, flags, xflags) of ``analyze`` for the abbreviation table at
+    ``off``, or None (the caller builds them in Python, or runs the pure path).
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
     ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
-    the tags of F_DECL."""
+    the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag."""
     cdef Py_ssize_t n = abbrev.shape[0], p = off, spec_start, q, j
     cdef const uint8_t *b
     cdef uint64_t code, tag, at, form, v, max_code = 0
@@ -1161,14 +1424,15 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     cdef uint8_t children, fl
     cdef uint64_t decl_form
     cdef int64_t op6[6]
-    cdef bint has_decl, has_name, has_file
+    cdef bint has_decl, has_name, has_file, declared
+    cdef IV xflags
     cdef Out prog, heads
     cdef IV codes, pstart, hstart, hend, flags
     cdef int64_t[::1] sv, hv
-    cdef uint8_t[::1] fv
+    cdef uint8_t[::1] fv, xv
     if off < 0 or off >= n or tpl.shape[0] != 3 or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 3:
         return None
-    if tag_flags.shape[0] != 256:
+    if tag_flags.shape[0] != 256 or xtag_flags.shape[0] != 256:
         return None
     b = &abbrev[0]
     prog.p = heads.p = NULL
@@ -1176,6 +1440,8 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
     codes.n = codes.cap = codes.err = pstart.n = pstart.cap = pstart.err = 0
     hstart.n = hstart.cap = hstart.err = hend.n = hend.cap = hend.err = flags.n = flags.cap = flags.err = 0
+    xflags.p = NULL
+    xflags.n = xflags.cap = xflags.err = 0
     try:
         while True:
             p = rd_uleb(b, n, p, &code)
@@ -1197,7 +1463,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
             uleb(&heads, tag)
             put(&heads, children)
             ipush(&hend, heads.n)
-            has_decl = has_name = has_file = False
+            has_decl = has_name = has_file = declared = False
             decl_form = 0
             while True:
                 p = rd_uleb(b, n, p, &at)
@@ -1234,6 +1500,8 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
                     decl_form = form
                 if at == AT_NAME:
                     has_name = True
+                if at == AT_DECLARATION and form == 0x19:  # DW_FORM_flag_present
+                    declared = True
                 if at == AT_DECL_FILE:
                     has_file = True
                 if ogrow(&prog, 6 * 8) == 0:
@@ -1259,25 +1527,34 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
             if has_name and not has_file:
                 fl |= F_PIN
             ipush(&flags, fl)
-        if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err:
+            fl = xtag_flags[tag] if tag < 256 else 0
+            if has_name:
+                fl |= X_HAS_NAME
+            if declared:
+                fl |= X_DECLARED
+            ipush(&xflags, fl)
+        if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err or xflags.err:
             raise MemoryError()
         size = max_code + 1
         start_a = np.full(size, -1, dtype=np.int64)
         head_len = np.zeros(size + 1, dtype=np.int64)
         flags_a = np.zeros(size, dtype=np.uint8)
+        xflags_a = np.zeros(size, dtype=np.uint8)
         heads_by_code = [b""] * size
         hb = PyBytes_FromStringAndSize(<const char *> heads.p, heads.n) if heads.n else b""
         sv = start_a
         hv = head_len
         fv = flags_a
+        xv = xflags_a
         for j in range(codes.n):
             code = codes.p[j]
             sv[code] = pstart.p[j]
             heads_by_code[code] = hb[hstart.p[j]:hend.p[j]]
             hv[code + 1] = hend.p[j] - hstart.p[j]
             fv[code] = flags.p[j]
+            xv[code] = xflags.p[j]
         prog_a = np.frombuffer(PyBytes_FromStringAndSize(<const char *> prog.p, prog.n), dtype=np.int64)
-        return prog_a, start_a, b"".join(heads_by_code), np.cumsum(head_len), flags_a
+        return prog_a, start_a, b"".join(heads_by_code), np.cumsum(head_len), flags_a, xflags_a
     finally:
         free(prog.p)
         free(heads.p)
@@ -1286,3 +1563,4 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
         free(hstart.p)
         free(hend.p)
         free(flags.p)
+        free(xflags.p)

@@ -18,12 +18,15 @@ from linkplugin.dwarf.abbrev import Abbrev
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_uleb
 from linkplugin.dwarf.read import UnitDies
+from linkplugin.merge import expansion
 from linkplugin.merge.tokens import hash_program
 
 _core = load_compiled("linkplugin.merge._hashcore")
 
 # Flags of an abbreviation code (_hashcore.F_*)
 CODE_TYPE, CODE_DECL, CODE_DECL_PRESENT, CODE_NAMESPACE, CODE_PIN = 1, 2, 4, 8, 32
+# Expansion flags of an abbreviation code (_hashcore.X_*): what expansion.expansion_key reads per code
+X_SCOPE, X_CLASS, X_HAS_NAME, X_DECLARED, X_SUBPROGRAM, X_VARIABLE, X_TYPE = 1, 2, 4, 8, 16, 32, 64
 
 
 class Tables(NamedTuple):
@@ -32,6 +35,7 @@ class Tables(NamedTuple):
     heads: bytes          # head tokens, concatenated
     head_off: np.ndarray  # code's head is heads[head_off[code]:head_off[code + 1]]
     flags: np.ndarray     # CODE_* of each code
+    xflags: np.ndarray    # X_* of each code
 
 
 def _code_flags(ab: Abbrev) -> int:
@@ -87,13 +91,32 @@ def unit_tables(abbrev: bytes, ud: UnitDies) -> Tables | None:
     table has a form the compiled tokenizer does not take)."""
     hdr = ud.hdr
     if _core is not None and abbrev:
-        got = _core.tables(abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS)
+        got = _core.tables(abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS,
+                           _XTAG_FLAGS)
         if got is not None:
             return Tables(*got)
     try:
         return _tables(ud.abbrevs, hdr.version, hdr.offset_size, hdr.addr_size)
     except DwarfError:
         return None
+
+
+def _tag_xflags(tag: int) -> int:
+    return ((X_SCOPE if tag in expansion._SCOPES else 0) | (X_CLASS if tag in expansion._CLASSES else 0)
+            | (X_SUBPROGRAM if tag == F.DW_TAG_subprogram else 0) | (X_VARIABLE if tag == F.DW_TAG_variable else 0)
+            | (X_TYPE if tag in expansion._TYPES else 0))
+
+
+def _code_xflags(ab: Abbrev) -> int:
+    flags = _tag_xflags(ab.tag)
+    if any(at == F.DW_AT_name for at, _, _ in ab.specs):
+        flags |= X_HAS_NAME
+    if any(at == F.DW_AT_declaration and form == F.DW_FORM_flag_present for at, form, _ in ab.specs):
+        flags |= X_DECLARED
+    return flags
+
+
+_XTAG_FLAGS = np.array([_tag_xflags(tag) for tag in range(256)], dtype=np.uint8)
 
 
 def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_size: int) -> Tables:
@@ -107,6 +130,7 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
     start = np.full(size, -1, dtype=np.int64)
     head_len = np.zeros(size + 1, dtype=np.int64)
     flags = np.zeros(size, dtype=np.uint8)
+    xflags = np.zeros(size, dtype=np.uint8)
     heads = [b""] * size
     ops: list[int] = []
     at_of: dict[bytes, int] = {}
@@ -117,8 +141,8 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
                 _abbrevs.clear()
             ent = _abbrevs[(ab.raw, ab.tag, ab.children, version, offset_size, addr_size)] = (
                 hash_program(ab.specs, version, offset_size, addr_size),
-                b"H" + encode_uleb(ab.tag) + (b"\1" if ab.children else b"\0"), _code_flags(ab))
-        prog, head, flag = ent
+                b"H" + encode_uleb(ab.tag) + (b"\1" if ab.children else b"\0"), _code_flags(ab), _code_xflags(ab))
+        prog, head, flag, xflag = ent
         at = at_of.get(ab.raw)
         if at is None:
             at = at_of[ab.raw] = len(ops)
@@ -127,7 +151,8 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
         heads[code] = head
         head_len[code + 1] = len(head)
         flags[code] = flag
-    tables = Tables(np.array(ops, dtype=np.int64), start, b"".join(heads), np.cumsum(head_len), flags)
+        xflags[code] = xflag
+    tables = Tables(np.array(ops, dtype=np.int64), start, b"".join(heads), np.cumsum(head_len), flags, xflags)
     if len(_tables_cache) > 4096:
         _tables_cache.clear()
     _tables_cache[key] = (abbrevs, tables)  # keeps the table alive, so its id is not reused
@@ -135,7 +160,7 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
 
 
 _tables_cache: dict[tuple, tuple] = {}
-_abbrevs: dict[tuple, tuple] = {}  # (program, head, flags) by (attribute list, tag, children, unit shape)
+_abbrevs: dict[tuple, tuple] = {}  # (program, head, flags, xflags) by (attribute list, tag, children, unit shape)
 
 
 class Analysis(NamedTuple):
@@ -145,6 +170,8 @@ class Analysis(NamedTuple):
     hashes: np.ndarray
     names: np.ndarray
     has_name: np.ndarray
+    phase: int            # expansion.expansion_key: (phase, first name); phase -1: not computed
+    first_name: bytes
 
 
 def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:
@@ -172,7 +199,7 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()
     got = _core.analyze(info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
-                        tables.heads, tables.head_off, tables.flags, secs.get(".debug_str", b""),
+                        tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
                         secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
                         b"".join(f for f in files if f is not None), starts, ends, unit_ctx,
                         np.array(named, dtype=np.int64), np.array(xref_dies, dtype=np.int64))

@@ -218,8 +218,9 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below
         got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
         if got is not None:
+            gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
             return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
-                                expansion_key(info, ud, env.string))
+                                gdb_key)
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
