@@ -49,6 +49,9 @@ _TYPES = (F.DW_TAG_base_type, F.DW_TAG_class_type, F.DW_TAG_structure_type, F.DW
           F.DW_TAG_enumeration_type, F.DW_TAG_typedef, F.DW_TAG_unspecified_type, F.DW_TAG_subrange_type)
 
 
+# Name forms read here; a name in another (a dwz supplementary file's DW_FORM_GNU_strp_alt) is
+# left out of the key rather than stopping the merge.
+_STRING_FORMS = frozenset({F.DW_FORM_string, F.DW_FORM_strp, F.DW_FORM_line_strp, *F.STRX_FORMS})
 _WANTED = (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name, _DW_AT_specification,
            _DW_AT_abstract_origin, F.DW_AT_declaration, _DW_AT_external)
 # Forms read where they stand: strings by offset or index, in-unit references, flags.
@@ -146,10 +149,11 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
     def names(j: int, depth: int = 0) -> list[bytes]:
         """The DIE's name and linkage name, from its specification or origin where it has none."""
         a = attrs(j)
-        out = [string(*a[at]) for at in (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name) if at in a]
+        out = [string(*a[at]) for at in (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name)
+               if at in a and a[at][0] in _STRING_FORMS]
         if len(out) < 2 and depth < 4:
             for at in (_DW_AT_specification, _DW_AT_abstract_origin):
-                if at in a:
+                if at in a and (a[at][0] in F.UNIT_REF_FORMS or a[at][0] == F.DW_FORM_ref_addr):
                     k = int(np.searchsorted(offs, a[at][1]))
                     if k < len(offs) and offs[k] == a[at][1]:
                         out += names(k, depth + 1)
@@ -177,7 +181,9 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
         return VARIABLE, min(n.lower() for n in first)
     for j in np.flatnonzero(defined & np.isin(tags, _TYPES)).tolist():
         if not declaration(j):
-            first += [string(*attrs(j)[F.DW_AT_name])] if F.DW_AT_name in attrs(j) else []
+            name = attrs(j).get(F.DW_AT_name)
+            if name is not None and name[0] in _STRING_FORMS:
+                first.append(string(*name))
     if first:
         return TYPE, min(n.lower() for n in first)
     return NEVER, b""
