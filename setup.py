@@ -6,7 +6,8 @@ without it and runs the pure-Python engine (same output, slower; the command say
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSIONS = ["linkplugin/dwarf/_scan.pyx", "linkplugin/dwarf/_loclists.pyx", "linkplugin/merge/_hashcore.pyx", "linkplugin/merge/_rewritecore.pyx"]
+EXTENSIONS = ["linkplugin/dwarf/_scan.pyx", "linkplugin/dwarf/_parse.pyx", "linkplugin/dwarf/_loclists.pyx",
+              "linkplugin/merge/_hashcore.pyx", "linkplugin/merge/_rewritecore.pyx"]
 
 
 class OptionalBuildExt(build_ext):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -377,6 +376,8 @@ def debug_file_path(stripped: str | os.PathLike, debug_dir: str | os.PathLike, b
 
 
 def _objcopy(*args: str) -> None:
+    import subprocess  # only split runs a tool: the other commands do not load it
+
     tool = shutil.which("objcopy")
     if tool is None:
         raise LinkpluginError("objcopy not found: split needs it (binutils)")

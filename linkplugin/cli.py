@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--level", type=int, help="codec level (default: zlib 6, zstd 3, as objcopy)")
     c.add_argument("--shard-size", type=int, help="bytes per independently compressed shard "
                    "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes")
-    c.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
+    c.add_argument("-j", "--jobs", type=_jobs, help="threads compressing at once (default: CPU count); "
                    "never changes the output bytes")
     c.add_argument("--time", action="store_true", help="print a table of phase times")
     c.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")

@@ -23,7 +23,8 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import parse_units
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._loclists", "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
+KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._parse", "linkplugin.dwarf._loclists",
+           "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
 
 
 def _built() -> bool:
@@ -69,9 +70,81 @@ def test_decoder_same_as_pure(variant) -> None:
             assert (fast.offs, fast.codes, fast.parent, fast.ends) == (pure.offs, pure.codes, pure.parent, pure.ends)
             for name in ("ref_pos", "ref_die", "ref_form", "ref_at", "ref_target"):
                 assert np.array_equal(getattr(fast, name), getattr(pure, name)), name
-            assert fast.xrefs == pure.xrefs and fast.locs == pure.locs
+            assert fast.xrefs == pure.xrefs and [tuple(x) for x in np.asarray(fast.locs).tolist()] == pure.locs
     finally:
         read._scan = scan
+
+
+@needs_core
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_tables_same_as_pure(variant) -> None:
+    """The compiled parsers of abbreviation tables and line-table file names, and the scanner's
+    and hash kernel's per-code tables made in C, equal their pure-Python references."""
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    from linkplugin.dwarf import abbrev as abbrev_mod, line
+    from linkplugin.merge import fasthash
+    from linkplugin.merge.hash import UnitEnv
+    from linkplugin.merge.tokens import TOP_END
+
+    def per_code(t: fasthash.Tables) -> dict:
+        out = {}
+        for code in np.flatnonzero(t.start >= 0).tolist():
+            pc, ops = t.start[code], []
+            while not ops or ops[-1][0] != TOP_END:
+                ops.append(t.prog[pc:pc + 6].tolist())
+                pc += 6
+            out[code] = (ops, t.heads[t.head_off[code]:t.head_off[code + 1]], int(t.flags[code]))
+        return out
+
+    def per_scan_code(t: tuple) -> dict:
+        ops, start, kids = t
+        out = {}
+        for code in np.flatnonzero(start >= 0).tolist():
+            pc, prog = start[code], []
+            while not prog or prog[-1][0] != 0:  # OP_END
+                prog.append(ops[pc:pc + 4].tolist())
+                pc += 4
+            out[code] = (prog, int(kids[code]))
+        return out
+
+    with open(cached_build(*variant), "rb") as f:
+        secs = {s.name: s.data() for s in ELFFile(f).iter_sections() if s.name.startswith(".debug_")}
+    info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+    for hdr in parse_units(info):
+        fast = abbrev_mod._core.parse(abbrev, abbrev, hdr.abbrev_off, abbrev_mod.Abbrev, abbrev_mod.AbbrevTable, {})
+        assert fast is not None
+        core, abbrev_mod._core = abbrev_mod._core, None
+        try:
+            pure = abbrev_mod._parse_abbrev_table(abbrev, hdr.abbrev_off)
+        finally:
+            abbrev_mod._core = core
+        assert fast == pure and fast[0].indirect == pure[0].indirect
+        got = fasthash._core.tables(abbrev, hdr.abbrev_off, fasthash._template(hdr.version, hdr.offset_size,
+                                    hdr.addr_size), fasthash._TAG_FLAGS)
+        assert got is not None
+        ref = fasthash._tables(pure[0], hdr.version, hdr.offset_size, hdr.addr_size)
+        assert per_code(fasthash.Tables(*got)) == per_code(ref)
+        scan_made = read._parse.scan_tables(abbrev, hdr.abbrev_off, read._scan_template(
+            hdr.version, hdr.offset_size, hdr.addr_size), read._AT_CLASS)
+        assert scan_made is not None
+        parse, read._parse = read._parse, None
+        try:
+            read._tables_cache.clear()
+            scan_ref = read._scan_tables(pure[0], hdr)
+        finally:
+            read._parse = parse
+            read._tables_cache.clear()
+        assert scan_ref is not None and per_scan_code(scan_made) == per_scan_code(scan_ref)
+        ud = read.decode_unit(info, hdr, pure[0])
+        env = UnitEnv(secs, ud, info)
+        files = env.files()
+        core, line._core = line._core, None
+        try:
+            env._files = None
+            assert env.files() == files
+        finally:
+            line._core = core
 
 
 @needs_core
@@ -167,7 +240,7 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
         for hdr in parse_units(info):
             ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
             name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
-            if not ud.locs or name not in secs:
+            if not len(ud.locs) or name not in secs:
                 continue
             env = __import__("linkplugin.merge.hash", fromlist=["UnitEnv"]).UnitEnv(secs, ud, info)
             offsets = loclists.list_offsets(hdr, ud.locs, secs[name], env.loclists_base)

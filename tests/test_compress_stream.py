@@ -144,3 +144,52 @@ def test_a_job_that_needs_more_memory_than_the_machine_fails_up_front(cxx_progra
     assert f"section .debug_info: {huge} bytes once decompressed" in result.stderr
     assert "more than this machine's memory" in result.stderr
     assert not out.exists()
+
+
+def test_plain_and_compressed_sections_in_one_input_give_the_same_bytes_for_any_jobs(
+        cxx_program: Path, tmp_path: Path) -> None:
+    """Plain shards and decoded ones in one job, threads taking both: the bytes of the plain input."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"".join(b"entry %d of %d: %x\n" % (i, i * 7 % 1013, i * i) for i in range(150000)))
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    run("objcopy", f"--add-section=.debug_junk={blob}", cxx_program, plain)
+    packed = tmp_path / "packed"
+    run("objcopy", "--compress-debug-sections=zlib", cxx_program, packed)
+    run("objcopy", f"--add-section=.debug_junk={blob}", packed, mixed)  # added plain
+    kinds = {name: bool(flags & 0x800) for name, flags in _flags(mixed).items()}
+    assert kinds[".debug_info"] and not kinds[".debug_junk"]
+    for codec in ["zlib", "zstd"]:
+        want = tmp_path / f"want.{codec}"
+        linkplugin("compress", plain, "-o", want, "--type", codec, "-j1", "--shard-size", "65536")
+        for jobs in ["1", "2", "3"]:
+            out = tmp_path / f"out.{codec}.{jobs}"
+            linkplugin("compress", mixed, "-o", out, "--type", codec, "-j", jobs, "--shard-size", "65536")
+            assert digest(out) == digest(want), (codec, jobs)
+    assert debug_sections(tmp_path / "out.zlib.2") == debug_sections(plain)
+
+
+def _flags(path: Path) -> dict[str, int]:
+    with open(path, "rb") as f:
+        return {sec.name: sec["sh_flags"] for sec in ELFFile(f).iter_sections()}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_corrupt_data_in_any_section_is_one_line_for_any_jobs(cxx_program: Path, tmp_path: Path,
+                                                              jobs: str) -> None:
+    """The error of whichever thread decoded the bad section reaches the command, once."""
+    packed = tmp_path / "packed"
+    run("objcopy", "--compress-debug-sections=zlib", cxx_program, packed)
+    data = bytearray(packed.read_bytes())
+    with open(packed, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(".debug_str")  # not the largest: not decoded first
+        start, size = sec["sh_offset"], sec["sh_size"]
+    for i in range(start + 40, start + size - 8, 97):
+        data[i] ^= 0x5A
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = linkplugin("compress", bad, "-o", out, "-j", jobs, "--shard-size", "32768", check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "section .debug_str: corrupt zlib data" in result.stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".linkplugin-")]

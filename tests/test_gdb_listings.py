@@ -261,3 +261,70 @@ def test_comparison_command(tmp_path):
 
 def linkplugin_module(module: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+# gdb lists, for a typedef whose copies differ between units, the copy of the unit it expanded
+# last. Lazily gdb 13 expands main's unit first, then units by their first function name
+# (alpha.c, beta.c, zeta.c here), not in link order (zeta.c, beta.c, alpha.c). A canonical copy
+# of `struct shared` in the first unit of the link (zeta.c) made gdb expand zeta.c as soon as
+# alpha.c referenced it, before beta.c: gdb then listed beta.c's `typedef long value_t`.
+ORDER_FILES = {
+    "value.h": "typedef VALUE_T value_t;\n",
+    "shared.h": "struct shared { int x; long y; };\n",
+    "zeta.c": '#define VALUE_T int\n#include "value.h"\n#include "shared.h"\n'
+              "value_t va; struct shared sa;\nint zeta(void) { return sa.x + (int)va; }\n",
+    "beta.c": '#define VALUE_T long\n#include "value.h"\n#include "shared.h"\n'
+              "value_t vb; struct shared sb;\nint beta(void) { return sb.x + (int)vb; }\n",
+    "alpha.c": '#include "shared.h"\nstruct shared sc;\nint alpha(void) { return sc.x; }\n',
+    "main.c": "int zeta(void); int beta(void); int alpha(void);\n"
+              "int main(void) { return zeta() + beta() + alpha(); }\n",
+}
+
+
+def expansion_order(prog: Path) -> list[str]:
+    """The units' names in the order gdb expanded them for the three listings (lazily)."""
+    args = ["gdb", "-batch", "-nx"]
+    for command in ("set debuginfod enabled off", "set auto-load off", "maint set worker-threads 0"):
+        args += ["-iex", command]
+    for command in ("info functions .", "info variables .", "info types .", "maint info symtabs"):
+        args += ["-ex", command]
+    out = subprocess.run(args + [str(prog)], capture_output=True, text=True, check=True).stdout
+    # `maint info symtabs` prints the newest unit first.
+    return [line.split()[-1] for line in out.splitlines() if line.strip().startswith("name ")][::-1]
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_canonical_copies_keep_gdbs_expansion_order(tmp_path, cc):
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("gdb")
+    prog = build(tmp_path / "src", ORDER_FILES, cc, ["-g", "-O0"])
+    # The link order puts zeta.c first; gdb's own order is the one expansion.py computes.
+    assert expansion_order(prog) == ["main.c", "alpha.c", "beta.c", "zeta.c"]
+    assert [k for k, _ in sorted(enumerate(unit_keys(prog)), key=lambda x: x[1])] == [3, 2, 1, 0]
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    assert expansion_order(merged) == ["main.c", "alpha.c", "beta.c", "zeta.c"]
+    for readnow in (False, True):
+        report = compare_listings(prog, merged, readnow=readnow)
+        assert report.ok, report.summary(examples=10)
+
+
+def unit_keys(prog: Path) -> list[tuple[int, bytes]]:
+    """expansion.py's key of every unit of ``prog``."""
+    from linkplugin.dwarf.abbrev import parse_abbrev_table
+    from linkplugin.dwarf.read import decode_unit
+    from linkplugin.dwarf.units import parse_units
+    from linkplugin.merge.expansion import expansion_key
+    from linkplugin.merge.hash import UnitEnv
+    from elftools.elf.elffile import ELFFile
+    with open(prog, "rb") as f:
+        elf = ELFFile(f)
+        secs = {name: elf.get_section_by_name(name).data() for name in (
+            ".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets", ".debug_line")
+            if elf.get_section_by_name(name) is not None}
+    keys = []
+    for hdr in parse_units(secs[".debug_info"]):
+        ud = decode_unit(secs[".debug_info"], hdr, parse_abbrev_table(secs[".debug_abbrev"], hdr.abbrev_off)[0])
+        keys.append(expansion_key(secs[".debug_info"], ud, UnitEnv(secs, ud, secs[".debug_info"]).string))
+    return keys

@@ -1,20 +1,22 @@
 """Section-level codecs: compress a set of sections in shards, decompress one.
 
-Compression plans every shard of every section up front, hands them all to the
-shared process pool at once (so small sections do not wait on big ones), and
+Compression plans every shard of every section up front, hands them all to
+the job's threads at once (so small sections do not wait on big ones), and
 joins the results by index: the Go linker's parallel dwarfcompress, with
-shards so a single large .debug_info is spread over the workers too.
+shards so a single large .debug_info is spread over the threads too.
+Compressed input sections are decoded by those threads as well, each as a
+stream cut into the same shards (see parallel.py).
 """
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator
 
-from linkplugin.compress import shards
+from linkplugin.compress import parallel, shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
 from linkplugin.errors import LinkpluginError
-from linkplugin.pool import run_tasks, warm_up
 
 CODECS = ("zlib", "zstd")
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
@@ -24,10 +26,7 @@ LEVELS = {"zlib": range(0, 10), "zstd": range(1, 23)}
 # changes the ratio; zstd frames start cold, and at 4 MiB its output is no
 # larger than objcopy's single frame (1 MiB cost 1-2%).
 DEFAULT_SHARD_SIZE = {"zlib": 1 << 20, "zstd": 4 << 20}
-# zlib's default memLevel, as objcopy uses: 9 measured larger on real DWARF.
-ZLIB_MEM_LEVEL = 8
 _CHUNK = 1 << 20  # decompression step: never allocate what a header merely claims
-_SMALL_JOB = 2 << 20  # plain bytes one process compresses about as fast as two
 _FEED = 1 << 16  # compressed bytes handed to zlib at a time (see _unzlib)
 
 
@@ -88,89 +87,125 @@ def _zlib_header(level: int) -> bytes:
     return head.to_bytes(2, "big")
 
 
-def _task(settings: Settings, source: str | bytes, offset: int, prime: int, length: int,
-          last: bool) -> tuple:
-    if settings.codec == "zlib":
-        return (source, offset, prime, length, settings.level, ZLIB_MEM_LEVEL, last)
-    return (source, offset, prime, length, settings.level)
+class Shard:
+    """One shard task: ``length`` plain bytes after ``prime`` bytes of
+    dictionary (zlib), held in ``data`` or read from ``path`` at ``offset``
+    (where the prime starts) by the thread that compresses it."""
+
+    __slots__ = ("key", "length", "prime", "last", "data", "fd", "path", "offset")
+
+    def __init__(self, key: tuple[int, int], length: int, prime: int, last: bool,
+                 data: bytes | memoryview | None = None, fd: int = -1, path: str = "", offset: int = 0) -> None:
+        self.key, self.length, self.prime, self.last = key, length, prime, last
+        self.data, self.fd, self.path, self.offset = data, fd, path, offset
+
+    def read(self) -> bytes | memoryview:
+        if self.data is not None:
+            return self.data
+        want = self.prime + self.length
+        try:
+            buf = os.pread(self.fd, want, self.offset)  # the GIL is released while it reads
+        except OSError as exc:
+            raise LinkpluginError(f"{self.path}: cannot read: {exc.strerror}") from None
+        if len(buf) != want:
+            raise LinkpluginError(f"{self.path}: cannot read: the file shrank while it was read")
+        return buf
 
 
-def _tasks(plain: Plain, settings: Settings) -> Iterator[tuple]:
-    """The shard tasks of one section, in order, made as they are taken.
-
-    A compressed input is decompressed here, one shard ahead at most: the
-    plain section is never held whole, whatever its header claims.
-    """
-    if plain.packed is not None:
-        yield from _streamed_tasks(plain, settings)
-        return
+def _tasks(index: int, plain: Plain, settings: Settings, fds: dict[str, int]) -> list[Shard]:
+    """The shard tasks of a plain section, in memory or in a file: no bytes read yet."""
     size, step = plain.size, settings.shard_size
-    for start in range(0, size, step):
+    out = []
+    for number, start in enumerate(range(0, size, step)):
         length = min(step, size - start)
         prime = min(shards.WINDOW, start) if settings.codec == "zlib" else 0
+        last = start + length == size
         if plain.path is not None:
-            source, offset = plain.path, plain.offset + start
+            out.append(Shard((index, number), length, prime, last, fd=fds[plain.path], path=plain.path,
+                             offset=plain.offset + start - prime))
         else:
-            source, offset = bytes(plain.data[start - prime:start + length]), 0
-        yield _task(settings, source, offset, prime, length, start + length == size)
+            out.append(Shard((index, number), length, prime, last,
+                             data=memoryview(plain.data)[start - prime:start + length]))
+    return out
 
 
-def _streamed_tasks(plain: Plain, settings: Settings) -> Iterator[tuple]:
-    # The same shards, primes and flags as from a plain file: the same bytes.
+def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Shard]:
+    """The shard tasks of a compressed input section, decoded as they are taken:
+    the same shards, primes and flags as from a plain file, so the same bytes.
+    The plain section is never held whole, whatever its header claims."""
     size, step = plain.size, settings.shard_size
     window = shards.WINDOW if settings.codec == "zlib" else 0
-    buf = bytearray()  # prime + the shard being filled
-    prime = start = 0
+    prime = b""  # the end of the shard before
+    pending: list[memoryview] = []  # the decoded pieces of the shard being filled
+    have = start = number = 0
     for piece in plain_chunks(plain.packed, size):
-        buf += piece
-        while len(buf) - prime >= step or (start + len(buf) - prime == size and len(buf) > prime):
-            length = min(step, len(buf) - prime)
-            yield _task(settings, bytes(buf[:prime + length]), 0, prime, length, start + length == size)
-            start += length
-            keep = min(window, prime + length)
-            del buf[:prime + length - keep]
-            prime = keep
+        view = memoryview(piece)
+        while view:
+            take = min(step - have, len(view))
+            pending.append(view[:take])
+            view = view[take:]
+            have += take
+            if have == step or start + have == size:
+                data = b"".join([prime, *pending])  # the one copy of these bytes
+                yield Shard((index, number), have, len(prime), start + have == size, data=data)
+                prime = data[-window:] if window else b""
+                pending, start, have, number = [], start + have, 0, number + 1
+
+
+def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
+    """What makes one thread's shard function for ``settings``."""
+    level = settings.level
+    if settings.codec == "zlib":
+        def make() -> Callable[[Shard], Any]:
+            return lambda task: shards.deflate_shard(task.read(), task.prime, level, task.last)
+        return make
+
+    def make_zstd() -> Callable[[Shard], Any]:
+        frame = shards.zstd_compressor(level)
+        return lambda task: frame(task.read())
+    return make_zstd
 
 
 def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
     """The compressed payload (no Chdr) of each section, in order, as pieces
     to write one after another: joining them would copy the whole output."""
-    owners: list[tuple[int, int]] = []  # (section, plain length) of each task, as made
-
-    def flat() -> Iterator[tuple]:
+    counts = [-(-plain.size // settings.shard_size) for plain in sections]
+    fds: dict[str, int] = {}
+    try:
+        for plain in sections:
+            if plain.path is not None and plain.path not in fds:
+                try:
+                    fds[plain.path] = os.open(plain.path, os.O_RDONLY)
+                except OSError as exc:
+                    raise LinkpluginError(f"{plain.path}: cannot open: {exc.strerror}") from None
+        plain_tasks: list[Shard] = []
         for i, plain in enumerate(sections):
-            for task in _tasks(plain, settings):
-                owners.append((i, task[3]))
-                yield task
-
-    fn, jobs = compressor(settings), workers(sections, jobs)
-    warm_up(fn, jobs)  # before the first task: forked workers are ready at once
-    results = run_tasks(fn, flat(), jobs)
-    parts: list[list] = [[] for _ in sections]
-    lengths: list[list[int]] = [[] for _ in sections]
-    for (i, length), result in zip(owners, results):
-        parts[i].append(result)
-        lengths[i].append(length)
+            if plain.packed is None:
+                plain_tasks += _tasks(i, plain, settings, fds)
+        # Whole shards first, section tails last and largest first: the
+        # threads then end within a short shard of each other.
+        plain_tasks.sort(key=lambda task: -task.length)
+        # The largest compressed section's decoding is the longest serial work: first.
+        packed_sections = sorted((i for i, plain in enumerate(sections) if plain.packed is not None),
+                                 key=lambda i: -sections[i].size)
+        streams = [_streamed_tasks(i, sections[i], settings) for i in packed_sections]
+        results = parallel.run(plain_tasks, streams, _kernel(settings), jobs, sum(counts))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     if settings.codec == "zstd":
-        return parts
+        return [[results[(i, n)] for n in range(count)] for i, count in enumerate(counts)]
     out = []
-    for section_parts, section_lengths in zip(parts, lengths):
-        adler = 1
-        for (_, shard_adler), length in zip(section_parts, section_lengths):
-            adler = shards.adler32_combine(adler, shard_adler, length)
-        out.append([_zlib_header(settings.level), *(p for p, _ in section_parts), adler.to_bytes(4, "big")])
+    for i, (plain, count) in enumerate(zip(sections, counts)):
+        adler, pieces = 1, [_zlib_header(settings.level)]
+        for n in range(count):
+            shard_pieces, shard_adler = results[(i, n)]
+            pieces += shard_pieces
+            adler = shards.adler32_combine(adler, shard_adler, min(settings.shard_size,
+                                                                  plain.size - n * settings.shard_size))
+        pieces.append(adler.to_bytes(4, "big"))
+        out.append(pieces)
     return out
-
-
-def workers(sections: list[Plain], jobs: int) -> int:
-    """How many processes ``compress_all`` uses: one for small jobs, which
-    starting workers would slow down (the bytes are the same)."""
-    return 1 if sum(p.size for p in sections) <= _SMALL_JOB else jobs
-
-
-def compressor(settings: Settings) -> Callable[..., Any]:
-    """The shard function the pool runs for ``settings``."""
-    return shards.deflate_shard if settings.codec == "zlib" else shards.zstd_shard
 
 
 def ch_type(codec: str) -> int:

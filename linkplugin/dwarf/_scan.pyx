@@ -66,9 +66,22 @@ cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
 
 
 cdef struct Out:
-    Vec offs, codes, par, ends, R, S, stack
+    Vec offs, codes, par, ends, stack
+    Vec rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
     Vec L        # (DIE, attribute, form, value) of each location-list pointer
     Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
+
+
+DEF DW_FORM_ref4 = 0x13
+
+
+cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) except -1 nogil:
+    vpush(&o.rpos, pos)
+    vpush(&o.rdie, die)
+    vpush(&o.rform, form)
+    vpush(&o.rat, at)
+    vpush(&o.rtgt, target)
+    return 0
 
 
 cdef inline int read_leb(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
@@ -132,14 +145,16 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
             if op == OP_SKIP:
                 p += a
             elif op == OP_REF4:
-                vpush(&o.R, p)
+                v = rd(b, p, 4) + u
+                if v >= end:
+                    return 0  # out of its unit: the Python decoder says so
+                push_ref(o, p, i, DW_FORM_ref4, -1, v)
                 p += 4
             elif op == OP_UREF or op == OP_REFADDR:
-                vpush(&o.S, i)
-                vpush(&o.S, p)
-                vpush(&o.S, bb)
-                vpush(&o.S, c)
-                vpush(&o.S, rd(b, p, <int> a) + (u if op == OP_UREF else 0))
+                v = rd(b, p, <int> a)
+                if v < 0 or (op == OP_UREF and v >= end - u) or (op == OP_REFADDR and v >= n):
+                    return 0  # past the section or out of its unit: the Python decoder says so
+                push_ref(o, p, i, bb, c, v + (u if op == OP_UREF else 0))
                 p += a
             elif op == OP_LOC:
                 vpush(&o.L, i)
@@ -152,11 +167,9 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 if read_leb(b, n, &q, &v) < 0:
                     return 0
                 if op == OP_REFUDATA:
-                    vpush(&o.S, i)
-                    vpush(&o.S, p)
-                    vpush(&o.S, bb)
-                    vpush(&o.S, c)
-                    vpush(&o.S, u + v)
+                    if v >= end - u:
+                        return 0
+                    push_ref(o, p, i, bb, c, u + v)
                 else:
                     vpush(&o.L, i)
                     vpush(&o.L, c)
@@ -211,21 +224,23 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
     return 1
 
 
-def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
-         const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, object expr, const uint8_t[::1] ref_ops):
-    """Scan the DIEs of one unit: (R, S, X, L, (offs, codes, parent, ends) as int64 arrays) or
-    None.
+def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
+         const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, const uint8_t[::1] ref_ops):
+    """Scan the DIEs of one unit without the GIL: (references, blocks, L, (offs, codes, parent,
+    ends)) as int64 arrays, or None (also for a reference past the section or out of its unit:
+    the Python decoder then gives the error).
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
-    ``kids[code]`` its children flag, ``expr(d, s, e, i, X)`` records the DIE-naming operands of an
-    expression block (it may raise DwarfError). The scan itself runs without the GIL; the few
-    expression blocks that may name a DIE are decoded afterwards, in DIE order."""
+    ``kids[code]`` its children flag. ``references`` are five columns (position, DIE, form,
+    attribute (-1 for a ref4 that is not DW_AT_sibling), target section offset) with a row per
+    reference attribute, in position order; ``blocks`` a row (DIE, start, end) per expression block holding one of
+    the DIE-naming opcodes ``ref_ops`` (the caller decodes those few); ``L`` a row (DIE,
+    attribute, form, value) per location-list pointer."""
     cdef Py_ssize_t n = dv.shape[0]
     cdef uint8_t refop[256]
     cdef Out o
     cdef Py_ssize_t q
     cdef int done
-    cdef list X = []
     if n == 0 or prog.shape[0] == 0 or start.shape[0] == 0 or kids.shape[0] < start.shape[0]:
         return None
     for q in range(256):
@@ -238,18 +253,19 @@ def scan(const uint8_t[::1] dv, object d, Py_ssize_t die_off, Py_ssize_t end, in
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
         if not done:
             return None
-        for q in range(0, o.E.n, 3):
-            expr(d, o.E.p[q + 1], o.E.p[q + 2], o.E.p[q], X)
-        L = [(o.L.p[q], o.L.p[q + 1], o.L.p[q + 2], o.L.p[q + 3]) for q in range(0, o.L.n, 4)]
-        return (varray(&o.R), varray(&o.S), X, L,
+        refs = (varray(&o.rpos), varray(&o.rdie), varray(&o.rform), varray(&o.rat), varray(&o.rtgt))
+        return (refs, varray(&o.E).reshape(-1, 3), varray(&o.L).reshape(-1, 4),
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)
         free(o.codes.p)
         free(o.par.p)
         free(o.ends.p)
-        free(o.R.p)
-        free(o.S.p)
+        free(o.rpos.p)
+        free(o.rdie.p)
+        free(o.rform.p)
+        free(o.rat.p)
+        free(o.rtgt.p)
         free(o.stack.p)
         free(o.L.p)
         free(o.E.p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Callable, NamedTuple, Union
 
+from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.expr import might_ref, scan_expr
 from linkplugin.dwarf.forms import DwarfError
@@ -28,6 +29,21 @@ class Abbrev(NamedTuple):
     raw: bytes  # the encoded attribute list: a cheap cache key for the compiled plans
 
 
+class AbbrevTable(dict):
+    """{code: Abbrev} of one table; ``indirect``: whether an attribute uses DW_FORM_indirect
+    (which only the pure-Python decoder reads); ``source``: (section, offset) it was read from,
+    for the compiled code that reads the table's bytes again."""
+    indirect: bool = False
+    source: tuple[bytes, int] | None = None
+
+
+def uses_indirect(table: dict[int, Abbrev]) -> bool:
+    got = getattr(table, "indirect", None)
+    if got is None:
+        got = any(form == F.DW_FORM_indirect for ab in table.values() for _, form, _ in ab.specs)
+    return got
+
+
 def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     """The table at ``off``: {code: Abbrev} and the offset after its terminating 0 (remembered
     per section and offset: the hash and rewrite phases both read every unit's table)."""
@@ -38,21 +54,31 @@ def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     got = _tables.get(off)
     if got is None:
         got = _tables[off] = _parse_abbrev_table(d, off)
+        got[0].source = (d, off)
     return got
 
 
 _tables: dict[int, tuple[dict[int, "Abbrev"], int]] = {}
+_core = load_compiled("linkplugin.dwarf._parse")  # the same tables, parsed in C
+_shared: dict[tuple, "Abbrev"] = {}  # the compiled parser's Abbrev objects by (tag, children, encoding)
 _tables_of: bytes | None = None  # the section ``_tables`` belongs to
 
 
 def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
-    table: dict[int, Abbrev] = {}
+    if _core is not None and d:
+        if len(_shared) > 65536:
+            _shared.clear()
+        got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared)
+        if got is not None:
+            return got
+    table = AbbrevTable()
     p = off
     try:
         while True:
             code = d[p]
             code, p = (code, p + 1) if code < 0x80 else read_uleb(d, p)
             if code == 0:
+                table.indirect = any(form == F.DW_FORM_indirect for ab in table.values() for _, form, _ in ab.specs)
                 return table, p
             tag = d[p]
             tag, p = (tag, p + 1) if tag < 0x80 else read_uleb(d, p)

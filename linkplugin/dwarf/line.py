@@ -1,10 +1,12 @@
 """File tables of .debug_line headers (DWARF 2-5), to give DW_AT_decl_file a unit-independent value."""
 from __future__ import annotations
 
+from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 
+_core = load_compiled("linkplugin.dwarf._parse")  # the same file names, parsed in C
 DW_LNCT_path = 1
 DW_LNCT_directory_index = 2
 
@@ -15,6 +17,10 @@ def file_names(line: bytes, off: int, *, strs: bytes, line_strs: bytes, comp_dir
     directory 0; DWARF 2-4: the unit's DW_AT_comp_dir), so equal paths mean the same file."""
     if not isinstance(off, int):  # DW_AT_stmt_list in a block form (a damaged abbreviation)
         raise DwarfError("DW_AT_stmt_list is not a .debug_line offset")
+    if _core is not None and line and isinstance(comp_dir, bytes):
+        got = _core.file_names(line, off, strs, line_strs, comp_dir)
+        if got is not None:
+            return got
     try:
         return _file_names(line, off, strs, line_strs, comp_dir)
     except (IndexError, ValueError):

@@ -31,7 +31,7 @@ def list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclist
                  loclists_base: int | None) -> list[int] | np.ndarray:
     """Section offsets of the lists named by the unit's location-list attributes, sorted, each
     once (a list, or an int64 array when numpy made them)."""
-    if not locs:
+    if not len(locs):
         return []
     if hdr.offset_size != 4:
         return _list_offsets(hdr, locs, loclists, loclists_base)

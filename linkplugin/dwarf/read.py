@@ -14,7 +14,7 @@ import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
-from linkplugin.dwarf.abbrev import Abbrev, Plan, _expr, compile_plan, form_size, scan_program
+from linkplugin.dwarf.abbrev import OP_SKIP, Abbrev, Plan, _expr, compile_plan, form_size, scan_program
 from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
@@ -35,7 +35,7 @@ class UnitDies:
                  lists: tuple[list[int], list[int], list[int], list[int]] | None,
                  ref_pos: np.ndarray, ref_die: np.ndarray, ref_form: np.ndarray, ref_at: np.ndarray,
                  ref_target: np.ndarray, xrefs: list[tuple[int, int, int, str, int]] | None = None,
-                 locs: list[tuple[int, int, int, int]] | None = None,
+                 locs: list[tuple[int, int, int, int]] | np.ndarray | None = None,
                  arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
         if lists is None and arrays is None:
             raise ValueError("UnitDies needs its DIE columns as lists or as arrays")
@@ -53,7 +53,8 @@ class UnitDies:
             ref_pos, ref_die, ref_form, ref_at, ref_target)
         # (die, operand position, width, kind 'u'/'f'/'s', target section offset) from expressions
         self.xrefs = xrefs if xrefs is not None else []
-        # (die, attribute, form, value) of location-list pointers
+        # (die, attribute, form, value) of location-list pointers: tuples, or an (n, 4) int64
+        # array from the compiled scanner
         self.locs = locs if locs is not None else []
 
     def _columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -76,6 +77,12 @@ class UnitDies:
     @property
     def ends(self) -> list[int]:
         return self._columns()[3]
+
+    def die(self, i: int) -> tuple[int, int]:
+        """(section offset, abbreviation code) of DIE ``i``, without making the lists."""
+        if self._lists is not None:
+            return self._lists[0][i], self._lists[1][i]
+        return int(self._arrays[0][i]), int(self._arrays[1][i])  # type: ignore[index]
 
     def __len__(self) -> int:
         """The number of DIEs."""
@@ -120,6 +127,13 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
     got = _tables_cache.get(key)
     if got is not None and got[0] is abbrevs:
         return got[1]
+    source = getattr(abbrevs, "source", None)
+    if _parse is not None and source is not None:
+        made = _parse.scan_tables(source[0], source[1], _scan_template(hdr.version, hdr.offset_size, hdr.addr_size),
+                                  _AT_CLASS)
+        if made is not None:
+            _tables_cache[key] = (abbrevs, made)
+            return made
     size = max(abbrevs, default=0) + 1
     start = np.full(size, -1, dtype=np.int64)
     kids = np.zeros(size, dtype=np.uint8)
@@ -154,6 +168,41 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
 _tables_cache: dict[tuple, tuple] = {}
 _programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
 
+# _parse.scan_tables makes the tables in C from the table's bytes, following scan_program by
+# construction: what scan_program does with one attribute of each form, for each class of
+# attribute it tells apart (DW_AT_sibling, location, other expression, other).
+_parse = load_compiled("linkplugin.dwarf._parse")
+_TPL_FORMS = 0x1F30
+_AT_CLASS = np.full(0x4000, 3, dtype=np.uint8)
+_AT_CLASS[[at for at in F.EXPR_BLOCK_ATTRS if at < 0x4000]] = 2
+_AT_CLASS[[at for at in F.LOCATION_ATTRS if at < 0x4000]] = 1
+_AT_CLASS[F.DW_AT_sibling] = 0
+_templates: dict[tuple, np.ndarray] = {}
+
+
+def _scan_template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+    key = (version, offset_size, addr_size)
+    tpl = _templates.get(key)
+    if tpl is None:
+        tpl = np.full((4, _TPL_FORMS, 4), -1, dtype=np.int64)
+        for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_location, 0x22, F.DW_AT_name)):
+            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+                try:
+                    prog = scan_program(((at, form, 0),), version, offset_size, addr_size)
+                except DwarfError:
+                    continue
+                if prog is None:
+                    continue  # DW_FORM_indirect: only the Python tables say so
+                ops = [prog[i:i + 4] for i in range(0, len(prog) - 4, 4)]  # without OP_END
+                if not ops:
+                    tpl[c, form] = (-2, 0, 0, 0)
+                elif len(ops) == 1 and ops[0][0] == OP_SKIP:
+                    tpl[c, form] = (-2, ops[0][1], 0, 0)
+                elif len(ops) == 1 and ops[0][3] in (0, at):
+                    tpl[c, form] = (ops[0][0], ops[0][1], ops[0][2], int(ops[0][3] == at))
+        _templates[key] = tpl
+    return tpl
+
 
 def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:
     try:
@@ -162,16 +211,14 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
         return None
     if tables is None:
         return None
-    A, O, V, u = hdr.addr_size, hdr.offset_size, hdr.version, hdr.off
-
-    def expr(d: bytes, s: int, e: int, i: int, X: list) -> None:
-        _expr(d, s, e, i, u, X, A, O, V)
-
-    got = _scan.scan(d, d, hdr.die_off, hdr.end, u, *tables, expr, REF_OPS)
+    got = _scan.scan(d, hdr.die_off, hdr.end, hdr.off, *tables, REF_OPS)
     if got is None:
         return None
-    R, S, X, L, arrays = got
-    return UnitDies(hdr, abbrevs, None, *_gather_refs(d, hdr, arrays[0], R, S.reshape(-1, 5)), X, L, arrays)
+    refs, blocks, locs, arrays = got
+    X: list = []
+    for i, s, e in blocks.tolist():  # the few expressions that may name a DIE
+        _expr(d, s, e, i, hdr.off, X, hdr.addr_size, hdr.offset_size, hdr.version)
+    return UnitDies(hdr, abbrevs, None, *refs, X, locs, arrays)
 
 
 def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
@@ -241,24 +288,19 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
     return UnitDies(hdr, abbrevs, (offs, codes, par, ends), *_gather_refs(d, hdr, offs, R, S), X, L)
 
 
-def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: list[int] | np.ndarray, S: list | np.ndarray
-                 ) -> tuple[np.ndarray, ...]:
-    """The reference arrays from the ref4 positions ``R`` and the other references ``S`` (tuples
-    or rows of (DIE, position, form, attribute, target))."""
+def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int], R: list[int], S: list) -> tuple[np.ndarray, ...]:
+    """The pure decoder's reference arrays from the ref4 positions ``R`` and the other references
+    ``S`` (tuples of (DIE, position, form, attribute, target))."""
     raw = np.frombuffer(d, dtype=np.uint8)
     rp = np.asarray(R, dtype=np.int64)
     rt = (raw[rp].astype(np.int64) | raw[rp + 1].astype(np.int64) << 8 | raw[rp + 2].astype(np.int64) << 16
           | raw[rp + 3].astype(np.int64) << 24) + hdr.off
     if len(S):
         size = len(d)
-        if isinstance(S, list):
-            for _, pos, _, _, target in S:
-                if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
-                    raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
+        for _, pos, _, _, target in S:
+            if target >= size:  # also keeps a ref8 of 2**64 - 1 out of the int64 arrays
+                raise DwarfError(f"reference at 0x{pos:x} points past the end of .debug_info")
         sa = np.asarray(S, dtype=np.int64).reshape(-1, 5)
-        outside = (sa[:, 4] < 0) | (sa[:, 4] >= size)  # the compiled scanner's int64 may have wrapped
-        if outside.any():
-            raise DwarfError(f"reference at 0x{int(sa[outside][0, 1]):x} points past the end of .debug_info")
         pos = np.concatenate([rp, sa[:, 1]])
         form = np.concatenate([np.full(len(rp), F.DW_FORM_ref4, np.int64), sa[:, 2]])
         at = np.concatenate([np.full(len(rp), -1, np.int64), sa[:, 3]])
@@ -268,11 +310,21 @@ def _gather_refs(d: bytes, hdr: UnitHeader, offs: list[int] | np.ndarray, R: lis
     else:
         pos, form, at, target = rp, np.full(len(rp), F.DW_FORM_ref4, np.int64), np.full(len(rp), -1, np.int64), rt
     die = np.searchsorted(np.asarray(offs, dtype=np.int64), pos, side="right") - 1
+    _check_targets(len(d), hdr, pos, form, at, target)
+    return pos, die, form, at, target
+
+
+def _check_targets(size: int, hdr: UnitHeader, pos: np.ndarray, form: np.ndarray, at: np.ndarray,
+                   target: np.ndarray) -> None:
+    """DwarfError for a reference past the section or a unit-local one out of its unit (a plain
+    ref4, attribute -1, is only checked for the second)."""
+    outside = ((target < 0) | (target >= size)) & (at != -1)  # a compiled scanner's int64 may have wrapped
+    if outside.any():
+        raise DwarfError(f"reference at 0x{int(pos[outside][0]):x} points past the end of .debug_info")
     local = form != F.DW_FORM_ref_addr
     if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
         bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])
         raise DwarfError(f"reference at 0x{bad:x} points out of its unit")
-    return pos, die, form, at, target
 
 Value = Union[int, bytes]
 
@@ -330,7 +382,7 @@ def decode_attrs(d: bytes, p: int, specs: tuple, hdr: UnitHeader) -> tuple[list[
 
 def die_attrs(d: bytes, ud: UnitDies, i: int) -> dict[int, tuple[int, Value]]:
     """{attribute: (form, value)} of DIE ``i`` (cold path)."""
-    p = ud.offs[i]
+    p, code = ud.die(i)
     _, p = read_uleb(d, p)
-    attrs, _ = decode_attrs(d, p, ud.abbrevs[ud.codes[i]].specs, ud.hdr)
+    attrs, _ = decode_attrs(d, p, ud.abbrevs[code].specs, ud.hdr)
     return {at: (form, value) for at, form, value, _, _ in attrs}

@@ -139,19 +139,24 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)
                                         for a in part]
     with _phase(timings, "table"):
-        removals = choose_winners(analyses)
+        removals = choose_winners(analyses, indexed=".gdb_index" in sections or ".debug_names" in sections)
+        # Only these outlive the table phase: the hashes and name keys are dropped here.
+        verbatim = [a.verbatim for a in analyses]
+        offs = [a.offs for a in analyses]
+        n_types = sum(len(a.roots) for a in analyses)
+        del analyses
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
-        jobs_of = [[(u, analyses[u].verbatim, removals[u]) for u in c] for c in chunks]
+        jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
         plans: list[UnitPlan] = [p for part in run_tasks(plan_chunk, [(src, j) for j in jobs_of], jobs) for p in part]
         codes, table = shared_table(plans)
-        jobs_of2 = [[(u, analyses[u].verbatim, removals[u], plans[u].local_width) for u in c] for c in chunks]
+        jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
-        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, [a.offs for a in analyses],
+        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs,
                                                                 removals, table)
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
@@ -179,11 +184,10 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         result.warnings.append(f"unit at 0x{offs[0]:x} left as it is: {reason}" if len(offs) == 1 else
                                f"{len(offs)} units left as they are (the first at 0x{offs[0]:x}): {reason}")
 
-    n_types = sum(len(a.roots) for a in analyses)
     removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
     result.stats = {
         "units": len(units),
-        "dies": sum(len(a.offs) for a in analyses),
+        "dies": sum(len(o) for o in offs),
         "dies_after": sum(o.dies_out for o in outputs),
         "types": n_types,
         "duplicates_removed": removed,

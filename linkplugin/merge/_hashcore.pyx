@@ -1,30 +1,34 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled hash tokenizer: the token stream of every root of a unit as bytes, in C.
+"""Compiled hash phase of one unit: roots, tokens, hashes, cycles and name keys, in C.
 
-It mirrors ``tokens.py`` (the reference): each attribute becomes the same information, written as
-a typed, self-delimiting byte token instead of a tuple, so two roots get equal streams exactly
-when the pure path gives them equal token lists (the hash values differ between the paths, the
-merge decisions and output bytes do not). File tokens come from the Python ``file`` callback
-(marshalled), so what a file means stays defined in one place. On anything unusual (a reference
-to a non-DIE, a string past its section) it returns None and the caller runs the pure path,
-which raises the exact error.
+``analyze`` is the whole of ``hash.analyze_unit`` after decoding, for one unit, in one call that
+holds the GIL only to set up its arrays: finding the mergeable roots, tokenising each root's
+subtree (the same information as ``tokens.py``, the reference, written as typed self-delimiting
+byte tokens instead of tuples), hashing with a 128-bit MurmurHash3 (x64, written from its published
+description), Tarjan's SCCs with the canonical numbering of ``hash._finish_scc``, and the name keys
+of ``hash._name_key``. Two roots get equal hashes exactly when the pure path gives them equal
+hashes (the values differ, the merge decisions and output bytes do not). On anything unusual (a
+reference to a non-DIE, a string past its section, an expression naming a non-DIE) it returns
+None and the caller runs the pure path, which raises the exact error.
 
 Tokens (every integer LEB128, ``sleb`` where it may be negative):
   H tag children sleb(parent)   a DIE's head                k at v           a constant
   F at form sleb(v)             a form-typed value          B at form n data  bytes of a form
-  s at n data                   a string                    f n marshal       a file token
+  s at n data                   a string                    f at n path       a file (by path)
   U at unit v                   a unit-only value           G at v            another unit's DIE
   L at sleb(rel)                a DIE of the same root      l at              a true flag
-  R u32(root) at rel            a DIE of another root (the caller replaces 'R'+u32)
+  R u32(root) at rel            a DIE of another root: replaced when digesting by T + its hash,
+                                or C for a member of the same cycle
 """
-from libc.stdint cimport int64_t, uint64_t, uint8_t, uint32_t
-from libc.string cimport memchr, memcpy
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.string cimport memchr, memcpy, memcmp, memset
+from libc.stdlib cimport malloc, realloc, free, qsort
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdlib cimport free
-
-from linkplugin.merge._buf cimport Buf, grow, uleb
 
 import numpy as np
+
+# ``analyze`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
+NOGIL = True
 
 # Op kinds of a tokenizer program (kept equal to tokens.TOP_*); 6 int64s per op:
 # (op, attribute, form, size, class, implicit constant)
@@ -54,50 +58,206 @@ DEF C_SDATA = 10
 DEF C_FLAG = 11
 DEF C_OTHER = 12
 
+# Flags of an abbreviation code (fasthash.CODE_*)
+DEF F_TYPE = 1        # a type tag: a root at unit or namespace level
+DEF F_DECL = 2        # a subprogram or variable with DW_AT_declaration
+DEF F_DECL_PRESENT = 4  # ... in DW_FORM_flag_present (always true)
+DEF F_NAMESPACE = 8
+DEF F_PIN = 32        # DW_AT_name without DW_AT_decl_file: gdb lists it under each unit
 
-cdef inline int put(Buf *b, uint8_t c) except -1:
-    if b.n == b.cap:
-        grow(b, 1)
-    b.p[b.n] = c
+DEF AT_NAME = 0x03
+DEF AT_DECL_FILE = 0x3A
+DEF AT_DECLARATION = 0x3C
+
+
+# --- growable buffers that need no GIL (a failed realloc sets err; the caller raises) ---------
+
+cdef struct Out:
+    uint8_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    int err
+
+
+cdef struct IV:
+    int64_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    int err
+
+
+cdef int ogrow(Out *b, Py_ssize_t need) noexcept nogil:
+    cdef uint8_t *q
+    cdef Py_ssize_t cap
+    if b.n + need <= b.cap:
+        return 0
+    cap = b.cap * 2 if b.cap else 65536
+    while cap < b.n + need:
+        cap *= 2
+    q = <uint8_t *> realloc(b.p, cap)
+    if q == NULL:
+        b.err = 1
+        return -1
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline void put(Out *b, uint8_t c) noexcept nogil:
+    if b.n < b.cap or ogrow(b, 1) == 0:
+        b.p[b.n] = c
+        b.n += 1
+
+
+cdef void raw(Out *b, const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    if n > 0 and ogrow(b, n) == 0:
+        memcpy(b.p + b.n, s, n)
+        b.n += n
+
+
+cdef void uleb(Out *b, uint64_t v) noexcept nogil:
+    if ogrow(b, 10):
+        return
+    while v >= 0x80:
+        b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
+        b.n += 1
+        v >>= 7
+    b.p[b.n] = <uint8_t> v
     b.n += 1
-    return 0
 
 
-cdef inline int known(Buf *b, uint64_t at, uint64_t v) except -1:
-    """Token 'k': attribute ``at`` with a constant ``v`` whatever its form."""
-    put(b, b'k')
-    uleb(b, at)
-    uleb(b, v)
-    return 0
-
-
-cdef inline int by_form(Buf *b, uint64_t at, uint64_t form) except -1:
-    """Token 'F': attribute ``at`` in ``form``; the caller writes the value."""
-    put(b, b'F')
-    uleb(b, at)
-    uleb(b, form)
-    return 0
-
-
-cdef int sleb(Buf *b, int64_t v) except -1:
+cdef void sleb(Out *b, int64_t v) noexcept nogil:
     cdef uint8_t byte
-    grow(b, 10)
+    if ogrow(b, 10):
+        return
     while True:
         byte = v & 0x7F
         v >>= 7
         if (v == 0 and not (byte & 0x40)) or (v == -1 and (byte & 0x40)):
             b.p[b.n] = byte
             b.n += 1
-            return 0
+            return
         b.p[b.n] = byte | 0x80
         b.n += 1
 
 
-cdef int raw(Buf *b, const uint8_t *s, Py_ssize_t n) except -1:
-    grow(b, n)
-    memcpy(b.p + b.n, s, n)
-    b.n += n
-    return 0
+cdef void ipush(IV *v, int64_t x) noexcept nogil:
+    cdef int64_t *q
+    cdef Py_ssize_t cap
+    if v.n == v.cap:
+        cap = v.cap * 2 if v.cap else 1024
+        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
+        if q == NULL:
+            v.err = 1
+            return
+        v.p = q
+        v.cap = cap
+    v.p[v.n] = x
+    v.n += 1
+
+
+# --- MurmurHash3 x64 128 ----------------------------------------------------------------------
+
+cdef inline uint64_t rotl(uint64_t x, int r) noexcept nogil:
+    return (x << r) | (x >> (64 - r))
+
+
+cdef inline uint64_t fmix(uint64_t k) noexcept nogil:
+    k ^= k >> 33
+    k *= 0xff51afd7ed558ccdULL
+    k ^= k >> 33
+    k *= 0xc4ceb9fe1a85ec53ULL
+    k ^= k >> 33
+    return k
+
+
+cdef void mm3(const uint8_t *data, Py_ssize_t n, uint8_t *out) noexcept nogil:
+    """The 128-bit MurmurHash3 (x64 variant, seed 0) of ``data[:n]`` into ``out[:16]``."""
+    cdef uint64_t h1 = 0, h2 = 0, k1, k2
+    cdef uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL
+    cdef Py_ssize_t nblocks = n // 16, i
+    cdef const uint8_t *tail
+    cdef int rem
+    for i in range(nblocks):
+        memcpy(&k1, data + 16 * i, 8)
+        memcpy(&k2, data + 16 * i + 8, 8)
+        k1 *= c1
+        k1 = rotl(k1, 31)
+        k1 *= c2
+        h1 ^= k1
+        h1 = rotl(h1, 27)
+        h1 += h2
+        h1 = h1 * 5 + 0x52dce729
+        k2 *= c2
+        k2 = rotl(k2, 33)
+        k2 *= c1
+        h2 ^= k2
+        h2 = rotl(h2, 31)
+        h2 += h1
+        h2 = h2 * 5 + 0x38495ab5
+    tail = data + nblocks * 16
+    rem = <int> (n & 15)
+    k1 = 0
+    k2 = 0
+    i = rem - 1
+    while i >= 8:
+        k2 ^= (<uint64_t> tail[i]) << ((i - 8) * 8)
+        i -= 1
+    if rem > 8:
+        k2 *= c2
+        k2 = rotl(k2, 33)
+        k2 *= c1
+        h2 ^= k2
+    while i >= 0:
+        k1 ^= (<uint64_t> tail[i]) << (i * 8)
+        i -= 1
+    if rem > 0:
+        k1 *= c1
+        k1 = rotl(k1, 31)
+        k1 *= c2
+        h1 ^= k1
+    h1 ^= <uint64_t> n
+    h2 ^= <uint64_t> n
+    h1 += h2
+    h2 += h1
+    h1 = fmix(h1)
+    h2 = fmix(h2)
+    h1 += h2
+    h2 += h1
+    memcpy(out, &h1, 8)
+    memcpy(out + 8, &h2, 8)
+
+
+# --- the unit and its tokenizer ---------------------------------------------------------------
+
+cdef struct Unit:
+    const uint8_t *d
+    Py_ssize_t nd
+    int64_t u
+    int64_t uend
+    const int64_t *offs
+    Py_ssize_t n
+    const int64_t *codes
+    const int64_t *parent
+    const int64_t *prog
+    Py_ssize_t nprog
+    const int64_t *start
+    const uint8_t *heads
+    const int64_t *head_off
+    const uint8_t *strs
+    Py_ssize_t nstrs
+    const uint8_t *stroff
+    Py_ssize_t nstroff
+    int64_t so_base
+    int osize
+    const uint8_t *lstrs
+    Py_ssize_t nlstrs
+    const uint8_t *files
+    const int64_t *file_start
+    const int64_t *file_end
+    Py_ssize_t nfiles
+    int64_t *root_of    # NULL while finding roots: references are then not resolved
+    int64_t *roots
 
 
 cdef inline uint64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
@@ -109,7 +269,7 @@ cdef inline uint64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil
 
 
 cdef Py_ssize_t find_die(const int64_t *offs, Py_ssize_t n, int64_t value) noexcept nogil:
-    """Index of the DIE at offset ``value``, or -1."""
+    """Index of the first DIE at or after offset ``value`` (n if none)."""
     cdef Py_ssize_t lo = 0, hi = n, mid
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -117,350 +277,571 @@ cdef Py_ssize_t find_die(const int64_t *offs, Py_ssize_t n, int64_t value) noexc
             lo = mid + 1
         else:
             hi = mid
-    if lo < n and offs[lo] == value:
-        return lo
-    return -1
+    return lo
 
 
-cdef int cstring(Buf *b, int64_t at, const uint8_t[::1] sec, uint64_t off) except -2:
+cdef int cstring(Out *b, int64_t at, const uint8_t *sec, Py_ssize_t n, uint64_t off) noexcept nogil:
     """An 's' token of the NUL-terminated string at ``off``; 1 if it is not there."""
-    cdef Py_ssize_t n = sec.shape[0]
     cdef const uint8_t *e
     if n == 0 or off >= <uint64_t> n:
         return 1
-    e = <const uint8_t *> memchr(&sec[off], 0, n - off)
+    e = <const uint8_t *> memchr(sec + off, 0, n - off)
     if e == NULL:
         return 1
     put(b, b's')
     uleb(b, at)
-    uleb(b, e - &sec[off])
-    raw(b, &sec[off], e - &sec[off])
+    uleb(b, e - (sec + off))
+    raw(b, sec + off, e - (sec + off))
     return 0
 
 
-def tokenize(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs,
-             const int64_t[::1] codes, const int64_t[::1] parent, const int64_t[::1] roots,
-             const int64_t[::1] root_ends, const int64_t[::1] root_of, const int64_t[::1] prog,
-             const int64_t[::1] start, list heads, const uint8_t[::1] strs, const uint8_t[::1] str_offsets,
-             int64_t so_base, int offset_size, const uint8_t[::1] line_strs, object file_token):
-    """(stream, root start offsets, R token offsets, R token owners, edges, name spans) or None.
+cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int64_t *span, IV *rpos,
+                 uint64_t *decl, int *decl_seen) noexcept nogil:
+    """Append the tokens of DIE ``j`` of root ``k`` (first DIE ``r``) to ``b``; 0, or 1 to decline.
 
-    ``heads[code]`` is the encoded head of a DIE of that code (b'H' tag children), ``file_token(at,
-    value)`` the marshalled file token. ``edges[k]`` lists the roots that root ``k`` references,
-    in content order."""
-    cdef Py_ssize_t n = offs.shape[0], nroots = roots.shape[0], ninfo = info.shape[0]
-    cdef Py_ssize_t k, j, r, e, p, pc, t, q
-    cdef int64_t op, at, form, size, cls, ic, code, s
+    ``span`` (if not NULL) receives (start, end) of the last DW_AT_name and DW_AT_decl_file
+    tokens; ``rpos`` the position of every 'R' token; ``decl`` the value of
+    DW_AT_declaration."""
+    cdef const uint8_t *d = U.d
+    cdef Py_ssize_t nd = U.nd, p, pc, t, q
+    cdef int64_t op, at, form, size, cls, ic, code = U.codes[j], s, sv, prev_at = 0, slot
     cdef uint64_t v
-    cdef int64_t sv
-    cdef int shift, rc
-    cdef uint8_t byte
-    cdef const uint8_t *d = &info[0]
-    cdef const int64_t *offs_p = &offs[0]
-    cdef Buf b
-    cdef bytes head
-    cdef list edges = []
-    cdef list kedges
-    b.p = NULL
-    b.n = b.cap = 0
-    rstart = np.empty(nroots + 1, dtype=np.int64)
-    cdef int64_t[::1] rs = rstart
-    # (start, end) of the last DW_AT_name, DW_AT_decl_file and DW_AT_decl_line tokens of each
-    # root's own DIE (-1: none): what the pure path's hash._name_key reads
-    spans = np.full((nroots, 6), -1, dtype=np.int64)
-    cdef int64_t[:, ::1] sp6 = spans
-    cdef int64_t prev_at = 0, slot
-    cdef Py_ssize_t prev_start = 0
-    cdef list rpos = []
-    cdef list rown = []
-    file_cache = {}
-    try:
-        for k in range(nroots):
-            r = roots[k]
-            e = root_ends[k]
-            rs[k] = b.n
-            kedges = []
-            for j in range(r, e):
-                code = codes[j]
-                head = heads[code]
-                raw(&b, <const uint8_t *> (<char *> head), len(head))
-                sleb(&b, parent[j] - r if j > r else -1)
-                prev_at = 0
-                prev_start = b.n
-                p = offs_p[j]
-                # skip the abbreviation code
-                while p < ninfo and d[p] & 0x80:
-                    p += 1
-                p += 1
-                pc = start[code]
-                while True:
-                    op = prog[pc]
-                    at = prog[pc + 1]
-                    form = prog[pc + 2]
-                    size = prog[pc + 3]
-                    cls = prog[pc + 4]
-                    ic = prog[pc + 5]
-                    pc += 6
-                    if j == r and b.n > prev_start and (prev_at == 3 or prev_at == 0x3a or prev_at == 0x3b):
-                        slot = 0 if prev_at == 3 else 2 if prev_at == 0x3a else 4
-                        sp6[k, slot] = prev_start
-                        sp6[k, slot + 1] = b.n
-                    prev_at = at
-                    prev_start = b.n
-                    if op == T_END:
-                        break
-                    if op == T_SKIP:
-                        p += size
-                        continue
-                    if op == T_FLAGP:
-                        put(&b, b'l')
-                        uleb(&b, at)
-                        continue
-                    if op == T_IMPLICIT:
-                        if cls == C_FILE:
-                            v = <uint64_t> ic
-                            cls = C_FILE
-                        elif ic >= 0:
-                            known(&b, at, <uint64_t> ic)
-                            continue
-                        else:
-                            by_form(&b, at, form)
-                            sleb(&b, ic)
-                            continue
-                    elif op == T_FIXED or op == T_RAW:
-                        if p + size > ninfo:
-                            return None
-                        if op == T_RAW:
-                            put(&b, b'B')
-                            uleb(&b, at)
-                            uleb(&b, form)
-                            uleb(&b, size)
-                            raw(&b, d + p, size)
-                            p += size
-                            continue
-                        v = rd(d, p, <int> size)
-                        p += size
-                    elif op == T_STRING:
-                        q = p
-                        while q < ninfo and d[q]:
-                            q += 1
-                        if q >= ninfo:
-                            return None
-                        put(&b, b's')
-                        uleb(&b, at)
-                        uleb(&b, q - p)
-                        raw(&b, d + p, q - p)
-                        p = q + 1
-                        continue
-                    elif op == T_BLOCK:
-                        if size == 0:
-                            v = 0
-                            shift = 0
-                            while True:
-                                if p >= ninfo or shift > 56:
-                                    return None
-                                v |= (<uint64_t> (d[p] & 0x7F)) << shift
-                                p += 1
-                                if not d[p - 1] & 0x80:
-                                    break
-                                shift += 7
-                        else:
-                            if p + size > ninfo:
-                                return None
-                            v = rd(d, p, <int> size)
-                            p += size
-                        if p + <Py_ssize_t> v > ninfo:
-                            return None
-                        put(&b, b'B')
-                        uleb(&b, at)
-                        uleb(&b, form)
-                        uleb(&b, v)
-                        raw(&b, d + p, v)
-                        p += v
-                        continue
-                    elif op == T_SDATA or op == T_ULEB:
-                        v = 0
-                        shift = 0
-                        while True:
-                            if p >= ninfo or shift > 63:
-                                return None
-                            byte = d[p]
-                            v |= (<uint64_t> (byte & 0x7F)) << shift
-                            p += 1
-                            shift += 7
-                            if not byte & 0x80:
-                                break
-                        if op == T_SDATA and shift < 64 and (byte & 0x40):
-                            v |= (~(<uint64_t> 0)) << shift
-                        if cls == C_SKIP:
-                            continue
-                    else:
-                        return None
-                    # classify the value v (tokens._classify)
-                    if cls == C_UREF or cls == C_REFADDR:
-                        sv = <int64_t> v + (u if cls == C_UREF else 0)
-                        t = find_die(offs_p, n, sv)
-                        if t < 0:
-                            if u <= sv < uend:
-                                return None  # not a DIE: the pure path raises
-                            put(&b, b'G')
-                            uleb(&b, at)
-                            uleb(&b, <uint64_t> sv)
-                            continue
-                        s = root_of[t]
-                        if s == k:
-                            put(&b, b'L')
-                            uleb(&b, at)
-                            sleb(&b, t - r)
-                        elif s >= 0:
-                            kedges.append(s)
-                            rpos.append(b.n)
-                            rown.append(k)
-                            put(&b, b'R')
-                            grow(&b, 4)
-                            b.p[b.n] = s & 0xFF
-                            b.p[b.n + 1] = (s >> 8) & 0xFF
-                            b.p[b.n + 2] = (s >> 16) & 0xFF
-                            b.p[b.n + 3] = (s >> 24) & 0xFF
-                            b.n += 4
-                            uleb(&b, at)
-                            uleb(&b, t - roots[s])
-                        else:
-                            put(&b, b'U')
-                            uleb(&b, at)
-                            uleb(&b, u)
-                            uleb(&b, <uint64_t> sv)
-                    elif cls == C_STRP:
-                        if cstring(&b, at, strs, v):
-                            return None
-                    elif cls == C_LINESTRP:
-                        if cstring(&b, at, line_strs, v):
-                            return None
-                    elif cls == C_STRX:
-                        q = so_base + v * offset_size
-                        if v > (1 << 40) or q + offset_size > str_offsets.shape[0]:
-                            return None
-                        if cstring(&b, at, strs, rd(&str_offsets[0], q, offset_size)):
-                            return None
-                    elif cls == C_FILE:
-                        key = (at << 40) | v
-                        tok = file_cache.get(key)
-                        if tok is None:
-                            tok = file_cache[key] = file_token(at, v)
-                        put(&b, b'f')
-                        uleb(&b, len(tok))
-                        raw(&b, <const uint8_t *> (<char *> tok), len(tok))
-                    elif cls == C_UINDEX:
-                        put(&b, b'U')
-                        uleb(&b, at)
-                        uleb(&b, u)
-                        uleb(&b, v)
-                    elif cls == C_DATA:
-                        if v < (<uint64_t> 1) << (size * 8 - 1):
-                            known(&b, at, v)
-                        else:
-                            by_form(&b, at, form)
-                            uleb(&b, v)
-                    elif cls == C_UDATA:
-                        known(&b, at, v)
-                    elif cls == C_SDATA:
-                        sv = <int64_t> v
-                        if sv >= 0:
-                            known(&b, at, v)
-                        else:
-                            by_form(&b, at, form)
-                            sleb(&b, sv)
-                    elif cls == C_FLAG:
-                        if v == 1:
-                            put(&b, b'l')
-                            uleb(&b, at)
-                        else:
-                            by_form(&b, at, form)
-                            uleb(&b, v)
-                    else:
-                        by_form(&b, at, form)
-                        uleb(&b, v)
-            edges.append(kedges)
-        rs[nroots] = b.n
-        stream = PyBytes_FromStringAndSize(<char *> b.p, b.n) if b.n else b""
-        return stream, rstart, rpos, rown, edges, spans
-    finally:
-        free(b.p)
-
-
-def digest_roots(bytes stream, const int64_t[::1] rstart, list rpos, list rown, list prefixes, list edges,
-                 object blake, object finish_scc):
-    """Every root's hash: its prefix and tokens, each 'R' + root replaced by 'T' + that root's hash
-    (or 'C' for a member of the same cycle, whose hashes ``finish_scc`` then numbers), digested by
-    ``blake``, in an order where referenced roots come first (Tarjan's SCCs)."""
-    cdef Py_ssize_t n = len(edges), k, j, m, pos, s, e, w, v, top
-    cdef const uint8_t *sp = <const uint8_t *> (<char *> stream) if len(stream) else NULL
-    cdef Buf b
-    b.p = NULL
-    b.n = b.cap = 0
-    # R token offsets per root (CSR)
-    roff = np.zeros(n + 1, dtype=np.int64)
-    cdef int64_t[::1] ro = roff
-    for k in rown:
-        ro[<Py_ssize_t> k + 1] += 1
-    for k in range(n):
-        ro[k + 1] += ro[k]
-    rp = np.asarray(rpos, dtype=np.int64)  # in stream order, so grouped by root in order
-    cdef int64_t[::1] rpv = rp
-    # edges (CSR)
-    eoff = np.zeros(n + 1, dtype=np.int64)
-    cdef int64_t[::1] eo = eoff
-    for k in range(n):
-        eo[k + 1] = eo[k] + len(<list> edges[k])
-    etgt = np.empty(eo[n], dtype=np.int64)
-    cdef int64_t[::1] et = etgt
-    for k in range(n):
-        j = eo[k]
-        for v in <list> edges[k]:
-            et[j] = v
-            j += 1
-    hashes = [b""] * n
-    done = np.zeros(n, dtype=np.uint8)   # hash known
-    member = np.zeros(n, dtype=np.uint8)  # in the SCC being digested
-    cdef uint8_t[::1] dn = done
-    cdef uint8_t[::1] mb = member
-    # Tarjan, iterative
-    index = np.full(n, -1, dtype=np.int64)
-    low = np.zeros(n, dtype=np.int64)
-    onst = np.zeros(n, dtype=np.uint8)
-    stk = np.empty(n, dtype=np.int64)
-    work_v = np.empty(n, dtype=np.int64)
-    work_p = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] idx = index, lo = low, st = stk, wv = work_v, wp = work_p
-    cdef uint8_t[::1] on = onst
-    cdef Py_ssize_t counter = 0, sp_n = 0, wn, root
-    cdef bytes h
-    try:
-        for root in range(n):
-            if idx[root] >= 0:
+    cdef int shift
+    cdef uint8_t byte = 0
+    cdef Py_ssize_t prev_start
+    raw(b, U.heads + U.head_off[code], U.head_off[code + 1] - U.head_off[code])
+    sleb(b, U.parent[j] - r if j > r else -1)
+    prev_start = b.n
+    p = U.offs[j]
+    while p < nd and d[p] & 0x80:  # the abbreviation code
+        p += 1
+    p += 1
+    pc = U.start[code]
+    while True:
+        if pc + 6 > U.nprog:
+            return 1
+        op = U.prog[pc]
+        at = U.prog[pc + 1]
+        form = U.prog[pc + 2]
+        size = U.prog[pc + 3]
+        cls = U.prog[pc + 4]
+        ic = U.prog[pc + 5]
+        pc += 6
+        if span != NULL and b.n > prev_start and (prev_at == AT_NAME or prev_at == AT_DECL_FILE):
+            slot = 0 if prev_at == AT_NAME else 2
+            span[slot] = prev_start
+            span[slot + 1] = b.n
+        prev_at = at
+        prev_start = b.n
+        if op == T_END:
+            return 0
+        if op == T_SKIP:
+            p += size
+            continue
+        if op == T_FLAGP:
+            put(b, b'l')
+            uleb(b, at)
+            if at == AT_DECLARATION and decl != NULL:
+                decl[0] = 1
+                decl_seen[0] = 1
+            continue
+        if op == T_IMPLICIT:
+            if at == AT_DECLARATION and decl != NULL:
+                decl[0] = <uint64_t> ic
+                decl_seen[0] = 1
+            if cls == C_FILE:
+                if ic < 0:
+                    return 1  # the pure path indexes its file list from the end
+                v = <uint64_t> ic
+            elif ic >= 0:
+                put(b, b'k')
+                uleb(b, at)
+                uleb(b, <uint64_t> ic)
                 continue
-            wn = 0
+            else:
+                put(b, b'F')
+                uleb(b, at)
+                uleb(b, form)
+                sleb(b, ic)
+                continue
+        elif op == T_FIXED or op == T_RAW:
+            if p + size > nd:
+                return 1
+            if op == T_RAW:
+                if at == AT_DECLARATION and decl != NULL:
+                    return 1
+                put(b, b'B')
+                uleb(b, at)
+                uleb(b, form)
+                uleb(b, size)
+                raw(b, d + p, size)
+                p += size
+                continue
+            v = rd(d, p, <int> size)
+            p += size
+        elif op == T_STRING:
+            if at == AT_DECLARATION and decl != NULL:
+                return 1
+            q = p
+            while q < nd and d[q]:
+                q += 1
+            if q >= nd:
+                return 1
+            put(b, b's')
+            uleb(b, at)
+            uleb(b, q - p)
+            raw(b, d + p, q - p)
+            p = q + 1
+            continue
+        elif op == T_BLOCK:
+            if at == AT_DECLARATION and decl != NULL:
+                return 1
+            if size == 0:
+                v = 0
+                shift = 0
+                while True:
+                    if p >= nd or shift > 56:
+                        return 1
+                    v |= (<uint64_t> (d[p] & 0x7F)) << shift
+                    p += 1
+                    if not d[p - 1] & 0x80:
+                        break
+                    shift += 7
+            else:
+                if p + size > nd:
+                    return 1
+                v = rd(d, p, <int> size)
+                p += size
+            if v > <uint64_t> (nd - p):
+                return 1
+            put(b, b'B')
+            uleb(b, at)
+            uleb(b, form)
+            uleb(b, v)
+            raw(b, d + p, v)
+            p += v
+            continue
+        elif op == T_SDATA or op == T_ULEB:
+            v = 0
+            shift = 0
+            while True:
+                if p >= nd or shift > 63:
+                    return 1
+                byte = d[p]
+                v |= (<uint64_t> (byte & 0x7F)) << shift
+                p += 1
+                shift += 7
+                if not byte & 0x80:
+                    break
+            if op == T_SDATA and shift < 64 and (byte & 0x40):
+                v |= (~(<uint64_t> 0)) << shift
+            if cls == C_SKIP:
+                continue
+        else:
+            return 1
+        if at == AT_DECLARATION and decl != NULL:
+            decl[0] = v
+            decl_seen[0] = 1
+        # classify the value v (tokens._classify)
+        if cls == C_UREF or cls == C_REFADDR:
+            sv = <int64_t> v + (U.u if cls == C_UREF else 0)
+            if U.root_of == NULL:
+                put(b, b'G')  # finding roots: only the declaration flag matters
+                uleb(b, at)
+                uleb(b, <uint64_t> sv)
+                continue
+            t = find_die(U.offs, U.n, sv)
+            if t >= U.n or U.offs[t] != sv:
+                if U.u <= sv < U.uend:
+                    return 1  # not a DIE: the pure path raises
+                put(b, b'G')
+                uleb(b, at)
+                uleb(b, <uint64_t> sv)
+                continue
+            s = U.root_of[t]
+            if s == k:
+                put(b, b'L')
+                uleb(b, at)
+                sleb(b, t - r)
+            elif s >= 0:
+                ipush(rpos, b.n)
+                put(b, b'R')
+                if ogrow(b, 4) == 0:
+                    b.p[b.n] = s & 0xFF
+                    b.p[b.n + 1] = (s >> 8) & 0xFF
+                    b.p[b.n + 2] = (s >> 16) & 0xFF
+                    b.p[b.n + 3] = (s >> 24) & 0xFF
+                    b.n += 4
+                uleb(b, at)
+                uleb(b, t - U.roots[s])
+            else:
+                put(b, b'U')
+                uleb(b, at)
+                uleb(b, U.u)
+                uleb(b, <uint64_t> sv)
+        elif cls == C_STRP:
+            if cstring(b, at, U.strs, U.nstrs, v):
+                return 1
+        elif cls == C_LINESTRP:
+            if cstring(b, at, U.lstrs, U.nlstrs, v):
+                return 1
+        elif cls == C_STRX:
+            if v > (<uint64_t> 1) << 40:
+                return 1
+            q = U.so_base + v * U.osize
+            if q < 0 or q + U.osize > U.nstroff:
+                return 1
+            if cstring(b, at, U.strs, U.nstrs, rd(U.stroff, q, U.osize)):
+                return 1
+        elif cls == C_FILE:
+            if v < <uint64_t> U.nfiles and U.file_start[v] >= 0:
+                put(b, b'f')
+                uleb(b, at)
+                uleb(b, U.file_end[v] - U.file_start[v])
+                raw(b, U.files + U.file_start[v], U.file_end[v] - U.file_start[v])
+            else:  # as the pure path: an unknown file is a unit-only value
+                put(b, b'U')
+                uleb(b, at)
+                uleb(b, U.u)
+                uleb(b, v)
+        elif cls == C_UINDEX:
+            put(b, b'U')
+            uleb(b, at)
+            uleb(b, U.u)
+            uleb(b, v)
+        elif cls == C_DATA:
+            if v < (<uint64_t> 1) << (size * 8 - 1):
+                put(b, b'k')
+                uleb(b, at)
+                uleb(b, v)
+            else:
+                put(b, b'F')
+                uleb(b, at)
+                uleb(b, form)
+                uleb(b, v)
+        elif cls == C_UDATA:
+            put(b, b'k')
+            uleb(b, at)
+            uleb(b, v)
+        elif cls == C_SDATA:
+            sv = <int64_t> v
+            if sv >= 0:
+                put(b, b'k')
+                uleb(b, at)
+                uleb(b, v)
+            else:
+                put(b, b'F')
+                uleb(b, at)
+                uleb(b, form)
+                sleb(b, sv)
+        elif cls == C_FLAG:
+            if v == 1:
+                put(b, b'l')
+                uleb(b, at)
+            else:
+                put(b, b'F')
+                uleb(b, at)
+                uleb(b, form)
+                uleb(b, v)
+        else:
+            put(b, b'F')
+            uleb(b, at)
+            uleb(b, form)
+            uleb(b, v)
+
+
+# --- the whole unit ---------------------------------------------------------------------------
+
+cdef struct Work:
+    Unit U
+    const int64_t *ends
+    const uint8_t *cflags
+    Py_ssize_t ncodes
+    const uint8_t *ctx
+    Py_ssize_t nctx
+    const int64_t *named
+    Py_ssize_t nnamed
+    const int64_t *xdies
+    Py_ssize_t nx
+    # per DIE (n entries), from the caller
+    int64_t *roots
+    int64_t *rends
+    int64_t *root_of
+    uint8_t *nsok
+    uint8_t *nsh        # 16 bytes per DIE: the namespace hash of a namespace DIE
+    # per root (at most n entries), from the caller
+    uint8_t *pinned
+    uint8_t *uniq
+    uint8_t *hashes     # 16 bytes per root
+    uint8_t *names      # 16 bytes per root
+    uint8_t *has_name
+    Py_ssize_t nroots
+
+
+cdef int cmp_i64(const void *a, const void *b) noexcept nogil:
+    cdef int64_t x = (<const int64_t *> a)[0], y = (<const int64_t *> b)[0]
+    return (x > y) - (x < y)
+
+
+cdef uint8_t EMPTY_NS[16]
+memset(EMPTY_NS, 0, 16)
+
+
+cdef inline const uint8_t *ns_of(Work *W, Py_ssize_t j) noexcept nogil:
+    """The hash of the namespaces around DIE ``j`` (zeros at unit level)."""
+    cdef int64_t p = W.U.parent[j]
+    return W.nsh + 16 * p if p > 0 else EMPTY_NS
+
+
+cdef int find_roots(Work *W, Out *scratch) noexcept nogil:
+    cdef Unit *U = &W.U
+    cdef Py_ssize_t n = U.n, j, k, e, nr = 0
+    cdef int64_t code, p
+    cdef uint8_t f
+    cdef uint64_t decl
+    cdef int seen
+    for j in range(n):
+        code = U.codes[j]
+        if code < 0 or code >= W.ncodes or U.start[code] < 0:
+            return 1
+        if j and not (0 <= U.parent[j] < j):
+            return 1
+    W.nsok[0] = 1
+    for j in range(1, n):
+        p = U.parent[j]
+        f = W.cflags[U.codes[j]]
+        W.nsok[j] = 1 if (f & F_NAMESPACE) and W.nsok[p] else 0
+        W.root_of[j] = -1
+        if not W.nsok[p]:
+            continue
+        if not (f & F_TYPE):
+            if not (f & F_DECL):
+                continue
+            if not (f & F_DECL_PRESENT):
+                scratch.n = 0
+                decl = 0
+                seen = 0
+                if tok_die(U, scratch, j, j, -1, NULL, NULL, &decl, &seen) or not seen:
+                    return 1
+                if decl == 0:
+                    continue
+        W.roots[nr] = j
+        e = find_die(U.offs, n, W.ends[j])
+        if e <= j:
+            return 1
+        W.rends[nr] = e
+        nr += 1
+    W.root_of[0] = -1
+    for k in range(nr):
+        for j in range(W.roots[k], W.rends[k]):
+            W.root_of[j] = k
+    W.nroots = nr
+    return 0
+
+
+cdef int namespaces(Work *W, Out *scratch) noexcept nogil:
+    """The hash of every namespace's chain of names (hash._namespaces)."""
+    cdef Unit *U = &W.U
+    cdef Py_ssize_t j, q, nlen
+    cdef int64_t span[4]
+    cdef uint64_t x
+    cdef int shift
+    cdef Out buf
+    buf.p = NULL
+    buf.n = buf.cap = buf.err = 0
+    for j in range(1, U.n):
+        if not W.nsok[j]:
+            continue
+        scratch.n = 0
+        span[0] = -1
+        if tok_die(U, scratch, j, j, -1, span, NULL, NULL, NULL):
+            free(buf.p)
+            return 1
+        buf.n = 0
+        raw(&buf, ns_of(W, j), 16)
+        if span[0] < 0:
+            raw(&buf, <const uint8_t *> b"(anonymous)", 11)
+        else:
+            q = span[0]
+            if scratch.p[q] != b's':
+                free(buf.p)
+                return 1  # a name that is not a string: the pure path raises
+            q += 1
+            while scratch.p[q] & 0x80:  # attribute
+                q += 1
+            q += 1
+            nlen = 0
+            shift = 0
+            while True:
+                x = scratch.p[q]
+                nlen |= <Py_ssize_t> ((x & 0x7F) << shift)
+                q += 1
+                shift += 7
+                if not x & 0x80:
+                    break
+            raw(&buf, scratch.p + q, nlen)
+        if buf.err:
+            free(buf.p)
+            return 2
+        mm3(buf.p, buf.n, W.nsh + 16 * j)
+    free(buf.p)
+    return 0
+
+
+cdef int digest_local(Work *W, Out *stream, const int64_t *rstart, const int64_t *ro, const int64_t *rpv,
+                      const uint8_t *mb, const uint8_t *hashes, Py_ssize_t k, Out *buf, uint8_t *out) noexcept nogil:
+    """Root ``k``'s digest: its prefix and tokens, each 'R' + root replaced by 'T' + that root's
+    hash, or 'C' for a member of the cycle being digested (``mb``)."""
+    cdef Py_ssize_t s, pos, j, w
+    cdef const uint8_t *sp = stream.p
+    buf.n = 0
+    put(buf, b'P')
+    raw(buf, W.ctx, W.nctx)
+    raw(buf, ns_of(W, W.roots[k]), 16)
+    if W.uniq[k]:
+        put(buf, b'U')
+        uleb(buf, W.U.u)
+    else:
+        put(buf, b'N')
+    s = rstart[k]
+    for j in range(ro[k], ro[k + 1]):
+        pos = rpv[j]
+        raw(buf, sp + s, pos - s)
+        w = sp[pos + 1] | (sp[pos + 2] << 8) | (sp[pos + 3] << 16) | (<Py_ssize_t> sp[pos + 4] << 24)
+        if mb[w]:
+            put(buf, b'C')
+        else:
+            put(buf, b'T')
+            raw(buf, hashes + 16 * w, 16)
+        s = pos + 5
+    raw(buf, sp + s, rstart[k + 1] - s)
+    if buf.err:
+        return 2
+    mm3(buf.p, buf.n, out)
+    return 0
+
+
+cdef inline Py_ssize_t edge_target(const uint8_t *sp, int64_t pos) noexcept nogil:
+    return sp[pos + 1] | (sp[pos + 2] << 8) | (sp[pos + 3] << 16) | (<Py_ssize_t> sp[pos + 4] << 24)
+
+
+cdef int serial(Work *W, const uint8_t *sp, const int64_t *ro, const int64_t *rpv, const uint8_t *mb,
+                const uint8_t *local, Py_ssize_t entry, int64_t *num, int64_t *order, int64_t *stk_k,
+                int64_t *stk_p, Py_ssize_t m, Out *buf, uint8_t *out) noexcept nogil:
+    """hash._finish_scc's ``serial``: number the cycle's members in pre-order from ``entry``
+    following references in content order, and digest (local hash, member numbers referenced)
+    of each in that order. ``num`` must be -1 for every member; the caller resets it."""
+    cdef Py_ssize_t no = 1, depth = 1, k, pos, e, j, i, cnt
+    num[entry] = 0
+    order[0] = entry
+    stk_k[0] = entry
+    stk_p[0] = ro[entry]
+    while depth:
+        k = stk_k[depth - 1]
+        pos = stk_p[depth - 1]
+        # the next reference of k to a member
+        while pos < ro[k + 1] and not mb[edge_target(sp, rpv[pos])]:
+            pos += 1
+        if pos >= ro[k + 1]:
+            depth -= 1
+            continue
+        stk_p[depth - 1] = pos + 1
+        e = edge_target(sp, rpv[pos])
+        if num[e] < 0:
+            if no >= m or depth >= m:
+                return 1
+            num[e] = no
+            order[no] = e
+            no += 1
+            stk_k[depth] = e
+            stk_p[depth] = ro[e]
+            depth += 1
+    buf.n = 0
+    put(buf, b'S')
+    for i in range(no):
+        k = order[i]
+        raw(buf, local + 16 * k, 16)
+        cnt = 0
+        for j in range(ro[k], ro[k + 1]):
+            if mb[edge_target(sp, rpv[j])]:
+                cnt += 1
+        uleb(buf, cnt)
+        for j in range(ro[k], ro[k + 1]):
+            e = edge_target(sp, rpv[j])
+            if mb[e]:
+                uleb(buf, num[e])
+    if buf.err:
+        return 2
+    mm3(buf.p, buf.n, out)
+    return 0
+
+
+cdef int hash_all(Work *W, Out *stream, const int64_t *rstart, IV *rpos, Out *buf) noexcept nogil:
+    """Every root's hash, referenced roots first (Tarjan's SCCs, iterative)."""
+    cdef Py_ssize_t n = W.nroots, k, j, w, v, m, wn, root, counter = 0, sp_n = 0, msize, best_k, c
+    cdef const uint8_t *sp = stream.p
+    cdef int rc = 0
+    cdef uint8_t low[16]
+    cdef uint8_t cand[16]
+    cdef uint8_t best[16]
+    cdef bint have_best
+    cdef int64_t *ro = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *idx = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *lo = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *st = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *wv = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *wp = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *num = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *order = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *sk = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *spos = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *members = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef uint8_t *on = <uint8_t *> malloc(n + 1)
+    cdef uint8_t *mb = <uint8_t *> malloc(n + 1)
+    cdef uint8_t *local = <uint8_t *> malloc(16 * (n + 1))
+    if (ro == NULL or idx == NULL or lo == NULL or st == NULL or wv == NULL or wp == NULL or num == NULL
+            or order == NULL or sk == NULL or spos == NULL or members == NULL or on == NULL or mb == NULL
+            or local == NULL):
+        rc = 2
+    else:
+        # R token positions per root (CSR over rpos, which is in stream order)
+        j = 0
+        for k in range(n):
+            ro[k] = j
+            while j < rpos.n and rpos.p[j] < rstart[k + 1]:
+                j += 1
+        ro[n] = j
+        for k in range(n):
+            idx[k] = -1
+            on[k] = 0
+            mb[k] = 0
+            num[k] = -1
+        for root in range(n):
+            if rc or idx[root] >= 0:
+                continue
             wv[0] = root
-            wp[0] = eo[root]
+            wp[0] = ro[root]
             wn = 1
             idx[root] = lo[root] = counter
             counter += 1
             st[sp_n] = root
             sp_n += 1
             on[root] = 1
-            while wn:
+            while wn and not rc:
                 v = wv[wn - 1]
-                if wp[wn - 1] < eo[v + 1]:
-                    w = et[wp[wn - 1]]
+                if wp[wn - 1] < ro[v + 1]:
+                    w = edge_target(sp, rpos.p[wp[wn - 1]])
                     wp[wn - 1] += 1
-                    if idx[w] < 0:
+                    if w < 0 or w >= n:
+                        rc = 1
+                    elif idx[w] < 0:
                         idx[w] = lo[w] = counter
                         counter += 1
                         st[sp_n] = w
                         sp_n += 1
                         on[w] = 1
                         wv[wn] = w
-                        wp[wn] = eo[w]
+                        wp[wn] = ro[w]
                         wn += 1
                     elif on[w] and idx[w] < lo[v]:
                         lo[v] = idx[w]
@@ -470,40 +851,438 @@ def digest_roots(bytes stream, const int64_t[::1] rstart, list rpos, list rown, 
                     lo[wv[wn - 1]] = lo[v]
                 if lo[v] != idx[v]:
                     continue
-                # v closes an SCC: stack entries down to v
+                # v closes an SCC: the stack entries down to v
                 m = sp_n - 1
                 while st[m] != v:
                     m -= 1
-                scc = [st[j] for j in range(m, sp_n)]
-                for j in range(m, sp_n):
-                    on[st[j]] = 0
-                    mb[st[j]] = 1
+                msize = sp_n - m
+                for j in range(msize):
+                    members[j] = st[m + j]
+                    on[members[j]] = 0
+                    mb[members[j]] = 1
                 sp_n = m
-                local = {}
-                for k in scc:
-                    b.n = 0
-                    pre = <bytes> prefixes[k]
-                    raw(&b, <const uint8_t *> (<char *> pre), len(pre))
-                    s = rstart[k]
-                    for j in range(ro[k], ro[k + 1]):
-                        pos = rpv[j]
-                        raw(&b, sp + s, pos - s)
-                        w = sp[pos + 1] | (sp[pos + 2] << 8) | (sp[pos + 3] << 16) | (<Py_ssize_t> sp[pos + 4] << 24)
-                        if mb[w]:
-                            put(&b, b'C')
+                if msize == 1:
+                    mb[members[0]] = 0
+                    rc = digest_local(W, stream, rstart, ro, rpos.p, mb, W.hashes, members[0], buf,
+                                      W.hashes + 16 * members[0])
+                    continue
+                for j in range(msize):
+                    k = members[j]
+                    rc = rc or digest_local(W, stream, rstart, ro, rpos.p, mb, W.hashes, k, buf, local + 16 * k)
+                # hash._finish_scc: the entry is the member of smallest serialisation among those
+                # of smallest local hash (ties by root order), members numbered from it
+                qsort(members, msize, sizeof(int64_t), cmp_i64)
+                memcpy(low, local + 16 * members[0], 16)
+                for j in range(1, msize):
+                    if memcmp(local + 16 * members[j], low, 16) < 0:
+                        memcpy(low, local + 16 * members[j], 16)
+                have_best = False
+                best_k = -1
+                for j in range(msize):
+                    k = members[j]
+                    if rc or memcmp(local + 16 * k, low, 16) != 0:
+                        continue
+                    rc = serial(W, sp, ro, rpos.p, mb, local, k, num, order, sk, spos, msize, buf, cand)
+                    for c in range(msize):
+                        num[members[c]] = -1
+                    if not have_best or memcmp(cand, best, 16) < 0:
+                        memcpy(best, cand, 16)
+                        best_k = k
+                        have_best = True
+                if not rc:
+                    rc = serial(W, sp, ro, rpos.p, mb, local, best_k, num, order, sk, spos, msize, buf, cand)
+                for j in range(msize):
+                    k = members[j]
+                    if not rc:
+                        buf.n = 0
+                        put(buf, b'S')
+                        put(buf, b'M')
+                        raw(buf, best, 16)
+                        uleb(buf, <uint64_t> num[k])
+                        if buf.err:
+                            rc = 2
                         else:
-                            put(&b, b'T')
-                            h = hashes[w]
-                            raw(&b, <const uint8_t *> (<char *> h), len(h))
-                        s = pos + 5
-                    raw(&b, sp + s, rstart[k + 1] - s)
-                    local[k] = blake(PyBytes_FromStringAndSize(<char *> b.p, b.n))
-                for k in scc:
-                    mb[k] = 0
-                if len(scc) == 1:
-                    hashes[scc[0]] = local[scc[0]]
-                else:
-                    finish_scc(scc, local, edges, hashes)
-        return hashes
+                            mm3(buf.p, buf.n, W.hashes + 16 * k)
+                for j in range(msize):
+                    num[members[j]] = -1
+                    mb[members[j]] = 0
+    free(ro)
+    free(idx)
+    free(lo)
+    free(st)
+    free(wv)
+    free(wp)
+    free(num)
+    free(order)
+    free(sk)
+    free(spos)
+    free(members)
+    free(on)
+    free(mb)
+    free(local)
+    return rc
+
+
+cdef int name_keys(Work *W, Out *stream, const int64_t *spans, Out *buf) noexcept nogil:
+    """hash._name_key of every root: the digest of (namespaces, name token, file token)."""
+    cdef Py_ssize_t k
+    cdef const int64_t *s
+    cdef uint8_t *out
+    for k in range(W.nroots):
+        s = spans + 4 * k
+        out = W.names + 16 * k
+        if s[0] < 0:
+            W.has_name[k] = 0
+            continue
+        W.has_name[k] = 1
+        buf.n = 0
+        raw(buf, ns_of(W, W.roots[k]), 16)
+        raw(buf, stream.p + s[0], s[1] - s[0])
+        if s[2] >= 0:
+            raw(buf, stream.p + s[2], s[3] - s[2])
+        else:
+            put(buf, 0)
+        if buf.err:
+            return 2
+        mm3(buf.p, buf.n, out)
+    return 0
+
+
+cdef int run(Work *W) noexcept nogil:
+    cdef Unit *U = &W.U
+    cdef Out scratch, stream, buf
+    cdef IV rpos
+    cdef Py_ssize_t k, j, t, nr
+    cdef int64_t *rstart = NULL
+    cdef int64_t *spans = NULL
+    cdef int rc = 0
+    scratch.p = stream.p = buf.p = NULL
+    scratch.n = stream.n = buf.n = scratch.cap = stream.cap = buf.cap = 0
+    scratch.err = stream.err = buf.err = 0
+    rpos.p = NULL
+    rpos.n = rpos.cap = rpos.err = 0
+    rc = find_roots(W, &scratch)
+    if not rc:
+        rc = namespaces(W, &scratch)
+    nr = W.nroots
+    if not rc:
+        # roots named by expressions (pinned) and roots holding such expressions (unique)
+        for j in range(W.nnamed):
+            t = find_die(U.offs, U.n, W.named[j])
+            if t >= U.n or U.offs[t] != W.named[j]:
+                rc = 1  # not a DIE: the pure path raises
+                break
+            if W.root_of[t] >= 0:
+                W.pinned[W.root_of[t]] = 1
+        for j in range(W.nx):
+            t = W.xdies[j]
+            if 0 <= t < U.n and W.root_of[t] >= 0:
+                W.uniq[W.root_of[t]] = 1
+        for k in range(nr):
+            if W.cflags[U.codes[W.roots[k]]] & F_PIN:
+                W.pinned[k] = 1
+    if not rc:
+        rstart = <int64_t *> malloc((nr + 1) * sizeof(int64_t))
+        spans = <int64_t *> malloc((4 * nr + 1) * sizeof(int64_t))
+        if rstart == NULL or spans == NULL:
+            rc = 2
+    if not rc:
+        U.root_of = W.root_of
+        U.roots = W.roots
+        for k in range(nr):
+            rstart[k] = stream.n
+            for j in range(4):
+                spans[4 * k + j] = -1
+            for j in range(W.roots[k], W.rends[k]):
+                if tok_die(U, &stream, j, W.roots[k], k, spans + 4 * k if j == W.roots[k] else NULL,
+                           &rpos, NULL, NULL):
+                    rc = 1
+                    break
+            if rc:
+                break
+        rstart[nr] = stream.n
+        if stream.err or rpos.err:
+            rc = 2
+    if not rc:
+        rc = hash_all(W, &stream, rstart, &rpos, &buf)
+    if not rc:
+        rc = name_keys(W, &stream, spans, &buf)
+    free(rstart)
+    free(spans)
+    free(scratch.p)
+    free(stream.p)
+    free(buf.p)
+    free(rpos.p)
+    if not rc and (scratch.err or buf.err):
+        rc = 2
+    return rc
+
+
+cdef inline const uint8_t *bptr(const uint8_t[::1] v) noexcept:
+    return &v[0] if v.shape[0] else NULL
+
+
+cdef inline const int64_t *iptr(const int64_t[::1] v) noexcept:
+    return &v[0] if v.shape[0] else NULL
+
+
+def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
+            const int64_t[::1] parent, const int64_t[::1] ends, const int64_t[::1] prog, const int64_t[::1] start,
+            const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
+            const uint8_t[::1] strs, const uint8_t[::1] str_offsets, int64_t so_base, int offset_size,
+            const uint8_t[::1] line_strs, const uint8_t[::1] files, const int64_t[::1] file_start,
+            const int64_t[::1] file_end, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
+            const int64_t[::1] xref_dies):
+    """(roots, root_ends, pinned, hashes, names, has_name) of one unit, or None (the caller runs the
+    pure path). The work runs without the GIL.
+
+    ``prog[start[code]:]`` is the tokenizer program of each abbreviation code (tokens.hash_program),
+    ``heads[head_off[code]:head_off[code + 1]]`` its head token (b'H' tag children), ``cflags[code]``
+    its F_* flags; ``files[file_start[i]:file_end[i]]`` the path of file ``i`` (start -1: none);
+    ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
+    the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
+    ``hashes`` and ``names`` (the digest of namespaces, name and file) are (roots, 16) uint8."""
+    cdef Py_ssize_t n = offs.shape[0]
+    cdef Work W
+    cdef int rc
+    if n == 0 or codes.shape[0] != n or parent.shape[0] != n or ends.shape[0] != n or start.shape[0] == 0:
+        return None
+    if head_off.shape[0] != start.shape[0] + 1 or cflags.shape[0] != start.shape[0]:
+        return None
+    if file_end.shape[0] != file_start.shape[0] or offset_size not in (4, 8):
+        return None
+    roots = np.empty(n, dtype=np.int64)
+    rends = np.empty(n, dtype=np.int64)
+    root_of = np.empty(n, dtype=np.int64)
+    nsok = np.zeros(n, dtype=np.uint8)
+    nsh = np.zeros((n, 16), dtype=np.uint8)
+    pinned = np.zeros(n, dtype=np.uint8)
+    uniq = np.zeros(n, dtype=np.uint8)
+    hashes = np.zeros((n, 16), dtype=np.uint8)
+    names = np.zeros((n, 16), dtype=np.uint8)
+    has_name = np.zeros(n, dtype=np.uint8)
+    cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of
+    cdef uint8_t[::1] nsok_v = nsok, pinned_v = pinned, uniq_v = uniq, has_name_v = has_name
+    cdef uint8_t[:, ::1] nsh_v = nsh, hashes_v = hashes, names_v = names
+    W.U.d = bptr(info)
+    W.U.nd = info.shape[0]
+    W.U.u = u
+    W.U.uend = uend
+    W.U.offs = &offs[0]
+    W.U.n = n
+    W.U.codes = &codes[0]
+    W.U.parent = &parent[0]
+    W.U.prog = iptr(prog)
+    W.U.nprog = prog.shape[0]
+    W.U.start = &start[0]
+    W.U.heads = bptr(heads)
+    W.U.head_off = &head_off[0]
+    W.U.strs = bptr(strs)
+    W.U.nstrs = strs.shape[0]
+    W.U.stroff = bptr(str_offsets)
+    W.U.nstroff = str_offsets.shape[0]
+    W.U.so_base = so_base
+    W.U.osize = offset_size
+    W.U.lstrs = bptr(line_strs)
+    W.U.nlstrs = line_strs.shape[0]
+    W.U.files = bptr(files)
+    W.U.file_start = iptr(file_start)
+    W.U.file_end = iptr(file_end)
+    W.U.nfiles = file_start.shape[0]
+    W.U.root_of = NULL
+    W.U.roots = NULL
+    W.ends = &ends[0]
+    W.cflags = &cflags[0]
+    W.ncodes = cflags.shape[0]
+    W.ctx = bptr(unit_ctx)
+    W.nctx = unit_ctx.shape[0]
+    W.named = iptr(named)
+    W.nnamed = named.shape[0]
+    W.xdies = iptr(xref_dies)
+    W.nx = xref_dies.shape[0]
+    W.roots = &roots_v[0]
+    W.rends = &rends_v[0]
+    W.root_of = &root_of_v[0]
+    W.nsok = &nsok_v[0]
+    W.nsh = &nsh_v[0, 0]
+    W.pinned = &pinned_v[0]
+    W.uniq = &uniq_v[0]
+    W.hashes = &hashes_v[0, 0]
+    W.names = &names_v[0, 0]
+    W.has_name = &has_name_v[0]
+    W.nroots = 0
+    with nogil:
+        rc = run(&W)
+    if rc == 2:
+        raise MemoryError()
+    if rc:
+        return None
+    nr = W.nroots
+    return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),
+            names[:nr].copy(), has_name[:nr].astype(bool))
+
+
+# --- the kernel's tables of one abbreviation table --------------------------------------------
+
+DEF MAX_CODE = 65535
+DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
+
+
+cdef inline Py_ssize_t rd_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """Position after the ULEB128 at ``p`` (-1: truncated or wider than 63 bits)."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        if p >= n or shift > 56:
+            return -1
+        b = d[p]
+        v |= (<uint64_t> (b & 0x7F)) << shift
+        p += 1
+        if not b & 0x80:
+            out[0] = v
+            return p
+        shift += 7
+
+
+def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags):
+    """(prog, start, heads, head_off, flags) of ``analyze`` for the abbreviation table at ``off``,
+    or None (the caller builds them in Python, or runs the pure path).
+
+    ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
+    class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
+    ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
+    the tags of F_DECL."""
+    cdef Py_ssize_t n = abbrev.shape[0], p = off, spec_start, q, j
+    cdef const uint8_t *b
+    cdef uint64_t code, tag, at, form, v, max_code = 0
+    cdef int64_t ic, c
+    cdef int shift
+    cdef uint8_t children, fl
+    cdef uint64_t decl_form
+    cdef int64_t op6[6]
+    cdef bint has_decl, has_name, has_file
+    cdef Out prog, heads
+    cdef IV codes, pstart, hstart, hend, flags
+    cdef int64_t[::1] sv, hv
+    cdef uint8_t[::1] fv
+    if off < 0 or off >= n or tpl.shape[0] != 3 or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 3:
+        return None
+    if tag_flags.shape[0] != 256:
+        return None
+    b = &abbrev[0]
+    prog.p = heads.p = NULL
+    prog.n = prog.cap = prog.err = heads.n = heads.cap = heads.err = 0
+    codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
+    codes.n = codes.cap = codes.err = pstart.n = pstart.cap = pstart.err = 0
+    hstart.n = hstart.cap = hstart.err = hend.n = hend.cap = hend.err = flags.n = flags.cap = flags.err = 0
+    try:
+        while True:
+            p = rd_uleb(b, n, p, &code)
+            if p < 0 or code > MAX_CODE:
+                return None
+            if code == 0:
+                break
+            if code > max_code:
+                max_code = code
+            p = rd_uleb(b, n, p, &tag)
+            if p < 0 or p >= n:
+                return None
+            children = 1 if b[p] else 0
+            p += 1
+            ipush(&codes, <int64_t> code)
+            ipush(&pstart, prog.n // 8)
+            ipush(&hstart, heads.n)
+            put(&heads, b'H')
+            uleb(&heads, tag)
+            put(&heads, children)
+            ipush(&hend, heads.n)
+            has_decl = has_name = has_file = False
+            decl_form = 0
+            while True:
+                p = rd_uleb(b, n, p, &at)
+                if p < 0:
+                    return None
+                p = rd_uleb(b, n, p, &form)
+                if p < 0:
+                    return None
+                if at == 0 and form == 0:
+                    break
+                ic = 0
+                if form == 0x21:  # DW_FORM_implicit_const
+                    v = 0
+                    shift = 0
+                    while True:
+                        # 10 bytes hold an int64 when the last one only extends the sign
+                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
+                            return None
+                        v |= (<uint64_t> (b[p] & 0x7F)) << shift
+                        p += 1
+                        shift += 7
+                        if not b[p - 1] & 0x80:
+                            break
+                    if shift < 64 and (b[p - 1] & 0x40):
+                        v |= (~(<uint64_t> 0)) << shift
+                    ic = <int64_t> v
+                if form >= TPL_FORMS:
+                    return None
+                c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2
+                if tpl[c, form, 0] < 0:
+                    return None
+                if at == AT_DECLARATION and not has_decl:
+                    has_decl = True
+                    decl_form = form
+                if at == AT_NAME:
+                    has_name = True
+                if at == AT_DECL_FILE:
+                    has_file = True
+                if ogrow(&prog, 6 * 8) == 0:
+                    op6[0] = tpl[c, form, 0]
+                    op6[1] = <int64_t> at
+                    op6[2] = <int64_t> form
+                    op6[3] = tpl[c, form, 1]
+                    op6[4] = tpl[c, form, 2]
+                    op6[5] = ic
+                    memcpy(prog.p + prog.n, op6, 6 * 8)
+                    prog.n += 6 * 8
+            v = 0  # T_END
+            if ogrow(&prog, 6 * 8) == 0:
+                memset(prog.p + prog.n, 0, 6 * 8)
+                prog.n += 6 * 8
+            fl = 0
+            if tag < 256:
+                fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE)
+                if (tag_flags[tag] & 64) and has_decl and decl_form:
+                    fl |= F_DECL
+                    if decl_form == 0x19:  # DW_FORM_flag_present
+                        fl |= F_DECL_PRESENT
+            if has_name and not has_file:
+                fl |= F_PIN
+            ipush(&flags, fl)
+        if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err:
+            raise MemoryError()
+        size = max_code + 1
+        start_a = np.full(size, -1, dtype=np.int64)
+        head_len = np.zeros(size + 1, dtype=np.int64)
+        flags_a = np.zeros(size, dtype=np.uint8)
+        heads_by_code = [b""] * size
+        hb = PyBytes_FromStringAndSize(<const char *> heads.p, heads.n) if heads.n else b""
+        sv = start_a
+        hv = head_len
+        fv = flags_a
+        for j in range(codes.n):
+            code = codes.p[j]
+            sv[code] = pstart.p[j]
+            heads_by_code[code] = hb[hstart.p[j]:hend.p[j]]
+            hv[code + 1] = hend.p[j] - hstart.p[j]
+            fv[code] = flags.p[j]
+        prog_a = np.frombuffer(PyBytes_FromStringAndSize(<const char *> prog.p, prog.n), dtype=np.int64)
+        return prog_a, start_a, b"".join(heads_by_code), np.cumsum(head_len), flags_a
     finally:
-        free(b.p)
+        free(prog.p)
+        free(heads.p)
+        free(codes.p)
+        free(pstart.p)
+        free(hstart.p)
+        free(hend.p)
+        free(flags.p)

@@ -1,96 +1,186 @@
-"""The hash phase's compiled path: ``_hashcore.tokenize`` writes every root's tokens as one byte
-stream in C; this module digests them exactly as ``hash._hash_roots`` digests its token lists.
+"""The hash phase's compiled path: ``_hashcore.analyze`` does all of ``hash.analyze_unit`` after
+decoding, for one unit, in C without the GIL; this module lays out its per-abbreviation tables.
 
 The pure path (``hash._hash_roots`` with ``tokens.py``) is the reference: the two give different
 hash values but the same equalities, hence the same merge and the same output bytes (a test runs
-both). ``hash_roots`` returns None when the compiled core is missing or declines the unit.
+both). ``analyze`` returns None when the compiled core is missing or declines the unit.
 """
 from __future__ import annotations
 
-import hashlib
 import marshal
-from typing import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.abbrev import Abbrev
+from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_uleb
 from linkplugin.dwarf.read import UnitDies
 from linkplugin.merge.tokens import hash_program
 
 _core = load_compiled("linkplugin.merge._hashcore")
-_programs: dict[tuple, list[int]] = {}
+
+# Flags of an abbreviation code (_hashcore.F_*)
+CODE_TYPE, CODE_DECL, CODE_DECL_PRESENT, CODE_NAMESPACE, CODE_PIN = 1, 2, 4, 8, 32
 
 
-def _blake(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+class Tables(NamedTuple):
+    prog: np.ndarray      # tokenizer programs, concatenated
+    start: np.ndarray     # where each code's program starts (-1: no such code)
+    heads: bytes          # head tokens, concatenated
+    head_off: np.ndarray  # code's head is heads[head_off[code]:head_off[code + 1]]
+    flags: np.ndarray     # CODE_* of each code
 
 
-def _tables(ud: UnitDies) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """(ops, start by code, head bytes by code) of the unit's abbreviations."""
+def _code_flags(ab: Abbrev) -> int:
+    """hash.find_roots's and analyze_unit's per-DIE decisions that only depend on the abbreviation."""
+    decl = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
+    ats = {at for at, _, _ in ab.specs}
+    flags = 0
+    if ab.tag in F.TYPE_TAGS:
+        flags |= CODE_TYPE
+    if ab.tag in F.DECL_TAGS and decl:
+        flags |= CODE_DECL | (CODE_DECL_PRESENT if decl == F.DW_FORM_flag_present else 0)
+    if ab.tag == F.DW_TAG_namespace:
+        flags |= CODE_NAMESPACE
+    if F.DW_AT_name in ats and F.DW_AT_decl_file not in ats:
+        flags |= CODE_PIN  # gdb lists it under each unit's file: every unit keeps its copy
+    return flags
+
+
+_TPL_FORMS = 0x1F30  # _hashcore.TPL_FORMS
+_DECL_TAG = 64        # _hashcore.tables: a tag of F.DECL_TAGS
+
+
+def _template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+    """(op, size, class) of tokens.hash_program for every form, for DW_AT_sibling, DW_AT_decl_file
+    and any other attribute (the only distinctions it makes): ``_hashcore.tables``'s input, so
+    that the compiled tables follow hash_program by construction (cached per unit shape)."""
+    key = (version, offset_size, addr_size)
+    tpl = _templates.get(key)
+    if tpl is None:
+        tpl = np.full((3, _TPL_FORMS, 3), -1, dtype=np.int64)
+        for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_decl_file, F.DW_AT_name)):
+            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+                try:
+                    prog = hash_program(((at, form, 0),), version, offset_size, addr_size)
+                except DwarfError:
+                    continue
+                tpl[c, form] = (prog[0], prog[3], prog[4])
+        _templates[key] = tpl
+    return tpl
+
+
+_templates: dict[tuple, np.ndarray] = {}
+_TAG_FLAGS = np.zeros(256, dtype=np.uint8)
+for _tag in F.TYPE_TAGS:
+    _TAG_FLAGS[_tag] |= CODE_TYPE
+for _tag in F.DECL_TAGS:
+    _TAG_FLAGS[_tag] |= _DECL_TAG
+_TAG_FLAGS[F.DW_TAG_namespace] |= CODE_NAMESPACE
+
+
+def unit_tables(abbrev: bytes, ud: UnitDies) -> Tables | None:
+    """The kernel's tables of the unit's abbreviation table, made in C from its bytes (None: the
+    table has a form the compiled tokenizer does not take)."""
     hdr = ud.hdr
-    size = max(ud.abbrevs, default=0) + 1
+    if _core is not None and abbrev:
+        got = _core.tables(abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS)
+        if got is not None:
+            return Tables(*got)
+    try:
+        return _tables(ud.abbrevs, hdr.version, hdr.offset_size, hdr.addr_size)
+    except DwarfError:
+        return None
+
+
+def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_size: int) -> Tables:
+    """The kernel's tables of an abbreviation table in a unit of this shape, in Python (the
+    reference for ``_hashcore.tables``; cached per table)."""
+    key = (id(abbrevs), version, offset_size, addr_size)
+    got = _tables_cache.get(key)
+    if got is not None and got[0] is abbrevs:
+        return got[1]
+    size = max(abbrevs, default=0) + 1
     start = np.full(size, -1, dtype=np.int64)
+    head_len = np.zeros(size + 1, dtype=np.int64)
+    flags = np.zeros(size, dtype=np.uint8)
     heads = [b""] * size
     ops: list[int] = []
     at_of: dict[bytes, int] = {}
-    for code, ab in ud.abbrevs.items():
-        key = (ab.raw, hdr.version, hdr.offset_size, hdr.addr_size)
-        prog = _programs.get(key)
-        if prog is None:
-            if len(_programs) > 8192:
-                _programs.clear()
-            prog = _programs[key] = hash_program(ab.specs, hdr.version, hdr.offset_size, hdr.addr_size)
+    for code, ab in abbrevs.items():
+        ent = _abbrevs.get((ab.raw, ab.tag, ab.children, version, offset_size, addr_size))
+        if ent is None:
+            if len(_abbrevs) > 65536:
+                _abbrevs.clear()
+            ent = _abbrevs[(ab.raw, ab.tag, ab.children, version, offset_size, addr_size)] = (
+                hash_program(ab.specs, version, offset_size, addr_size),
+                b"H" + encode_uleb(ab.tag) + (b"\1" if ab.children else b"\0"), _code_flags(ab))
+        prog, head, flag = ent
         at = at_of.get(ab.raw)
         if at is None:
             at = at_of[ab.raw] = len(ops)
             ops += prog
         start[code] = at
-        heads[code] = b"H" + encode_uleb(ab.tag) + (b"\1" if ab.children else b"\0")
-    return np.array(ops, dtype=np.int64), start, heads
+        heads[code] = head
+        head_len[code + 1] = len(head)
+        flags[code] = flag
+    tables = Tables(np.array(ops, dtype=np.int64), start, b"".join(heads), np.cumsum(head_len), flags)
+    if len(_tables_cache) > 4096:
+        _tables_cache.clear()
+    _tables_cache[key] = (abbrevs, tables)  # keeps the table alive, so its id is not reused
+    return tables
 
 
-def hash_roots(info: bytes, ud: UnitDies, env: object, roots: np.ndarray, root_ends: np.ndarray,
-               root_of: np.ndarray, prefixes: list[bytes], file_token: Callable[[int, int], tuple],
-               namespaces: list[tuple], finish_scc: Callable) -> tuple[list[bytes], list[bytes | None]] | None:
-    """(hashes, name keys) of the unit's roots, or None (the pure path then runs).
+_tables_cache: dict[tuple, tuple] = {}
+_abbrevs: dict[tuple, tuple] = {}  # (program, head, flags) by (attribute list, tag, children, unit shape)
 
-    ``prefixes[k]``: the marshalled per-root context tokens; ``file_token``: the pure path's
-    ``_RefCtx.file``; ``finish_scc``: the pure path's numbering of a cycle's members."""
+
+class Analysis(NamedTuple):
+    roots: np.ndarray
+    root_ends: np.ndarray
+    pinned: np.ndarray
+    hashes: np.ndarray
+    names: np.ndarray
+    has_name: np.ndarray
+
+
+def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:
+    """The unit's roots, pinned flags, hashes and name keys (see ``hash.UnitAnalysis``), or None
+    (the pure path then runs and raises any error). ``named``: section offsets of the DIEs that
+    DWARF expressions name; ``xref_dies``: the DIEs holding such expressions."""
     if _core is None:
         return None
     hdr = ud.hdr
     secs = env.secs  # type: ignore[attr-defined]
-    ops, start, heads = _tables(ud)
-    so_base = env.str_offsets_base  # type: ignore[attr-defined]
-    offs, codes, parent, _ = ud.arrays()
-    got = _core.tokenize(info, hdr.off, hdr.end, offs, codes, parent, roots, root_ends, root_of, ops, start, heads, secs.get(".debug_str", b""),
-                         secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
-                         secs.get(".debug_line_str", b""),
-                         lambda at, v: marshal.dumps(file_token(at, v), 2))
-    if got is None:
+    tables = unit_tables(secs.get(".debug_abbrev", b""), ud)
+    if tables is None:
         return None
-    stream, rstart, rpos, rown, edges, spans = got
-    hashes = _core.digest_roots(stream, rstart, rpos, rown, prefixes, edges, _blake, finish_scc)
-    # Name keys laid out as hash._name_key makes them (16-byte digest of namespaces, name and
-    # file tokens; then 1 for a typedef, or 0 and a digest of the decl_line token).
-    names: list[bytes | None] = []
-    codes, root_l = ud.codes, roots.tolist()
-    for k, (ns, ne, fs, fe, ls, le) in enumerate(spans.tolist()):
-        if ns < 0:
-            names.append(None)
-            continue
-        key = _blake(marshal.dumps((namespaces[k], stream[ns:ne], stream[fs:fe] if fs >= 0 else None), 2))
-        if ud.abbrevs[codes[root_l[k]]].tag == F.DW_TAG_typedef:
-            names.append(key + b"\1")
-        else:
-            names.append(key + b"\0" + _blake(stream[ls:le] if ls >= 0 else b"none"))
-    return hashes, names
+    try:
+        files = env.files()  # type: ignore[attr-defined]
+    except DwarfError:
+        return None
+    so_base = env.str_offsets_base  # type: ignore[attr-defined]
+    if not isinstance(so_base, int):
+        return None
+    sizes = np.array([len(f) if f is not None else -1 for f in files], dtype=np.int64)
+    ends = np.cumsum(np.maximum(sizes, 0))
+    starts = np.where(sizes >= 0, ends - sizes, -1)
+    lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
+    unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
+    offs, codes, parent, die_ends = ud.arrays()
+    got = _core.analyze(info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
+                        tables.heads, tables.head_off, tables.flags, secs.get(".debug_str", b""),
+                        secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
+                        b"".join(f for f in files if f is not None), starts, ends, unit_ctx,
+                        np.array(named, dtype=np.int64), np.array(xref_dies, dtype=np.int64))
+    return Analysis(*got) if got is not None else None
 
 
 def available() -> bool:
     return _core is not None
 
 
-__all__ = ["available", "hash_roots"]
+__all__ = ["Analysis", "analyze", "available"]

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
+from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
@@ -32,13 +32,12 @@ from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fasthash
+from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
 
 
-_DW_AT_decl_line = 0x3B
-_DW_TAG_typedef = 0x16
 
 
 class UnitAnalysis(NamedTuple):
@@ -46,10 +45,12 @@ class UnitAnalysis(NamedTuple):
     offs: np.ndarray          # section offset of every DIE
     roots: np.ndarray         # DIE index of each mergeable root
     root_ends: np.ndarray     # DIE index after each root's subtree
-    hashes: list[bytes]       # 128-bit hash of each root
+    hashes: np.ndarray        # (roots, 16) uint8: 128-bit hash of each root
     pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
-    names: list[bytes | None]  # digest of each named root's (namespaces, name, declaring file)
+    names: np.ndarray         # (roots, 16) uint8: name key of each named root (hash._name_key)
+    has_name: np.ndarray      # which roots have a name key
+    gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
 
 
 def _digest(obj: object) -> bytes:
@@ -108,14 +109,15 @@ class UnitEnv:
 
     def files(self) -> list[bytes | None]:
         if self._files is None:
-            self._files = []
+            files: list[bytes | None] = []
             sl = self.top.get(F.DW_AT_stmt_list)
             line = self.secs.get(".debug_line")
             if sl is not None and line is not None:
                 cd = self.top.get(F.DW_AT_comp_dir)
-                self._files = file_names(line, sl[1], strs=self.str,  # type: ignore[arg-type]
-                                         line_strs=self.secs.get(".debug_line_str", b""),
-                                         comp_dir=self.string(*cd) if cd else b"")
+                files = file_names(line, sl[1], strs=self.str,  # type: ignore[arg-type]
+                                   line_strs=self.secs.get(".debug_line_str", b""),
+                                   comp_dir=self.string(*cd) if cd else b"")
+            self._files = files  # only once read: a DwarfError raises again on the next call
         return self._files
 
 
@@ -125,18 +127,18 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
         return "64-bit DWARF"
     if hdr.unit_type not in (F.DW_UT_compile, F.DW_UT_partial):
         return f"unit type 0x{hdr.unit_type:x}"
-    if ud.abbrevs[ud.codes[0]].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
+    if ud.abbrevs[int(ud.arrays()[1][0])].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
         return "not a compile or partial unit"
     if F.DW_AT_GNU_dwo_id in env.top or F.DW_AT_dwo_name in env.top or F.DW_AT_GNU_dwo_name in env.top:
         return "split-DWARF skeleton"
-    if any(form == F.DW_FORM_indirect for ab in ud.abbrevs.values() for _, form, _ in ab.specs):
+    if uses_indirect(ud.abbrevs):
         return "DW_FORM_indirect"
     return ""
 
 
 def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
     """(section name, operands) of the DIE-naming operands in the unit's location lists."""
-    if not ud.locs:
+    if not len(ud.locs):
         return "", []
     name = ".debug_loclists" if ud.hdr.version >= 5 else ".debug_loc"
     sec = secs.get(name)
@@ -203,12 +205,21 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
                  ) -> UnitAnalysis:
     info = secs[".debug_info"]
     hdr = ud.hdr
-    offs = np.array(ud.offs, dtype=np.int64)
+    offs = ud.arrays()[0]
     env = UnitEnv(secs, ud, info, strp_cache)
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, [], np.zeros(0, dtype=bool), [])
+        return UnitAnalysis(reason, offs, empty, empty, np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool),
+                            np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool), (NEVER, b""))
+    _, loc_ops = location_operands(secs, ud, env)
+    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
+    if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below
+        got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
+        if got is not None:
+            return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
+                                expansion_key(info, ud, env.string))
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -216,9 +227,6 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         root_of[roots[k]:root_ends[k]] = k
     pinned = np.zeros(len(roots), dtype=bool)
     unique = np.zeros(len(roots), dtype=bool)
-    _, loc_ops = location_operands(secs, ud, env)
-    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
-    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
     if named:
         idx = np.searchsorted(offs, np.array(named, dtype=np.int64))
         if (idx >= n).any() or (offs[np.minimum(idx, n - 1)] != np.array(named)).any():
@@ -235,7 +243,9 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
     hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
-    return UnitAnalysis("", offs, roots, root_ends, hashes, pinned, names)
+    return UnitAnalysis("", offs, roots, root_ends, np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16),
+                        pinned, np.frombuffer(b"".join(n or bytes(16) for n in names), dtype=np.uint8).reshape(-1, 16),
+                        np.array([n is not None for n in names], dtype=bool), expansion_key(info, ud, env.string))
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -300,12 +310,6 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     roots_l = roots.tolist()
     ends_l = root_ends.tolist()
     ctx = _RefCtx(ud, env, root_of.tolist(), roots_l)
-    if fasthash.available():  # the same tokens, written and digested in C (fasthash.py)
-        nss = [_namespaces(info, ud, env, r, ns_memo) for r in roots_l]
-        prefixes = [marshal.dumps((base_ctx, ns, hdr.off if unique[k] else None), 2) for k, ns in enumerate(nss)]
-        got = fasthash.hash_roots(info, ud, env, roots, root_ends, root_of, prefixes, ctx.file, nss, _finish_scc)
-        if got is not None:
-            return got
     # Per code: head token, tokenizer, attribute numbers, implicit constants (one lookup per DIE).
     per_code = {code: _code_tokens(ab, hdr) for code, ab in ud.abbrevs.items()}
     # Pass 1: each root's tokens, with references to other roots left as ('R', root, rel).
@@ -349,23 +353,18 @@ def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
 
 def _name_key(out: list, first: int) -> bytes | None:
     """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
-    declaring file, from the root DIE's tokens ``out[first:]``, followed by one byte: 1 for a
-    typedef (gdb prints the type it names), else 0 and its declaring line (all gdb prints of a
-    struct, enum or base type); None for an unnamed root. fasthash.hash_roots makes the same keys
-    from the compiled token stream: change both together (tests/test_compiled_core.py)."""
-    name = file = line = None
+    declaring file, from the root DIE's tokens ``out[first:]``; None for an unnamed root.
+    _hashcore.name_keys makes the same keys from the compiled token stream: change both together
+    (tests/test_compiled_core.py)."""
+    name = file = None
     for t in out[first:]:
         if t[0] == F.DW_AT_name:
             name = t
         elif t[0] == F.DW_AT_decl_file:
             file = t
-        elif t[0] == _DW_AT_decl_line:
-            line = t
     if name is None:
         return None
-    if out[first - 1][0][0] == _DW_TAG_typedef:
-        return _digest((out[1], name, file)) + b"\1"
-    return _digest((out[1], name, file)) + b"\0" + _digest(line)
+    return _digest((out[1], name, file))
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:

@@ -448,7 +448,7 @@ class _LocEnv(NamedTuple):
 def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     """hash.location_operands without a UnitEnv: that one decodes the unit DIE through the
     per-DIE Python lists, which the compiled path never makes otherwise."""
-    if not ud.locs:
+    if not len(ud.locs):
         return []
     info = secs[".debug_info"]
     offs, codes = ud.arrays()[:2]

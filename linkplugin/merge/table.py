@@ -1,7 +1,9 @@
-"""Phase 2 (serial, cheap): the global hash table. For each hash the lowest (unit, DIE) wins.
+"""Phase 2 (serial, cheap): the global hash table. For each hash the copy of the unit gdb expands
+first wins (expansion.py), the lowest (unit, DIE) among equals.
 
-Units are inserted in unit order whatever the number of workers that produced their hashes, so
-the winners (and the output bytes) never depend on ``jobs``.
+Units are taken in that order whatever the number of workers that produced their hashes, so
+the winners (and the output bytes) never depend on ``jobs``. Everything is numpy over all units'
+roots at once: no Python work per root.
 """
 from __future__ import annotations
 
@@ -9,39 +11,87 @@ from typing import NamedTuple
 
 import numpy as np
 
+from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
 
 
-def _ambiguous_names(analyses: list[UnitAnalysis]) -> dict[bytes, int]:
-    """Names of roots that gdb's listings would show differently depending on the copy.
+def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct value, group of each row) of an (n, 16) uint8 array of
+    digests; the first row is the one of lowest ``prio`` (a permutation of the rows; default:
+    the row's index).
 
-    gdb's `info types` prints one entry per file and name: that of the unit it expanded last.
-    When typedefs of different types share a name and file (a template alias such as
-    `__type_identity_t` in <type_traits>, a typedef of a source compiled twice with different
-    macros), or structs of one name are declared on different lines, removing one unit's copy
-    changes which one gdb prints. gdb lists the copy of the last unit holding the name (it
-    expands units in order and searches the newest first): that unit keeps its copies, and the
-    result maps each such name to that unit. A name key (hash.py ``_name_key``)
-    (16 bytes: namespaces, name, file; gdb does not tell a C struct from a typedef of the same
-    name apart there) is followed by 1 for a typedef, whose text is its type (compared by hash),
-    or by 0 and the declaring line for any other type (all gdb shows of it)."""
-    first: dict[bytes, bytes] = {}
-    last: dict[bytes, int] = {}
-    differ: set[bytes] = set()
-    for u, a in enumerate(analyses):
-        for name, h in zip(a.names, a.hashes):
-            if name is None:
-                continue
-            key = name[:16]
-            shown = b"\1" + h if name[16] == 1 else name[16:]
-            if first.setdefault(key, shown) != shown:
-                differ.add(key)
-            last[key] = u
-    return {key: last[key] for key in differ}
+    Sorting by the first 8 bytes alone is enough unless two rows share them and differ after
+    (almost never for digests): only then are all 16 bytes sorted. The sort need not be stable:
+    each group's first row is taken by a minimum."""
+    words = np.ascontiguousarray(rows).view(np.uint64)
+    order = np.argsort(words[:, 0])
+    w0 = words[order, 0]
+    w1 = words[order, 1]
+    same = w0[1:] == w0[:-1]
+    if (same & (w1[1:] != w1[:-1])).any():
+        order = np.lexsort((words[:, 1], words[:, 0]))
+        w0 = words[order, 0]
+        w1 = words[order, 1]
+        same = (w0[1:] == w0[:-1]) & (w1[1:] == w1[:-1])
+    new = np.empty(len(order), dtype=bool)
+    new[:1] = True
+    new[1:] = ~same
+    starts = np.flatnonzero(new)
+    if prio is None:
+        first = np.minimum.reduceat(order, starts) if len(order) else order
+    else:
+        row_of = np.empty(len(prio), dtype=np.int64)
+        row_of[prio] = np.arange(len(prio))
+        first = row_of[np.minimum.reduceat(prio[order], starts)] if len(order) else order
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return first, group
 
 
-def _key(name: bytes | None) -> bytes | None:
-    return name[:16] if name is not None else None
+def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray, names: np.ndarray,
+                     has_name: np.ndarray) -> np.ndarray:
+    """Which roots (of all units, end to end) keep their copies because gdb's listings would
+    show their name differently depending on the copy, so that gdb shows what it showed for
+    the input. ``rank``: each root's unit's place in gdb's expansion order; ``hash_group``: equal
+    for roots of equal hashes.
+
+    gdb's `info types` prints one entry per file and name: that of the unit it expanded last
+    (expansion.py). When copies under one name and file differ (typedefs of different types
+    sharing a name: a template alias such as `__type_identity_t` in <type_traits>, a typedef of
+    a source compiled twice with different macros; structs declared on different lines or
+    whose nested typedefs differ), removing a unit's copy can change which one gdb prints.
+    The holders gdb expands last (the greatest ``rank``) keep their copies: one of them (the
+    lowest unit) when they all hold the same copy, so that gdb prints it whatever order it
+    expands them in; every one of them when they differ, since which of them gdb expands last
+    depends on the order its unstable sort leaves equal names in, in the input as in the output.
+    A name key (hash.py ``_name_key``: namespaces, name, file) stands for the name; the root's
+    hash for its contents (all the nested entries gdb lists with it)."""
+    keep = np.zeros(len(unit), dtype=bool)
+    idx = np.flatnonzero(has_name)
+    if not len(idx):
+        return keep
+    _, key = _groups(names[idx])
+    nkeys = int(key.max()) + 1
+    h = hash_group[idx]
+    r = rank[idx]
+    u = unit[idx]
+    big = np.iinfo(np.int64).max
+    hmin = np.full(nkeys, big, dtype=np.int64)
+    hmax = np.full(nkeys, -1, dtype=np.int64)
+    np.minimum.at(hmin, key, h)
+    np.maximum.at(hmax, key, h)
+    last = np.full(nkeys, -1, dtype=np.int64)
+    np.maximum.at(last, key, r)
+    tail = r == last[key]  # the roots of the holders gdb expands last
+    tmin = np.full(nkeys, big, dtype=np.int64)
+    tmax = np.full(nkeys, -1, dtype=np.int64)
+    umin = np.full(nkeys, big, dtype=np.int64)
+    np.minimum.at(tmin, key[tail], h[tail])
+    np.maximum.at(tmax, key[tail], h[tail])
+    np.minimum.at(umin, key[tail], u[tail])
+    differ = hmin[key] != hmax[key]
+    keep[idx] = differ & tail & ((tmin[key] != tmax[key]) | (u == umin[key]))
+    return keep
 
 
 class Removals(NamedTuple):
@@ -52,28 +102,48 @@ class Removals(NamedTuple):
     canon_die: np.ndarray
 
 
-def choose_winners(analyses: list[UnitAnalysis]) -> list[Removals]:
-    winners: dict[bytes, tuple[int, int]] = {}
-    for u, a in enumerate(analyses):
-        for k, h in enumerate(a.hashes):
-            winners.setdefault(h, (u, k))
-    ambiguous = _ambiguous_names(analyses)
+def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[Removals]:
+    """The roots each unit drops, and where their canonical copies are.
+
+    The canonical copy of a root is that of the holder gdb 13 expands first (expansion.py; the
+    lowest unit among equals). When gdb expands a unit that references a DIE of a unit it has
+    not expanded yet, it expands that unit right after (dwarf2/read.c ``follow_die_offset``),
+    earlier than for the input, and the unit gdb expands last decides what it lists for an
+    ambiguous name (``_ambiguous_names``); with the first holder, gdb has expanded it already
+    when it reaches a unit that references it.
+
+    With an ``indexed`` input (.gdb_index, .debug_names) gdb expands the units its index names
+    instead, and gdb-add-index names a type under the first unit holding it: the lowest holder
+    keeps the canonical copy, so a lookup through the rebuilt index still reaches it."""
+    n_units = len(analyses)
+    if indexed:
+        unit_rank = np.arange(n_units, dtype=np.int64)
+    else:
+        unit_rank = np.array(ranks([a.gdb_key for a in analyses]), dtype=np.int64).reshape(-1)
+    counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
+    base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if base[-1] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return [Removals(empty, empty, empty, empty) for _ in analyses]
+    unit = np.repeat(np.arange(n_units, dtype=np.int64), counts)
+    roots = np.concatenate([a.roots for a in analyses]).astype(np.int64)
+    ends = np.concatenate([a.root_ends for a in analyses]).astype(np.int64)
+    hashes = np.concatenate([a.hashes for a in analyses])
+    pinned = np.concatenate([a.pinned for a in analyses]).astype(bool)
+    # Each root's place when units are taken by (rank, unit) and roots in order within a unit.
+    unit_order = np.lexsort((np.arange(n_units), unit_rank))
+    sorted_base = np.zeros(n_units, dtype=np.int64)
+    sorted_base[unit_order] = np.concatenate([[0], np.cumsum(counts[unit_order])[:-1]])
+    prio = sorted_base[unit] + (np.arange(len(unit)) - base[unit])
+    first, group = _groups(hashes, prio)
+    keep = _ambiguous_names(unit, unit_rank[unit], group, np.concatenate([a.names for a in analyses]),
+                            np.concatenate([a.has_name for a in analyses]).astype(bool))
+    win = first[group]
+    size = ends - roots
+    # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
+    drop = (win != np.arange(len(win))) & ~pinned & ~keep & (size[win] == size)
     out = []
-    for u, a in enumerate(analyses):
-        starts, ends, cu, cd = [], [], [], []
-        roots = a.roots.tolist()
-        rends = a.root_ends.tolist()
-        for k, h in enumerate(a.hashes):
-            wu, wk = winners[h]
-            if (wu, wk) == (u, k) or a.pinned[k] or ambiguous.get(_key(a.names[k])) == u:
-                continue
-            w = analyses[wu]
-            # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
-            if w.root_ends[wk] - w.roots[wk] != rends[k] - roots[k]:
-                continue
-            starts.append(roots[k])
-            ends.append(rends[k])
-            cu.append(wu)
-            cd.append(int(w.roots[wk]))
-        out.append(Removals(*(np.array(x, dtype=np.int64) for x in (starts, ends, cu, cd))))
+    for u in range(n_units):
+        d = np.flatnonzero(drop[base[u]:base[u + 1]]) + base[u]
+        out.append(Removals(roots[d], ends[d], unit[win[d]], roots[win[d]]))
     return out

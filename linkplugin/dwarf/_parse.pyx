@@ -1,0 +1,421 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled parsers of the small DWARF tables every unit reads once, with the same results as
+their pure-Python references: its .debug_abbrev table (``abbrev._parse_abbrev_table``), the
+compiled scanner's per-code programs of that table (``read._scan_tables``) and the file names of
+its .debug_line header (``line._file_names``).
+
+Abbreviations are immutable, so equal ones (same tag, children flag and encoded attribute list)
+are one shared object, looked up by their bytes: a program's units repeat most of them. On
+anything a parser does not accept (a truncated table, a LEB128 wider than 63 bits, a form it does
+not know) it returns None and the caller runs the pure-Python code, which raises the exact error.
+"""
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdlib cimport realloc, free
+
+import numpy as np
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+
+DEF DW_FORM_implicit_const = 0x21
+DEF DW_FORM_indirect = 0x16
+
+
+cdef struct Vec:
+    int64_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    int err
+
+
+cdef inline Py_ssize_t uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """Position after the ULEB128 at ``p`` (-1: truncated or wider than 63 bits)."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        if p >= n or shift > 56:
+            return -1
+        b = d[p]
+        v |= (<uint64_t> (b & 0x7F)) << shift
+        p += 1
+        if not b & 0x80:
+            out[0] = v
+            return p
+        shift += 7
+
+
+def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, object table_type, dict shared):
+    """({code: Abbrev}, offset after the table) of the table at ``off`` in ``d``, or None.
+
+    The table is a ``table_type`` (a dict) whose ``indirect`` tells whether a form is
+    DW_FORM_indirect; ``shared`` maps (tag, children, encoded attributes) to an Abbrev already made."""
+    cdef Py_ssize_t n = dv.shape[0], p = off, spec_start, q
+    cdef const uint8_t *b
+    cdef uint64_t code, tag, at, form, v
+    cdef int shift
+    cdef int64_t ic
+    cdef bint children, indirect = False
+    table = table_type()
+    if off < 0 or off >= n:
+        return None
+    b = &dv[0]
+    while True:
+        p = uleb(b, n, p, &code)
+        if p < 0:
+            return None
+        if code == 0:
+            table.indirect = indirect
+            return table, p
+        p = uleb(b, n, p, &tag)
+        if p < 0 or p >= n:
+            return None
+        children = b[p] != 0
+        p += 1
+        spec_start = p
+        while True:
+            p = uleb(b, n, p, &at)
+            if p < 0:
+                return None
+            p = uleb(b, n, p, &form)
+            if p < 0:
+                return None
+            if at == 0 and form == 0:
+                break
+            if form == DW_FORM_indirect:
+                indirect = True
+            if form == DW_FORM_implicit_const:
+                v = 0
+                shift = 0
+                while True:
+                    # 10 bytes hold an int64 when the last one only extends the sign
+                    if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
+                        return None
+                    v |= (<uint64_t> (b[p] & 0x7F)) << shift
+                    p += 1
+                    shift += 7
+                    if not b[p - 1] & 0x80:
+                        break
+                if shift < 64 and (b[p - 1] & 0x40):
+                    v |= (~(<uint64_t> 0)) << shift
+        raw = PyBytes_FromStringAndSize(<const char *> (b + spec_start), p - spec_start)
+        key = (tag, children, raw)
+        ab = shared.get(key)
+        if ab is None:
+            ab = shared[key] = abbrev_type(tag, children, _specs(b, spec_start, p), raw)
+        table[code] = ab
+
+
+cdef tuple _specs(const uint8_t *b, Py_ssize_t p, Py_ssize_t end):
+    """The (attribute, form, implicit constant) triples of an attribute list already checked."""
+    cdef uint64_t at, form, v
+    cdef int shift
+    cdef list out = []
+    while True:
+        p = uleb(b, end, p, &at)
+        p = uleb(b, end, p, &form)
+        if at == 0 and form == 0:
+            return tuple(out)
+        v = 0
+        if form == DW_FORM_implicit_const:
+            shift = 0
+            while True:
+                v |= (<uint64_t> (b[p] & 0x7F)) << shift
+                p += 1
+                shift += 7
+                if not b[p - 1] & 0x80:
+                    break
+            if shift < 64 and (b[p - 1] & 0x40):
+                v |= (~(<uint64_t> 0)) << shift
+        out.append((at, form, <int64_t> v))
+
+
+# --- .debug_line header: file names ------------------------------------------------------------
+
+DEF DW_LNCT_path = 1
+DEF DW_LNCT_directory_index = 2
+
+
+cdef inline object _join(object directory, bytes name):
+    if name.startswith(b"/") or not directory:
+        return name
+    return directory + b"/" + name
+
+
+cdef object _cstr(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *after):
+    """The NUL-terminated string at ``p`` (None: past the end or unterminated)."""
+    cdef Py_ssize_t q = p
+    if p < 0 or p >= n:
+        return None
+    while q < n and b[q]:
+        q += 1
+    if q >= n:
+        return None
+    after[0] = q + 1
+    return PyBytes_FromStringAndSize(<const char *> (b + p), q - p)
+
+
+cdef inline uint64_t _rd(const uint8_t *b, Py_ssize_t p, int size) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int k
+    for k in range(size):
+        v |= (<uint64_t> b[p + k]) << (8 * k)
+    return v
+
+
+def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs, const uint8_t[::1] line_strs,
+               bytes comp_dir):
+    """The full path of each file index of the line table at ``off`` (None: unused index), or
+    None (the caller runs the pure-Python parser, which raises the exact error)."""
+    cdef Py_ssize_t n = line.shape[0], p = off, after = 0, j, k, c, count
+    cdef const uint8_t *b
+    cdef const uint8_t *sb = &strs[0] if strs.shape[0] else NULL
+    cdef const uint8_t *lb = &line_strs[0] if line_strs.shape[0] else NULL
+    cdef int osize = 4, version, nformats, size
+    cdef uint64_t length, opcode_base, di, ct, form, v
+    cdef list dirs, files, fmts
+    if off < 0 or off + 4 > n:
+        return None
+    b = &line[0]
+    length = _rd(b, p, 4)
+    p += 4
+    if length == 0xFFFFFFFF:
+        p += 8
+        osize = 8
+    if p + 2 > n:
+        return None
+    version = <int> _rd(b, p, 2)
+    p += 2
+    if version >= 5:
+        p += 2
+    p += osize + 1 + (1 if version >= 4 else 0) + 3
+    if p >= n:
+        return None
+    opcode_base = b[p]
+    p += opcode_base
+    if version < 5:
+        dirs = [comp_dir]
+        while True:
+            if p >= n:
+                return None
+            if not b[p]:
+                break
+            name = _cstr(b, n, p, &p)
+            if name is None:
+                return None
+            dirs.append(_join(comp_dir, name))
+        p += 1
+        files = [None]
+        while True:
+            if p >= n:
+                return None
+            if not b[p]:
+                break
+            name = _cstr(b, n, p, &p)
+            if name is None:
+                return None
+            p = uleb(b, n, p, &di)
+            for k in range(2):
+                if p >= 0:
+                    p = uleb(b, n, p, &v)
+            if p < 0:
+                return None
+            files.append(_join(dirs[di] if di < <uint64_t> len(dirs) else None, name))
+        return files
+    if version > 5:
+        return None
+    tables = []
+    for k in range(2):  # directories, then files
+        if p >= n:
+            return None
+        nformats = b[p]
+        p += 1
+        fmts = []
+        for j in range(nformats):
+            p = uleb(b, n, p, &ct)
+            if p < 0:
+                return None
+            p = uleb(b, n, p, &form)
+            if p < 0:
+                return None
+            fmts.append((ct, form))
+        p = uleb(b, n, p, &v)
+        if p < 0 or v > <uint64_t> n:
+            return None
+        count = <Py_ssize_t> v
+        entries = []
+        for j in range(count):
+            path = b""
+            has_index = False
+            index = 0
+            for ct, form in fmts:
+                value = None
+                if form == 0x08:  # DW_FORM_string
+                    value = _cstr(b, n, p, &p)
+                    if value is None:
+                        return None
+                elif form == 0x1F or form == 0x0E:  # DW_FORM_line_strp, DW_FORM_strp
+                    if p + osize > n:
+                        return None
+                    v = _rd(b, p, osize)
+                    p += osize
+                    if v > <uint64_t> n + strs.shape[0] + line_strs.shape[0]:
+                        return None
+                    if form == 0x1F:
+                        value = _cstr(lb, line_strs.shape[0], <Py_ssize_t> v, &after)
+                    else:
+                        value = _cstr(sb, strs.shape[0], <Py_ssize_t> v, &after)
+                    if value is None:
+                        return None
+                elif form == 0x0F:  # DW_FORM_udata
+                    p = uleb(b, n, p, &v)
+                    if p < 0:
+                        return None
+                    value = v
+                elif form == 0x0B or form == 0x05 or form == 0x06 or form == 0x07 or form == 0x1E:
+                    # data1, data2, data4, data8, data16
+                    size = (1 if form == 0x0B else 2 if form == 0x05 else 4 if form == 0x06 else
+                            8 if form == 0x07 else 16)
+                    if p + size > n:
+                        return None
+                    value = int.from_bytes(line[p:p + size], "little")
+                    p += size
+                elif form == 0x09:  # DW_FORM_block
+                    p = uleb(b, n, p, &v)
+                    if p < 0 or v > <uint64_t> (n - p):
+                        return None
+                    value = PyBytes_FromStringAndSize(<const char *> (b + p), <Py_ssize_t> v)
+                    p += <Py_ssize_t> v
+                else:
+                    return None
+                if ct == DW_LNCT_path:
+                    if not isinstance(value, bytes):
+                        return None
+                    path = value
+                elif ct == DW_LNCT_directory_index:
+                    index = value
+            entries.append((path, index))
+        tables.append(entries)
+    dirs = [e[0] for e in tables[0]]
+    dirs = [_join(dirs[0], x) if c else x for c, x in enumerate(dirs)]
+    files = []
+    for path, index in tables[1]:
+        directory = dirs[index] if isinstance(index, int) and index < len(dirs) else None
+        files.append(_join(directory, path))
+    return files
+
+
+# --- the compiled scanner's programs of one abbreviation table -----------------------------------
+
+DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
+DEF AT_CLASSES = 0x4000  # attributes at or above this are of class "other"
+
+
+cdef void push4(Vec *v, int64_t a, int64_t b, int64_t c, int64_t d) noexcept nogil:
+    cdef int64_t *q
+    cdef Py_ssize_t cap
+    if v.n + 4 > v.cap:
+        cap = v.cap * 2 if v.cap else 4096
+        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
+        if q == NULL:
+            v.err = 1
+            return
+        v.p = q
+        v.cap = cap
+    v.p[v.n] = a
+    v.p[v.n + 1] = b
+    v.p[v.n + 2] = c
+    v.p[v.n + 3] = d
+    v.n += 4
+
+
+def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] at_class):
+    """(ops, start by code, children by code) of the compiled scanner for the abbreviation table at
+    ``off``, as ``read._scan_tables`` makes them from ``abbrev.scan_program``; or None (the caller
+    makes them in Python).
+
+    ``tpl[at_class[attribute], form]`` is what scan_program does with one attribute: (-2, size)
+    to skip ``size`` bytes, or (op, a, b, 1 if the op's last field is the attribute else 0), or -1
+    where this function declines (DW_FORM_indirect, an unknown form)."""
+    cdef Py_ssize_t n = abbrev.shape[0], p = off, j
+    cdef const uint8_t *b
+    cdef uint64_t code, tag, at, form, max_code = 0
+    cdef int64_t k, kind, cls
+    cdef int shift
+    cdef Vec ops, codes, starts, kids
+    cdef int64_t[::1] sv, ov
+    cdef uint8_t[::1] kv
+    if off < 0 or off >= n or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 4 or at_class.shape[0] != AT_CLASSES:
+        return None
+    b = &abbrev[0]
+    ops.p = codes.p = starts.p = kids.p = NULL
+    ops.n = ops.cap = codes.n = codes.cap = starts.n = starts.cap = kids.n = kids.cap = 0
+    ops.err = codes.err = starts.err = kids.err = 0
+    try:
+        while True:
+            p = uleb(b, n, p, &code)
+            if p < 0 or code >= (1 << 16):
+                return None
+            if code == 0:
+                break
+            if code > max_code:
+                max_code = code
+            p = uleb(b, n, p, &tag)
+            if p < 0 or p >= n:
+                return None
+            push4(&codes, <int64_t> code, ops.n // 4, 1 if b[p] else 0, 0)
+            p += 1
+            k = 0
+            while True:
+                p = uleb(b, n, p, &at)
+                if p < 0:
+                    return None
+                p = uleb(b, n, p, &form)
+                if p < 0:
+                    return None
+                if at == 0 and form == 0:
+                    break
+                if form == DW_FORM_implicit_const:
+                    shift = 0
+                    while True:
+                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
+                            return None
+                        p += 1
+                        shift += 7
+                        if not b[p - 1] & 0x80:
+                            break
+                if form >= TPL_FORMS:
+                    return None
+                cls = at_class[at] if at < AT_CLASSES else tpl.shape[0] - 1
+                kind = tpl[cls, form, 0]
+                if kind == -2:
+                    k += tpl[cls, form, 1]
+                    continue
+                if kind < 0:
+                    return None
+                if k:
+                    push4(&ops, 1, k, 0, 0)  # OP_SKIP
+                    k = 0
+                push4(&ops, kind, tpl[cls, form, 1], tpl[cls, form, 2], <int64_t> at if tpl[cls, form, 3] else 0)
+            if k:
+                push4(&ops, 1, k, 0, 0)
+            push4(&ops, 0, 0, 0, 0)  # OP_END
+        if ops.err or codes.err:
+            raise MemoryError()
+        size = max_code + 1
+        start_a = np.full(size, -1, dtype=np.int64)
+        kids_a = np.zeros(size, dtype=np.uint8)
+        ops_a = np.empty(ops.n, dtype=np.int64)
+        sv = start_a
+        kv = kids_a
+        ov = ops_a
+        for j in range(0, codes.n, 4):
+            sv[codes.p[j]] = codes.p[j + 1] * 4
+            kv[codes.p[j]] = <uint8_t> codes.p[j + 2]
+        for j in range(ops.n):
+            ov[j] = ops.p[j]
+        return ops_a, start_a, kids_a
+    finally:
+        free(ops.p)
+        free(codes.p)
+        free(starts.p)
+        free(kids.p)

@@ -1,0 +1,74 @@
+"""The table phase (numpy over every unit's roots) against the plain per-root loops it replaced."""
+from __future__ import annotations
+
+import numpy as np
+
+from linkplugin.merge.expansion import ranks
+from linkplugin.merge.hash import UnitAnalysis
+from linkplugin.merge.table import choose_winners
+
+
+def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[int], ...]]:
+    """The winners as the loops over roots chose them: the first holder of each hash in gdb's
+    expansion order (the lowest unit among equals) wins; pinned roots, roots of a different size
+    and the copies of ambiguous names kept by the holders gdb expands last stay."""
+    rank = list(range(len(analyses))) if indexed else ranks([a.gdb_key for a in analyses])
+    holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
+    for u, a in enumerate(analyses):
+        for k in range(len(a.roots)):
+            if a.has_name[k]:
+                holders.setdefault(a.names[k].tobytes(), []).append((rank[u], u, a.hashes[k].tobytes()))
+    keep: dict[bytes, set[int]] = {}
+    for key, found in holders.items():
+        if len({h for _, _, h in found}) < 2:
+            continue
+        last = max(r for r, _, _ in found)
+        tail = [(u, h) for r, u, h in found if r == last]
+        keep[key] = {min(u for u, _ in tail)} if len({h for _, h in tail}) == 1 else {u for u, _ in tail}
+    winners: dict[bytes, tuple[int, int]] = {}
+    for u in sorted(range(len(analyses)), key=lambda u: (rank[u], u)):
+        for k in range(len(analyses[u].roots)):
+            winners.setdefault(analyses[u].hashes[k].tobytes(), (u, k))
+    out = []
+    for u, a in enumerate(analyses):
+        starts, ends, cu, cd = [], [], [], []
+        for k in range(len(a.roots)):
+            wu, wk = winners[a.hashes[k].tobytes()]
+            kept = a.has_name[k] and u in keep.get(a.names[k].tobytes(), ())
+            if (wu, wk) == (u, k) or a.pinned[k] or kept:
+                continue
+            w = analyses[wu]
+            if w.root_ends[wk] - w.roots[wk] != a.root_ends[k] - a.roots[k]:
+                continue
+            starts.append(int(a.roots[k]))
+            ends.append(int(a.root_ends[k]))
+            cu.append(wu)
+            cd.append(int(w.roots[wk]))
+        out.append((starts, ends, cu, cd))
+    return out
+
+
+def _analyses(rng: np.random.Generator, shared_prefix: bool) -> list[UnitAnalysis]:
+    hashes = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    if shared_prefix:  # digests equal in their first 8 bytes: the slow grouping path
+        hashes[:, :8] = hashes[0, :8]
+    keys = rng.integers(0, 256, (5, 16), dtype=np.uint8)
+    out = []
+    for _ in range(int(rng.integers(1, 7))):
+        n = int(rng.integers(0, 30))
+        roots = np.sort(rng.choice(1000, n, replace=False)).astype(np.int64)
+        ends = roots + rng.integers(1, 3, n)
+        names = keys[rng.integers(0, len(keys), n)]
+        gdb_key = (int(rng.integers(0, 3)), bytes([int(rng.integers(97, 100))]))
+        out.append(UnitAnalysis("", roots, roots, ends, hashes[rng.integers(0, len(hashes), n)],
+                                rng.random(n) < 0.1, names, rng.random(n) < 0.7, gdb_key))
+    return out
+
+
+def test_choose_winners_same_as_the_loops() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        analyses = _analyses(rng, shared_prefix=trial % 3 == 0)
+        indexed = trial % 4 == 1
+        got = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, indexed=indexed)]
+        assert got == [tuple(r) for r in _reference(analyses, indexed)], trial
