@@ -94,13 +94,9 @@ cdef inline int raw(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, uint64_
 
 
 cdef inline int fixed(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, int64_t *v) noexcept nogil:
-    cdef int k
-    cdef uint64_t r = 0
-    if p < 0 or p + w > n or w > 8:
-        return -1
-    for k in range(w):
-        r |= (<uint64_t> d[p + k]) << (8 * k)
-    if w == 8 and r >> 63:
+    """``raw`` as an int64: -1 for a value over 63 bits too."""
+    cdef uint64_t r
+    if raw(d, p, n, w, &r) < 0 or r >> 63:
         return -1
     v[0] = <int64_t> r
     return 0

@@ -171,6 +171,14 @@ cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end,
     return p
 
 
+cdef inline void put5(int64_t *row, int64_t a, int64_t b, int64_t c, int64_t d, int64_t e) noexcept nogil:
+    row[0] = a
+    row[1] = b
+    row[2] = c
+    row[3] = d
+    row[4] = e
+
+
 cdef inline Py_ssize_t find(const int64_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
     """Index of ``x`` in the sorted ``a``, -1 if absent."""
     cdef Py_ssize_t lo = 0, hi = n, mid
@@ -546,11 +554,7 @@ cdef class Unit:
                         bad[0] = pos
                         free(cnt)
                         return ST_CORRUPT
-                ev[5 * nev] = pos
-                ev[5 * nev + 1] = die
-                ev[5 * nev + 2] = kind
-                ev[5 * nev + 3] = w
-                ev[5 * nev + 4] = t
+                put5(ev + 5 * nev, pos, die, kind, w, t)
                 nev += 1
             if j == nref:
                 break
@@ -617,11 +621,7 @@ cdef class Unit:
                 bad[0] = pos
                 free(cnt)
                 return ST_CORRUPT
-            ev[5 * nev] = pos
-            ev[5 * nev + 1] = die
-            ev[5 * nev + 2] = kind
-            ev[5 * nev + 3] = w
-            ev[5 * nev + 4] = s if kind == 1 else t
+            put5(ev + 5 * nev, pos, die, kind, w, s if kind == 1 else t)
             nev += 1
         self.nev = nev
         # every reference spec of a kept DIE must have its reference
