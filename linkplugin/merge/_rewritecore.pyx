@@ -1128,7 +1128,7 @@ cdef class Unit:
 
 def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const int64_t[::1] offs,
                   const int64_t[::1] new, int64_t lo, int64_t hi):
-    """layout._write_patches in C, on each unit's patch rows as they are (no concatenation):
+    """layout.write_patches in C, on each unit's patch rows as they are (no concatenation):
     write the new offset of the DIE at old offset ``rows[k, 2]`` (``offs`` sorted, ``new`` their
     new offsets; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
     at ``bases[u] + rows[k, 0]`` of ``info``, for the int64 (k, 3) arrays ``rows_of[u]``. None,

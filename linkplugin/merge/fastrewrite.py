@@ -52,7 +52,7 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
 
 
 def write_patches(info: bytearray, patches: list[np.ndarray], bases: list[int], resolve) -> tuple[int, int] | None:
-    """layout._write_patches's loop in C, on each unit's rows (``patches[u]``, positions from
+    """layout.write_patches's loop in C, on each unit's rows (``patches[u]``, positions from
     ``bases[u]``) as they are, for the layout.Resolver ``resolve``: None, or the first problem as
     (kind, value)."""
     rows = [np.ascontiguousarray(p, dtype=np.int64).reshape(-1, 3) for p in patches]

@@ -111,14 +111,19 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
     elif patches:
         rows = np.concatenate(patches).astype(np.int64)
         rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
-        _write_patches(info, rows, resolve)
+        write_patches(info, rows, resolve)
     return bytes(info), bytes(abbrev), new_unit_off, resolve
 
 
-def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
+def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
     """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
-    ``info``, one numpy scatter per width (a merged program has a million of them); the compiled
-    path does the same in fastrewrite.write_patches."""
+    ``info``: in C (fastrewrite.write_patches), or one numpy scatter per width (a merged program
+    has a million of them)."""
+    if fastrewrite.available():
+        bad = fastrewrite.write_patches(info, [patches], [0], resolve)
+        if bad is not None:
+            raise _patch_error(*bad)
+        return
     new = resolve.many(patches[:, 2])
     buf = np.frombuffer(info, dtype=np.uint8)
     for w in np.unique(patches[:, 1]).tolist():
@@ -131,7 +136,7 @@ def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> N
 
 
 def _patch_error(kind: int, value: int) -> DwarfError:
-    """The DwarfError of a problem found by fastrewrite.write_patches (as _write_patches says it)."""
+    """The DwarfError of a problem found by fastrewrite.write_patches (as write_patches says it)."""
     if kind == 1:
         return DwarfError(f"a reference to 0x{value:x} is outside .debug_info")
     if kind == 2:
