@@ -11,7 +11,7 @@ The loops run without the GIL (raw pointers, no Python objects); Python objects 
 around them. The pure loop in rewrite.py is the reference: same bytes, same first-use order,
 same values left to patch.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t, uint32_t
 from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -1126,11 +1126,28 @@ cdef class Unit:
             free(cnt)
 
 
-def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const int64_t[::1] offs,
+ctypedef fused offset_t:  # DIE offsets as the hash phase keeps them
+    int64_t
+    uint32_t
+
+
+cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
+    """Index of ``x`` in the sorted ``a``, -1 if absent."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <int64_t> a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < n and <int64_t> a[lo] == x else -1
+
+
+def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const offset_t[::1] offs,
                   const int64_t[::1] new, int64_t lo, int64_t hi):
     """layout.write_patches in C, on each unit's patch rows as they are (no concatenation):
     write the new offset of the DIE at old offset ``rows[k, 2]`` (``offs`` sorted, ``new`` their
-    new offsets; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
+    new offsets; int64 or uint32; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
     at ``bases[u] + rows[k, 0]`` of ``info``, for the int64 (k, 3) arrays ``rows_of[u]``. None,
     or the first problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit
     its width; checked in that order over all rows, as the numpy version does."""
@@ -1166,7 +1183,7 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
         with nogil:
             i = 0
             for k in range(nb):
-                while i < m and offs[i] < lo + (k << 8):
+                while i < m and <int64_t> offs[i] < lo + (k << 8):
                     i += 1
                 first[k] = i
             for u in range(nu):
@@ -1187,7 +1204,7 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
                     b = (old - lo) >> 8
                     lo_i = first[b]
                     hi_i = first[b + 1]
-                    i = find(&offs[lo_i], hi_i - lo_i, old) if hi_i > lo_i else -1
+                    i = find_offset(&offs[lo_i], hi_i - lo_i, old) if hi_i > lo_i else -1
                     if i < 0:
                         kind = 2
                         bad = old

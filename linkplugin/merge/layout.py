@@ -21,7 +21,10 @@ class Resolver:
         self.units = units
         counts = np.array([len(o) for o in offs], dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
-        self.offs = np.concatenate(offs).astype(np.int64, copy=False)
+        # as the hash phase keeps them (int64, or uint32 to save memory): no program-sized copy
+        self.offs = np.concatenate(offs)
+        if self.offs.dtype not in (np.int64, np.uint32):
+            self.offs = self.offs.astype(np.int64)
         compiled = fastrewrite.available()
         if compiled:  # -1 for a removed DIE, without a program-sized temporary per step
             new = fastrewrite.new_offsets([o.new_rel for o in outputs], np.array(new_unit_off, dtype=np.int64),
@@ -62,7 +65,8 @@ class Resolver:
         outside = (old < lo) | (old >= hi)
         if outside.any():
             raise DwarfError(f"a reference to 0x{int(old[outside][0]):x} is outside .debug_info")
-        d = np.minimum(np.searchsorted(self.offs, old), len(self.offs) - 1)
+        # a needle of the offsets' own type: searchsorted would otherwise convert the whole array
+        d = np.minimum(np.searchsorted(self.offs, old.astype(self.offs.dtype)), len(self.offs) - 1)
         bad = self.offs[d] != old
         if bad.any():
             raise DwarfError(f"a reference to 0x{int(old[bad][0]):x} does not point to a DIE")
