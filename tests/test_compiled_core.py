@@ -280,3 +280,36 @@ def test_abbreviation_entries_sort_like_their_keys() -> None:
     entries = [rewrite._entry(k) for k in keys]
     assert all(rewrite._entry_key(e) == k for e, k in zip(entries, keys))
     assert sorted(entries, key=fastrewrite.entry_order) == sorted(entries, key=rewrite._entry_key)
+
+
+@needs_core
+def test_expression_blocks_batch_same_as_pure() -> None:
+    """_loclists.scan_expr_blocks gives what abbrev._expr gives block by block, or None."""
+    import random
+
+    from linkplugin.dwarf import expr
+    from linkplugin.dwarf.abbrev import _expr
+    from linkplugin.dwarf.expr import REF_OPS
+
+    rng = random.Random(5)
+    ops = list(REF_OPS) + [0x03, 0x08, 0x10, 0x11, 0x30, 0x9E, 0xA3, 0xF3, 0x9F, 0xFF]
+    agreed = 0
+    for _ in range(3000):
+        d = bytes(rng.choice(ops) if rng.random() < 0.5 else rng.randrange(256) for _ in range(rng.randrange(8, 64)))
+        blocks = []
+        for _ in range(rng.randrange(1, 5)):
+            s = rng.randrange(len(d))
+            blocks.append((rng.randrange(100), s, min(len(d), s + rng.randrange(1, 8))))
+        blocks.sort(key=lambda b: b[1])
+        got = expr._core.scan_expr_blocks(d, np.array(blocks, dtype=np.int64).reshape(-1, 3), 0x100, 8, 4, 5)
+        want: list = []
+        try:
+            for i, s, e in blocks:
+                _expr(d, s, e, i, 0x100, want, 8, 4, 5)
+        except DwarfError:
+            assert got is None
+            continue
+        if got is not None:
+            assert got == want
+            agreed += 1
+    assert agreed > 100

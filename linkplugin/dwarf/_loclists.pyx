@@ -8,7 +8,7 @@ the caller runs the Python code, which gives the exact result or error. The loop
 the GIL; Python objects are made after them.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 
 NOGIL = True
 
@@ -94,13 +94,9 @@ cdef inline int raw(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, uint64_
 
 
 cdef inline int fixed(const uint8_t *d, Py_ssize_t p, Py_ssize_t n, int w, int64_t *v) noexcept nogil:
-    cdef int k
-    cdef uint64_t r = 0
-    if p < 0 or p + w > n or w > 8:
-        return -1
-    for k in range(w):
-        r |= (<uint64_t> d[p + k]) << (8 * k)
-    if w == 8 and r >> 63:
+    """``raw`` as an int64: -1 for a value over 63 bits too."""
+    cdef uint64_t r
+    if raw(d, p, n, w, &r) < 0 or r >> 63:
         return -1
     v[0] = <int64_t> r
     return 0
@@ -311,3 +307,45 @@ def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size
         return result(&o) if st == 0 else None
     finally:
         free(o.p)
+
+
+def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t u, int addr_size,
+                     int offset_size, int version):
+    """abbrev._expr over every row (DIE, start, end) of ``blocks``: the DIE-naming operands as
+    (DIE, position, width, kind, value: + ``u`` unless kind is 's'), in block order; None if any
+    block needs the Python code."""
+    cdef Ops o
+    cdef int st = 0
+    cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0]
+    cdef Py_ssize_t *upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))  # ops after each block
+    cdef list out = []
+    kinds = ("u", "f", "s")
+    o.p = NULL
+    o.n = o.cap = 0
+    if upto == NULL:
+        raise MemoryError()
+    if blocks.shape[1] != 3:
+        free(upto)
+        raise ValueError("blocks are rows of 3")
+    try:
+        with nogil:
+            for b in range(nb):
+                if not 0 <= blocks[b, 1] <= blocks[b, 2]:
+                    st = -1
+                    break
+                st = scan(&d[0] if n else NULL, n, blocks[b, 1], blocks[b, 2], addr_size, offset_size, version, &o, 0)
+                if st < 0:
+                    break
+                upto[b] = o.n
+        if st < 0:
+            return None
+        first = 0
+        for b in range(nb):
+            for k in range(first, upto[b]):
+                out.append((blocks[b, 0], o.p[4 * k], o.p[4 * k + 1], kinds[o.p[4 * k + 2]],
+                            o.p[4 * k + 3] + (u if o.p[4 * k + 2] != 2 else 0)))
+            first = upto[b]
+        return out
+    finally:
+        free(o.p)
+        free(upto)

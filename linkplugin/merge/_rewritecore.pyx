@@ -11,7 +11,7 @@ The loops run without the GIL (raw pointers, no Python objects); Python objects 
 around them. The pure loop in rewrite.py is the reference: same bytes, same first-use order,
 same values left to patch.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t, uint32_t
 from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -169,6 +169,14 @@ cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end,
         r |= ~(<uint64_t> 0) << shift
     v[0] = <int64_t> r
     return p
+
+
+cdef inline void put5(int64_t *row, int64_t a, int64_t b, int64_t c, int64_t d, int64_t e) noexcept nogil:
+    row[0] = a
+    row[1] = b
+    row[2] = c
+    row[3] = d
+    row[4] = e
 
 
 cdef inline Py_ssize_t find(const int64_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
@@ -546,11 +554,7 @@ cdef class Unit:
                         bad[0] = pos
                         free(cnt)
                         return ST_CORRUPT
-                ev[5 * nev] = pos
-                ev[5 * nev + 1] = die
-                ev[5 * nev + 2] = kind
-                ev[5 * nev + 3] = w
-                ev[5 * nev + 4] = t
+                put5(ev + 5 * nev, pos, die, kind, w, t)
                 nev += 1
             if j == nref:
                 break
@@ -617,11 +621,7 @@ cdef class Unit:
                 bad[0] = pos
                 free(cnt)
                 return ST_CORRUPT
-            ev[5 * nev] = pos
-            ev[5 * nev + 1] = die
-            ev[5 * nev + 2] = kind
-            ev[5 * nev + 3] = w
-            ev[5 * nev + 4] = s if kind == 1 else t
+            put5(ev + 5 * nev, pos, die, kind, w, s if kind == 1 else t)
             nev += 1
         self.nev = nev
         # every reference spec of a kept DIE must have its reference
@@ -1126,102 +1126,188 @@ cdef class Unit:
             free(cnt)
 
 
-def write_patches(unsigned char[::1] info, const int64_t[:, ::1] rows, const int64_t[::1] offs,
+ctypedef fused offset_t:  # DIE offsets as the hash phase keeps them
+    int64_t
+    uint32_t
+
+
+cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
+    """Index of ``x`` in the sorted ``a``, -1 if absent."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <int64_t> a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < n and <int64_t> a[lo] == x else -1
+
+
+def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const offset_t[::1] offs,
                   const int64_t[::1] new, int64_t lo, int64_t hi):
-    """layout._write_patches in C: write the new offset of the DIE at old offset ``rows[k, 2]``
-    (``offs`` sorted, ``new`` their new offsets; a DIE's old offset is in [lo, hi)) as a
-    ``rows[k, 1]``-byte little-endian value at ``rows[k, 0]`` of ``info``. None, or the first
-    problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit its width;
-    checked in that order over all rows, as the numpy version does."""
-    cdef Py_ssize_t k, i, n = rows.shape[0], m = offs.shape[0], w, b, nb, lo_i, hi_i
+    """layout.write_patches in C, on each unit's patch rows as they are (no concatenation):
+    write the new offset of the DIE at old offset ``rows[k, 2]`` (``offs`` sorted, ``new`` their
+    new offsets; int64 or uint32; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
+    at ``bases[u] + rows[k, 0]`` of ``info``, for the int64 (k, 3) arrays ``rows_of[u]``. None,
+    or the first problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit
+    its width; checked in that order over all rows, as the numpy version does."""
+    cdef Py_ssize_t k, i, u, nu = len(rows_of), m = offs.shape[0], w, b, nb, lo_i, hi_i, total = 0, at
     cdef int64_t v, old
     cdef int kind = 0
     cdef int64_t bad = 0
-    cdef int64_t *vals = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    # first[j]: index of the first DIE at or after lo + 256 j: a lookup searches one block only
-    # (a binary search over every DIE of a big program misses the cache at each step)
-    nb = ((hi - lo) >> 8) + 2 if hi > lo else 2
-    cdef int64_t *first = <int64_t *> malloc(nb * sizeof(int64_t))
-    if vals == NULL or first == NULL:
-        free(vals)
-        free(first)
-        raise MemoryError()
+    cdef const int64_t[:, ::1] r
+    cdef const int64_t **rp = <const int64_t **> malloc((nu + 1) * sizeof(int64_t *))
+    cdef Py_ssize_t *rn = <Py_ssize_t *> malloc((nu + 1) * sizeof(Py_ssize_t))
+    cdef int64_t *vals = NULL
+    cdef int64_t *first = NULL
+    if bases.shape[0] != nu:
+        raise ValueError("one base per unit")
     try:
+        if rp == NULL or rn == NULL:
+            raise MemoryError()
+        for u in range(nu):
+            r = rows_of[u]
+            if r.shape[1] != 3:
+                raise ValueError("patch rows of 3")
+            rp[u] = &r[0, 0] if r.shape[0] else NULL
+            rn[u] = r.shape[0]
+            total += r.shape[0]
+        # (the arrays stay alive in ``rows_of``)
+        vals = <int64_t *> malloc((total + 1) * sizeof(int64_t))
+        # first[j]: index of the first DIE at or after lo + 256 j: a lookup searches one block
+        # only (a binary search over every DIE of a big program misses the cache at each step)
+        nb = ((hi - lo) >> 8) + 2 if hi > lo else 2
+        first = <int64_t *> malloc(nb * sizeof(int64_t))
+        if vals == NULL or first == NULL:
+            raise MemoryError()
         with nogil:
             i = 0
             for k in range(nb):
-                while i < m and offs[i] < lo + (k << 8):
+                while i < m and <int64_t> offs[i] < lo + (k << 8):
                     i += 1
                 first[k] = i
-            for k in range(n):
-                old = rows[k, 2]
-                if old < lo or old >= hi:
-                    kind = 1
-                    bad = old
+            for u in range(nu):
+                for k in range(rn[u]):
+                    old = rp[u][3 * k + 2]
+                    if old < lo or old >= hi:
+                        kind = 1
+                        bad = old
+                        break
+                if kind:
                     break
-            if kind == 0:
-                for k in range(n):
-                    b = (rows[k, 2] - lo) >> 8
+            at = 0
+            for u in range(nu):
+                if kind:
+                    break
+                for k in range(rn[u]):
+                    old = rp[u][3 * k + 2]
+                    b = (old - lo) >> 8
                     lo_i = first[b]
                     hi_i = first[b + 1]
-                    i = find(&offs[lo_i], hi_i - lo_i, rows[k, 2]) if hi_i > lo_i else -1
-                    if i >= 0:
-                        i += lo_i
+                    i = find_offset(&offs[lo_i], hi_i - lo_i, old) if hi_i > lo_i else -1
                     if i < 0:
                         kind = 2
-                        bad = rows[k, 2]
+                        bad = old
                         break
-                    vals[k] = new[i]
+                    vals[at] = new[i + lo_i]
+                    at += 1
             if kind == 0:
                 for w in range(1, 8):  # by width, as the numpy version checks them
-                    for k in range(n):
-                        if rows[k, 1] == w and vals[k] >> (8 * w):
-                            kind = 3
-                            bad = w
+                    at = 0
+                    for u in range(nu):
+                        for k in range(rn[u]):
+                            if rp[u][3 * k + 1] == w and vals[at] >> (8 * w):
+                                kind = 3
+                                bad = w
+                                break
+                            at += 1
+                        if kind:
                             break
                     if kind:
                         break
             if kind == 0:
-                for k in range(n):
-                    w = rows[k, 1]
-                    b = rows[k, 0]
-                    if w < 1 or w > 8 or b < 0 or b + w > info.shape[0]:
-                        kind = 4
-                        bad = b
+                at = 0
+                for u in range(nu):
+                    for k in range(rn[u]):
+                        w = rp[u][3 * k + 1]
+                        b = bases[u] + rp[u][3 * k]
+                        if w < 1 or w > 8 or b < 0 or b + w > info.shape[0]:
+                            kind = 4
+                            bad = b
+                            break
+                        v = vals[at]
+                        at += 1
+                        for i in range(w):
+                            info[b + i] = (v >> (8 * i)) & 0xFF
+                    if kind:
                         break
-                    v = vals[k]
-                    for i in range(w):
-                        info[b + i] = (v >> (8 * i)) & 0xFF
         return (kind, bad) if kind else None
     finally:
+        free(rp)
+        free(rn)
         free(vals)
         free(first)
 
 
-def redirect(int64_t[::1] new, const int64_t[::1] rel, const int64_t[::1] starts, const int64_t[::1] lens,
-             const int64_t[::1] canon):
-    """layout.Resolver: a removed DIE (``rel`` < 0) of the removal starting at global DIE index
+def new_offsets(list rels, const int64_t[::1] bases, Py_ssize_t total):
+    """layout.Resolver: every DIE's new section offset, unit by unit (``bases[u]`` + its new
+    unit-relative offset ``rels[u][i]``), -1 for a removed DIE."""
+    out = np.empty(total, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cdef const int32_t[::1] r32
+    cdef const int64_t[::1] r64
+    cdef Py_ssize_t u, i, at = 0, n
+    cdef int64_t b
+    if bases.shape[0] != len(rels):
+        raise ValueError("one base per unit")
+    for u in range(len(rels)):
+        rel = rels[u]
+        n = len(rel)
+        if at + n > total:
+            raise ValueError("more DIEs than ``total``")
+        b = bases[u]
+        if rel.dtype == np.int32:
+            r32 = rel
+            with nogil:
+                for i in range(n):
+                    o[at + i] = b + r32[i] if r32[i] >= 0 else -1
+        else:
+            r64 = np.ascontiguousarray(rel, dtype=np.int64)
+            with nogil:
+                for i in range(n):
+                    o[at + i] = b + r64[i] if r64[i] >= 0 else -1
+        at += n
+    if at != total:
+        raise ValueError("fewer DIEs than ``total``")
+    return out
+
+
+def redirect(int64_t[::1] new, const int64_t[::1] starts, const int64_t[::1] lens, const int64_t[::1] canon):
+    """layout.Resolver: a removed DIE (``new`` -1) of the removal starting at global DIE index
     ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same DIE of its canonical copy
     (from ``canon[r]``). False if a canonical DIE was removed too, or an index is out of range."""
     cdef Py_ssize_t r, k, s, d, n = new.shape[0]
     cdef bint ok = True
-    if rel.shape[0] != n or lens.shape[0] != starts.shape[0] or canon.shape[0] != starts.shape[0]:
+    if lens.shape[0] != starts.shape[0] or canon.shape[0] != starts.shape[0]:
         raise ValueError("arrays of different lengths")
     with nogil:
+        # checked before anything is written: a canonical DIE's -1 is still there to see
         for r in range(starts.shape[0]):
             if starts[r] < 0 or canon[r] < 0 or lens[r] < 0 or starts[r] + lens[r] > n or canon[r] + lens[r] > n:
                 ok = False
                 break
             for k in range(lens[r]):
-                s = starts[r] + k
-                d = canon[r] + k
-                if rel[s] < 0:
-                    if rel[d] < 0:
-                        ok = False
-                        break
-                    new[s] = new[d]
+                if new[starts[r] + k] < 0 and new[canon[r] + k] < 0:
+                    ok = False
+                    break
             if not ok:
                 break
+        if ok:
+            for r in range(starts.shape[0]):
+                for k in range(lens[r]):
+                    s = starts[r] + k
+                    if new[s] < 0:
+                        new[s] = new[canon[r] + k]
     return ok
 
 

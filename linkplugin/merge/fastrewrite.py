@@ -51,13 +51,20 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
-def write_patches(info: bytearray, patches: np.ndarray, resolve) -> tuple[int, int] | None:
-    """layout._write_patches's loop in C (layout.Resolver ``resolve``): None, or the first
-    problem as (kind, value)."""
-    return _core.write_patches(info, np.ascontiguousarray(patches, dtype=np.int64), resolve.offs, resolve.new,
+def write_patches(info: bytearray, patches: list[np.ndarray], bases: list[int], resolve) -> tuple[int, int] | None:
+    """layout.write_patches's loop in C, on each unit's rows (``patches[u]``, positions from
+    ``bases[u]``) as they are, for the layout.Resolver ``resolve``: None, or the first problem as
+    (kind, value)."""
+    rows = [np.ascontiguousarray(p, dtype=np.int64).reshape(-1, 3) for p in patches]
+    return _core.write_patches(info, rows, np.array(bases, dtype=np.int64), resolve.offs, resolve.new,
                                resolve.units[0].off, resolve.units[-1].end)
 
 
-def redirect(new: np.ndarray, rel: np.ndarray, starts: np.ndarray, lens: np.ndarray, canon: np.ndarray) -> bool:
+def new_offsets(rels: list[np.ndarray], bases: np.ndarray, total: int) -> np.ndarray:
+    """Every DIE's new section offset (-1: removed), from each unit's new unit-relative ones."""
+    return _core.new_offsets(rels, bases, total)
+
+
+def redirect(new: np.ndarray, starts: np.ndarray, lens: np.ndarray, canon: np.ndarray) -> bool:
     """layout.Resolver's removed DIEs following their canonical copies, in C."""
-    return _core.redirect(new, rel, starts, lens, canon)
+    return _core.redirect(new, starts, lens, canon)

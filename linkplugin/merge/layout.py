@@ -21,10 +21,17 @@ class Resolver:
         self.units = units
         counts = np.array([len(o) for o in offs], dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
-        self.offs = np.concatenate(offs).astype(np.int64)
-        rel = np.concatenate([o.new_rel for o in outputs]).astype(np.int64)
-        base = np.repeat(np.array(new_unit_off, dtype=np.int64), counts)
-        new = base + rel
+        # as the hash phase keeps them (int64, or uint32 to save memory): no program-sized copy
+        self.offs = np.concatenate(offs)
+        if self.offs.dtype not in (np.int64, np.uint32):
+            self.offs = self.offs.astype(np.int64)
+        compiled = fastrewrite.available()
+        if compiled:  # -1 for a removed DIE, without a program-sized temporary per step
+            new = fastrewrite.new_offsets([o.new_rel for o in outputs], np.array(new_unit_off, dtype=np.int64),
+                                          len(self.offs))
+        else:
+            rel = np.concatenate([o.new_rel for o in outputs]).astype(np.int64)
+            new = np.repeat(np.array(new_unit_off, dtype=np.int64), counts) + rel
         # A DIE inside a removed duplicate: the same DIE of the canonical copy (a unit copied
         # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place). All
         # units' removals at once: numpy calls per unit were most of this phase.
@@ -35,8 +42,8 @@ class Resolver:
             lens = np.concatenate([rem.ends for rem in removals]).astype(np.int64) + first[unit_of] - starts
             canon = (first[np.concatenate([rem.canon_unit for rem in removals]).astype(np.int64)]
                      + np.concatenate([rem.canon_die for rem in removals]).astype(np.int64))
-            if fastrewrite.available():
-                if not fastrewrite.redirect(new, rel, starts, lens, canon):
+            if compiled:
+                if not fastrewrite.redirect(new, starts, lens, canon):
                     raise DwarfError("a canonical type was removed (internal error)")
                 self.new = new
                 return
@@ -58,7 +65,8 @@ class Resolver:
         outside = (old < lo) | (old >= hi)
         if outside.any():
             raise DwarfError(f"a reference to 0x{int(old[outside][0]):x} is outside .debug_info")
-        d = np.minimum(np.searchsorted(self.offs, old), len(self.offs) - 1)
+        # a needle of the offsets' own type: searchsorted would otherwise convert the whole array
+        d = np.minimum(np.searchsorted(self.offs, old.astype(self.offs.dtype)), len(self.offs) - 1)
         bad = self.offs[d] != old
         if bad.any():
             raise DwarfError(f"a reference to 0x{int(old[bad][0]):x} does not point to a DIE")
@@ -100,28 +108,26 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
             rows = out.patches if isinstance(out.patches, np.ndarray) else np.array(out.patches, dtype=np.int64)
             patches.append(rows.reshape(-1, 3))
             bases.append(base)
-    if patches:
+    if patches and fastrewrite.available():
+        bad = fastrewrite.write_patches(info, patches, bases, resolve)
+        if bad is not None:
+            raise _patch_error(*bad)
+    elif patches:
         rows = np.concatenate(patches).astype(np.int64)
         rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
-        _write_patches(info, rows, resolve)
+        write_patches(info, rows, resolve)
     return bytes(info), bytes(abbrev), new_unit_off, resolve
 
 
-def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
+def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
     """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
-    ``info``, one numpy scatter per width (a merged program has a million of them), or in C."""
+    ``info``: in C (fastrewrite.write_patches), or one numpy scatter per width (a merged program
+    has a million of them)."""
     if fastrewrite.available():
-        bad = fastrewrite.write_patches(info, patches, resolve)
-        if bad is None:
-            return
-        kind, value = bad
-        if kind == 1:
-            raise DwarfError(f"a reference to 0x{value:x} is outside .debug_info")
-        if kind == 2:
-            raise DwarfError(f"a reference to 0x{value:x} does not point to a DIE")
-        if kind == 3:
-            raise DwarfError(f"a new .debug_info offset does not fit in {value} bytes")
-        raise DwarfError("a patch lies outside the new .debug_info (internal error)")
+        bad = fastrewrite.write_patches(info, [patches], [0], resolve)
+        if bad is not None:
+            raise _patch_error(*bad)
+        return
     new = resolve.many(patches[:, 2])
     buf = np.frombuffer(info, dtype=np.uint8)
     for w in np.unique(patches[:, 1]).tolist():
@@ -131,3 +137,14 @@ def _write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> N
             raise DwarfError(f"a new .debug_info offset does not fit in {w} bytes")
         le = vals.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
         buf[patches[sel, 0][:, None] + np.arange(w)] = le
+
+
+def _patch_error(kind: int, value: int) -> DwarfError:
+    """The DwarfError of a problem found by fastrewrite.write_patches (as write_patches says it)."""
+    if kind == 1:
+        return DwarfError(f"a reference to 0x{value:x} is outside .debug_info")
+    if kind == 2:
+        return DwarfError(f"a reference to 0x{value:x} does not point to a DIE")
+    if kind == 3:
+        return DwarfError(f"a new .debug_info offset does not fit in {value} bytes")
+    return DwarfError("a patch lies outside the new .debug_info (internal error)")
