@@ -21,6 +21,7 @@ from linkplugin.dwarf.leb import read_sleb, read_uleb
 from linkplugin.dwarf.units import UnitHeader
 
 _scan = load_compiled("linkplugin.dwarf._scan")
+_exprs = load_compiled("linkplugin.dwarf._loclists")
 
 
 class UnitDies:
@@ -215,9 +216,15 @@ def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> U
     if got is None:
         return None
     refs, blocks, locs, arrays = got
-    X: list = []
-    for i, s, e in blocks.tolist():  # the few expressions that may name a DIE
-        _expr(d, s, e, i, hdr.off, X, hdr.addr_size, hdr.offset_size, hdr.version)
+    # The few expressions that may name a DIE: in one compiled call, or one by one in Python
+    # where that declines (it decides nothing itself, so the results and errors are the same).
+    X = None
+    if len(blocks) and _exprs is not None:
+        X = _exprs.scan_expr_blocks(d, blocks, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version)
+    if X is None:
+        X = []
+        for i, s, e in blocks.tolist():
+            _expr(d, s, e, i, hdr.off, X, hdr.addr_size, hdr.offset_size, hdr.version)
     return UnitDies(hdr, abbrevs, None, *refs, X, locs, arrays)
 
 
