@@ -239,10 +239,10 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
     With ``compress``, every debug section is then compressed too: one read,
     one write. Without it, every section keeps its compression state.
     """
-    from linkplugin.merge import merge_sections  # the DWARF engine is only loaded for this job
-
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
+    with timer.phase("load engine"):  # numpy and the DWARF engine, only loaded for this job
+        from linkplugin.merge import merge_sections
     with _debug_job(src, timer, MergeReport) as (image, targets, plains, report):
         _refuse_relocated_debug_info(image, targets)
         with timer.phase("read"):
