@@ -127,8 +127,11 @@ def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain,
     for sec, (plain, _) in zip(targets, plains):
         if plain.packed is not None:
             data = b"".join(plain_chunks(plain.packed, plain.size))
+        elif plain.data is not None:
+            data = bytes(plain.data)
         else:
-            data = bytes(plain.data if plain.data is not None else image.raw(sec))
+            data = bytes(image.raw(sec))
+            image.release(sec)
         contents[plain_name(sec.name)] = data
     return contents
 

@@ -67,7 +67,8 @@ class ElfImage:
             size = os.fstat(self._file.fileno()).st_size
             if size == 0:
                 raise LinkpluginError(f"{self.path}: not an ELF file (empty)")
-            self.data = memoryview(mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ))
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self.data = memoryview(self._map)
             self._parse()
         except BaseException:
             self.close()
@@ -163,6 +164,18 @@ class ElfImage:
             return self.data[0:0]
         start = sec.header["sh_offset"]
         return self.data[start:start + sec.header["sh_size"]]
+
+    def release(self, sec: Section) -> None:
+        """Let the pages of a section that was copied out leave this process's memory: they stay
+        in the page cache and come back if read again. Without this a section read into memory
+        counts twice in the resident size, as the copy and as the mapped file pages it came from."""
+        if not sec.has_bytes or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        start = sec.header["sh_offset"] // page * page
+        end = min(sec.header["sh_offset"] + sec.header["sh_size"], len(self._map))
+        if end > start:
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def section(self, name: str) -> Section | None:
         for sec in self.sections:
