@@ -78,9 +78,13 @@ class Resolver:
 
 def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
              removals: list[Removals], shared_abbrev: bytes = b""
-             ) -> tuple[bytes, bytes, list[int], Resolver]:
+             ) -> tuple[bytearray, bytes, list[int], Resolver]:
     """(new .debug_info, new .debug_abbrev, new unit offsets, resolver). A unit output with an
-    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units."""
+    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units.
+
+    Each unit's body is dropped from ``outputs`` once copied, and the new .debug_info is returned
+    as the bytearray it was built in: on a large program the bodies and a bytes copy of the
+    result would otherwise each hold another .debug_info in memory."""
     new_unit_off = []
     pos = 0
     for out in outputs:
@@ -96,6 +100,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
         info[base:base + len(out.body)] = out.body
+        outputs[u] = out = out._replace(body=b"")
         own = out.abbrev or shared_abbrev
         at = table_at.get(own)
         if at is None:
@@ -116,7 +121,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         rows = np.concatenate(patches).astype(np.int64)
         rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
         write_patches(info, rows, resolve)
-    return bytes(info), bytes(abbrev), new_unit_off, resolve
+    return info, bytes(abbrev), new_unit_off, resolve
 
 
 def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
