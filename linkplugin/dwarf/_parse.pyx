@@ -12,6 +12,8 @@ not know) it returns None and the caller runs the pure-Python code, which raises
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
 
+from linkplugin.dwarf._leb cimport read_spec, read_uleb
+
 import numpy as np
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -27,22 +29,6 @@ cdef struct Vec:
     int err
 
 
-cdef inline Py_ssize_t uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
-    """Position after the ULEB128 at ``p`` (-1: truncated or wider than 63 bits)."""
-    cdef uint64_t v = 0
-    cdef int shift = 0
-    cdef uint8_t b
-    while True:
-        if p >= n or shift > 56:
-            return -1
-        b = d[p]
-        v |= (<uint64_t> (b & 0x7F)) << shift
-        p += 1
-        if not b & 0x80:
-            out[0] = v
-            return p
-        shift += 7
-
 
 def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, object table_type, dict shared):
     """({code: Abbrev}, offset after the table) of the table at ``off`` in ``d``, or None.
@@ -51,8 +37,7 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
     DW_FORM_indirect; ``shared`` maps (tag, children, encoded attributes) to an Abbrev already made."""
     cdef Py_ssize_t n = dv.shape[0], p = off, spec_start, q
     cdef const uint8_t *b
-    cdef uint64_t code, tag, at, form, v
-    cdef int shift
+    cdef uint64_t code, tag, at, form
     cdef int64_t ic
     cdef bint children, indirect = False
     table = table_type()
@@ -60,43 +45,26 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
         return None
     b = &dv[0]
     while True:
-        p = uleb(b, n, p, &code)
+        p = read_uleb(b, n, p, &code)
         if p < 0:
             return None
         if code == 0:
             table.indirect = indirect
             return table, p
-        p = uleb(b, n, p, &tag)
+        p = read_uleb(b, n, p, &tag)
         if p < 0 or p >= n:
             return None
         children = b[p] != 0
         p += 1
         spec_start = p
         while True:
-            p = uleb(b, n, p, &at)
-            if p < 0:
-                return None
-            p = uleb(b, n, p, &form)
+            p = read_spec(b, n, p, &at, &form, &ic)
             if p < 0:
                 return None
             if at == 0 and form == 0:
                 break
             if form == DW_FORM_indirect:
                 indirect = True
-            if form == DW_FORM_implicit_const:
-                v = 0
-                shift = 0
-                while True:
-                    # 10 bytes hold an int64 when the last one only extends the sign
-                    if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
-                        return None
-                    v |= (<uint64_t> (b[p] & 0x7F)) << shift
-                    p += 1
-                    shift += 7
-                    if not b[p - 1] & 0x80:
-                        break
-                if shift < 64 and (b[p - 1] & 0x40):
-                    v |= (~(<uint64_t> 0)) << shift
         raw = PyBytes_FromStringAndSize(<const char *> (b + spec_start), p - spec_start)
         key = (tag, children, raw)
         ab = shared.get(key)
@@ -107,26 +75,14 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
 
 cdef tuple _specs(const uint8_t *b, Py_ssize_t p, Py_ssize_t end):
     """The (attribute, form, implicit constant) triples of an attribute list already checked."""
-    cdef uint64_t at, form, v
-    cdef int shift
+    cdef uint64_t at, form
+    cdef int64_t ic
     cdef list out = []
     while True:
-        p = uleb(b, end, p, &at)
-        p = uleb(b, end, p, &form)
+        p = read_spec(b, end, p, &at, &form, &ic)
         if at == 0 and form == 0:
             return tuple(out)
-        v = 0
-        if form == DW_FORM_implicit_const:
-            shift = 0
-            while True:
-                v |= (<uint64_t> (b[p] & 0x7F)) << shift
-                p += 1
-                shift += 7
-                if not b[p - 1] & 0x80:
-                    break
-            if shift < 64 and (b[p - 1] & 0x40):
-                v |= (~(<uint64_t> 0)) << shift
-        out.append((at, form, <int64_t> v))
+        out.append((at, form, ic))
 
 
 # --- .debug_line header: file names ------------------------------------------------------------
@@ -213,10 +169,10 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
             name = _cstr(b, n, p, &p)
             if name is None:
                 return None
-            p = uleb(b, n, p, &di)
+            p = read_uleb(b, n, p, &di)
             for k in range(2):
                 if p >= 0:
-                    p = uleb(b, n, p, &v)
+                    p = read_uleb(b, n, p, &v)
             if p < 0:
                 return None
             files.append(_join(dirs[di] if di < <uint64_t> len(dirs) else None, name))
@@ -231,14 +187,14 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
         p += 1
         fmts = []
         for j in range(nformats):
-            p = uleb(b, n, p, &ct)
+            p = read_uleb(b, n, p, &ct)
             if p < 0:
                 return None
-            p = uleb(b, n, p, &form)
+            p = read_uleb(b, n, p, &form)
             if p < 0:
                 return None
             fmts.append((ct, form))
-        p = uleb(b, n, p, &v)
+        p = read_uleb(b, n, p, &v)
         if p < 0 or v > <uint64_t> n:
             return None
         count = <Py_ssize_t> v
@@ -267,7 +223,7 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                     if value is None:
                         return None
                 elif form == 0x0F:  # DW_FORM_udata
-                    p = uleb(b, n, p, &v)
+                    p = read_uleb(b, n, p, &v)
                     if p < 0:
                         return None
                     value = v
@@ -280,7 +236,7 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                     value = int.from_bytes(line[p:p + size], "little")
                     p += size
                 elif form == 0x09:  # DW_FORM_block
-                    p = uleb(b, n, p, &v)
+                    p = read_uleb(b, n, p, &v)
                     if p < 0 or v > <uint64_t> (n - p):
                         return None
                     value = PyBytes_FromStringAndSize(<const char *> (b + p), <Py_ssize_t> v)
@@ -339,8 +295,7 @@ def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, :
     cdef Py_ssize_t n = abbrev.shape[0], p = off, j
     cdef const uint8_t *b
     cdef uint64_t code, tag, at, form, max_code = 0
-    cdef int64_t k, kind, cls
-    cdef int shift
+    cdef int64_t k, kind, cls, ic
     cdef Vec ops, codes, starts, kids
     cdef int64_t[::1] sv, ov
     cdef uint8_t[::1] kv
@@ -352,37 +307,25 @@ def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, :
     ops.err = codes.err = starts.err = kids.err = 0
     try:
         while True:
-            p = uleb(b, n, p, &code)
+            p = read_uleb(b, n, p, &code)
             if p < 0 or code >= (1 << 16):
                 return None
             if code == 0:
                 break
             if code > max_code:
                 max_code = code
-            p = uleb(b, n, p, &tag)
+            p = read_uleb(b, n, p, &tag)
             if p < 0 or p >= n:
                 return None
             push4(&codes, <int64_t> code, ops.n // 4, 1 if b[p] else 0, 0)
             p += 1
             k = 0
             while True:
-                p = uleb(b, n, p, &at)
-                if p < 0:
-                    return None
-                p = uleb(b, n, p, &form)
+                p = read_spec(b, n, p, &at, &form, &ic)
                 if p < 0:
                     return None
                 if at == 0 and form == 0:
                     break
-                if form == DW_FORM_implicit_const:
-                    shift = 0
-                    while True:
-                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
-                            return None
-                        p += 1
-                        shift += 7
-                        if not b[p - 1] & 0x80:
-                            break
                 if form >= TPL_FORMS:
                     return None
                 cls = at_class[at] if at < AT_CLASSES else tpl.shape[0] - 1

@@ -23,6 +23,8 @@ Tokens (every integer LEB128, ``sleb`` where it may be negative):
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
+
+from linkplugin.dwarf._leb cimport read_spec, read_uleb
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
@@ -170,6 +172,28 @@ cdef void ipush(IV *v, int64_t x) noexcept nogil:
         v.cap = cap
     v.p[v.n] = x
     v.n += 1
+
+
+cdef inline void known(Out *b, uint64_t at, uint64_t v) noexcept nogil:
+    """Token 'k': attribute ``at`` with a constant ``v`` whatever its form."""
+    put(b, b'k')
+    uleb(b, at)
+    uleb(b, v)
+
+
+cdef inline void by_form(Out *b, uint64_t at, uint64_t form) noexcept nogil:
+    """Token 'F': attribute ``at`` in ``form``; the caller writes the value."""
+    put(b, b'F')
+    uleb(b, at)
+    uleb(b, form)
+
+
+cdef inline void unit_only(Out *b, uint64_t at, uint64_t u, uint64_t v) noexcept nogil:
+    """Token 'U': a value that only means something in unit ``u``."""
+    put(b, b'U')
+    uleb(b, at)
+    uleb(b, u)
+    uleb(b, v)
 
 
 # --- MurmurHash3 x64 128 ----------------------------------------------------------------------
@@ -394,14 +418,10 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
                     return 1  # the pure path indexes its file list from the end
                 v = <uint64_t> ic
             elif ic >= 0:
-                put(b, b'k')
-                uleb(b, at)
-                uleb(b, <uint64_t> ic)
+                known(b, at, <uint64_t> ic)
                 continue
             else:
-                put(b, b'F')
-                uleb(b, at)
-                uleb(b, form)
+                by_form(b, at, form)
                 sleb(b, ic)
                 continue
         elif op == T_FIXED or op == T_RAW:
@@ -437,16 +457,9 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             if at == AT_DECLARATION and decl != NULL:
                 return 1
             if size == 0:
-                v = 0
-                shift = 0
-                while True:
-                    if p >= nd or shift > 56:
-                        return 1
-                    v |= (<uint64_t> (d[p] & 0x7F)) << shift
-                    p += 1
-                    if not d[p - 1] & 0x80:
-                        break
-                    shift += 7
+                p = read_uleb(d, nd, p, &v)
+                if p < 0:
+                    return 1
             else:
                 if p + size > nd:
                     return 1
@@ -515,10 +528,7 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
                 uleb(b, at)
                 uleb(b, t - U.roots[s])
             else:
-                put(b, b'U')
-                uleb(b, at)
-                uleb(b, U.u)
-                uleb(b, <uint64_t> sv)
+                unit_only(b, at, U.u, <uint64_t> sv)
         elif cls == C_STRP:
             if cstring(b, at, U.strs, U.nstrs, v):
                 return 1
@@ -540,53 +550,33 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
                 uleb(b, U.file_end[v] - U.file_start[v])
                 raw(b, U.files + U.file_start[v], U.file_end[v] - U.file_start[v])
             else:  # as the pure path: an unknown file is a unit-only value
-                put(b, b'U')
-                uleb(b, at)
-                uleb(b, U.u)
-                uleb(b, v)
+                unit_only(b, at, U.u, v)
         elif cls == C_UINDEX:
-            put(b, b'U')
-            uleb(b, at)
-            uleb(b, U.u)
-            uleb(b, v)
+            unit_only(b, at, U.u, v)
         elif cls == C_DATA:
             if v < (<uint64_t> 1) << (size * 8 - 1):
-                put(b, b'k')
-                uleb(b, at)
-                uleb(b, v)
+                known(b, at, v)
             else:
-                put(b, b'F')
-                uleb(b, at)
-                uleb(b, form)
+                by_form(b, at, form)
                 uleb(b, v)
         elif cls == C_UDATA:
-            put(b, b'k')
-            uleb(b, at)
-            uleb(b, v)
+            known(b, at, v)
         elif cls == C_SDATA:
             sv = <int64_t> v
             if sv >= 0:
-                put(b, b'k')
-                uleb(b, at)
-                uleb(b, v)
+                known(b, at, v)
             else:
-                put(b, b'F')
-                uleb(b, at)
-                uleb(b, form)
+                by_form(b, at, form)
                 sleb(b, sv)
         elif cls == C_FLAG:
             if v == 1:
                 put(b, b'l')
                 uleb(b, at)
             else:
-                put(b, b'F')
-                uleb(b, at)
-                uleb(b, form)
+                by_form(b, at, form)
                 uleb(b, v)
         else:
-            put(b, b'F')
-            uleb(b, at)
-            uleb(b, form)
+            by_form(b, at, form)
             uleb(b, v)
 
 
@@ -1390,22 +1380,6 @@ DEF MAX_CODE = 65535
 DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
 
 
-cdef inline Py_ssize_t rd_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
-    """Position after the ULEB128 at ``p`` (-1: truncated or wider than 63 bits)."""
-    cdef uint64_t v = 0
-    cdef int shift = 0
-    cdef uint8_t b
-    while True:
-        if p >= n or shift > 56:
-            return -1
-        b = d[p]
-        v |= (<uint64_t> (b & 0x7F)) << shift
-        p += 1
-        if not b & 0x80:
-            out[0] = v
-            return p
-        shift += 7
-
 
 def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags,
            const uint8_t[::1] xtag_flags):
@@ -1444,14 +1418,14 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     xflags.n = xflags.cap = xflags.err = 0
     try:
         while True:
-            p = rd_uleb(b, n, p, &code)
+            p = read_uleb(b, n, p, &code)
             if p < 0 or code > MAX_CODE:
                 return None
             if code == 0:
                 break
             if code > max_code:
                 max_code = code
-            p = rd_uleb(b, n, p, &tag)
+            p = read_uleb(b, n, p, &tag)
             if p < 0 or p >= n:
                 return None
             children = 1 if b[p] else 0
@@ -1466,30 +1440,11 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
             has_decl = has_name = has_file = declared = False
             decl_form = 0
             while True:
-                p = rd_uleb(b, n, p, &at)
-                if p < 0:
-                    return None
-                p = rd_uleb(b, n, p, &form)
+                p = read_spec(b, n, p, &at, &form, &ic)
                 if p < 0:
                     return None
                 if at == 0 and form == 0:
                     break
-                ic = 0
-                if form == 0x21:  # DW_FORM_implicit_const
-                    v = 0
-                    shift = 0
-                    while True:
-                        # 10 bytes hold an int64 when the last one only extends the sign
-                        if p >= n or shift > 63 or (shift == 63 and b[p] != 0 and b[p] != 0x7F):
-                            return None
-                        v |= (<uint64_t> (b[p] & 0x7F)) << shift
-                        p += 1
-                        shift += 7
-                        if not b[p - 1] & 0x80:
-                            break
-                    if shift < 64 and (b[p - 1] & 0x40):
-                        v |= (~(<uint64_t> 0)) << shift
-                    ic = <int64_t> v
                 if form >= TPL_FORMS:
                     return None
                 c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2

@@ -1,0 +1,51 @@
+# LEB128 readers for the compiled kernels (_parse, _hashcore): bounds-checked, no GIL needed.
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+
+
+cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """Position after the ULEB128 at ``p``, its value in ``out`` (-1: truncated or wider than 63 bits)."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        if p >= n or shift > 56:
+            return -1
+        b = d[p]
+        v |= (<uint64_t> (b & 0x7F)) << shift
+        p += 1
+        if not b & 0x80:
+            out[0] = v
+            return p
+        shift += 7
+
+
+cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, int64_t *out) noexcept nogil:
+    """Position after the SLEB128 at ``p``, its value in ``out`` (-1: truncated or not an int64;
+    10 bytes hold one when the last only extends the sign)."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    while True:
+        if p >= n or shift > 63 or (shift == 63 and d[p] != 0 and d[p] != 0x7F):
+            return -1
+        v |= (<uint64_t> (d[p] & 0x7F)) << shift
+        p += 1
+        shift += 7
+        if not d[p - 1] & 0x80:
+            break
+    if shift < 64 and (d[p - 1] & 0x40):
+        v |= (~(<uint64_t> 0)) << shift
+    out[0] = <int64_t> v
+    return p
+
+
+cdef inline Py_ssize_t read_spec(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *at, uint64_t *form,
+                                 int64_t *ic) noexcept nogil:
+    """Position after the attribute specification of an abbreviation at ``p``: its attribute,
+    form and implicit constant (0 unless DW_FORM_implicit_const); (0, 0) ends the list (-1: truncated)."""
+    p = read_uleb(d, n, p, at)
+    if p >= 0:
+        p = read_uleb(d, n, p, form)
+    ic[0] = 0
+    if p >= 0 and form[0] == 0x21:  # DW_FORM_implicit_const
+        p = read_sleb(d, n, p, ic)
+    return p
