@@ -197,7 +197,10 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         out = []
         for u in unit_ids:
             ud = decoded[u] = decode_with_abbrevs(info, abbrev, units[u], cache)
-            out.append(analyze_unit(secs, ud, strp_cache))
+            got = analyze_unit(secs, ud, strp_cache)
+            if units[u].end <= 0xFFFFFFFF:  # the offsets wait for the layout phase: half the memory
+                got = got._replace(offs=got.offs.astype(np.uint32))
+            out.append(got)
         return out
 
 
