@@ -24,7 +24,7 @@ def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[i
             continue
         last = max(r for r, _, _ in found)
         tail = [(u, h) for r, u, h in found if r == last]
-        keep[key] = {min(u for u, _ in tail)} if len({h for _, h in tail}) == 1 else {u for u, _ in tail}
+        keep[key] = {min(u for u, _ in tail)}
     winners: dict[bytes, tuple[int, int]] = {}
     for u in sorted(range(len(analyses)), key=lambda u: (rank[u], u)):
         for k in range(len(analyses[u].roots)):

@@ -60,10 +60,13 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     sharing a name: a template alias such as `__type_identity_t` in <type_traits>, a typedef of
     a source compiled twice with different macros; structs declared on different lines or
     whose nested typedefs differ), removing a unit's copy can change which one gdb prints.
-    The holders gdb expands last (the greatest ``rank``) keep their copies: one of them (the
-    lowest unit) when they all hold the same copy, so that gdb prints it whatever order it
-    expands them in; every one of them when they differ, since which of them gdb expands last
-    depends on the order its unstable sort leaves equal names in, in the input as in the output.
+    One holder gdb expands last (the greatest ``rank``; the lowest unit among them) keeps its
+    copy, so that gdb prints it whatever order it expands the others in. When those last holders
+    hold different copies, which of them gdb printed depends on the order its unstable sort left
+    equal names in, and keeping all of them would not make that order the same either: on a
+    program whose units tie (libjvm.so: most units' first function is the same static
+    initialiser) it kept 218,000 more roots, 22% of .debug_info, for 4 listing entries of
+    libstdc++ (BENCHMARKS.md).
     A name key (hash.py ``_name_key``: namespaces, name, file) stands for the name; the root's
     hash for its contents (all the nested entries gdb lists with it)."""
     keep = np.zeros(len(unit), dtype=bool)
@@ -83,14 +86,10 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     last = np.full(nkeys, -1, dtype=np.int64)
     np.maximum.at(last, key, r)
     tail = r == last[key]  # the roots of the holders gdb expands last
-    tmin = np.full(nkeys, big, dtype=np.int64)
-    tmax = np.full(nkeys, -1, dtype=np.int64)
     umin = np.full(nkeys, big, dtype=np.int64)
-    np.minimum.at(tmin, key[tail], h[tail])
-    np.maximum.at(tmax, key[tail], h[tail])
     np.minimum.at(umin, key[tail], u[tail])
     differ = hmin[key] != hmax[key]
-    keep[idx] = differ & tail & ((tmin[key] != tmax[key]) | (u == umin[key]))
+    keep[idx] = differ & tail & (u == umin[key])
     return keep
 
 
