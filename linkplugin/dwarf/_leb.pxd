@@ -1,4 +1,4 @@
-# LEB128 readers for the compiled kernels (_parse, _hashcore): bounds-checked, no GIL needed.
+# LEB128 readers for the compiled kernels (_scan, _parse, _hashcore): bounds-checked, no GIL needed.
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 

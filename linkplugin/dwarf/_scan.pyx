@@ -9,7 +9,9 @@ returns None and the caller runs the pure-Python decoder, which raises the exact
 """
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+
+from linkplugin.dwarf._leb cimport read_uleb
 
 import numpy as np
 
@@ -84,30 +86,13 @@ cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t
     return 0
 
 
-cdef inline int read_leb(const uint8_t *b, Py_ssize_t n, Py_ssize_t *pp, int64_t *out) noexcept nogil:
-    """An unsigned LEB128 at *pp (at most 64 bits): 0, or -1 past the section."""
-    cdef Py_ssize_t p = pp[0]
-    cdef int64_t v = 0
-    cdef int shift = 0
-    while True:
-        if p >= n or shift > 56:
-            return -1
-        v |= (<int64_t> (b[p] & 0x7F)) << shift
-        p += 1
-        if not b[p - 1] & 0x80:
-            break
-        shift += 7
-    pp[0] = p
-    out[0] = v
-    return 0
-
-
 cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
                    const int64_t *prog, const int64_t *start, Py_ssize_t nplans, const uint8_t *kids,
                    const uint8_t *refop, Out *o) except -1 nogil:
     """The loop of ``scan`` without the GIL: 1 when done, 0 when the input is not accepted."""
     cdef Py_ssize_t p = die_off, s, q, i, pc
     cdef int64_t code, top = -1, op, a, bb, c, v, blen
+    cdef uint64_t uv
     vpush(&o.stack, -1)
     while p < end:
         if p >= n:
@@ -121,8 +106,10 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 top = o.stack.p[o.stack.n - 1]
             continue
         s = p
-        if read_leb(b, n, &p, &code) < 0:
+        p = read_uleb(b, n, p, &uv)
+        if p < 0:
             return 0
+        code = <int64_t> uv
         if top < 0 and o.offs.n:
             return 0
         if code >= nplans or start[code] < 0:
@@ -163,9 +150,10 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 vpush(&o.L, rd(b, p, <int> a))
                 p += a
             elif op == OP_REFUDATA or op == OP_LOCLISTX:
-                q = p
-                if read_leb(b, n, &q, &v) < 0:
+                q = read_uleb(b, n, p, &uv)
+                if q < 0:
                     return 0
+                v = <int64_t> uv
                 if op == OP_REFUDATA:
                     if v >= end - u:
                         return 0
@@ -190,8 +178,10 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 p += 1
             elif op == OP_BLOCK:
                 if a == 0:
-                    if read_leb(b, n, &p, &blen) < 0:
+                    p = read_uleb(b, n, p, &uv)
+                    if p < 0:
                         return 0
+                    blen = <int64_t> uv
                 else:
                     if p + a > n:
                         return 0
