@@ -1,17 +1,20 @@
-# A growable byte buffer for the compiled kernels (_hashcore, _rewritecore): the caller owns
-# ``p`` and frees it.
+# A growable byte buffer for the compiled kernels that needs no GIL: a failed realloc sets
+# ``err`` (the writes after it are dropped) and the caller raises MemoryError once it holds the
+# GIL again. The caller owns ``p`` and frees it.
 from libc.stdint cimport uint64_t, uint8_t
 from libc.stdlib cimport realloc
+from libc.string cimport memcpy
 
 
 cdef struct Buf:
     uint8_t *p
     Py_ssize_t n
     Py_ssize_t cap
+    int err
 
 
-cdef inline int grow(Buf *b, Py_ssize_t need) except -1:
-    """Room for ``need`` more bytes (doubling, from 64 KiB)."""
+cdef inline int grow(Buf *b, Py_ssize_t need) noexcept nogil:
+    """Room for ``need`` more bytes (doubling, from 64 KiB); -1 and ``err`` set if there is none."""
     cdef uint8_t *q
     cdef Py_ssize_t cap
     if b.n + need <= b.cap:
@@ -21,20 +24,32 @@ cdef inline int grow(Buf *b, Py_ssize_t need) except -1:
         cap *= 2
     q = <uint8_t *> realloc(b.p, cap)
     if q == NULL:
-        raise MemoryError()
+        b.err = 1
+        return -1
     b.p = q
     b.cap = cap
     return 0
 
 
-cdef inline int uleb(Buf *b, uint64_t v) except -1:
+cdef inline void put(Buf *b, uint8_t c) noexcept nogil:
+    if b.n < b.cap or grow(b, 1) == 0:
+        b.p[b.n] = c
+        b.n += 1
+
+
+cdef inline void raw(Buf *b, const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    if n > 0 and grow(b, n) == 0:
+        memcpy(b.p + b.n, s, n)
+        b.n += n
+
+
+cdef inline void uleb(Buf *b, uint64_t v) noexcept nogil:
     """Append ``v`` as ULEB128."""
-    grow(b, 10)
-    while True:
-        if v < 0x80:
-            b.p[b.n] = <uint8_t> v
-            b.n += 1
-            return 0
+    if grow(b, 10):
+        return
+    while v >= 0x80:
         b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
         b.n += 1
         v >>= 7
+    b.p[b.n] = <uint8_t> v
+    b.n += 1

@@ -25,6 +25,7 @@ from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
 
 from linkplugin.dwarf._leb cimport read_spec, read_uleb
+from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
@@ -88,14 +89,8 @@ DEF AT_DECL_FILE = 0x3A
 DEF AT_DECLARATION = 0x3C
 
 
-# --- growable buffers that need no GIL (a failed realloc sets err; the caller raises) ---------
-
-cdef struct Out:
-    uint8_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-    int err
-
+# --- growable buffers that need no GIL (a failed realloc sets err; the caller raises): bytes in
+# _buf.pxd's Buf, int64s in IV ---------
 
 cdef struct IV:
     int64_t *p
@@ -104,49 +99,9 @@ cdef struct IV:
     int err
 
 
-cdef int ogrow(Out *b, Py_ssize_t need) noexcept nogil:
-    cdef uint8_t *q
-    cdef Py_ssize_t cap
-    if b.n + need <= b.cap:
-        return 0
-    cap = b.cap * 2 if b.cap else 65536
-    while cap < b.n + need:
-        cap *= 2
-    q = <uint8_t *> realloc(b.p, cap)
-    if q == NULL:
-        b.err = 1
-        return -1
-    b.p = q
-    b.cap = cap
-    return 0
-
-
-cdef inline void put(Out *b, uint8_t c) noexcept nogil:
-    if b.n < b.cap or ogrow(b, 1) == 0:
-        b.p[b.n] = c
-        b.n += 1
-
-
-cdef void raw(Out *b, const uint8_t *s, Py_ssize_t n) noexcept nogil:
-    if n > 0 and ogrow(b, n) == 0:
-        memcpy(b.p + b.n, s, n)
-        b.n += n
-
-
-cdef void uleb(Out *b, uint64_t v) noexcept nogil:
-    if ogrow(b, 10):
-        return
-    while v >= 0x80:
-        b.p[b.n] = <uint8_t> ((v & 0x7F) | 0x80)
-        b.n += 1
-        v >>= 7
-    b.p[b.n] = <uint8_t> v
-    b.n += 1
-
-
-cdef void sleb(Out *b, int64_t v) noexcept nogil:
+cdef void sleb(Buf *b, int64_t v) noexcept nogil:
     cdef uint8_t byte
-    if ogrow(b, 10):
+    if grow(b, 10):
         return
     while True:
         byte = v & 0x7F
@@ -174,21 +129,21 @@ cdef void ipush(IV *v, int64_t x) noexcept nogil:
     v.n += 1
 
 
-cdef inline void known(Out *b, uint64_t at, uint64_t v) noexcept nogil:
+cdef inline void known(Buf *b, uint64_t at, uint64_t v) noexcept nogil:
     """Token 'k': attribute ``at`` with a constant ``v`` whatever its form."""
     put(b, b'k')
     uleb(b, at)
     uleb(b, v)
 
 
-cdef inline void by_form(Out *b, uint64_t at, uint64_t form) noexcept nogil:
+cdef inline void by_form(Buf *b, uint64_t at, uint64_t form) noexcept nogil:
     """Token 'F': attribute ``at`` in ``form``; the caller writes the value."""
     put(b, b'F')
     uleb(b, at)
     uleb(b, form)
 
 
-cdef inline void unit_only(Out *b, uint64_t at, uint64_t u, uint64_t v) noexcept nogil:
+cdef inline void unit_only(Buf *b, uint64_t at, uint64_t u, uint64_t v) noexcept nogil:
     """Token 'U': a value that only means something in unit ``u``."""
     put(b, b'U')
     uleb(b, at)
@@ -320,7 +275,7 @@ cdef Py_ssize_t find_die(const int64_t *offs, Py_ssize_t n, int64_t value) noexc
     return lo
 
 
-cdef int cstring(Out *b, int64_t at, const uint8_t *sec, Py_ssize_t n, uint64_t off) noexcept nogil:
+cdef int cstring(Buf *b, int64_t at, const uint8_t *sec, Py_ssize_t n, uint64_t off) noexcept nogil:
     """An 's' token of the NUL-terminated string at ``off``; 1 if it is not there."""
     cdef const uint8_t *e
     if n == 0 or off >= <uint64_t> n:
@@ -354,7 +309,7 @@ cdef inline int xslot(int64_t at) noexcept nogil:
     return -1
 
 
-cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int64_t *span, IV *rpos,
+cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int64_t *span, IV *rpos,
                  uint64_t *decl, int *decl_seen, int64_t *xspan=NULL) noexcept nogil:
     """Append the tokens of DIE ``j`` of root ``k`` (first DIE ``r``) to ``b``; 0, or 1 to decline.
 
@@ -519,7 +474,7 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             elif s >= 0:
                 ipush(rpos, b.n)
                 put(b, b'R')
-                if ogrow(b, 4) == 0:
+                if grow(b, 4) == 0:
                     b.p[b.n] = s & 0xFF
                     b.p[b.n + 1] = (s >> 8) & 0xFF
                     b.p[b.n + 2] = (s >> 16) & 0xFF
@@ -584,7 +539,7 @@ cdef int tok_die(Unit *U, Out *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
 # --- the whole unit ---------------------------------------------------------------------------
 
 cdef struct Names:
-    Out best      # the smallest lower-cased name so far
+    Buf best      # the smallest lower-cased name so far
     Py_ssize_t count
     int first_is_main
     int have_first
@@ -688,13 +643,13 @@ cdef void consider(Names *N, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             return
     N.count += 1
     N.best.n = 0
-    if ogrow(&N.best, n + 1) == 0:
+    if grow(&N.best, n + 1) == 0:
         for i in range(n):
             N.best.p[i] = p[i] + 32 if 65 <= p[i] <= 90 else p[i]
         N.best.n = n
 
 
-cdef int tokenize_x(Unit *U, Out *scratch, Py_ssize_t j, int64_t *xs) noexcept nogil:
+cdef int tokenize_x(Unit *U, Buf *scratch, Py_ssize_t j, int64_t *xs) noexcept nogil:
     cdef int i
     for i in range(14):
         xs[i] = -1
@@ -702,7 +657,7 @@ cdef int tokenize_x(Unit *U, Out *scratch, Py_ssize_t j, int64_t *xs) noexcept n
     return tok_die(U, scratch, j, j, -1, NULL, NULL, NULL, NULL, xs)
 
 
-cdef int chain_names(Unit *U, Out *scratch, Py_ssize_t j, Names *N) noexcept nogil:
+cdef int chain_names(Unit *U, Buf *scratch, Py_ssize_t j, Names *N) noexcept nogil:
     """expansion_key's ``names(j)``: the DIE's name and linkage names, and those of its
     specification or origin (four deep) where it has fewer than two."""
     cdef int64_t xs[14]
@@ -736,7 +691,7 @@ cdef int chain_names(Unit *U, Out *scratch, Py_ssize_t j, Names *N) noexcept nog
         depth += 1
 
 
-cdef int expansion(Work *W, Out *scratch, Names *N, int64_t *phase) noexcept nogil:
+cdef int expansion(Work *W, Buf *scratch, Names *N, int64_t *phase) noexcept nogil:
     """expansion.expansion_key: ``phase`` and, in N.best, the lower-cased first name."""
     cdef Unit *U = &W.U
     cdef Py_ssize_t n = U.n, j
@@ -826,7 +781,7 @@ cdef inline const uint8_t *ns_of(Work *W, Py_ssize_t j) noexcept nogil:
     return W.nsh + 16 * p if p > 0 else EMPTY_NS
 
 
-cdef int find_roots(Work *W, Out *scratch) noexcept nogil:
+cdef int find_roots(Work *W, Buf *scratch) noexcept nogil:
     cdef Unit *U = &W.U
     cdef Py_ssize_t n = U.n, j, k, e, nr = 0
     cdef int64_t code, p
@@ -872,14 +827,14 @@ cdef int find_roots(Work *W, Out *scratch) noexcept nogil:
     return 0
 
 
-cdef int namespaces(Work *W, Out *scratch) noexcept nogil:
+cdef int namespaces(Work *W, Buf *scratch) noexcept nogil:
     """The hash of every namespace's chain of names (hash._namespaces)."""
     cdef Unit *U = &W.U
     cdef Py_ssize_t j, q, nlen
     cdef int64_t span[4]
     cdef uint64_t x
     cdef int shift
-    cdef Out buf
+    cdef Buf buf
     buf.p = NULL
     buf.n = buf.cap = buf.err = 0
     for j in range(1, U.n):
@@ -921,8 +876,8 @@ cdef int namespaces(Work *W, Out *scratch) noexcept nogil:
     return 0
 
 
-cdef int digest_local(Work *W, Out *stream, const int64_t *rstart, const int64_t *ro, const int64_t *rpv,
-                      const uint8_t *mb, const uint8_t *hashes, Py_ssize_t k, Out *buf, uint8_t *out) noexcept nogil:
+cdef int digest_local(Work *W, Buf *stream, const int64_t *rstart, const int64_t *ro, const int64_t *rpv,
+                      const uint8_t *mb, const uint8_t *hashes, Py_ssize_t k, Buf *buf, uint8_t *out) noexcept nogil:
     """Root ``k``'s digest: its prefix and tokens, each 'R' + root replaced by 'T' + that root's
     hash, or 'C' for a member of the cycle being digested (``mb``)."""
     cdef Py_ssize_t s, pos, j, w
@@ -960,7 +915,7 @@ cdef inline Py_ssize_t edge_target(const uint8_t *sp, int64_t pos) noexcept nogi
 
 cdef int serial(Work *W, const uint8_t *sp, const int64_t *ro, const int64_t *rpv, const uint8_t *mb,
                 const uint8_t *local, Py_ssize_t entry, int64_t *num, int64_t *order, int64_t *stk_k,
-                int64_t *stk_p, Py_ssize_t m, Out *buf, uint8_t *out) noexcept nogil:
+                int64_t *stk_p, Py_ssize_t m, Buf *buf, uint8_t *out) noexcept nogil:
     """hash._finish_scc's ``serial``: number the cycle's members in pre-order from ``entry``
     following references in content order, and digest (local hash, member numbers referenced)
     of each in that order. ``num`` must be -1 for every member; the caller resets it."""
@@ -1009,7 +964,7 @@ cdef int serial(Work *W, const uint8_t *sp, const int64_t *ro, const int64_t *rp
     return 0
 
 
-cdef int hash_all(Work *W, Out *stream, const int64_t *rstart, IV *rpos, Out *buf) noexcept nogil:
+cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *buf) noexcept nogil:
     """Every root's hash, referenced roots first (Tarjan's SCCs, iterative)."""
     cdef Py_ssize_t n = W.nroots, k, j, w, v, m, wn, root, counter = 0, sp_n = 0, msize, best_k, c
     cdef const uint8_t *sp = stream.p
@@ -1156,7 +1111,7 @@ cdef int hash_all(Work *W, Out *stream, const int64_t *rstart, IV *rpos, Out *bu
     return rc
 
 
-cdef int name_keys(Work *W, Out *stream, const int64_t *spans, Out *buf) noexcept nogil:
+cdef int name_keys(Work *W, Buf *stream, const int64_t *spans, Buf *buf) noexcept nogil:
     """hash._name_key of every root: the digest of (namespaces, name token, file token)."""
     cdef Py_ssize_t k
     cdef const int64_t *s
@@ -1183,7 +1138,7 @@ cdef int name_keys(Work *W, Out *stream, const int64_t *spans, Out *buf) noexcep
 
 cdef int run(Work *W) noexcept nogil:
     cdef Unit *U = &W.U
-    cdef Out scratch, stream, buf
+    cdef Buf scratch, stream, buf
     cdef IV rpos
     cdef Py_ssize_t k, j, t, nr
     cdef int64_t *rstart = NULL
@@ -1400,7 +1355,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     cdef int64_t op6[6]
     cdef bint has_decl, has_name, has_file, declared
     cdef IV xflags
-    cdef Out prog, heads
+    cdef Buf prog, heads
     cdef IV codes, pstart, hstart, hend, flags
     cdef int64_t[::1] sv, hv
     cdef uint8_t[::1] fv, xv
@@ -1459,7 +1414,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
                     declared = True
                 if at == AT_DECL_FILE:
                     has_file = True
-                if ogrow(&prog, 6 * 8) == 0:
+                if grow(&prog, 6 * 8) == 0:
                     op6[0] = tpl[c, form, 0]
                     op6[1] = <int64_t> at
                     op6[2] = <int64_t> form
@@ -1469,7 +1424,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
                     memcpy(prog.p + prog.n, op6, 6 * 8)
                     prog.n += 6 * 8
             v = 0  # T_END
-            if ogrow(&prog, 6 * 8) == 0:
+            if grow(&prog, 6 * 8) == 0:
                 memset(prog.p + prog.n, 0, 6 * 8)
                 prog.n += 6 * 8
             fl = 0
