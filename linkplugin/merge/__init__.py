@@ -154,10 +154,13 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
-        plans: list[UnitPlan] = [p for part in run_tasks(plan_chunk, [(src, j) for j in jobs_of], jobs) for p in part]
+        plans: list[UnitPlan] = [p for part in run_tasks(_then_release, [(plan_chunk, src, j) for j in jobs_of], jobs)
+                                 for p in part]
         codes, table = shared_table(plans)
+        release_freed_memory()  # the first pass's decoded units, before the outputs pile up
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
+        outputs: list[UnitOutput] = [o for part in run_tasks(_then_release, [(rewrite_chunk, src, j, codes)
+                                                                             for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
         release_freed_memory()  # what the rewrite's decoded units left in the threads' heaps
@@ -205,6 +208,15 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _then_release(fn: Callable[..., Any], *args: Any) -> Any:
+    """A worker task ``fn(*args)``, then the memory it freed handed back to the system: the
+    chunk's decoded units are garbage once its outputs are made, and on threads the freed blocks
+    stay in each thread's own heap, where the next phase does not reuse them."""
+    got = fn(*args)
+    release_freed_memory()
+    return got
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

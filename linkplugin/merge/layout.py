@@ -105,12 +105,15 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
         new_unit_off.append(pos)
         pos += len(out.body)
     resolve = Resolver(units, offs, counts, removals, outputs, new_unit_off)
+    release_freed_memory()  # the resolver's temporaries
     # Identical tables (the shared one, those of units copied as they are) are written once.
     abbrev = bytearray()
     table_at: dict[bytes, int] = {}
     info = bytearray()
     patches: list[np.ndarray] = []  # (position in the unit, width, old target) rows
     bases: list[int] = []
+    # Bytes of bodies copied between two releases of their memory: a release walks the whole heap.
+    step = max(_RELEASE_STEP, pos // 8)
     released = 0
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
@@ -128,7 +131,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
             rows = out.patches if isinstance(out.patches, np.ndarray) else np.array(out.patches, dtype=np.int64)
             patches.append(rows.reshape(-1, 3))
             bases.append(base)
-        if len(info) - released >= _RELEASE_STEP:  # the copied bodies' memory, back to the system
+        if len(info) - released >= step:  # the copied bodies' memory, back to the system
             release_freed_memory()
             released = len(info)
     if patches and fastrewrite.available():
@@ -143,8 +146,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
 
 
 _NO_DIES = np.zeros(0, dtype=np.int32)
-# Bytes of bodies copied between two releases of their memory (a release walks the whole heap).
-_RELEASE_STEP = 32 << 20
+_RELEASE_STEP = 1 << 20
 
 
 def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
