@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
+from typing import Callable
 
 
 def _hwm(pid: int | str) -> int | None:
@@ -48,6 +50,28 @@ def peak_memory() -> tuple[int, list[int]]:
     if own is None:  # not Linux: ru_maxrss is in KiB there too, except on macOS (bytes)
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return own, [h for h in (_hwm(p) for p in _descendants(os.getpid())) if h is not None]
+
+
+_trim: Callable[[int], int] | None | bool = False  # glibc's malloc_trim, None without it; False: not looked up
+
+
+def release_freed_memory() -> None:
+    """Give the memory this process has freed back to the system, where the C library allows it
+    (glibc's ``malloc_trim``; elsewhere nothing happens). glibc keeps freed blocks for reuse: the
+    many mid-sized buffers of a phase (one per unit, allocated on worker threads in arenas of
+    their own) stay resident after they are freed, and the next phase's memory comes on top."""
+    global _trim
+    if _trim is False:
+        _trim = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            try:
+                _trim = ctypes.CDLL(None).malloc_trim
+            except AttributeError:  # another C library (musl)
+                pass
+    if _trim is not None:
+        _trim(0)
 
 
 def describe_peak() -> str:

@@ -1,6 +1,8 @@
 """The ELF writer on its own: what it keeps, what it moves, what it removes."""
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,32 @@ def test_copy_without_changes_reads_the_same(cxx_program: Path, tmp_path: Path) 
     assert sections(out) == sections(cxx_program)
     assert run("readelf", "-lW", out).stdout == run("readelf", "-lW", cxx_program).stdout
     assert run(out).stdout == run(cxx_program).stdout
+
+
+@pytest.mark.parametrize("refusal", ["EXDEV", "ENOSYS", "partial", "missing"])
+def test_kept_bytes_the_same_when_the_kernel_cannot_copy_them(cxx_program: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, refusal: str) -> None:
+    """Unchanged bytes go file to file (copy_file_range); where the system refuses (another file
+    system, an old kernel, a platform without it) or stops short, the writer writes them itself."""
+    with ElfImage(cxx_program) as image:
+        write_elf(image, tmp_path / "kernel", {})
+    real = getattr(os, "copy_file_range", None)
+
+    def refuse(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        if refusal == "partial" and real is not None:
+            return real(src, dst, min(count, 100), offset_src, offset_dst)
+        if refusal == "partial":
+            return 0
+        raise OSError(getattr(errno, refusal), os.strerror(getattr(errno, refusal)))
+
+    if refusal == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    else:
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    with ElfImage(cxx_program) as image:
+        write_elf(image, tmp_path / "python", {})
+    assert (tmp_path / "python").read_bytes() == (tmp_path / "kernel").read_bytes()
+    assert sections(tmp_path / "python") == sections(cxx_program)
 
 
 def test_resize_rename_and_remove(c_program: Path, tmp_path: Path) -> None:

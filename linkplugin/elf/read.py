@@ -177,6 +177,9 @@ class ElfImage:
         if end > start:
             self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def section(self, name: str) -> Section | None:
         for sec in self.sections:
             if sec.name == name:

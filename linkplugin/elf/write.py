@@ -12,11 +12,12 @@ place only when complete, with the input's file mode.
 """
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import (MAX_MOVED_ALIGN, SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
@@ -43,6 +44,19 @@ class Replacement:
     data: bytes | memoryview | Stream
     name: str | None = None
     header: dict[str, int] = field(default_factory=dict)  # e.g. sh_flags, sh_addralign
+
+
+class _Span:
+    """Bytes of the input file kept as they are (``size`` bytes at ``start``): copied file to
+    file by the kernel, so they never pass through (nor stay in) this process's memory."""
+
+    __slots__ = ("start", "size")
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start, self.size = start, size
+
+    def __len__(self) -> int:
+        return self.size
 
 
 def _align(value: int, alignment: int) -> int:
@@ -169,7 +183,7 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
 
     lay = image.layout
     fixed_end = _fixed_end(image)
-    chunks: list[tuple[int, bytes | memoryview | Stream]] = [(0, image.data[:fixed_end])]
+    chunks: list[tuple[int, bytes | memoryview | Stream | _Span]] = [(0, _Span(0, fixed_end))]
     holes = []  # old places of moved sections inside the kept prefix: zeroed
     headers = []
     cursor = fixed_end
@@ -182,7 +196,7 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         if old < fixed_end:
             holes.append((old, min(fixed_end, old + sec.header["sh_size"])))
         rep = replace.get(sec.index)
-        data = rep.data if rep is not None else image.raw(sec)
+        data = rep.data if rep is not None else _Span(old, sec.header["sh_size"])
         align = (rep.header.get("sh_addralign") if rep else None) or sec.header["sh_addralign"]
         if align > MAX_MOVED_ALIGN:
             raise LinkpluginError(f"{image.path}: section {sec.name} asks for alignment {align}; linkplugin "
@@ -217,8 +231,8 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
     return _commit(image, dst, chunks, holes)
 
 
-def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, bytes | memoryview | Stream]],
-            holes: list[tuple[int, int]]) -> int:
+def _commit(image: ElfImage, dst: str | os.PathLike,
+            chunks: list[tuple[int, bytes | memoryview | Stream | _Span]], holes: list[tuple[int, int]]) -> int:
     dst = os.fspath(dst)
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
@@ -231,7 +245,10 @@ def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, byt
         with os.fdopen(fd, "wb") as out:
             for offset, data in chunks:
                 out.seek(offset)
-                if isinstance(data, Stream):
+                if isinstance(data, _Span):
+                    out.flush()
+                    _copy_span(image, out, data, offset)
+                elif isinstance(data, Stream):
                     for piece in data.pieces():
                         out.write(piece)
                 else:
@@ -250,6 +267,26 @@ def _commit(image: ElfImage, dst: str | os.PathLike, chunks: list[tuple[int, byt
         _unlink(tmp)
         raise
     return size
+
+
+def _copy_span(image: ElfImage, out: BinaryIO, span: _Span, offset: int) -> None:
+    """Copy ``span`` of the input to ``offset`` of ``out`` in the kernel (copy_file_range);
+    through this process where the system cannot (another kernel, file system or platform)."""
+    done = 0
+    copy = getattr(os, "copy_file_range", None)
+    while copy is not None and done < span.size:
+        try:
+            n = copy(image.fileno(), out.fileno(), span.size - done, span.start + done, offset + done)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+            break
+        if n <= 0:
+            break
+        done += n
+    if done < span.size:
+        out.seek(offset + done)
+        out.write(image.data[span.start + done:span.start + span.size])
 
 
 def _unlink(path: str) -> None:

@@ -16,7 +16,8 @@ from linkplugin.errors import LinkpluginError
 from linkplugin.index import rebuild_indexes
 from linkplugin.dwarf.units import parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
-from linkplugin.merge.layout import assemble
+from linkplugin.memory import release_freed_memory
+from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import SharedSections, shared_sections
@@ -140,24 +141,31 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                         for a in part]
     with _phase(timings, "table"):
         removals = choose_winners(analyses, indexed=".gdb_index" in sections or ".debug_names" in sections)
-        # Only these outlive the table phase: the hashes and name keys are dropped here.
+        # Only these outlive the table phase: the hashes and name keys are dropped here, and the
+        # DIE offsets joined into the one array the layout searches.
         verbatim = [a.verbatim for a in analyses]
-        offs = [a.offs for a in analyses]
+        counts = [len(a.offs) for a in analyses]
         n_types = sum(len(a.roots) for a in analyses)
+        offs = offsets([a.offs for a in analyses])
         del analyses
+        release_freed_memory()
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
-        plans: list[UnitPlan] = [p for part in run_tasks(plan_chunk, [(src, j) for j in jobs_of], jobs) for p in part]
+        plans: list[UnitPlan] = [p for part in run_tasks(_then_release, [(plan_chunk, src, j) for j in jobs_of], jobs)
+                                 for p in part]
         codes, table = shared_table(plans)
+        release_freed_memory()  # the first pass's decoded units, before the outputs pile up
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(rewrite_chunk, [(src, j, codes) for j in jobs_of2], jobs)
+        outputs: list[UnitOutput] = [o for part in run_tasks(_then_release, [(rewrite_chunk, src, j, codes)
+                                                                             for j in jobs_of2], jobs)
                                      for o in part]
     with _phase(timings, "layout"):
-        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs,
-                                                                removals, table)
+        release_freed_memory()  # what the rewrite's decoded units left in the threads' heaps
+        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs, counts, removals, table)
+        del offs
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
         result.replace[".debug_abbrev"] = new_abbrev
@@ -187,7 +195,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     removed = sum(len(r.starts) for r, o in zip(removals, outputs) if not o.verbatim)
     result.stats = {
         "units": len(units),
-        "dies": sum(len(o) for o in offs),
+        "dies": sum(counts),
         "dies_after": sum(o.dies_out for o in outputs),
         "types": n_types,
         "duplicates_removed": removed,
@@ -200,6 +208,15 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _then_release(fn: Callable[..., Any], *args: Any) -> Any:
+    """A worker task ``fn(*args)``, then the memory it freed handed back to the system: the
+    chunk's decoded units are garbage once its outputs are made, and on threads the freed blocks
+    stay in each thread's own heap, where the next phase does not reuse them."""
+    got = fn(*args)
+    release_freed_memory()
+    return got
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

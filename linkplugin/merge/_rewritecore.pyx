@@ -1131,6 +1131,15 @@ ctypedef fused offset_t:  # DIE offsets as the hash phase keeps them
     uint32_t
 
 
+ctypedef fused new_t:  # new DIE offsets: uint32 (REMOVED for a removed DIE) when the new section fits
+    int64_t
+    uint32_t
+
+
+# A removed DIE's entry in a uint32 array of new offsets (-1 in an int64 one).
+cdef uint32_t REMOVED = 0xFFFFFFFF
+
+
 cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
     """Index of ``x`` in the sorted ``a``, -1 if absent."""
     cdef Py_ssize_t lo = 0, hi = n, mid
@@ -1144,7 +1153,7 @@ cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) n
 
 
 def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const offset_t[::1] offs,
-                  const int64_t[::1] new, int64_t lo, int64_t hi):
+                  const new_t[::1] new, int64_t lo, int64_t hi):
     """layout.write_patches in C, on each unit's patch rows as they are (no concatenation):
     write the new offset of the DIE at old offset ``rows[k, 2]`` (``offs`` sorted, ``new`` their
     new offsets; int64 or uint32; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
@@ -1209,7 +1218,7 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
                         kind = 2
                         bad = old
                         break
-                    vals[at] = new[i + lo_i]
+                    vals[at] = <int64_t> new[i + lo_i]
                     at += 1
             if kind == 0:
                 for w in range(1, 8):  # by width, as the numpy version checks them
@@ -1249,15 +1258,25 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
         free(first)
 
 
-def new_offsets(list rels, const int64_t[::1] bases, Py_ssize_t total):
+def new_offsets(list rels, const int64_t[::1] bases, Py_ssize_t total, bint narrow=False):
     """layout.Resolver: every DIE's new section offset, unit by unit (``bases[u]`` + its new
-    unit-relative offset ``rels[u][i]``), -1 for a removed DIE."""
-    out = np.empty(total, dtype=np.int64)
-    cdef int64_t[::1] o = out
+    unit-relative offset ``rels[u][i]``), -1 for a removed DIE; with ``narrow`` (the new section
+    is shorter than 0xFFFFFFFF bytes) a uint32 array, REMOVED for a removed DIE: half the memory
+    (libjvm.so has 21 million DIEs)."""
+    out = np.empty(total, dtype=np.uint32 if narrow else np.int64)
+    if narrow:
+        _fill_new_offsets[uint32_t](out, rels, bases, total)
+    else:
+        _fill_new_offsets[int64_t](out, rels, bases, total)
+    return out
+
+
+cdef _fill_new_offsets(new_t[::1] o, list rels, const int64_t[::1] bases, Py_ssize_t total):
     cdef const int32_t[::1] r32
     cdef const int64_t[::1] r64
     cdef Py_ssize_t u, i, at = 0, n
     cdef int64_t b
+    cdef new_t gone = <new_t> REMOVED if new_t is uint32_t else <new_t> -1
     if bases.shape[0] != len(rels):
         raise ValueError("one base per unit")
     for u in range(len(rels)):
@@ -1270,34 +1289,35 @@ def new_offsets(list rels, const int64_t[::1] bases, Py_ssize_t total):
             r32 = rel
             with nogil:
                 for i in range(n):
-                    o[at + i] = b + r32[i] if r32[i] >= 0 else -1
+                    o[at + i] = <new_t> (b + r32[i]) if r32[i] >= 0 else gone
         else:
             r64 = np.ascontiguousarray(rel, dtype=np.int64)
             with nogil:
                 for i in range(n):
-                    o[at + i] = b + r64[i] if r64[i] >= 0 else -1
+                    o[at + i] = <new_t> (b + r64[i]) if r64[i] >= 0 else gone
         at += n
     if at != total:
         raise ValueError("fewer DIEs than ``total``")
-    return out
 
 
-def redirect(int64_t[::1] new, const int64_t[::1] starts, const int64_t[::1] lens, const int64_t[::1] canon):
-    """layout.Resolver: a removed DIE (``new`` -1) of the removal starting at global DIE index
-    ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same DIE of its canonical copy
-    (from ``canon[r]``). False if a canonical DIE was removed too, or an index is out of range."""
+def redirect(new_t[::1] new, const int64_t[::1] starts, const int64_t[::1] lens, const int64_t[::1] canon):
+    """layout.Resolver: a removed DIE (``new`` -1, or REMOVED in a uint32 array) of the removal
+    starting at global DIE index ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same
+    DIE of its canonical copy (from ``canon[r]``). False if a canonical DIE was removed too, or an
+    index is out of range."""
     cdef Py_ssize_t r, k, s, d, n = new.shape[0]
     cdef bint ok = True
+    cdef new_t gone = <new_t> REMOVED if new_t is uint32_t else <new_t> -1
     if lens.shape[0] != starts.shape[0] or canon.shape[0] != starts.shape[0]:
         raise ValueError("arrays of different lengths")
     with nogil:
-        # checked before anything is written: a canonical DIE's -1 is still there to see
+        # checked before anything is written: a canonical DIE's mark is still there to see
         for r in range(starts.shape[0]):
             if starts[r] < 0 or canon[r] < 0 or lens[r] < 0 or starts[r] + lens[r] > n or canon[r] + lens[r] > n:
                 ok = False
                 break
             for k in range(lens[r]):
-                if new[starts[r] + k] < 0 and new[canon[r] + k] < 0:
+                if new[starts[r] + k] == gone and new[canon[r] + k] == gone:
                     ok = False
                     break
             if not ok:
@@ -1306,7 +1326,7 @@ def redirect(int64_t[::1] new, const int64_t[::1] starts, const int64_t[::1] len
             for r in range(starts.shape[0]):
                 for k in range(lens[r]):
                     s = starts[r] + k
-                    if new[s] < 0:
+                    if new[s] == gone:
                         new[s] = new[canon[r] + k]
     return ok
 

@@ -60,9 +60,10 @@ def write_patches(info: bytearray, patches: list[np.ndarray], bases: list[int], 
                                resolve.units[0].off, resolve.units[-1].end)
 
 
-def new_offsets(rels: list[np.ndarray], bases: np.ndarray, total: int) -> np.ndarray:
-    """Every DIE's new section offset (-1: removed), from each unit's new unit-relative ones."""
-    return _core.new_offsets(rels, bases, total)
+def new_offsets(rels: list[np.ndarray], bases: np.ndarray, total: int, narrow: bool = False) -> np.ndarray:
+    """Every DIE's new section offset (-1: removed), from each unit's new unit-relative ones; with
+    ``narrow`` as uint32 (0xFFFFFFFF: removed), for a new section shorter than that."""
+    return _core.new_offsets(rels, bases, total, narrow)
 
 
 def redirect(new: np.ndarray, starts: np.ndarray, lens: np.ndarray, canon: np.ndarray) -> bool:

@@ -6,9 +6,19 @@ import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.memory import release_freed_memory
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput
 from linkplugin.merge.table import Removals
+
+
+def offsets(per_unit: list[np.ndarray]) -> np.ndarray:
+    """The old offsets of every unit's DIEs in one array, as the hash phase keeps them (uint32
+    when they fit, else int64) and without a copy at the Resolver: made once the per-unit arrays
+    are the only other holders, so that they can go (on libjvm.so each copy is 84 MB)."""
+    if all(o.dtype == np.uint32 for o in per_unit):
+        return np.concatenate(per_unit) if per_unit else np.zeros(0, dtype=np.uint32)
+    return np.concatenate([o.astype(np.int64, copy=False) for o in per_unit]) if per_unit else np.zeros(0, np.int64)
 
 
 class Resolver:
@@ -16,22 +26,23 @@ class Resolver:
     matching DIE of their canonical copy. Every DIE's new offset is computed once, with numpy:
     resolving the references one by one was most of the layout phase."""
 
-    def __init__(self, units: list[UnitHeader], offs: list[np.ndarray], removals: list[Removals],
+    def __init__(self, units: list[UnitHeader], offs: np.ndarray, counts: list[int], removals: list[Removals],
                  outputs: list[UnitOutput], new_unit_off: list[int]) -> None:
+        """``offs``: every DIE's old offset, unit after unit (``counts[u]`` DIEs in unit ``u``), as
+        ``offsets`` makes them."""
         self.units = units
-        counts = np.array([len(o) for o in offs], dtype=np.int64)
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
-        # as the hash phase keeps them (int64, or uint32 to save memory): no program-sized copy
-        self.offs = np.concatenate(offs)
-        if self.offs.dtype not in (np.int64, np.uint32):
-            self.offs = self.offs.astype(np.int64)
+        counts_a = np.array(counts, dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(counts_a)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
+        self.offs = offs
         compiled = fastrewrite.available()
         if compiled:  # -1 for a removed DIE, without a program-sized temporary per step
+            # uint32 when the new section allows (half the memory: libjvm.so has 21 million DIEs)
+            narrow = sum(len(o.body) for o in outputs) < 0xFFFFFFFF
             new = fastrewrite.new_offsets([o.new_rel for o in outputs], np.array(new_unit_off, dtype=np.int64),
-                                          len(self.offs))
+                                          len(self.offs), narrow)
         else:
             rel = np.concatenate([o.new_rel for o in outputs]).astype(np.int64)
-            new = np.repeat(np.array(new_unit_off, dtype=np.int64), counts) + rel
+            new = np.repeat(np.array(new_unit_off, dtype=np.int64), counts_a) + rel
         # A DIE inside a removed duplicate: the same DIE of the canonical copy (a unit copied
         # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place). All
         # units' removals at once: numpy calls per unit were most of this phase.
@@ -70,37 +81,44 @@ class Resolver:
         bad = self.offs[d] != old
         if bad.any():
             raise DwarfError(f"a reference to 0x{int(old[bad][0]):x} does not point to a DIE")
-        return self.new[d]
+        return self.new[d].astype(np.int64)
 
     def __call__(self, old: int) -> int:
         return int(self.many(np.array([old], dtype=np.int64))[0])
 
 
-def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.ndarray],
+def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarray, counts: list[int],
              removals: list[Removals], shared_abbrev: bytes = b""
              ) -> tuple[bytearray, bytes, list[int], Resolver]:
     """(new .debug_info, new .debug_abbrev, new unit offsets, resolver). A unit output with an
-    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units.
+    empty ``abbrev`` uses ``shared_abbrev``, the table shared by the rewritten units; ``offs`` and
+    ``counts`` are the old DIE offsets as ``offsets`` joins them and the DIEs per unit.
 
-    Each unit's body is dropped from ``outputs`` once copied, and the new .debug_info is returned
-    as the bytearray it was built in: on a large program the bodies and a bytes copy of the
-    result would otherwise each hold another .debug_info in memory."""
+    ``outputs`` is consumed: each unit's new offsets go once the resolver holds them all, and its
+    body once copied. The new .debug_info grows as the bodies are appended (a buffer of its final
+    size made at once would be zeroed, all of it resident before the first body is freed), and is
+    returned as the bytearray it was built in: on a large program the bodies and a bytes copy of
+    the result would otherwise each hold another .debug_info in memory."""
     new_unit_off = []
     pos = 0
     for out in outputs:
         new_unit_off.append(pos)
         pos += len(out.body)
-    resolve = Resolver(units, offs, removals, outputs, new_unit_off)
+    resolve = Resolver(units, offs, counts, removals, outputs, new_unit_off)
+    release_freed_memory()  # the resolver's temporaries
     # Identical tables (the shared one, those of units copied as they are) are written once.
     abbrev = bytearray()
     table_at: dict[bytes, int] = {}
-    info = bytearray(pos)
+    info = bytearray()
     patches: list[np.ndarray] = []  # (position in the unit, width, old target) rows
     bases: list[int] = []
+    # Bytes of bodies copied between two releases of their memory: a release walks the whole heap.
+    step = max(_RELEASE_STEP, pos // 8)
+    released = 0
     for u, out in enumerate(outputs):
         base = new_unit_off[u]
-        info[base:base + len(out.body)] = out.body
-        outputs[u] = out = out._replace(body=b"")
+        info += out.body
+        outputs[u] = out = out._replace(body=b"", new_rel=_NO_DIES)
         own = out.abbrev or shared_abbrev
         at = table_at.get(own)
         if at is None:
@@ -113,6 +131,9 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
             rows = out.patches if isinstance(out.patches, np.ndarray) else np.array(out.patches, dtype=np.int64)
             patches.append(rows.reshape(-1, 3))
             bases.append(base)
+        if len(info) - released >= step:  # the copied bodies' memory, back to the system
+            release_freed_memory()
+            released = len(info)
     if patches and fastrewrite.available():
         bad = fastrewrite.write_patches(info, patches, bases, resolve)
         if bad is not None:
@@ -122,6 +143,10 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: list[np.n
         rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
         write_patches(info, rows, resolve)
     return info, bytes(abbrev), new_unit_off, resolve
+
+
+_NO_DIES = np.zeros(0, dtype=np.int32)
+_RELEASE_STEP = 1 << 20
 
 
 def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
