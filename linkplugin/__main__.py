@@ -1,7 +1,5 @@
-import sys
-
-from linkplugin.cli import main
+from linkplugin.cli import command
 
 # Guarded: pool workers may import the main module (as "__mp_main__").
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

@@ -8,7 +8,8 @@ without an abbreviation, a second top-level DIE, a read past the section, DW_FOR
 returns None and the caller runs the pure-Python decoder, which raises the exact error.
 """
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 from linkplugin.dwarf._leb cimport read_uleb
@@ -37,26 +38,77 @@ cdef struct Vec:
     Py_ssize_t cap
 
 
-cdef int vpush(Vec *v, int64_t x) except -1 nogil:
+cdef int vgrow(Vec *v, Py_ssize_t want) noexcept nogil:
+    """Room for at least ``want`` values (and at least twice the room); -1: out of memory."""
     cdef int64_t *q
-    if v.n == v.cap:
-        v.cap = v.cap * 2 if v.cap else 1024
-        q = <int64_t *> realloc(v.p, v.cap * sizeof(int64_t))
-        if q == NULL:
-            with gil:
-                raise MemoryError()
-        v.p = q
+    cdef Py_ssize_t cap = v.cap * 2 if v.cap else 1024
+    if cap < want:
+        cap = want
+    q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
+    if q == NULL:
+        return -1
+    v.p = q
+    v.cap = cap
+    return 0
+
+
+cdef inline int vpush(Vec *v, int64_t x) noexcept nogil:
+    # Inline and without an exception path (this runs several times per DIE); -1: out of memory.
+    if v.n == v.cap and vgrow(v, 0) < 0:
+        return -1
     v.p[v.n] = x
     v.n += 1
     return 0
 
 
+cdef class Owned:
+    """A malloc'd block handed to numpy without a copy (np.frombuffer keeps this alive as the
+    array's base and frees the block with it)."""
+    cdef int64_t *p
+    cdef Py_ssize_t n
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        view.buf = <void *> self.p
+        view.obj = self
+        view.len = self.n * sizeof(int64_t)
+        view.readonly = 0
+        view.itemsize = sizeof(int64_t)
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = b"q"
+        view.ndim = 1
+        self.shape[0] = self.n
+        self.strides[0] = sizeof(int64_t)
+        view.shape = self.shape if flags & PyBUF_ND else NULL
+        view.strides = self.strides if flags & PyBUF_STRIDES == PyBUF_STRIDES else NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __dealloc__(self):
+        free(self.p)
+
+
 cdef object varray(Vec *v):
-    out = np.empty(v.n, dtype=np.int64)
-    cdef int64_t[::1] view = out
-    if v.n:
-        memcpy(&view[0], v.p, v.n * sizeof(int64_t))
-    return out
+    """The vector as an int64 array that takes over its block (the vector is left empty)."""
+    cdef Owned o
+    cdef int64_t *q
+    if v.n == 0:
+        return np.empty(0, dtype=np.int64)
+    if v.cap > v.n:
+        q = <int64_t *> realloc(v.p, v.n * sizeof(int64_t))  # give back the unused tail
+        if q != NULL:
+            v.p = q
+    o = Owned.__new__(Owned)
+    o.p = v.p
+    o.n = v.n
+    v.p = NULL
+    v.n = v.cap = 0
+    return np.frombuffer(o, dtype=np.int64)
 
 
 cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
@@ -77,23 +129,21 @@ cdef struct Out:
 DEF DW_FORM_ref4 = 0x13
 
 
-cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) except -1 nogil:
-    vpush(&o.rpos, pos)
-    vpush(&o.rdie, die)
-    vpush(&o.rform, form)
-    vpush(&o.rat, at)
-    vpush(&o.rtgt, target)
-    return 0
+cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) noexcept nogil:
+    return (vpush(&o.rpos, pos) | vpush(&o.rdie, die) | vpush(&o.rform, form) | vpush(&o.rat, at)
+            | vpush(&o.rtgt, target))
 
 
 cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
                    const int64_t *prog, const int64_t *start, Py_ssize_t nplans, const uint8_t *kids,
-                   const uint8_t *refop, Out *o) except -1 nogil:
-    """The loop of ``scan`` without the GIL: 1 when done, 0 when the input is not accepted."""
+                   const uint8_t *refop, Out *o) noexcept nogil:
+    """The loop of ``scan`` without the GIL: 1 when done, 0 when the input is not accepted, 2 when
+    out of memory."""
     cdef Py_ssize_t p = die_off, s, q, i, pc
     cdef int64_t code, top = -1, op, a, bb, c, v, blen
     cdef uint64_t uv
-    vpush(&o.stack, -1)
+    if vpush(&o.stack, -1) < 0:
+        return 2
     while p < end:
         if p >= n:
             return 0
@@ -115,9 +165,8 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
         if code >= nplans or start[code] < 0:
             return 0
         i = o.offs.n
-        vpush(&o.offs, s)
-        vpush(&o.codes, code)
-        vpush(&o.par, top)
+        if (vpush(&o.offs, s) | vpush(&o.codes, code) | vpush(&o.par, top)) < 0:
+            return 2
         pc = start[code]
         while True:
             op = prog[pc]
@@ -135,19 +184,19 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 v = rd(b, p, 4) + u
                 if v >= end:
                     return 0  # out of its unit: the Python decoder says so
-                push_ref(o, p, i, DW_FORM_ref4, -1, v)
+                if push_ref(o, p, i, DW_FORM_ref4, -1, v) < 0:
+                    return 2
                 p += 4
             elif op == OP_UREF or op == OP_REFADDR:
                 v = rd(b, p, <int> a)
                 if v < 0 or (op == OP_UREF and v >= end - u) or (op == OP_REFADDR and v >= n):
                     return 0  # past the section or out of its unit: the Python decoder says so
-                push_ref(o, p, i, bb, c, v + (u if op == OP_UREF else 0))
+                if push_ref(o, p, i, bb, c, v + (u if op == OP_UREF else 0)) < 0:
+                    return 2
                 p += a
             elif op == OP_LOC:
-                vpush(&o.L, i)
-                vpush(&o.L, c)
-                vpush(&o.L, bb)
-                vpush(&o.L, rd(b, p, <int> a))
+                if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb) | vpush(&o.L, rd(b, p, <int> a))) < 0:
+                    return 2
                 p += a
             elif op == OP_REFUDATA or op == OP_LOCLISTX:
                 q = read_uleb(b, n, p, &uv)
@@ -157,12 +206,11 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 if op == OP_REFUDATA:
                     if v >= end - u:
                         return 0
-                    push_ref(o, p, i, bb, c, u + v)
+                    if push_ref(o, p, i, bb, c, u + v) < 0:
+                        return 2
                 else:
-                    vpush(&o.L, i)
-                    vpush(&o.L, c)
-                    vpush(&o.L, bb)
-                    vpush(&o.L, v)
+                    if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb) | vpush(&o.L, v)) < 0:
+                        return 2
                 p = q
             elif op == OP_LEB:
                 while p < n and b[p] & 0x80:
@@ -194,18 +242,19 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                     # expr.REF_OPS anywhere in it, as expr.might_ref) is decoded, in Python.
                     for q in range(p, p + blen):
                         if refop[b[q]]:
-                            vpush(&o.E, i)
-                            vpush(&o.E, p)
-                            vpush(&o.E, p + blen)
+                            if (vpush(&o.E, i) | vpush(&o.E, p) | vpush(&o.E, p + blen)) < 0:
+                                return 2
                             break
                 p += blen
             else:
                 return 0
         if p > n:
             return 0
-        vpush(&o.ends, p)
+        if vpush(&o.ends, p) < 0:
+            return 2
         if kids[code]:
-            vpush(&o.stack, i)
+            if vpush(&o.stack, i) < 0:
+                return 2
             top = i
     if p > end or o.offs.n == 0:
         return 0
@@ -239,8 +288,14 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
         refop[ref_ops[q]] = 1
     memset(&o, 0, sizeof(Out))
     try:
+        # Room for a DIE per 8 bytes of the unit at first: most units then never grow.
+        q = max((end - die_off) // 8, 16)
+        if (vgrow(&o.offs, q) | vgrow(&o.codes, q) | vgrow(&o.par, q) | vgrow(&o.ends, q)) < 0:
+            raise MemoryError()
         with nogil:
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
+        if done == 2:
+            raise MemoryError()
         if not done:
             return None
         refs = (varray(&o.rpos), varray(&o.rdie), varray(&o.rform), varray(&o.rat), varray(&o.rtgt))

@@ -54,7 +54,9 @@ def list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclist
             got |= raw[p + k].astype(np.int64) << (8 * k)
         values = values.copy()
         values[x] = loclists_base + got
-    return np.unique(values)
+    # np.unique would do, but its first call imports numpy.ma (10-25 ms of start-up).
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclists: bytes,

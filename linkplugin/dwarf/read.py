@@ -30,7 +30,7 @@ class UnitDies:
     use only, so compiled code that reads the arrays never pays for a Python int per DIE."""
 
     __slots__ = ("hdr", "abbrevs", "_lists", "ref_pos", "ref_die", "ref_form", "ref_at", "ref_target",
-                 "xrefs", "locs", "_arrays")
+                 "xrefs", "locs", "_arrays", "loc_ops")
 
     def __init__(self, hdr: UnitHeader, abbrevs: dict[int, Abbrev],
                  lists: tuple[list[int], list[int], list[int], list[int]] | None,
@@ -57,6 +57,9 @@ class UnitDies:
         # (die, attribute, form, value) of location-list pointers: tuples, or an (n, 4) int64
         # array from the compiled scanner
         self.locs = locs if locs is not None else []
+        # The DIE-naming operands of the unit's location lists once read (hash.location_operands),
+        # None until then: the phases after the hash phase read them once.
+        self.loc_ops: list | None = None
 
     def _columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
         if self._lists is None:
@@ -94,6 +97,26 @@ class UnitDies:
         if self._arrays is None:
             self._arrays = tuple(np.array(x, dtype=np.int64) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
+
+    def narrowed(self, offs32: np.ndarray | None = None) -> UnitDies:
+        """This unit with its offset columns as uint32 and its small-number columns as int32
+        (less than half the memory), to keep between phases; ``widened`` undoes it. Only for
+        the compiled decoder's units of a section below 4 GiB (every value then fits).
+        ``offs32``: the offsets as uint32 when the caller already has them."""
+        offs, codes, parent, ends = self.arrays()
+        u32, i32 = np.uint32, np.int32
+        arrays = (offs32 if offs32 is not None else offs.astype(u32), codes.astype(i32), parent.astype(i32),
+                  ends.astype(u32))
+        return UnitDies(self.hdr, self.abbrevs, None, self.ref_pos.astype(u32), self.ref_die.astype(i32),
+                        self.ref_form.astype(i32), self.ref_at.astype(i32), self.ref_target.astype(u32), self.xrefs,
+                        self.locs, arrays)  # type: ignore[arg-type]
+
+    def widened(self) -> UnitDies:
+        """A ``narrowed`` unit with int64 columns again, as the decoder gives them."""
+        i64 = np.int64
+        return UnitDies(self.hdr, self.abbrevs, None, self.ref_pos.astype(i64), self.ref_die.astype(i64),
+                        self.ref_form.astype(i64), self.ref_at.astype(i64), self.ref_target.astype(i64), self.xrefs,
+                        self.locs, tuple(a.astype(i64) for a in self.arrays()))  # type: ignore[arg-type]
 
     def attr_end(self, i: int) -> int:
         """Offset after the DIE's own attributes (where its first child or closing null starts)."""

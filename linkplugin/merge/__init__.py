@@ -53,11 +53,12 @@ def _phase(timings: Any, name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
-def _chunks(sizes: list[int], jobs: int) -> list[list[int]]:
-    """Contiguous groups of unit indexes of similar byte size (a few per worker, for balance)."""
+def _chunks(sizes: list[int], jobs: int, per_job: int = 3) -> list[list[int]]:
+    """Contiguous groups of unit indexes of similar byte size (``per_job`` per worker, for
+    balance: the last chunk taken decides when the phase ends)."""
     if jobs <= 1:
         return [list(range(len(sizes)))]
-    target = max(1, sum(sizes) // (jobs * 3))
+    target = max(1, sum(sizes) // (jobs * per_job))
     out: list[list[int]] = [[]]
     acc = 0
     for u, s in enumerate(sizes):
@@ -134,7 +135,9 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     info = sections[".debug_info"]
     result = MergeResult()
     units = parse_units(info)
-    chunks = _chunks([u.end - u.off for u in units], jobs)
+    # Threads take small chunks (a chunk costs them nothing but its own caches); worker
+    # processes fewer (each task sends its results through a pipe).
+    chunks = _chunks([u.end - u.off for u in units], jobs, 8 if run_tasks is run_threads else 3)
 
     with _phase(timings, "read+hash"):
         analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)

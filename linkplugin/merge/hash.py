@@ -17,7 +17,6 @@ Equal hashes therefore mean equal unfoldings: the same type in every detail a de
 """
 from __future__ import annotations
 
-import hashlib
 import marshal
 from typing import NamedTuple
 
@@ -34,8 +33,13 @@ from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fasthash
 from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
+from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
+
+try:  # hashlib's blake2b is this one; importing hashlib also loads OpenSSL (+3.5 MiB, a few ms)
+    from _blake2 import blake2b
+except ImportError:
+    from hashlib import blake2b
 
 
 
@@ -56,7 +60,7 @@ class UnitAnalysis(NamedTuple):
 def _digest(obj: object) -> bytes:
     # marshal version 2 writes no back-references, so equal contents give equal bytes whatever
     # the object identities; it is injective on the tuples, lists, ints, bytes and str used here.
-    return hashlib.blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
+    return blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
 
 
 def _cstr(d: bytes, p: int, section: str = ".debug_str") -> bytes:
@@ -185,10 +189,10 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
 
 def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis]:
     """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; the decoded
-    units stay in this process's ``unit_cache`` for the rewrite phase."""
+    units and their location-list operands stay in this process for the rewrite phase
+    (``shared.keep_unit``)."""
     with no_gc():
         secs = worker_sections(src)
-        decoded = unit_cache(src)
         info = secs[".debug_info"]
         abbrev = secs.get(".debug_abbrev", b"")
         units = parse_units(info)
@@ -196,16 +200,23 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         strp_cache: dict[int, bytes] = {}
         out = []
         for u in unit_ids:
-            ud = decoded[u] = decode_with_abbrevs(info, abbrev, units[u], cache)
-            got = analyze_unit(secs, ud, strp_cache)
+            ud = decode_with_abbrevs(info, abbrev, units[u], cache)
+            locations: list = []
+            got = analyze_unit(secs, ud, strp_cache, locations)
+            offs32 = None
             if units[u].end <= 0xFFFFFFFF:  # the offsets wait for the layout phase: half the memory
                 got = got._replace(offs=got.offs.astype(np.uint32))
+                offs32 = got.offs
+            if not got.verbatim:
+                keep_unit(src, u, ud, offs32)
+                keep_locations(src, u, locations)
             out.append(got)
         return out
 
 
-def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None
-                 ) -> UnitAnalysis:
+def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
+                 locations: list | None = None) -> UnitAnalysis:
+    """The unit's analysis; ``locations`` (if given) receives its location-list operands."""
     info = secs[".debug_info"]
     hdr = ud.hdr
     offs = ud.arrays()[0]
@@ -216,6 +227,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         return UnitAnalysis(reason, offs, empty, empty, np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool),
                             np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool), (NEVER, b""))
     _, loc_ops = location_operands(secs, ud, env)
+    if locations is not None:
+        locations += loc_ops
     named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
     named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
     if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below

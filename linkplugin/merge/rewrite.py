@@ -36,7 +36,7 @@ from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
-from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
+from linkplugin.merge.shared import SharedSections, kept_locations, kept_unit, worker_sections
 from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
@@ -113,15 +113,13 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
 
 
 def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> UnitDies:
-    """Unit ``u`` decoded: from this process's cache when an earlier phase left it there (taken
-    out of it unless ``keep``)."""
-    decoded = unit_cache(src)
-    ud = decoded.get(u) if keep else decoded.pop(u, None)
-    if ud is None:  # decoded by another process
+    """Unit ``u`` decoded: as the hash phase left it in this process (taken out unless ``keep``)
+    or decoded again, with its location-list operands when the hash phase left those."""
+    ud = kept_unit(src, u, keep)
+    if ud is None:
         info = secs[".debug_info"]
         ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), parse_units(info)[u], {})
-        if keep:
-            decoded[u] = ud
+    ud.loc_ops = kept_locations(src, u)
     return ud
 
 
@@ -447,7 +445,10 @@ class _LocEnv(NamedTuple):
 
 def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     """hash.location_operands without a UnitEnv: that one decodes the unit DIE through the
-    per-DIE Python lists, which the compiled path never makes otherwise."""
+    per-DIE Python lists, which the compiled path never makes otherwise. Read once per unit
+    (``ud.loc_ops``, which the hash phase may have filled already)."""
+    if ud.loc_ops is not None:
+        return ud.loc_ops
     if not len(ud.locs):
         return []
     info = secs[".debug_info"]
@@ -457,7 +458,8 @@ def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     for at, _, value, _, _ in attrs:
         if at == F.DW_AT_loclists_base:
             base = value  # the last one, as UnitEnv's dict
-    return location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
+    ud.loc_ops = location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
+    return ud.loc_ops
 
 
 def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray

@@ -1,5 +1,6 @@
 """Per-job state of the worker tasks: the section bytes, sent once per job instead of once per
-task, and a cache of decoded units that the rewrite phase takes over from the hash phase.
+task, and what the rewrite phase takes over from the hash phase (decoded units, within a budget,
+and the units' location-list operands).
 
 Pickling every section (15 MB and more) into each chunk task of each parallel phase cost more
 than some phases themselves. ``shared_sections`` writes them once into one temporary file (in
@@ -18,6 +19,8 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
+import numpy as np
+
 from linkplugin.dwarf.read import UnitDies, compiled_decoder
 
 
@@ -27,9 +30,17 @@ class SharedSections(NamedTuple):
     layout: tuple[tuple[str, int, int], ...]  # (section name, offset, size)
 
 
-class _JobState(NamedTuple):
-    sections: dict[str, bytes]
-    units: dict[int, UnitDies]  # decoded units by index, left by the hash phase for the rewrite phase
+class _JobState:
+    """What the tasks of one job share in one process."""
+
+    __slots__ = ("sections", "units", "locations")
+
+    def __init__(self, sections: dict[str, bytes]) -> None:
+        self.sections = sections
+        # Decoded units by index, left by the hash phase for the rewrite phase (see keep_unit)
+        self.units: dict[int, UnitDies] = {}
+        # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
+        self.locations: dict[int, list] = {}
 
 
 # State of the current jobs by key: in the calling process the caller's own dict, in a worker the
@@ -48,7 +59,7 @@ def shared_sections(secs: dict[str, bytes], workers: bool) -> Iterator[SharedSec
     them too. The state and the file are dropped when the block exits."""
     handle = SharedSections(uuid.uuid4().hex, "", ())
     try:
-        _cache[handle.key] = _JobState(secs, {})
+        _cache[handle.key] = _JobState(secs)
         if workers:
             fd, path = tempfile.mkstemp(prefix="linkplugin-merge-", dir=_shm_dir())
             handle = handle._replace(path=path)
@@ -77,7 +88,7 @@ def _state(src: SharedSections) -> _JobState:
                 secs[name] = f.read(size)
         for key in [k for k in _cache if k != src.key]:
             del _cache[key]  # an earlier job's copy in a worker: not needed any more
-        got = _cache[src.key] = _JobState(secs, {})
+        got = _cache[src.key] = _JobState(secs)
     return got
 
 
@@ -86,21 +97,46 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
     return _state(src).sections
 
 
-class _NoCache(dict):
-    """A unit cache that keeps nothing: with the compiled scanner, decoding a unit again costs
-    less than keeping every DIE of the chunk in Python lists between the phases (the largest
-    share of the peak memory)."""
-
-    def __setitem__(self, key: int, value: UnitDies) -> None:
-        pass
-
-
-def unit_cache(src: SharedSections) -> dict[int, UnitDies]:
-    """This process's decoded units of the job, by unit index: what the hash phase decoded, the
-    rewrite phase takes (``pop``) instead of decoding again, when the same process runs both
-    (always with one job) and the decoder is pure Python. A miss only costs a decode: the output
-    never depends on it."""
-    return _NO_CACHE if compiled_decoder() else _state(src).units
+# Inputs with at most this much .debug_info keep their decoded units (narrowed, about 2.5 times
+# the size of .debug_info: python3.11d 9.6 MB -> 23 MB) and location-list operands from the
+# hash phase to the rewrite phase, which then decodes no unit again (two decodes fewer per unit,
+# 10-15% of the CPU time of a merge of that size). Larger inputs decode again: the memory would
+# grow with the input, and their time goes to the kernels, which run in parallel anyway.
+KEEP_INFO_BYTES = 16 << 20
 
 
-_NO_CACHE = _NoCache()
+def _keeps(state: _JobState) -> bool:
+    return len(state.sections.get(".debug_info", b"")) <= KEEP_INFO_BYTES
+
+
+def keep_unit(src: SharedSections, u: int, ud: UnitDies, offs32: np.ndarray | None = None) -> None:
+    """Keep unit ``u`` decoded for a later phase of the job in this process, for inputs of
+    at most KEEP_INFO_BYTES (``offs32``: its offsets as uint32, when the caller has them anyway).
+    A unit not kept is decoded again: the output never depends on it."""
+    state = _state(src)
+    if not compiled_decoder():
+        state.units[u] = ud  # the pure decoder's units: decoding again costs more than keeping
+    elif _keeps(state) and ud.hdr.end <= 0xFFFFFFFF:
+        state.units[u] = ud.narrowed(offs32)
+
+
+def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
+    """Unit ``u`` as ``keep_unit`` left it (taken out unless ``keep``), or None."""
+    state = _state(src)
+    ud = state.units.get(u) if keep else state.units.pop(u, None)
+    if ud is None or not compiled_decoder():
+        return ud
+    return ud.widened()
+
+
+def keep_locations(src: SharedSections, u: int, operands: list) -> None:
+    """hash.location_operands of unit ``u``, for the rewrite phase in this process (for inputs
+    of at most KEEP_INFO_BYTES)."""
+    state = _state(src)
+    if _keeps(state):
+        state.locations[u] = operands
+
+
+def kept_locations(src: SharedSections, u: int) -> list | None:
+    """What ``keep_locations`` left for unit ``u`` (None: read them again)."""
+    return _state(src).locations.get(u)
