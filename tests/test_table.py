@@ -11,7 +11,8 @@ from linkplugin.merge.table import choose_winners
 def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[int], ...]]:
     """The winners as the loops over roots chose them: the first holder of each hash in gdb's
     expansion order (the lowest unit among equals) wins; pinned roots, roots of a different size
-    and the copies of ambiguous names kept by the holders gdb expands last stay."""
+    and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
+    lowest of them, stays."""
     rank = list(range(len(analyses))) if indexed else ranks([a.gdb_key for a in analyses])
     holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for u, a in enumerate(analyses):
@@ -24,7 +25,9 @@ def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[i
             continue
         last = max(r for r, _, _ in found)
         tail = [(u, h) for r, u, h in found if r == last]
-        keep[key] = {min(u for u, _ in tail)}
+        units_of = {h: {u for u, x in tail if x == h} for _, h in tail}
+        best = min(units_of, key=lambda h: (-len(units_of[h]), min(units_of[h])))
+        keep[key] = {min(units_of[best])}
     winners: dict[bytes, tuple[int, int]] = {}
     for u in sorted(range(len(analyses)), key=lambda u: (rank[u], u)):
         for k in range(len(analyses[u].roots)):
