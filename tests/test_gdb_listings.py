@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, linkplugin, need
 from conftest_merge import C_FILES, have
-from linkplugin.gdblist import compare_listings
+from linkplugin.gdblist import compare_listings, expansion_order
 
 # Several units sharing a header, included after different library headers so
 # that each unit numbers the source files differently: static data members
@@ -255,6 +255,8 @@ def test_comparison_command(tmp_path):
     shutil.copy(prog, same)
     result = linkplugin_module("linkplugin.gdblist", prog, same)
     assert result.returncode == 0 and "moved 0, lost 0" in result.stdout
+    result = linkplugin_module("linkplugin.gdblist", prog, same, "--order")
+    assert result.returncode == 0 and "units expanded: input 1, output 1; at a different place 0" in result.stdout
     bad = linkplugin_module("linkplugin.gdblist", prog, tmp_path / "missing")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
@@ -279,18 +281,6 @@ ORDER_FILES = {
     "main.c": "int zeta(void); int beta(void); int alpha(void);\n"
               "int main(void) { return zeta() + beta() + alpha(); }\n",
 }
-
-
-def expansion_order(prog: Path) -> list[str]:
-    """The units' names in the order gdb expanded them for the three listings (lazily)."""
-    args = ["gdb", "-batch", "-nx"]
-    for command in ("set debuginfod enabled off", "set auto-load off", "maint set worker-threads 0"):
-        args += ["-iex", command]
-    for command in ("info functions .", "info variables .", "info types .", "maint info symtabs"):
-        args += ["-ex", command]
-    out = subprocess.run(args + [str(prog)], capture_output=True, text=True, check=True).stdout
-    # `maint info symtabs` prints the newest unit first.
-    return [line.split()[-1] for line in out.splitlines() if line.strip().startswith("name ")][::-1]
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
