@@ -105,6 +105,33 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     return keep
 
 
+def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.ndarray, rank: np.ndarray,
+                      hash_group: np.ndarray, names: np.ndarray, has_name: np.ndarray) -> np.ndarray:
+    """Which roots also keep their copies for a type nested in them: gdb lists `Outer::inner` on
+    its own, from the last unit holding *it*, and only some copies of a class may hold it (a
+    member template instantiated in some units: `__alloc_traits<...>::rebind<char>`). A nested
+    name is ambiguous when the classes holding it differ, and its last holder keeps its class
+    (``_ambiguous_names`` with the nested names as names) where that holder comes before the
+    last holders of the class's own name, which ``_ambiguous_names`` already keeps."""
+    keep = np.zeros(len(unit), dtype=bool)
+    counts = np.array([len(a.nested_root) for a in analyses], dtype=np.int64)
+    if not counts.sum():
+        return keep
+    rows = np.concatenate([a.nested_root for a in analyses]).astype(np.int64) + np.repeat(base[:-1], counts)
+    kept = _ambiguous_names(unit[rows], rank[rows], hash_group[rows], np.concatenate([a.nested_names for a in analyses]),
+                            np.ones(len(rows), dtype=bool))
+    # The last place gdb expands a holder of each root's own name.
+    idx = np.flatnonzero(has_name)
+    _, key = _groups(names[idx])
+    last = np.full(int(key.max()) + 1, -1, dtype=np.int64)
+    np.maximum.at(last, key, rank[idx])
+    class_last = np.full(len(unit), -1, dtype=np.int64)
+    class_last[idx] = last[key]
+    kept &= rank[rows] < class_last[rows]
+    keep[rows[kept]] = True
+    return keep
+
+
 class Removals(NamedTuple):
     """The roots a unit drops, sorted: first DIE, end DIE, and where the canonical copy is."""
     starts: np.ndarray
@@ -147,8 +174,10 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     sorted_base[unit_order] = np.concatenate([[0], np.cumsum(counts[unit_order])[:-1]])
     prio = sorted_base[unit] + (np.arange(len(unit)) - base[unit])
     first, group = _groups(hashes, prio)
-    keep = _ambiguous_names(unit, unit_rank[unit], group, np.concatenate([a.names for a in analyses]),
-                            np.concatenate([a.has_name for a in analyses]).astype(bool))
+    names = np.concatenate([a.names for a in analyses])
+    has_name = np.concatenate([a.has_name for a in analyses]).astype(bool)
+    keep = _ambiguous_names(unit, unit_rank[unit], group, names, has_name)
+    keep |= _ambiguous_nested(analyses, base, unit, unit_rank[unit], group, names, has_name)
     win = first[group]
     size = ends - roots
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
