@@ -1,6 +1,6 @@
 """Does gdb list the same program after merging? gdb's whole symbol listings compared.
 
-    python3 -m linkplugin.gdblist INPUT OUTPUT [--examples N]
+    python3 -m linkplugin.gdblist INPUT OUTPUT [--examples N] [--readnow] [--order]
 
 gdb prints ``info functions .``, ``info variables .`` and ``info types .`` as
 entries (kind, source file, line, text) grouped under ``File X:`` headings,
@@ -173,6 +173,35 @@ def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", 
         return parse(done.stdout, done.stderr, mask=str(copy))
 
 
+def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") -> list[str]:
+    """The units (their DW_AT_name) in the order gdb expanded them for its listings of ``path``,
+    first expanded first: where several units hold an entity under one file and name, gdb lists
+    the copy of the last (``maint info symtabs`` names them newest first)."""
+    if shutil.which(gdb) is None:
+        raise FileNotFoundError(f"{gdb} is not installed")
+    with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
+        copy = Path(tmp) / (name or Path(path).name)
+        shutil.copyfile(path, copy)
+        args = [gdb, "-batch", "-nx"]
+        for command in QUIET:
+            args += ["-iex", command]
+        for command in (*COMMANDS, "maint info symtabs"):
+            args += ["-ex", command]
+        env = dict(os.environ, LC_ALL="C")
+        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
+    units: list[str] = []
+    in_unit = False
+    for line in done.stdout.splitlines():
+        if line.startswith("  { ((struct compunit_symtab *)"):
+            in_unit = True
+        elif in_unit and line.startswith("    name "):
+            units.append(line[len("    name "):])
+            in_unit = False
+    return units[::-1]
+
+
 def _failure(stderr: str) -> str:
     """The line that says why gdb stopped (not the backtrace after it)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
@@ -212,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output")
     parser.add_argument("--examples", type=int, default=5, help="examples printed of each difference")
     parser.add_argument("--readnow", action="store_true", help="gdb -readnow: every unit expanded at start, in order")
+    parser.add_argument("--order", action="store_true",
+                        help="also print where the order gdb expanded the units in for its listings differs")
     args = parser.parse_args(argv)
     for path in (args.input, args.output):
         if not os.path.isfile(path):
@@ -223,6 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gdblist: {error}", file=sys.stderr)
         return 2
     print(report.summary(args.examples))
+    if args.order:
+        try:
+            with ThreadPoolExecutor(2) as threads:
+                name = Path(args.input).name
+                before, after = threads.map(lambda p: expansion_order(p, name), (args.input, args.output))
+        except (FileNotFoundError, RuntimeError) as error:
+            print(f"gdblist: {error}", file=sys.stderr)
+            return 2
+        moved = [(k, b, a) for k, (b, a) in enumerate(zip(before, after)) if a != b]
+        print(f"units expanded: input {len(before)}, output {len(after)}; at a different place {len(moved)}")
+        for k, b, a in moved[:args.examples]:
+            print(f"  #{k}: input {b}, output {a}")
     return 0 if report.ok else 1
 
 

@@ -6,6 +6,7 @@ the benchmark uses too).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import ROOT, linkplugin, need
 from conftest_merge import C_FILES, have
-from linkplugin.gdblist import compare_listings
+from linkplugin.gdblist import compare_listings, expansion_order
 
 # Several units sharing a header, included after different library headers so
 # that each unit numbers the source files differently: static data members
@@ -255,6 +256,8 @@ def test_comparison_command(tmp_path):
     shutil.copy(prog, same)
     result = linkplugin_module("linkplugin.gdblist", prog, same)
     assert result.returncode == 0 and "moved 0, lost 0" in result.stdout
+    result = linkplugin_module("linkplugin.gdblist", prog, same, "--order")
+    assert result.returncode == 0 and "units expanded: input 1, output 1; at a different place 0" in result.stdout
     bad = linkplugin_module("linkplugin.gdblist", prog, tmp_path / "missing")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
@@ -279,18 +282,6 @@ ORDER_FILES = {
     "main.c": "int zeta(void); int beta(void); int alpha(void);\n"
               "int main(void) { return zeta() + beta() + alpha(); }\n",
 }
-
-
-def expansion_order(prog: Path) -> list[str]:
-    """The units' names in the order gdb expanded them for the three listings (lazily)."""
-    args = ["gdb", "-batch", "-nx"]
-    for command in ("set debuginfod enabled off", "set auto-load off", "maint set worker-threads 0"):
-        args += ["-iex", command]
-    for command in ("info functions .", "info variables .", "info types .", "maint info symtabs"):
-        args += ["-ex", command]
-    out = subprocess.run(args + [str(prog)], capture_output=True, text=True, check=True).stdout
-    # `maint info symtabs` prints the newest unit first.
-    return [line.split()[-1] for line in out.splitlines() if line.strip().startswith("name ")][::-1]
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
@@ -328,3 +319,53 @@ def unit_keys(prog: Path) -> list[tuple[int, bytes]]:
         ud = decode_unit(secs[".debug_info"], hdr, parse_abbrev_table(secs[".debug_abbrev"], hdr.abbrev_off)[0])
         keys.append(expansion_key(secs[".debug_info"], ud, UnitEnv(secs, ud, secs[".debug_info"]).string))
     return keys
+
+
+# gdb lists a type nested in a class on its own (`outer<int>::rebind<char>`) from the last unit
+# holding *it*. Here a.cpp holds it last (c_a sorts before d_b), b.cpp holds the class last but
+# without the member template's instance, and a.cpp's copy equals z.cpp's: merged away, gdb listed
+# y.cpp's rebind<char> (another line) until nested names counted on their own (table.py).
+NESTED_H = r"""
+#ifdef SHIFT
+template <class T> struct outer {
+  T value;
+  template <class U> struct rebind { typedef U other; };
+  int get() const { return (int)value; }
+};
+#else
+template <class T> struct outer {
+  template <class U> struct rebind { typedef U other; };
+  T value;
+  int get() const { return (int)value; }
+};
+#endif
+"""
+NESTED_FILES = {
+    "h.h": NESTED_H,
+    "z.cpp": '#include "h.h"\nint a_z() { outer<int>::rebind<char>::other c = 1; outer<int> o{1}; return o.get() + c; }\n',
+    "y.cpp": '#define SHIFT\n#include "h.h"\n'
+             "int b_y() { outer<int>::rebind<char>::other c = 2; outer<int> o{2}; return o.get() + c; }\n",
+    "a.cpp": '#include "h.h"\nint c_a() { outer<int>::rebind<char>::other c = 3; outer<int> o{3}; return o.get() + c; }\n',
+    "b.cpp": '#include "h.h"\nint d_b() { outer<int> o{4}; return o.value; }\n',
+    "main.cpp": "int a_z(); int b_y(); int c_a(); int d_b();\n"
+                "int main() { return a_z() + b_y() + c_a() + d_b() > 0 ? 0 : 1; }\n",
+}
+
+
+@pytest.mark.parametrize("variant", [(cc, dw) for cc in ("gcc", "clang") for dw in (4, 5)],
+                         ids=lambda v: f"{v[0]}-{v[1]}")
+def test_nested_type_listed_from_its_own_last_holder(tmp_path, variant):
+    cc, dwarf = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("gdb")
+    prog = build(tmp_path / "src", NESTED_FILES, DRIVER[cc, "c++"], [f"-gdwarf-{dwarf}", "-O0"])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    report = compare_listings(prog, merged)
+    assert report.ok, report.summary(examples=10)
+    # The compiled hash kernel finds the same nested names as the pure path.
+    pure = tmp_path / "pure"
+    subprocess.run([sys.executable, "-m", "linkplugin", "merge-types", str(prog), "-o", str(pure), "-j", "1"],
+                   check=True, env=dict(os.environ, LINKPLUGIN_PURE_PYTHON="1"), cwd=ROOT)
+    assert pure.read_bytes() == merged.read_bytes()

@@ -11,7 +11,8 @@ from linkplugin.merge.table import choose_winners
 def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[int], ...]]:
     """The winners as the loops over roots chose them: the first holder of each hash in gdb's
     expansion order (the lowest unit among equals) wins; pinned roots, roots of a different size
-    and the copies of ambiguous names kept by the holders gdb expands last stay."""
+    and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
+    lowest of them, stays."""
     rank = list(range(len(analyses))) if indexed else ranks([a.gdb_key for a in analyses])
     holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for u, a in enumerate(analyses):
@@ -24,7 +25,9 @@ def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[i
             continue
         last = max(r for r, _, _ in found)
         tail = [(u, h) for r, u, h in found if r == last]
-        keep[key] = {min(u for u, _ in tail)}
+        units_of = {h: {u for u, x in tail if x == h} for _, h in tail}
+        best = min(units_of, key=lambda h: (-len(units_of[h]), min(units_of[h])))
+        keep[key] = {min(units_of[best])}
     winners: dict[bytes, tuple[int, int]] = {}
     for u in sorted(range(len(analyses)), key=lambda u: (rank[u], u)):
         for k in range(len(analyses[u].roots)):
@@ -72,3 +75,22 @@ def test_choose_winners_same_as_the_loops() -> None:
         indexed = trial % 4 == 1
         got = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, indexed=indexed)]
         assert got == [tuple(r) for r in _reference(analyses, indexed)], trial
+
+
+def test_tied_last_holders_keep_the_copy_most_of_them_hold() -> None:
+    """gdb prints an ambiguous name from the holder it expands last; among holders it expands at
+    the same place (equal first names: the order its sort leaves them in is not predictable) the
+    likeliest is a holder of the copy most of them hold, so that copy is the one kept."""
+    wide, narrow = np.full((1, 16), 1, np.uint8), np.full((1, 16), 2, np.uint8)
+    key = np.full((1, 16), 9, np.uint8)
+
+    def unit(copy: np.ndarray, first_name: bytes) -> UnitAnalysis:
+        roots = np.array([10], dtype=np.int64)
+        return UnitAnalysis("", roots, roots, roots + 1, copy, np.zeros(1, bool), key, np.ones(1, bool),
+                            (1, first_name))
+
+    # Units 0 and 1 are expanded first (the canonical copies); units 2, 3 and 4 tie at the end,
+    # the lowest of them holding the copy only it holds there.
+    analyses = [unit(narrow, b"a"), unit(wide, b"b"), unit(wide, b"z"), unit(narrow, b"z"), unit(narrow, b"z")]
+    dropped = [len(r.starts) for r in choose_winners(analyses)]
+    assert dropped == [0, 0, 1, 0, 1]  # unit 3 keeps its narrow copy; unit 2's wide one goes to unit 1

@@ -570,6 +570,10 @@ cdef struct Work:
     uint8_t *names      # 16 bytes per root
     uint8_t *has_name
     Py_ssize_t nroots
+    # per type nested directly in a named class root (at most n entries), from the caller
+    int64_t *nested_root
+    uint8_t *nested_names  # 16 bytes each
+    Py_ssize_t nnested
     int64_t phase       # expansion_key's phase (-1: the caller computes it)
     Names names_x       # ... and its name in names_x.best
 
@@ -1136,19 +1140,48 @@ cdef int name_keys(Work *W, Buf *stream, const int64_t *spans, Buf *buf) noexcep
     return 0
 
 
+cdef int nested_keys(Work *W, Buf *stream, IV *nest, Buf *buf) noexcept nogil:
+    """hash._nested_key of every type nested directly in a named class root: the digest of (the
+    root's name key, name token, file token); ``nest`` holds rows (root, name span, file span)."""
+    cdef Py_ssize_t i, k
+    cdef const int64_t *s
+    cdef uint8_t *out
+    W.nnested = nest.n // 5
+    for i in range(W.nnested):
+        s = nest.p + 5 * i
+        k = s[0]
+        W.nested_root[i] = k
+        out = W.nested_names + 16 * i
+        buf.n = 0
+        raw(buf, W.names + 16 * k, 16)
+        raw(buf, stream.p + s[1], s[2] - s[1])
+        if s[3] >= 0:
+            raw(buf, stream.p + s[3], s[4] - s[3])
+        else:
+            put(buf, 0)
+        if buf.err:
+            return 2
+        mm3(buf.p, buf.n, out)
+    return 0
+
+
 cdef int run(Work *W) noexcept nogil:
     cdef Unit *U = &W.U
     cdef Buf scratch, stream, buf
-    cdef IV rpos
-    cdef Py_ssize_t k, j, t, nr
+    cdef IV rpos, nest
+    cdef Py_ssize_t k, j, t, nr, r
     cdef int64_t *rstart = NULL
     cdef int64_t *spans = NULL
+    cdef int64_t *sp
+    cdef int64_t nspan[4]
+    cdef bint in_class
     cdef int rc = 0
     scratch.p = stream.p = buf.p = NULL
     scratch.n = stream.n = buf.n = scratch.cap = stream.cap = buf.cap = 0
     scratch.err = stream.err = buf.err = 0
-    rpos.p = NULL
+    rpos.p = nest.p = NULL
     rpos.n = rpos.cap = rpos.err = 0
+    nest.n = nest.cap = nest.err = 0
     rc = find_roots(W, &scratch)
     if not rc:
         rc = namespaces(W, &scratch)
@@ -1187,26 +1220,44 @@ cdef int run(Work *W) noexcept nogil:
             rstart[k] = stream.n
             for j in range(4):
                 spans[4 * k + j] = -1
-            for j in range(W.roots[k], W.rends[k]):
-                if tok_die(U, &stream, j, W.roots[k], k, spans + 4 * k if j == W.roots[k] else NULL,
-                           &rpos, NULL, NULL):
+            r = W.roots[k]
+            in_class = False
+            for j in range(r, W.rends[k]):
+                # the spans of the root's name and file, and of those of each type nested directly
+                # in a named class root (hash._hash_roots)
+                sp = NULL
+                if j == r:
+                    sp = spans + 4 * k
+                elif in_class and U.parent[j] == r and W.xflags[U.codes[j]] & X_TYPE:
+                    sp = nspan
+                    nspan[0] = nspan[1] = nspan[2] = nspan[3] = -1
+                if tok_die(U, &stream, j, r, k, sp, &rpos, NULL, NULL):
                     rc = 1
                     break
+                if j == r:
+                    in_class = (W.xflags[U.codes[j]] & X_CLASS) != 0 and spans[4 * k] >= 0
+                elif sp != NULL and nspan[0] >= 0:
+                    ipush(&nest, k)
+                    for t in range(4):
+                        ipush(&nest, nspan[t])
             if rc:
                 break
         rstart[nr] = stream.n
-        if stream.err or rpos.err:
+        if stream.err or rpos.err or nest.err:
             rc = 2
     if not rc:
         rc = hash_all(W, &stream, rstart, &rpos, &buf)
     if not rc:
         rc = name_keys(W, &stream, spans, &buf)
+    if not rc:
+        rc = nested_keys(W, &stream, &nest, &buf)
     free(rstart)
     free(spans)
     free(scratch.p)
     free(stream.p)
     free(buf.p)
     free(rpos.p)
+    free(nest.p)
     if not rc and (scratch.err or buf.err):
         rc = 2
     return rc
@@ -1228,7 +1279,8 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
             const uint8_t[::1] line_strs, const uint8_t[::1] files, const int64_t[::1] file_start,
             const int64_t[::1] file_end, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
             const int64_t[::1] xref_dies):
-    """(roots, root_ends, pinned, hashes, names, has_name, phase, first name) of one unit, or None
+    """(roots, root_ends, pinned, hashes, names, has_name, phase, first name, nested_root,
+    nested_names) of one unit, or None
     (the caller runs the pure path). The work runs without the GIL. (phase, first name) is
     expansion.expansion_key (phase -1: the caller computes it).
 
@@ -1260,9 +1312,11 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     hashes = np.zeros((n, 16), dtype=np.uint8)
     names = np.zeros((n, 16), dtype=np.uint8)
     has_name = np.zeros(n, dtype=np.uint8)
-    cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of
+    nested_root = np.zeros(n, dtype=np.int64)
+    nested_names = np.zeros((n, 16), dtype=np.uint8)
+    cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of, nested_root_v = nested_root
     cdef uint8_t[::1] nsok_v = nsok, pinned_v = pinned, uniq_v = uniq, has_name_v = has_name
-    cdef uint8_t[:, ::1] nsh_v = nsh, hashes_v = hashes, names_v = names
+    cdef uint8_t[:, ::1] nsh_v = nsh, hashes_v = hashes, names_v = names, nested_names_v = nested_names
     W.U.d = bptr(info)
     W.U.nd = info.shape[0]
     W.U.u = u
@@ -1311,6 +1365,9 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.names = &names_v[0, 0]
     W.has_name = &has_name_v[0]
     W.nroots = 0
+    W.nested_root = &nested_root_v[0]
+    W.nested_names = &nested_names_v[0, 0]
+    W.nnested = 0
     W.phase = -1
     memset(&W.names_x, 0, sizeof(Names))
     try:
@@ -1325,8 +1382,10 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     finally:
         free(W.names_x.best.p)
     nr = W.nroots
+    nn = W.nnested
     return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),
-            names[:nr].copy(), has_name[:nr].astype(bool), W.phase, first)
+            names[:nr].copy(), has_name[:nr].astype(bool), W.phase, first, nested_root[:nn].copy(),
+            nested_names[:nn].copy())
 
 
 # --- the kernel's tables of one abbreviation table --------------------------------------------

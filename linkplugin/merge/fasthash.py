@@ -172,6 +172,8 @@ class Analysis(NamedTuple):
     has_name: np.ndarray
     phase: int            # expansion.expansion_key: (phase, first name); phase -1: not computed
     first_name: bytes
+    nested_root: np.ndarray   # hash.UnitAnalysis.nested_root / nested_names
+    nested_names: np.ndarray
 
 
 def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:

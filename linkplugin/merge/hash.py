@@ -30,7 +30,7 @@ from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
-from linkplugin.merge import fasthash
+from linkplugin.merge import expansion, fasthash
 from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, worker_sections
@@ -55,6 +55,10 @@ class UnitAnalysis(NamedTuple):
     names: np.ndarray         # (roots, 16) uint8: name key of each named root (hash._name_key)
     has_name: np.ndarray      # which roots have a name key
     gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
+    # Types nested directly in a named class root, which gdb lists under their own names: the
+    # root each is in and its name key (_nested_key).
+    nested_root: np.ndarray = np.zeros(0, dtype=np.int64)
+    nested_names: np.ndarray = np.zeros((0, 16), dtype=np.uint8)
 
 
 def _digest(obj: object) -> bytes:
@@ -236,7 +240,7 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         if got is not None:
             gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
             return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
-                                gdb_key)
+                                gdb_key, got.nested_root, got.nested_names)
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -259,10 +263,12 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
         at_names = {at for at, _, _ in ud.abbrevs[ud.codes[r]].specs}
         if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
             pinned[k] = True
-    hashes, names = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
+    hashes, names, nested = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
     return UnitAnalysis("", offs, roots, root_ends, np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16),
                         pinned, np.frombuffer(b"".join(n or bytes(16) for n in names), dtype=np.uint8).reshape(-1, 16),
-                        np.array([n is not None for n in names], dtype=bool), expansion_key(info, ud, env.string))
+                        np.array([n is not None for n in names], dtype=bool), expansion_key(info, ud, env.string),
+                        np.array([k for k, _ in nested], dtype=np.int64),
+                        np.frombuffer(b"".join(key for _, key in nested), dtype=np.uint8).reshape(-1, 16))
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:
@@ -317,7 +323,8 @@ class _RefCtx:
 
 
 def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root_ends: np.ndarray,
-                root_of: np.ndarray, unique: np.ndarray) -> tuple[list[bytes], list[bytes | None]]:
+                root_of: np.ndarray, unique: np.ndarray
+                ) -> tuple[list[bytes], list[bytes | None], list[tuple[int, bytes]]]:
     hdr = ud.hdr
     n_roots = len(roots)
     offs, codes, parent = ud.offs, ud.codes, ud.parent
@@ -333,6 +340,7 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
     toks: list[list] = []
     edges: list[list[int]] = []
     names: list[bytes | None] = []
+    nested: list[tuple[int, bytes]] = []
     for k in range(n_roots):
         r, e = roots_l[k], ends_l[k]
         out: list = [base_ctx, _namespaces(info, ud, env, r, ns_memo)]
@@ -348,6 +356,11 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
             tok(info, p, ctx, out, attrs, consts)
             if j == r:
                 names.append(_name_key(out, first))
+                in_class = head[0] in expansion._CLASSES and names[k] is not None
+            elif in_class and parent[j] == r and head[0] in expansion._TYPES:
+                key = _nested_key(names[k], out, first)
+                if key is not None:
+                    nested.append((k, key))
         toks.append(out)
         edges.append(ctx.edges)
     hashes: list[bytes] = [b""] * n_roots
@@ -359,7 +372,7 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
                                 if edges[k] else toks[k])
         else:
             _hash_scc(scc, toks, edges, hashes)
-    return hashes, names
+    return hashes, names, nested
 
 
 def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
@@ -382,6 +395,22 @@ def _name_key(out: list, first: int) -> bytes | None:
     if name is None:
         return None
     return _digest((out[1], name, file))
+
+
+def _nested_key(root_key: bytes, out: list, first: int) -> bytes | None:
+    """The name key of a type nested directly in the class of name key ``root_key``: gdb lists
+    it on its own (`Outer::inner`), and some copies of a class may hold it and others not (a
+    member template instantiated in some units only). None for an unnamed one.
+    _hashcore.nested_keys makes the same keys from the compiled token stream."""
+    name = file = None
+    for t in out[first:]:
+        if t[0] == F.DW_AT_name:
+            name = t
+        elif t[0] == F.DW_AT_decl_file:
+            file = t
+    if name is None:
+        return None
+    return _digest((root_key, name, file))
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:

@@ -60,10 +60,13 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     sharing a name: a template alias such as `__type_identity_t` in <type_traits>, a typedef of
     a source compiled twice with different macros; structs declared on different lines or
     whose nested typedefs differ), removing a unit's copy can change which one gdb prints.
-    One holder gdb expands last (the greatest ``rank``; the lowest unit among them) keeps its
-    copy, so that gdb prints it whatever order it expands the others in. When those last holders
-    hold different copies, which of them gdb printed depends on the order its unstable sort left
-    equal names in, and keeping all of them would not make that order the same either: on a
+    One holder gdb expands last (the greatest ``rank``) keeps its copy, so that gdb prints it
+    whatever order it expands the others in. When those last holders hold different copies,
+    which of them gdb printed depends on the order its unstable sort left equal names in (see
+    expansion.py), which nothing short of gdb's whole index and std::sort predicts: the copy most
+    of them hold is kept (the likeliest to be the one gdb printed; then the copy of the lowest
+    unit), by the lowest unit holding it. Keeping all of them would not make that order the
+    same either: on a
     program whose units tie (libjvm.so: most units' first function is the same static
     initialiser) it kept 218,000 more roots, 22% of .debug_info, for 4 listing entries of
     libstdc++ (BENCHMARKS.md).
@@ -86,10 +89,46 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     last = np.full(nkeys, -1, dtype=np.int64)
     np.maximum.at(last, key, r)
     tail = r == last[key]  # the roots of the holders gdb expands last
-    umin = np.full(nkeys, big, dtype=np.int64)
-    np.minimum.at(umin, key[tail], u[tail])
+    # Among those, the copy most of them hold (then: the one of the lowest unit), and the lowest
+    # unit holding it keeps its copy.
+    t = np.flatnonzero(tail)
+    triples = np.unique(np.stack([key[t], h[t], u[t]], axis=1), axis=0)  # (key, hash, unit), sorted
+    pair_start = np.flatnonzero(np.concatenate([[True], (triples[1:, :2] != triples[:-1, :2]).any(axis=1)]))
+    count = np.diff(np.concatenate([pair_start, [len(triples)]]))
+    pairs = triples[pair_start]  # (key, hash, lowest unit holding it) with ``count`` units
+    best = np.lexsort((pairs[:, 2], -count, pairs[:, 0]))
+    first = np.concatenate([[True], pairs[best[1:], 0] != pairs[best[:-1], 0]])
+    chosen = np.full(nkeys, -1, dtype=np.int64)
+    chosen[pairs[best[first], 0]] = pairs[best[first], 2]
     differ = hmin[key] != hmax[key]
-    keep[idx] = differ & tail & (u == umin[key])
+    keep[idx] = differ & tail & (u == chosen[key])
+    return keep
+
+
+def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.ndarray, rank: np.ndarray,
+                      hash_group: np.ndarray, names: np.ndarray, has_name: np.ndarray) -> np.ndarray:
+    """Which roots also keep their copies for a type nested in them: gdb lists `Outer::inner` on
+    its own, from the last unit holding *it*, and only some copies of a class may hold it (a
+    member template instantiated in some units: `__alloc_traits<...>::rebind<char>`). A nested
+    name is ambiguous when the classes holding it differ, and its last holder keeps its class
+    (``_ambiguous_names`` with the nested names as names) where that holder comes before the
+    last holders of the class's own name, which ``_ambiguous_names`` already keeps."""
+    keep = np.zeros(len(unit), dtype=bool)
+    counts = np.array([len(a.nested_root) for a in analyses], dtype=np.int64)
+    if not counts.sum():
+        return keep
+    rows = np.concatenate([a.nested_root for a in analyses]).astype(np.int64) + np.repeat(base[:-1], counts)
+    kept = _ambiguous_names(unit[rows], rank[rows], hash_group[rows], np.concatenate([a.nested_names for a in analyses]),
+                            np.ones(len(rows), dtype=bool))
+    # The last place gdb expands a holder of each root's own name.
+    idx = np.flatnonzero(has_name)
+    _, key = _groups(names[idx])
+    last = np.full(int(key.max()) + 1, -1, dtype=np.int64)
+    np.maximum.at(last, key, rank[idx])
+    class_last = np.full(len(unit), -1, dtype=np.int64)
+    class_last[idx] = last[key]
+    kept &= rank[rows] < class_last[rows]
+    keep[rows[kept]] = True
     return keep
 
 
@@ -135,8 +174,10 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     sorted_base[unit_order] = np.concatenate([[0], np.cumsum(counts[unit_order])[:-1]])
     prio = sorted_base[unit] + (np.arange(len(unit)) - base[unit])
     first, group = _groups(hashes, prio)
-    keep = _ambiguous_names(unit, unit_rank[unit], group, np.concatenate([a.names for a in analyses]),
-                            np.concatenate([a.has_name for a in analyses]).astype(bool))
+    names = np.concatenate([a.names for a in analyses])
+    has_name = np.concatenate([a.has_name for a in analyses]).astype(bool)
+    keep = _ambiguous_names(unit, unit_rank[unit], group, names, has_name)
+    keep |= _ambiguous_nested(analyses, base, unit, unit_rank[unit], group, names, has_name)
     win = first[group]
     size = ends - roots
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
