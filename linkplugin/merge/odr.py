@@ -1,0 +1,417 @@
+"""Optional C++ ODR step (``--odr``, issue 11), run after the table phase: C++ types that share a
+fully qualified name are taken to be one type, as dsymutil's ODR uniquing does.
+
+The table phase removes only exact duplicates (equal hashes). In C++ the same class is often
+emitted differently by different units (implicit members, member templates instantiated in some
+units only, a declaration where the unit did not need the definition): those copies differ in
+hash and all stay. Here, in C++ units only, every named structure, class, union or enumeration
+at unit or namespace level (outside any anonymous namespace) is keyed by its kind (class and
+struct are one kind), qualified name and byte size:
+
+- among the definitions of one key, the copy with the most DIEs is canonical (the first in
+  gdb's expansion order among equals, as in the table phase), and the others are removed;
+- declarations of a name whose definitions all have one size are replaced by that canonical
+  definition (by the canonical declaration when no unit defines it).
+
+A removed copy's DIEs that something references from outside its subtree (the
+DW_AT_specification of an out-of-class member function definition, a static member, a nested
+type) are redirected to the canonical copy's DIE of the same path (tag, name, linkage name,
+declaration flag, byte size at every level). When one of them has no such DIE, or more than
+one, the copy stays: no reference ever lands on a different entity.
+
+Only roots the table phase kept (its canonical copies) take part; the exact duplicates of a
+removed copy follow it through the same DIE-by-DIE map. Units are scanned in parallel (whole
+units, results in unit order) and the choice is made serially, so the output does not depend
+on ``jobs``.
+"""
+from __future__ import annotations
+
+import hashlib
+import marshal
+import struct
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.read import UnitDies, die_attrs
+from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.merge.expansion import ranks
+from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
+from linkplugin.merge.table import Removals
+
+# DW_LANG_C_plus_plus, _03, _11, _14
+CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})
+# Tags whose copies are one type when their names agree; class and struct are one kind in C++.
+_KIND = {F.DW_TAG_class_type: 1, F.DW_TAG_structure_type: 1, F.DW_TAG_union_type: 2,
+         F.DW_TAG_enumeration_type: 3}
+DW_AT_linkage_name = 0x6E
+DW_AT_MIPS_linkage_name = 0x2007
+DW_AT_specification = 0x47
+DW_AT_signature = 0x69
+NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
+
+
+class Candidate(NamedTuple):
+    root: int         # index of the root in its unit's UnitAnalysis.roots
+    key: bytes        # kind + qualified name
+    size: int         # DW_AT_byte_size, -1 if none
+    decl: bool        # DW_AT_declaration
+
+
+class UnitScan(NamedTuple):
+    candidates: list[Candidate]
+    inner_refs: np.ndarray    # DIE indexes of this unit referenced from outside their root's subtree
+    outer_refs: np.ndarray    # section offsets of this unit's references into other units
+    fixed: np.ndarray         # roots named by a unit-relative expression operand: they stay
+
+
+def _string(env: UnitEnv, attrs: dict, at: int) -> bytes | None:
+    got = attrs.get(at)
+    return env.string(*got) if got is not None else None
+
+
+def _flag(attrs: dict, at: int) -> bool:
+    got = attrs.get(at)
+    return bool(got[1]) if got is not None else False
+
+
+def _size(attrs: dict) -> int:
+    got = attrs.get(F.DW_AT_byte_size)
+    return got[1] if got is not None and isinstance(got[1], int) else -1
+
+
+def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends: np.ndarray,
+              verbatim: bool) -> UnitScan:
+    """What the ODR choice needs of one unit: its candidate roots (C++ units only) and which DIEs
+    inside roots are referenced from outside them (from any unit)."""
+    info = secs[".debug_info"]
+    hdr = ud.hdr
+    offs, codes, parent, _ = ud.arrays()
+    n = len(offs)
+    root_of = np.full(n, -1, dtype=np.int64)
+    for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
+        root_of[r:e] = k
+    # Every DIE-naming value: reference attributes, expression operands, location lists.
+    src = np.asarray(ud.ref_die, dtype=np.int64)
+    target = np.asarray(ud.ref_target, dtype=np.int64)
+    extra_src: list[int] = []
+    extra_target: list[int] = []
+    relative: list[int] = []  # targets of unit-relative operands (DW_OP_convert, ...)
+    for die, _, _, kind, t in ud.xrefs:
+        extra_src.append(die)
+        extra_target.append(t)
+        if kind != "s":
+            relative.append(t)
+    if not verbatim:
+        env = UnitEnv(secs, ud, info)
+        for _, _, kind, v in location_operands(secs, ud, env)[1]:
+            extra_src.append(-1)  # a location list belongs to no root
+            extra_target.append(v if kind == "s" else v + hdr.off)
+            if kind != "s":
+                relative.append(v + hdr.off)
+    fixed = np.zeros(len(roots), dtype=bool)
+    if relative:
+        t = np.minimum(np.searchsorted(offs, np.array(relative, dtype=np.int64)), n - 1)
+        k = root_of[t]
+        fixed[k[k >= 0]] = True
+    if extra_src:
+        src = np.concatenate([src, np.array(extra_src, dtype=np.int64)])
+        target = np.concatenate([target, np.array(extra_target, dtype=np.int64)])
+    inside = (target >= hdr.off) & (target < hdr.end)
+    outer = np.unique(target[~inside])
+    t_in = np.searchsorted(offs, target[inside])
+    s_in = src[inside]
+    ok = t_in < n
+    t_in, s_in = t_in[ok], s_in[ok]
+    hit = offs[t_in] == target[inside][ok]
+    t_in, s_in = t_in[hit], s_in[hit]
+    t_root = root_of[t_in]
+    s_root = np.where(s_in >= 0, root_of[np.maximum(s_in, 0)], -1)
+    crossing = (t_root >= 0) & (t_root != s_root)
+    inner = np.unique(t_in[crossing])
+    if verbatim:
+        return UnitScan([], inner, outer, fixed)
+    top = die_attrs(info, ud, 0)
+    lang = top.get(F.DW_AT_language)
+    if lang is None or lang[1] not in CPP_LANGUAGES:
+        return UnitScan([], inner, outer, fixed)
+    tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
+    ns_name: dict[int, tuple | None] = {0: ()}  # qualified name of a namespace (None: anonymous)
+
+    def scope(p: int) -> tuple | None:
+        got = ns_name.get(p, False)
+        if got is not False:
+            return got  # type: ignore[return-value]
+        outer_name = scope(int(parent[p]))
+        name = _string(env, die_attrs(info, ud, p), F.DW_AT_name)
+        got = None if outer_name is None or name is None else outer_name + (name,)
+        ns_name[p] = got
+        return got
+
+    cands: list[Candidate] = []
+    for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
+        kind = _KIND.get(tag_of[int(codes[r])])
+        if kind is None:
+            continue
+        attrs = die_attrs(info, ud, r)
+        name = _string(env, attrs, F.DW_AT_name)
+        if name is None or DW_AT_specification in attrs or DW_AT_signature in attrs:
+            continue
+        where = scope(int(parent[r]))
+        if where is None:  # anonymous namespace: a type of this unit only
+            continue
+        cands.append(Candidate(k, marshal.dumps((kind, where, name), 2), _size(attrs),
+                               _flag(attrs, F.DW_AT_declaration)))
+    return UnitScan(cands, inner, outer, fixed)
+
+
+def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
+    """An 8-byte digest of the path of every DIE of the subtree [r, e) after its root, in order:
+    the (tag, name, linkage name, declaration flag, byte size) of the DIE and of each parent up
+    to the root's child. The DIEs inside a member function (its parameters: most of a class's
+    DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
+    info = secs[".debug_info"]
+    env = UnitEnv(secs, ud, info)
+    codes, parent = ud.arrays()[1:3]
+    tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
+    paths = {r: b""}
+    out = bytearray()
+    for d in range(r + 1, e):
+        up = paths[int(parent[d])]
+        tag = tag_of[int(codes[d])]
+        if up == NO_PATH or tag_of[int(codes[int(parent[d])])] == F.DW_TAG_subprogram:
+            digest = NO_PATH
+        else:
+            a = die_attrs(info, ud, d)
+            elem = (tag, _string(env, a, F.DW_AT_name),
+                    _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
+                    _flag(a, F.DW_AT_declaration), _size(a))
+            digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
+        paths[d] = digest
+        out += digest
+    return bytes(out)
+
+
+def _decoded(src: SharedSections, secs: dict[str, bytes], u: int) -> UnitDies:
+    info = secs[".debug_info"]
+    ud = unit_cache(src).get(u)
+    return ud if ud is not None else decode_with_abbrevs(info, secs.get(".debug_abbrev", b""),
+                                                          parse_units(info)[u], {})
+
+
+def scan_chunk(src: SharedSections, jobs: list[tuple[int, bool, np.ndarray, np.ndarray]]) -> list[UnitScan]:
+    """Worker entry: ``scan_unit`` of each (unit index, copied verbatim, roots, root ends)."""
+    with no_gc():
+        secs = worker_sections(src)
+        return [scan_unit(secs, _decoded(src, secs, u), roots, ends, verbatim) for u, verbatim, roots, ends in jobs]
+
+
+def paths_chunk(src: SharedSections, jobs: list[tuple[int, list[tuple[int, int]]]]) -> list[list[bytes]]:
+    """Worker entry: ``subtree_paths`` of each (unit index, [(root DIE, end DIE)])."""
+    with no_gc():
+        secs = worker_sections(src)
+        out = []
+        for u, spans in jobs:
+            ud = _decoded(src, secs, u)
+            out.append([subtree_paths(secs, ud, r, e) for r, e in spans])
+        return out
+
+
+def _index_targets(sections: dict[str, bytes], units: list[UnitHeader]) -> list[int]:
+    """The DIE offsets that .debug_names and the pubnames/pubtypes sections name: references
+    too (an index that cannot be read is dropped by the index phase anyway)."""
+    from linkplugin.index import PUBNAMES, CannotRebuild, debug_names, pubnames
+
+    out: list[int] = []
+    try:
+        if ".debug_names" in sections:
+            for index in debug_names.read(sections[".debug_names"], {u.off for u in units}):
+                out += [e.die for entries in index.names.values() for e in entries]
+        for name, gnu in PUBNAMES.items():
+            if name in sections:
+                out += [die for _, entries in pubnames.read(sections[name], gnu) for die, _, _ in entries]
+    except (CannotRebuild, DwarfError, struct.error, IndexError):
+        pass
+    return out
+
+
+def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: list[UnitHeader],
+                 sections: dict[str, bytes], src: SharedSections, chunks: list[list[int]], jobs: int,
+                 run_tasks: Callable[..., list], indexed: bool) -> tuple[list[Removals], list[Removals]]:
+    """(removals for the rewrite phase, redirections for the layout's Resolver): the table
+    phase's ``removals`` plus the ODR ones. The rewrite drops whole subtrees; the Resolver maps
+    the removed DIEs of an ODR copy one by one (one-DIE entries), since its subtree is not the
+    canonical one's DIE for DIE."""
+    tasks = [(src, [(u, bool(analyses[u].verbatim), analyses[u].roots, analyses[u].root_ends) for u in c])
+             for c in chunks]
+    scans: list[UnitScan] = [s for part in run_tasks(scan_chunk, tasks, jobs) for s in part]
+    n_units = len(analyses)
+    unit_rank = list(range(n_units)) if indexed else ranks([a.gdb_key for a in analyses])
+    offs = [np.asarray(a.offs, dtype=np.int64) for a in analyses]
+    starts = np.array([u.off for u in units], dtype=np.int64)
+
+    # Where each root went in the table phase: (unit, root DIE) -> (canonical unit, canonical DIE).
+    removed_to: dict[tuple[int, int], tuple[int, int]] = {}
+    for u, rem in enumerate(removals):
+        for s, cu, cd in zip(rem.starts.tolist(), rem.canon_unit.tolist(), rem.canon_die.tolist()):
+            removed_to[(u, s)] = (cu, cd)
+
+    # DIEs referenced from outside their root, as (unit, DIE index).
+    referenced: set[tuple[int, int]] = set()
+    for u, s in enumerate(scans):
+        referenced.update((u, d) for d in s.inner_refs.tolist())
+    outer = np.unique(np.concatenate([s.outer_refs for s in scans]
+                                     + [np.array(_index_targets(sections, units), dtype=np.int64)]))
+    tu = np.searchsorted(starts, outer, side="right") - 1
+    for t, u in zip(outer.tolist(), tu.tolist()):
+        if u < 0:
+            continue
+        d = int(np.searchsorted(offs[u], t))
+        if d < len(offs[u]) and offs[u][d] == t:
+            referenced.add((u, d))
+
+    # Candidates the table phase kept, each with the relative positions referenced from outside
+    # in it or in any of its exact copies (which follow it).
+    class Copy(NamedTuple):
+        unit: int
+        die: int
+        end: int
+        cand: Candidate
+        paths: list  # [bytes] once read: subtree_paths
+        fixed: bool  # must stay where it is
+
+    kept: dict[tuple[int, int], Copy] = {}
+    refs_of: dict[tuple[int, int], set[int]] = {}
+    for u, s in enumerate(scans):
+        a = analyses[u]
+        for c in s.candidates:
+            r, e = int(a.roots[c.root]), int(a.root_ends[c.root])
+            owner = removed_to.get((u, r), (u, r))
+            rel = {d - r for d in range(r + 1, e) if (u, d) in referenced}
+            refs_of.setdefault(owner, set()).update(rel)
+            if owner == (u, r):
+                kept[(u, r)] = Copy(u, r, e, c, [], bool(s.fixed[c.root]))
+
+    groups: dict[bytes, list[Copy]] = {}
+    for key in sorted(kept):
+        c = kept[key]
+        groups.setdefault(c.cand.key, []).append(c)
+    groups = {key: copies for key, copies in groups.items() if len(copies) > 1}
+    # The paths of the copies that may fold, read in a second pass over their units only.
+    wanted: dict[int, list[Copy]] = {}
+    for copies in groups.values():
+        for c in copies:
+            wanted.setdefault(c.unit, []).append(c)
+    want_units = sorted(wanted)
+    path_jobs = [[(u, [(c.die, c.end) for c in wanted[u]]) for u in chunk if u in wanted] for chunk in chunks]
+    got = [p for part in run_tasks(paths_chunk, [(src, j) for j in path_jobs if j], jobs) for p in part]
+    for u, per_unit in zip(want_units, got):
+        for c, p in zip(wanted[u], per_unit):
+            c.paths.append(p)
+
+    def order(c: Copy) -> tuple:
+        # most DIEs first (the likeliest superset of the others' members), then gdb's order
+        return (-(c.end - c.die), unit_rank[c.unit], c.unit, c.die)
+
+    # odr_map[(unit, root)] = (canonical unit, {relative DIE: canonical DIE index}) for removed copies
+    odr_map: dict[tuple[int, int], tuple[int, dict[int, int]]] = {}
+    path_index: dict[tuple[int, int], dict[bytes, int]] = {}
+
+    def index_of(c: Copy) -> dict[bytes, int]:
+        got = path_index.get((c.unit, c.die))
+        if got is None:
+            got = {}
+            p = c.paths[0]
+            for j in range(len(p) // 8):
+                h = p[8 * j:8 * j + 8]
+                if h != NO_PATH:
+                    got[h] = -1 if h in got else c.die + 1 + j  # -1: more than one DIE on that path
+            path_index[(c.unit, c.die)] = got
+        return got
+
+    def fold(copies: list[Copy], canon: Copy) -> list[Copy]:
+        """Map the ``copies`` that can be onto ``canon``; the others are returned."""
+        target = index_of(canon)
+        left = []
+        for c in copies:
+            if c is canon:
+                continue
+            if c.fixed:
+                left.append(c)
+                continue
+            mapping = {0: canon.die}
+            p = c.paths[0]
+            for j in range(len(p) // 8):
+                t = target.get(p[8 * j:8 * j + 8], -1)
+                if t >= 0:
+                    mapping[j + 1] = t
+            if all(rel in mapping for rel in refs_of.get((c.unit, c.die), ())):
+                odr_map[(c.unit, c.die)] = (canon.unit, mapping)
+            else:
+                left.append(c)
+        return left
+
+    def fold_all(copies: list[Copy]) -> Copy | None:
+        """Fold ``copies`` onto the best of them; those a canonical copy cannot take (it lacks
+        a DIE they need) are folded onto the best of the rest, and so on. The first canonical
+        copy is returned (None if there are no copies)."""
+        first = None
+        while copies:
+            canon = min(copies, key=order)
+            first = first or canon
+            copies = [c for c in fold(copies, canon) if not c.fixed]
+        return first
+
+    for copies in groups.values():
+        defs = [c for c in copies if not c.cand.decl]
+        decls = [c for c in copies if c.cand.decl]
+        sizes = sorted({c.cand.size for c in defs})
+        firsts = [fold_all([c for c in defs if c.cand.size == size]) for size in sizes]
+        if len(sizes) == 1:
+            left = fold(decls, firsts[0])  # type: ignore[arg-type]
+            fold_all([c for c in left if not c.fixed])
+        elif not sizes:
+            fold_all(decls)
+
+    if not odr_map:
+        return removals, removals
+    # The rewrite drops the ODR copies' subtrees too; the Resolver gets one-DIE entries for every
+    # DIE of an ODR copy (or of an exact copy of one) that has a place in the canonical copy.
+    rewrite_out: list[Removals] = []
+    resolve_out: list[Removals] = []
+    for u, rem in enumerate(removals):
+        a = analyses[u]
+        extra = [(r, e) for r, e in zip(a.roots.tolist(), a.root_ends.tolist()) if (u, r) in odr_map]
+        if extra:
+            s = np.concatenate([rem.starts, np.array([r for r, _ in extra], dtype=rem.starts.dtype)])
+            o = np.argsort(s, kind="stable")
+            zero = np.zeros(len(extra), dtype=np.int64)
+            rewrite_out.append(Removals(s[o], np.concatenate([rem.ends, [e for _, e in extra]]).astype(
+                rem.ends.dtype)[o], np.concatenate([rem.canon_unit, zero]).astype(rem.canon_unit.dtype)[o],
+                np.concatenate([rem.canon_die, zero]).astype(rem.canon_die.dtype)[o]))
+        else:
+            rewrite_out.append(rem)
+        keep = [k for k, (cu, cd) in enumerate(zip(rem.canon_unit.tolist(), rem.canon_die.tolist()))
+                if (cu, cd) not in odr_map]
+        rows: list[tuple[int, int, int]] = []  # (DIE, canonical unit, canonical DIE)
+        for k in range(len(rem.starts)):
+            owner = (int(rem.canon_unit[k]), int(rem.canon_die[k]))
+            if owner in odr_map:
+                cu, mapping = odr_map[owner]
+                r = int(rem.starts[k])
+                rows += [(r + rel, cu, t) for rel, t in mapping.items()]
+        for r, _ in extra:
+            cu, mapping = odr_map[(u, r)]
+            rows += [(r + rel, cu, t) for rel, t in mapping.items()]
+        rows.sort()
+        idx = np.array(keep, dtype=np.int64)
+        st = np.concatenate([rem.starts[idx].astype(np.int64), np.array([x[0] for x in rows], dtype=np.int64)])
+        en = np.concatenate([rem.ends[idx].astype(np.int64), np.array([x[0] + 1 for x in rows], dtype=np.int64)])
+        cu = np.concatenate([rem.canon_unit[idx].astype(np.int64), np.array([x[1] for x in rows], dtype=np.int64)])
+        cd = np.concatenate([rem.canon_die[idx].astype(np.int64), np.array([x[2] for x in rows], dtype=np.int64)])
+        resolve_out.append(Removals(st, en, cu, cd))
+    return rewrite_out, resolve_out
