@@ -98,9 +98,9 @@ VARIANTS = [("g++", 4), ("g++", 5), ("clang++", 4), ("clang++", 5)]
 GDB_COMMANDS = [
     "ptype geo::Shape::Inner", "ptype geo::Holder", "ptype geo::Base", "ptype held", "ptype seen",
     "break geo::Shape::area", "break geo::Shape::Inner::get", "break geo::Holder::total",
-    "break geo::Base::name", "info line geo::Shape::Shape", "run", "bt", "p *this", "p geo::Shape::count",
-    "p geo::Shape::Inner::made", "continue", "bt", "p *this", "continue", "bt", "p *this", "continue", "bt",
-    "p *held", "p held->s.inner",
+    "break geo::Base::~Base", "info line geo::Shape::Shape", "run", "p geo::Shape::count",
+    "p geo::Shape::Inner::made", *["bt", "p *this", "continue"] * 4, "p *held", "p held->s.inner", "bt",
+    "p *this", "continue",
 ]
 
 
@@ -136,7 +136,7 @@ def gdb_transcript(path: Path) -> str:
         args += ["-ex", c]
     result = subprocess.run([*args, str(path)], capture_output=True, text=True, cwd=path.parent)
     text = (result.stdout + result.stderr).replace(str(path), "FILE")
-    return re.sub(r"0x[0-9a-f]+", "0x?", text)
+    return re.sub(r"0x[0-9a-f]+|process [0-9]+", "?", text)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v[0]}-dwarf{v[1]}")
@@ -156,7 +156,7 @@ def test_odr_output_is_read_as_before_and_smaller(tmp_path: Path, variant) -> No
     assert not readelf.stderr.strip()
     assert run(odr).returncode == 0
     before, after = gdb_transcript(prog), gdb_transcript(odr)
-    assert "Breakpoint 4, geo::Base::name" in after
+    assert "geo::Base::~Base (this=" in after and "exited normally" in after
     # A class gdb printed from a unit's copy may now print from the canonical copy, which can
     # declare more members (static members, template instances of other units): only such
     # lines may be new, and nothing may go.

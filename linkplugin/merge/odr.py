@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import struct
+from bisect import bisect_left, bisect_right
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -53,6 +54,16 @@ DW_AT_MIPS_linkage_name = 0x2007
 DW_AT_specification = 0x47
 DW_AT_signature = 0x69
 NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
+# Types that only qualify, point to or rename another type: equal when their attributes are equal
+# and their DW_AT_type reaches the same canonical type, so a wrapper of a type folded here (a
+# pointer to one of the removed copies of a class) folds too.
+_WRAPPERS = frozenset({F.DW_TAG_pointer_type, F.DW_TAG_reference_type, F.DW_TAG_rvalue_reference_type,
+                       F.DW_TAG_const_type, F.DW_TAG_volatile_type, F.DW_TAG_restrict_type,
+                       F.DW_TAG_atomic_type, F.DW_TAG_typedef})
+DW_AT_decl_line = 0x3B
+DW_AT_decl_column = 0x39
+_WRAPPER_ATTRS = frozenset({F.DW_AT_sibling, F.DW_AT_name, F.DW_AT_byte_size, F.DW_AT_type, F.DW_AT_decl_file,
+                            DW_AT_decl_line, DW_AT_decl_column})
 
 
 class Candidate(NamedTuple):
@@ -67,6 +78,7 @@ class UnitScan(NamedTuple):
     inner_refs: np.ndarray    # DIE indexes of this unit referenced from outside their root's subtree
     outer_refs: np.ndarray    # section offsets of this unit's references into other units
     fixed: np.ndarray         # roots named by a unit-relative expression operand: they stay
+    wrappers: list[tuple[int, bytes, int]] = []  # (root, attributes but DW_AT_type, its target or -1)
 
 
 def _string(env: UnitEnv, attrs: dict, at: int) -> bytes | None:
@@ -153,8 +165,14 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         return got
 
     cands: list[Candidate] = []
+    wrappers: list[tuple[int, bytes, int]] = []
     for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
-        kind = _KIND.get(tag_of[int(codes[r])])
+        tag = tag_of[int(codes[r])]
+        if tag in _WRAPPERS:
+            if e == r + 1 and not fixed[k] and all(at in _WRAPPER_ATTRS for at, _, _ in ud.abbrevs[int(codes[r])].specs):
+                wrappers.append(_wrapper(env, die_attrs(info, ud, r), k, tag))
+            continue
+        kind = _KIND.get(tag)
         if kind is None:
             continue
         attrs = die_attrs(info, ud, r)
@@ -166,7 +184,21 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
             continue
         cands.append(Candidate(k, marshal.dumps((kind, where, name), 2), _size(attrs),
                                _flag(attrs, F.DW_AT_declaration)))
-    return UnitScan(cands, inner, outer, fixed)
+    return UnitScan(cands, inner, outer, fixed, wrappers)
+
+
+def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, int]:
+    """(root, key of the attributes other than DW_AT_type, DW_AT_type target or -1)."""
+    file = attrs.get(F.DW_AT_decl_file)
+    if file is not None:
+        files = env.files()
+        path = files[file[1]] if 0 <= file[1] < len(files) else None
+        file = path if path is not None else ("unit", env.hdr.off, file[1])  # unknown: this unit's own
+    line, column = attrs.get(DW_AT_decl_line), attrs.get(DW_AT_decl_column)
+    key = (tag, _string(env, attrs, F.DW_AT_name), _size(attrs), file, line[1] if line else None,
+           column[1] if column else None)
+    target = attrs.get(F.DW_AT_type)
+    return k, marshal.dumps(key, 2), target[1] if target is not None else -1
 
 
 def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
@@ -239,6 +271,80 @@ def _index_targets(sections: dict[str, bytes], units: list[UnitHeader]) -> list[
     return out
 
 
+def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_to: dict, odr_map: dict,
+                   offs: list[np.ndarray], starts: np.ndarray, unit_rank: list[int]) -> None:
+    """Fold the wrappers (_WRAPPERS) whose attributes agree and whose DW_AT_type reaches the same
+    canonical DIE, in rounds until none folds (a const of a pointer folds once the pointers
+    have). The first in gdb's order is canonical; ``odr_map`` gains the others, each mapped to
+    the wrapper it finally folds into."""
+    items = [(u, int(analyses[u].roots[k]), key, target) for u, scan in enumerate(scans)
+             for k, key, target in scan.wrappers]
+    items = [it for it in items if (it[0], it[1]) not in removed_to]
+    if not items:
+        return
+    # Python lists: bisect on them costs far less than a numpy call per lookup.
+    roots = [a.roots.tolist() for a in analyses]
+    root_ends = [a.root_ends.tolist() for a in analyses]
+    unit_starts = starts.tolist()
+    die_offs: dict[int, list[int]] = {}
+
+    def final(t: int) -> tuple[int, int]:
+        """Where the DIE at section offset ``t`` ends up: (unit, DIE) of what references to it
+        reach after the folds so far."""
+        if t < 0:
+            return (-1, -1)
+        u = bisect_right(unit_starts, t) - 1
+        if u < 0:
+            return (-2, t)
+        if u not in die_offs:
+            die_offs[u] = offs[u].tolist()
+        d = bisect_left(die_offs[u], t)
+        if d >= len(die_offs[u]) or die_offs[u][d] != t:
+            return (-2, t)  # not a DIE: itself
+        for _ in range(8):
+            k = bisect_right(roots[u], d) - 1
+            if k < 0 or d >= root_ends[u][k]:
+                break
+            r = int(roots[u][k])
+            if (u, r) in removed_to:
+                cu, cd = removed_to[(u, r)]
+                u, d = cu, cd + d - r
+            elif (u, r) in odr_map:
+                cu, mapping = odr_map[(u, r)]
+                got = mapping.get(d - r)
+                if got is None:
+                    break
+                u, d = cu, got
+            else:
+                break
+        return (u, d)
+
+    while True:
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for u, r, key, target in items:
+            if (u, r) not in odr_map:
+                groups.setdefault((key, final(target)), []).append((u, r))
+        folded = 0
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            cu, cd = min(members, key=lambda m: (unit_rank[m[0]], m[0], m[1]))
+            for m in members:
+                if m != (cu, cd):
+                    odr_map[m] = (cu, {0: cd})
+                    folded += 1
+        if not folded:
+            break
+    # A canonical wrapper of one round may have folded in a later one: map to the last.
+    for m, (cu, mapping) in list(odr_map.items()):
+        if len(mapping) == 1 and (cu, mapping[0]) in odr_map:
+            u, d = cu, mapping[0]
+            while (u, d) in odr_map:
+                u, nxt = odr_map[(u, d)]
+                d = nxt[0]
+            odr_map[m] = (u, {0: d})
+
+
 def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: list[UnitHeader],
                  sections: dict[str, bytes], src: SharedSections, chunks: list[list[int]], jobs: int,
                  run_tasks: Callable[..., list], indexed: bool) -> tuple[list[Removals], list[Removals]]:
@@ -301,21 +407,31 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
         c = kept[key]
         groups.setdefault(c.cand.key, []).append(c)
     groups = {key: copies for key, copies in groups.items() if len(copies) > 1}
-    # The paths of the copies that may fold, read in a second pass over their units only.
+
+    def order(c: Copy) -> tuple:
+        # most DIEs first (the likeliest superset of the others' members), then gdb's order
+        return (-(c.end - c.die), unit_rank[c.unit], c.unit, c.die)
+
+    # The paths of the copies whose DIEs something references from outside, and of those that
+    # may be canonical for them, read in a second pass over their units only; a copy that
+    # nothing references inside needs no path to fold (only its root is ever reached).
     wanted: dict[int, list[Copy]] = {}
     for copies in groups.values():
+        defs = [c for c in copies if not c.cand.decl]
+        firsts = [min(same, key=order) for same in ([c for c in defs if c.cand.size == size]
+                                                    for size in {c.cand.size for c in defs})]
+        if not defs:
+            firsts = [min(copies, key=order)]
         for c in copies:
-            wanted.setdefault(c.unit, []).append(c)
+            if c in firsts or refs_of.get((c.unit, c.die)):
+                wanted.setdefault(c.unit, []).append(c)
+    wanted = {u: sorted(cs, key=lambda c: c.die) for u, cs in wanted.items()}
     want_units = sorted(wanted)
     path_jobs = [[(u, [(c.die, c.end) for c in wanted[u]]) for u in chunk if u in wanted] for chunk in chunks]
     got = [p for part in run_tasks(paths_chunk, [(src, j) for j in path_jobs if j], jobs) for p in part]
     for u, per_unit in zip(want_units, got):
         for c, p in zip(wanted[u], per_unit):
             c.paths.append(p)
-
-    def order(c: Copy) -> tuple:
-        # most DIEs first (the likeliest superset of the others' members), then gdb's order
-        return (-(c.end - c.die), unit_rank[c.unit], c.unit, c.die)
 
     # odr_map[(unit, root)] = (canonical unit, {relative DIE: canonical DIE index}) for removed copies
     odr_map: dict[tuple[int, int], tuple[int, dict[int, int]]] = {}
@@ -325,7 +441,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
         got = path_index.get((c.unit, c.die))
         if got is None:
             got = {}
-            p = c.paths[0]
+            p = c.paths[0] if c.paths else b""
             for j in range(len(p) // 8):
                 h = p[8 * j:8 * j + 8]
                 if h != NO_PATH:
@@ -344,7 +460,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
                 left.append(c)
                 continue
             mapping = {0: canon.die}
-            p = c.paths[0]
+            p = c.paths[0] if c.paths else b""
             for j in range(len(p) // 8):
                 t = target.get(p[8 * j:8 * j + 8], -1)
                 if t >= 0:
@@ -376,6 +492,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
             fold_all([c for c in left if not c.fixed])
         elif not sizes:
             fold_all(decls)
+    _fold_wrappers(scans, analyses, removed_to, odr_map, offs, starts, unit_rank)
 
     if not odr_map:
         return removals, removals
