@@ -36,7 +36,9 @@ import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.forms import DwarfError
-from linkplugin.dwarf.read import UnitDies, die_attrs
+from linkplugin.dwarf.abbrev import Abbrev, form_size, parse_abbrev_table
+from linkplugin.dwarf.leb import read_uleb
+from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
@@ -50,9 +52,9 @@ CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})
 _KIND = {F.DW_TAG_class_type: 1, F.DW_TAG_structure_type: 1, F.DW_TAG_union_type: 2,
          F.DW_TAG_enumeration_type: 3}
 DW_AT_linkage_name = 0x6E
-DW_AT_MIPS_linkage_name = 0x2007
 DW_AT_specification = 0x47
 DW_AT_signature = 0x69
+DW_AT_MIPS_linkage_name = 0x2007
 NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
 # Types that only qualify, point to or rename another type: equal when their attributes are equal
 # and their DW_AT_type reaches the same canonical type, so a wrapper of a type folded here (a
@@ -62,6 +64,10 @@ _WRAPPERS = frozenset({F.DW_TAG_pointer_type, F.DW_TAG_reference_type, F.DW_TAG_
                        F.DW_TAG_atomic_type, F.DW_TAG_typedef})
 DW_AT_decl_line = 0x3B
 DW_AT_decl_column = 0x39
+_PATH_ATTRS = frozenset({F.DW_AT_name, DW_AT_linkage_name, DW_AT_MIPS_linkage_name, F.DW_AT_declaration,
+                         F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type})
+_ROOT_ATTRS = _PATH_ATTRS | {DW_AT_specification, DW_AT_signature, F.DW_AT_type, F.DW_AT_decl_file,
+                             DW_AT_decl_line, DW_AT_decl_column}
 _WRAPPER_ATTRS = frozenset({F.DW_AT_sibling, F.DW_AT_name, F.DW_AT_byte_size, F.DW_AT_type, F.DW_AT_decl_file,
                             DW_AT_decl_line, DW_AT_decl_column})
 
@@ -152,6 +158,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     if lang is None or lang[1] not in CPP_LANGUAGES:
         return UnitScan([], inner, outer, fixed)
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
+    attrs_of = _Reader(info, ud, _ROOT_ATTRS)
     ns_name: dict[int, tuple | None] = {0: ()}  # qualified name of a namespace (None: anonymous)
 
     def scope(p: int) -> tuple | None:
@@ -159,7 +166,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         if got is not False:
             return got  # type: ignore[return-value]
         outer_name = scope(int(parent[p]))
-        name = _string(env, die_attrs(info, ud, p), F.DW_AT_name)
+        name = _string(env, attrs_of(p), F.DW_AT_name)
         got = None if outer_name is None or name is None else outer_name + (name,)
         ns_name[p] = got
         return got
@@ -170,12 +177,12 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         tag = tag_of[int(codes[r])]
         if tag in _WRAPPERS:
             if e == r + 1 and not fixed[k] and all(at in _WRAPPER_ATTRS for at, _, _ in ud.abbrevs[int(codes[r])].specs):
-                wrappers.append(_wrapper(env, die_attrs(info, ud, r), k, tag))
+                wrappers.append(_wrapper(env, attrs_of(r), k, tag))
             continue
         kind = _KIND.get(tag)
         if kind is None:
             continue
-        attrs = die_attrs(info, ud, r)
+        attrs = attrs_of(r)
         name = _string(env, attrs, F.DW_AT_name)
         if name is None or DW_AT_specification in attrs or DW_AT_signature in attrs:
             continue
@@ -203,29 +210,129 @@ def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, i
 
 def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
     """An 8-byte digest of the path of every DIE of the subtree [r, e) after its root, in order:
-    the (tag, name, linkage name, declaration flag, byte size) of the DIE and of each parent up
-    to the root's child. The DIEs inside a member function (its parameters: most of a class's
-    DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
+    the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type) of the
+    DIE and of each parent up to the root's child. The line and the type's spelling are what gdb
+    reads through a DW_AT_specification (a function's line and return type in its listings), so
+    a member declared differently in two copies (an ODR violation, a typedef in one and not in
+    the other) never matches. The DIEs inside a member function (its parameters: most of a
+    class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
-    codes, parent = ud.arrays()[1:3]
+    offs, codes, parent = ud.arrays()[:3]
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
     paths = {r: b""}
     out = bytearray()
+    attrs_of = _Reader(info, ud, _PATH_ATTRS)
+    spelled: dict[int, tuple] = {}
+
+    def spelling(t: int) -> tuple:
+        """The tags up to the first named type from DIE offset ``t`` on, and its name."""
+        got = spelled.get(t)
+        if got is None:
+            chain: list = []
+            at = t
+            for _ in range(8):
+                if not ud.hdr.off <= at < ud.hdr.end:
+                    chain.append(("elsewhere", at))  # another unit's DIE: only itself matches
+                    break
+                k = int(np.searchsorted(offs, at))
+                if k >= len(offs) or offs[k] != at:
+                    chain.append(("no DIE", at))
+                    break
+                a = attrs_of(k)
+                name = _string(env, a, F.DW_AT_name)
+                chain.append((tag_of[int(codes[k])], name))
+                nxt = a.get(F.DW_AT_type)
+                if name is not None or nxt is None:
+                    break
+                at = nxt[1]
+            got = spelled[t] = tuple(chain)
+        return got
     for d in range(r + 1, e):
         up = paths[int(parent[d])]
-        tag = tag_of[int(codes[d])]
+        code = int(codes[d])
+        tag = tag_of[code]
         if up == NO_PATH or tag_of[int(codes[int(parent[d])])] == F.DW_TAG_subprogram:
             digest = NO_PATH
         else:
-            a = die_attrs(info, ud, d)
+            a = attrs_of(d)
+            line, typ = a.get(DW_AT_decl_line), a.get(F.DW_AT_type)
             elem = (tag, _string(env, a, F.DW_AT_name),
                     _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
-                    _flag(a, F.DW_AT_declaration), _size(a))
+                    _flag(a, F.DW_AT_declaration), _size(a), line[1] if line else None,
+                    spelling(typ[1]) if typ else None)
             digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
         paths[d] = digest
         out += digest
     return bytes(out)
+
+
+
+
+def _plan(ab: Abbrev, hdr: UnitHeader, wanted: frozenset[int] = _PATH_ATTRS) -> dict[int, tuple[int, int, int]] | None:
+    """{attribute: (form, offset after the DIE's code, size)} of the ``wanted`` attributes, when
+    each lies at a fixed offset (only fixed-size values before it); None otherwise."""
+    plan: dict[int, tuple[int, int, int]] = {}
+    at_off = 0
+    for at, form, ic in ab.specs:
+        if form == F.DW_FORM_implicit_const:
+            size = 0
+        elif form == F.DW_FORM_flag_present:
+            size = 0
+        else:
+            size = form_size(form, hdr.version, hdr.offset_size, hdr.addr_size)  # type: ignore[assignment]
+        if at in wanted:
+            if size is None or form == F.DW_FORM_data16:
+                return None
+            plan[at] = (form, at_off, size if form != F.DW_FORM_implicit_const else ic)
+        if size is None:
+            break  # later attributes move with this value: fine if none of ours is after it
+        at_off += size
+    if not all(at in plan for at, _, _ in ab.specs if at in wanted):
+        return None
+    return plan
+
+
+_plans: dict[tuple, dict[int, tuple[int, int, int]] | None] = {}  # _plan by abbreviation and unit kind
+
+
+class _Reader:
+    """die_attrs for the ``wanted`` attributes only: read at their fixed offsets when the
+    abbreviation allows (most DIEs), else by the full decoder."""
+
+    def __init__(self, info: bytes, ud: UnitDies, wanted: frozenset[int]) -> None:
+        self.info, self.ud, self.wanted = info, ud, wanted
+        self.plans: dict[int, dict[int, tuple[int, int, int]] | None] = {}
+
+    def __call__(self, d: int) -> dict:
+        code = self.ud.die(d)[1]
+        plan = self.plans.get(code, False)
+        if plan is False:
+            ab, hdr = self.ud.abbrevs[code], self.ud.hdr
+            key = (ab.specs, hdr.version, hdr.offset_size, hdr.addr_size, self.wanted)
+            plan = _plans.get(key, False)
+            if plan is False:
+                plan = _plans[key] = _plan(ab, hdr, self.wanted)
+            self.plans[code] = plan
+        return die_attrs(self.info, self.ud, d) if plan is None else _read_planned(self.info, self.ud, d, plan)
+
+
+def _read_planned(info: bytes, ud: UnitDies, d: int, plan: dict[int, tuple[int, int, int]]) -> dict:
+    """die_attrs's {attribute: (form, value)} of the planned attributes of DIE ``d``."""
+    off, _ = ud.die(d)
+    p = read_uleb(info, off)[1]
+    out = {}
+    for at, (form, at_off, size) in plan.items():
+        if form == F.DW_FORM_flag_present:
+            out[at] = (form, 1)
+        elif form == F.DW_FORM_implicit_const:
+            out[at] = (form, size)
+        else:
+            value = int.from_bytes(info[p + at_off:p + at_off + size], "little")
+            if form in F.UNIT_REF_FORMS:
+                value += ud.hdr.off
+            out[at] = (form, value)
+    return out
 
 
 def _decoded(src: SharedSections, secs: dict[str, bytes], u: int) -> UnitDies:
@@ -251,6 +358,18 @@ def paths_chunk(src: SharedSections, jobs: list[tuple[int, list[tuple[int, int]]
             ud = _decoded(src, secs, u)
             out.append([subtree_paths(secs, ud, r, e) for r, e in spans])
         return out
+
+
+def _language(sections: dict[str, bytes], hdr: UnitHeader) -> int | None:
+    """DW_AT_language of the unit DIE, read without decoding the unit."""
+    info = sections[".debug_info"]
+    table = parse_abbrev_table(sections.get(".debug_abbrev", b""), hdr.abbrev_off)[0]
+    code, p = read_uleb(info, hdr.die_off)
+    ab = table.get(code)
+    if ab is None:
+        return None
+    attrs, _ = decode_attrs(info, p, ab.specs, hdr)
+    return next((value for at, _, value, _, _ in attrs if at == F.DW_AT_language), None)  # type: ignore[misc]
 
 
 def _index_targets(sections: dict[str, bytes], units: list[UnitHeader]) -> list[int]:
@@ -352,12 +471,14 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     phase's ``removals`` plus the ODR ones. The rewrite drops whole subtrees; the Resolver maps
     the removed DIEs of an ODR copy one by one (one-DIE entries), since its subtree is not the
     canonical one's DIE for DIE."""
+    if not any(_language(sections, u) in CPP_LANGUAGES for u, a in zip(units, analyses) if not a.verbatim):
+        return removals, removals  # no C++ unit: nothing to scan
     tasks = [(src, [(u, bool(analyses[u].verbatim), analyses[u].roots, analyses[u].root_ends) for u in c])
              for c in chunks]
     scans: list[UnitScan] = [s for part in run_tasks(scan_chunk, tasks, jobs) for s in part]
     n_units = len(analyses)
     unit_rank = list(range(n_units)) if indexed else ranks([a.gdb_key for a in analyses])
-    offs = [np.asarray(a.offs, dtype=np.int64) for a in analyses]
+    offs = [a.offs for a in analyses]  # int64 or uint32
     starts = np.array([u.off for u in units], dtype=np.int64)
 
     # Where each root went in the table phase: (unit, root DIE) -> (canonical unit, canonical DIE).
@@ -366,19 +487,16 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
         for s, cu, cd in zip(rem.starts.tolist(), rem.canon_unit.tolist(), rem.canon_die.tolist()):
             removed_to[(u, s)] = (cu, cd)
 
-    # DIEs referenced from outside their root, as (unit, DIE index).
-    referenced: set[tuple[int, int]] = set()
-    for u, s in enumerate(scans):
-        referenced.update((u, d) for d in s.inner_refs.tolist())
+    # DIEs referenced from outside their root: each unit's DIE indexes, sorted.
+    found: list[list[np.ndarray]] = [[s.inner_refs] for s in scans]
     outer = np.unique(np.concatenate([s.outer_refs for s in scans]
                                      + [np.array(_index_targets(sections, units), dtype=np.int64)]))
     tu = np.searchsorted(starts, outer, side="right") - 1
-    for t, u in zip(outer.tolist(), tu.tolist()):
-        if u < 0:
-            continue
-        d = int(np.searchsorted(offs[u], t))
-        if d < len(offs[u]) and offs[u][d] == t:
-            referenced.add((u, d))
+    for u in np.unique(tu[tu >= 0]).tolist():
+        t = outer[tu == u]
+        d = np.minimum(np.searchsorted(offs[u], t.astype(offs[u].dtype)), len(offs[u]) - 1)
+        found[u].append(d[offs[u][d] == t])
+    referenced = [np.unique(np.concatenate(f)).tolist() for f in found]
 
     # Candidates the table phase kept, each with the relative positions referenced from outside
     # in it or in any of its exact copies (which follow it).
@@ -397,7 +515,8 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
         for c in s.candidates:
             r, e = int(a.roots[c.root]), int(a.root_ends[c.root])
             owner = removed_to.get((u, r), (u, r))
-            rel = {d - r for d in range(r + 1, e) if (u, d) in referenced}
+            refs = referenced[u]
+            rel = {d - r for d in refs[bisect_right(refs, r):bisect_left(refs, e)]}
             refs_of.setdefault(owner, set()).update(rel)
             if owner == (u, r):
                 kept[(u, r)] = Copy(u, r, e, c, [], bool(s.fixed[c.root]))
@@ -459,16 +578,17 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
             if c.fixed:
                 left.append(c)
                 continue
+            # Only the root and the DIEs referenced from outside are ever reached.
             mapping = {0: canon.die}
             p = c.paths[0] if c.paths else b""
-            for j in range(len(p) // 8):
-                t = target.get(p[8 * j:8 * j + 8], -1)
-                if t >= 0:
-                    mapping[j + 1] = t
-            if all(rel in mapping for rel in refs_of.get((c.unit, c.die), ())):
-                odr_map[(c.unit, c.die)] = (canon.unit, mapping)
+            for rel in sorted(refs_of.get((c.unit, c.die), ())):
+                t = target.get(p[8 * rel - 8:8 * rel], -1)
+                if t < 0:
+                    left.append(c)
+                    break
+                mapping[rel] = t
             else:
-                left.append(c)
+                odr_map[(c.unit, c.die)] = (canon.unit, mapping)
         return left
 
     def fold_all(copies: list[Copy]) -> Copy | None:
