@@ -77,6 +77,8 @@ class Candidate(NamedTuple):
     key: bytes        # kind + qualified name
     size: int         # DW_AT_byte_size, -1 if none
     decl: bool        # DW_AT_declaration
+    place: bytes      # DW_AT_decl_file (by path) and DW_AT_decl_line: where gdb lists it
+    listed: tuple[int, ...]  # its typedefs (relative DIE indexes): gdb lists them with their target
 
 
 class UnitScan(NamedTuple):
@@ -158,6 +160,9 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     if lang is None or lang[1] not in CPP_LANGUAGES:
         return UnitScan([], inner, outer, fixed)
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
+    tag_arr = np.zeros(max(tag_of) + 1, dtype=np.int64)
+    tag_arr[list(tag_of)] = list(tag_of.values())
+    tags = tag_arr[codes]
     attrs_of = _Reader(info, ud, _ROOT_ATTRS)
     ns_name: dict[int, tuple | None] = {0: ()}  # qualified name of a namespace (None: anonymous)
 
@@ -189,18 +194,28 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         where = scope(int(parent[r]))
         if where is None:  # anonymous namespace: a type of this unit only
             continue
+        line = attrs.get(DW_AT_decl_line)
+        listed = np.flatnonzero((parent[r + 1:e] == r) & (tags[r + 1:e] == F.DW_TAG_typedef)) + 1
         cands.append(Candidate(k, marshal.dumps((kind, where, name), 2), _size(attrs),
-                               _flag(attrs, F.DW_AT_declaration)))
+                               _flag(attrs, F.DW_AT_declaration),
+                               marshal.dumps((_file(env, attrs), line[1] if line else None), 2),
+                               tuple(listed.tolist())))
     return UnitScan(cands, inner, outer, fixed, wrappers)
+
+
+def _file(env: UnitEnv, attrs: dict) -> object:
+    """DW_AT_decl_file by path (None if absent; a number not in the table: this unit's own)."""
+    file = attrs.get(F.DW_AT_decl_file)
+    if file is None:
+        return None
+    files = env.files()
+    path = files[file[1]] if 0 <= file[1] < len(files) else None
+    return path if path is not None else ("unit", env.hdr.off, file[1])
 
 
 def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, int]:
     """(root, key of the attributes other than DW_AT_type, DW_AT_type target or -1)."""
-    file = attrs.get(F.DW_AT_decl_file)
-    if file is not None:
-        files = env.files()
-        path = files[file[1]] if 0 <= file[1] < len(files) else None
-        file = path if path is not None else ("unit", env.hdr.off, file[1])  # unknown: this unit's own
+    file = _file(env, attrs)
     line, column = attrs.get(DW_AT_decl_line), attrs.get(DW_AT_decl_column)
     key = (tag, _string(env, attrs, F.DW_AT_name), _size(attrs), file, line[1] if line else None,
            column[1] if column else None)
@@ -464,6 +479,15 @@ def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_
             odr_map[m] = (u, {0: d})
 
 
+def _kinds(defs: list) -> dict[tuple[int, bytes], list]:
+    """The definitions of one name by size and place (gdb lists a type at its file and line):
+    only copies of one group fold together."""
+    out: dict[tuple[int, bytes], list] = {}
+    for c in defs:
+        out.setdefault((c.cand.size, c.cand.place), []).append(c)
+    return dict(sorted(out.items()))
+
+
 def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: list[UnitHeader],
                  sections: dict[str, bytes], src: SharedSections, chunks: list[list[int]], jobs: int,
                  run_tasks: Callable[..., list], indexed: bool) -> tuple[list[Removals], list[Removals]]:
@@ -537,12 +561,9 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     wanted: dict[int, list[Copy]] = {}
     for copies in groups.values():
         defs = [c for c in copies if not c.cand.decl]
-        firsts = [min(same, key=order) for same in ([c for c in defs if c.cand.size == size]
-                                                    for size in {c.cand.size for c in defs})]
-        if not defs:
-            firsts = [min(copies, key=order)]
+        firsts = [min(same, key=order) for same in _kinds(defs).values()] if defs else [min(copies, key=order)]
         for c in copies:
-            if c in firsts or refs_of.get((c.unit, c.die)):
+            if c in firsts or refs_of.get((c.unit, c.die)) or c.cand.listed:
                 wanted.setdefault(c.unit, []).append(c)
     wanted = {u: sorted(cs, key=lambda c: c.die) for u, cs in wanted.items()}
     want_units = sorted(wanted)
@@ -581,7 +602,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
             # Only the root and the DIEs referenced from outside are ever reached.
             mapping = {0: canon.die}
             p = c.paths[0] if c.paths else b""
-            for rel in sorted(refs_of.get((c.unit, c.die), ())):
+            for rel in sorted(refs_of.get((c.unit, c.die), set()) | set(c.cand.listed)):
                 t = target.get(p[8 * rel - 8:8 * rel], -1)
                 if t < 0:
                     left.append(c)
@@ -605,12 +626,11 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     for copies in groups.values():
         defs = [c for c in copies if not c.cand.decl]
         decls = [c for c in copies if c.cand.decl]
-        sizes = sorted({c.cand.size for c in defs})
-        firsts = [fold_all([c for c in defs if c.cand.size == size]) for size in sizes]
-        if len(sizes) == 1:
-            left = fold(decls, firsts[0])  # type: ignore[arg-type]
+        firsts = [fold_all(same) for same in _kinds(defs).values()]
+        if len({c.cand.size for c in defs}) == 1:
+            left = fold(decls, min(firsts, key=order))  # type: ignore[arg-type]
             fold_all([c for c in left if not c.fixed])
-        elif not sizes:
+        elif not defs:
             fold_all(decls)
     _fold_wrappers(scans, analyses, removed_to, odr_map, offs, starts, unit_rank)
 
