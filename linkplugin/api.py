@@ -236,11 +236,13 @@ class MergeReport(Report):
 
 
 def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int | None = None,
-                     timer: PhaseTimer | None = None, compress: Settings | None = None) -> MergeReport:
+                     timer: PhaseTimer | None = None, compress: Settings | None = None,
+                     odr: bool = False) -> MergeReport:
     """Write ``src`` to ``dst`` with duplicate DWARF types merged.
 
     With ``compress``, every debug section is then compressed too: one read,
     one write. Without it, every section keeps its compression state.
+    ``odr``: C++ types of one qualified name and size are one type (merge/odr.py).
     """
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
@@ -265,7 +267,7 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         with _naming(image.path):
             result = merge_sections(contents, little_endian=image.little_endian,
                                     address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
-                                    timings=timer)
+                                    timings=timer, odr=odr)
         report.stats, report.warnings = result.stats, result.warnings
         index_of = {plain_name(s.name): s.index for s in targets}
         dropped = frozenset(index_of[n] for n in result.drop if n in index_of)
@@ -393,7 +395,7 @@ def _objcopy(*args: str) -> None:
 def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_file: str | os.PathLike | None = None,
                debug_dir: str | os.PathLike | None = None, merge: bool = True,
                compress: Settings | None = None, jobs: int | None = None,
-               timer: PhaseTimer | None = None) -> SplitReport:
+               timer: PhaseTimer | None = None, odr: bool = False) -> SplitReport:
     """Write a stripped copy of ``src`` and a separate debug file, as Debian's dh_strip does.
 
     The debug file is ``objcopy --only-keep-debug`` of ``src`` (symbols, notes
@@ -443,7 +445,7 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
         with timer.phase("keep-debug"):
             _objcopy("--only-keep-debug", os.fspath(src), kept)
         if merge:
-            report = merge_types_file(kept, debug, jobs=jobs, timer=timer, compress=compress)
+            report = merge_types_file(kept, debug, jobs=jobs, timer=timer, compress=compress, odr=odr)
         elif compress is not None:
             report = compress_file(kept, debug, compress, jobs=jobs, timer=timer)
         else:

@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--time", action="store_true", help="print a table of phase times")
     m.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
     m.add_argument("--stats", action="store_true", help="print units, DIEs, types and bytes saved")
+    m.add_argument("--odr", action="store_true", help="C++ only: also merge types of one qualified name and "
+                   "size (as dsymutil's ODR), declarations replaced by the definition; gdb may list some "
+                   "entries under other files")
 
     s = sub.add_parser("split", help="write a stripped program and a separate debug file (as dh_strip)",
                        description="Write a stripped copy of INPUT (no .debug_* sections, no symbol table) "
@@ -76,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--debug-dir", metavar="DIR", help="write the debug file under DIR, by build ID")
     s.add_argument("--merge", action=argparse.BooleanOptionalAction, default=True,
                    help="merge duplicate types in the debug file (default: on)")
+    s.add_argument("--odr", action="store_true", help="with --merge: C++ types merged by qualified name too "
+                   "(as merge-types --odr)")
     s.add_argument("--compress", choices=[*CODECS, "none"], default="zlib", metavar="zlib|zstd|none",
                    help="codec of the debug file's sections (default zlib)")
     s.add_argument("--level", type=int, help="codec level")
@@ -189,10 +194,11 @@ def _job(args: argparse.Namespace, timer: PhaseTimer) -> api.Report:
         return api.decompress_file(args.input, args.output, timer=timer)
     if args.command == "merge-types":
         settings = Settings(codec=args.compress, level=args.level) if args.compress else None
-        return api.merge_types_file(args.input, args.output, jobs=args.jobs, timer=timer, compress=settings)
+        return api.merge_types_file(args.input, args.output, jobs=args.jobs, timer=timer, compress=settings,
+                                    odr=args.odr)
     settings = None if args.compress == "none" else Settings(codec=args.compress, level=args.level)
     return api.split_file(args.input, args.output, debug_file=args.debug_file, debug_dir=args.debug_dir,
-                          merge=args.merge, compress=settings, jobs=args.jobs, timer=timer)
+                          merge=args.merge, compress=settings, jobs=args.jobs, timer=timer, odr=args.odr)
 
 
 def _one_blas_thread() -> None:

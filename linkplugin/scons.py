@@ -52,7 +52,11 @@ _want_table = False  # set by any environment with DEBUGINFO_SUMMARY_TABLE
 # the codec's default, so a change of default changes every key relying on it.
 _COMPRESS_VARS = ["DEBUGINFO_CODEC", "DEBUGINFO_LEVEL", "DEBUGINFO_SHARD_SIZE", "DEBUGINFO_DEFAULTS",
                   "DEBUGINFO_CODEC_VERSION", "DEBUGINFO_VERSION"]
-_SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION"]
+# DEBUGINFO_MERGE_ODR (yes/no): C++ types merged by qualified name too, in every job that merges
+_MERGE_VARS = ["DEBUGINFO_VERSION", "DEBUGINFO_MERGE_ODR"]
+_OPTIMIZE_VARS = [*_COMPRESS_VARS, "DEBUGINFO_MERGE_ODR"]
+_SPLIT_VARS = [*_COMPRESS_VARS, "DEBUGINFO_SPLIT_MERGE", "DEBUGINFO_SPLIT_COMPRESS", "DEBUGINFO_OBJCOPY_VERSION",
+               "DEBUGINFO_MERGE_ODR"]
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -125,13 +129,15 @@ def decompress_action(target, source, env) -> int:
 
 
 def merge_action(target, source, env) -> int:
-    return _run(target[0], lambda: api.merge_types_file(str(source[0]), str(target[0]), jobs=_jobs(env)))
+    return _run(target[0], lambda: api.merge_types_file(str(source[0]), str(target[0]), jobs=_jobs(env),
+                                                         odr=_flag(env, "DEBUGINFO_MERGE_ODR")))
 
 
 def optimize_action(target, source, env) -> int:
     """Merge types, then compress: the file is read and written once."""
     return _run(target[0], lambda: api.merge_types_file(str(source[0]), str(target[0]), jobs=_jobs(env),
-                                                         compress=_settings(env)))
+                                                         compress=_settings(env),
+                                                         odr=_flag(env, "DEBUGINFO_MERGE_ODR")))
 
 
 # DEBUGINFO_AUTO: what each link builder's own step does after linking.
@@ -166,7 +172,8 @@ def auto_action(target, source, env) -> int:
             return api.compress_file(path, path, _settings(env), jobs=_jobs(env)) \
                 if mode == "optimize" else api.Report()
         return api.merge_types_file(path, path, jobs=_jobs(env),
-                                    compress=_settings(env) if mode == "optimize" else None)
+                                    compress=_settings(env) if mode == "optimize" else None,
+                                    odr=_flag(env, "DEBUGINFO_MERGE_ODR"))
     try:
         return _run(target[0], job)
     except SCons.Errors.BuildError:
@@ -190,9 +197,9 @@ def _auto_generator(source, target, env, for_signature):
 # never the worker count.
 _auto_actions = {
     mode: SCons.Action.Action(auto_action, f"${com}STR", varlist=["DEBUGINFO_AUTO", *varlist])
-    for mode, com, varlist in [("optimize", "DEBUGOPTIMIZECOM", _COMPRESS_VARS),
+    for mode, com, varlist in [("optimize", "DEBUGOPTIMIZECOM", _OPTIMIZE_VARS),
                                ("compress", "DEBUGCOMPRESSCOM", _COMPRESS_VARS),
-                               ("merge", "DEBUGMERGETYPESCOM", ["DEBUGINFO_VERSION"]),
+                               ("merge", "DEBUGMERGETYPESCOM", _MERGE_VARS),
                                ("split", "DEBUGSPLITCOM", _SPLIT_VARS)]
 }
 
@@ -234,7 +241,7 @@ def _add_auto_step(env) -> None:
 def _split(env, src: str, stripped: str, debug: str) -> api.Report:
     codec = _settings(env) if _flag(env, "DEBUGINFO_SPLIT_COMPRESS") else None
     return api.split_file(src, stripped, debug_file=debug, merge=_flag(env, "DEBUGINFO_SPLIT_MERGE"),
-                          compress=codec, jobs=_jobs(env))
+                          compress=codec, jobs=_jobs(env), odr=_flag(env, "DEBUGINFO_MERGE_ODR"))
 
 
 def split_action(target, source, env) -> int:
@@ -332,8 +339,8 @@ def _print_summary() -> None:
 _BUILDERS = {
     "DebugCompress": (compress_action, _COMPRESS_VARS),
     "DebugDecompress": (decompress_action, ["DEBUGINFO_VERSION"]),
-    "DebugMergeTypes": (merge_action, ["DEBUGINFO_VERSION"]),
-    "DebugOptimize": (optimize_action, _COMPRESS_VARS),
+    "DebugMergeTypes": (merge_action, _MERGE_VARS),
+    "DebugOptimize": (optimize_action, _OPTIMIZE_VARS),
     "DebugSplit": (split_action, _SPLIT_VARS),
 }
 
@@ -358,6 +365,7 @@ def generate(env) -> None:
         DEBUGINFO_SPLIT_SUFFIX=".debug",
         DEBUGINFO_SPLIT_MERGE=True,
         DEBUGINFO_SPLIT_COMPRESS=True,  # with $DEBUGINFO_CODEC
+        DEBUGINFO_MERGE_ODR=False,  # C++ types merged by qualified name too (merge-types --odr)
         _debuginfo_objcopy_version=_objcopy_version,
         DEBUGINFO_OBJCOPY_VERSION="${_debuginfo_objcopy_version()}",
     )

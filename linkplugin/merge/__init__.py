@@ -19,6 +19,7 @@ from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
+from linkplugin.merge.odr import odr_removals
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import SharedSections, shared_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
@@ -71,7 +72,7 @@ def _chunks(sizes: list[int], jobs: int, per_job: int = 3) -> list[list[int]]:
 
 
 def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_size: int, jobs: int = 1,
-                   stats: dict | None = None, timings: Any = None) -> MergeResult:
+                   stats: dict | None = None, timings: Any = None, odr: bool = False) -> MergeResult:
     """Merge duplicate types of ``sections`` (decompressed .debug_* contents by name).
 
     ``address_size`` is the ELF class's; each unit's own header is what the decoder uses.
@@ -80,7 +81,7 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
     ``timings`` is a PhaseTimer-like object (``.phase(name)`` context manager) or a dict that
     receives seconds per phase. Undecodable input raises LinkpluginError (DwarfError) with a
     one-line message; units that are understood but not merged are copied and reported in
-    ``warnings``.
+    ``warnings``. ``odr``: also merge C++ types by qualified name (odr.py).
     """
     if not little_endian:
         raise LinkpluginError("big-endian DWARF is not supported by merge-types")
@@ -100,10 +101,10 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
             stats.update(result.stats)
         return result
     with no_gc():
-        return _merge(sections, jobs, stats, timings)
+        return _merge(sections, jobs, stats, timings, odr)
 
 
-def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any) -> MergeResult:
+def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any, odr: bool) -> MergeResult:
     info = sections[".debug_info"]
     secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
     if len(info) < MIN_PARALLEL_BYTES:
@@ -114,7 +115,7 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             # In the command, workers forked now inherit the engine's modules and the sections
             # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
             warm_up(analyze_chunk, jobs)
-        return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks)
+        return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr)
 
 
 def _kernels_release_gil() -> bool:
@@ -129,7 +130,7 @@ def _kernels_release_gil() -> bool:
 
 
 def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
-                run_tasks: Callable[..., list] = run_tasks) -> MergeResult:
+                run_tasks: Callable[..., list] = run_tasks, odr: bool = False) -> MergeResult:
     """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
     sections through ``src``."""
     info = sections[".debug_info"]
@@ -143,7 +144,12 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)
                                         for a in part]
     with _phase(timings, "table"):
-        removals = choose_winners(analyses, indexed=".gdb_index" in sections or ".debug_names" in sections)
+        indexed = ".gdb_index" in sections or ".debug_names" in sections
+        removals = choose_winners(analyses, indexed=indexed)
+        redirects = removals  # what the layout's Resolver follows; the ODR step's differ
+        if odr:
+            removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, jobs, run_tasks,
+                                               indexed)
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the
         # DIE offsets joined into the one array the layout searches.
         verbatim = [a.verbatim for a in analyses]
@@ -167,7 +173,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                      for o in part]
     with _phase(timings, "layout"):
         release_freed_memory()  # what the rewrite's decoded units left in the threads' heaps
-        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs, counts, removals, table)
+        new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs, counts, redirects, table)
         del offs
     with _phase(timings, "sections"):
         result.replace[".debug_info"] = new_info
