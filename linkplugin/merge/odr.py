@@ -43,7 +43,7 @@ from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.shared import SharedSections, unit_cache, worker_sections
+from linkplugin.merge.shared import SharedSections, kept_unit, worker_sections
 from linkplugin.merge.table import Removals
 
 # DW_LANG_C_plus_plus, _03, _11, _14
@@ -352,7 +352,7 @@ def _read_planned(info: bytes, ud: UnitDies, d: int, plan: dict[int, tuple[int, 
 
 def _decoded(src: SharedSections, secs: dict[str, bytes], u: int) -> UnitDies:
     info = secs[".debug_info"]
-    ud = unit_cache(src).get(u)
+    ud = kept_unit(src, u, keep=True)
     return ud if ud is not None else decode_with_abbrevs(info, secs.get(".debug_abbrev", b""),
                                                           parse_units(info)[u], {})
 
