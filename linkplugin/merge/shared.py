@@ -19,8 +19,6 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
-import numpy as np
-
 from linkplugin.dwarf.read import UnitDies, compiled_decoder
 
 
@@ -97,8 +95,8 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
     return _state(src).sections
 
 
-# Inputs with at most this much .debug_info keep their decoded units (narrowed, about 2.5 times
-# the size of .debug_info: python3.11d 9.6 MB -> 23 MB) and location-list operands from the
+# Inputs with at most this much .debug_info keep their decoded units (narrowed, about 2.7 times
+# the size of .debug_info: python3.11d 9.6 MB -> 26 MB) and location-list operands from the
 # hash phase to the rewrite phase, which then decodes no unit again (two decodes fewer per unit,
 # 10-15% of the CPU time of a merge of that size). Larger inputs decode again: the memory would
 # grow with the input, and their time goes to the kernels, which run in parallel anyway.
@@ -109,15 +107,16 @@ def _keeps(state: _JobState) -> bool:
     return len(state.sections.get(".debug_info", b"")) <= KEEP_INFO_BYTES
 
 
-def keep_unit(src: SharedSections, u: int, ud: UnitDies, offs32: np.ndarray | None = None) -> None:
+def keep_unit(src: SharedSections, u: int, ud: UnitDies) -> None:
     """Keep unit ``u`` decoded for a later phase of the job in this process, for inputs of
-    at most KEEP_INFO_BYTES (``offs32``: its offsets as uint32, when the caller has them anyway).
-    A unit not kept is decoded again: the output never depends on it."""
+    at most KEEP_INFO_BYTES. A unit not kept is decoded again: the output never depends on it."""
     state = _state(src)
     if not compiled_decoder():
         state.units[u] = ud  # the pure decoder's units: decoding again costs more than keeping
-    elif _keeps(state) and ud.hdr.end <= 0xFFFFFFFF:
-        state.units[u] = ud.narrowed(offs32)
+    elif _keeps(state):
+        narrow = ud.narrowed()
+        if narrow is not None:
+            state.units[u] = narrow
 
 
 def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
