@@ -288,10 +288,6 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
         refop[ref_ops[q]] = 1
     memset(&o, 0, sizeof(Out))
     try:
-        # Room for a DIE per 8 bytes of the unit at first: most units then never grow.
-        q = max((end - die_off) // 8, 16)
-        if (vgrow(&o.offs, q) | vgrow(&o.codes, q) | vgrow(&o.par, q) | vgrow(&o.ends, q)) < 0:
-            raise MemoryError()
         with nogil:
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
         if done == 2:

@@ -207,12 +207,10 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
             ud = decode_with_abbrevs(info, abbrev, units[u], cache)
             locations: list = []
             got = analyze_unit(secs, ud, strp_cache, locations)
-            offs32 = None
             if units[u].end <= 0xFFFFFFFF:  # the offsets wait for the layout phase: half the memory
                 got = got._replace(offs=got.offs.astype(np.uint32))
-                offs32 = got.offs
             if not got.verbatim:
-                keep_unit(src, u, ud, offs32)
+                keep_unit(src, u, ud)
                 keep_locations(src, u, locations)
             out.append(got)
         return out

@@ -19,8 +19,6 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
-import numpy as np
-
 from linkplugin.dwarf.read import UnitDies, compiled_decoder
 
 
@@ -33,12 +31,13 @@ class SharedSections(NamedTuple):
 class _JobState:
     """What the tasks of one job share in one process."""
 
-    __slots__ = ("sections", "units", "locations")
+    __slots__ = ("sections", "units", "kept_bytes", "locations")
 
     def __init__(self, sections: dict[str, bytes]) -> None:
         self.sections = sections
         # Decoded units by index, left by the hash phase for the rewrite phase (see keep_unit)
         self.units: dict[int, UnitDies] = {}
+        self.kept_bytes = 0  # of the narrowed units in ``units``
         # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
         self.locations: dict[int, list] = {}
 
@@ -97,27 +96,35 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
     return _state(src).sections
 
 
-# Inputs with at most this much .debug_info keep their decoded units (narrowed, about 2.5 times
-# the size of .debug_info: python3.11d 9.6 MB -> 23 MB) and location-list operands from the
-# hash phase to the rewrite phase, which then decodes no unit again (two decodes fewer per unit,
-# 10-15% of the CPU time of a merge of that size). Larger inputs decode again: the memory would
-# grow with the input, and their time goes to the kernels, which run in parallel anyway.
+# Inputs with at most KEEP_INFO_BYTES of .debug_info keep decoded units (narrowed: about 2.7
+# times the size of .debug_info, python3.11d 9.6 MB -> 26 MB) from the hash phase to the rewrite
+# phase, up to KEEP_BYTES of them, and every unit's location-list operands: each unit kept is
+# decoded once instead of three times. Time against memory: keeping every unit of python3.11d
+# saves ~12% of the CPU time and adds ~18 MB to the peak (above dwz's); KEEP_BYTES keeps the
+# peak below dwz's there and still saves about half of that time. Larger inputs decode again
+# (their memory would grow with the input; their time is in kernels that run in parallel).
 KEEP_INFO_BYTES = 16 << 20
+KEEP_BYTES = 12 << 20
 
 
 def _keeps(state: _JobState) -> bool:
     return len(state.sections.get(".debug_info", b"")) <= KEEP_INFO_BYTES
 
 
-def keep_unit(src: SharedSections, u: int, ud: UnitDies, offs32: np.ndarray | None = None) -> None:
-    """Keep unit ``u`` decoded for a later phase of the job in this process, for inputs of
-    at most KEEP_INFO_BYTES (``offs32``: its offsets as uint32, when the caller has them anyway).
-    A unit not kept is decoded again: the output never depends on it."""
+def keep_unit(src: SharedSections, u: int, ud: UnitDies) -> None:
+    """Keep unit ``u`` decoded for a later phase of the job in this process, within the limits
+    above. A unit not kept is decoded again: the output never depends on it."""
     state = _state(src)
     if not compiled_decoder():
         state.units[u] = ud  # the pure decoder's units: decoding again costs more than keeping
-    elif _keeps(state) and ud.hdr.end <= 0xFFFFFFFF:
-        state.units[u] = ud.narrowed(offs32)
+        return
+    if not _keeps(state) or state.kept_bytes >= KEEP_BYTES:
+        return
+    narrow = ud.narrowed()
+    if narrow is not None:
+        # Threads may add at once: the sum can pass the budget by a unit or two, nothing more.
+        state.kept_bytes += narrow.arrays()[0].base.nbytes + narrow.ref_pos.base.nbytes
+        state.units[u] = narrow
 
 
 def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
