@@ -1115,53 +1115,42 @@ cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *bu
     return rc
 
 
+cdef int key_of(Buf *buf, const uint8_t *scope, Buf *stream, const int64_t *s, uint8_t *out) noexcept nogil:
+    """The digest of (16 bytes of ``scope``, name token, file token) into ``out``; ``s``: the
+    spans of the name and file tokens in ``stream`` (file start -1: none)."""
+    buf.n = 0
+    raw(buf, scope, 16)
+    raw(buf, stream.p + s[0], s[1] - s[0])
+    if s[2] >= 0:
+        raw(buf, stream.p + s[2], s[3] - s[2])
+    else:
+        put(buf, 0)
+    if buf.err:
+        return 2
+    mm3(buf.p, buf.n, out)
+    return 0
+
+
 cdef int name_keys(Work *W, Buf *stream, const int64_t *spans, Buf *buf) noexcept nogil:
     """hash._name_key of every root: the digest of (namespaces, name token, file token)."""
     cdef Py_ssize_t k
-    cdef const int64_t *s
-    cdef uint8_t *out
     for k in range(W.nroots):
-        s = spans + 4 * k
-        out = W.names + 16 * k
-        if s[0] < 0:
-            W.has_name[k] = 0
-            continue
-        W.has_name[k] = 1
-        buf.n = 0
-        raw(buf, ns_of(W, W.roots[k]), 16)
-        raw(buf, stream.p + s[0], s[1] - s[0])
-        if s[2] >= 0:
-            raw(buf, stream.p + s[2], s[3] - s[2])
-        else:
-            put(buf, 0)
-        if buf.err:
+        W.has_name[k] = spans[4 * k] >= 0
+        if W.has_name[k] and key_of(buf, ns_of(W, W.roots[k]), stream, spans + 4 * k, W.names + 16 * k):
             return 2
-        mm3(buf.p, buf.n, out)
     return 0
 
 
 cdef int nested_keys(Work *W, Buf *stream, IV *nest, Buf *buf) noexcept nogil:
-    """hash._nested_key of every type nested directly in a named class root: the digest of (the
+    """hash._name_key (with a scope) of every type nested directly in a named class root: the digest of (the
     root's name key, name token, file token); ``nest`` holds rows (root, name span, file span)."""
     cdef Py_ssize_t i, k
-    cdef const int64_t *s
-    cdef uint8_t *out
     W.nnested = nest.n // 5
     for i in range(W.nnested):
-        s = nest.p + 5 * i
-        k = s[0]
+        k = nest.p[5 * i]
         W.nested_root[i] = k
-        out = W.nested_names + 16 * i
-        buf.n = 0
-        raw(buf, W.names + 16 * k, 16)
-        raw(buf, stream.p + s[1], s[2] - s[1])
-        if s[3] >= 0:
-            raw(buf, stream.p + s[3], s[4] - s[3])
-        else:
-            put(buf, 0)
-        if buf.err:
+        if key_of(buf, W.names + 16 * k, stream, nest.p + 5 * i + 1, W.nested_names + 16 * i):
             return 2
-        mm3(buf.p, buf.n, out)
     return 0
 
 

@@ -56,7 +56,7 @@ class UnitAnalysis(NamedTuple):
     has_name: np.ndarray      # which roots have a name key
     gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
     # Types nested directly in a named class root, which gdb lists under their own names: the
-    # root each is in and its name key (_nested_key).
+    # root each is in and its name key (_name_key with the root's key as scope).
     nested_root: np.ndarray = np.zeros(0, dtype=np.int64)
     nested_names: np.ndarray = np.zeros((0, 16), dtype=np.uint8)
 
@@ -356,7 +356,7 @@ def _hash_roots(info: bytes, ud: UnitDies, env: UnitEnv, roots: np.ndarray, root
                 names.append(_name_key(out, first))
                 in_class = head[0] in expansion._CLASSES and names[k] is not None
             elif in_class and parent[j] == r and head[0] in expansion._TYPES:
-                key = _nested_key(names[k], out, first)
+                key = _name_key(out, first, names[k])
                 if key is not None:
                     nested.append((k, key))
         toks.append(out)
@@ -379,11 +379,14 @@ def _code_tokens(ab: Abbrev, hdr: UnitHeader) -> tuple:
             tuple(at for at, _, _ in ab.specs), tuple(ic for _, _, ic in ab.specs))
 
 
-def _name_key(out: list, first: int) -> bytes | None:
+def _name_key(out: list, first: int, scope: object = None) -> bytes | None:
     """What gdb's symbol listings tell a root apart by: its name (with the namespaces, out[1]) and
     declaring file, from the root DIE's tokens ``out[first:]``; None for an unnamed root.
-    _hashcore.name_keys makes the same keys from the compiled token stream: change both together
-    (tests/test_compiled_core.py)."""
+    With ``scope`` (the name key of the class a type is nested in, the DIE's tokens from
+    ``first``), the key of that nested type: gdb lists it on its own (`Outer::inner`), and only
+    some copies of a class may hold it (a member template instantiated in some units).
+    _hashcore.name_keys and nested_keys make the same keys from the compiled token stream: change
+    them together (tests/test_compiled_core.py, tests/test_gdb_listings.py)."""
     name = file = None
     for t in out[first:]:
         if t[0] == F.DW_AT_name:
@@ -392,23 +395,7 @@ def _name_key(out: list, first: int) -> bytes | None:
             file = t
     if name is None:
         return None
-    return _digest((out[1], name, file))
-
-
-def _nested_key(root_key: bytes, out: list, first: int) -> bytes | None:
-    """The name key of a type nested directly in the class of name key ``root_key``: gdb lists
-    it on its own (`Outer::inner`), and some copies of a class may hold it and others not (a
-    member template instantiated in some units only). None for an unnamed one.
-    _hashcore.nested_keys makes the same keys from the compiled token stream."""
-    name = file = None
-    for t in out[first:]:
-        if t[0] == F.DW_AT_name:
-            name = t
-        elif t[0] == F.DW_AT_decl_file:
-            file = t
-    if name is None:
-        return None
-    return _digest((root_key, name, file))
+    return _digest((out[1] if scope is None else scope, name, file))
 
 
 def _hash_scc(scc: list[int], toks: list[list], edges: list[list[int]], hashes: list[bytes]) -> None:
