@@ -267,7 +267,7 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
         with _naming(image.path):
             result = merge_sections(contents, little_endian=image.little_endian,
                                     address_size=8 if image.elfclass == 64 else 4, jobs=jobs,
-                                    timings=timer, odr=odr)
+                                    timings=timer, odr=odr, consume=True)
         report.stats, report.warnings = result.stats, result.warnings
         index_of = {plain_name(s.name): s.index for s in targets}
         dropped = frozenset(index_of[n] for n in result.drop if n in index_of)

@@ -107,6 +107,23 @@ def test_jobs_and_idempotence(variant, threads, monkeypatch):
         assert data == again[name], name
 
 
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_consume_gives_the_same_result_and_lets_go_of_debug_info(threads, monkeypatch):
+    """merge_types_file hands its sections over (consume=True): the merge drops the old
+    .debug_info once rewritten, so that the layout's memory can reuse it. Same result."""
+    variant = ("gcc", "c++", 5, "-O2")
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    monkeypatch.setattr(linkplugin.merge, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(linkplugin.merge, "_kernels_release_gil", lambda: threads)
+    secs, little, asize = load_sections(cached_build(*variant))
+    kept = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=2)
+    given = dict(secs)
+    consumed = merge_sections(given, little_endian=little, address_size=asize, jobs=2, consume=True)
+    assert ".debug_info" not in given and ".debug_abbrev" in given
+    assert consumed.replace == kept.replace and consumed.drop == kept.drop and consumed.stats == kept.stats
+
+
 _TYPED_OP = re.compile(r'(DW_OP_\w+(?: \w+)?) \(0x[0-9a-f]+\) ("[^"]*")')
 
 

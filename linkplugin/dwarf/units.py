@@ -33,6 +33,12 @@ def parse_units(d: bytes, *, types_section: bool = False) -> list[UnitHeader]:
 _last: tuple[bytes, bool, tuple[UnitHeader, ...]] | None = None
 
 
+def forget_units() -> None:
+    """Let go of the remembered section (a merge drops its input .debug_info once rewritten)."""
+    global _last
+    _last = None
+
+
 def _parse_units(d: bytes, types_section: bool) -> list[UnitHeader]:
     units: list[UnitHeader] = []
     p = 0

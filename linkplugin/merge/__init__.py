@@ -14,14 +14,15 @@ from typing import Any, Callable, Iterator
 
 from linkplugin.errors import LinkpluginError
 from linkplugin.index import rebuild_indexes
-from linkplugin.dwarf.units import parse_units
+from linkplugin.dwarf.read import forget_tables
+from linkplugin.dwarf.units import forget_units, parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.odr import odr_removals
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
-from linkplugin.merge.shared import SharedSections, shared_sections
+from linkplugin.merge.shared import SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks, run_threads, warm_up
@@ -72,7 +73,8 @@ def _chunks(sizes: list[int], jobs: int, per_job: int = 3) -> list[list[int]]:
 
 
 def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_size: int, jobs: int = 1,
-                   stats: dict | None = None, timings: Any = None, odr: bool = False) -> MergeResult:
+                   stats: dict | None = None, timings: Any = None, odr: bool = False,
+                   consume: bool = False) -> MergeResult:
     """Merge duplicate types of ``sections`` (decompressed .debug_* contents by name).
 
     ``address_size`` is the ELF class's; each unit's own header is what the decoder uses.
@@ -81,18 +83,20 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
     ``timings`` is a PhaseTimer-like object (``.phase(name)`` context manager) or a dict that
     receives seconds per phase. Undecodable input raises LinkpluginError (DwarfError) with a
     one-line message; units that are understood but not merged are copied and reported in
-    ``warnings``. ``odr``: also merge C++ types by qualified name (odr.py).
+    ``warnings``. ``odr``: also merge C++ types by qualified name (odr.py). With ``consume`` the
+    caller gives ``sections`` up: the merge removes .debug_info from it once the rewrite has read
+    it for the last time, so that its memory is free for the layout (the caller must hold no
+    other reference to those bytes).
     """
     if not little_endian:
         raise LinkpluginError("big-endian DWARF is not supported by merge-types")
-    info = sections.get(".debug_info")
-    if not info:
+    if not sections.get(".debug_info"):
         raise LinkpluginError("the file has no .debug_info to merge")
     if ".debug_types" in sections:
         # gdb 13 crashes reading a file that has DWARF 4 type units (.debug_types) and
         # references between .debug_info units (dwz's output of such a file too): we do not
         # write that construct.
-        n_units = len(parse_units(info))
+        n_units = len(parse_units(sections[".debug_info"]))
         result = MergeResult(warnings=[
             "the file has DWARF 4 type units (.debug_types): gdb cannot follow references between units "
             "in such a file; .debug_info left unmerged"])
@@ -101,13 +105,13 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
             stats.update(result.stats)
         return result
     with no_gc():
-        return _merge(sections, jobs, stats, timings, odr)
+        return _merge(sections, jobs, stats, timings, odr, consume)
 
 
-def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any, odr: bool) -> MergeResult:
-    info = sections[".debug_info"]
+def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any, odr: bool,
+           consume: bool) -> MergeResult:
     secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
-    if len(info) < MIN_PARALLEL_BYTES:
+    if len(secs[".debug_info"]) < MIN_PARALLEL_BYTES:
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
     with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
@@ -115,7 +119,8 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             # In the command, workers forked now inherit the engine's modules and the sections
             # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
             warm_up(analyze_chunk, jobs)
-        return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr)
+        return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr,
+                           consume)
 
 
 def _kernels_release_gil() -> bool:
@@ -130,12 +135,12 @@ def _kernels_release_gil() -> bool:
 
 
 def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
-                run_tasks: Callable[..., list] = run_tasks, odr: bool = False) -> MergeResult:
+                run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False) -> MergeResult:
     """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
     sections through ``src``."""
-    info = sections[".debug_info"]
     result = MergeResult()
-    units = parse_units(info)
+    sizes = {name: len(data) for name, data in sections.items()}
+    units = parse_units(sections[".debug_info"])
     # Threads take small chunks (a chunk costs them nothing but its own caches); worker
     # processes fewer (each task sends its results through a pipe).
     chunks = _chunks([u.end - u.off for u in units], jobs, 8 if run_tasks is run_threads else 3)
@@ -157,6 +162,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         n_types = sum(len(a.roots) for a in analyses)
         offs = offsets([a.offs for a in analyses])
         del analyses
+        forget_tables()
         release_freed_memory()
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
@@ -166,12 +172,17 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         plans: list[UnitPlan] = [p for part in run_tasks(_then_release, [(plan_chunk, src, j) for j in jobs_of], jobs)
                                  for p in part]
         codes, table = shared_table(plans)
+        forget_tables()
         release_freed_memory()  # the first pass's decoded units, before the outputs pile up
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in run_tasks(_then_release, [(rewrite_chunk, src, j, codes)
                                                                              for j in jobs_of2], jobs)
                                      for o in part]
+        if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
+            del sections[".debug_info"], worker_sections(src)[".debug_info"]
+            forget_units()
     with _phase(timings, "layout"):
+        forget_tables()
         release_freed_memory()  # what the rewrite's decoded units left in the threads' heaps
         new_info, new_abbrev, new_unit_off, resolve = assemble(units, outputs, offs, counts, redirects, table)
         del offs
@@ -211,8 +222,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         "verbatim_units": sum(1 for o in outputs if o.verbatim),
         "tags": _tag_table(outputs),
         # (before, after) of every section changed or dropped
-        "bytes": {**{name: (len(sections[name]), len(data)) for name, data in result.replace.items()},
-                  **{name: (len(sections[name]), 0) for name in result.drop}},
+        "bytes": {**{name: (sizes[name], len(data)) for name, data in result.replace.items()},
+                  **{name: (sizes[name], 0) for name in result.drop}},
     }
     if stats is not None:
         stats.update(result.stats)
