@@ -6,23 +6,28 @@ emitted differently by different units (implicit members, member templates insta
 units only, a declaration where the unit did not need the definition): those copies differ in
 hash and all stay. Here, in C++ units only, every named structure, class, union or enumeration
 at unit or namespace level (outside any anonymous namespace) is keyed by its kind (class and
-struct are one kind), qualified name and byte size:
+struct are one kind) and qualified name:
 
-- among the definitions of one key, the copy with the most DIEs is canonical (the first in
-  gdb's expansion order among equals, as in the table phase), and the others are removed;
-- declarations of a name whose definitions all have one size are replaced by that canonical
-  definition (by the canonical declaration when no unit defines it).
+- among the definitions of one name, size and place (declaring file and line: where gdb lists
+  it), the copy with the most DIEs is canonical (the first in gdb's expansion order among
+  equals, as in the table phase), and the others are removed;
+- declarations of a name whose definitions all have one size are replaced by a canonical
+  definition (by the canonical declaration when no unit defines it);
+- then pointers, references and cv-qualified types fold when their attributes agree and their
+  DW_AT_type reaches the same canonical type (``_fold_wrappers``).
 
 A removed copy's DIEs that something references from outside its subtree (the
 DW_AT_specification of an out-of-class member function definition, a static member, a nested
 type) are redirected to the canonical copy's DIE of the same path (tag, name, linkage name,
-declaration flag, byte size at every level). When one of them has no such DIE, or more than
-one, the copy stays: no reference ever lands on a different entity.
+declaration flag, byte size, line, type spelling and constant value at every level), and so
+must the typedefs and static members declared in the class (gdb lists them). When one of them
+has no such DIE, or more than one, the copy stays: no reference ever lands on a different
+entity.
 
 Only roots the table phase kept (its canonical copies) take part; the exact duplicates of a
-removed copy follow it through the same DIE-by-DIE map. Units are scanned in parallel (whole
-units, results in unit order) and the choice is made serially, so the output does not depend
-on ``jobs``.
+removed copy follow it through the same DIE-by-DIE map. Units are scanned by the runner of the
+other phases (whole units, results in unit order) and the choice is made serially, so the output
+does not depend on ``jobs``.
 """
 from __future__ import annotations
 
@@ -59,13 +64,19 @@ NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
 # Types that only qualify, point to or rename another type: equal when their attributes are equal
 # and their DW_AT_type reaches the same canonical type, so a wrapper of a type folded here (a
 # pointer to one of the removed copies of a class) folds too.
+# (Not typedefs: gdb lists them, and which copy it prints for a name depends on the order it
+# expands units in, which the folds change.)
 _WRAPPERS = frozenset({F.DW_TAG_pointer_type, F.DW_TAG_reference_type, F.DW_TAG_rvalue_reference_type,
                        F.DW_TAG_const_type, F.DW_TAG_volatile_type, F.DW_TAG_restrict_type,
-                       F.DW_TAG_atomic_type, F.DW_TAG_typedef})
+                       F.DW_TAG_atomic_type})
+# Members gdb lists on their own (`info types`, `info variables`): a copy folds only when the
+# canonical copy has each of them the same (subtree_paths).
+_LISTED = np.array([F.DW_TAG_typedef, F.DW_TAG_variable], dtype=np.int64)
+DW_AT_const_value = 0x1C
 DW_AT_decl_line = 0x3B
 DW_AT_decl_column = 0x39
 _PATH_ATTRS = frozenset({F.DW_AT_name, DW_AT_linkage_name, DW_AT_MIPS_linkage_name, F.DW_AT_declaration,
-                         F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type})
+                         F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type, DW_AT_const_value})
 _ROOT_ATTRS = _PATH_ATTRS | {DW_AT_specification, DW_AT_signature, F.DW_AT_type, F.DW_AT_decl_file,
                              DW_AT_decl_line, DW_AT_decl_column}
 _WRAPPER_ATTRS = frozenset({F.DW_AT_sibling, F.DW_AT_name, F.DW_AT_byte_size, F.DW_AT_type, F.DW_AT_decl_file,
@@ -78,7 +89,7 @@ class Candidate(NamedTuple):
     size: int         # DW_AT_byte_size, -1 if none
     decl: bool        # DW_AT_declaration
     place: bytes      # DW_AT_decl_file (by path) and DW_AT_decl_line: where gdb lists it
-    listed: tuple[int, ...]  # its typedefs (relative DIE indexes): gdb lists them with their target
+    listed: tuple[int, ...]  # its typedefs and static members (relative DIE indexes), which gdb lists
 
 
 class UnitScan(NamedTuple):
@@ -195,7 +206,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         if where is None:  # anonymous namespace: a type of this unit only
             continue
         line = attrs.get(DW_AT_decl_line)
-        listed = np.flatnonzero((parent[r + 1:e] == r) & (tags[r + 1:e] == F.DW_TAG_typedef)) + 1
+        listed = np.flatnonzero((parent[r + 1:e] == r) & np.isin(tags[r + 1:e], _LISTED)) + 1
         cands.append(Candidate(k, marshal.dumps((kind, where, name), 2), _size(attrs),
                                _flag(attrs, F.DW_AT_declaration),
                                marshal.dumps((_file(env, attrs), line[1] if line else None), 2),
@@ -225,11 +236,11 @@ def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, i
 
 def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
     """An 8-byte digest of the path of every DIE of the subtree [r, e) after its root, in order:
-    the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type) of the
-    DIE and of each parent up to the root's child. The line and the type's spelling are what gdb
-    reads through a DW_AT_specification (a function's line and return type in its listings), so
-    a member declared differently in two copies (an ODR violation, a typedef in one and not in
-    the other) never matches. The DIEs inside a member function (its parameters: most of a
+    the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type, constant
+    value) of the DIE and of each parent up to the root's child. The line and the type's spelling
+    are what gdb reads through a DW_AT_specification (a function's line and return type in its
+    listings), so a member declared differently in two copies (an ODR violation, a typedef in one
+    and not in the other) never matches. The DIEs inside a member function (its parameters: most of a
     class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
@@ -271,11 +282,11 @@ def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes
             digest = NO_PATH
         else:
             a = attrs_of(d)
-            line, typ = a.get(DW_AT_decl_line), a.get(F.DW_AT_type)
+            line, typ, const = a.get(DW_AT_decl_line), a.get(F.DW_AT_type), a.get(DW_AT_const_value)
             elem = (tag, _string(env, a, F.DW_AT_name),
                     _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
                     _flag(a, F.DW_AT_declaration), _size(a), line[1] if line else None,
-                    spelling(typ[1]) if typ else None)
+                    spelling(typ[1]) if typ else None, const[1] if const else None)
             digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
         paths[d] = digest
         out += digest
