@@ -178,13 +178,16 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     ns_name: dict[int, tuple | None] = {0: ()}  # qualified name of a namespace (None: anonymous)
 
     def scope(p: int) -> tuple | None:
-        got = ns_name.get(p, False)
-        if got is not False:
-            return got  # type: ignore[return-value]
-        outer_name = scope(int(parent[p]))
-        name = _string(env, attrs_of(p), F.DW_AT_name)
-        got = None if outer_name is None or name is None else outer_name + (name,)
-        ns_name[p] = got
+        # A loop, not recursion: a recursive closure is a reference cycle, and with the
+        # collector off during the merge (nogc.py) it would keep the decoded unit alive.
+        chain = []
+        while p not in ns_name:
+            chain.append(p)
+            p = int(parent[p])
+        got = ns_name[p]
+        for q in reversed(chain):
+            name = _string(env, attrs_of(q), F.DW_AT_name)
+            got = ns_name[q] = None if got is None or name is None else got + (name,)
         return got
 
     cands: list[Candidate] = []
@@ -427,25 +430,29 @@ def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_
     items = [it for it in items if (it[0], it[1]) not in removed_to]
     if not items:
         return
+    # Each target as (unit, DIE), found once for all rounds with numpy; (-2, offset) for a
+    # target that is no DIE, (-1, -1) for none (void).
+    targets = np.array([it[3] for it in items], dtype=np.int64)
+    where = [(-1, -1)] * len(items)
+    tu = np.searchsorted(starts, targets, side="right") - 1
+    for u in np.unique(tu[(targets >= 0) & (tu >= 0)]).tolist():
+        sel = np.flatnonzero((tu == u) & (targets >= 0))
+        t = targets[sel]
+        d = np.minimum(np.searchsorted(offs[u], t.astype(offs[u].dtype)), len(offs[u]) - 1)
+        hit = offs[u][d] == t
+        for i, k, h, o in zip(sel.tolist(), d.tolist(), hit.tolist(), t.tolist()):
+            where[i] = (u, k) if h else (-2, o)
+    for i in np.flatnonzero((targets >= 0) & (tu < 0)).tolist():
+        where[i] = (-2, int(targets[i]))
     # Python lists: bisect on them costs far less than a numpy call per lookup.
     roots = [a.roots.tolist() for a in analyses]
     root_ends = [a.root_ends.tolist() for a in analyses]
-    unit_starts = starts.tolist()
-    die_offs: dict[int, list[int]] = {}
 
-    def final(t: int) -> tuple[int, int]:
-        """Where the DIE at section offset ``t`` ends up: (unit, DIE) of what references to it
-        reach after the folds so far."""
-        if t < 0:
-            return (-1, -1)
-        u = bisect_right(unit_starts, t) - 1
+    def final(at: tuple[int, int]) -> tuple[int, int]:
+        """Where references to the DIE ``at`` (unit, DIE) end up after the folds so far."""
+        u, d = at
         if u < 0:
-            return (-2, t)
-        if u not in die_offs:
-            die_offs[u] = offs[u].tolist()
-        d = bisect_left(die_offs[u], t)
-        if d >= len(die_offs[u]) or die_offs[u][d] != t:
-            return (-2, t)  # not a DIE: itself
+            return at
         for _ in range(8):
             k = bisect_right(roots[u], d) - 1
             if k < 0 or d >= root_ends[u][k]:
@@ -466,9 +473,9 @@ def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_
 
     while True:
         groups: dict[tuple, list[tuple[int, int]]] = {}
-        for u, r, key, target in items:
+        for (u, r, key, _), at in zip(items, where):
             if (u, r) not in odr_map:
-                groups.setdefault((key, final(target)), []).append((u, r))
+                groups.setdefault((key, final(at)), []).append((u, r))
         folded = 0
         for members in groups.values():
             if len(members) < 2:
