@@ -6,23 +6,28 @@ emitted differently by different units (implicit members, member templates insta
 units only, a declaration where the unit did not need the definition): those copies differ in
 hash and all stay. Here, in C++ units only, every named structure, class, union or enumeration
 at unit or namespace level (outside any anonymous namespace) is keyed by its kind (class and
-struct are one kind), qualified name and byte size:
+struct are one kind) and qualified name:
 
-- among the definitions of one key, the copy with the most DIEs is canonical (the first in
-  gdb's expansion order among equals, as in the table phase), and the others are removed;
-- declarations of a name whose definitions all have one size are replaced by that canonical
-  definition (by the canonical declaration when no unit defines it).
+- among the definitions of one name, size and place (declaring file and line: where gdb lists
+  it), the copy with the most DIEs is canonical (the first in gdb's expansion order among
+  equals, as in the table phase), and the others are removed;
+- declarations of a name whose definitions all have one size are replaced by a canonical
+  definition (by the canonical declaration when no unit defines it);
+- then pointers, references and cv-qualified types fold when their attributes agree and their
+  DW_AT_type reaches the same canonical type (``_fold_wrappers``).
 
 A removed copy's DIEs that something references from outside its subtree (the
 DW_AT_specification of an out-of-class member function definition, a static member, a nested
 type) are redirected to the canonical copy's DIE of the same path (tag, name, linkage name,
-declaration flag, byte size at every level). When one of them has no such DIE, or more than
-one, the copy stays: no reference ever lands on a different entity.
+declaration flag, byte size, line, type spelling and constant value at every level), and so
+must the typedefs and static members declared in the class (gdb lists them). When one of them
+has no such DIE, or more than one, the copy stays: no reference ever lands on a different
+entity.
 
 Only roots the table phase kept (its canonical copies) take part; the exact duplicates of a
-removed copy follow it through the same DIE-by-DIE map. Units are scanned in parallel (whole
-units, results in unit order) and the choice is made serially, so the output does not depend
-on ``jobs``.
+removed copy follow it through the same DIE-by-DIE map. Units are scanned by the runner of the
+other phases (whole units, results in unit order) and the choice is made serially, so the output
+does not depend on ``jobs``.
 """
 from __future__ import annotations
 
@@ -59,13 +64,19 @@ NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
 # Types that only qualify, point to or rename another type: equal when their attributes are equal
 # and their DW_AT_type reaches the same canonical type, so a wrapper of a type folded here (a
 # pointer to one of the removed copies of a class) folds too.
+# (Not typedefs: gdb lists them, and which copy it prints for a name depends on the order it
+# expands units in, which the folds change.)
 _WRAPPERS = frozenset({F.DW_TAG_pointer_type, F.DW_TAG_reference_type, F.DW_TAG_rvalue_reference_type,
                        F.DW_TAG_const_type, F.DW_TAG_volatile_type, F.DW_TAG_restrict_type,
-                       F.DW_TAG_atomic_type, F.DW_TAG_typedef})
+                       F.DW_TAG_atomic_type})
+# Members gdb lists on their own (`info types`, `info variables`): a copy folds only when the
+# canonical copy has each of them the same (subtree_paths).
+_LISTED = np.array([F.DW_TAG_typedef, F.DW_TAG_variable], dtype=np.int64)
+DW_AT_const_value = 0x1C
 DW_AT_decl_line = 0x3B
 DW_AT_decl_column = 0x39
 _PATH_ATTRS = frozenset({F.DW_AT_name, DW_AT_linkage_name, DW_AT_MIPS_linkage_name, F.DW_AT_declaration,
-                         F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type})
+                         F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type, DW_AT_const_value})
 _ROOT_ATTRS = _PATH_ATTRS | {DW_AT_specification, DW_AT_signature, F.DW_AT_type, F.DW_AT_decl_file,
                              DW_AT_decl_line, DW_AT_decl_column}
 _WRAPPER_ATTRS = frozenset({F.DW_AT_sibling, F.DW_AT_name, F.DW_AT_byte_size, F.DW_AT_type, F.DW_AT_decl_file,
@@ -78,7 +89,7 @@ class Candidate(NamedTuple):
     size: int         # DW_AT_byte_size, -1 if none
     decl: bool        # DW_AT_declaration
     place: bytes      # DW_AT_decl_file (by path) and DW_AT_decl_line: where gdb lists it
-    listed: tuple[int, ...]  # its typedefs (relative DIE indexes): gdb lists them with their target
+    listed: tuple[int, ...]  # its typedefs and static members (relative DIE indexes), which gdb lists
 
 
 class UnitScan(NamedTuple):
@@ -167,13 +178,16 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     ns_name: dict[int, tuple | None] = {0: ()}  # qualified name of a namespace (None: anonymous)
 
     def scope(p: int) -> tuple | None:
-        got = ns_name.get(p, False)
-        if got is not False:
-            return got  # type: ignore[return-value]
-        outer_name = scope(int(parent[p]))
-        name = _string(env, attrs_of(p), F.DW_AT_name)
-        got = None if outer_name is None or name is None else outer_name + (name,)
-        ns_name[p] = got
+        # A loop, not recursion: a recursive closure is a reference cycle, and with the
+        # collector off during the merge (nogc.py) it would keep the decoded unit alive.
+        chain = []
+        while p not in ns_name:
+            chain.append(p)
+            p = int(parent[p])
+        got = ns_name[p]
+        for q in reversed(chain):
+            name = _string(env, attrs_of(q), F.DW_AT_name)
+            got = ns_name[q] = None if got is None or name is None else got + (name,)
         return got
 
     cands: list[Candidate] = []
@@ -195,7 +209,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         if where is None:  # anonymous namespace: a type of this unit only
             continue
         line = attrs.get(DW_AT_decl_line)
-        listed = np.flatnonzero((parent[r + 1:e] == r) & (tags[r + 1:e] == F.DW_TAG_typedef)) + 1
+        listed = np.flatnonzero((parent[r + 1:e] == r) & np.isin(tags[r + 1:e], _LISTED)) + 1
         cands.append(Candidate(k, marshal.dumps((kind, where, name), 2), _size(attrs),
                                _flag(attrs, F.DW_AT_declaration),
                                marshal.dumps((_file(env, attrs), line[1] if line else None), 2),
@@ -225,11 +239,11 @@ def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, i
 
 def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
     """An 8-byte digest of the path of every DIE of the subtree [r, e) after its root, in order:
-    the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type) of the
-    DIE and of each parent up to the root's child. The line and the type's spelling are what gdb
-    reads through a DW_AT_specification (a function's line and return type in its listings), so
-    a member declared differently in two copies (an ODR violation, a typedef in one and not in
-    the other) never matches. The DIEs inside a member function (its parameters: most of a
+    the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type, constant
+    value) of the DIE and of each parent up to the root's child. The line and the type's spelling
+    are what gdb reads through a DW_AT_specification (a function's line and return type in its
+    listings), so a member declared differently in two copies (an ODR violation, a typedef in one
+    and not in the other) never matches. The DIEs inside a member function (its parameters: most of a
     class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
@@ -271,11 +285,11 @@ def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes
             digest = NO_PATH
         else:
             a = attrs_of(d)
-            line, typ = a.get(DW_AT_decl_line), a.get(F.DW_AT_type)
+            line, typ, const = a.get(DW_AT_decl_line), a.get(F.DW_AT_type), a.get(DW_AT_const_value)
             elem = (tag, _string(env, a, F.DW_AT_name),
                     _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
                     _flag(a, F.DW_AT_declaration), _size(a), line[1] if line else None,
-                    spelling(typ[1]) if typ else None)
+                    spelling(typ[1]) if typ else None, const[1] if const else None)
             digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
         paths[d] = digest
         out += digest
@@ -416,25 +430,29 @@ def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_
     items = [it for it in items if (it[0], it[1]) not in removed_to]
     if not items:
         return
+    # Each target as (unit, DIE), found once for all rounds with numpy; (-2, offset) for a
+    # target that is no DIE, (-1, -1) for none (void).
+    targets = np.array([it[3] for it in items], dtype=np.int64)
+    where = [(-1, -1)] * len(items)
+    tu = np.searchsorted(starts, targets, side="right") - 1
+    for u in np.unique(tu[(targets >= 0) & (tu >= 0)]).tolist():
+        sel = np.flatnonzero((tu == u) & (targets >= 0))
+        t = targets[sel]
+        d = np.minimum(np.searchsorted(offs[u], t.astype(offs[u].dtype)), len(offs[u]) - 1)
+        hit = offs[u][d] == t
+        for i, k, h, o in zip(sel.tolist(), d.tolist(), hit.tolist(), t.tolist()):
+            where[i] = (u, k) if h else (-2, o)
+    for i in np.flatnonzero((targets >= 0) & (tu < 0)).tolist():
+        where[i] = (-2, int(targets[i]))
     # Python lists: bisect on them costs far less than a numpy call per lookup.
     roots = [a.roots.tolist() for a in analyses]
     root_ends = [a.root_ends.tolist() for a in analyses]
-    unit_starts = starts.tolist()
-    die_offs: dict[int, list[int]] = {}
 
-    def final(t: int) -> tuple[int, int]:
-        """Where the DIE at section offset ``t`` ends up: (unit, DIE) of what references to it
-        reach after the folds so far."""
-        if t < 0:
-            return (-1, -1)
-        u = bisect_right(unit_starts, t) - 1
+    def final(at: tuple[int, int]) -> tuple[int, int]:
+        """Where references to the DIE ``at`` (unit, DIE) end up after the folds so far."""
+        u, d = at
         if u < 0:
-            return (-2, t)
-        if u not in die_offs:
-            die_offs[u] = offs[u].tolist()
-        d = bisect_left(die_offs[u], t)
-        if d >= len(die_offs[u]) or die_offs[u][d] != t:
-            return (-2, t)  # not a DIE: itself
+            return at
         for _ in range(8):
             k = bisect_right(roots[u], d) - 1
             if k < 0 or d >= root_ends[u][k]:
@@ -455,9 +473,9 @@ def _fold_wrappers(scans: list[UnitScan], analyses: list[UnitAnalysis], removed_
 
     while True:
         groups: dict[tuple, list[tuple[int, int]]] = {}
-        for u, r, key, target in items:
+        for (u, r, key, _), at in zip(items, where):
             if (u, r) not in odr_map:
-                groups.setdefault((key, final(target)), []).append((u, r))
+                groups.setdefault((key, final(at)), []).append((u, r))
         folded = 0
         for members in groups.values():
             if len(members) < 2:
