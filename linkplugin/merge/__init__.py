@@ -145,7 +145,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr:
             removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, jobs, run_tasks,
-                                                   indexed)
+                                               indexed)
         # Only these outlive the table phase: the hashes and name keys are dropped here.
         verbatim = [a.verbatim for a in analyses]
         offs = [a.offs for a in analyses]
