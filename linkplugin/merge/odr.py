@@ -195,7 +195,8 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
         tag = tag_of[int(codes[r])]
         if tag in _WRAPPERS:
-            if e == r + 1 and not fixed[k] and all(at in _WRAPPER_ATTRS for at, _, _ in ud.abbrevs[int(codes[r])].specs):
+            specs = ud.abbrevs[int(codes[r])].specs
+            if e == r + 1 and not fixed[k] and all(at in _WRAPPER_ATTRS for at, _, _ in specs):
                 wrappers.append(_wrapper(env, attrs_of(r), k, tag))
             continue
         kind = _KIND.get(tag)
@@ -237,20 +238,19 @@ def _wrapper(env: UnitEnv, attrs: dict, k: int, tag: int) -> tuple[int, bytes, i
     return k, marshal.dumps(key, 2), target[1] if target is not None else -1
 
 
-def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes:
-    """An 8-byte digest of the path of every DIE of the subtree [r, e) after its root, in order:
+def subtree_paths(secs: dict[str, bytes], ud: UnitDies, spans: list[tuple[int, int]]) -> list[bytes]:
+    """For each subtree [r, e) of ``spans``, an 8-byte digest of the path of every DIE after its
+    root, in order:
     the (tag, name, linkage name, declaration flag, byte size, line, spelling of its type, constant
     value) of the DIE and of each parent up to the root's child. The line and the type's spelling
     are what gdb reads through a DW_AT_specification (a function's line and return type in its
     listings), so a member declared differently in two copies (an ODR violation, a typedef in one
-    and not in the other) never matches. The DIEs inside a member function (its parameters: most of a
-    class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
+    and not in the other) never matches. The DIEs inside a member function (its parameters: most
+    of a class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
     offs, codes, parent = ud.arrays()[:3]
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
-    paths = {r: b""}
-    out = bytearray()
     attrs_of = _Reader(info, ud, _PATH_ATTRS)
     spelled: dict[int, tuple] = {}
 
@@ -277,23 +277,28 @@ def subtree_paths(secs: dict[str, bytes], ud: UnitDies, r: int, e: int) -> bytes
                 at = nxt[1]
             got = spelled[t] = tuple(chain)
         return got
-    for d in range(r + 1, e):
-        up = paths[int(parent[d])]
-        code = int(codes[d])
-        tag = tag_of[code]
-        if up == NO_PATH or tag_of[int(codes[int(parent[d])])] == F.DW_TAG_subprogram:
-            digest = NO_PATH
-        else:
-            a = attrs_of(d)
-            line, typ, const = a.get(DW_AT_decl_line), a.get(F.DW_AT_type), a.get(DW_AT_const_value)
-            elem = (tag, _string(env, a, F.DW_AT_name),
-                    _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
-                    _flag(a, F.DW_AT_declaration), _size(a), line[1] if line else None,
-                    spelling(typ[1]) if typ else None, const[1] if const else None)
-            digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
-        paths[d] = digest
-        out += digest
-    return bytes(out)
+    result = []
+    for r, e in spans:
+        paths = {r: b""}
+        out = bytearray()
+        for d in range(r + 1, e):
+            up = paths[int(parent[d])]
+            code = int(codes[d])
+            tag = tag_of[code]
+            if up == NO_PATH or tag_of[int(codes[int(parent[d])])] == F.DW_TAG_subprogram:
+                digest = NO_PATH
+            else:
+                a = attrs_of(d)
+                line, typ, const = a.get(DW_AT_decl_line), a.get(F.DW_AT_type), a.get(DW_AT_const_value)
+                elem = (tag, _string(env, a, F.DW_AT_name),
+                        _string(env, a, DW_AT_linkage_name) or _string(env, a, DW_AT_MIPS_linkage_name),
+                        _flag(a, F.DW_AT_declaration), _size(a), line[1] if line else None,
+                        spelling(typ[1]) if typ else None, const[1] if const else None)
+                digest = hashlib.blake2b(up + marshal.dumps(elem, 2), digest_size=8).digest()
+            paths[d] = digest
+            out += digest
+        result.append(bytes(out))
+    return result
 
 
 
@@ -385,7 +390,7 @@ def paths_chunk(src: SharedSections, jobs: list[tuple[int, list[tuple[int, int]]
         out = []
         for u, spans in jobs:
             ud = _decoded(src, secs, u)
-            out.append([subtree_paths(secs, ud, r, e) for r, e in spans])
+            out.append(subtree_paths(secs, ud, spans))
         return out
 
 
