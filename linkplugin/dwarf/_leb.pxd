@@ -1,4 +1,5 @@
-# LEB128 readers for the compiled kernels (_scan, _parse, _hashcore): bounds-checked, no GIL needed.
+# LEB128 readers for the compiled kernels (_scan, _parse, _hashcore, _rewritecore): bounds-checked,
+# no GIL needed.
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 
@@ -35,6 +36,41 @@ cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, i
     if shift < 64 and (d[p - 1] & 0x40):
         v |= (~(<uint64_t> 0)) << shift
     out[0] = <int64_t> v
+    return p
+
+
+cdef inline Py_ssize_t read_uleb64(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """As ``read_uleb``, but any 64-bit value is taken (up to 10 bytes; bits past 64 dropped):
+    for values that are copied or hashed as they are, not used as sizes or offsets."""
+    cdef int shift = 0
+    out[0] = 0
+    while True:
+        if p >= n or shift > 63:
+            return -1
+        out[0] |= (<uint64_t> (d[p] & 0x7F)) << shift
+        p += 1
+        if not d[p - 1] & 0x80:
+            return p
+        shift += 7
+
+
+cdef inline Py_ssize_t read_sleb64(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, int64_t *out) noexcept nogil:
+    """As ``read_sleb``, with ``read_uleb64``'s bound (up to 10 bytes; bits past 64 dropped)."""
+    cdef int shift = 0
+    cdef uint64_t r = 0
+    cdef uint8_t byte = 0
+    while True:
+        if p >= n or shift > 63:
+            return -1
+        byte = d[p]
+        r |= (<uint64_t> (byte & 0x7F)) << shift
+        p += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+    if shift < 64 and byte & 0x40:
+        r |= ~(<uint64_t> 0) << shift
+    out[0] = <int64_t> r
     return p
 
 

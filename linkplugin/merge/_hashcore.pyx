@@ -24,7 +24,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
 
-from linkplugin.dwarf._leb cimport read_spec, read_uleb
+from linkplugin.dwarf._leb cimport read_sleb64, read_spec, read_uleb, read_uleb64
 from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -320,8 +320,7 @@ cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
     cdef Py_ssize_t nd = U.nd, p, pc, t, q
     cdef int64_t op, at, form, size, cls, ic, code = U.codes[j], s, sv, prev_at = 0, slot
     cdef uint64_t v
-    cdef int shift
-    cdef uint8_t byte = 0
+    cdef int64_t signed_v
     cdef Py_ssize_t prev_start
     raw(b, U.heads + U.head_off[code], U.head_off[code + 1] - U.head_off[code])
     sleb(b, U.parent[j] - r if j > r else -1)
@@ -430,19 +429,13 @@ cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             p += v
             continue
         elif op == T_SDATA or op == T_ULEB:
-            v = 0
-            shift = 0
-            while True:
-                if p >= nd or shift > 63:
-                    return 1
-                byte = d[p]
-                v |= (<uint64_t> (byte & 0x7F)) << shift
-                p += 1
-                shift += 7
-                if not byte & 0x80:
-                    break
-            if op == T_SDATA and shift < 64 and (byte & 0x40):
-                v |= (~(<uint64_t> 0)) << shift
+            if op == T_SDATA:
+                p = read_sleb64(d, nd, p, &signed_v)
+                v = <uint64_t> signed_v
+            else:
+                p = read_uleb64(d, nd, p, &v)
+            if p < 0:
+                return 1
             if cls == C_SKIP:
                 continue
         else:

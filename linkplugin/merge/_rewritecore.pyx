@@ -16,6 +16,8 @@ from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
+from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
+
 import numpy as np
 
 from linkplugin.dwarf.forms import DwarfError
@@ -138,39 +140,6 @@ cdef inline int push3(Out *b, int64_t x, int64_t y, int64_t z) noexcept nogil:
     return ocopy(b, <const uint8_t *> row, sizeof(row))
 
 
-cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, uint64_t *v) noexcept nogil:
-    """Position after the ULEB128 at ``p`` (value in ``v``), -1 if it runs past ``end`` or 64 bits."""
-    cdef int shift = 0
-    v[0] = 0
-    while True:
-        if p >= end or shift > 63:
-            return -1
-        v[0] |= (<uint64_t> (d[p] & 0x7F)) << shift
-        p += 1
-        if not d[p - 1] & 0x80:
-            return p
-        shift += 7
-
-
-cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t p, Py_ssize_t end, int64_t *v) noexcept nogil:
-    cdef int shift = 0
-    cdef uint64_t r = 0
-    cdef uint8_t byte = 0
-    while True:
-        if p >= end or shift > 63:
-            return -1
-        byte = d[p]
-        r |= (<uint64_t> (byte & 0x7F)) << shift
-        p += 1
-        shift += 7
-        if not byte & 0x80:
-            break
-    if shift < 64 and byte & 0x40:
-        r |= ~(<uint64_t> 0) << shift
-    v[0] = <int64_t> r
-    return p
-
-
 cdef inline void put5(int64_t *row, int64_t a, int64_t b, int64_t c, int64_t d, int64_t e) noexcept nogil:
     row[0] = a
     row[1] = b
@@ -225,24 +194,24 @@ def entry_order(bytes entry):
     o.n = o.cap = 0
     o.write = 1
     try:
-        p = read_uleb(d, 0, n, &v)
+        p = read_uleb64(d, n, 0, &v)
         if p < 0 or p >= n:
             raise ValueError("bad abbreviation entry")
         _be(&o, v)
         _be1(&o, d[p])
         p += 1
         while True:
-            p = read_uleb(d, p, n, &v)
+            p = read_uleb64(d, n, p, &v)
             if p < 0:
                 raise ValueError("bad abbreviation entry")
-            p = read_uleb(d, p, n, &w)
+            p = read_uleb64(d, n, p, &w)
             if p < 0:
                 raise ValueError("bad abbreviation entry")
             if v == 0 and w == 0:
                 break
             ic = 0
             if w == FORM_IMPLICIT_CONST:
-                p = read_sleb(d, p, n, &ic)
+                p = read_sleb64(d, n, p, &ic)
                 if p < 0:
                     raise ValueError("bad abbreviation entry")
             _be(&o, v)
@@ -406,7 +375,7 @@ cdef class Unit:
             return ST_CORRUPT
         k = 0
         while True:
-            p = read_uleb(ab, p, ab_n, &code)
+            p = read_uleb64(ab, ab_n, p, &code)
             if p < 0:
                 bad[0] = abbrev_off
                 return ST_CORRUPT
@@ -416,17 +385,17 @@ cdef class Unit:
                 return ST_PURE
             if <int64_t> code > maxcode:
                 maxcode = code
-            p = read_uleb(ab, p, ab_n, &tag)
+            p = read_uleb64(ab, ab_n, p, &tag)
             if p < 0 or p >= ab_n:
                 bad[0] = abbrev_off
                 return ST_CORRUPT
             p += 1
             while True:
-                p = read_uleb(ab, p, ab_n, &at)
+                p = read_uleb64(ab, ab_n, p, &at)
                 if p >= 0:
-                    p = read_uleb(ab, p, ab_n, &form)
+                    p = read_uleb64(ab, ab_n, p, &form)
                 if p >= 0 and form == FORM_IMPLICIT_CONST:
-                    p = read_sleb(ab, p, ab_n, &ic)
+                    p = read_sleb64(ab, ab_n, p, &ic)
                 if p < 0:
                     bad[0] = abbrev_off
                     return ST_CORRUPT
@@ -459,10 +428,10 @@ cdef class Unit:
         k = 0
         j = 0
         while True:
-            p = read_uleb(ab, p, ab_n, &code)
+            p = read_uleb64(ab, ab_n, p, &code)
             if code == 0:
                 break
-            p = read_uleb(ab, p, ab_n, &tag)
+            p = read_uleb64(ab, ab_n, p, &tag)
             self.ab_tag[code] = tag  # a code defined twice: the last one counts, as in the pure parser
             self.ab_kids[code] = ab[p] != 0
             self.ab_lo[code] = k
@@ -470,11 +439,11 @@ cdef class Unit:
             self.ab_rlo[code] = j
             p += 1
             while True:
-                p = read_uleb(ab, p, ab_n, &at)
-                p = read_uleb(ab, p, ab_n, &form)
+                p = read_uleb64(ab, ab_n, p, &at)
+                p = read_uleb64(ab, ab_n, p, &form)
                 ic = 0
                 if form == FORM_IMPLICIT_CONST:
-                    p = read_sleb(ab, p, ab_n, &ic)
+                    p = read_sleb64(ab, ab_n, p, &ic)
                 if at == 0 and form == 0:
                     break
                 self.sp_at[k] = at
@@ -583,7 +552,7 @@ cdef class Unit:
             if form == FORM_ADDR:
                 w = self.ref_addr_w
             elif form == FORM_REF_UDATA:
-                s = read_uleb(self.d, pos, self.end, &code)
+                s = read_uleb64(self.d, self.end, pos, &code)
                 if s < 0:
                     bad[0] = pos
                     free(cnt)
@@ -733,10 +702,10 @@ cdef class Unit:
                         v |= (<int64_t> d[p + k]) << (8 * k)
                 p += size
             elif form in (0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02):  # ULEB
-                p = read_uleb(d, p, lim, &u)
+                p = read_uleb64(d, lim, p, &u)
                 v = <int64_t> u
             elif form == 0x0D:  # sdata
-                p = read_sleb(d, p, lim, &v)
+                p = read_sleb64(d, lim, p, &v)
             elif form == 0x1E:  # data16
                 kind = 2
                 p += 16
@@ -757,7 +726,7 @@ cdef class Unit:
                         u |= (<uint64_t> d[p + k]) << (8 * k)
                     p += size
                 else:
-                    p = read_uleb(d, p, lim, &u)
+                    p = read_uleb64(d, lim, p, &u)
                 if p >= 0:
                     if u > <uint64_t> (lim - p):
                         bad[0] = p
