@@ -3,13 +3,13 @@
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 
-cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
-    """Position after the ULEB128 at ``p``, its value in ``out`` (-1: truncated or wider than 63 bits)."""
+cdef inline Py_ssize_t _read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out,
+                                  int max_shift) noexcept nogil:
     cdef uint64_t v = 0
     cdef int shift = 0
     cdef uint8_t b
     while True:
-        if p >= n or shift > 56:
+        if p >= n or shift > max_shift:
             return -1
         b = d[p]
         v |= (<uint64_t> (b & 0x7F)) << shift
@@ -18,6 +18,11 @@ cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, u
             out[0] = v
             return p
         shift += 7
+
+
+cdef inline Py_ssize_t read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
+    """Position after the ULEB128 at ``p``, its value in ``out`` (-1: truncated or wider than 63 bits)."""
+    return _read_uleb(d, n, p, out, 56)
 
 
 cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, int64_t *out) noexcept nogil:
@@ -42,16 +47,7 @@ cdef inline Py_ssize_t read_sleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, i
 cdef inline Py_ssize_t read_uleb64(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out) noexcept nogil:
     """As ``read_uleb``, but any 64-bit value is taken (up to 10 bytes; bits past 64 dropped):
     for values that are copied or hashed as they are, not used as sizes or offsets."""
-    cdef int shift = 0
-    out[0] = 0
-    while True:
-        if p >= n or shift > 63:
-            return -1
-        out[0] |= (<uint64_t> (d[p] & 0x7F)) << shift
-        p += 1
-        if not d[p - 1] & 0x80:
-            return p
-        shift += 7
+    return _read_uleb(d, n, p, out, 63)
 
 
 cdef inline Py_ssize_t read_sleb64(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, int64_t *out) noexcept nogil:
