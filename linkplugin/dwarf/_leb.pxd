@@ -1,6 +1,15 @@
-# LEB128 readers for the compiled kernels (_scan, _parse, _hashcore, _rewritecore): bounds-checked,
-# no GIL needed.
+# LEB128 and little-endian readers for the compiled kernels (_scan, _parse, _hashcore, _rewritecore):
+# no GIL needed; the LEB128 readers are bounds-checked, read_le's callers check the bounds first.
 from libc.stdint cimport int64_t, uint64_t, uint8_t
+
+
+cdef inline uint64_t read_le(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
+    """The ``size``-byte little-endian number at ``p`` (size 0 to 8)."""
+    cdef uint64_t v = 0
+    cdef int k
+    for k in range(size):
+        v |= (<uint64_t> d[p + k]) << (8 * k)
+    return v
 
 
 cdef inline Py_ssize_t _read_uleb(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *out,

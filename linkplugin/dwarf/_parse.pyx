@@ -12,7 +12,7 @@ not know) it returns None and the caller runs the pure-Python code, which raises
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
 
-from linkplugin.dwarf._leb cimport read_spec, read_uleb
+from linkplugin.dwarf._leb cimport read_le, read_spec, read_uleb
 
 import numpy as np
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -110,14 +110,6 @@ cdef object _cstr(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *afte
     return PyBytes_FromStringAndSize(<const char *> (b + p), q - p)
 
 
-cdef inline uint64_t _rd(const uint8_t *b, Py_ssize_t p, int size) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int k
-    for k in range(size):
-        v |= (<uint64_t> b[p + k]) << (8 * k)
-    return v
-
-
 def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs, const uint8_t[::1] line_strs,
                bytes comp_dir):
     """The full path of each file index of the line table at ``off`` (None: unused index), or
@@ -132,14 +124,14 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
     if off < 0 or off + 4 > n:
         return None
     b = &line[0]
-    length = _rd(b, p, 4)
+    length = read_le(b, p, 4)
     p += 4
     if length == 0xFFFFFFFF:
         p += 8
         osize = 8
     if p + 2 > n:
         return None
-    version = <int> _rd(b, p, 2)
+    version = <int> read_le(b, p, 2)
     p += 2
     if version >= 5:
         p += 2
@@ -212,7 +204,7 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                 elif form == 0x1F or form == 0x0E:  # DW_FORM_line_strp, DW_FORM_strp
                     if p + osize > n:
                         return None
-                    v = _rd(b, p, osize)
+                    v = read_le(b, p, osize)
                     p += osize
                     if v > <uint64_t> n + strs.shape[0] + line_strs.shape[0]:
                         return None

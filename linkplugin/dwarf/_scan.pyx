@@ -12,7 +12,7 @@ from libc.string cimport memset
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
-from linkplugin.dwarf._leb cimport read_uleb
+from linkplugin.dwarf._leb cimport read_le, read_uleb
 
 import numpy as np
 
@@ -111,14 +111,6 @@ cdef object varray(Vec *v):
     return np.frombuffer(o, dtype=np.int64)
 
 
-cdef inline int64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
-    cdef int64_t v = 0
-    cdef int k
-    for k in range(size):
-        v |= (<int64_t> d[p + k]) << (8 * k)
-    return v
-
-
 cdef struct Out:
     Vec offs, codes, par, ends, stack
     Vec rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
@@ -181,21 +173,22 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
             if op == OP_SKIP:
                 p += a
             elif op == OP_REF4:
-                v = rd(b, p, 4) + u
+                v = <int64_t> read_le(b, p, 4) + u
                 if v >= end:
                     return 0  # out of its unit: the Python decoder says so
                 if push_ref(o, p, i, DW_FORM_ref4, -1, v) < 0:
                     return 2
                 p += 4
             elif op == OP_UREF or op == OP_REFADDR:
-                v = rd(b, p, <int> a)
+                v = <int64_t> read_le(b, p, <int> a)
                 if v < 0 or (op == OP_UREF and v >= end - u) or (op == OP_REFADDR and v >= n):
                     return 0  # past the section or out of its unit: the Python decoder says so
                 if push_ref(o, p, i, bb, c, v + (u if op == OP_UREF else 0)) < 0:
                     return 2
                 p += a
             elif op == OP_LOC:
-                if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb) | vpush(&o.L, rd(b, p, <int> a))) < 0:
+                if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb)
+                        | vpush(&o.L, <int64_t> read_le(b, p, <int> a))) < 0:
                     return 2
                 p += a
             elif op == OP_REFUDATA or op == OP_LOCLISTX:
@@ -233,7 +226,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 else:
                     if p + a > n:
                         return 0
-                    blen = rd(b, p, <int> a)
+                    blen = <int64_t> read_le(b, p, <int> a)
                     p += a
                 if blen < 0 or p + blen > n:
                     return 0

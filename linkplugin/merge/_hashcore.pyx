@@ -24,7 +24,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
 
-from linkplugin.dwarf._leb cimport read_sleb64, read_spec, read_uleb, read_uleb64
+from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, read_uleb64
 from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -255,14 +255,6 @@ cdef struct Unit:
     int64_t *roots
 
 
-cdef inline uint64_t rd(const uint8_t *d, Py_ssize_t p, int size) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int k
-    for k in range(size):
-        v |= (<uint64_t> d[p + k]) << (8 * k)
-    return v
-
-
 cdef Py_ssize_t find_die(const int64_t *offs, Py_ssize_t n, int64_t value) noexcept nogil:
     """Index of the first DIE at or after offset ``value`` (n if none)."""
     cdef Py_ssize_t lo = 0, hi = n, mid
@@ -391,7 +383,7 @@ cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
                 raw(b, d + p, size)
                 p += size
                 continue
-            v = rd(d, p, <int> size)
+            v = read_le(d, p, <int> size)
             p += size
         elif op == T_STRING:
             if at == AT_DECLARATION and decl != NULL:
@@ -417,7 +409,7 @@ cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             else:
                 if p + size > nd:
                     return 1
-                v = rd(d, p, <int> size)
+                v = read_le(d, p, <int> size)
                 p += size
             if v > <uint64_t> (nd - p):
                 return 1
@@ -489,7 +481,7 @@ cdef int tok_die(Unit *U, Buf *b, Py_ssize_t j, Py_ssize_t r, Py_ssize_t k, int6
             q = U.so_base + v * U.osize
             if q < 0 or q + U.osize > U.nstroff:
                 return 1
-            if cstring(b, at, U.strs, U.nstrs, rd(U.stroff, q, U.osize)):
+            if cstring(b, at, U.strs, U.nstrs, read_le(U.stroff, q, U.osize)):
                 return 1
         elif cls == C_FILE:
             if v < <uint64_t> U.nfiles and U.file_start[v] >= 0:
