@@ -320,3 +320,35 @@ def test_debug_named_table_is_not_compressed(seeds: dict, tmp_path: Path) -> Non
     listing = run("readelf", "-S", "-W", out).stdout
     line = next(ln for ln in listing.splitlines() if ".debug_aranges" in ln)
     assert "SYMTAB SECTION INDICES" in line and " C " not in line, line
+
+
+@pytest.mark.parametrize("name, field", [("gcc-c-dwarf5-zlib", "chdr"), ("gcc-c-dwarf4-zdebug", "zdebug")])
+def test_compressed_size_past_any_file(seeds: dict, tmp_path: Path, name: str, field: str) -> None:
+    """A compression header claiming 2**64 - 1 plain bytes: OverflowError laying out the output
+    before (the claim is checked against the data only as it decodes)."""
+    seed = _seed(seeds, name)
+    data = bytearray(seed.data)
+    sec = next(s for s in seed.sections if s.name in (".debug_abbrev", ".zdebug_abbrev"))
+    if field == "chdr":
+        struct.pack_into("<Q", data, sec.offset + 8, (1 << 64) - 1)  # Elf64_Chdr.ch_size
+    else:
+        struct.pack_into(">Q", data, sec.offset + 4, (1 << 64) - 1)  # "ZLIB", then the big-endian size
+    for args in COMMANDS[:3]:
+        rejected(tmp_path / "in", data, *args, says="compression header claims")
+
+
+def test_negative_decl_file_in_the_pure_path(seeds: dict, tmp_path: Path, monkeypatch) -> None:
+    """DW_AT_decl_file as a DW_FORM_implicit_const of -64 (more negative than the file table is
+    long): IndexError in the pure hash path before; now it names no file, as in the kernel."""
+    seed = _seed(seeds, "gcc-c-dwarf5")
+    at = seed.plain[".debug_abbrev"].find(b"\x3a\x21")  # DW_AT_decl_file, DW_FORM_implicit_const
+    if at < 0 or seed.plain[".debug_abbrev"][at + 2] >= 0x40:
+        pytest.skip("this gcc gives no one-byte implicit_const decl_file")
+    data = _plain_edit(seed, ".debug_abbrev", lambda p: p.__setitem__(at + 2, 0x40))  # SLEB128 -64
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.write_bytes(data)
+    for pure in ("1", ""):
+        monkeypatch.setenv("LINKPLUGIN_PURE_PYTHON", pure)
+        result = linkplugin("merge-types", str(src), "-o", str(out), "-j", "1", check=False)
+        assert result.returncode in (0, 2) and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 1, result.stderr

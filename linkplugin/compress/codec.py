@@ -226,11 +226,23 @@ def describe(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Lay
         if align & (align - 1) or align > MAX_MOVED_ALIGN:
             # It becomes the plain section's sh_addralign when decompressed.
             raise LinkpluginError(f"section {name}: compression header has alignment {align}")
-        return codec, size, align
+        return codec, _plain_size(size, name), align
     # Legacy GNU .zdebug_*: "ZLIB", big-endian 64-bit size, zlib stream.
     if len(raw) < 12 or bytes(raw[:4]) != b"ZLIB":
         raise LinkpluginError(f"section {name}: not a valid .zdebug section")
-    return "zdebug", int.from_bytes(raw[4:12], "big"), 1
+    return "zdebug", _plain_size(int.from_bytes(raw[4:12], "big"), name), 1
+
+
+MAX_PLAIN_SIZE = 1 << 48  # 256 TiB: more than any file system here holds
+
+
+def _plain_size(size: int, name: str) -> int:
+    """The plain size a header claims, if a file could hold it. The data is checked against the
+    claim as it decodes; this only keeps an absurd claim (up to 2**64 - 1) out of the output's
+    layout, where offsets past a machine word cannot even be computed."""
+    if size > MAX_PLAIN_SIZE:
+        raise LinkpluginError(f"section {name}: compression header claims {size} plain bytes")
+    return size
 
 
 def packed(raw: bytes | memoryview, name: str, compressed_flag: bool, lay: Layout, path: str,

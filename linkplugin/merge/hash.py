@@ -316,7 +316,8 @@ class _RefCtx:
         files = self.file_list
         if files is None:
             files = self.file_list = self.files()
-        name = files[value] if value < len(files) else None
+        # A negative index (a corrupt DW_FORM_sdata / implicit_const) names no file, as in the kernel.
+        name = files[value] if 0 <= value < len(files) else None
         return (at, "f", name) if name is not None else (at, "U", self.u, value)
 
 
