@@ -352,3 +352,13 @@ def test_negative_decl_file_in_the_pure_path(seeds: dict, tmp_path: Path, monkey
         result = linkplugin("merge-types", str(src), "-o", str(out), "-j", "1", check=False)
         assert result.returncode in (0, 2) and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) <= 1, result.stderr
+
+
+def test_allocated_section_name_table_that_must_grow(seeds: dict, tmp_path: Path) -> None:
+    """.shstrtab flagged SHF_ALLOC while .zdebug_* sections are renamed .debug_*: the grown
+    table was skipped as unmovable and the output's names pointed past its end."""
+    seed = _seed(seeds, "gcc-c-dwarf4-zdebug")
+    data = bytearray(seed.data)
+    _shdr(seed, data, ".shstrtab", "sh_flags", 0x2)  # SHF_ALLOC
+    rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="part of the loaded program")
+    rejected(tmp_path / "in", data, "decompress", "IN", "-o", "OUT", says="part of the loaded program")

@@ -90,7 +90,7 @@ def _fixed_end(image: ElfImage) -> int:
 
 
 def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, int], bytes | None]:
-    """sh_name of renamed sections, and the grown .shstrtab if one was renamed.
+    """sh_name of renamed sections, and the grown .shstrtab if a new name had to be added.
 
     New names are appended: the string table may be shared with symbol names
     (LLVM's assembler does that), so existing offsets must not move.
@@ -101,6 +101,7 @@ def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, 
         return {}, None
     shstr = image.sections[image.shstrndx]
     table = bytearray(image.raw(shstr))
+    size = len(table)
     offsets = {}
     for index, name in sorted(renamed.items()):
         encoded = name.encode("utf-8", "surrogateescape") + b"\0"
@@ -111,7 +112,7 @@ def _names(image: ElfImage, replace: dict[int, Replacement]) -> tuple[dict[int, 
             at = len(table)
             table += encoded
         offsets[index] = at
-    return offsets, bytes(table)
+    return offsets, bytes(table) if len(table) > size else None
 
 
 def _index_map(image: ElfImage, drop: frozenset[int]) -> dict[int, int]:
@@ -171,15 +172,17 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
     Returns the new file size.
     """
     new_index = _index_map(image, drop)
-    for index in replace:
-        if not movable(image, image.sections[index]):
-            raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is "
-                                  f"inside a segment and cannot be rewritten")
     replace = dict(replace)
     name_offsets, shstrtab = _names(image, replace)
     if shstrtab is not None:
         replace.setdefault(image.shstrndx, Replacement(data=b""))
         replace[image.shstrndx].data = shstrtab
+    # After the names: a section name table that must grow is rewritten too (an allocated one
+    # cannot be, and skipping it would leave names pointing past its end).
+    for index in replace:
+        if not movable(image, image.sections[index]):
+            raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is part of the loaded "
+                                  f"program (allocated or inside a segment) and cannot be rewritten")
 
     lay = image.layout
     fixed_end = _fixed_end(image)
