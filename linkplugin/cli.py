@@ -14,7 +14,8 @@ from typing import Iterator, NoReturn
 
 from linkplugin import __version__, api, progress
 from linkplugin.compiled import note_if_missing
-from linkplugin.compress.codec import CODECS, Settings
+from linkplugin.compress import CODECS
+from linkplugin.compress.codec import Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
 from linkplugin.memory import describe_peak

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
 
 from linkplugin.elf.structs import (EHDR_FIELDS, PN_XNUM, SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHN_XINDEX,
                                     SHT_DYNSYM, SHT_GROUP, SHT_LOPROC, SHT_NOBITS, SHT_PROGBITS, SHT_SYMTAB,
                                     SHT_SYMTAB_SHNDX, Layout, layout)
 from linkplugin.errors import LinkpluginError
+from linkplugin.record import Record
 
 # Entry sizes (by ELF class) of the tables whose contents the writer reads.
 _ENTRY_SIZE = {SHT_SYMTAB: {64: 24, 32: 16}, SHT_DYNSYM: {64: 24, 32: 16}, SHT_GROUP: {64: 4, 32: 4},
                SHT_SYMTAB_SHNDX: {64: 4, 32: 4}}
 
-@dataclass
-class Section:
-    index: int
-    name: str
-    header: dict[str, int]  # the SHDR_FIELDS of this section
+class Section(Record):
+    __slots__ = ("index", "name", "header")
+
+    def __init__(self, index: int, name: str, header: dict[str, int]) -> None:
+        self.index, self.name = index, name
+        self.header = header  # the SHDR_FIELDS of this section
 
     @property
     def flags(self) -> int:

@@ -16,34 +16,37 @@ import errno
 import os
 import struct
 import tempfile
-from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import (MAX_MOVED_ALIGN, SHDR_FIELDS, SHF_INFO_LINK, SHN_LORESERVE, SHT_DYNSYM,
                                     SHT_GROUP, SHT_REL, SHT_RELA, SHT_SYMTAB, SHT_SYMTAB_SHNDX)
 from linkplugin.errors import LinkpluginError
+from linkplugin.record import Record, Value
 
 
-@dataclass(frozen=True)
-class Stream:
+class Stream(Value):
     """Section contents made while they are written (a decompressing reader),
     never held whole: ``pieces()`` yields ``size`` bytes in all, or raises."""
 
-    size: int
-    pieces: Callable[[], Iterable[bytes]]
+    __slots__ = ("size", "pieces")
+
+    def __init__(self, size: int, pieces: Callable[[], Iterable[bytes]]) -> None:
+        self.size, self.pieces = size, pieces
 
     def __len__(self) -> int:
         return self.size
 
 
-@dataclass
-class Replacement:
+class Replacement(Record):
     """New contents and header fields of one section (None: keep)."""
 
-    data: bytes | memoryview | Stream
-    name: str | None = None
-    header: dict[str, int] = field(default_factory=dict)  # e.g. sh_flags, sh_addralign
+    __slots__ = ("data", "name", "header")
+
+    def __init__(self, data: bytes | memoryview | Stream, name: str | None = None,
+                 header: dict[str, int] | None = None) -> None:
+        self.data, self.name = data, name
+        self.header = {} if header is None else header  # e.g. sh_flags, sh_addralign
 
 
 class _Span:
