@@ -132,8 +132,7 @@ def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain,
         elif plain.data is not None:
             data = bytes(plain.data)
         else:
-            data = bytes(image.raw(sec))
-            image.release(sec)
+            data = image.read(sec)
         contents[plain_name(sec.name)] = data
     return contents
 
