@@ -22,29 +22,39 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
 
     Sorting by the first 8 bytes alone is enough unless two rows share them and differ after
     (almost never for digests): only then are all 16 bytes sorted. The sort need not be stable:
-    each group's first row is taken by a minimum."""
+    each group's first row is taken by a minimum. Temporaries are dropped as soon as they are
+    used: the table phase is one of the merge's memory peaks."""
+    n = len(rows)
     words = np.ascontiguousarray(rows).view(np.uint64)
     order = np.argsort(words[:, 0])
-    w0 = words[order, 0]
-    w1 = words[order, 1]
-    same = w0[1:] == w0[:-1]
-    if (same & (w1[1:] != w1[:-1])).any():
+    ordered = words[order]
+    same = ordered[1:, 0] == ordered[:-1, 0]
+    if (same & (ordered[1:, 1] != ordered[:-1, 1])).any():
         order = np.lexsort((words[:, 1], words[:, 0]))
-        w0 = words[order, 0]
-        w1 = words[order, 1]
-        same = (w0[1:] == w0[:-1]) & (w1[1:] == w1[:-1])
-    new = np.empty(len(order), dtype=bool)
+        ordered = words[order]
+        same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    del ordered
+    new = np.empty(n, dtype=bool)
     new[:1] = True
-    new[1:] = ~same
+    np.logical_not(same, out=new[1:])
+    del same
     starts = np.flatnonzero(new)
-    if prio is None:
-        first = np.minimum.reduceat(order, starts) if len(order) else order
+    if not n:
+        first = order
+    elif prio is None:
+        first = np.minimum.reduceat(order, starts)
     else:
-        row_of = np.empty(len(prio), dtype=np.int64)
-        row_of[prio] = np.arange(len(prio))
-        first = row_of[np.minimum.reduceat(prio[order], starts)] if len(order) else order
-    group = np.empty(len(order), dtype=np.int64)
-    group[order] = np.cumsum(new) - 1
+        # The row of lowest ``prio`` in each group, as the low half of the least (prio, row) pair
+        # (both below 2**32 rows).
+        pairs = prio[order].astype(np.int64, copy=False)
+        pairs <<= 32
+        pairs |= order
+        first = np.minimum.reduceat(pairs, starts) & 0xFFFFFFFF
+        del pairs
+    at = np.cumsum(new, dtype=np.int64)
+    at -= 1
+    group = np.empty(n, dtype=np.int64)
+    group[order] = at
     return first, group
 
 
@@ -173,25 +183,33 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     if base[-1] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return [Removals(empty, empty, empty, empty) for _ in analyses]
+    n = int(base[-1])
     unit = np.repeat(np.arange(n_units, dtype=np.int64), counts)
-    roots = np.concatenate([a.roots for a in analyses]).astype(np.int64)
-    ends = np.concatenate([a.root_ends for a in analyses]).astype(np.int64)
-    hashes = np.concatenate([a.hashes for a in analyses])
-    pinned = np.concatenate([a.pinned for a in analyses]).astype(bool)
     # Each root's place when units are taken by (rank, unit) and roots in order within a unit.
     unit_order = np.lexsort((np.arange(n_units), unit_rank))
     sorted_base = np.zeros(n_units, dtype=np.int64)
     sorted_base[unit_order] = np.concatenate([[0], np.cumsum(counts[unit_order])[:-1]])
-    prio = sorted_base[unit] + (np.arange(len(unit)) - base[unit])
-    first, group = _groups(hashes, prio)
+    prio = np.arange(n, dtype=np.int64)
+    prio += (sorted_base - base[:-1])[unit]
+    first, group = _groups(np.concatenate([a.hashes for a in analyses]), prio)
+    del prio
+    root_rank = unit_rank[unit]
     names = np.concatenate([a.names for a in analyses])
     has_name = np.concatenate([a.has_name for a in analyses]).astype(bool)
-    keep = _ambiguous_names(unit, unit_rank[unit], group, names, has_name)
-    keep |= _ambiguous_nested(analyses, base, unit, unit_rank[unit], group, names, has_name)
+    keep = _ambiguous_names(unit, root_rank, group, names, has_name)
+    keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, names, has_name)
+    del names, has_name, root_rank
     win = first[group]
+    del first, group
+    roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
+    ends = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
     size = ends - roots
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
-    drop = (win != np.arange(len(win))) & ~pinned & ~keep & (size[win] == size)
+    drop = win != np.arange(n)
+    drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool)
+    drop &= ~keep
+    drop &= size[win] == size
+    del size, keep
     d = np.flatnonzero(drop)
     starts, stops, canon_unit, canon_die = roots[d], ends[d], unit[win[d]], roots[win[d]]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
