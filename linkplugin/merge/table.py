@@ -15,6 +15,12 @@ from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
 
 
+# A 16-byte digest as one item, its first and last 8 bytes as numbers: gathering rows of this
+# type is one copy per row (a 2-D gather of (n, 2) words was 14x slower on libjvm.so's 1.6
+# million roots).
+_DIGEST = np.dtype([("lo", np.uint64), ("hi", np.uint64)])
+
+
 def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each distinct value, group of each row) of an (n, 16) uint8 array of
     digests; the first row is the one of lowest ``prio`` (a permutation of the rows; default:
@@ -25,14 +31,14 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
     each group's first row is taken by a minimum. Temporaries are dropped as soon as they are
     used: the table phase is one of the merge's memory peaks."""
     n = len(rows)
-    words = np.ascontiguousarray(rows).view(np.uint64)
-    order = np.argsort(words[:, 0])
-    ordered = words[order]
-    same = ordered[1:, 0] == ordered[:-1, 0]
-    if (same & (ordered[1:, 1] != ordered[:-1, 1])).any():
-        order = np.lexsort((words[:, 1], words[:, 0]))
-        ordered = words[order]
-        same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    digests = np.ascontiguousarray(rows).view(_DIGEST).reshape(n)
+    order = np.argsort(digests["lo"])
+    ordered = digests[order]
+    same = ordered["lo"][1:] == ordered["lo"][:-1]
+    if (same & (ordered["hi"][1:] != ordered["hi"][:-1])).any():
+        order = np.lexsort((digests["hi"], digests["lo"]))
+        ordered = digests[order]
+        same = (ordered["lo"][1:] == ordered["lo"][:-1]) & (ordered["hi"][1:] == ordered["hi"][:-1])
     del ordered
     new = np.empty(n, dtype=bool)
     new[:1] = True
@@ -102,27 +108,50 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     # Among those, the copy most of them hold (then: the one of the lowest unit), and the lowest
     # unit holding it keeps its copy.
     t = np.flatnonzero(tail)
-    # The distinct (key, hash, unit) triples, sorted (by a lexsort: np.unique(axis=0) would load
-    # numpy.ma, ~10 ms of start-up).
-    tk, th, tu = key[t], h[t], u[t]
-    order = np.lexsort((tu, th, tk))
-    tk, th, tu = tk[order], th[order], tu[order]
-    pair_new = np.ones(len(t), dtype=bool)
+    tk, th, tu = _distinct_triples(key[t], h[t], u[t])  # sorted
+    pair_new = np.ones(len(tk), dtype=bool)
     pair_new[1:] = (tk[1:] != tk[:-1]) | (th[1:] != th[:-1])
-    distinct = pair_new.copy()
-    distinct[1:] |= tu[1:] != tu[:-1]
-    pair_start = np.flatnonzero(pair_new[distinct])
-    count = np.diff(np.concatenate([pair_start, [int(distinct.sum())]]))
     starts = np.flatnonzero(pair_new)
-    # (key, hash, lowest unit holding it), with ``count`` units holding it
-    pairs = np.stack([tk[starts], th[starts], tu[starts]], axis=1)
-    best = np.lexsort((pairs[:, 2], -count, pairs[:, 0]))
-    first = np.concatenate([[True], pairs[best[1:], 0] != pairs[best[:-1], 0]])
-    chosen = np.full(nkeys, -1, dtype=np.int64)
-    chosen[pairs[best[first], 0]] = pairs[best[first], 2]
+    # Each (key, hash) pair: the lowest unit holding it, and how many units hold it.
+    pair_key, pair_unit = tk[starts], tu[starts]
+    count = np.diff(np.append(starts, len(tk)))
+    # Each key's copy: the pair most units hold, then the one of the lowest unit.
+    most = np.zeros(nkeys, dtype=np.int64)
+    np.maximum.at(most, pair_key, count)
+    top = count == most[pair_key]
+    chosen = np.full(nkeys, big, dtype=np.int64)
+    np.minimum.at(chosen, pair_key[top], pair_unit[top])
+    chosen[chosen == big] = -1
     differ = hmin[key] != hmax[key]
     keep[idx] = differ & tail & (u == chosen[key])
     return keep
+
+
+def _distinct_triples(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of three columns of non-negative integers, in (a, b, c) order: one sort
+    of the three packed into an int64 when they fit in 63 bits (a lexsort of the three took 0.18 s
+    on libjvm.so; np.unique(axis=0) would also load numpy.ma, ~10 ms of start-up)."""
+    widths = [max(int(col.max()), 1).bit_length() if len(col) else 1 for col in (b, c)]
+    top = max(int(a.max()), 1).bit_length() if len(a) else 1
+    if top + sum(widths) <= 63:
+        packed = a.astype(np.int64)
+        for col, width in zip((b, c), widths):
+            packed <<= width
+            packed |= col
+        packed.sort()
+        new = np.ones(len(packed), dtype=bool)
+        new[1:] = packed[1:] != packed[:-1]
+        packed = packed[new]
+        low = packed & ((1 << widths[1]) - 1)
+        packed >>= widths[1]
+        mid = packed & ((1 << widths[0]) - 1)
+        packed >>= widths[0]
+        return packed, mid, low
+    order = np.lexsort((c, b, a))
+    a, b, c = a[order], b[order], c[order]
+    new = np.ones(len(a), dtype=bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (c[1:] != c[:-1])
+    return a[new], b[new], c[new]
 
 
 def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.ndarray, rank: np.ndarray,
