@@ -51,7 +51,7 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
         first = np.minimum.reduceat(order, starts)
     else:
         # The row of lowest ``prio`` in each group, as the low half of the least (prio, row) pair
-        # (both below 2**32 rows).
+        # (rows and priorities are below 2**31).
         pairs = prio[order].astype(np.int64, copy=False)
         pairs <<= 32
         pairs |= order
@@ -235,7 +235,7 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     size = ends - roots
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
     drop = win != np.arange(n)
-    drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool)
+    drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool, copy=False)
     drop &= ~keep
     drop &= size[win] == size
     del size, keep
