@@ -5,11 +5,8 @@ These are what the command line and the SCons tool call.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, describe, packed,
@@ -19,25 +16,30 @@ from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
 from linkplugin.errors import LinkpluginError
 from linkplugin.elf.write import Replacement, Stream, movable, write_elf
 from linkplugin.pool import default_jobs
+from linkplugin.record import Record
 from linkplugin.timing import PhaseTimer
 
 
-@dataclass
-class SectionInfo:
-    index: int
-    name: str
-    size: int  # bytes in the file
-    plain_size: int  # bytes once decompressed
-    compression: str  # "none", "zlib", "zstd" or "zdebug" (legacy GNU)
-    alloc: bool
+class SectionInfo(Record):
+    __slots__ = ("index", "name", "size", "plain_size", "compression", "alloc")
+
+    def __init__(self, index: int, name: str, size: int, plain_size: int, compression: str, alloc: bool) -> None:
+        self.index, self.name = index, name
+        self.size = size  # bytes in the file
+        self.plain_size = plain_size  # bytes once decompressed
+        self.compression = compression  # "none", "zlib", "zstd" or "zdebug" (legacy GNU)
+        self.alloc = alloc
 
 
-@dataclass
-class Report:
-    """What a job did to the debug sections, for tables and tests."""
+class Report(Record):
+    """What a job did to the debug sections, for tables and tests. Reports keep an instance
+    dict: a split's report is made from the merge's (``vars``)."""
 
-    before: list[SectionInfo] = field(default_factory=list)
-    after: list[SectionInfo] = field(default_factory=list)
+    _fields = ("before", "after")
+
+    def __init__(self, before: list[SectionInfo] | None = None, after: list[SectionInfo] | None = None) -> None:
+        self.before: list[SectionInfo] = [] if before is None else before
+        self.after: list[SectionInfo] = [] if after is None else after
 
     @property
     def debug_before(self) -> int:
@@ -130,8 +132,7 @@ def _contents(image: ElfImage, targets: list[Section], plains: list[tuple[Plain,
         elif plain.data is not None:
             data = bytes(plain.data)
         else:
-            data = bytes(image.raw(sec))
-            image.release(sec)
+            data = image.read(sec)
         contents[plain_name(sec.name)] = data
     return contents
 
@@ -229,10 +230,14 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike,
     return report
 
 
-@dataclass
 class MergeReport(Report):
-    stats: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    _fields = (*Report._fields, "stats", "warnings")
+
+    def __init__(self, before: list[SectionInfo] | None = None, after: list[SectionInfo] | None = None,
+                 stats: dict | None = None, warnings: list[str] | None = None) -> None:
+        super().__init__(before, after)
+        self.stats: dict = {} if stats is None else stats
+        self.warnings: list[str] = [] if warnings is None else warnings
 
 
 def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int | None = None,
@@ -330,10 +335,15 @@ def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: 
     return verify(contents(original), contents(merged), limit=limit)
 
 
-@dataclass
 class SplitReport(MergeReport):
-    debug_file: str = ""
-    build_id: str = ""  # hex, "" when the program has none
+    _fields = (*MergeReport._fields, "debug_file", "build_id")
+
+    def __init__(self, before: list[SectionInfo] | None = None, after: list[SectionInfo] | None = None,
+                 stats: dict | None = None, warnings: list[str] | None = None, debug_file: str = "",
+                 build_id: str = "") -> None:
+        super().__init__(before, after, stats, warnings)
+        self.debug_file = debug_file
+        self.build_id = build_id  # hex, "" when the program has none
 
 
 NT_GNU_BUILD_ID = 3
@@ -381,6 +391,7 @@ def debug_file_path(stripped: str | os.PathLike, debug_dir: str | os.PathLike, b
 
 
 def _objcopy(*args: str) -> None:
+    import shutil
     import subprocess  # only split runs a tool: the other commands do not load it
 
     tool = shutil.which("objcopy")
@@ -408,6 +419,9 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
     build-ID layout (see ``debug_file_path``). Both outputs are renamed into
     place only when both are complete; ``stripped`` may be ``src``.
     """
+    import shutil
+    import tempfile  # only split makes a work folder: the other commands do not load these
+
     timer = timer or PhaseTimer()
     with timer.phase("read"):
         with ElfImage(src) as image:

@@ -10,11 +10,12 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator, NoReturn
+from typing import Iterator, NoReturn, TextIO
 
 from linkplugin import __version__, api, progress
 from linkplugin.compiled import note_if_missing
-from linkplugin.compress.codec import CODECS, Settings
+from linkplugin.compress import CODECS
+from linkplugin.compress.codec import Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
 from linkplugin.memory import describe_peak
@@ -133,19 +134,66 @@ def _info(path: str, every: bool) -> str:
     return "\n".join(lines)
 
 
+class _Closed(Exception):
+    """The reader of the command's stdout or stderr went away (``linkplugin info X | head``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.stream = stream
+
+
+def _write(text: str, stream: TextIO | None = None) -> None:
+    """One line (or table) on stdout, or on ``stream``, written through at once: a reader that
+    went away is found here, not when the interpreter flushes at exit."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        raise _Closed(stream) from None
+    except OSError as exc:  # a full disk behind a redirection (> /dev/full)
+        name = "stdout" if stream is sys.stdout else "stderr"
+        raise LinkpluginError(f"cannot write to {name}: {exc.strerror}") from None
+
+
+def _closed(stream: TextIO) -> int:
+    """End quietly once the reader of ``stream`` went away, as a Unix tool that SIGPIPE stops
+    (``readelf -a X | head``): exit status 128 + SIGPIPE (141), what a shell reports for those.
+    What is still buffered for that stream goes to /dev/null: the interpreter's flush at exit
+    would otherwise print a traceback of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # a stream without a file descriptor (a test's capture)
+        pass
+    return 128 + signal.SIGPIPE
+
+
+def _tell(text: str) -> None:
+    """A last line on stderr, if stderr can still be written."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        _closed(sys.stderr)
+    except OSError:  # nowhere left to say it (2> /dev/full)
+        pass
+
+
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         problems = api.verify_files(args.original, args.new, limit=args.limit)
         for problem in problems:
-            print(problem)
+            _write(problem)
         if problems:
-            print(f"linkplugin: verify: {args.new} differs from {args.original}", file=sys.stderr)
+            _write(f"linkplugin: verify: {args.new} differs from {args.original}", sys.stderr)
             return 1
-        print(f"{args.new}: every entity of {args.original} reads the same")
+        _write(f"{args.new}: every entity of {args.original} reads the same")
         return 0
     if args.command == "info":
-        print(_info(args.input, args.all))
+        _write(_info(args.input, args.all))
         return 0
     timer = PhaseTimer()
     # The progress line is erased before anything is printed, so it never
@@ -153,15 +201,15 @@ def run(argv: list[str]) -> int:
     with progress.shown(sys.stderr, not args.quiet and sys.stderr.isatty()):
         report = _job(args, timer)
     for warning in getattr(report, "warnings", []):
-        print(f"linkplugin: warning: {warning}", file=sys.stderr)
+        _write(f"linkplugin: warning: {warning}", sys.stderr)
     # Said after the job, never before an error: bad input gets exactly one line.
     note_if_missing()
     if args.command == "compress":
-        print(_size_table(report))
+        _write(_size_table(report))
     if getattr(args, "stats", False):
-        print(_merge_stats(report))
+        _write(_merge_stats(report))
     if args.time:
-        print(timer.table())
+        _write(timer.table())
     return 0
 
 
@@ -215,14 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _termination_unwinds():
             return run(sys.argv[1:] if argv is None else argv)
+    except _Closed as exc:
+        return _closed(exc.stream)
     except LinkpluginError as exc:
-        print(f"linkplugin: error: {exc}", file=sys.stderr)
+        _tell(f"linkplugin: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("linkplugin: interrupted", file=sys.stderr)
+        _tell("linkplugin: interrupted")
         return 130
     except Terminated as exc:
-        print(f"linkplugin: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        _tell(f"linkplugin: terminated by {signal.Signals(exc.signum).name}")
         return 128 + exc.signum
 
 
@@ -233,11 +283,13 @@ def command() -> NoReturn:
     process started no worker processes (multiprocessing's exit handler stops those); never
     used by callers of ``main`` (tests, fuzzers), whose process goes on."""
     code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: the interpreter's own exit reports it
-        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = _closed(stream)
+        except (OSError, ValueError):  # the interpreter's own exit reports it
+            sys.exit(code)
     if "multiprocessing" in sys.modules:
         sys.exit(code)
     os._exit(code)

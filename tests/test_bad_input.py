@@ -115,6 +115,33 @@ def test_bad_settings(c_program: Path, tmp_path: Path) -> None:
     check_rejected(c_program, tmp_path / "out", "--shard-size", "100", says="shard size")
 
 
+@pytest.mark.parametrize("command", [["info", "--all"], ["merge-types", "-o", "{out}", "--time", "--stats"]])
+def test_reader_of_stdout_gone(cxx_program: Path, tmp_path: Path, command: list[str]) -> None:
+    """`linkplugin info X | head`: the reader leaves before the command prints; it ends quietly as
+    a tool stopped by SIGPIPE does, with the status a shell reports for one (128 + 13)."""
+    out = tmp_path / "out"
+    args = [a.replace("{out}", str(out)) for a in command]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run([sys.executable, "-m", "linkplugin", args[0], str(cxx_program), *args[1:]],
+                                stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    finally:
+        os.close(write)
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert result.stderr == ""
+    if command[0] == "merge-types":  # the output was complete before the tables were printed
+        assert out.is_file()
+
+
+def test_stdout_on_a_full_disk(cxx_program: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "linkplugin", "info", str(cxx_program)], stdout=full,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr == "linkplugin: error: cannot write to stdout: No space left on device\n"
+
+
 # A job on the shared process pool (the type merger's), as the command runs it: compression
 # runs on threads and has no worker to kill.
 _POOL_JOB = """

@@ -5,7 +5,7 @@ import numpy as np
 
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
-from linkplugin.merge.table import choose_winners
+from linkplugin.merge.table import _distinct_triples, choose_winners
 
 
 def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[int], ...]]:
@@ -94,3 +94,16 @@ def test_tied_last_holders_keep_the_copy_most_of_them_hold() -> None:
     analyses = [unit(narrow, b"a"), unit(wide, b"b"), unit(wide, b"z"), unit(narrow, b"z"), unit(narrow, b"z")]
     dropped = [len(r.starts) for r in choose_winners(analyses)]
     assert dropped == [0, 0, 1, 0, 1]  # unit 3 keeps its narrow copy; unit 2's wide one goes to unit 1
+
+
+def test_distinct_triples_packed_and_too_wide_to_pack() -> None:
+    """One sort of the three columns packed into an int64, or a lexsort when they need more than
+    63 bits: the same sorted distinct rows."""
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(0, 40))
+        a, b, c = (rng.integers(0, int(rng.integers(1, 6)), n).astype(np.int64) for _ in range(3))
+        # Small values: one packed sort; a of 41 bits with b of 31: the lexsort.
+        for cols in ((a, b, c), (a + (1 << 40), b + (1 << 30), c)):
+            got = list(zip(*[col.tolist() for col in _distinct_triples(*cols)]))
+            assert got == sorted(set(zip(*[col.tolist() for col in cols]))), trial

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator
 
-from linkplugin.compress import parallel, shards
+from linkplugin.compress import CODECS, parallel, shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
 from linkplugin.errors import LinkpluginError
+from linkplugin.record import Value
 
-CODECS = ("zlib", "zstd")
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
 DEFAULT_LEVEL = {"zlib": 6, "zstd": 3}
 LEVELS = {"zlib": range(0, 10), "zstd": range(1, 23)}
@@ -30,21 +29,18 @@ _CHUNK = 1 << 20  # decompression step: never allocate what a header merely clai
 _FEED = 1 << 16  # compressed bytes handed to zlib at a time (see _unzlib)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything that decides the compressed bytes. Not the worker count."""
+class Settings(Value):
+    """Everything that decides the compressed bytes. Not the worker count. ``level`` and
+    ``shard_size`` default to the codec's."""
 
-    codec: str = "zlib"
-    level: int | None = None
-    shard_size: int | None = None
+    __slots__ = ("codec", "level", "shard_size")
 
-    def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise LinkpluginError(f"unknown compression type {self.codec!r} (use zlib or zstd)")
-        if self.level is None:
-            object.__setattr__(self, "level", DEFAULT_LEVEL[self.codec])
-        if self.shard_size is None:
-            object.__setattr__(self, "shard_size", DEFAULT_SHARD_SIZE[self.codec])
+    def __init__(self, codec: str = "zlib", level: int | None = None, shard_size: int | None = None) -> None:
+        if codec not in CODECS:
+            raise LinkpluginError(f"unknown compression type {codec!r} (use zlib or zstd)")
+        self.codec = codec
+        self.level: int = DEFAULT_LEVEL[codec] if level is None else level
+        self.shard_size: int = DEFAULT_SHARD_SIZE[codec] if shard_size is None else shard_size
         if self.level not in LEVELS[self.codec]:
             r = LEVELS[self.codec]
             raise LinkpluginError(f"{self.codec} level must be {r.start} to {r.stop - 1}, not {self.level}")
@@ -52,31 +48,29 @@ class Settings:
             raise LinkpluginError(f"shard size must be at least {shards.WINDOW} bytes")
 
 
-@dataclass(frozen=True)
-class Packed:
-    """A compressed input section: its codec and where its payload (after the
-    header) lies in the input file. The payload is read from the file a slice
-    at a time, not through the input's memory map, whose pages would stay
-    resident in this process once read."""
+class Packed(Value):
+    """A compressed input section: its codec ("zlib", "zstd" or "zdebug": legacy GNU, a zlib
+    stream) and where its payload (after the header) lies in the input file. The payload is
+    read from the file a slice at a time, not through the input's memory map, whose pages would
+    stay resident in this process once read."""
 
-    name: str
-    codec: str  # "zlib", "zstd" or "zdebug" (legacy GNU, a zlib stream)
-    path: str
-    start: int
-    length: int
+    __slots__ = ("name", "codec", "path", "start", "length")
+
+    def __init__(self, name: str, codec: str, path: str, start: int, length: int) -> None:
+        self.name, self.codec, self.path, self.start, self.length = name, codec, path, start, length
 
 
-@dataclass(frozen=True)
-class Plain:
-    """Where a section's plain bytes are: in the input file, in memory, or
-    inside a compressed input section (``size`` is then its header's claim,
-    checked as the data decodes)."""
+class Plain(Value):
+    """Where a section's plain bytes are: in the input file (``path``, read by the workers
+    themselves), in memory (``data``), or inside a compressed input section (``packed``,
+    decompressed as the shards need it; ``size`` is then its header's claim, checked as the
+    data decodes)."""
 
-    size: int
-    path: str | None = None  # read by the workers themselves
-    offset: int = 0
-    data: bytes | memoryview | None = None
-    packed: Packed | None = None  # decompressed as the shards need it
+    __slots__ = ("size", "path", "offset", "data", "packed")
+
+    def __init__(self, size: int, path: str | None = None, offset: int = 0,
+                 data: bytes | memoryview | None = None, packed: Packed | None = None) -> None:
+        self.size, self.path, self.offset, self.data, self.packed = size, path, offset, data, packed
 
 
 def _zlib_header(level: int) -> bytes:

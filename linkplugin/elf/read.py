@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
 
 from linkplugin.elf.structs import (EHDR_FIELDS, PN_XNUM, SHDR_FIELDS, SHF_ALLOC, SHF_COMPRESSED, SHN_XINDEX,
                                     SHT_DYNSYM, SHT_GROUP, SHT_LOPROC, SHT_NOBITS, SHT_PROGBITS, SHT_SYMTAB,
                                     SHT_SYMTAB_SHNDX, Layout, layout)
 from linkplugin.errors import LinkpluginError
+from linkplugin.record import Record
 
 # Entry sizes (by ELF class) of the tables whose contents the writer reads.
 _ENTRY_SIZE = {SHT_SYMTAB: {64: 24, 32: 16}, SHT_DYNSYM: {64: 24, 32: 16}, SHT_GROUP: {64: 4, 32: 4},
                SHT_SYMTAB_SHNDX: {64: 4, 32: 4}}
 
-@dataclass
-class Section:
-    index: int
-    name: str
-    header: dict[str, int]  # the SHDR_FIELDS of this section
+class Section(Record):
+    __slots__ = ("index", "name", "header")
+
+    def __init__(self, index: int, name: str, header: dict[str, int]) -> None:
+        self.index, self.name = index, name
+        self.header = header  # the SHDR_FIELDS of this section
 
     @property
     def flags(self) -> int:
@@ -165,17 +166,28 @@ class ElfImage:
         start = sec.header["sh_offset"]
         return self.data[start:start + sec.header["sh_size"]]
 
-    def release(self, sec: Section) -> None:
-        """Let the pages of a section that was copied out leave this process's memory: they stay
-        in the page cache and come back if read again. Without this a section read into memory
-        counts twice in the resident size, as the copy and as the mapped file pages it came from."""
-        if not sec.has_bytes or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        page = mmap.PAGESIZE
-        start = sec.header["sh_offset"] // page * page
-        end = min(sec.header["sh_offset"] + sec.header["sh_size"], len(self._map))
-        if end > start:
-            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+    def read(self, sec: Section) -> bytes:
+        """A copy of the bytes a section holds in the file, read with ``pread`` rather than
+        through the map: the kernel copies them from its page cache into the new bytes at once,
+        and the map's pages for them never become part of this process (each would cost a page
+        fault, and count twice in the resident size with the copy)."""
+        if not sec.has_bytes:
+            return b""
+        start, size = sec.header["sh_offset"], sec.header["sh_size"]
+        try:
+            data = os.pread(self._file.fileno(), size, start)
+            if len(data) < size:  # Linux reads at most 2 GiB at a time
+                pieces = [data]
+                while (done := sum(map(len, pieces))) < size:
+                    piece = os.pread(self._file.fileno(), size - done, start + done)
+                    if not piece:
+                        raise LinkpluginError(f"{self.path}: section {sec.name} lies past the end of the file "
+                                              f"(the file shrank while it was read)")
+                    pieces.append(piece)
+                data = b"".join(pieces)
+        except OSError as exc:
+            raise LinkpluginError(f"{self.path}: cannot read: {exc.strerror}") from None
+        return data
 
     def fileno(self) -> int:
         return self._file.fileno()

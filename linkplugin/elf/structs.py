@@ -5,7 +5,8 @@ Formats take no byte-order prefix; ``layout(endian)`` prepends ``<`` or ``>``.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from linkplugin.record import Value
 
 SHF_ALLOC = 0x2
 SHF_INFO_LINK = 0x40
@@ -35,20 +36,25 @@ SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_siz
                "sh_link", "sh_info", "sh_addralign", "sh_entsize")
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Value):
     """Struct formats of one ELF class and byte order."""
 
-    ehdr: struct.Struct  # EHDR_FIELDS, from offset 16 (after e_ident)
-    phdr: struct.Struct  # the fields of PHDR_FIELDS, in this class's order
-    phdr_fields: tuple[str, ...]
-    shdr: struct.Struct
-    chdr: struct.Struct  # fields: ch_type, ch_size, ch_addralign (ELF64 has a reserved word)
-    ehdr_tail: struct.Struct  # e_shoff at its offset; e_shentsize/e_shnum/e_shstrndx at theirs
-    shoff_at: int
-    shnum_at: int  # offset of (e_shentsize, e_shnum, e_shstrndx)
-    halfwords: struct.Struct  # those three
-    word_align: int  # alignment of Chdr and the section header table
+    __slots__ = ("ehdr", "phdr", "phdr_fields", "shdr", "chdr", "ehdr_tail", "shoff_at", "shnum_at", "halfwords",
+                 "word_align")
+
+    def __init__(self, *, ehdr: struct.Struct, phdr: struct.Struct, phdr_fields: tuple[str, ...], shdr: struct.Struct,
+                 chdr: struct.Struct, ehdr_tail: struct.Struct, shoff_at: int, shnum_at: int,
+                 halfwords: struct.Struct, word_align: int) -> None:
+        self.ehdr = ehdr  # EHDR_FIELDS, from offset 16 (after e_ident)
+        self.phdr = phdr  # the fields of phdr_fields, in this class's order
+        self.phdr_fields = phdr_fields
+        self.shdr = shdr
+        self.chdr = chdr  # fields: ch_type, ch_size, ch_addralign (ELF64 has a reserved word)
+        self.ehdr_tail = ehdr_tail  # e_shoff at its offset; e_shentsize/e_shnum/e_shstrndx at theirs
+        self.shoff_at = shoff_at
+        self.shnum_at = shnum_at  # offset of (e_shentsize, e_shnum, e_shstrndx)
+        self.halfwords = halfwords  # those three
+        self.word_align = word_align  # alignment of Chdr and the section header table
 
     def pack_chdr(self, ch_type: int, ch_size: int, ch_addralign: int) -> bytes:
         if self.chdr.size == 24:

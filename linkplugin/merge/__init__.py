@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from linkplugin.errors import LinkpluginError
@@ -20,12 +19,12 @@ from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.odr import odr_removals
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks, run_threads, warm_up
+from linkplugin.record import Record
 
 # Sections the workers read.
 _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str", ".debug_str_offsets",
@@ -34,12 +33,14 @@ _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_s
 MIN_PARALLEL_BYTES = 1 << 20
 
 
-@dataclass
-class MergeResult:
-    replace: dict[str, bytes] = field(default_factory=dict)   # new contents of changed sections
-    drop: list[str] = field(default_factory=list)             # sections to remove
-    warnings: list[str] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
+class MergeResult(Record):
+    __slots__ = ("replace", "drop", "warnings", "stats")
+
+    def __init__(self, warnings: list[str] | None = None) -> None:
+        self.replace: dict[str, bytes] = {}  # new contents of changed sections
+        self.drop: list[str] = []  # sections to remove
+        self.warnings: list[str] = [] if warnings is None else warnings
+        self.stats: dict[str, Any] = {}
 
 
 @contextmanager
@@ -153,6 +154,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         removals = choose_winners(analyses, indexed=indexed)
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr:
+            from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)
+
             removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, jobs, run_tasks,
                                                indexed)
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the

@@ -48,11 +48,12 @@ class Resolver:
         # units' removals at once: numpy calls per unit were most of this phase.
         nrem = np.array([len(rem.starts) for rem in removals], dtype=np.int64)
         if nrem.sum():
-            unit_of = np.repeat(np.arange(len(removals), dtype=np.int64), nrem)
-            starts = np.concatenate([rem.starts for rem in removals]).astype(np.int64) + first[unit_of]
-            lens = np.concatenate([rem.ends for rem in removals]).astype(np.int64) + first[unit_of] - starts
-            canon = (first[np.concatenate([rem.canon_unit for rem in removals]).astype(np.int64)]
-                     + np.concatenate([rem.canon_die for rem in removals]).astype(np.int64))
+            starts = np.concatenate([rem.starts for rem in removals], dtype=np.int64)
+            lens = np.concatenate([rem.ends for rem in removals], dtype=np.int64)
+            lens -= starts
+            starts += first[np.repeat(np.arange(len(removals), dtype=np.int64), nrem)]
+            canon = first[np.concatenate([rem.canon_unit for rem in removals], dtype=np.int64)]
+            canon += np.concatenate([rem.canon_die for rem in removals], dtype=np.int64)
             if compiled:
                 if not fastrewrite.redirect(new, starts, lens, canon):
                     raise DwarfError("a canonical type was removed (internal error)")

@@ -14,8 +14,6 @@ registers it with a resource tracker, which then warns about (or unlinks) segmen
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
@@ -56,10 +54,12 @@ def _shm_dir() -> str | None:
 def shared_sections(secs: dict[str, bytes], workers: bool) -> Iterator[SharedSections]:
     """A handle to ``secs`` for the tasks of one job; with ``workers``, other processes can read
     them too. The state and the file are dropped when the block exits."""
-    handle = SharedSections(uuid.uuid4().hex, "", ())
+    handle = SharedSections(os.urandom(16).hex(), "", ())  # as uuid4, without loading uuid (libuuid)
     try:
         _cache[handle.key] = _JobState(secs)
         if workers:
+            import tempfile  # only worker processes need the file: threads share ``secs``
+
             fd, path = tempfile.mkstemp(prefix="linkplugin-merge-", dir=_shm_dir())
             handle = handle._replace(path=path)
             layout = []

@@ -15,6 +15,12 @@ from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
 
 
+# A 16-byte digest as one item, its first and last 8 bytes as numbers: gathering rows of this
+# type is one copy per row (a 2-D gather of (n, 2) words was 14x slower on libjvm.so's 1.6
+# million roots).
+_DIGEST = np.dtype([("lo", np.uint64), ("hi", np.uint64)])
+
+
 def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each distinct value, group of each row) of an (n, 16) uint8 array of
     digests; the first row is the one of lowest ``prio`` (a permutation of the rows; default:
@@ -22,29 +28,39 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
 
     Sorting by the first 8 bytes alone is enough unless two rows share them and differ after
     (almost never for digests): only then are all 16 bytes sorted. The sort need not be stable:
-    each group's first row is taken by a minimum."""
-    words = np.ascontiguousarray(rows).view(np.uint64)
-    order = np.argsort(words[:, 0])
-    w0 = words[order, 0]
-    w1 = words[order, 1]
-    same = w0[1:] == w0[:-1]
-    if (same & (w1[1:] != w1[:-1])).any():
-        order = np.lexsort((words[:, 1], words[:, 0]))
-        w0 = words[order, 0]
-        w1 = words[order, 1]
-        same = (w0[1:] == w0[:-1]) & (w1[1:] == w1[:-1])
-    new = np.empty(len(order), dtype=bool)
+    each group's first row is taken by a minimum. Temporaries are dropped as soon as they are
+    used: the table phase is one of the merge's memory peaks."""
+    n = len(rows)
+    digests = np.ascontiguousarray(rows).view(_DIGEST).reshape(n)
+    order = np.argsort(digests["lo"])
+    ordered = digests[order]
+    same = ordered["lo"][1:] == ordered["lo"][:-1]
+    if (same & (ordered["hi"][1:] != ordered["hi"][:-1])).any():
+        order = np.lexsort((digests["hi"], digests["lo"]))
+        ordered = digests[order]
+        same = (ordered["lo"][1:] == ordered["lo"][:-1]) & (ordered["hi"][1:] == ordered["hi"][:-1])
+    del ordered
+    new = np.empty(n, dtype=bool)
     new[:1] = True
-    new[1:] = ~same
+    np.logical_not(same, out=new[1:])
+    del same
     starts = np.flatnonzero(new)
-    if prio is None:
-        first = np.minimum.reduceat(order, starts) if len(order) else order
+    if not n:
+        first = order
+    elif prio is None:
+        first = np.minimum.reduceat(order, starts)
     else:
-        row_of = np.empty(len(prio), dtype=np.int64)
-        row_of[prio] = np.arange(len(prio))
-        first = row_of[np.minimum.reduceat(prio[order], starts)] if len(order) else order
-    group = np.empty(len(order), dtype=np.int64)
-    group[order] = np.cumsum(new) - 1
+        # The row of lowest ``prio`` in each group, as the low half of the least (prio, row) pair
+        # (rows and priorities are below 2**31).
+        pairs = prio[order].astype(np.int64, copy=False)
+        pairs <<= 32
+        pairs |= order
+        first = np.minimum.reduceat(pairs, starts) & 0xFFFFFFFF
+        del pairs
+    at = np.cumsum(new, dtype=np.int64)
+    at -= 1
+    group = np.empty(n, dtype=np.int64)
+    group[order] = at
     return first, group
 
 
@@ -92,17 +108,50 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     # Among those, the copy most of them hold (then: the one of the lowest unit), and the lowest
     # unit holding it keeps its copy.
     t = np.flatnonzero(tail)
-    triples = np.unique(np.stack([key[t], h[t], u[t]], axis=1), axis=0)  # (key, hash, unit), sorted
-    pair_start = np.flatnonzero(np.concatenate([[True], (triples[1:, :2] != triples[:-1, :2]).any(axis=1)]))
-    count = np.diff(np.concatenate([pair_start, [len(triples)]]))
-    pairs = triples[pair_start]  # (key, hash, lowest unit holding it) with ``count`` units
-    best = np.lexsort((pairs[:, 2], -count, pairs[:, 0]))
-    first = np.concatenate([[True], pairs[best[1:], 0] != pairs[best[:-1], 0]])
-    chosen = np.full(nkeys, -1, dtype=np.int64)
-    chosen[pairs[best[first], 0]] = pairs[best[first], 2]
+    tk, th, tu = _distinct_triples(key[t], h[t], u[t])  # sorted
+    pair_new = np.ones(len(tk), dtype=bool)
+    pair_new[1:] = (tk[1:] != tk[:-1]) | (th[1:] != th[:-1])
+    starts = np.flatnonzero(pair_new)
+    # Each (key, hash) pair: the lowest unit holding it, and how many units hold it.
+    pair_key, pair_unit = tk[starts], tu[starts]
+    count = np.diff(np.append(starts, len(tk)))
+    # Each key's copy: the pair most units hold, then the one of the lowest unit.
+    most = np.zeros(nkeys, dtype=np.int64)
+    np.maximum.at(most, pair_key, count)
+    top = count == most[pair_key]
+    chosen = np.full(nkeys, big, dtype=np.int64)
+    np.minimum.at(chosen, pair_key[top], pair_unit[top])
+    chosen[chosen == big] = -1
     differ = hmin[key] != hmax[key]
     keep[idx] = differ & tail & (u == chosen[key])
     return keep
+
+
+def _distinct_triples(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of three columns of non-negative integers, in (a, b, c) order: one sort
+    of the three packed into an int64 when they fit in 63 bits (a lexsort of the three took 0.18 s
+    on libjvm.so; np.unique(axis=0) would also load numpy.ma, ~10 ms of start-up)."""
+    widths = [max(int(col.max()), 1).bit_length() if len(col) else 1 for col in (b, c)]
+    top = max(int(a.max()), 1).bit_length() if len(a) else 1
+    if top + sum(widths) <= 63:
+        packed = a.astype(np.int64)
+        for col, width in zip((b, c), widths):
+            packed <<= width
+            packed |= col
+        packed.sort()
+        new = np.ones(len(packed), dtype=bool)
+        new[1:] = packed[1:] != packed[:-1]
+        packed = packed[new]
+        low = packed & ((1 << widths[1]) - 1)
+        packed >>= widths[1]
+        mid = packed & ((1 << widths[0]) - 1)
+        packed >>= widths[0]
+        return packed, mid, low
+    order = np.lexsort((c, b, a))
+    a, b, c = a[order], b[order], c[order]
+    new = np.ones(len(a), dtype=bool)
+    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (c[1:] != c[:-1])
+    return a[new], b[new], c[new]
 
 
 def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.ndarray, rank: np.ndarray,
@@ -163,27 +212,34 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     if base[-1] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return [Removals(empty, empty, empty, empty) for _ in analyses]
+    n = int(base[-1])
     unit = np.repeat(np.arange(n_units, dtype=np.int64), counts)
-    roots = np.concatenate([a.roots for a in analyses]).astype(np.int64)
-    ends = np.concatenate([a.root_ends for a in analyses]).astype(np.int64)
-    hashes = np.concatenate([a.hashes for a in analyses])
-    pinned = np.concatenate([a.pinned for a in analyses]).astype(bool)
     # Each root's place when units are taken by (rank, unit) and roots in order within a unit.
     unit_order = np.lexsort((np.arange(n_units), unit_rank))
     sorted_base = np.zeros(n_units, dtype=np.int64)
     sorted_base[unit_order] = np.concatenate([[0], np.cumsum(counts[unit_order])[:-1]])
-    prio = sorted_base[unit] + (np.arange(len(unit)) - base[unit])
-    first, group = _groups(hashes, prio)
+    prio = np.arange(n, dtype=np.int64)
+    prio += (sorted_base - base[:-1])[unit]
+    first, group = _groups(np.concatenate([a.hashes for a in analyses]), prio)
+    del prio
+    root_rank = unit_rank[unit]
     names = np.concatenate([a.names for a in analyses])
     has_name = np.concatenate([a.has_name for a in analyses]).astype(bool)
-    keep = _ambiguous_names(unit, unit_rank[unit], group, names, has_name)
-    keep |= _ambiguous_nested(analyses, base, unit, unit_rank[unit], group, names, has_name)
+    keep = _ambiguous_names(unit, root_rank, group, names, has_name)
+    keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, names, has_name)
+    del names, has_name, root_rank
     win = first[group]
+    del first, group
+    roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
+    ends = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
     size = ends - roots
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
-    drop = (win != np.arange(len(win))) & ~pinned & ~keep & (size[win] == size)
-    out = []
-    for u in range(n_units):
-        d = np.flatnonzero(drop[base[u]:base[u + 1]]) + base[u]
-        out.append(Removals(roots[d], ends[d], unit[win[d]], roots[win[d]]))
-    return out
+    drop = win != np.arange(n)
+    drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool, copy=False)
+    drop &= ~keep
+    drop &= size[win] == size
+    del size, keep
+    d = np.flatnonzero(drop)
+    starts, stops, canon_unit, canon_die = roots[d], ends[d], unit[win[d]], roots[win[d]]
+    cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
+    return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
