@@ -52,12 +52,6 @@ cdef int vgrow(Vec *v, Py_ssize_t want) noexcept nogil:
     return 0
 
 
-cdef void reserve(Vec *v, Py_ssize_t want) noexcept nogil:
-    """Room for ``want`` values in an empty vector, if memory allows (else it grows as it goes)."""
-    v.p = <int64_t *> malloc(want * sizeof(int64_t))
-    v.cap = want if v.p != NULL else 0
-
-
 cdef inline int vpush(Vec *v, int64_t x) noexcept nogil:
     # Inline and without an exception path (this runs several times per DIE); -1: out of memory.
     if v.n == v.cap and vgrow(v, 0) < 0:
@@ -288,18 +282,6 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
     memset(&o, 0, sizeof(Out))
     try:
         with nogil:
-            # Room for about as many DIEs and references as real units have (10 to 14 bytes
-            # each), so that few vectors grow (each doubling copies it and leaves the old block
-            # free in this thread's heap); varray gives the unused tails back.
-            reserve(&o.offs, (end - die_off) // 10 + 64)
-            reserve(&o.codes, o.offs.cap)
-            reserve(&o.par, o.offs.cap)
-            reserve(&o.ends, o.offs.cap)
-            reserve(&o.rpos, (end - die_off) // 9 + 64)
-            reserve(&o.rdie, o.rpos.cap)
-            reserve(&o.rform, o.rpos.cap)
-            reserve(&o.rat, o.rpos.cap)
-            reserve(&o.rtgt, o.rpos.cap)
             done = scan_dies(&dv[0], n, die_off, end, u, &prog[0], &start[0], start.shape[0], &kids[0], refop, &o)
         if done == 2:
             raise MemoryError()
