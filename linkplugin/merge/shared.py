@@ -1,6 +1,6 @@
 """Per-job state of the worker tasks: the section bytes, sent once per job instead of once per
-task, and what the rewrite phase takes over from the hash phase (decoded units, within a budget,
-and the units' location-list operands).
+task, and what a later pass takes over from an earlier one (the units' location-list operands
+from the hash phase; decoded units, within a budget, from the rewrite's first pass).
 
 Pickling every section (15 MB and more) into each chunk task of each parallel phase cost more
 than some phases themselves. ``shared_sections`` writes them once into one temporary file (in
