@@ -1,6 +1,6 @@
 """Type-merging benchmark: linkplugin merge-types at -j1/-j2 against dwz and llvm-dwarfutil.
 
-    python3 bench/merge.py [--runs N] [--only WORD...] [--no-quality]
+    python3 bench/merge.py [--runs N] [--only WORD...] [--no-quality] [--also DIR...]
 
 Prints, per input and tool, .debug_info + .debug_abbrev bytes after, the
 median wall time, its ratio to dwz, peak memory summed over the process tree
@@ -31,7 +31,7 @@ def info_abbrev(path: Path) -> int:
     return sum(r.plain_size for r in section_table(path) if r.name in (".debug_info", ".debug_abbrev"))
 
 
-def commands(src: Path, out: Path) -> dict[str, tuple[Path, list[str]]]:
+def commands(src: Path, out: Path, also: list[Path] | None = None) -> dict[str, tuple[Path, list[str]]]:
     table = {}
     if shutil.which("dwz"):
         table["dwz -o"] = (out / "dwz", ["dwz", "-o", str(out / "dwz"), str(src)])
@@ -39,6 +39,10 @@ def commands(src: Path, out: Path) -> dict[str, tuple[Path, list[str]]]:
         dst = out / f"linkplugin-{jobs}"
         table[f"linkplugin -j{jobs}"] = (dst, [sys.executable, "-m", "linkplugin", "merge-types", str(src),
                                               "-o", str(dst), "-j", jobs])
+        for k, tree in enumerate(also or []):  # another checkout, in the same interleaved rounds
+            dst = out / f"also{k}-{jobs}"
+            table[f"{tree.name} -j{jobs}"] = (dst, ["env", f"PYTHONPATH={tree}", sys.executable, "-m", "linkplugin",
+                                                   "merge-types", str(src), "-o", str(dst), "-j", jobs])
     dwarfutil = shutil.which("llvm-dwarfutil-16") or shutil.which("llvm-dwarfutil")
     if dwarfutil:
         table["llvm-dwarfutil (gc+odr)"] = (out / "dwarfutil", [dwarfutil, "--garbage-collection", str(src),
@@ -83,6 +87,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="WORD",
                         help="only the Debian inputs whose package name contains WORD (libstdc++, python, openjdk)")
     parser.add_argument("--no-quality", action="store_true", help="skip the gdb listing and per-tag tables")
+    parser.add_argument("--also", nargs="+", type=Path, default=[], metavar="DIR",
+                        help="other checkouts of linkplugin (built in place) to time in the same rounds, e.g. "
+                             "the main branch's for a before/after table")
     args = parser.parse_args()
     # Bytecode as an installed package has it: without it (PYTHONDONTWRITEBYTECODE,
     # a read-only tree) every run compiles linkplugin again, a tenth of a second.
@@ -93,7 +100,8 @@ def main() -> None:
     for src in all_inputs(args.only, with_large=True):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            table = {k: v for k, v in commands(src, out).items() if usable(k, v[1])}
+            table = {k: v for k, v in commands(src, out, [d.resolve() for d in args.also]).items()
+                     if usable(k, v[1])}
             results = side_by_side({k: cmd for k, (_, cmd) in table.items()}, args.runs)
             before = info_abbrev(src)
             base = table.get("dwz -o")

@@ -16,11 +16,11 @@ from linkplugin.index import rebuild_indexes
 from linkplugin.dwarf.read import forget_tables
 from linkplugin.dwarf.units import forget_units, parse_units
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
-from linkplugin.memory import release_freed_memory
+from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
-from linkplugin.merge.shared import SharedSections, shared_sections, worker_sections
+from linkplugin.merge.shared import KEEP_INFO_BYTES, SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners
 from linkplugin.pool import run_tasks, run_threads, warm_up
@@ -73,6 +73,22 @@ def _chunks(sizes: list[int], jobs: int, per_job: int = 3) -> list[list[int]]:
     return [c for c in out if c]
 
 
+def _largest_first(run: Callable[..., list], fn: Callable[..., Any], tasks: list[tuple], weights: list[int],
+                   jobs: int) -> list:
+    """``run(fn, tasks, jobs)`` with the tasks started heaviest first, results in task order.
+
+    The last task taken decides when a phase ends: a large unit started last keeps one job busy
+    while the others wait. Started first, the large units also do their work (their largest
+    temporary blocks) while little of the phase's results is held yet: a lower peak."""
+    if jobs <= 1:
+        return run(fn, tasks, jobs)
+    order = sorted(range(len(tasks)), key=lambda k: (-weights[k], k))
+    out: list = [None] * len(tasks)
+    for k, got in zip(order, run(fn, [tasks[k] for k in order], jobs)):
+        out[k] = got
+    return out
+
+
 def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_size: int, jobs: int = 1,
                    stats: dict | None = None, timings: Any = None, odr: bool = False,
                    consume: bool = False) -> MergeResult:
@@ -115,6 +131,8 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
     if len(secs[".debug_info"]) < MIN_PARALLEL_BYTES:
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
+    if threads:
+        map_large_blocks()
     with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
         if jobs > 1 and not threads:
             # In the command, workers forked now inherit the engine's modules and the sections
@@ -145,9 +163,15 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     # Threads take small chunks (a chunk costs them nothing but its own caches); worker
     # processes fewer (each task sends its results through a pipe).
     chunks = _chunks([u.end - u.off for u in units], jobs, 8 if run_tasks is run_threads else 3)
+    weights = [units[c[-1]].end - units[c[0]].off for c in chunks]
+    # Each phase that decodes units makes the scanner's tables of their abbreviations again once
+    # they are forgotten: small inputs keep them to the end of the rewrite (python3.11d: 1.8 MB,
+    # 540 makes -> 180), large ones drop them between phases (libjvm.so: 34 MB).
+    keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES
 
     with _phase(timings, "read+hash"):
-        analyses: list[UnitAnalysis] = [a for part in run_tasks(analyze_chunk, [(src, c) for c in chunks], jobs)
+        analyses: list[UnitAnalysis] = [a for part in _largest_first(run_tasks, analyze_chunk, [(src, c) for c in chunks],
+                                                                     weights, jobs)
                                         for a in part]
     with _phase(timings, "table"):
         indexed = ".gdb_index" in sections or ".debug_names" in sections
@@ -165,21 +189,24 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         n_types = sum(len(a.roots) for a in analyses)
         offs = offsets([a.offs for a in analyses])
         del analyses
-        forget_tables()
+        if not keep_tables:
+            forget_tables()
         release_freed_memory()
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
-        plans: list[UnitPlan] = [p for part in run_tasks(_then_release, [(plan_chunk, src, j) for j in jobs_of], jobs)
+        plans: list[UnitPlan] = [p for part in _largest_first(run_tasks, plan_chunk, [(src, j) for j in jobs_of],
+                                                              weights, jobs)
                                  for p in part]
         codes, table = shared_table(plans)
-        forget_tables()
-        release_freed_memory()  # the first pass's decoded units, before the outputs pile up
+        if not keep_tables:
+            forget_tables()
+        release_freed_memory()  # what the first pass left in the threads' heaps, before the outputs pile up
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in run_tasks(_then_release, [(rewrite_chunk, src, j, codes)
-                                                                             for j in jobs_of2], jobs)
+        outputs: list[UnitOutput] = [o for part in _largest_first(run_tasks, rewrite_chunk,
+                                                                  [(src, j, codes) for j in jobs_of2], weights, jobs)
                                      for o in part]
         if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
             del sections[".debug_info"], worker_sections(src)[".debug_info"]
@@ -231,15 +258,6 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
-
-
-def _then_release(fn: Callable[..., Any], *args: Any) -> Any:
-    """A worker task ``fn(*args)``, then the memory it freed handed back to the system: the
-    chunk's decoded units are garbage once its outputs are made, and on threads the freed blocks
-    stay in each thread's own heap, where the next phase does not reuse them."""
-    got = fn(*args)
-    release_freed_memory()
-    return got
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

@@ -1276,18 +1276,21 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
         return None
     if file_end.shape[0] != file_start.shape[0] or offset_size not in (4, 8):
         return None
+    # Sized by DIEs, used by roots (a few in ten): only the arrays read before they are written
+    # (flags set for some roots; the name keys of unnamed roots stay zero) are zeroed, the rest
+    # left as they come (no memset of their unused rows with the GIL held).
     roots = np.empty(n, dtype=np.int64)
     rends = np.empty(n, dtype=np.int64)
     root_of = np.empty(n, dtype=np.int64)
-    nsok = np.zeros(n, dtype=np.uint8)
-    nsh = np.zeros((n, 16), dtype=np.uint8)
+    nsok = np.empty(n, dtype=np.uint8)
+    nsh = np.empty((n, 16), dtype=np.uint8)
     pinned = np.zeros(n, dtype=np.uint8)
     uniq = np.zeros(n, dtype=np.uint8)
-    hashes = np.zeros((n, 16), dtype=np.uint8)
+    hashes = np.empty((n, 16), dtype=np.uint8)
     names = np.zeros((n, 16), dtype=np.uint8)
-    has_name = np.zeros(n, dtype=np.uint8)
-    nested_root = np.zeros(n, dtype=np.int64)
-    nested_names = np.zeros((n, 16), dtype=np.uint8)
+    has_name = np.empty(n, dtype=np.uint8)
+    nested_root = np.empty(n, dtype=np.int64)
+    nested_names = np.empty((n, 16), dtype=np.uint8)
     cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of, nested_root_v = nested_root
     cdef uint8_t[::1] nsok_v = nsok, pinned_v = pinned, uniq_v = uniq, has_name_v = has_name
     cdef uint8_t[:, ::1] nsh_v = nsh, hashes_v = hashes, names_v = names, nested_names_v = nested_names
@@ -1369,6 +1372,92 @@ DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU 
 
 
 
+cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t *tpl, const uint8_t *tag_flags,
+                    const uint8_t *xtag_flags, Buf *prog, Buf *heads, IV *codes, IV *pstart, IV *hstart, IV *hend,
+                    IV *flags, IV *xflags, uint64_t *max_code) noexcept nogil:
+    """The walk of ``tables`` over one abbreviation table (``tpl`` as a flat (3, TPL_FORMS, 3)
+    array): 1 when done, 0 for a table it does not take."""
+    cdef Py_ssize_t spec_start
+    cdef uint64_t code, tag, at, form, v
+    cdef int64_t ic, c
+    cdef uint8_t children, fl
+    cdef uint64_t decl_form
+    cdef int64_t op6[6]
+    cdef bint has_decl, has_name, has_file, declared
+    while True:
+        p = read_uleb(b, n, p, &code)
+        if p < 0 or code > MAX_CODE:
+            return 0
+        if code == 0:
+            break
+        if code > max_code[0]:
+            max_code[0] = code
+        p = read_uleb(b, n, p, &tag)
+        if p < 0 or p >= n:
+            return 0
+        children = 1 if b[p] else 0
+        p += 1
+        ipush(codes, <int64_t> code)
+        ipush(pstart, prog.n // 8)
+        ipush(hstart, heads.n)
+        put(heads, b'H')
+        uleb(heads, tag)
+        put(heads, children)
+        ipush(hend, heads.n)
+        has_decl = has_name = has_file = declared = False
+        decl_form = 0
+        while True:
+            p = read_spec(b, n, p, &at, &form, &ic)
+            if p < 0:
+                return 0
+            if at == 0 and form == 0:
+                break
+            if form >= TPL_FORMS:
+                return 0
+            c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2
+            if tpl[(c * TPL_FORMS + form) * 3] < 0:
+                return 0
+            if at == AT_DECLARATION and not has_decl:
+                has_decl = True
+                decl_form = form
+            if at == AT_NAME:
+                has_name = True
+            if at == AT_DECLARATION and form == 0x19:  # DW_FORM_flag_present
+                declared = True
+            if at == AT_DECL_FILE:
+                has_file = True
+            if grow(prog, 6 * 8) == 0:
+                op6[0] = tpl[(c * TPL_FORMS + form) * 3]
+                op6[1] = <int64_t> at
+                op6[2] = <int64_t> form
+                op6[3] = tpl[(c * TPL_FORMS + form) * 3 + 1]
+                op6[4] = tpl[(c * TPL_FORMS + form) * 3 + 2]
+                op6[5] = ic
+                memcpy(prog.p + prog.n, op6, 6 * 8)
+                prog.n += 6 * 8
+        v = 0  # T_END
+        if grow(prog, 6 * 8) == 0:
+            memset(prog.p + prog.n, 0, 6 * 8)
+            prog.n += 6 * 8
+        fl = 0
+        if tag < 256:
+            fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE)
+            if (tag_flags[tag] & 64) and has_decl and decl_form:
+                fl |= F_DECL
+                if decl_form == 0x19:  # DW_FORM_flag_present
+                    fl |= F_DECL_PRESENT
+        if has_name and not has_file:
+            fl |= F_PIN
+        ipush(flags, fl)
+        fl = xtag_flags[tag] if tag < 256 else 0
+        if has_name:
+            fl |= X_HAS_NAME
+        if declared:
+            fl |= X_DECLARED
+        ipush(xflags, fl)
+    return 1
+
+
 def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags,
            const uint8_t[::1] xtag_flags):
     """(prog, start, heads, head_off, flags, xflags) of ``analyze`` for the abbreviation table at
@@ -1378,22 +1467,21 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
     ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
     the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag."""
-    cdef Py_ssize_t n = abbrev.shape[0], p = off, spec_start, q, j
+    cdef Py_ssize_t n = abbrev.shape[0], p = off, j
     cdef const uint8_t *b
-    cdef uint64_t code, tag, at, form, v, max_code = 0
-    cdef int64_t ic, c
-    cdef int shift
-    cdef uint8_t children, fl
-    cdef uint64_t decl_form
-    cdef int64_t op6[6]
-    cdef bint has_decl, has_name, has_file, declared
-    cdef IV xflags
+    cdef uint64_t code, max_code = 0
+    cdef Py_ssize_t total, size
+    cdef char *out
+    cdef int ok
+    cdef IV xflags, last
     cdef Buf prog, heads
     cdef IV codes, pstart, hstart, hend, flags
     cdef int64_t[::1] sv, hv
     cdef uint8_t[::1] fv, xv
     if off < 0 or off >= n or tpl.shape[0] != 3 or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 3:
         return None
+    if tpl.strides[1] != 3 * sizeof(int64_t) or tpl.strides[0] != TPL_FORMS * 3 * sizeof(int64_t):
+        return None  # walk_table reads it as one flat array
     if tag_flags.shape[0] != 256 or xtag_flags.shape[0] != 256:
         return None
     b = &abbrev[0]
@@ -1402,102 +1490,49 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
     codes.n = codes.cap = codes.err = pstart.n = pstart.cap = pstart.err = 0
     hstart.n = hstart.cap = hstart.err = hend.n = hend.cap = hend.err = flags.n = flags.cap = flags.err = 0
-    xflags.p = NULL
+    xflags.p = last.p = NULL
     xflags.n = xflags.cap = xflags.err = 0
     try:
-        while True:
-            p = read_uleb(b, n, p, &code)
-            if p < 0 or code > MAX_CODE:
-                return None
-            if code == 0:
-                break
-            if code > max_code:
-                max_code = code
-            p = read_uleb(b, n, p, &tag)
-            if p < 0 or p >= n:
-                return None
-            children = 1 if b[p] else 0
-            p += 1
-            ipush(&codes, <int64_t> code)
-            ipush(&pstart, prog.n // 8)
-            ipush(&hstart, heads.n)
-            put(&heads, b'H')
-            uleb(&heads, tag)
-            put(&heads, children)
-            ipush(&hend, heads.n)
-            has_decl = has_name = has_file = declared = False
-            decl_form = 0
-            while True:
-                p = read_spec(b, n, p, &at, &form, &ic)
-                if p < 0:
-                    return None
-                if at == 0 and form == 0:
-                    break
-                if form >= TPL_FORMS:
-                    return None
-                c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2
-                if tpl[c, form, 0] < 0:
-                    return None
-                if at == AT_DECLARATION and not has_decl:
-                    has_decl = True
-                    decl_form = form
-                if at == AT_NAME:
-                    has_name = True
-                if at == AT_DECLARATION and form == 0x19:  # DW_FORM_flag_present
-                    declared = True
-                if at == AT_DECL_FILE:
-                    has_file = True
-                if grow(&prog, 6 * 8) == 0:
-                    op6[0] = tpl[c, form, 0]
-                    op6[1] = <int64_t> at
-                    op6[2] = <int64_t> form
-                    op6[3] = tpl[c, form, 1]
-                    op6[4] = tpl[c, form, 2]
-                    op6[5] = ic
-                    memcpy(prog.p + prog.n, op6, 6 * 8)
-                    prog.n += 6 * 8
-            v = 0  # T_END
-            if grow(&prog, 6 * 8) == 0:
-                memset(prog.p + prog.n, 0, 6 * 8)
-                prog.n += 6 * 8
-            fl = 0
-            if tag < 256:
-                fl = tag_flags[tag] & (F_TYPE | F_NAMESPACE)
-                if (tag_flags[tag] & 64) and has_decl and decl_form:
-                    fl |= F_DECL
-                    if decl_form == 0x19:  # DW_FORM_flag_present
-                        fl |= F_DECL_PRESENT
-            if has_name and not has_file:
-                fl |= F_PIN
-            ipush(&flags, fl)
-            fl = xtag_flags[tag] if tag < 256 else 0
-            if has_name:
-                fl |= X_HAS_NAME
-            if declared:
-                fl |= X_DECLARED
-            ipush(&xflags, fl)
+        with nogil:  # the table's walk; the arrays and bytes are made with the GIL below
+            ok = walk_table(b, n, p, &tpl[0, 0, 0], &tag_flags[0], &xtag_flags[0], &prog, &heads, &codes, &pstart,
+                            &hstart, &hend, &flags, &xflags, &max_code)
+        if not ok:
+            return None
         if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err or xflags.err:
             raise MemoryError()
         size = max_code + 1
+        last.p = <int64_t *> malloc(size * sizeof(int64_t))
+        if last.p == NULL:
+            raise MemoryError()
         start_a = np.full(size, -1, dtype=np.int64)
         head_len = np.zeros(size + 1, dtype=np.int64)
         flags_a = np.zeros(size, dtype=np.uint8)
         xflags_a = np.zeros(size, dtype=np.uint8)
-        heads_by_code = [b""] * size
-        hb = PyBytes_FromStringAndSize(<const char *> heads.p, heads.n) if heads.n else b""
         sv = start_a
         hv = head_len
         fv = flags_a
         xv = xflags_a
-        for j in range(codes.n):
+        for j in range(codes.n):  # a code defined twice: the last one counts, as in the pure parser
             code = codes.p[j]
             sv[code] = pstart.p[j]
-            heads_by_code[code] = hb[hstart.p[j]:hend.p[j]]
             hv[code + 1] = hend.p[j] - hstart.p[j]
             fv[code] = flags.p[j]
             xv[code] = xflags.p[j]
+            last.p[code] = j
+        # The head tokens in code order, each code's last definition's
+        total = 0
+        for code in range(size):
+            total += hv[code + 1]
+        hb = PyBytes_FromStringAndSize(NULL, total)
+        out = <char *> hb
+        total = 0
+        for code in range(size):
+            if hv[code + 1]:
+                j = last.p[code]
+                memcpy(out + total, heads.p + hstart.p[j], hv[code + 1])
+                total += hv[code + 1]
         prog_a = np.frombuffer(PyBytes_FromStringAndSize(<const char *> prog.p, prog.n), dtype=np.int64)
-        return prog_a, start_a, b"".join(heads_by_code), np.cumsum(head_len), flags_a, xflags_a
+        return prog_a, start_a, hb, np.cumsum(head_len), flags_a, xflags_a
     finally:
         free(prog.p)
         free(heads.p)
@@ -1507,3 +1542,4 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
         free(hend.p)
         free(flags.p)
         free(xflags.p)
+        free(last.p)

@@ -28,7 +28,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
-from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
+from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import expansion, fasthash
 from linkplugin.merge.expansion import NEVER, expansion_key
@@ -192,9 +192,9 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
 
 
 def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis]:
-    """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; the decoded
-    units and their location-list operands stay in this process for the rewrite phase
-    (``shared.keep_unit``)."""
+    """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; their
+    location-list operands (and the pure decoder's units) stay in this process for the rewrite
+    phase (``shared.keep_locations``, ``shared.keep_unit``)."""
     with no_gc():
         secs = worker_sections(src)
         info = secs[".debug_info"]
@@ -210,7 +210,8 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
             if units[u].end <= 0xFFFFFFFF:  # the offsets wait for the layout phase: half the memory
                 got = got._replace(offs=got.offs.astype(np.uint32))
             if not got.verbatim:
-                keep_unit(src, u, ud)
+                if not compiled_decoder():  # decoding again in Python costs more than keeping
+                    keep_unit(src, u, ud)
                 keep_locations(src, u, locations)
             out.append(got)
         return out

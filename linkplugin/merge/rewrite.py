@@ -31,12 +31,12 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
-from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
+from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
-from linkplugin.merge.shared import SharedSections, kept_locations, kept_unit, worker_sections
+from linkplugin.merge.shared import SharedSections, keep_unit, kept_locations, kept_unit, worker_sections
 from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
@@ -84,10 +84,13 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> li
         for u, reason, rem in jobs:
             plan = UnitPlan(0, [])
             if not reason:
+                ud = _unit(src, secs, u, keep=True)
                 try:
-                    plan = _plan(secs, _unit(src, secs, u, keep=True), rem)
+                    plan = _plan(secs, ud, rem)
                 except _NoFit:
                     pass  # the second pass copies it as it is
+                if compiled_decoder():  # for the second pass (the pure decoder's are kept already)
+                    keep_unit(src, u, ud)
             out.append(plan)
         return out
 
@@ -113,7 +116,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
 
 
 def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> UnitDies:
-    """Unit ``u`` decoded: as the hash phase left it in this process (taken out unless ``keep``)
+    """Unit ``u`` decoded: as an earlier pass left it in this process (taken out unless ``keep``)
     or decoded again, with its location-list operands when the hash phase left those."""
     ud = kept_unit(src, u, keep)
     if ud is None:

@@ -1,6 +1,6 @@
 """Per-job state of the worker tasks: the section bytes, sent once per job instead of once per
-task, and what the rewrite phase takes over from the hash phase (decoded units, within a budget,
-and the units' location-list operands).
+task, and what a later pass takes over from an earlier one (the units' location-list operands
+from the hash phase; decoded units, within a budget, from the rewrite's first pass).
 
 Pickling every section (15 MB and more) into each chunk task of each parallel phase cost more
 than some phases themselves. ``shared_sections`` writes them once into one temporary file (in
@@ -33,7 +33,7 @@ class _JobState:
 
     def __init__(self, sections: dict[str, bytes]) -> None:
         self.sections = sections
-        # Decoded units by index, left by the hash phase for the rewrite phase (see keep_unit)
+        # Decoded units by index, left by one pass for the next (see keep_unit)
         self.units: dict[int, UnitDies] = {}
         self.kept_bytes = 0  # of the narrowed units in ``units``
         # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
@@ -96,13 +96,15 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
     return _state(src).sections
 
 
-# Inputs with at most KEEP_INFO_BYTES of .debug_info keep decoded units (narrowed: about 2.7
-# times the size of .debug_info, python3.11d 9.6 MB -> 26 MB) from the hash phase to the rewrite
-# phase, up to KEEP_BYTES of them, and every unit's location-list operands: each unit kept is
-# decoded once instead of three times. Time against memory: keeping every unit of python3.11d
-# saves ~12% of the CPU time and adds ~18 MB to the peak (above dwz's); KEEP_BYTES keeps the
-# peak below dwz's there and still saves about half of that time. Larger inputs decode again
-# (their memory would grow with the input; their time is in kernels that run in parallel).
+# Inputs with at most KEEP_INFO_BYTES of .debug_info keep every unit's location-list operands
+# from the hash phase for the rewrite phase, and decoded units (narrowed: about 2.7 times the
+# size of .debug_info, python3.11d 9.6 MB -> 26 MB) from the rewrite's first pass for its second,
+# up to KEEP_BYTES of them: each unit kept is decoded twice instead of three times. Kept between
+# the two rewrite passes only, they are not in memory during the hash and table phases, and are
+# all taken again before the second pass's outputs reach their largest (python3.11d: a peak
+# 7-10 MB lower than keeping them from the hash phase, for one more decode of each unit).
+# Larger inputs decode again (their memory would grow with the input; their time is in kernels
+# that run in parallel).
 KEEP_INFO_BYTES = 16 << 20
 KEEP_BYTES = 12 << 20
 
@@ -112,8 +114,9 @@ def _keeps(state: _JobState) -> bool:
 
 
 def keep_unit(src: SharedSections, u: int, ud: UnitDies) -> None:
-    """Keep unit ``u`` decoded for a later phase of the job in this process, within the limits
-    above. A unit not kept is decoded again: the output never depends on it."""
+    """Keep unit ``u`` decoded for a later pass of the job in this process, within the limits
+    above (the pure decoder's units: always). A unit not kept is decoded again: the output never
+    depends on it."""
     state = _state(src)
     if not compiled_decoder():
         state.units[u] = ud  # the pure decoder's units: decoding again costs more than keeping
