@@ -86,9 +86,9 @@ def map_large_blocks() -> None:
     The per-unit kernels on threads allocate and free blocks of up to a few MiB per unit. By
     default glibc raises its mapping threshold to the largest block freed so far, so these come
     from each thread's heap, where what is freed stays resident between the live results of
-    other units: python3.11d's merge held 8 MiB more at its peak. Trimming the heaps after every
-    chunk (malloc_trim) also gets it back, but costs far more: it walks every free block of every
-    heap, and the pages it gives back fault in again. The setting is the process's from then on
+    other units: python3.11d's merge held up to 8 MiB more at its peak. Trimming the heaps after
+    every chunk (malloc_trim) also gets it back, but walks every free block of every heap each
+    time, and the pages it gives back fault in again. The setting is the process's from then on
     (glibc has no way back to its adaptive threshold)."""
     global _mapped_large
     if _mapped_large or not sys.platform.startswith("linux"):

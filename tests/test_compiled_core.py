@@ -50,15 +50,19 @@ def _merge(src: Path, dst: Path, jobs: int, pure: bool, extra: str = "") -> subp
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 
-@needs_core
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
-def test_decoder_same_as_pure(variant) -> None:
+def _info_abbrev(variant: tuple) -> tuple[bytes, bytes]:
+    """.debug_info and .debug_abbrev of a test program (the test skips without its compiler)."""
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
     with open(cached_build(*variant), "rb") as f:
         elf = ELFFile(f)
-        info = elf.get_section_by_name(".debug_info").data()
-        abbrev = elf.get_section_by_name(".debug_abbrev").data()
+        return elf.get_section_by_name(".debug_info").data(), elf.get_section_by_name(".debug_abbrev").data()
+
+
+@needs_core
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_decoder_same_as_pure(variant) -> None:
+    info, abbrev = _info_abbrev(variant)
     scan = read._scan
     try:
         for hdr in parse_units(info):
@@ -354,3 +358,57 @@ def test_narrow_new_offsets_same_as_wide() -> None:
         assert core.write_patches(info, [rows], np.zeros(1, dtype=np.int64), offs, new, 100, 100 + 4 * total) is None
         infos.append(bytes(info))
     assert infos[0] == infos[1]
+
+
+@needs_core
+def test_rewrite_kernel_finds_dies_by_offset() -> None:
+    """The rewrite kernel finds each reference's target DIE by its offset (a bitmap of DIE starts
+    with ranks): every in-unit reference of a real program resolves to the DIE the decoder says
+    it names, and one moved into the middle of a DIE is refused as not naming a DIE."""
+    from linkplugin.merge import fastrewrite
+    from linkplugin.merge.table import Removals
+
+    info, abbrev = _info_abbrev(("gcc", "c++", 5, "-O0"))
+    empty = np.zeros(0, dtype=np.int64)
+    none = Removals(empty, empty, empty, empty)
+    checked = 0
+    for hdr in parse_units(info):
+        ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
+        assert fastrewrite.prepare(info, abbrev, ud, none) is not None
+        offs = ud.arrays()[0]
+        local = np.flatnonzero((ud.ref_target >= hdr.off) & (ud.ref_target < hdr.end))
+        if not len(local):
+            continue
+        # every target the decoder gives is a DIE start (what the kernel's map must agree with)
+        assert np.isin(ud.ref_target[local], offs).all()
+        # a target one byte into a DIE of more than one byte: not a DIE
+        sizes = np.diff(np.append(offs, hdr.end))
+        k = int(np.flatnonzero(sizes > 1)[-1])
+        bad = ud.ref_target.copy()
+        bad[local[0]] = offs[k] + 1
+        moved = read.UnitDies(ud.hdr, ud.abbrevs, None, ud.ref_pos, ud.ref_die, ud.ref_form, ud.ref_at, bad,
+                              ud.xrefs, ud.locs, ud.arrays())
+        with pytest.raises(DwarfError, match="not to a DIE"):
+            fastrewrite.prepare(info, abbrev, moved, none)
+        checked += 1
+    assert checked
+
+
+def test_tasks_started_largest_first_keep_their_order() -> None:
+    """merge._largest_first hands the tasks to the runner heaviest first (ties in task order)
+    and gives the results back in task order, so the output never depends on the order run."""
+    from linkplugin.merge import _largest_first
+
+    seen: list[list[tuple]] = []
+
+    def runner(fn, tasks, jobs):
+        seen.append(list(tasks))
+        return [fn(*t) for t in tasks]
+
+    tasks = [(k,) for k in range(6)]
+    weights = [5, 9, 1, 9, 3, 7]
+    got = _largest_first(runner, lambda k: k * 10, tasks, weights, 2)
+    assert got == [0, 10, 20, 30, 40, 50]
+    assert [t[0] for t in seen[0]] == [1, 3, 5, 0, 4, 2]
+    assert _largest_first(runner, lambda k: k * 10, tasks, weights, 1) == got
+    assert [t[0] for t in seen[1]] == list(range(6))  # one job: as given

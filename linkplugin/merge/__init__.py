@@ -170,8 +170,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES
 
     with _phase(timings, "read+hash"):
-        analyses: list[UnitAnalysis] = [a for part in _largest_first(run_tasks, analyze_chunk, [(src, c) for c in chunks],
-                                                                     weights, jobs)
+        analyses: list[UnitAnalysis] = [a for part in _largest_first(run_tasks, analyze_chunk,
+                                                                     [(src, c) for c in chunks], weights, jobs)
                                         for a in part]
     with _phase(timings, "table"):
         indexed = ".gdb_index" in sections or ".debug_names" in sections
