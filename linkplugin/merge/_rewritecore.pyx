@@ -65,6 +65,12 @@ cdef struct Out:
     bint write      # 0: only count the bytes
 
 
+cdef inline void oinit(Out *o, bint write) noexcept nogil:
+    o.p = NULL
+    o.n = o.cap = 0
+    o.write = write
+
+
 cdef int ogrow(Out *b, Py_ssize_t need) noexcept nogil:
     cdef uint8_t *q
     cdef Py_ssize_t cap
@@ -232,9 +238,7 @@ def entry_order(bytes entry):
     cdef uint64_t v, w
     cdef int64_t ic
     cdef Out o
-    o.p = NULL
-    o.n = o.cap = 0
-    o.write = 1
+    oinit(&o, 1)
     try:
         p = read_uleb64(d, n, 0, &v)
         if p < 0 or p >= n:
@@ -880,9 +884,7 @@ cdef class Unit:
             with nogil:
                 st = self._sigs()
             self._raise(st, 0)
-        o.p = NULL
-        o.n = o.cap = 0
-        o.write = 1
+        oinit(&o, 1)
         at = <Py_ssize_t *> malloc((self.nsig + 1) * sizeof(Py_ssize_t))
         if at == NULL:
             raise MemoryError()
@@ -926,10 +928,8 @@ cdef class Unit:
         uses = np.zeros(self.nsig, dtype=np.int64)
         cdef int64_t[::1] rel = new_rel
         cdef int64_t[::1] uv = uses
-        out.p = pat.p = NULL
-        out.n = out.cap = pat.n = pat.cap = 0
-        out.write = write
-        pat.write = 1
+        oinit(&out, write)
+        oinit(&pat, 1)
         try:
             with nogil:
                 st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad)
@@ -1346,9 +1346,7 @@ def table(list entries):
     cdef Out o
     cdef Py_ssize_t c
     cdef bytes e
-    o.p = NULL
-    o.n = o.cap = 0
-    o.write = 1
+    oinit(&o, 1)
     try:
         for c in range(len(entries)):
             e = entries[c]
