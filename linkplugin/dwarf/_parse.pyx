@@ -75,8 +75,8 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
 
 cdef tuple _specs(const uint8_t *b, Py_ssize_t p, Py_ssize_t end):
     """The (attribute, form, implicit constant) triples of an attribute list already checked."""
-    cdef uint64_t at, form
-    cdef int64_t ic
+    cdef uint64_t at = 0, form = 0  # set by read_spec (zeroed so the C compiler can see it)
+    cdef int64_t ic = 0
     cdef list out = []
     while True:
         p = read_spec(b, end, p, &at, &form, &ic)

@@ -684,7 +684,8 @@ cdef int expansion(Work *W, Buf *scratch, Names *N, int64_t *phase) noexcept nog
     """expansion.expansion_key: ``phase`` and, in N.best, the lower-cased first name."""
     cdef Unit *U = &W.U
     cdef Py_ssize_t n = U.n, j
-    cdef int64_t p, xs[14]
+    cdef int64_t p
+    cdef int64_t xs[14]
     cdef uint8_t f
     cdef int decl, ext, rc = 0, pass_
     cdef const uint8_t *s
@@ -1521,12 +1522,12 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
             last.p[code] = j
         # The head tokens in code order, each code's last definition's
         total = 0
-        for code in range(size):
+        for code in range(<uint64_t> size):
             total += hv[code + 1]
         hb = PyBytes_FromStringAndSize(NULL, total)
         out = <char *> hb
         total = 0
-        for code in range(size):
+        for code in range(<uint64_t> size):
             if hv[code + 1]:
                 j = last.p[code]
                 memcpy(out + total, heads.p + hstart.p[j], hv[code + 1])
