@@ -85,6 +85,21 @@ def test_huge_claimed_size_is_not_allocated(cxx_program: Path, tmp_path: Path, c
     check_rejected(src, tmp_path / "out", says="header says", command="decompress")
 
 
+def test_elf32_output_past_4_gib(tmp_path: Path) -> None:
+    """An ELF32 object whose .debug_info claims 0xFFFFFFF0 plain bytes: the decompressed layout
+    passes what 32-bit offsets hold (struct.error packing the section header before)."""
+    src = tmp_path / "m32.o"
+    (tmp_path / "m32.c").write_text("int answer(int x) { return x * 42; }\n")
+    if run("gcc", "-m32", "-g", "-c", "-o", src, tmp_path / "m32.c", check=False).returncode != 0:
+        pytest.skip("gcc cannot build 32-bit objects here")
+    run("objcopy", "--compress-debug-sections=zlib", src)
+    data = bytearray(src.read_bytes())
+    offset, _ = section_offset(src, ".debug_info")
+    struct.pack_into("<I", data, offset + 4, 0xFFFFFFF0)  # Elf32_Chdr.ch_size
+    src.write_bytes(bytes(data))
+    check_rejected(src, tmp_path / "out", says="4 GiB", command="decompress")
+
+
 @pytest.mark.parametrize("codec", ["zlib", "zstd"])
 def test_corrupt_compressed_data(cxx_program: Path, tmp_path: Path, codec: str) -> None:
     src = compressed_copy(cxx_program, tmp_path, codec)

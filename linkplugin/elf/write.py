@@ -210,6 +210,9 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         new_offsets[sec.index] = (cursor, len(data))
         chunks.append((cursor, data))
         cursor += len(data)
+    if image.elfclass == 32 and _align(cursor, lay.word_align) + len(image.sections) * lay.shdr.size > 0xFFFFFFFF:
+        # Decompressed (or claimed) section sizes can pass what 32-bit offsets address.
+        raise LinkpluginError(f"{image.path}: the output would be larger than the 4 GiB an ELF32 file can address")
 
     for sec in image.sections:
         if sec.index in drop:
