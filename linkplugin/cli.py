@@ -18,7 +18,7 @@ from linkplugin.compress import CODECS
 from linkplugin.compress.codec import Settings
 from linkplugin.errors import LinkpluginError
 from linkplugin.interrupt import Terminated
-from linkplugin.memory import describe_peak
+from linkplugin.memory import describe_peak, own_heap
 from linkplugin.pool import allow_fork
 from linkplugin.timing import PhaseTimer
 
@@ -203,7 +203,9 @@ def run(argv: list[str]) -> int:
     for warning in getattr(report, "warnings", []):
         _write(f"linkplugin: warning: {warning}", sys.stderr)
     # Said after the job, never before an error: bad input gets exactly one line.
-    note_if_missing()
+    note = note_if_missing()
+    if note:
+        _write(note, sys.stderr)
     if args.command == "compress":
         _write(_size_table(report))
     if getattr(args, "stats", False):
@@ -260,6 +262,7 @@ def _one_blas_thread() -> None:
 def main(argv: list[str] | None = None) -> int:
     _one_blas_thread()
     allow_fork()  # this process is ours: workers may be forked while it has one thread
+    own_heap()  # and its allocator may be set for the merge's threads (memory.map_large_blocks)
     try:
         with _termination_unwinds():
             return run(sys.argv[1:] if argv is None else argv)

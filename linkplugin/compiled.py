@@ -31,20 +31,20 @@ def load_compiled(name: str) -> ModuleType | None:
         return None
 
 
-def note_if_missing() -> None:
-    """One line on stderr, once per command and only in the main process, if a compiled kernel
-    was missing when the job wanted it and the pure path was not asked for (the command calls
-    this after a job that succeeded)."""
+def note_if_missing() -> str | None:
+    """The one line for stderr, once per command and only in the main process, if a compiled
+    kernel was missing when the job wanted it and the pure path was not asked for (the command
+    writes it after a job that succeeded)."""
     global _noted
     if _noted or not _missing:
-        return
+        return None
     _noted = True
     mp = sys.modules.get("multiprocessing")
     if mp is not None and mp.parent_process() is not None:
-        return  # a worker: the parent says it
-    print("linkplugin: note: the compiled core is not built, merge-types runs in pure Python (several "
-          "times slower); to build it: apt-get install gcc python3-dev && pip install --force-reinstall "
-          "--no-deps .", file=sys.stderr)
+        return None  # a worker: the parent says it
+    return ("linkplugin: note: the compiled core is not built, merge-types runs in pure Python (several "
+            "times slower); to build it: apt-get install gcc python3-dev && pip install --force-reinstall "
+            "--no-deps .")
 
 
 def compiled_in_use() -> bool:

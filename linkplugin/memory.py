@@ -78,10 +78,22 @@ _MMAP_THRESHOLD = 512 << 10
 _mapped_large = False
 
 
+def own_heap() -> None:
+    """Let ``map_large_blocks`` change this process's allocator. Only a command that owns its
+    process (the ``linkplugin`` command) calls this: a library call inside a host such as SCons
+    leaves the host's allocator as it is for the rest of its life."""
+    global _heap_ours
+    _heap_ours = True
+
+
+_heap_ours = False  # see own_heap
+
+
 def map_large_blocks() -> None:
     """Have glibc give blocks of 512 KiB and more mappings of their own, returned to the system
-    as soon as they are freed (once per process; nothing elsewhere, nor when the user set
-    MALLOC_MMAP_THRESHOLD_ or a glibc.malloc tunable).
+    as soon as they are freed (once per process, and only in a process the command owns, see
+    ``own_heap``; nothing elsewhere, nor when the user set MALLOC_MMAP_THRESHOLD_ or a
+    glibc.malloc tunable).
 
     The per-unit kernels on threads allocate and free blocks of up to a few MiB per unit. By
     default glibc raises its mapping threshold to the largest block freed so far, so these come
@@ -91,7 +103,7 @@ def map_large_blocks() -> None:
     time, and the pages it gives back fault in again. The setting is the process's from then on
     (glibc has no way back to its adaptive threshold)."""
     global _mapped_large
-    if _mapped_large or not sys.platform.startswith("linux"):
+    if _mapped_large or not _heap_ours or not sys.platform.startswith("linux"):
         return
     _mapped_large = True
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):

@@ -409,6 +409,25 @@ def test_tasks_started_largest_first_keep_their_order() -> None:
     weights = [5, 9, 1, 9, 3, 7]
     got = _largest_first(runner, lambda k: k * 10, tasks, weights, 2)
     assert got == [0, 10, 20, 30, 40, 50]
-    assert [t[0] for t in seen[0]] == [1, 3, 5, 0, 4, 2]
+    # (a runner other than run_threads gets each task wrapped as (fn, k): worker processes trim)
+    assert [t[-1] for t in seen[0]] == [1, 3, 5, 0, 4, 2]
     assert _largest_first(runner, lambda k: k * 10, tasks, weights, 1) == got
-    assert [t[0] for t in seen[1]] == list(range(6))  # one job: as given
+    assert [t[-1] for t in seen[1]] == list(range(6))  # one job: as given
+
+
+
+def test_missing_core_note_to_a_closed_stderr(tmp_path: Path) -> None:
+    """The note goes through the command's writer: with stderr's reader gone (``2>&1 | head``)
+    the command ends as for a closed stdout (status 141), with no traceback."""
+    src = cached_build("gcc", "c++", 5, "-O2")
+    block = "".join(f"sys.modules[{name!r}] = None; " for name in KERNELS)
+    code = (f"import sys; {block}from linkplugin.cli import command; "
+            f"sys.argv[1:] = ['merge-types', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}]; command()")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop(PURE_ENV, None)
+    read, write = os.pipe()
+    os.close(read)  # stderr's reader is gone before the command writes
+    done = subprocess.run([sys.executable, "-c", code], env=env, stderr=write, stdout=subprocess.PIPE)
+    os.close(write)
+    assert done.returncode == 141, done.returncode
+    assert (tmp_path / "out").exists()

@@ -135,3 +135,12 @@ def test_scons_builders_for_merging(tmp_path: Path) -> None:
     again = scons("-j1", "DEBUGINFO_JOBS=3")
     assert "DebugMergeTypes" not in again and "DebugOptimize" not in again
     assert "2 from cache" in again
+
+
+def test_library_calls_leave_the_hosts_allocator_alone() -> None:
+    """Only the command (which owns its process) may fix glibc's mmap threshold for the merge's
+    threads; a merge called as a library, as SCons does, leaves its host's allocator as it is."""
+    code = ("import linkplugin.memory as m\n"
+            "m.map_large_blocks(); assert not m._mapped_large\n"
+            "m.own_heap(); m.map_large_blocks(); assert m._mapped_large\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -82,11 +82,23 @@ def _largest_first(run: Callable[..., list], fn: Callable[..., Any], tasks: list
     temporary blocks) while little of the phase's results is held yet: a lower peak."""
     if jobs <= 1:
         return run(fn, tasks, jobs)
+    if run is not run_threads:  # worker processes: each hands back what its chunk freed
+        fn, tasks = _then_release, [(fn, *t) for t in tasks]
     order = sorted(range(len(tasks)), key=lambda k: (-weights[k], k))
     out: list = [None] * len(tasks)
     for k, got in zip(order, run(fn, [tasks[k] for k in order], jobs)):
         out[k] = got
     return out
+
+
+def _then_release(fn: Callable[..., Any], *args: Any) -> Any:
+    """A worker process's task ``fn(*args)``, then the memory it freed handed back to the
+    system: its chunk's decoded units are garbage once the results are sent, and the peak that
+    counts is summed over all processes. (Threads do not do this: trimming every heap after each
+    chunk contends with the other threads; ``memory.map_large_blocks`` serves them instead.)"""
+    got = fn(*args)
+    release_freed_memory()
+    return got
 
 
 def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_size: int, jobs: int = 1,
