@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,15 +65,19 @@ def main() -> None:
     args = p.parse_args()
     src = args.input or str(third_party()[0])
     trees = args.tree or [ROOT]
-    out = "/tmp/linkplugin-startup.out"
+    with tempfile.TemporaryDirectory(prefix="linkplugin-startup-") as folder:
+        table(args.runs, trees, src, str(Path(folder) / "out"))
+
+
+def table(runs: int, trees: list[Path], src: str, out: str) -> None:
     commands = {"merge-types": ["merge-types", src, "-o", out, "-j2"],
                 "compress": ["compress", src, "-o", out, "-j2"]}
-    print(f"start-up to the read phase, medians of {args.runs} runs ({sys.executable})")
+    print(f"start-up to the read phase, medians of {runs} runs ({sys.executable})")
     print("| command | tree | wall ms to first phase | CPU ms until then | MiB resident then |")
     print("|---|---|---:|---:|---:|")
     for name, command in commands.items():
         got: dict[Path, list[tuple[float, float, float]]] = {t: [] for t in trees}
-        for _ in range(args.runs):
+        for _ in range(runs):
             for tree in trees:
                 got[tree].append(one_run(tree, command))
         for tree in trees:

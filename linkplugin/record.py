@@ -36,7 +36,8 @@ class Record:
 
 
 class Value(Record):
-    """A record never changed once made (a frozen dataclass): hashable by its fields."""
+    """A record not changed once made (by convention: unlike a frozen dataclass nothing refuses
+    an assignment), hashable by its fields."""
 
     __slots__ = ()
 

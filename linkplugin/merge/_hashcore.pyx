@@ -1378,7 +1378,6 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                     IV *flags, IV *xflags, uint64_t *max_code) noexcept nogil:
     """The walk of ``tables`` over one abbreviation table (``tpl`` as a flat (3, TPL_FORMS, 3)
     array): 1 when done, 0 for a table it does not take."""
-    cdef Py_ssize_t spec_start
     cdef uint64_t code, tag, at, form, v
     cdef int64_t ic, c
     cdef uint8_t children, fl
@@ -1436,7 +1435,6 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 op6[5] = ic
                 memcpy(prog.p + prog.n, op6, 6 * 8)
                 prog.n += 6 * 8
-        v = 0  # T_END
         if grow(prog, 6 * 8) == 0:
             memset(prog.p + prog.n, 0, 6 * 8)
             prog.n += 6 * 8

@@ -410,7 +410,7 @@ cdef class Unit:
                       const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
                       Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad) noexcept nogil:
         cdef Py_ssize_t n = self.n, i, j, k, p, q, s, e, x, cap, nev, first, c
-        cdef uint64_t code, tag, at, form
+        cdef uint64_t code = 0, tag = 0, at = 0, form = 0  # set by read_uleb64 (zeroed for the C compiler)
         cdef int64_t ic, t, w, kind, die, prev_die, pos
         cdef const uint8_t *ab = self.ab
         cdef int64_t maxcode = 0
@@ -702,7 +702,7 @@ cdef class Unit:
         number (a unit-relative reference as a section offset), 2 bytes."""
         cdef int64_t code = self.codes[t], form, v, slot
         cdef Py_ssize_t p, q, lim = self.ends[t], size
-        cdef uint64_t u
+        cdef uint64_t u = 0
         cdef const uint8_t *d = self.d
         cdef int kind, k
         for k in range(6):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from linkplugin.dwarf.forms import DwarfError
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
 
@@ -50,8 +51,9 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
     elif prio is None:
         first = np.minimum.reduceat(order, starts)
     else:
-        # The row of lowest ``prio`` in each group, as the low half of the least (prio, row) pair
-        # (rows and priorities are below 2**31).
+        # The row of lowest ``prio`` in each group, as the low half of the least (prio, row) pair.
+        if n >= 1 << 31:  # rows and priorities are below n: they must fit the halves
+            raise DwarfError(f"{n} type roots: more than this merger can number")
         pairs = prio[order].astype(np.int64, copy=False)
         pairs <<= 32
         pairs |= order
