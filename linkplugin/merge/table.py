@@ -66,8 +66,14 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
     return first, group
 
 
-def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray, names: np.ndarray,
-                     has_name: np.ndarray) -> np.ndarray:
+def _name_groups(names: np.ndarray, has_name: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the roots that have a name key, the group of each of those: equal for equal keys)."""
+    idx = np.flatnonzero(has_name)
+    return idx, _groups(names[idx])[1]
+
+
+def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
+                     named: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Which roots (of all units, end to end) keep their copies because gdb's listings would
     show their name differently depending on the copy, so that gdb shows what it showed for
     the input. ``rank``: each root's unit's place in gdb's expansion order; ``hash_group``: equal
@@ -89,12 +95,12 @@ def _ambiguous_names(unit: np.ndarray, rank: np.ndarray, hash_group: np.ndarray,
     initialiser) it kept 218,000 more roots, 22% of .debug_info, for 4 listing entries of
     libstdc++ (BENCHMARKS.md).
     A name key (hash.py ``_name_key``: namespaces, name, file) stands for the name; the root's
-    hash for its contents (all the nested entries gdb lists with it)."""
+    hash for its contents (all the nested entries gdb lists with it). ``named``: the roots with a
+    name key and the groups of their keys (``_name_groups``)."""
     keep = np.zeros(len(unit), dtype=bool)
-    idx = np.flatnonzero(has_name)
+    idx, key = named
     if not len(idx):
         return keep
-    _, key = _groups(names[idx])
     nkeys = int(key.max()) + 1
     h = hash_group[idx]
     r = rank[idx]
@@ -157,7 +163,7 @@ def _distinct_triples(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.n
 
 
 def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.ndarray, rank: np.ndarray,
-                      hash_group: np.ndarray, names: np.ndarray, has_name: np.ndarray) -> np.ndarray:
+                      hash_group: np.ndarray, named: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Which roots also keep their copies for a type nested in them: gdb lists `Outer::inner` on
     its own, from the last unit holding *it*, and only some copies of a class may hold it (a
     member template instantiated in some units: `__alloc_traits<...>::rebind<char>`). A nested
@@ -169,11 +175,11 @@ def _ambiguous_nested(analyses: list[UnitAnalysis], base: np.ndarray, unit: np.n
     if not counts.sum():
         return keep
     rows = np.concatenate([a.nested_root for a in analyses]).astype(np.int64) + np.repeat(base[:-1], counts)
-    kept = _ambiguous_names(unit[rows], rank[rows], hash_group[rows], np.concatenate([a.nested_names for a in analyses]),
-                            np.ones(len(rows), dtype=bool))
+    nested = np.concatenate([a.nested_names for a in analyses])
+    kept = _ambiguous_names(unit[rows], rank[rows], hash_group[rows],
+                            _name_groups(nested, np.ones(len(rows), dtype=bool)))
     # The last place gdb expands a holder of each root's own name.
-    idx = np.flatnonzero(has_name)
-    _, key = _groups(names[idx])
+    idx, key = named
     last = np.full(int(key.max()) + 1, -1, dtype=np.int64)
     np.maximum.at(last, key, rank[idx])
     class_last = np.full(len(unit), -1, dtype=np.int64)
@@ -225,11 +231,12 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     first, group = _groups(np.concatenate([a.hashes for a in analyses]), prio)
     del prio
     root_rank = unit_rank[unit]
-    names = np.concatenate([a.names for a in analyses])
-    has_name = np.concatenate([a.has_name for a in analyses]).astype(bool)
-    keep = _ambiguous_names(unit, root_rank, group, names, has_name)
-    keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, names, has_name)
-    del names, has_name, root_rank
+    # The roots' name keys grouped once, for their own names and for the names nested in them.
+    named = _name_groups(np.concatenate([a.names for a in analyses]),
+                         np.concatenate([a.has_name for a in analyses]).astype(bool))
+    keep = _ambiguous_names(unit, root_rank, group, named)
+    keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, named)
+    del named, root_rank
     win = first[group]
     del first, group
     roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
