@@ -395,9 +395,9 @@ def test_rewrite_kernel_finds_dies_by_offset() -> None:
 
 
 def test_tasks_started_largest_first_keep_their_order() -> None:
-    """merge._largest_first hands the tasks to the runner heaviest first (ties in task order)
+    """merge._run_phase hands the tasks to the runner heaviest first (ties in task order)
     and gives the results back in task order, so the output never depends on the order run."""
-    from linkplugin.merge import _largest_first
+    from linkplugin.merge import _run_phase
 
     seen: list[list[tuple]] = []
 
@@ -407,11 +407,11 @@ def test_tasks_started_largest_first_keep_their_order() -> None:
 
     tasks = [(k,) for k in range(6)]
     weights = [5, 9, 1, 9, 3, 7]
-    got = _largest_first(runner, lambda k: k * 10, tasks, weights, 2)
+    got = _run_phase(runner, lambda k: k * 10, tasks, weights, 2)
     assert got == [0, 10, 20, 30, 40, 50]
     # (a runner other than run_threads gets each task wrapped as (fn, k): worker processes trim)
     assert [t[-1] for t in seen[0]] == [1, 3, 5, 0, 4, 2]
-    assert _largest_first(runner, lambda k: k * 10, tasks, weights, 1) == got
+    assert _run_phase(runner, lambda k: k * 10, tasks, weights, 1) == got
     assert [t[-1] for t in seen[1]] == list(range(6))  # one job: as given
 
 

@@ -73,9 +73,10 @@ def _chunks(sizes: list[int], jobs: int, per_job: int = 3) -> list[list[int]]:
     return [c for c in out if c]
 
 
-def _largest_first(run: Callable[..., list], fn: Callable[..., Any], tasks: list[tuple], weights: list[int],
+def _run_phase(run: Callable[..., list], fn: Callable[..., Any], tasks: list[tuple], weights: list[int],
                    jobs: int) -> list:
-    """``run(fn, tasks, jobs)`` with the tasks started heaviest first, results in task order.
+    """One parallel phase: ``run(fn, tasks, jobs)`` with the tasks started heaviest first, results
+    in task order, and on worker processes each task followed by a release of what it freed.
 
     The last task taken decides when a phase ends: a large unit started last keeps one job busy
     while the others wait. Started first, the large units also do their work (their largest
@@ -182,8 +183,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES
 
     with _phase(timings, "read+hash"):
-        analyses: list[UnitAnalysis] = [a for part in _largest_first(run_tasks, analyze_chunk,
-                                                                     [(src, c) for c in chunks], weights, jobs)
+        analyses: list[UnitAnalysis] = [a for part in _run_phase(run_tasks, analyze_chunk,
+                                                                 [(src, c) for c in chunks], weights, jobs)
                                         for a in part]
     with _phase(timings, "table"):
         indexed = ".gdb_index" in sections or ".debug_names" in sections
@@ -209,16 +210,16 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
-        plans: list[UnitPlan] = [p for part in _largest_first(run_tasks, plan_chunk, [(src, j) for j in jobs_of],
-                                                              weights, jobs)
+        plans: list[UnitPlan] = [p for part in _run_phase(run_tasks, plan_chunk, [(src, j) for j in jobs_of],
+                                                          weights, jobs)
                                  for p in part]
         codes, table = shared_table(plans)
         if not keep_tables:
             forget_tables()
         release_freed_memory()  # what the first pass left in the threads' heaps, before the outputs pile up
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
-        outputs: list[UnitOutput] = [o for part in _largest_first(run_tasks, rewrite_chunk,
-                                                                  [(src, j, codes) for j in jobs_of2], weights, jobs)
+        outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
+                                                              [(src, j, codes) for j in jobs_of2], weights, jobs)
                                      for o in part]
         if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
             del sections[".debug_info"], worker_sections(src)[".debug_info"]
