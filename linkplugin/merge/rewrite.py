@@ -31,7 +31,7 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
-from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
+from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
@@ -89,8 +89,7 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> li
                     plan = _plan(secs, ud, rem)
                 except _NoFit:
                     pass  # the second pass copies it as it is
-                if compiled_decoder():  # for the second pass (the pure decoder's are kept already)
-                    keep_unit(src, u, ud)
+                keep_unit(src, u, ud)  # for the second pass
             out.append(plan)
         return out
 
