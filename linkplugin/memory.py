@@ -62,16 +62,19 @@ def release_freed_memory() -> None:
     their own) stay resident after they are freed, and the next phase's memory comes on top."""
     global _trim
     if _trim is False:
-        _trim = None
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            try:
-                _trim = ctypes.CDLL(None).malloc_trim
-            except AttributeError:  # another C library (musl)
-                pass
+        _trim = _glibc("malloc_trim")
     if _trim is not None:
         _trim(0)
+
+
+def _glibc(name: str) -> Callable[..., int] | None:
+    """A function of the process's C library on Linux, None elsewhere or where that library
+    has none (musl has neither malloc_trim nor glibc's mallopt parameters)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return getattr(ctypes.CDLL(None), name, None)
 
 
 _MMAP_THRESHOLD = 512 << 10
@@ -103,18 +106,14 @@ def map_large_blocks() -> None:
     time, and the pages it gives back fault in again. The setting is the process's from then on
     (glibc has no way back to its adaptive threshold)."""
     global _mapped_large
-    if _mapped_large or not _heap_ours or not sys.platform.startswith("linux"):
+    if _mapped_large or not _heap_ours:
         return
     _mapped_large = True
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:  # another C library (musl)
-        return
-    mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
 
 
 def describe_peak() -> str:
