@@ -174,10 +174,10 @@ def _closed(stream: TextIO) -> int:
 def _tell(text: str) -> None:
     """A last line on stderr, if stderr can still be written."""
     try:
-        print(text, file=sys.stderr, flush=True)
-    except BrokenPipeError:
+        _write(text, sys.stderr)
+    except _Closed:
         _closed(sys.stderr)
-    except OSError:  # nowhere left to say it (2> /dev/full)
+    except LinkpluginError:  # nowhere left to say it (2> /dev/full)
         pass
 
 

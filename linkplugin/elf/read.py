@@ -174,20 +174,19 @@ class ElfImage:
         if not sec.has_bytes:
             return b""
         start, size = sec.header["sh_offset"], sec.header["sh_size"]
+        pieces: list[bytes] = []  # one, but Linux reads at most 2 GiB at a time
+        done = 0
         try:
-            data = os.pread(self._file.fileno(), size, start)
-            if len(data) < size:  # Linux reads at most 2 GiB at a time
-                pieces = [data]
-                while (done := sum(map(len, pieces))) < size:
-                    piece = os.pread(self._file.fileno(), size - done, start + done)
-                    if not piece:
-                        raise LinkpluginError(f"{self.path}: section {sec.name} lies past the end of the file "
-                                              f"(the file shrank while it was read)")
-                    pieces.append(piece)
-                data = b"".join(pieces)
+            while done < size:
+                piece = os.pread(self._file.fileno(), size - done, start + done)
+                if not piece:
+                    raise LinkpluginError(f"{self.path}: section {sec.name} lies past the end of the file "
+                                          f"(the file shrank while it was read)")
+                pieces.append(piece)
+                done += len(piece)
         except OSError as exc:
             raise LinkpluginError(f"{self.path}: cannot read: {exc.strerror}") from None
-        return data
+        return b"".join(pieces)  # the piece itself when there is one
 
     def fileno(self) -> int:
         return self._file.fileno()
