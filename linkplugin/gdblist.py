@@ -153,44 +153,17 @@ def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", 
     where several units hold an entity under one file and name, gdb prints the
     copy of the unit it expanded last, and lazily that order follows lookups.
     """
-    if shutil.which(gdb) is None:
-        raise FileNotFoundError(f"{gdb} is not installed")
-    with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
-        copy = Path(tmp) / (name or Path(path).name)
-        shutil.copyfile(path, copy)
-        args = [gdb, "-batch", "-nx"] + (["-readnow"] if readnow else [])
-        for command in QUIET:
-            args += ["-iex", command]
-        # Every complaint, not the first 1000 of each kind: which ones come first depends on the
-        # order gdb reads units in, so a cap makes different (equally true) complaints "new".
-        args += ["-ex", "set complaints 1000000"]
-        for command in COMMANDS:
-            args += ["-ex", command]
-        env = dict(os.environ, LC_ALL="C")
-        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
-        if done.returncode != 0:
-            raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
-        return parse(done.stdout, done.stderr, mask=str(copy))
+    # Every complaint, not the first 1000 of each kind: which ones come first depends on the
+    # order gdb reads units in, so a cap makes different (equally true) complaints "new".
+    done, copy = _gdb(path, name, gdb, ["-readnow"] if readnow else [], ["set complaints 1000000", *COMMANDS])
+    return parse(done.stdout, done.stderr, mask=copy)
 
 
 def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") -> list[str]:
     """The units (their DW_AT_name) in the order gdb expanded them for its listings of ``path``,
     first expanded first: where several units hold an entity under one file and name, gdb lists
     the copy of the last (``maint info symtabs`` names them newest first)."""
-    if shutil.which(gdb) is None:
-        raise FileNotFoundError(f"{gdb} is not installed")
-    with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
-        copy = Path(tmp) / (name or Path(path).name)
-        shutil.copyfile(path, copy)
-        args = [gdb, "-batch", "-nx"]
-        for command in QUIET:
-            args += ["-iex", command]
-        for command in (*COMMANDS, "maint info symtabs"):
-            args += ["-ex", command]
-        env = dict(os.environ, LC_ALL="C")
-        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
-        if done.returncode != 0:
-            raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
+    done, _ = _gdb(path, name, gdb, [], [*COMMANDS, "maint info symtabs"])
     units: list[str] = []
     in_unit = False
     for line in done.stdout.splitlines():
@@ -200,6 +173,27 @@ def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str =
             units.append(line[len("    name "):])
             in_unit = False
     return units[::-1]
+
+
+def _gdb(path: str | os.PathLike, name: str | None, gdb: str, options: list[str],
+         commands: list[str]) -> tuple[subprocess.CompletedProcess, str]:
+    """``gdb -batch`` with ``commands`` on a copy of ``path`` named ``name`` (default: its own
+    basename), quiet and in the C locale: (the run, the copy's path, which its output names)."""
+    if shutil.which(gdb) is None:
+        raise FileNotFoundError(f"{gdb} is not installed")
+    with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
+        copy = Path(tmp) / (name or Path(path).name)
+        shutil.copyfile(path, copy)
+        args = [gdb, "-batch", "-nx", *options]
+        for command in QUIET:
+            args += ["-iex", command]
+        for command in commands:
+            args += ["-ex", command]
+        env = dict(os.environ, LC_ALL="C")
+        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
+    return done, str(copy)
 
 
 def _failure(stderr: str) -> str:
