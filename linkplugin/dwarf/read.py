@@ -98,29 +98,6 @@ class UnitDies:
             self._arrays = tuple(np.array(x, dtype=np.int64) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
 
-    def narrowed(self) -> UnitDies | None:
-        """This unit with its columns in two int32 blocks (DIE columns, reference columns): less
-        than half the memory, to keep between phases; ``widened`` undoes it. Only for the
-        compiled decoder's units of a .debug_info below 2 GiB, where every offset fits; None if
-        an attribute code does not fit either."""
-        at = self.ref_at
-        if len(at) and (int(at.max()) > 0x7FFFFFFF or int(at.min()) < -1):
-            return None
-        dies = np.empty((4, len(self)), dtype=np.int32)
-        for k, column in enumerate(self.arrays()):
-            dies[k] = column
-        refs = np.empty((5, len(at)), dtype=np.int32)
-        for k, column in enumerate((self.ref_pos, self.ref_die, self.ref_form, at, self.ref_target)):
-            refs[k] = column
-        # Rows of the blocks: widened() makes each block int64 in one step, rows stay contiguous.
-        return UnitDies(self.hdr, self.abbrevs, None, *refs, self.xrefs, self.locs, tuple(dies))  # type: ignore[arg-type]
-
-    def widened(self) -> UnitDies:
-        """A ``narrowed`` unit with int64 columns again, as the decoder gives them."""
-        dies = self.arrays()[0].base.astype(np.int64)
-        refs = self.ref_pos.base.astype(np.int64)
-        return UnitDies(self.hdr, self.abbrevs, None, *refs, self.xrefs, self.locs, tuple(dies))  # type: ignore[arg-type]
-
     def attr_end(self, i: int) -> int:
         """Offset after the DIE's own attributes (where its first child or closing null starts)."""
         if i + 1 < len(self.offs) and self.parent[i + 1] == i:

@@ -28,7 +28,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
-from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_unit, die_attrs
+from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import expansion, fasthash
 from linkplugin.merge.expansion import NEVER, expansion_key
@@ -210,8 +210,7 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
             if units[u].end <= 0xFFFFFFFF:  # the offsets wait for the layout phase: half the memory
                 got = got._replace(offs=got.offs.astype(np.uint32))
             if not got.verbatim:
-                if not compiled_decoder():  # decoding again in Python costs more than keeping
-                    keep_unit(src, u, ud)
+                keep_unit(src, u, ud)  # the pure decoder's
                 keep_locations(src, u, locations)
             out.append(got)
         return out

@@ -1,6 +1,6 @@
 """Per-job state of the worker tasks: the section bytes, sent once per job instead of once per
 task, and what a later pass takes over from an earlier one (the units' location-list operands
-from the hash phase; decoded units, within a budget, from the rewrite's first pass).
+from the hash phase; the pure decoder's decoded units, from one pass for the next).
 
 Pickling every section (15 MB and more) into each chunk task of each parallel phase cost more
 than some phases themselves. ``shared_sections`` writes them once into one temporary file (in
@@ -29,13 +29,12 @@ class SharedSections(NamedTuple):
 class _JobState:
     """What the tasks of one job share in one process."""
 
-    __slots__ = ("sections", "units", "kept_bytes", "locations")
+    __slots__ = ("sections", "units", "locations")
 
     def __init__(self, sections: dict[str, bytes]) -> None:
         self.sections = sections
         # Decoded units by index, left by one pass for the next (see keep_unit)
         self.units: dict[int, UnitDies] = {}
-        self.kept_bytes = 0  # of the narrowed units in ``units``
         # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
         self.locations: dict[int, list] = {}
 
@@ -97,16 +96,13 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
 
 
 # Inputs with at most KEEP_INFO_BYTES of .debug_info keep every unit's location-list operands
-# from the hash phase for the rewrite phase, and decoded units (narrowed: about 2.7 times the
-# size of .debug_info, python3.11d 9.6 MB -> 26 MB) from the rewrite's first pass for its second,
-# up to KEEP_BYTES of them: each unit kept is decoded twice instead of three times. Kept between
-# the two rewrite passes only, they are not in memory during the hash and table phases, and are
-# all taken again before the second pass's outputs reach their largest (python3.11d: a peak
-# 7-10 MB lower than keeping them from the hash phase, for one more decode of each unit).
-# Larger inputs decode again (their memory would grow with the input; their time is in kernels
-# that run in parallel).
+# from the hash phase for the rewrite phase (and the scanner's tables, dwarf/read.py): a few
+# hundred KiB that save python3.11d's merge 4-8% of its time. Larger inputs read them again
+# (their memory would grow with the input; their time is in kernels that run in parallel).
+# The compiled decoder's units are decoded again by each pass rather than kept: keeping them
+# (narrowed to int32, within a 12 MiB budget) saved no time at -j2 on libstdc++ or python3.11d
+# and held 6-9 MiB more at the peak (BENCHMARKS.md, session 6).
 KEEP_INFO_BYTES = 16 << 20
-KEEP_BYTES = 12 << 20
 
 
 def _keeps(state: _JobState) -> bool:
@@ -114,29 +110,17 @@ def _keeps(state: _JobState) -> bool:
 
 
 def keep_unit(src: SharedSections, u: int, ud: UnitDies) -> None:
-    """Keep unit ``u`` decoded for a later pass of the job in this process, within the limits
-    above (the pure decoder's units: always). A unit not kept is decoded again: the output never
-    depends on it."""
-    state = _state(src)
+    """Keep unit ``u`` decoded for a later pass of the job in this process: only a unit of the
+    pure decoder, which costs more to decode again than to keep (the compiled decoder's units are
+    decoded again). The output never depends on it."""
     if not compiled_decoder():
-        state.units[u] = ud  # the pure decoder's units: decoding again costs more than keeping
-        return
-    if not _keeps(state) or state.kept_bytes >= KEEP_BYTES:
-        return
-    narrow = ud.narrowed()
-    if narrow is not None:
-        # Threads may add at once: the sum can pass the budget by a unit or two, nothing more.
-        state.kept_bytes += narrow.arrays()[0].base.nbytes + narrow.ref_pos.base.nbytes
-        state.units[u] = narrow
+        _state(src).units[u] = ud
 
 
 def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
     """Unit ``u`` as ``keep_unit`` left it (taken out unless ``keep``), or None."""
     state = _state(src)
-    ud = state.units.get(u) if keep else state.units.pop(u, None)
-    if ud is None or not compiled_decoder():
-        return ud
-    return ud.widened()
+    return state.units.get(u) if keep else state.units.pop(u, None)
 
 
 def keep_locations(src: SharedSections, u: int, operands: list) -> None:
