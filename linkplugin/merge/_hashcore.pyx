@@ -66,7 +66,7 @@ DEF F_TYPE = 1        # a type tag: a root at unit or namespace level
 DEF F_DECL = 2        # a subprogram or variable with DW_AT_declaration
 DEF F_DECL_PRESENT = 4  # ... in DW_FORM_flag_present (always true)
 DEF F_NAMESPACE = 8
-DEF F_PIN = 32        # DW_AT_name without DW_AT_decl_file: gdb lists it under each unit
+DEF F_PIN = 32        # gdb lists it under each unit (expansion.listed_per_unit)
 
 # Expansion flags of an abbreviation code (expansion.py's per-code facts; fasthash.X_*)
 DEF X_SCOPE = 1       # a tag whose children gdb's indexer reads (expansion._SCOPES)
@@ -1383,7 +1383,7 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
     cdef uint8_t children, fl
     cdef uint64_t decl_form
     cdef int64_t op6[6]
-    cdef bint has_decl, has_name, has_file, declared
+    cdef bint has_decl, has_name, has_file, declared, has_size
     while True:
         p = read_uleb(b, n, p, &code)
         if p < 0 or code > MAX_CODE:
@@ -1404,7 +1404,7 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
         uleb(heads, tag)
         put(heads, children)
         ipush(hend, heads.n)
-        has_decl = has_name = has_file = declared = False
+        has_decl = has_name = has_file = declared = has_size = False
         decl_form = 0
         while True:
             p = read_spec(b, n, p, &at, &form, &ic)
@@ -1426,6 +1426,8 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 declared = True
             if at == AT_DECL_FILE:
                 has_file = True
+            if at == 0x0b:  # DW_AT_byte_size
+                has_size = True
             if grow(prog, 6 * 8) == 0:
                 op6[0] = tpl[(c * TPL_FORMS + form) * 3]
                 op6[1] = <int64_t> at
@@ -1445,7 +1447,8 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 fl |= F_DECL
                 if decl_form == 0x19:  # DW_FORM_flag_present
                     fl |= F_DECL_PRESENT
-        if has_name and not has_file:
+        # expansion.listed_per_unit: not an opaque struct, class or union declaration
+        if has_name and not has_file and not (declared and not has_size and (tag == 0x02 or tag == 0x13 or tag == 0x17)):
             fl |= F_PIN
         ipush(flags, fl)
         fl = xtag_flags[tag] if tag < 256 else 0

@@ -49,8 +49,8 @@ def _code_flags(ab: Abbrev) -> int:
         flags |= CODE_DECL | (CODE_DECL_PRESENT if decl == F.DW_FORM_flag_present else 0)
     if ab.tag == F.DW_TAG_namespace:
         flags |= CODE_NAMESPACE
-    if F.DW_AT_name in ats and F.DW_AT_decl_file not in ats:
-        flags |= CODE_PIN  # gdb lists it under each unit's file: every unit keeps its copy
+    if expansion.listed_per_unit(ab):
+        flags |= CODE_PIN  # every unit keeps its copy
     return flags
 
 

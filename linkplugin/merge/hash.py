@@ -255,12 +255,9 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     for i, *_ in ud.xrefs:
         if root_of[i] >= 0:
             unique[root_of[i]] = True
-    # gdb lists a named type without DW_AT_decl_file (base types, decltype(nullptr)) under each
-    # unit's own file in `info types`: every unit keeps its copy so the listing stays the same.
     for k, r in enumerate(roots.tolist()):
-        at_names = {at for at, _, _ in ud.abbrevs[ud.codes[r]].specs}
-        if F.DW_AT_name in at_names and F.DW_AT_decl_file not in at_names:
-            pinned[k] = True
+        if expansion.listed_per_unit(ud.abbrevs[ud.codes[r]]):
+            pinned[k] = True  # every unit keeps its copy, so gdb's listing stays the same
     hashes, names, nested = _hash_roots(info, ud, env, roots, root_ends, root_of, unique)
     return UnitAnalysis("", offs, roots, root_ends, np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16),
                         pinned, np.frombuffer(b"".join(n or bytes(16) for n in names), dtype=np.uint8).reshape(-1, 16),
