@@ -20,6 +20,10 @@ PACKAGES = {
 # shipped), the largest file under the package's .build-id folder. Its name
 # is a build id, which changes with the package version.
 LARGE = ("openjdk-17-dbg", "usr/lib/debug/.build-id")
+# C++ with few, large units (only for merge.py, by --only): Ceph's librados2-dbg holds the debug
+# files of librados.so.2 (11 units, 22.7 MB of .debug_info) and libceph-common.so.2 (154 MB),
+# zlib as shipped; the files over 10 MB under its .build-id folder, plain, smallest first.
+CEPH = ("librados2-dbg", "usr/lib/debug/.build-id")
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -50,14 +54,24 @@ def examples() -> list[Path]:
     return [ROOT / e for e in EXAMPLES]
 
 
-def large_plain() -> Path:
-    """The large case with plain debug sections (Debian compresses those of its separate debug
+def _plain(shipped: Path) -> Path:
+    """A debug file with plain debug sections (Debian compresses those of its separate debug
     files): every tool then gets the same input and no time goes to (de)compression."""
-    shipped = large()
     plain = shipped.with_name(shipped.name + ".plain")
     if not plain.exists():
         subprocess.run(["objcopy", "--decompress-debug-sections", str(shipped), str(plain)], check=True)
     return plain
+
+
+def large_plain() -> Path:
+    """The large case, plain."""
+    return _plain(large())
+
+
+def ceph_plain() -> list[Path]:
+    package, folder = CEPH
+    files = [p for p in (unpacked(package) / folder).glob("*/*.debug") if p.stat().st_size > 10 << 20]
+    return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
@@ -65,5 +79,6 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
     too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
     if only:
         picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
-        return picked + ([large_plain()] if any(w in LARGE[0] for w in only) else [])
+        picked += [large_plain()] if any(w in LARGE[0] for w in only) else []
+        return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])

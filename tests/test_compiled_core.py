@@ -182,6 +182,25 @@ def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
     assert again["compiled"] == again["pure"]
 
 
+@needs_core
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_large_units_same_bytes_compiled_and_pure(dwarf, tmp_path: Path) -> None:
+    """Units of 64 KiB and more (DW_FORM_ref_udata local references, sized by counting passes)
+    come out the same from the kernel, the pure loop and -j2."""
+    if not have("g++"):
+        pytest.skip("g++ missing")
+    from test_gdb_listings import CPP_FILES, build
+    src = build(tmp_path / "src", CPP_FILES, "g++", [f"-gdwarf-{dwarf}", "-O2"])
+    outs = {}
+    for label, jobs, pure in (("pure", 1, True), ("compiled", 1, False), ("compiled-j2", 2, False)):
+        done = _merge(src, tmp_path / label, jobs, pure)
+        assert done.returncode == 0, done.stderr
+        outs[label] = (tmp_path / label).read_bytes()
+    assert outs["compiled"] == outs["pure"] == outs["compiled-j2"]
+    assert b"DW_FORM_ref_udata" in subprocess.run(["readelf", "--debug-dump=abbrev", str(tmp_path / "pure")],
+                                                  capture_output=True, check=True).stdout
+
+
 def test_missing_core_says_so_once(tmp_path: Path) -> None:
     src = cached_build("gcc", "c++", 5, "-O2")
     block = "".join(f"sys.modules[{name!r}] = None; " for name in KERNELS)

@@ -157,6 +157,7 @@ DW_AT_static_link = 0x48
 DW_AT_type = 0x49
 DW_AT_use_location = 0x4A
 DW_AT_vtable_elem_location = 0x4D
+DW_AT_signature = 0x69
 DW_AT_str_offsets_base = 0x72
 DW_AT_addr_base = 0x73
 DW_AT_rnglists_base = 0x74

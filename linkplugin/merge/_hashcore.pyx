@@ -1383,7 +1383,7 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
     cdef uint8_t children, fl
     cdef uint64_t decl_form
     cdef int64_t op6[6]
-    cdef bint has_decl, has_name, has_file, declared, has_size
+    cdef bint has_decl, has_name, has_file, declared, has_size, has_sig
     while True:
         p = read_uleb(b, n, p, &code)
         if p < 0 or code > MAX_CODE:
@@ -1404,7 +1404,7 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
         uleb(heads, tag)
         put(heads, children)
         ipush(hend, heads.n)
-        has_decl = has_name = has_file = declared = has_size = False
+        has_decl = has_name = has_file = declared = has_size = has_sig = False
         decl_form = 0
         while True:
             p = read_spec(b, n, p, &at, &form, &ic)
@@ -1428,6 +1428,8 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 has_file = True
             if at == 0x0b:  # DW_AT_byte_size
                 has_size = True
+            if at == 0x69:  # DW_AT_signature
+                has_sig = True
             if grow(prog, 6 * 8) == 0:
                 op6[0] = tpl[(c * TPL_FORMS + form) * 3]
                 op6[1] = <int64_t> at
@@ -1448,7 +1450,8 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 if decl_form == 0x19:  # DW_FORM_flag_present
                     fl |= F_DECL_PRESENT
         # expansion.listed_per_unit: not an opaque struct, class or union declaration
-        if has_name and not has_file and not (declared and not has_size and (tag == 0x02 or tag == 0x13 or tag == 0x17)):
+        if has_name and not has_file and not (declared and not has_size and not has_sig
+                                              and (tag == 0x02 or tag == 0x13 or tag == 0x17)):
             fl |= F_PIN
         ipush(flags, fl)
         fl = xtag_flags[tag] if tag < 256 else 0

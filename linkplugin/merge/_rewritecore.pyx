@@ -26,6 +26,22 @@ from linkplugin.dwarf.forms import DwarfError
 # may run units on threads.
 NOGIL = True
 
+# ``width`` of the unit-local references that are DW_FORM_ref_udata, each in the fewest bytes
+# (rewrite.UDATA); any other width is that many bytes (ref1, ref2, ref4).
+DEF W_UDATA = 16
+UDATA = W_UDATA
+# At most this many counting passes find the sizes of a unit's ref_udata references (each pass
+# only shrinks them; python3.11d's and libjvm.so's units settle in 2 to 4).
+DEF UDATA_PASSES = 16
+
+
+cdef inline int uleb_len(uint64_t v) noexcept nogil:
+    cdef int n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
 cdef enum:
     FORM_ADDR = 0x10
     FORM_REF1 = 0x11
@@ -862,7 +878,7 @@ cdef class Unit:
                 if kind == 0:
                     continue
                 form = FORM_ADDR if kind == 2 else (FORM_REF1 if width == 1 else FORM_REF2 if width == 2 else
-                                                     FORM_REF4)
+                                                     FORM_REF_UDATA if width == W_UDATA else FORM_REF4)
             if ouleb(o, self.sp_at[q]) < 0 or ouleb(o, form) < 0:
                 return -1
             if form == FORM_IMPLICIT_CONST and osleb(o, self.sp_ic[q]) < 0:
@@ -909,7 +925,15 @@ cdef class Unit:
         (-1: removed; int32 when they fit), patches (int64 rows: position, width, old target), DIEs per key).
         Status 0 ok, 5 the unit plus ``margin`` bytes does not fit ``width``-byte local
         references, 6 an expression operand does not fit its old width. Key k gets code
-        ``new_codes[k]`` (None: k + 1)."""
+        ``new_codes[k]`` (None: k + 1).
+
+        With ``width`` UDATA each local reference takes the fewest bytes of its target's offset,
+        which depends on the sizes of the references before that target: counting passes start
+        from 4 bytes each and take each pass's offsets for the next one's sizes (offsets only
+        shrink, so the sizes do) until the offsets stay; the copy then writes with them. If they
+        have not settled in UDATA_PASSES, the last pass's sizes still hold every value (padded
+        ULEB128)."""
+        cdef int64_t *prev = NULL
         cdef const int64_t *codes_p = NULL
         cdef const int64_t[::1] cv
         cdef int st = ST_OK
@@ -922,8 +946,8 @@ cdef class Unit:
             if cv.shape[0] != self.nsig:
                 raise ValueError("one code per key")
             codes_p = &cv[0] if self.nsig else NULL
-        if width not in (1, 2, 4):
-            raise ValueError("width is 1, 2 or 4")
+        if width not in (1, 2, 4, W_UDATA):
+            raise ValueError("width is 1, 2, 4 or UDATA")
         new_rel = np.full(self.n, -1, dtype=np.int64)
         uses = np.zeros(self.nsig, dtype=np.int64)
         cdef int64_t[::1] rel = new_rel
@@ -931,8 +955,16 @@ cdef class Unit:
         oinit(&out, write)
         oinit(&pat, 1)
         try:
+            if width == W_UDATA:
+                prev = <int64_t *> malloc((self.n + 1) * sizeof(int64_t))
+                if prev == NULL:
+                    raise MemoryError()
             with nogil:
-                st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad)
+                if width == W_UDATA:
+                    st = self._udata_sizes(&pat, codes_p, &rel[0], prev, &uv[0] if self.nsig else NULL, &bad)
+                if st == ST_OK:
+                    st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
+                                    prev)
             self._raise(st, bad)
             body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
             patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
@@ -941,9 +973,65 @@ cdef class Unit:
         finally:
             free(out.p)
             free(pat.p)
+            free(prev)
+
+    cdef int _udata_sizes(self, Out *pat, const int64_t *new_codes, int64_t *rel, int64_t *prev, int64_t *uses,
+                          int64_t *bad) noexcept nogil:
+        """The sizing of ``copy`` at UDATA: leaves in ``prev`` the offsets whose ULEB128 sizes the
+        writing pass gives the local references (``rel``, ``uses`` and ``pat`` are scratch here,
+        reset before the writing pass). One counting pass with 4-byte references gives each
+        DIE's offset and each reference's position; every later pass (as rewrite._rewrite_at's
+        whole passes) only subtracts the bytes the references before a DIE save at the sizes the
+        previous pass's offsets give them: nothing else in a DIE depends on them."""
+        cdef Out count
+        cdef int st = ST_OK, passes = 1
+        cdef Py_ssize_t i, r, nloc = 0
+        cdef int64_t saved
+        cdef int64_t *loc = NULL
+        cdef int64_t *first = <int64_t *> malloc((self.n + 1) * sizeof(int64_t))
+        cdef bint same
+        if first == NULL:
+            return ST_NOMEM
+        oinit(&count, 0)
+        for i in range(self.n):
+            first[i] = -1
+        st = self._copy(&count, pat, 4, new_codes, 0, first, uses, bad, NULL, &loc, &nloc)
+        if st == ST_OK:
+            memcpy(prev, first, self.n * sizeof(int64_t))
+        while st == ST_OK:
+            r = 0
+            saved = 0
+            same = True
+            for i in range(self.n):
+                if first[i] < 0:
+                    rel[i] = -1
+                    continue
+                while r < nloc and loc[r] < first[i]:
+                    saved += 4 - uleb_len(<uint64_t> prev[loc[r + 1]])
+                    r += 2
+                rel[i] = first[i] - saved
+                if rel[i] != prev[i]:
+                    same = False
+            memcpy(prev, rel, self.n * sizeof(int64_t))
+            passes += 1
+            if same or passes >= UDATA_PASSES:
+                break
+        free(first)
+        free(loc)
+        for i in range(self.nsig):
+            uses[i] = 0
+        pat.n = 0
+        for i in range(self.n):
+            rel[i] = -1
+        return st
 
     cdef int _copy(self, Out *out, Out *pat, int width, const int64_t *new_codes, Py_ssize_t margin,
-                   int64_t *rel, int64_t *uses, int64_t *bad) noexcept nogil:
+                   int64_t *rel, int64_t *uses, int64_t *bad, const int64_t *prev,
+                   int64_t **keep_loc=NULL, Py_ssize_t *keep_nloc=NULL) noexcept nogil:
+        """One pass over the kept DIEs (writing them when ``out.write``). A local reference takes
+        ``width`` bytes, or at W_UDATA the ULEB128 size of ``prev`` at its target. With
+        ``keep_loc`` the local references' (position, target DIE) pairs are handed over (their
+        count times 2 in ``keep_nloc``; the caller frees them)."""
         cdef Py_ssize_t n = self.n, i, e = 0, e0, src, start, pos, w, attr_end, k, nopen = 0, nloc = 0, nfix = 0
         cdef const uint8_t *d = self.d
         cdef const int64_t *ev = self.ev
@@ -1014,7 +1102,7 @@ cdef class Unit:
                     loc[nloc] = out.n
                     loc[nloc + 1] = ev[5 * k + 4]
                     nloc += 2
-                    if ozeros(out, width) < 0:
+                    if ozeros(out, uleb_len(<uint64_t> prev[ev[5 * k + 4]]) if width == W_UDATA else width) < 0:
                         st = ST_NOMEM
                 elif kind == 2:
                     if push3(pat, out.n, self.ref_addr_w, ev[5 * k + 4]) < 0 or ozeros(out, self.ref_addr_w) < 0:
@@ -1057,10 +1145,22 @@ cdef class Unit:
             st = ST_NOMEM
         if st == ST_OK and width < 4 and out.n + margin > (<Py_ssize_t> 1) << (8 * width):
             st = ST_OVERFLOW
+        if st == ST_OK and width == W_UDATA:
+            for k in range(0, nloc, 2):
+                if rel[loc[k + 1]] < 0 or uleb_len(<uint64_t> rel[loc[k + 1]]) > uleb_len(<uint64_t> prev[loc[k + 1]]):
+                    st = ST_OVERFLOW  # offsets only shrink from pass to pass: not expected
+                    break
         if st == ST_OK and out.write:
             for k in range(0, nloc, 2):
                 t = rel[loc[k + 1]]
                 v = loc[k]
+                if width == W_UDATA:  # in the size its pass gave it (padded if the value needs fewer)
+                    w = uleb_len(<uint64_t> prev[loc[k + 1]])
+                    val = t
+                    for i in range(w):
+                        out.p[v + i] = (val & 0x7F) | (0x80 if i + 1 < w else 0)
+                        val >>= 7
+                    continue
                 for w in range(width):
                     out.p[v + w] = (t >> (8 * w)) & 0xFF
         # DIE-naming operands of expressions: the target's new offset in the operand's old width
@@ -1088,8 +1188,12 @@ cdef class Unit:
             out.p[2] = (v >> 16) & 0xFF
             out.p[3] = (v >> 24) & 0xFF
         free(open_ends)
-        free(loc)
         free(fix)
+        if keep_loc != NULL and st == ST_OK:
+            keep_loc[0] = loc
+            keep_nloc[0] = nloc
+        else:
+            free(loc)
         return st
 
     def tag_counts(self):

@@ -51,15 +51,17 @@ def listed_per_unit(ab: Abbrev) -> bool:
     unit keeps its copy (the root is pinned): a named DIE without DW_AT_decl_file (base types,
     decltype(nullptr)) is listed in `info types` under the file of each unit that has one.
 
-    Not an opaque struct, class or union declaration (DW_AT_declaration, no DW_AT_byte_size):
-    gdb gives that no symbol (dwarf2/read.c process_structure_scope: "Do not consider external
-    references"), so it is in no listing and merges as any other type (a C++ library has one in
-    every unit for each class template it names: librados's 11 units kept 5,600 of them)."""
+    Not an opaque struct, class or union declaration (DW_AT_declaration, no DW_AT_byte_size, no
+    DW_AT_signature): gdb gives that no symbol (dwarf2/read.c process_structure_scope: "Do not
+    consider external references"), so it is in no listing and merges as any other type (a C++
+    library has one in every unit for each class template it names: librados's 11 units kept
+    5,600 of them). A declaration with DW_AT_signature stands for a type unit's type, which gdb
+    lists."""
     ats = {at for at, _, _ in ab.specs}
     if F.DW_AT_name not in ats or F.DW_AT_decl_file in ats:
         return False
     declared = any(at == F.DW_AT_declaration and form == F.DW_FORM_flag_present for at, form, _ in ab.specs)
-    return not (ab.tag in _CLASSES and declared and F.DW_AT_byte_size not in ats)
+    return not (ab.tag in _CLASSES and declared and F.DW_AT_byte_size not in ats and F.DW_AT_signature not in ats)
 
 
 # Tags gdb lists with `info types`.

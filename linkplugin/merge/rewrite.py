@@ -204,26 +204,58 @@ class _Overflow(Exception):
     """A unit-local reference does not fit the width chosen for the unit."""
 
 
-_LOCAL_FORM = {1: F.DW_FORM_ref1, 2: F.DW_FORM_ref2, 4: F.DW_FORM_ref4}
+# The ``width`` of unit-local references written as DW_FORM_ref_udata, each in the fewest bytes
+# that hold its target's offset (as dwz writes them); other widths are bytes (ref1, ref2, ref4).
+UDATA = 16
+_LOCAL_FORM = {1: F.DW_FORM_ref1, 2: F.DW_FORM_ref2, 4: F.DW_FORM_ref4, UDATA: F.DW_FORM_ref_udata}
+# A unit at least this large keeps 4-byte references (its ULEB128 offsets could pass 4 bytes).
+_UDATA_LIMIT = 1 << 27
+# Counting passes of a UDATA rewrite at most (_rewritecore.UDATA_PASSES).
+_UDATA_PASSES = 16
+
+
+def _widths(size: int) -> tuple[int, ...]:
+    """The local reference widths to try, smallest first, for a unit of ``size`` bytes: ref1 or
+    ref2 while a small unit may fit them (the new size is only known after the copy), else
+    ref_udata, which takes at most the 4 bytes of ref4 and fewer for every target in the unit's
+    first 2 MiB (librados's 2 MiB units: 7% of .debug_info)."""
+    return tuple(w for w in (1, 2) if size < 1 << (8 * w)) + ((UDATA,) if size < _UDATA_LIMIT else (4,))
 
 
 def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
-    """The unit rewritten with the smallest fixed-size form for its unit-local references that
-    holds every new offset: DW_FORM_ref1 or ref2 when the unit is small, else ref4. The new size
-    is only known after the copy, so a unit near a limit is first tried with the smaller form."""
-    size = ud.hdr.end - ud.hdr.off
-    for width in (1, 2):
-        if size < 1 << (8 * width):
-            try:
-                return _rewrite(secs, ud, rem, width)
-            except _Overflow:
-                pass
-    return _rewrite(secs, ud, rem, 4)
+    """The unit rewritten with the smallest form for its unit-local references that holds every
+    new offset (``_widths``)."""
+    widths = _widths(ud.hdr.end - ud.hdr.off)
+    for width in widths[:-1]:
+        try:
+            return _rewrite_at(secs, ud, rem, width)
+        except _Overflow:
+            pass
+    return _rewrite_at(secs, ud, rem, widths[-1])
+
+
+def _rewrite_at(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int,
+                shared_codes: Codes | None = None) -> UnitOutput:
+    """``_rewrite`` at ``width``; at UDATA, after the counting passes that size each reference
+    (as _rewritecore.Unit.copy: from 4 bytes each, each pass's offsets giving the next one's
+    sizes until they stay)."""
+    if width != UDATA:
+        return _rewrite(secs, ud, rem, width, shared_codes)
+    prev = _rewrite(secs, ud, rem, UDATA, shared_codes, counting=True).new_rel.tolist()
+    for _ in range(_UDATA_PASSES - 1):
+        rel = _rewrite(secs, ud, rem, UDATA, shared_codes, prev, counting=True).new_rel.tolist()
+        if rel == prev:
+            break
+        prev = rel
+    return _rewrite(secs, ud, rem, UDATA, shared_codes, prev)
 
 
 def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: int = 4,
-             shared_codes: Codes | None = None) -> UnitOutput:
-    """The unit rewritten by the pure loop (the reference of the compiled one)."""
+             shared_codes: Codes | None = None, sizes_of: list[int] | None = None,
+             counting: bool = False) -> UnitOutput:
+    """The unit rewritten by the pure loop (the reference of the compiled one). At UDATA a local
+    reference takes the ULEB128 size of ``sizes_of`` at its target, 4 bytes without it
+    (``_rewrite_at``, whose counting passes set ``counting``: their bytes are not used)."""
     hdr = ud.hdr
     info = secs[".debug_info"]
     mv = memoryview(info)
@@ -334,7 +366,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
                 src = pos + w
                 if kind == 1:
                     fix_local.append((len(out), b))
-                    out += zeros[:local_width]
+                    out += zeros[:local_width if local_width != UDATA else
+                                 4 if sizes_of is None else _uleb_len(sizes_of[b])]
                 elif kind == 2:
                     patches.append((len(out), ref_addr_w, b))
                     out += zeros[:ref_addr_w]
@@ -357,6 +390,12 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     if local_width == 4:
         for pos, t in fix_local:
             _put_u32(out, pos, new_rel_l[t])
+    elif local_width == UDATA:
+        for pos, t in fix_local if not counting else ():
+            size = _uleb_len(sizes_of[t])  # type: ignore[index]
+            if _uleb_len(new_rel_l[t]) > size:
+                raise DwarfError(f"unit at 0x{hdr.off:x}: a reference outgrew its size (internal error)")
+            out[pos:pos + size] = _operand(new_rel_l[t], size)
     else:
         # With its own table the unit must leave room for its codes growing a byte each in the
         # shared table (second pass, same width).
@@ -371,7 +410,9 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         out[pos:pos + abs(w)] = _operand(new_rel_l[t], w)
     out[0:4] = (len(out) - 4).to_bytes(4, "little")
     new_rel = np.array(new_rel_l, dtype=np.int64)
-    loc_values, loc_patches = _location_values(secs, ud, new_rel)
+    # (a counting pass of _rewrite_at reads no location lists: their operands are checked with
+    # the final offsets, as the compiled copy does)
+    loc_values, loc_patches = ([], []) if counting else _location_values(secs, ud, new_rel)
     tags = _tag_counts(ud, keep)
     if shared_codes is not None:  # the shared table (layout.py places it)
         return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
@@ -400,7 +441,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
     if unit is None:
         if not width:
             return _rewrite_smallest(secs, ud, rem)
-        return _rewrite(secs, ud, rem, width, None if own else codes)
+        return _rewrite_at(secs, ud, rem, width, None if own else codes)
     if not width:
         width, keys, _ = _smallest_compiled(secs, ud, unit)
     else:
@@ -426,10 +467,7 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals):
 def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int, list[bytes], list[int]]:
     """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries, DIEs per
     entry) with the unit's own table; _NoFit as the pure loop raises it."""
-    size = ud.hdr.end - ud.hdr.off
-    for width in (1, 2, 4):
-        if width < 4 and size >= 1 << (8 * width):
-            continue
+    for width in _widths(ud.hdr.end - ud.hdr.off):
         keys = unit.keys(width)
         status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
         if status == fastrewrite.OVERFLOW:
@@ -438,7 +476,7 @@ def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int,
             raise _NoFit()
         _location_values(secs, ud, new_rel)  # its _NoFit, as in the pure loop
         return width, keys, uses.tolist()
-    raise AssertionError("4-byte references always fit")
+    raise AssertionError("references of the last width always fit")
 
 
 class _LocEnv(NamedTuple):
@@ -553,6 +591,10 @@ def _followed_decl_file(info: bytes, ud: UnitDies, t: int) -> int | None:
         if t >= len(ud.offs) or ud.offs[t] != nxt:
             return None
     return None
+
+
+def _uleb_len(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 def _operand(value: int, width: int) -> bytes:
