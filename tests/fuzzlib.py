@@ -110,6 +110,46 @@ int main() {
 """,
 }
 
+# Two units (the cxx-large seed; test_merge_output) of clang++ -fstandalone-debug over 64 KiB each (450 KiB and 70 KiB): full class
+# definitions of the standard library's containers, regex and streams in every unit.
+BIG_CPP = {
+    "big.cpp": r"""
+#include <functional>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+int big(int argc) {
+    std::unordered_map<std::string, std::vector<int>> m;
+    std::map<int, std::shared_ptr<std::string>> n;
+    std::ostringstream os;
+    std::regex re("a+b");
+    m["x"].push_back(argc);
+    n[argc] = std::make_shared<std::string>("y");
+    os << m.size() << *n[argc];
+    std::function<int(int)> f = [](int v) { return v + 1; };
+    return f((int)std::regex_match(os.str(), re));
+}
+""",
+    "main.cpp": r"""
+#include <iostream>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+int big(int argc);
+int main(int argc, char **) {
+    std::map<std::string, std::unordered_map<int, std::vector<std::string>>> m;
+    m["a"][argc].push_back("b");
+    std::cout << m.size() << big(argc) << std::endl;
+    return 0;
+}
+"""}
+
+
 # name: (compiler, flags, sources, objcopy compression or None, link)
 SEEDS: dict[str, tuple[str, tuple[str, ...], str, str | None, bool]] = {
     "gcc-c-dwarf4": ("gcc", ("-g", "-gdwarf-4", "-O1"), "c", None, True),
@@ -130,6 +170,8 @@ SEEDS: dict[str, tuple[str, tuple[str, ...], str, str | None, bool]] = {
     "gcc-cxx-dwarf4-pubnames": ("g++", ("-g", "-gdwarf-4", "-gpubnames", "-O1"), "cxx", None, True),
     "gcc-c-dwarf5-gnu-pubnames": ("gcc", ("-g", "-gdwarf-5", "-ggnu-pubnames", "-O1"), "c", None, True),
     "gcc-cxx-dwarf5-gdb-index": ("g++", ("-g", "-gdwarf-5", "-O1"), "cxx", "gdb-index", True),
+    # units over 64 KiB: merge-types writes their local references as DW_FORM_ref_udata
+    "clang-cxx-dwarf5-large": ("clang++", ("-g", "-gdwarf-5", "-O1", "-fstandalone-debug"), "cxx-large", None, True),
 }
 
 
@@ -142,8 +184,8 @@ def build_seeds(folder: Path) -> dict[str, Path]:
             continue
         src = folder / f"src-{name}"
         src.mkdir(exist_ok=True)
-        sources = C_SOURCES if lang == "c" else CXX_SOURCES if lang == "cxx" else \
-            {k: v.replace("#include <stdio.h>", "int printf(const char *, ...);") for k, v in C_SOURCES.items()}
+        freestanding = {k: v.replace("#include <stdio.h>", "int printf(const char *, ...);") for k, v in C_SOURCES.items()}
+        sources = {"c": C_SOURCES, "cxx": CXX_SOURCES, "cxx-large": BIG_CPP}.get(lang, freestanding)
         for file, text in sources.items():
             (src / file).write_text(text)
         units = [f for f in sources if f.endswith((".c", ".cpp"))]

@@ -127,51 +127,12 @@ def test_large_units_use_ref_udata(tmp_path, dwarf):
         assert "Warning" not in run("readelf", "--debug-dump=info", out).stderr
 
 
-# Two units of clang++ -fstandalone-debug over 64 KiB each (450 KiB and 70 KiB): full class
-# definitions of the standard library's containers, regex and streams in every unit.
-BIG_CPP = {
-    "big.cpp": r"""
-#include <functional>
-#include <map>
-#include <memory>
-#include <regex>
-#include <sstream>
-#include <string>
-#include <unordered_map>
-#include <vector>
-int big(int argc) {
-    std::unordered_map<std::string, std::vector<int>> m;
-    std::map<int, std::shared_ptr<std::string>> n;
-    std::ostringstream os;
-    std::regex re("a+b");
-    m["x"].push_back(argc);
-    n[argc] = std::make_shared<std::string>("y");
-    os << m.size() << *n[argc];
-    std::function<int(int)> f = [](int v) { return v + 1; };
-    return f((int)std::regex_match(os.str(), re));
-}
-""",
-    "main.cpp": r"""
-#include <iostream>
-#include <map>
-#include <string>
-#include <unordered_map>
-#include <vector>
-int big(int argc);
-int main(int argc, char **) {
-    std::map<std::string, std::unordered_map<int, std::vector<std::string>>> m;
-    m["a"][argc].push_back("b");
-    std::cout << m.size() << big(argc) << std::endl;
-    return 0;
-}
-"""}
-
-
 @pytest.mark.parametrize("dwarf", [4, 5])
 def test_large_units_read_by_llvm_dwarfdump_and_gdb(tmp_path, dwarf):
     """The ref_udata units pass llvm-dwarfdump --verify (fast on clang's output), gdb lists the
     same program, and it still runs."""
     need("clang++", "gdb")
+    from fuzzlib import BIG_CPP
     from linkplugin.gdblist import compare_listings
     from test_gdb_listings import build
     src = build(tmp_path / "src", BIG_CPP, "clang++", [f"-gdwarf-{dwarf}", "-O2", "-fstandalone-debug"])
