@@ -98,6 +98,11 @@ class UnitDies:
             self._arrays = tuple(np.array(x, dtype=np.int64) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
 
+    def drop_references(self) -> None:
+        """Let go of the reference columns (40 bytes a reference), once a compiled rewrite
+        kernel holds what it needs of them; the unit can no longer be rewritten or copied."""
+        self.ref_pos = self.ref_die = self.ref_form = self.ref_at = self.ref_target = None  # type: ignore[assignment]
+
     def attr_end(self, i: int) -> int:
         """Offset after the DIE's own attributes (where its first child or closing null starts)."""
         if i + 1 < len(self.offs) and self.parent[i + 1] == i:

@@ -31,7 +31,7 @@ from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
-from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
+from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
@@ -110,6 +110,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
+                    ud = _unit(src, secs, u, keep=False)  # again: the kernel let go of its references
             out.append(_verbatim(secs, ud, reason))
         return out
 
@@ -424,7 +425,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
 
 def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
     """First pass of a unit: its local reference width and DIEs per abbreviation entry."""
-    unit = _kernel(secs, ud, rem)
+    unit = _kernel(secs, ud, rem, release=compiled_decoder())  # (the pure decoder's unit is kept)
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, got.uses)
@@ -436,7 +437,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
                  ) -> UnitOutput:
     """Second pass of a unit: with the shared table ``codes`` at ``width`` when both are given,
     else with its own table (at the smallest width when ``width`` is 0)."""
-    unit = _kernel(secs, ud, rem)
+    unit = _kernel(secs, ud, rem, release=True)
     own = codes is None or not width
     if unit is None:
         if not width:
@@ -457,11 +458,16 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
                       unit.kept, width, list(zip(keys, uses.tolist())) if own else [], unit.tag_counts())
 
 
-def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals):
-    """The compiled kernel of the unit (fastrewrite.prepare), None for the pure loop."""
+def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool = False):
+    """The compiled kernel of the unit (fastrewrite.prepare), None for the pure loop. With
+    ``release`` the unit lets go of its reference columns once the kernel holds what it needs of
+    them: two large units on two threads held both at once (librados.so.2: 24 MB each)."""
     if not fastrewrite.available():
         return None
-    return fastrewrite.prepare(secs[".debug_info"], secs.get(".debug_abbrev", b""), ud, rem)
+    unit = fastrewrite.prepare(secs[".debug_info"], secs.get(".debug_abbrev", b""), ud, rem)
+    if unit is not None and release:
+        ud.drop_references()
+    return unit
 
 
 def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int, list[bytes], list[int]]:
