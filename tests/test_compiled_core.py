@@ -195,10 +195,25 @@ def test_large_units_same_bytes_compiled_and_pure(dwarf, tmp_path: Path) -> None
     for label, jobs, pure in (("pure", 1, True), ("compiled", 1, False), ("compiled-j2", 2, False)):
         done = _merge(src, tmp_path / label, jobs, pure)
         assert done.returncode == 0, done.stderr
+        assert "compiled core" not in done.stderr
         outs[label] = (tmp_path / label).read_bytes()
     assert outs["compiled"] == outs["pure"] == outs["compiled-j2"]
     assert b"DW_FORM_ref_udata" in subprocess.run(["readelf", "--debug-dump=abbrev", str(tmp_path / "pure")],
                                                   capture_output=True, check=True).stdout
+    # and on that output (ref_udata and ref_addr references as input)
+    again = {}
+    for label, pure in (("pure", True), ("compiled", False)):
+        assert _merge(tmp_path / "pure", tmp_path / f"again-{label}", 1, pure).returncode == 0
+        again[label] = (tmp_path / f"again-{label}").read_bytes()
+    assert again["compiled"] == again["pure"]
+
+
+@needs_core
+def test_udata_constants_agree() -> None:
+    """The kernel's ref_udata width code and pass cap are the pure loop's."""
+    from linkplugin.merge import _rewritecore, rewrite
+
+    assert (_rewritecore.UDATA, _rewritecore.PASSES) == (rewrite.UDATA, rewrite._UDATA_PASSES)
 
 
 def test_missing_core_says_so_once(tmp_path: Path) -> None:

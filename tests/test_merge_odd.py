@@ -149,3 +149,29 @@ def test_unknown_form_is_a_clear_error():
     with pytest.raises(LinkpluginError, match="unit at 0x0: unknown attribute form 0x7f"):
         merge_sections({".debug_info": unit(CYCLE), ".debug_abbrev": odd, ".debug_line": LINE},
                        little_endian=True, address_size=8)
+
+
+def test_unit_whose_operand_no_longer_fits_is_copied_as_it_is(monkeypatch):
+    """A unit the second rewrite pass gives up on (an expression operand that would not fit after
+    the move) is copied as it is, after the kernel let go of the unit's reference columns: the
+    fallback decodes the unit again."""
+    from conftest_merge import cached_build
+    from linkplugin.dwarf.units import parse_units
+    from linkplugin.merge import rewrite
+    from linkplugin.merge.hash import decode_with_abbrevs
+
+    if not have("g++"):
+        pytest.skip("g++ missing")
+    secs, little, asize = load_sections(cached_build("gcc", "c++", 5, "-O2"))
+
+    def gives_up(secs, ud, rem, width, codes):
+        rewrite._kernel(secs, ud, rem, release=True)
+        raise rewrite._NoFit()
+
+    monkeypatch.setattr(rewrite, "_rewrite_any", gives_up)
+    result = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert any("would not fit" in w for w in result.warnings)
+    info, abbrev = result.replace[".debug_info"], result.replace[".debug_abbrev"]
+    units = parse_units(info)
+    assert len(units) == len(parse_units(secs[".debug_info"])) == result.stats["verbatim_units"]
+    assert sum(len(decode_with_abbrevs(info, abbrev, u, {})) for u in units) == result.stats["dies"]

@@ -33,6 +33,7 @@ UDATA = W_UDATA
 # At most this many counting passes find the sizes of a unit's ref_udata references (each pass
 # only shrinks them; python3.11d's and libjvm.so's units settle in 2 to 4).
 DEF UDATA_PASSES = 16
+PASSES = UDATA_PASSES
 
 
 cdef inline int uleb_len(uint64_t v) noexcept nogil:

@@ -1,8 +1,8 @@
 """Phase 3 (parallel per unit, two passes): the units' new bytes and their abbreviation table.
 
 Surviving DIEs are copied; DW_AT_sibling is dropped; a reference to a surviving DIE of the same
-unit becomes DW_FORM_ref1, ref2 or ref4 (the smallest that holds every offset of the unit) with
-its new offset; any other reference (to a removed duplicate, to a DIE inside one, to another
+unit becomes DW_FORM_ref1 or ref2 when that holds every offset of the unit, else DW_FORM_ref_udata
+in the fewest bytes of its target's new offset (``UDATA``); any other reference (to a removed duplicate, to a DIE inside one, to another
 unit) becomes DW_FORM_ref_addr with a placeholder that the serial layout phase fills once every
 unit's place is known. DIE-naming operands of expressions keep their width (ULEB128 is padded),
 so expressions and location lists never change size; if a new value does not fit, the unit is
@@ -15,9 +15,9 @@ abbreviations, most used first, and the second pass (``rewrite_chunk`` with ``co
 every unit with that one shared table. An abbreviation travels between the passes as its table
 entry without the code (``_entry``): bytes, cheap to send, hash and compare.
 
-With the compiled core, ``_rewritecore.Unit`` (driven by ``_plan_compiled`` and
-``_rewrite_compiled``) does the per-DIE and per-reference work of both passes; the first pass
-only counts bytes and keys (no copy).
+With the compiled core, ``_rewritecore.Unit`` (driven by ``_plan`` and ``_rewrite_any``) does the
+per-DIE and per-reference work of both passes; the first pass only counts bytes and keys (no
+copy).
 """
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
-                    ud = _unit(src, secs, u, keep=False)  # again: the kernel let go of its references
+                    if ud.ref_pos is None:  # the kernel let go of its references: decoded again
+                        ud = _unit(src, secs, u, keep=False)
             out.append(_verbatim(secs, ud, reason))
         return out
 
@@ -209,9 +210,11 @@ class _Overflow(Exception):
 # that hold its target's offset (as dwz writes them); other widths are bytes (ref1, ref2, ref4).
 UDATA = 16
 _LOCAL_FORM = {1: F.DW_FORM_ref1, 2: F.DW_FORM_ref2, 4: F.DW_FORM_ref4, UDATA: F.DW_FORM_ref_udata}
-# A unit at least this large keeps 4-byte references (its ULEB128 offsets could pass 4 bytes).
-_UDATA_LIMIT = 1 << 27
-# Counting passes of a UDATA rewrite at most (_rewritecore.UDATA_PASSES).
+# A unit of at least 16 MiB keeps 4-byte references: its new size may pass 2^28 (a 1-byte ref1
+# becomes a 4-byte ref_addr), where an offset takes 5 ULEB128 bytes, more than the 4 bytes the
+# counting passes start from.
+_UDATA_LIMIT = 1 << 24
+# Counting passes of a UDATA rewrite at most (_rewritecore.UDATA_PASSES; a test checks both).
 _UDATA_PASSES = 16
 
 
@@ -219,7 +222,7 @@ def _widths(size: int) -> tuple[int, ...]:
     """The local reference widths to try, smallest first, for a unit of ``size`` bytes: ref1 or
     ref2 while a small unit may fit them (the new size is only known after the copy), else
     ref_udata, which takes at most the 4 bytes of ref4 and fewer for every target in the unit's
-    first 2 MiB (librados's 2 MiB units: 7% of .debug_info)."""
+    first 2 MiB (librados.so.2's units of 0.5 to 6.5 MB: 7% of its .debug_info)."""
     return tuple(w for w in (1, 2) if size < 1 << (8 * w)) + ((UDATA,) if size < _UDATA_LIMIT else (4,))
 
 
@@ -395,7 +398,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         for pos, t in fix_local if not counting else ():
             size = _uleb_len(sizes_of[t])  # type: ignore[index]
             if _uleb_len(new_rel_l[t]) > size:
-                raise DwarfError(f"unit at 0x{hdr.off:x}: a reference outgrew its size (internal error)")
+                raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
             out[pos:pos + size] = _operand(new_rel_l[t], size)
     else:
         # With its own table the unit must leave room for its codes growing a byte each in the
@@ -482,7 +485,8 @@ def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int,
             raise _NoFit()
         _location_values(secs, ud, new_rel)  # its _NoFit, as in the pure loop
         return width, keys, uses.tolist()
-    raise AssertionError("references of the last width always fit")
+    # (the last width always fits: its status is OVERFLOW only past _UDATA_LIMIT's bound)
+    raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
 
 
 class _LocEnv(NamedTuple):
