@@ -43,6 +43,22 @@ cdef inline int uleb_len(uint64_t v) noexcept nogil:
         n += 1
     return n
 
+
+cdef inline void put_le(uint8_t *p, uint64_t v, int size) noexcept nogil:
+    """``v`` as ``size`` little-endian bytes at ``p`` (bytes the copy reserved)."""
+    cdef int k
+    for k in range(size):
+        p[k] = (v >> (8 * k)) & 0xFF
+
+
+cdef inline void put_uleb(uint8_t *p, uint64_t v, int size) noexcept nogil:
+    """``v`` as a ULEB128 of exactly ``size`` bytes at ``p`` (padded with continuation bytes
+    when it needs fewer; the caller checked that it fits)."""
+    cdef int k
+    for k in range(size):
+        p[k] = (v & 0x7F) | (0x80 if k + 1 < size else 0)
+        v >>= 7
+
 cdef enum:
     FORM_ADDR = 0x10
     FORM_REF1 = 0x11
@@ -1040,7 +1056,6 @@ cdef class Unit:
         cdef const uint8_t *d = self.d
         cdef const int64_t *ev = self.ev
         cdef int64_t code, kind, t, v, ex
-        cdef uint64_t val
         cdef int64_t *open_ends = <int64_t *> malloc((n + 1) * sizeof(int64_t))
         cdef int64_t *loc = <int64_t *> malloc((2 * self.nev + 2) * sizeof(int64_t))
         cdef int64_t *fix = <int64_t *> malloc((3 * self.nev + 3) * sizeof(int64_t))
@@ -1138,8 +1153,7 @@ cdef class Unit:
                 if ex == FORM_UDATA:
                     st = ouleb(out, v)
                 else:
-                    for k in range(1 if ex == FORM_DATA1 else 2):
-                        tmp[k] = (v >> (8 * k)) & 0xFF
+                    put_le(tmp, v, 1 if ex == FORM_DATA1 else 2)
                     st = ocopy(out, tmp, 1 if ex == FORM_DATA1 else 2)
                 if st < 0:
                     st = ST_NOMEM
@@ -1156,17 +1170,10 @@ cdef class Unit:
                     break
         if st == ST_OK and out.write:
             for k in range(0, nloc, 2):
-                t = rel[loc[k + 1]]
-                v = loc[k]
                 if width == W_UDATA:  # in the size its pass gave it (padded if the value needs fewer)
-                    w = uleb_len(<uint64_t> prev[loc[k + 1]])
-                    val = t
-                    for i in range(w):
-                        out.p[v + i] = (val & 0x7F) | (0x80 if i + 1 < w else 0)
-                        val >>= 7
-                    continue
-                for w in range(width):
-                    out.p[v + w] = (t >> (8 * w)) & 0xFF
+                    put_uleb(out.p + loc[k], rel[loc[k + 1]], uleb_len(<uint64_t> prev[loc[k + 1]]))
+                else:
+                    put_le(out.p + loc[k], rel[loc[k + 1]], width)
         # DIE-naming operands of expressions: the target's new offset in the operand's old width
         if st == ST_OK:
             for k in range(nfix):
@@ -1178,19 +1185,11 @@ cdef class Unit:
                     break
                 if out.write:
                     if w < 0:
-                        for v in range(-w):
-                            out.p[pos + v] = (t >> (8 * v)) & 0xFF
+                        put_le(out.p + pos, t, -w)
                     else:
-                        val = t
-                        for v in range(w):
-                            out.p[pos + v] = (val & 0x7F) | (0x80 if v + 1 < w else 0)
-                            val >>= 7
+                        put_uleb(out.p + pos, t, w)
         if st == ST_OK and out.write:
-            v = out.n - 4
-            out.p[0] = v & 0xFF
-            out.p[1] = (v >> 8) & 0xFF
-            out.p[2] = (v >> 16) & 0xFF
-            out.p[3] = (v >> 24) & 0xFF
+            put_le(out.p, out.n - 4, 4)
         free(open_ends)
         free(fix)
         if keep_loc != NULL and st == ST_OK:
