@@ -1,7 +1,9 @@
 """Odd and bad inputs: clear errors, cleanly skipped units, never a corrupt output."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,47 @@ def test_dwz_output_and_compressed_input(tmp_path: Path):
     assert verify(secs, load_sections(out)[0]) == []
     run = subprocess.run([str(out)], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and run.stdout == subprocess.run([str(prog)], capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(not (have("g++") and have("dwz")), reason="g++ or dwz missing")
+@pytest.mark.parametrize("dwarf5", [False, True], ids=["gnu-altlink", "dwarf5-sup"])
+def test_dwz_multifile_output(tmp_path: Path, dwarf5: bool):
+    """Debian's debug files went through dwz -m: what programs share sits in a supplementary file
+    (.gnu_debugaltlink; .debug_sup with -5) that their DIEs name with DW_FORM_GNU_strp_alt and
+    ref_alt (strp_sup, ref_sup4), namespace names included. They merge without reading it, the
+    compiled core and the pure path to the same bytes; gdb, which reads it (not the DWARF 5 forms:
+    "Cannot handle DW_FORM_ref_sup4"), lists the same program; llvm-dwarfdump (which reads the DWARF 5 forms) finds no new error."""
+    from linkplugin.compiled import PURE_ENV
+    from linkplugin.gdblist import compare_listings
+
+    dwarf = 5 if dwarf5 else 4
+    progs = [build(tmp_path, "gcc", "c++", dwarf, opt) for opt in ("-O0", "-O2")]
+    common = tmp_path / "common.debug"
+    subprocess.run(["dwz", *(["-5"] if dwarf5 else []), "-m", str(common), "-M", str(common), *map(str, progs)],
+                   check=True, capture_output=True)
+    for prog in progs:
+        assert (b".debug_sup" if dwarf5 else b".gnu_debugaltlink") in prog.read_bytes()
+        outs = []
+        for pure in ("", "1"):
+            out = tmp_path / f"{prog.name}.merged{pure}"
+            env = dict(os.environ, **{PURE_ENV: pure})
+            subprocess.run([sys.executable, "-m", "linkplugin", "merge-types", str(prog), "-o", str(out), "-j2"],
+                           env=env, check=True, capture_output=True)
+            outs.append(out)
+        assert outs[0].read_bytes() == outs[1].read_bytes()
+        out = outs[0]
+        run = subprocess.run([str(out)], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0 and run.stdout == subprocess.run([str(prog)], capture_output=True,
+                                                                    text=True).stdout
+        if have("gdb") and not dwarf5:
+            report = compare_listings(prog, out)
+            assert report.ok and report.input_entries > 0, report.summary(5)
+        if have("llvm-dwarfdump") and dwarf5:  # (it takes DW_FORM_GNU_ref_alt for a DIE of this file)
+            def errors(path: Path) -> int:
+                text = subprocess.run(["llvm-dwarfdump", "--verify", str(path)], capture_output=True,
+                                      text=True).stdout
+                return text.count("error:")
+            assert errors(out) <= errors(prog)
 
 
 def test_unknown_form_is_a_clear_error():

@@ -61,6 +61,14 @@ DEF C_SDATA = 10
 DEF C_FLAG = 11
 DEF C_OTHER = 12
 
+# Forms naming a supplementary file's strings and DIEs (dwz -m: .gnu_debugaltlink; dwz -m -5:
+# .debug_sup), tokenised as C_OTHER ('F' tokens)
+DEF FORM_REF_ALT = 0x1F20
+DEF FORM_STRP_ALT = 0x1F21
+DEF FORM_REF_SUP4 = 0x1C
+DEF FORM_STRP_SUP = 0x1D
+DEF FORM_REF_SUP8 = 0x24
+
 # Flags of an abbreviation code (fasthash.CODE_*)
 DEF F_TYPE = 1        # a type tag: a root at unit or namespace level
 DEF F_DECL = 2        # a subprogram or variable with DW_AT_declaration
@@ -590,6 +598,22 @@ cdef int tok_string(const uint8_t *t, int64_t s, const uint8_t **p, Py_ssize_t *
     return 0
 
 
+cdef int tok_sup(const uint8_t *t, int64_t s, int strings, uint64_t *v) noexcept nogil:
+    """Whether the token at ``s`` is the 'F' token of a string (``strings``) or a DIE reference
+    of a supplementary file (dwz -m: DW_FORM_GNU_strp_alt / ref_alt, or with -5 DWARF 5's
+    DW_FORM_strp_sup / ref_sup4 / ref_sup8), and its value."""
+    cdef uint64_t form
+    cdef Py_ssize_t q
+    if t[s] != b'F':
+        return 0
+    q = tok_uleb(t, tok_uleb(t, s + 1, &form), &form)  # the attribute, then the form
+    if not ((form == FORM_STRP_ALT or form == FORM_STRP_SUP) if strings else
+            (form == FORM_REF_ALT or form == FORM_REF_SUP4 or form == FORM_REF_SUP8)):
+        return 0
+    tok_uleb(t, q, v)
+    return 1
+
+
 cdef int tok_true(const uint8_t *t, int64_t s, int64_t e, int *out) noexcept nogil:
     """Whether the constant token at ``s:e`` is non-zero (1: not a constant token)."""
     cdef uint64_t v
@@ -660,6 +684,8 @@ cdef int chain_names(Unit *U, Buf *scratch, Py_ssize_t j, Names *N) noexcept nog
         cnt = 0
         for slot in range(3):
             if xs[2 * slot] >= 0:
+                if tok_sup(scratch.p, xs[2 * slot], 1, &v):
+                    continue  # not read (expansion.py leaves it out)
                 if tok_string(scratch.p, xs[2 * slot], &p, &n):
                     return 1  # a name that is not a string: the pure path raises
                 consider(N, p, n)
@@ -669,6 +695,8 @@ cdef int chain_names(Unit *U, Buf *scratch, Py_ssize_t j, Names *N) noexcept nog
         slot = 3 if xs[6] >= 0 else 4 if xs[8] >= 0 else -1
         if slot < 0:
             return 0
+        if tok_sup(scratch.p, xs[2 * slot], 0, &v):
+            return 0  # a DIE of the supplementary file: not followed (expansion.py)
         if scratch.p[xs[2 * slot]] != b'G':
             return 1
         t = tok_uleb(scratch.p, xs[2 * slot] + 1, &v)
@@ -690,6 +718,7 @@ cdef int expansion(Work *W, Buf *scratch, Names *N, int64_t *phase) noexcept nog
     cdef int decl, ext, rc = 0, pass_
     cdef const uint8_t *s
     cdef Py_ssize_t sn
+    cdef uint64_t sup
     cdef uint8_t *scope = <uint8_t *> malloc(n + 1)
     if scope == NULL:
         return 2
@@ -727,7 +756,7 @@ cdef int expansion(Work *W, Buf *scratch, Names *N, int64_t *phase) noexcept nog
             elif decl:
                 continue
             if pass_ == 2:
-                if xs[0] >= 0:
+                if xs[0] >= 0 and not tok_sup(scratch.p, xs[0], 1, &sup):
                     if tok_string(scratch.p, xs[0], &s, &sn):
                         rc = 1
                         break
@@ -841,6 +870,16 @@ cdef int namespaces(Work *W, Buf *scratch) noexcept nogil:
             raw(&buf, <const uint8_t *> b"(anonymous)", 11)
         else:
             q = span[0]
+            if tok_sup(scratch.p, q, 1, &x):
+                # hash.sup_string: a NUL, then the offset in the supplementary file
+                put(&buf, 0)
+                for shift in range(8):
+                    put(&buf, (x >> (8 * shift)) & 0xFF)
+                if buf.err:
+                    free(buf.p)
+                    return 2
+                mm3(buf.p, buf.n, W.nsh + 16 * j)
+                continue
             if scratch.p[q] != b's':
                 free(buf.p)
                 return 1  # a name that is not a string: the pure path raises

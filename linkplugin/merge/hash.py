@@ -67,6 +67,15 @@ def _digest(obj: object) -> bytes:
     return blake2b(marshal.dumps(obj, 2), digest_size=16).digest()
 
 
+def sup_string(offset: int) -> bytes:
+    """A string of a supplementary file (dwz -m puts what programs share in one, as Debian's debug
+    packages have: DW_FORM_GNU_strp_alt, or DW_FORM_strp_sup with -5), which is not read: it
+    stands for itself by its offset there, after a NUL that no string of .debug_str holds. An
+    input names one supplementary file, so equal offsets are equal strings, and copies that name
+    a string alike still merge. The compiled core (_hashcore tok_sup) makes the same bytes."""
+    return b"\0" + offset.to_bytes(8, "little")
+
+
 def _cstr(d: bytes, p: int, section: str = ".debug_str") -> bytes:
     """The string at ``p``; an offset past the section, or a string without its terminator, is
     a DwarfError (not the ValueError of ``bytes.index``)."""
@@ -106,6 +115,8 @@ class UnitEnv:
             if p + o > len(so):
                 raise DwarfError(f"string index {value} is past .debug_str_offsets")
             return _cstr(self.str, int.from_bytes(so[p:p + o], "little"))
+        if form in (F.DW_FORM_GNU_strp_alt, F.DW_FORM_strp_sup):
+            return sup_string(value)  # type: ignore[arg-type]
         raise DwarfError(f"form 0x{form:x} is not a string")
 
     def strp(self, value: int) -> bytes:
