@@ -116,7 +116,11 @@ def _merge_stats(report: api.MergeReport) -> str:
     st = report.stats
     lines = [f"units: {st.get('units', 0)}", f"DIEs: {st.get('dies', 0)} -> {st.get('dies_after', 0)}",
              f"types: {st.get('types', 0)}", f"duplicates removed: {st.get('duplicates_removed', 0)}",
-             f"units left as they were: {st.get('verbatim_units', 0)}", describe_peak()]
+             f"units left as they were: {st.get('verbatim_units', 0)}"]
+    hashed, rewritten = st.get("python_units", (0, 0))
+    if hashed or rewritten:  # a form or shape the compiled core does not take: slower, same bytes
+        lines.append(f"units the compiled core left to Python: {hashed} hashed, {rewritten} rewritten")
+    lines.append(describe_peak())
     if st.get("tags"):
         lines += tag_table(st["tags"])
     return "\n".join(lines) + "\n" + _size_table(report)

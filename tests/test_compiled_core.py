@@ -465,3 +465,24 @@ def test_missing_core_note_to_a_closed_stderr(tmp_path: Path) -> None:
     os.close(write)
     assert done.returncode == 141, done.returncode
     assert (tmp_path / "out").exists()
+
+
+@needs_core
+def test_units_left_to_python_are_counted(monkeypatch) -> None:
+    """A unit the compiled core declines runs the pure path (same bytes, slower): --stats counts
+    them, or a slow merge would have no visible cause (dwz -m output did that, 10x slower)."""
+    from conftest_merge import load_sections
+    from linkplugin.merge import fastrewrite, fasthash, merge_sections
+
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    secs, little, asize = load_sections(cached_build("gcc", "c", 5, "-O0"))
+    stats: dict = {}
+    whole = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
+    assert stats["python_units"] == (0, 0)
+    monkeypatch.setattr(fasthash, "analyze", lambda *args: None)
+    monkeypatch.setattr(fastrewrite, "prepare", lambda *args: None)
+    stats = {}
+    declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
+    assert stats["python_units"] == (stats["units"], stats["units"])
+    assert declined.replace == whole.replace

@@ -198,6 +198,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the
         # DIE offsets joined into the one array the layout searches.
         verbatim = [a.verbatim for a in analyses]
+        hashed_in_python = sum(1 for a in analyses if a.python)
         counts = [len(a.offs) for a in analyses]
         n_types = sum(len(a.roots) for a in analyses)
         offs = offsets([a.offs for a in analyses])
@@ -263,6 +264,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         "types": n_types,
         "duplicates_removed": removed,
         "verbatim_units": sum(1 for o in outputs if o.verbatim),
+        # units the compiled core (when built) left to the pure-Python path, phase by phase
+        "python_units": (hashed_in_python, sum(1 for o in outputs if o.python)),
         "tags": _tag_table(outputs),
         # (before, after) of every section changed or dropped
         "bytes": {**{name: (sizes[name], len(data)) for name, data in result.replace.items()},

@@ -59,6 +59,7 @@ class UnitAnalysis(NamedTuple):
     # root each is in and its name key (_name_key with the root's key as scope).
     nested_root: np.ndarray = np.zeros(0, dtype=np.int64)
     nested_names: np.ndarray = np.zeros((0, 16), dtype=np.uint8)
+    python: bool = False      # hashed by the pure-Python path where the compiled core is built
 
 
 def _digest(obj: object) -> bytes:
@@ -250,6 +251,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
             gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
             return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
                                 gdb_key, got.nested_root, got.nested_names)
+    # Here the compiled core, when built, declined the unit (a form or shape it does not take):
+    # --stats counts these units, which would otherwise only show as a slow merge.
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)
@@ -274,7 +277,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
                         pinned, np.frombuffer(b"".join(n or bytes(16) for n in names), dtype=np.uint8).reshape(-1, 16),
                         np.array([n is not None for n in names], dtype=bool), expansion_key(info, ud, env.string),
                         np.array([k for k, _ in nested], dtype=np.int64),
-                        np.frombuffer(b"".join(key for _, key in nested), dtype=np.uint8).reshape(-1, 16))
+                        np.frombuffer(b"".join(key for _, key in nested), dtype=np.uint8).reshape(-1, 16),
+                        fasthash.available())
 
 
 def _namespaces(info: bytes, ud: UnitDies, env: UnitEnv, j: int, memo: dict[int, tuple]) -> tuple:

@@ -59,6 +59,7 @@ class UnitOutput(NamedTuple):
     local_width: int = 4      # width of the unit-local references
     uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
     tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
+    python: bool = False      # rewritten by the pure-Python loop where the compiled core is built
 
 
 class _NoFit(Exception):
@@ -420,10 +421,11 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     tags = _tag_counts(ud, keep)
     if shared_codes is not None:  # the shared table (layout.py places it)
         return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
-                          local_width, tags=tags)
+                          local_width, tags=tags, python=fastrewrite.available())
     entries = [_entry(key) for key in table]
     return UnitOutput("", bytes(out), _table(entries), new_rel, patches, loc_values, loc_patches,
-                      int(keep.sum()), local_width, list(zip(entries, _code_uses(out, new_rel, len(table)))), tags)
+                      int(keep.sum()), local_width, list(zip(entries, _code_uses(out, new_rel, len(table)))), tags,
+                      fastrewrite.available())
 
 
 def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
