@@ -172,6 +172,8 @@ SEEDS: dict[str, tuple[str, tuple[str, ...], str, str | None, bool]] = {
     "gcc-cxx-dwarf5-gdb-index": ("g++", ("-g", "-gdwarf-5", "-O1"), "cxx", "gdb-index", True),
     # units over 64 KiB: merge-types writes their local references as DW_FORM_ref_udata
     "clang-cxx-dwarf5-large": ("clang++", ("-g", "-gdwarf-5", "-O1", "-fstandalone-debug"), "cxx-large", None, True),
+    # dwz -m output, as Debian's debug files: strings and DIEs of a supplementary file
+    "gcc-cxx-dwarf4-dwz-multifile": ("g++", ("-g", "-gdwarf-4", "-O0"), "cxx", "dwz-m", True),
 }
 
 
@@ -193,11 +195,20 @@ def build_seeds(folder: Path) -> dict[str, Path]:
         # The same bytes whatever the folder, so a case number replays anywhere.
         cmd = [compiler, *flags, f"-fdebug-prefix-map={src}=/fuzz", "-o", str(target)]
         cmd += units if link else ["-c", units[-1]]
-        plain = target if compression in (None, "gdb-index") else folder / f"{name}.plain"
+        plain = target if compression in (None, "gdb-index", "dwz-m") else folder / f"{name}.plain"
         cmd[cmd.index("-o") + 1] = str(plain)
         if subprocess.run(cmd, cwd=src, capture_output=True).returncode != 0:
             continue
-        if compression == "gdb-index":
+        if compression == "dwz-m":
+            # dwz -m wants a second program sharing types; -M names the supplementary file
+            # relatively, so the seed's bytes do not depend on the folder either.
+            other = folder / f"{name}.other"
+            cmd[cmd.index("-o") + 1] = str(other)
+            if shutil.which("dwz") is None or subprocess.run(cmd + ["-O2"], cwd=src, capture_output=True).returncode \
+                    or subprocess.run(["dwz", "-m", f"{name}.common", "-M", f"{name}.common", target.name, other.name],
+                                      cwd=folder, capture_output=True).returncode:
+                continue
+        elif compression == "gdb-index":
             if shutil.which("gdb-add-index") is None or \
                     subprocess.run(["gdb-add-index", str(target)], capture_output=True).returncode != 0:
                 continue

@@ -60,6 +60,7 @@ class UnitAnalysis(NamedTuple):
     nested_root: np.ndarray = np.zeros(0, dtype=np.int64)
     nested_names: np.ndarray = np.zeros((0, 16), dtype=np.uint8)
     python: bool = False      # hashed by the pure-Python path where the compiled core is built
+    partial: bool = False     # a partial unit (dwz output: shared by the units importing it)
 
 
 def _digest(obj: object) -> bytes:
@@ -231,6 +232,14 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
 def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
                  locations: list | None = None) -> UnitAnalysis:
     """The unit's analysis; ``locations`` (if given) receives its location-list operands."""
+    got = _analyze_unit(secs, ud, strp_cache, locations)
+    if len(got.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
+        got = got._replace(partial=True)
+    return got
+
+
+def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
+                  locations: list | None) -> UnitAnalysis:
     info = secs[".debug_info"]
     hdr = ud.hdr
     offs = ud.arrays()[0]

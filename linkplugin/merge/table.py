@@ -218,8 +218,7 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     if base[-1] == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return [Removals(empty, empty, empty, empty) for _ in analyses]
+        return no_removals(n_units)
     n = int(base[-1])
     unit = np.repeat(np.arange(n_units, dtype=np.int64), counts)
     # Each root's place when units are taken by (rank, unit) and roots in order within a unit.
@@ -252,3 +251,9 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     starts, stops, canon_unit, canon_die = roots[d], ends[d], unit[win[d]], roots[win[d]]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
+
+
+def no_removals(n_units: int) -> list[Removals]:
+    """Every unit keeps all its roots."""
+    empty = np.zeros(0, dtype=np.int64)
+    return [Removals(empty, empty, empty, empty) for _ in range(n_units)]
