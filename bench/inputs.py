@@ -24,6 +24,11 @@ LARGE = ("openjdk-17-dbg", "usr/lib/debug/.build-id")
 # files of librados.so.2 (11 units, 22.7 MB of .debug_info) and libceph-common.so.2 (154 MB),
 # zlib as shipped; the files over 10 MB under its .build-id folder, plain, smallest first.
 CEPH = ("librados2-dbg", "usr/lib/debug/.build-id")
+# dwz -m output, as most of Debian's debug packages ship (only by --only): the GNU linkers' debug
+# files of binutils-x86-64-linux-gnu-dbg name strings and DIEs of a supplementary file
+# (.gnu_debugaltlink) and hold partial units; the largest file, gold's (25 MB of .debug_info),
+# plain. dwz refuses it (".gnu_debugaltlink section already present").
+DWZ_MULTIFILE = ("binutils-x86-64-linux-gnu-dbg", "usr/lib/debug/.build-id")
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -74,11 +79,17 @@ def ceph_plain() -> list[Path]:
     return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
+def dwz_multifile_plain() -> Path:
+    package, folder = DWZ_MULTIFILE
+    return _plain(max((unpacked(package) / folder).glob("*/*.debug"), key=lambda p: p.stat().st_size))
+
+
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
     """The examples and the everyday third-party binaries, with ``with_large`` the large case
     too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
     if only:
         picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
         picked += [large_plain()] if any(w in LARGE[0] for w in only) else []
+        picked += [dwz_multifile_plain()] if any(w in DWZ_MULTIFILE[0] for w in only) else []
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])
