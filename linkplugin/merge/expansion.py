@@ -41,9 +41,17 @@ _DW_AT_MIPS_linkage_name = 0x2007
 _DW_AT_specification = 0x47
 _DW_AT_abstract_origin = 0x31
 _DW_AT_external = 0x3F
+_DW_AT_inline = 0x20
 _SCOPES = (F.DW_TAG_namespace, F.DW_TAG_class_type, F.DW_TAG_structure_type, F.DW_TAG_union_type,
            F.DW_TAG_enumeration_type)
 _CLASSES = (F.DW_TAG_class_type, F.DW_TAG_structure_type, F.DW_TAG_union_type)
+
+
+def abstract_instance(ab: Abbrev) -> bool:
+    """Whether a DIE of abbreviation ``ab`` is the abstract instance of an inlined function
+    (DW_TAG_subprogram with DW_AT_inline), which the unit's inlined and out-of-line instances
+    name by DW_AT_abstract_origin (see hash.analyze_unit for where that pins a root)."""
+    return ab.tag == F.DW_TAG_subprogram and any(at == _DW_AT_inline for at, _, _ in ab.specs)
 
 
 def listed_per_unit(ab: Abbrev) -> bool:

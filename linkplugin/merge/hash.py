@@ -235,7 +235,31 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     got = _analyze_unit(secs, ud, strp_cache, locations)
     if len(got.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
         got = got._replace(partial=True)
+    if len(got.roots) and die_attrs(secs[".debug_info"], ud, 0).get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
+        got = got._replace(pinned=got.pinned | _holding_abstract_instances(ud, got.roots, got.root_ends))
     return got
+
+
+_DW_LANG_RUST = 0x1C
+
+
+def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.ndarray) -> np.ndarray:
+    """Which roots hold the abstract instance of an inlined function: in a Rust unit these stay
+    (pinned). rustc puts a method's abstract instance in its struct or union (C and C++ compilers
+    at unit or namespace level, by a DW_AT_specification), so the unit's inlined calls name a DIE
+    inside a type by DW_AT_abstract_origin; merged, that is the canonical copy's in another unit,
+    and gdb reads the abstract instance's children with that unit (dwarf2/read.c
+    inherit_abstract_dies), before it has read its line table when gdb's order of expanding
+    units differs from expansion.py's, which models gdb's ordering of C and C++ names: "file
+    index out of range" complaints (16 on a small Rust program), parameters without a file."""
+    codes = [code for code, ab in ud.abbrevs.items() if expansion.abstract_instance(ab)]
+    held = np.zeros(len(roots), dtype=bool)
+    if codes:
+        dies = np.flatnonzero(np.isin(ud.arrays()[1], codes))
+        k = np.searchsorted(roots, dies, side="right") - 1
+        inside = (k >= 0) & (dies < root_ends[np.maximum(k, 0)])
+        held[k[inside]] = True
+    return held
 
 
 def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
