@@ -232,10 +232,11 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
 def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
                  locations: list | None = None) -> UnitAnalysis:
     """The unit's analysis; ``locations`` (if given) receives its location-list operands."""
-    got = _analyze_unit(secs, ud, strp_cache, locations)
+    env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
+    got = _analyze_unit(secs, ud, env, locations)
     if len(got.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
         got = got._replace(partial=True)
-    if len(got.roots) and die_attrs(secs[".debug_info"], ud, 0).get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
+    if len(got.roots) and env.top.get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
         got = got._replace(pinned=got.pinned | _holding_abstract_instances(ud, got.roots, got.root_ends))
     return got
 
@@ -262,12 +263,10 @@ def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.n
     return held
 
 
-def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
-                  locations: list | None) -> UnitAnalysis:
+def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, locations: list | None) -> UnitAnalysis:
     info = secs[".debug_info"]
     hdr = ud.hdr
     offs = ud.arrays()[0]
-    env = UnitEnv(secs, ud, info, strp_cache)
     reason = _verbatim_reason(ud, env)
     empty = np.zeros(0, dtype=np.int64)
     if reason:
