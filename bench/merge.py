@@ -50,6 +50,11 @@ def commands(src: Path, out: Path, also: list[Path] | None = None) -> dict[str, 
     return table
 
 
+def _ratio(value: float, base: float | None, spec: str, unit: str = "") -> str:
+    """``value / base`` formatted, or "-" where dwz refused the input (dwz -m output)."""
+    return format(value / base, spec) + unit if base else "-"
+
+
 def usable(label: str, cmd: list[str]) -> bool:
     """dwz refuses some inputs (clang's DWARF 5, files it finds nothing in); llvm-dwarfutil 16
     exits 0 but writes no DWARF at all for inputs with DWARF 5 range lists ("file will be
@@ -110,18 +115,16 @@ def main() -> None:
             base = table.get("dwz -o")
             base_size = info_abbrev(base[0]) if base else None
             base_wall, base_peak = results["dwz -o"] if base else (None, None)
-            print(f"| {src.name} | input | {before} | {before / base_size if base_size else float('nan'):.3f} "
-                  "| | | | |")
+            print(f"| {src.name} | input | {before} | {_ratio(before, base_size, '.3f')} | | | | |")
             dies, rate = reader_rate(src)
             print(f"| {src.name} | linkplugin reader | {dies} DIEs | | {dies / rate:.3f} | | "
                   f"{rate / 1e6:.2f} M DIEs/s | |")
             for label, (dst, _) in table.items():
                 wall, peak = results[label]
                 size = info_abbrev(dst)
-                print(f"| {src.name} | {label} | {size} | "
-                      f"{size / base_size if base_size else float('nan'):.3f} | {wall:.3f} | "
-                      f"{wall / base_wall if base_wall else float('nan'):.2f}x | {peak / 2**20:.0f} | "
-                      f"{peak / base_peak if base_peak else float('nan'):.2f}x |", flush=True)
+                print(f"| {src.name} | {label} | {size} | {_ratio(size, base_size, '.3f')} | {wall:.3f} | "
+                      f"{_ratio(wall, base_wall, '.2f', 'x')} | {peak / 2**20:.0f} | "
+                      f"{_ratio(peak, base_peak, '.2f', 'x')} |", flush=True)
 
     if not args.no_quality:
         for src in third_party():
