@@ -160,7 +160,8 @@ def test_dwz_multifile_output(tmp_path: Path, dwarf5: bool):
     (.gnu_debugaltlink; .debug_sup with -5) that their DIEs name with DW_FORM_GNU_strp_alt and
     ref_alt (strp_sup, ref_sup4), namespace names included. They merge without reading it, the
     compiled core and the pure path to the same bytes; gdb, which reads it (not the DWARF 5 forms:
-    "Cannot handle DW_FORM_ref_sup4"), lists the same program; llvm-dwarfdump (which reads the DWARF 5 forms) finds no new error."""
+    "Cannot handle DW_FORM_ref_sup4"), lists the same program; llvm-dwarfdump (which reads the
+    DWARF 5 forms) finds no new error."""
     from linkplugin.compiled import PURE_ENV
     from linkplugin.gdblist import compare_listings
 
