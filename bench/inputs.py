@@ -29,6 +29,9 @@ CEPH = ("librados2-dbg", "usr/lib/debug/.build-id")
 # (.gnu_debugaltlink) and hold partial units; the largest file, gold's (25 MB of .debug_info),
 # plain. dwz refuses it (".gnu_debugaltlink section already present").
 DWZ_MULTIFILE = ("binutils-x86-64-linux-gnu-dbg", "usr/lib/debug/.build-id")
+# C with many small units (only by --only): glibc's debug file from libc6-dbg (libc.so.6: 2,063
+# units, 589,000 DIEs, 6.8 MB of .debug_info+abbrev), the largest under its .build-id folder, plain.
+LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -79,8 +82,7 @@ def ceph_plain() -> list[Path]:
     return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
-def dwz_multifile_plain() -> Path:
-    package, folder = DWZ_MULTIFILE
+def _largest_plain(package: str, folder: str) -> Path:
     return _plain(max((unpacked(package) / folder).glob("*/*.debug"), key=lambda p: p.stat().st_size))
 
 
@@ -90,6 +92,7 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
     if only:
         picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
         picked += [large_plain()] if any(w in LARGE[0] for w in only) else []
-        picked += [dwz_multifile_plain()] if any(w in DWZ_MULTIFILE[0] for w in only) else []
+        picked += [_largest_plain(*DWZ_MULTIFILE)] if any(w in DWZ_MULTIFILE[0] for w in only) else []
+        picked += [_largest_plain(*LIBC)] if any(w in LIBC[0] for w in only) else []
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])
