@@ -51,9 +51,14 @@ def third_party() -> list[Path]:
     return [unpacked(package) / member for package, member in PACKAGES.items()]
 
 
-def large() -> Path:
-    package, folder = LARGE
+def _largest(package: str, folder: str) -> Path:
+    """The largest debug file under the package's folder (named by build id, which changes with
+    the package version)."""
     return max((unpacked(package) / folder).glob("*/*.debug"), key=lambda p: p.stat().st_size)
+
+
+def large() -> Path:
+    return _largest(*LARGE)
 
 
 def examples() -> list[Path]:
@@ -82,17 +87,11 @@ def ceph_plain() -> list[Path]:
     return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
-def _largest_plain(package: str, folder: str) -> Path:
-    return _plain(max((unpacked(package) / folder).glob("*/*.debug"), key=lambda p: p.stat().st_size))
-
-
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
     """The examples and the everyday third-party binaries, with ``with_large`` the large case
     too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
     if only:
         picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
-        picked += [large_plain()] if any(w in LARGE[0] for w in only) else []
-        picked += [_largest_plain(*DWZ_MULTIFILE)] if any(w in DWZ_MULTIFILE[0] for w in only) else []
-        picked += [_largest_plain(*LIBC)] if any(w in LIBC[0] for w in only) else []
+        picked += [_plain(_largest(*case)) for case in (LARGE, DWZ_MULTIFILE, LIBC) if any(w in case[0] for w in only)]
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])
