@@ -123,7 +123,7 @@ def _build(folder: Path, lang: str) -> Path:
         cmd = [rustc, "-g", "-C", "opt-level=1", "-o", out, "main.rs"]
     for name, text in sources.items():
         (folder / name).write_text(text)
-    env = dict(os.environ, GOCACHE=str(folder / "gocache"), GOFLAGS="-mod=mod", GO111MODULE="off")
+    env = dict(os.environ, GOCACHE=str(folder / "gocache"), GO111MODULE="off")  # one file, no module
     run(*cmd, cwd=folder, env=env)
     return out
 
