@@ -8,12 +8,12 @@ from linkplugin.merge.hash import UnitAnalysis
 from linkplugin.merge.table import _distinct_triples, choose_winners
 
 
-def _reference(analyses: list[UnitAnalysis], indexed: bool) -> list[tuple[list[int], ...]]:
+def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[tuple[list[int], ...]]:
     """The winners as the loops over roots chose them: the first holder of each hash in gdb's
     expansion order (the lowest unit among equals) wins; pinned roots, roots of a different size
     and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
     lowest of them, stays."""
-    rank = list(range(len(analyses))) if indexed else ranks([a.gdb_key for a in analyses])
+    rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])
     holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for u, a in enumerate(analyses):
         for k in range(len(a.roots)):
@@ -72,9 +72,10 @@ def test_choose_winners_same_as_the_loops() -> None:
     rng = np.random.default_rng(7)
     for trial in range(400):
         analyses = _analyses(rng, shared_prefix=trial % 3 == 0)
-        indexed = trial % 4 == 1
-        got = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, indexed=indexed)]
-        assert got == [tuple(r) for r in _reference(analyses, indexed)], trial
+        # Keys as a .gdb_index gives them (gdb_index.expansion_keys): no ties, any order.
+        keys = [(int(k), 0, 0) for k in rng.permutation(len(analyses))] if trial % 4 == 1 else None
+        got = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, keys)]
+        assert got == [tuple(r) for r in _reference(analyses, keys)], trial
 
 
 def test_tied_last_holders_keep_the_copy_most_of_them_hold() -> None:

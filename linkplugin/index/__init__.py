@@ -36,13 +36,14 @@ class Rebuilt(Record):
 
 def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list[UnitHeader],
                     new_unit_off: list[int], resolve: Callable[[np.ndarray], np.ndarray],
-                    changed: set[str] = frozenset()) -> Rebuilt:
+                    changed: set[str] = frozenset(), moved: dict[int, dict[str, list[int]]] | None = None
+                    ) -> Rebuilt:
     """New contents of the index sections of ``sections`` for ``new_info``.
 
     ``old_units[k]`` starts at ``new_unit_off[k]`` in ``new_info``;
     ``resolve`` maps old .debug_info DIE offsets (an array) to new ones;
     ``changed`` names the other sections the merge rewrote (.debug_names
-    points into .debug_str).
+    points into .debug_str); ``moved``: see ``gdb_index.rewrite``.
     """
     result = Rebuilt()
     present = [name for name in INDEX_SECTIONS if name in sections]
@@ -55,7 +56,8 @@ def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list
     for name in present:
         try:
             if name == ".gdb_index":
-                data = gdb_index.rewrite(sections[name], old_units, new_units, new_off_of, new_info=new_info)
+                data = gdb_index.rewrite(sections[name], old_units, new_units, new_off_of, new_info=new_info,
+                                         moved=moved)
             elif name == ".debug_names":
                 if ".debug_str" in changed:
                     raise CannotRebuild(".debug_str changed")

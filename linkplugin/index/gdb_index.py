@@ -70,13 +70,17 @@ def cu_vectors(index: GdbIndex) -> list[tuple[str, list[int]]]:
 
 def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader], new_off_of: dict[int, int],
             new_types: list[UnitHeader] | None = None, new_types_info: bytes = b"",
-            new_info: bytes = b"") -> bytes:
+            new_info: bytes = b"", moved: dict[int, dict[str, list[int]]] | None = None) -> bytes:
     """``data`` (a .gdb_index of the input) for the merged output.
 
     ``new_off_of`` maps each input unit's offset to its output offset; units
     of the output that no input unit maps to (new partial units) are listed
-    too, so gdb can find them when a unit imports them. Raises CannotRebuild if
-    the index does not describe the input's units.
+    too, so gdb can find them when a unit imports them. ``moved`` gives, per
+    input unit (its place in ``old_units``), the names of the types it dropped
+    and the units holding their canonical copies (``merge.index_names.moved_names``):
+    a type or variable entry naming the unit, or naming something inside such a
+    type, also names those units, as gdb-add-index of the output does. Raises
+    CannotRebuild if the index does not describe the input's units.
     """
     index = read(data)
     if index.tus:
@@ -117,16 +121,116 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
 
     addresses = [(lo, hi, remap(i)) for lo, hi, i in index.addresses]
     pool = bytearray(index.pool)
+    symbols = bytearray(index.symbols)
+    position = {u.off: k for k, u in enumerate(old_units)}
+    old_cu = [position[off] for off, _ in index.cus]  # CU index -> place in old_units
+    cu_of = {place: k for k, place in enumerate(old_cu)}
     seen: set[int] = set()
-    for name_off, vec_off in struct.iter_unpack("<II", index.symbols):
-        if (name_off == 0 and vec_off == 0) or vec_off in seen:
+    for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
+        if name_off == 0 and vec_off == 0:
             continue
-        seen.add(vec_off)
         count = struct.unpack_from("<I", pool, vec_off)[0]
-        values = struct.unpack_from(f"<{count}I", pool, vec_off + 4)
+        values = struct.unpack_from(f"<{count}I", index.pool, vec_off + 4)
+        extra = _followed(index.pool, name_off, values, old_cu, cu_of, moved) if moved else []
         # gdb keeps each vector sorted by its whole 32-bit values.
-        struct.pack_into(f"<{count}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
-    return _write(index.version, [(u.off, u.end - u.off) for u in cus], tus, addresses, index.symbols, bytes(pool))
+        if extra:  # a vector of its own, after the pool (others may share the old one)
+            new = sorted({remap(v) for v in (*values, *extra)})
+            struct.pack_into("<I", symbols, 8 * slot + 4, len(pool))
+            pool += struct.pack(f"<{len(new) + 1}I", len(new), *new)
+        elif vec_off not in seen:
+            seen.add(vec_off)
+            struct.pack_into(f"<{count}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
+    return _write(index.version, [(u.off, u.end - u.off) for u in cus], tus, addresses, bytes(symbols), bytes(pool))
+
+
+_KIND_SHIFT, _KIND_MASK = 28, 7
+_KINDS_FOLLOWED = (1, 2)  # GDB_INDEX_SYMBOL_KIND_TYPE and _VARIABLE (enumerators); not functions,
+# whose definitions stay in their units
+
+
+def _followed(pool: bytes, name_off: int, values: tuple[int, ...], old_cu: list[int], cu_of: dict[int, int],
+              moved: dict[int, dict[str, list[int]]]) -> list[int]:
+    """The values (old CU indexes, same attribute bits) to add to a symbol's vector: for each
+    type or variable value whose unit dropped the named type, or the type it lies in, the
+    units of the canonical copies."""
+    name = None
+    out = []
+    for value in values:
+        if (value >> _KIND_SHIFT) & _KIND_MASK not in _KINDS_FOLLOWED:
+            continue
+        names = moved.get(old_cu[value & INDEX_MASK]) if (value & INDEX_MASK) < len(old_cu) else None
+        if not names:
+            continue
+        if name is None:
+            end = pool.find(b"\0", name_off)
+            if end < 0:
+                raise CannotRebuild(f"a symbol name at 0x{name_off:x} of its constant pool has no end")
+            name = pool[name_off:end].decode("utf-8", "replace").replace(" ", "")
+        for prefix in _prefixes(name):
+            for place in names.get(prefix, ()):
+                if place in cu_of:
+                    out.append((value & ~INDEX_MASK) | cu_of[place])
+    return out
+
+
+def _prefixes(name: str) -> list[str]:
+    """``a::b<c::d>::e`` -> [``a::b<c::d>::e``, ``a::b<c::d>``, ``a``]: the name and the scopes it
+    lies in, innermost first, split at ``::`` outside template arguments and parentheses."""
+    out = [name]
+    if "::" not in name:
+        return out
+    if "<" not in name and "(" not in name:
+        parts = name.split("::")
+        return out + ["::".join(parts[:k]) for k in range(len(parts) - 1, 0, -1)]
+    depth = 0
+    for k, ch in enumerate(name):
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        elif ch == ":" and depth == 0 and name.startswith("::", k) and k > 0 and name[k - 1] != ":":
+            out.append(name[:k])
+    return [name, *reversed(out[1:])]
+
+
+_KIND_PHASE = {0: 1, 3: 1, 2: 2, 1: 3}  # symbol kind -> listing phase (expansion.FUNCTION, VARIABLE, TYPE)
+
+
+def expansion_keys(data: bytes, old_units: list[UnitHeader], main_units: list[int]) -> list[tuple[int, int, int]]:
+    """Each unit's place (``expansion.ranks`` keys) in the order gdb 13 expands them for its
+    listings when it reads this index: the units holding ``main`` first (gdb looks main up at
+    start), then ``info functions .``, ``info variables .`` and ``info types .`` each walk the
+    symbol table by slot (dwarf2/read.c dw2_expand_symtabs_matching_symbol sorts the matches by
+    slot) and expand the units of each symbol's vector, in vector order, whose entries are of
+    the listed kind (dw2_expand_marked_cus); a unit is placed where it is expanded first. No
+    ties, unlike the name order gdb follows without an index. Raises CannotRebuild as
+    ``rewrite`` does."""
+    index = read(data)
+    position = {u.off: k for k, u in enumerate(old_units)}
+    if any(off not in position for off, _ in index.cus):
+        raise CannotRebuild("its CU list names an offset that does not start a unit of .debug_info")
+    cu_unit = [position[off] for off, _ in index.cus]
+    never = (4, 0, 0)  # expansion.NEVER
+    keys = [never] * len(old_units)
+    for k in main_units:
+        keys[k] = (0, 0, 0)  # expansion.MAIN
+    for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
+        if name_off == 0 and vec_off == 0:
+            continue
+        if vec_off + 4 > len(index.pool):
+            raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
+        count = struct.unpack_from("<I", index.pool, vec_off)[0]
+        if vec_off + 4 + 4 * count > len(index.pool):
+            raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
+        for place, value in enumerate(struct.unpack_from(f"<{count}I", index.pool, vec_off + 4)):
+            cu = value & INDEX_MASK
+            phase = _KIND_PHASE.get((value >> _KIND_SHIFT) & _KIND_MASK)
+            if phase is None or cu >= len(cu_unit):
+                continue  # "other" symbols no listing expands; type units
+            key = (phase, slot, place)
+            if key < keys[cu_unit[cu]]:
+                keys[cu_unit[cu]] = key
+    return keys
 
 
 def _signature(info: bytes, unit: UnitHeader) -> int:

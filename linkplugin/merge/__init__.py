@@ -7,14 +7,16 @@ number of jobs: every parallel phase works on whole units and results are combin
 """
 from __future__ import annotations
 
+import struct
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from linkplugin.errors import LinkpluginError
-from linkplugin.index import rebuild_indexes
+from linkplugin.index import CannotRebuild, rebuild_indexes
 from linkplugin.dwarf.read import forget_tables
 from linkplugin.dwarf.units import forget_units, parse_units
+from linkplugin.merge.expansion import MAIN
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
@@ -195,8 +197,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                                                  [(src, c) for c in chunks], weights, jobs)
                                         for a in part]
     with _phase(timings, "table"):
-        indexed = ".gdb_index" in sections or ".debug_names" in sections
         partial = any(a.partial for a in analyses)
+        keys = _expansion_keys(sections, units, analyses)
         if partial:
             # gdb reads a partial unit's DIEs as part of each unit that imports it: a copy moved
             # across that boundary lists under other files (libstdc++ after dwz -o: 268 of 13,503
@@ -206,13 +208,13 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                    "already, so no DIE is removed (abbreviations and reference forms are "
                                    "still rewritten)")
         else:
-            removals = choose_winners(analyses, indexed=indexed)
+            removals = choose_winners(analyses, keys)
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr and not partial:
             from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)
 
             removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, jobs, run_tasks,
-                                               indexed)
+                                               keys)
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the
         # DIE offsets joined into the one array the layout searches.
         verbatim = [a.verbatim for a in analyses]
@@ -236,9 +238,12 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         if not keep_tables:
             forget_tables()
         release_freed_memory()  # what the first pass left in the threads' heaps, before the outputs pile up
+        # .gdb_index names a type under its holders: those of dropped copies add the canonical ones'.
+        indexed = ".gdb_index" in sections
         jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
-                                                              [(src, j, codes) for j in jobs_of2], weights, jobs)
+                                                              [(src, j, codes, indexed) for j in jobs_of2], weights,
+                                                              jobs)
                                      for o in part]
         if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
             del sections[".debug_info"], worker_sections(src)[".debug_info"]
@@ -261,7 +266,9 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
             if values or patches:
                 result.replace[name] = patch_location_lists(sections[name], values, patches, resolve)
         # Name indexes hold unit and DIE offsets: rewritten for the new ones, or dropped.
-        rebuilt = rebuild_indexes(sections, new_info, units, new_unit_off, resolve.many, set(result.replace))
+        moved = {u: o.moved for u, o in enumerate(outputs) if o.moved}
+        rebuilt = rebuild_indexes(sections, new_info, units, new_unit_off, resolve.many, set(result.replace),
+                                  moved)
         result.replace.update(rebuilt.replace)
         result.drop += rebuilt.drop
         result.warnings += rebuilt.warnings
@@ -292,6 +299,20 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]) -> list[tuple] | None:
+    """Where gdb expands each unit when it reads the input's .gdb_index (None: without one, or
+    with one the rebuild will drop, gdb's own name order: ``UnitAnalysis.gdb_key``)."""
+    if ".gdb_index" not in sections:
+        return None
+    from linkplugin.index import gdb_index  # only for a file with the index
+
+    main = [k for k, a in enumerate(analyses) if a.gdb_key[0] == MAIN]
+    try:
+        return gdb_index.expansion_keys(sections[".gdb_index"], units, main)
+    except (CannotRebuild, struct.error):
+        return None  # rebuild_indexes drops the index and says why
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

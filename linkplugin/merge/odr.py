@@ -512,7 +512,8 @@ def _kinds(defs: list) -> dict[tuple[int, bytes], list]:
 
 def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: list[UnitHeader],
                  sections: dict[str, bytes], src: SharedSections, chunks: list[list[int]], jobs: int,
-                 run_tasks: Callable[..., list], indexed: bool) -> tuple[list[Removals], list[Removals]]:
+                 run_tasks: Callable[..., list], keys: list[tuple] | None = None
+                 ) -> tuple[list[Removals], list[Removals]]:
     """(removals for the rewrite phase, redirections for the layout's Resolver): the table
     phase's ``removals`` plus the ODR ones. The rewrite drops whole subtrees; the Resolver maps
     the removed DIEs of an ODR copy one by one (one-DIE entries), since its subtree is not the
@@ -523,7 +524,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
              for c in chunks]
     scans: list[UnitScan] = [s for part in run_tasks(scan_chunk, tasks, jobs) for s in part]
     n_units = len(analyses)
-    unit_rank = list(range(n_units)) if indexed else ranks([a.gdb_key for a in analyses])
+    unit_rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])  # as choose_winners
     offs = [a.offs for a in analyses]  # int64 or uint32
     starts = np.array([u.off for u in units], dtype=np.int64)
 

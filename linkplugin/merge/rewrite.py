@@ -36,6 +36,7 @@ from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
+from linkplugin.merge.index_names import moved_names
 from linkplugin.merge.shared import SharedSections, keep_unit, kept_locations, kept_unit, worker_sections
 from linkplugin.merge.table import Removals
 
@@ -60,6 +61,7 @@ class UnitOutput(NamedTuple):
     uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
     tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
     python: bool = False      # rewritten by the pure-Python loop where the compiled core is built
+    moved: dict[str, list[int]] = {}  # for .gdb_index: index_names.moved_names
 
 
 class _NoFit(Exception):
@@ -96,10 +98,11 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> li
 
 
 def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
-                  codes: Codes | None = None) -> list[UnitOutput]:
+                  codes: Codes | None = None, names: bool = False) -> list[UnitOutput]:
     """Worker entry: rewrite units; each job is (unit index, verbatim reason, removals, width of
     the unit-local references (0: the smallest that fits)). With ``codes`` (the code of every
-    key of the shared table) units use the shared table, and their ``abbrev`` is empty."""
+    key of the shared table) units use the shared table, and their ``abbrev`` is empty. With
+    ``names`` each output says which names its dropped types take elsewhere (``moved``)."""
     with no_gc():
         secs = worker_sections(src)
         out = []
@@ -107,7 +110,8 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
             ud = _unit(src, secs, u, keep=False)
             if not reason:
                 try:
-                    out.append(_rewrite_any(secs, ud, rem, width, codes))
+                    got = _rewrite_any(secs, ud, rem, width, codes)
+                    out.append(got._replace(moved=moved_names(secs, ud, rem)) if names else got)
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"

@@ -197,7 +197,7 @@ class Removals(NamedTuple):
     canon_die: np.ndarray
 
 
-def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[Removals]:
+def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None) -> list[Removals]:
     """The roots each unit drops, and where their canonical copies are.
 
     The canonical copy of a root is that of the holder gdb 13 expands first (expansion.py; the
@@ -207,14 +207,13 @@ def choose_winners(analyses: list[UnitAnalysis], indexed: bool = False) -> list[
     ambiguous name (``_ambiguous_names``); with the first holder, gdb has expanded it already
     when it reaches a unit that references it.
 
-    With an ``indexed`` input (.gdb_index, .debug_names) gdb expands the units its index names
-    instead, and gdb-add-index names a type under the first unit holding it: the lowest holder
-    keeps the canonical copy, so a lookup through the rebuilt index still reaches it."""
+    ``keys`` (default: each unit's ``gdb_key``) place the units in that order; with a .gdb_index
+    gdb walks the index instead (``gdb_index.expansion_keys``). Either way it expands main's
+    unit first, follows its references, and answers a lookup from the units it expanded, newest
+    first; the rebuilt .gdb_index also names the canonical copies' units (``gdb_index.rewrite``)."""
     n_units = len(analyses)
-    if indexed:
-        unit_rank = np.arange(n_units, dtype=np.int64)
-    else:
-        unit_rank = np.array(ranks([a.gdb_key for a in analyses]), dtype=np.int64).reshape(-1)
+    unit_rank = np.array(ranks(keys if keys is not None else [a.gdb_key for a in analyses]),
+                         dtype=np.int64).reshape(-1)
     counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     if base[-1] == 0:
