@@ -13,11 +13,15 @@ that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
   ``gdb -readnow`` (every unit expanded at start, in order, so which unit's
   copy gdb shows for a shared file and name no longer follows lookup order);
 - DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
+
+With ``--gdb-index`` each input is first given gdb's own index (``gdb-add-index``
+on a copy), so gdb expands units through the index rather than lazily by name.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,9 +120,17 @@ def main() -> None:
     parser.add_argument("files", nargs="*", type=Path, help="inputs (default: libstdc++ and python3.11d)")
     parser.add_argument("--tags", type=int, default=25, help="rows of the per-tag table (most DIEs first)")
     parser.add_argument("--no-readnow", action="store_true", help="skip the gdb -readnow comparison")
+    parser.add_argument("--gdb-index", action="store_true", help="inputs with gdb-add-index's .gdb_index")
     args = parser.parse_args()
     for src in args.files or third_party():
-        report(src, args.tags, not args.no_readnow)
+        if not args.gdb_index:
+            report(src, args.tags, not args.no_readnow)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / src.name
+            shutil.copyfile(src, copy)
+            subprocess.run(["gdb-add-index", str(copy)], check=True, capture_output=True)
+            report(copy, args.tags, not args.no_readnow)
 
 
 if __name__ == "__main__":
