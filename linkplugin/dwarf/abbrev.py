@@ -59,6 +59,13 @@ def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
 
 
 _tables: dict[int, tuple[dict[int, "Abbrev"], int]] = {}
+
+
+def forget_tables() -> None:
+    """Drop the remembered tables (the merge does between phases when they would cost more
+    memory than parsing them again costs time)."""
+    _tables.clear()
+
 _core = load_compiled("linkplugin.dwarf._parse")  # the same tables, parsed in C
 _shared: dict[tuple, "Abbrev"] = {}  # the compiled parser's Abbrev objects by (tag, children, encoding)
 _tables_of: bytes | None = None  # the section ``_tables`` belongs to

@@ -22,7 +22,7 @@ from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
-from linkplugin.merge.shared import KEEP_INFO_BYTES, SharedSections, shared_sections, worker_sections
+from linkplugin.merge.shared import KEEP_ABBREV_BYTES, KEEP_INFO_BYTES, SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
 from linkplugin.merge.table import choose_winners, no_removals
 from linkplugin.pool import run_tasks, run_threads, warm_up
@@ -190,13 +190,19 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     # Each phase that decodes units makes the scanner's tables of their abbreviations again once
     # they are forgotten: small inputs keep them to the end of the rewrite (python3.11d: 1.8 MB,
     # 540 makes -> 180), large ones drop them between phases (libjvm.so: 34 MB).
-    keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES
+    # A table's kept forms take about 15 times its bytes (glibc's libc.so.6: 983 KB of
+    # abbreviations, 14 MiB kept, its merge's peak above dwz's): an input with more abbreviation
+    # bytes drops them at the end of the hash phase, before the table phase's peak.
+    keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES and sizes.get(".debug_abbrev", 0) <= KEEP_ABBREV_BYTES
 
     with _phase(timings, "read+hash"):
         analyses: list[UnitAnalysis] = [a for part in _run_phase(run_tasks, analyze_chunk,
                                                                  [(src, c) for c in chunks], weights, jobs)
                                         for a in part]
     with _phase(timings, "table"):
+        if not keep_tables:
+            forget_tables()
+        release_freed_memory()  # what the hash phase left in the heaps, before the table's arrays
         partial = any(a.partial for a in analyses)
         keys = _expansion_keys(sections, units, analyses)
         if partial:
@@ -223,8 +229,6 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         n_types = sum(len(a.roots) for a in analyses)
         offs = offsets([a.offs for a in analyses])
         del analyses
-        if not keep_tables:
-            forget_tables()
         release_freed_memory()
     with _phase(timings, "rewrite"):
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
@@ -235,12 +239,14 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                                           weights, jobs)
                                  for p in part]
         codes, table = shared_table(plans)
+        widths = [p.local_width for p in plans]
+        del plans  # their abbreviation uses (glibc's libc.so.6: 42,000 entries, 5 MB)
         if not keep_tables:
             forget_tables()
         release_freed_memory()  # what the first pass left in the threads' heaps, before the outputs pile up
         # .gdb_index names a type under its holders: those of dropped copies add the canonical ones'.
         indexed = ".gdb_index" in sections
-        jobs_of2 = [[(u, verbatim[u], removals[u], plans[u].local_width) for u in c] for c in chunks]
+        jobs_of2 = [[(u, verbatim[u], removals[u], widths[u]) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
                                                               [(src, j, codes, indexed) for j in jobs_of2], weights,
                                                               jobs)

@@ -34,13 +34,17 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
     n = len(rows)
     digests = np.ascontiguousarray(rows).view(_DIGEST).reshape(n)
     order = np.argsort(digests["lo"])
-    ordered = digests[order]
-    same = ordered["lo"][1:] == ordered["lo"][:-1]
-    if (same & (ordered["hi"][1:] != ordered["hi"][:-1])).any():
+    # One half at a time in sorted order (the whole rows gathered were twice the memory).
+    half = digests["lo"][order]
+    same = half[1:] == half[:-1]
+    half = digests["hi"][order]
+    if (same & (half[1:] != half[:-1])).any():
         order = np.lexsort((digests["hi"], digests["lo"]))
-        ordered = digests[order]
-        same = (ordered["lo"][1:] == ordered["lo"][:-1]) & (ordered["hi"][1:] == ordered["hi"][:-1])
-    del ordered
+        half = digests["lo"][order]
+        same = half[1:] == half[:-1]
+        half = digests["hi"][order]
+        same &= half[1:] == half[:-1]
+    del half
     new = np.empty(n, dtype=bool)
     new[:1] = True
     np.logical_not(same, out=new[1:])
@@ -237,17 +241,26 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     del named, root_rank
     win = first[group]
     del first, group
-    roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
-    ends = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
-    size = ends - roots
-    # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
+    # From here the arrays go as soon as they are used: the end of this phase is the merge's
+    # peak on inputs of many small units (glibc's libc.so.6).
     drop = win != np.arange(n)
     drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool, copy=False)
     drop &= ~keep
+    del keep
+    # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
+    roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
+    size = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
+    size -= roots
     drop &= size[win] == size
-    del size, keep
+    del size
     d = np.flatnonzero(drop)
-    starts, stops, canon_unit, canon_die = roots[d], ends[d], unit[win[d]], roots[win[d]]
+    del drop
+    win = win[d]
+    canon_unit, canon_die = unit[win], roots[win]
+    del win, unit
+    starts = roots[d]
+    del roots
+    stops = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)[d]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
 
