@@ -70,7 +70,7 @@ def cu_vectors(index: GdbIndex) -> list[tuple[str, list[int]]]:
 
 def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader], new_off_of: dict[int, int],
             new_types: list[UnitHeader] | None = None, new_types_info: bytes = b"",
-            new_info: bytes = b"", moved: dict[int, dict[str, list[int]]] | None = None) -> bytes:
+            new_info: bytes = b"", moved: dict[int, dict[str, set[int]]] | None = None) -> bytes:
     """``data`` (a .gdb_index of the input) for the merged output.
 
     ``new_off_of`` maps each input unit's offset to its output offset; units
@@ -149,7 +149,7 @@ _KINDS_FOLLOWED = (1, 2)  # GDB_INDEX_SYMBOL_KIND_TYPE and _VARIABLE (enumerator
 
 
 def _followed(pool: bytes, name_off: int, values: tuple[int, ...], old_cu: list[int], cu_of: dict[int, int],
-              moved: dict[int, dict[str, list[int]]]) -> list[int]:
+              moved: dict[int, dict[str, set[int]]]) -> list[int]:
     """The values (old CU indexes, same attribute bits) to add to a symbol's vector: for each
     type or variable value whose unit dropped the named type, or the type it lies in, the
     units of the canonical copies."""
@@ -210,26 +210,32 @@ def expansion_keys(data: bytes, old_units: list[UnitHeader], main_units: list[in
     if any(off not in position for off, _ in index.cus):
         raise CannotRebuild("its CU list names an offset that does not start a unit of .debug_info")
     cu_unit = [position[off] for off, _ in index.cus]
-    never = (4, 0, 0)  # expansion.NEVER
-    keys = [never] * len(old_units)
-    for k in main_units:
-        keys[k] = (0, 0, 0)  # expansion.MAIN
+    # (phase, slot, place) packed into one int, compared as the tuple would be.
+    never = 4 << 56  # expansion.NEVER
+    best = [never] * len(cu_unit)
+    phase_of = [(_KIND_PHASE.get(kind, 5) << 56) for kind in range(8)]  # 5: "other", never listed
+    pool = index.pool
     for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
         if name_off == 0 and vec_off == 0:
             continue
-        if vec_off + 4 > len(index.pool):
+        if vec_off + 4 > len(pool):
             raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
-        count = struct.unpack_from("<I", index.pool, vec_off)[0]
-        if vec_off + 4 + 4 * count > len(index.pool):
+        count = struct.unpack_from("<I", pool, vec_off)[0]
+        if vec_off + 4 + 4 * count > len(pool) or count >= 1 << 24:
             raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
-        for place, value in enumerate(struct.unpack_from(f"<{count}I", index.pool, vec_off + 4)):
+        base = slot << 24
+        for place, value in enumerate(struct.unpack_from(f"<{count}I", pool, vec_off + 4)):
             cu = value & INDEX_MASK
-            phase = _KIND_PHASE.get((value >> _KIND_SHIFT) & _KIND_MASK)
-            if phase is None or cu >= len(cu_unit):
-                continue  # "other" symbols no listing expands; type units
-            key = (phase, slot, place)
-            if key < keys[cu_unit[cu]]:
-                keys[cu_unit[cu]] = key
+            if cu < len(best):  # (not a type unit)
+                key = phase_of[(value >> _KIND_SHIFT) & _KIND_MASK] | base | place
+                if key < best[cu]:
+                    best[cu] = key
+    keys = [(4, 0, 0)] * len(old_units)
+    for cu, key in enumerate(best):
+        if key >> 56 <= 3:
+            keys[cu_unit[cu]] = (key >> 56, (key >> 24) & 0xFFFFFFFF, key & 0xFFFFFF)
+    for k in main_units:
+        keys[k] = (0, 0, 0)  # expansion.MAIN
     return keys
 
 

@@ -17,44 +17,35 @@ from linkplugin.merge.hash import UnitEnv
 from linkplugin.merge.table import Removals
 
 
-def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> dict[str, list[int]]:
+def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[int, str] | None = None
+                ) -> dict[str, set[int]]:
     """``{qualified name: units holding the canonical copies}`` of the named roots the unit
     drops, and of the enumerators of the enumerations among them (C++ scopes those in the
-    enclosing namespace). Names are spelled as gdb's index spells them, without spaces."""
+    enclosing namespace). Names are spelled as gdb's index spells them, without spaces;
+    ``text`` keeps the names read by .debug_str offset, for the next units of the same input."""
     if not len(rem.starts):
         return {}
-    info = secs[".debug_info"]
-    names = _Names(secs, ud, info)
+    names = _Names(secs, ud, secs[".debug_info"], text)
     got: dict[str, set[int]] = {}
-    offs, codes, parent, _ = ud.arrays()
-    named, enum = _code_flags(ud)
+    _, codes, parent, _ = ud.arrays()
     root_codes = codes[rem.starts]
-    pick = np.flatnonzero(named[root_codes] | enum[root_codes])
+    pick = np.flatnonzero(names.named[root_codes] | names.enum[root_codes])
     starts = rem.starts[pick]
-    for r, stop, canon, p, code, up, is_enum in zip(
-            starts.tolist(), rem.ends[pick].tolist(), rem.canon_unit[pick].tolist(), offs[starts].tolist(),
-            codes[starts].tolist(), parent[starts].tolist(), enum[codes[starts]].tolist()):
-        prefix = names.scope(up)
-        own = names.name(r, p, code)
+    scopes = names.scopes
+    for r, stop, canon, own, up, is_enum in zip(
+            starts.tolist(), rem.ends[pick].tolist(), rem.canon_unit[pick].tolist(), names.many(starts),
+            parent[starts].tolist(), names.enum[codes[starts]].tolist()):
+        prefix = scopes.get(up)
+        if prefix is None:
+            prefix = names.scope(up)
         if own is not None:
             got.setdefault(prefix + own, set()).add(canon)
         if is_enum:
-            kids = np.flatnonzero(named[codes[r + 1:stop]] & (parent[r + 1:stop] == r)) + r + 1
-            for j, q, c in zip(kids.tolist(), offs[kids].tolist(), codes[kids].tolist()):
-                own = names.name(j, q, c)  # an enumerator
+            kids = np.flatnonzero(names.named[codes[r + 1:stop]] & (parent[r + 1:stop] == r)) + r + 1
+            for own in names.many(kids):  # its enumerators
                 if own is not None:
                     got.setdefault(prefix + own, set()).add(canon)
-    return {name: sorted(units) for name, units in got.items()}
-
-
-def _code_flags(ud: UnitDies) -> tuple[np.ndarray, np.ndarray]:
-    """Per abbreviation code of the unit: whether it has DW_AT_name, whether it is an enumeration."""
-    named = np.zeros(max(ud.abbrevs) + 1, dtype=bool)
-    enum = np.zeros(len(named), dtype=bool)
-    for code, ab in ud.abbrevs.items():
-        named[code] = _has_name(ab.raw, ab.specs)
-        enum[code] = ab.tag == F.DW_TAG_enumeration_type
-    return named, enum
+    return got
 
 
 def _has_name(raw: bytes, specs: tuple) -> bool:
@@ -75,12 +66,53 @@ class _Names:
     """DW_AT_name of a unit's DIEs, without spaces, read where it stands when the attributes
     before it have fixed sizes (the usual case: it comes first), else from all of them."""
 
-    def __init__(self, secs: dict[str, bytes], ud: UnitDies, info: bytes) -> None:
+    def __init__(self, secs: dict[str, bytes], ud: UnitDies, info: bytes, text: dict[int, str] | None = None
+                 ) -> None:
         self.ud, self.info = ud, info
         self.env = UnitEnv(secs, ud, info)
         self.at: dict[int, tuple[int, int] | None] = {}  # code -> (bytes before the name, its form)
         self.scopes: dict[int, str] = {0: ""}  # DIE index -> its scope prefix ("ns::")
-        self.parent = ud.arrays()[2]
+        self.offs, self.codes, self.parent, _ = ud.arrays()
+        self.text = text if text is not None else {}  # DW_FORM_strp names by offset, as returned
+        # Per abbreviation code: has DW_AT_name; is an enumeration; where a DW_FORM_strp name
+        # lies after a one-byte code (-1: elsewhere, or another form).
+        size = max(ud.abbrevs) + 1
+        self.named = np.zeros(size, dtype=bool)
+        self.enum = np.zeros(size, dtype=bool)
+        self.strp_at = np.full(size, -1, dtype=np.int64)
+        for code, ab in ud.abbrevs.items():
+            self.named[code] = _has_name(ab.raw, ab.specs)
+            self.enum[code] = ab.tag == F.DW_TAG_enumeration_type
+            if self.named[code] and code < 0x80 and ud.hdr.offset_size == 4:
+                place = self._place(code)
+                if place not in (None, _NONE) and place[1] == F.DW_FORM_strp:
+                    self.strp_at[code] = 1 + place[0]
+
+    def many(self, dies: np.ndarray) -> list[str | None]:
+        """``name`` of each of ``dies``: the DW_FORM_strp offsets at a fixed place gathered at once."""
+        codes = self.codes[dies]
+        at = self.strp_at[codes]
+        pos = self.offs[dies] + at
+        data = np.frombuffer(self.info, dtype=np.uint8)
+        fast = (at >= 0) & (pos + 4 <= len(data))
+        fast[fast] &= data[self.offs[dies[fast]]] == codes[fast]  # the code in one byte
+        p = pos[fast]
+        strp = (data[p].astype(np.int64) | data[p + 1].astype(np.int64) << 8 | data[p + 2].astype(np.int64) << 16
+                | data[p + 3].astype(np.int64) << 24).tolist()
+        out: list[str | None] = []
+        k = 0
+        text = self.text
+        for i, quick in zip(dies.tolist(), fast.tolist()):
+            if quick:
+                value = strp[k]
+                k += 1
+                got = text.get(value)
+                if got is None:
+                    got = text[value] = self.env.strp(value).decode("utf-8", "replace").replace(" ", "")
+                out.append(got)
+            else:
+                out.append(self.name(i))
+        return out
 
     def name(self, i: int, p: int | None = None, code: int | None = None) -> str | None:
         """DW_AT_name of DIE ``i`` (at section offset ``p``, of abbreviation ``code``, when known)."""
@@ -98,7 +130,13 @@ class _Names:
             form, value = got
         else:
             skip, form = place
-            _, p = read_uleb(self.info, p)
+            p += 1 if self.info[p] < 0x80 else read_uleb(self.info, p)[1] - p  # the code
+            if form == F.DW_FORM_strp and self.ud.hdr.offset_size == 4:  # the usual case, read here
+                value = int.from_bytes(self.info[p + skip:p + skip + 4], "little")
+                got = self.text.get(value)
+                if got is None:
+                    got = self.text[value] = self.env.strp(value).decode("utf-8", "replace").replace(" ", "")
+                return got
             attrs, _ = decode_attrs(self.info, p + skip, ((F.DW_AT_name, form, 0),), self.ud.hdr)
             value = attrs[0][2]
         return self.env.string(form, value).decode("utf-8", "replace").replace(" ", "")

@@ -61,7 +61,7 @@ class UnitOutput(NamedTuple):
     uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
     tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
     python: bool = False      # rewritten by the pure-Python loop where the compiled core is built
-    moved: dict[str, list[int]] = {}  # for .gdb_index: index_names.moved_names
+    moved: dict[str, set[int]] = {}  # for .gdb_index: index_names.moved_names
 
 
 class _NoFit(Exception):
@@ -106,12 +106,13 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
     with no_gc():
         secs = worker_sections(src)
         out = []
+        text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         for u, reason, rem, width in jobs:
             ud = _unit(src, secs, u, keep=False)
             if not reason:
                 try:
                     got = _rewrite_any(secs, ud, rem, width, codes)
-                    out.append(got._replace(moved=moved_names(secs, ud, rem)) if names else got)
+                    out.append(got._replace(moved=moved_names(secs, ud, rem, text)) if names else got)
                     continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
