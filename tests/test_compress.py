@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,41 @@ def test_compressed_input_is_recompressed_with_our_settings(cxx_program: Path, t
     linkplugin("decompress", theirs, "-o", back)
     assert debug_sections(back) == debug_sections(cxx_program)
     assert ".zdebug" not in run("readelf", "-SW", back).stdout
+
+
+@pytest.mark.parametrize("how", ["zlib", "zlib-gnu"])
+def test_inflate_with_zlib_ng_or_zlib_same_bytes(cxx_program: Path, tmp_path: Path, how: str, monkeypatch) -> None:
+    """Compressed inputs are inflated with zlib-ng when it is installed, else with Python's zlib:
+    the same bytes out either way (decompress, and compress of a compressed input)."""
+    from linkplugin import cli
+    from linkplugin.compress import codec
+
+    if codec._inflater is zlib:
+        pytest.skip("zlib-ng is not installed: only the zlib path to test")
+    theirs = tmp_path / f"objcopy-{how}"
+    run("objcopy", f"--compress-debug-sections={how}", cxx_program, theirs)
+    outputs = {}
+    fast = codec._inflater
+    for name, inflater in (("zlib-ng", fast), ("zlib", zlib)):
+        monkeypatch.setattr(codec, "_inflater", inflater)
+        for command, extra in (("decompress", []), ("compress", ["--type", "zstd"])):
+            out = tmp_path / f"{command}.{name}"
+            assert cli.main([command, str(theirs), "-o", str(out), "--quiet", *extra]) == 0
+            outputs[command, name] = digest(out)
+    assert outputs["decompress", "zlib-ng"] == outputs["decompress", "zlib"]
+    assert outputs["compress", "zlib-ng"] == outputs["compress", "zlib"]
+    # And a corrupt stream is the same clean error with both.
+    bad = tmp_path / "bad"
+    data = bytearray(theirs.read_bytes())
+    with open(theirs, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(".debug_info" if how == "zlib" else ".zdebug_info")
+        at = sec["sh_offset"] + sec["sh_size"] // 2
+    data[at:at + 64] = bytes(64)
+    bad.write_bytes(bytes(data))
+    for inflater in (fast, zlib):
+        monkeypatch.setattr(codec, "_inflater", inflater)
+        assert cli.main(["decompress", str(bad), "-o", str(tmp_path / "bad.out"), "--quiet"]) == 2
+        assert not (tmp_path / "bad.out").exists()
 
 
 def test_shared_library_and_separate_debug_file(tmp_path: Path) -> None:
