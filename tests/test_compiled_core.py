@@ -6,6 +6,8 @@ merged output of one of them, and check the one-line notice when the core is mis
 """
 from __future__ import annotations
 
+import shutil
+
 import os
 import subprocess
 import sys
@@ -180,6 +182,17 @@ def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
         assert _merge(tmp_path / "pure", dst, 1, pure).returncode == 0
         again[label] = dst.read_bytes()
     assert again["compiled"] == again["pure"]
+    # and with gdb's own index (gdb's index order, the names dropped copies take elsewhere)
+    if variant[1] == "c++" and shutil.which("gdb-add-index"):
+        indexed = tmp_path / "indexed"
+        shutil.copyfile(src, indexed)
+        subprocess.run(["gdb-add-index", str(indexed)], check=True, capture_output=True)
+        both = {}
+        for label, jobs, pure in (("pure", 1, True), ("compiled-j2", 2, False)):
+            dst = tmp_path / f"indexed-{label}"
+            assert _merge(indexed, dst, jobs, pure).returncode == 0
+            both[label] = dst.read_bytes()
+        assert both["compiled-j2"] == both["pure"]
 
 
 @needs_core

@@ -64,13 +64,13 @@ _places: dict[tuple, tuple[int, int] | None] = {}
 
 class _Names:
     """DW_AT_name of a unit's DIEs, without spaces, read where it stands when the attributes
-    before it have fixed sizes (the usual case: it comes first), else from all of them."""
+    before it have fixed sizes (the usual case: it comes first), else from all of them; ``many``
+    gathers the DW_FORM_strp offsets of many DIEs at once and reads each string once."""
 
     def __init__(self, secs: dict[str, bytes], ud: UnitDies, info: bytes, text: dict[int, str] | None = None
                  ) -> None:
         self.ud, self.info = ud, info
         self.env = UnitEnv(secs, ud, info)
-        self.at: dict[int, tuple[int, int] | None] = {}  # code -> (bytes before the name, its form)
         self.scopes: dict[int, str] = {0: ""}  # DIE index -> its scope prefix ("ns::")
         self.offs, self.codes, self.parent, _ = ud.arrays()
         self.text = text if text is not None else {}  # DW_FORM_strp names by offset, as returned
@@ -114,35 +114,27 @@ class _Names:
                 out.append(self.name(i))
         return out
 
-    def name(self, i: int, p: int | None = None, code: int | None = None) -> str | None:
-        """DW_AT_name of DIE ``i`` (at section offset ``p``, of abbreviation ``code``, when known)."""
-        if p is None or code is None:
-            p, code = self.ud.die(i)
-        place = self.at.get(code, False)
-        if place is False:
-            place = self.at[code] = self._place(code)
+    def name(self, i: int) -> str | None:
+        """DW_AT_name of DIE ``i`` (None: it has none)."""
+        p, code = self.ud.die(i)
+        place = self._place(code)
         if place is _NONE:
             return None
-        if place is None:
+        if place is None:  # after an attribute of variable size: all of them decoded
             got = die_attrs(self.info, self.ud, i).get(F.DW_AT_name)
             if got is None:
                 return None
             form, value = got
         else:
             skip, form = place
-            p += 1 if self.info[p] < 0x80 else read_uleb(self.info, p)[1] - p  # the code
-            if form == F.DW_FORM_strp and self.ud.hdr.offset_size == 4:  # the usual case, read here
-                value = int.from_bytes(self.info[p + skip:p + skip + 4], "little")
-                got = self.text.get(value)
-                if got is None:
-                    got = self.text[value] = self.env.strp(value).decode("utf-8", "replace").replace(" ", "")
-                return got
+            _, p = read_uleb(self.info, p)  # the code
             attrs, _ = decode_attrs(self.info, p + skip, ((F.DW_AT_name, form, 0),), self.ud.hdr)
             value = attrs[0][2]
         return self.env.string(form, value).decode("utf-8", "replace").replace(" ", "")
 
     def _place(self, code: int) -> tuple[int, int] | None:
-        """(bytes before DW_AT_name, its form); _NONE: no name; None: not at a fixed place."""
+        """(bytes after the code before DW_AT_name, its form); _NONE: no name; None: not at a
+        fixed place (cached by attribute list and unit shape)."""
         hdr = self.ud.hdr
         ab = self.ud.abbrevs[code]
         key = (ab.raw, hdr.version, hdr.offset_size, hdr.addr_size)
