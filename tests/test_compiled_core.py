@@ -6,9 +6,8 @@ merged output of one of them, and check the one-line notice when the core is mis
 """
 from __future__ import annotations
 
-import shutil
-
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
