@@ -36,7 +36,7 @@ class Rebuilt(Record):
 
 def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list[UnitHeader],
                     new_unit_off: list[int], resolve: Callable[[np.ndarray], np.ndarray],
-                    changed: set[str] = frozenset(), moved: dict[int, dict[str, set[int]]] | None = None
+                    changed: set[str] = frozenset(), moved: dict[int, dict[str, tuple[int, ...]]] | None = None
                     ) -> Rebuilt:
     """New contents of the index sections of ``sections`` for ``new_info``.
 

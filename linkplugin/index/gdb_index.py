@@ -70,7 +70,7 @@ def cu_vectors(index: GdbIndex) -> list[tuple[str, list[int]]]:
 
 def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader], new_off_of: dict[int, int],
             new_types: list[UnitHeader] | None = None, new_types_info: bytes = b"",
-            new_info: bytes = b"", moved: dict[int, dict[str, set[int]]] | None = None) -> bytes:
+            new_info: bytes = b"", moved: dict[int, dict[str, tuple[int, ...]]] | None = None) -> bytes:
     """``data`` (a .gdb_index of the input) for the merged output.
 
     ``new_off_of`` maps each input unit's offset to its output offset; units
@@ -149,7 +149,7 @@ _KINDS_FOLLOWED = (1, 2)  # GDB_INDEX_SYMBOL_KIND_TYPE and _VARIABLE (enumerator
 
 
 def _followed(pool: bytes, name_off: int, values: tuple[int, ...], old_cu: list[int], cu_of: dict[int, int],
-              moved: dict[int, dict[str, set[int]]]) -> list[int]:
+              moved: dict[int, dict[str, tuple[int, ...]]]) -> list[int]:
     """The values (old CU indexes, same attribute bits) to add to a symbol's vector: for each
     type or variable value whose unit dropped the named type, or the type it lies in, the
     units of the canonical copies."""

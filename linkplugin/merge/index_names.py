@@ -7,6 +7,8 @@ to the symbol's vector, from what ``moved_names`` reports of each unit in the re
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from linkplugin.dwarf import forms as F
@@ -18,7 +20,7 @@ from linkplugin.merge.table import Removals
 
 
 def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[int, str] | None = None
-                ) -> dict[str, set[int]]:
+                ) -> dict[str, tuple[int, ...]]:
     """``{qualified name: units holding the canonical copies}`` of the named roots the unit
     drops, and of the enumerators of the enumerations among them (C++ scopes those in the
     enclosing namespace). Names are spelled as gdb's index spells them, without spaces;
@@ -26,7 +28,7 @@ def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[
     if not len(rem.starts):
         return {}
     names = _Names(secs, ud, secs[".debug_info"], text)
-    got: dict[str, set[int]] = {}
+    got: dict[str, tuple[int, ...]] = {}  # names interned, units in tuples: every unit's wait for the index
     _, codes, parent, _ = ud.arrays()
     root_codes = codes[rem.starts]
     pick = np.flatnonzero(names.named[root_codes] | names.enum[root_codes])
@@ -39,13 +41,21 @@ def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[
         if prefix is None:
             prefix = names.scope(up)
         if own is not None:
-            got.setdefault(prefix + own, set()).add(canon)
+            _add(got, prefix + own, canon)
         if is_enum:
             kids = np.flatnonzero(names.named[codes[r + 1:stop]] & (parent[r + 1:stop] == r)) + r + 1
             for own in names.many(kids):  # its enumerators
                 if own is not None:
-                    got.setdefault(prefix + own, set()).add(canon)
+                    _add(got, prefix + own, canon)
     return got
+
+
+def _add(got: dict[str, tuple[int, ...]], name: str, unit: int) -> None:
+    units = got.get(name)
+    if units is None:
+        got[sys.intern(name)] = (unit,)
+    elif unit not in units:
+        got[name] = (*units, unit)
 
 
 def _has_name(raw: bytes, specs: tuple) -> bool:

@@ -61,7 +61,7 @@ class UnitOutput(NamedTuple):
     uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
     tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
     python: bool = False      # rewritten by the pure-Python loop where the compiled core is built
-    moved: dict[str, set[int]] = {}  # for .gdb_index: index_names.moved_names
+    moved: dict[str, tuple[int, ...]] = {}  # for .gdb_index: index_names.moved_names
 
 
 class _NoFit(Exception):
