@@ -123,7 +123,10 @@ class _Job:
         interrupt.check()
         with self.cond:
             while self.failure is None:
-                if len(self.decoded) >= self.backlog:
+                # Half the backlog waiting: drain it before starting another stream, so that the
+                # threads decoding never stop to compress (the largest stream's decoding is the
+                # longest serial work of the job).
+                if len(self.decoded) >= max(1, self.backlog // 2):
                     return self.decoded.popleft()
                 if self.streams:
                     self.decoding += 1
