@@ -9,8 +9,9 @@ around each call (a slice, a dict entry) is small against the call itself.
 
 A job has plain shards (their bytes known up front) and streams (compressed
 input sections, each decoded by one thread at a time into shards). A thread
-takes, in this order: a decoded shard while too many wait (they hold memory),
-a stream nobody decodes yet (largest first: the longest serial work starts
+takes, in this order: a decoded shard while half the backlog or more waits
+(they hold memory, and draining them keeps the decoding threads decoding), a
+stream nobody decodes yet (largest first: the longest serial work starts
 first), any decoded shard, a plain shard. A thread decoding a stream
 compresses waiting shards itself while the backlog is full, so memory stays
 bounded by the backlog whatever the other threads do. Results are stored by
