@@ -341,3 +341,53 @@ def test_unreadable_index_is_dropped_with_a_warning(folder):
     assert ".gdb_index dropped" in warnings and len(warnings.strip().splitlines()) == 1
     assert section(out, ".gdb_index") is None
     assert "warning" not in gdb_session(out, ["maint print objfiles"]).lower()
+
+
+def _index(cus: list[tuple[int, int]], symbols: list[tuple[str, list[int]]]) -> bytes:
+    """A version 8 .gdb_index of these CUs and (name, CU vector) symbols, one per slot in order
+    (with an empty slot first), as gdb lays the pieces out."""
+    pool = bytearray()
+    slots = [(0, 0)]
+    vectors = []
+    for _, values in symbols:
+        vectors.append(len(pool))
+        pool += struct.pack(f"<{len(values) + 1}I", len(values), *values)
+    for (name, _), vec in zip(symbols, vectors):
+        slots.append((len(pool), vec))
+        pool += name.encode() + b"\0"
+    cu_off = 24
+    sym_off = cu_off + 16 * len(cus)
+    head = struct.pack("<6I", 8, cu_off, sym_off, sym_off, sym_off, sym_off + 8 * len(slots))
+    return head + b"".join(struct.pack("<QQ", *c) for c in cus) + b"".join(struct.pack("<II", *s) for s in slots) \
+        + bytes(pool)
+
+
+def test_expansion_keys_follow_the_slots_and_kinds():
+    """gdb 13 walks the symbol table slot by slot and expands each symbol's units in vector order,
+    functions first, then variables, then types; main's unit before all (gdb_index.expansion_keys)."""
+    from linkplugin.dwarf.units import UnitHeader
+    from linkplugin.index import gdb_index
+
+    units = [UnitHeader(off, off + 100, 5, 1, 4, 8, 0, off + 8, off + 12) for off in (0, 100, 200, 300)]
+    function, variable, type_ = 3 << 28, 2 << 28, 1 << 28
+    data = _index([(u.off, 100) for u in units], [
+        ("t", [type_ | 0]),               # slot 1: a type in unit 0
+        ("v", [variable | 2]),            # slot 2: a variable in unit 2
+        ("f", [function | 3, function | 1]),  # slot 3: a function in units 3 then 1
+    ])
+    keys = gdb_index.expansion_keys(data, units, main_units=[2])
+    # unit 2 holds main; then the function phase: unit 3, then unit 1 (same slot, later in the
+    # vector); unit 0 only at the type phase.
+    order = sorted(range(len(units)), key=lambda u: keys[u])
+    assert order == [2, 3, 1, 0]
+    assert keys[0][0] == 3 and keys[3][0] == keys[1][0] == 1
+
+
+def test_gdb_index_prefixes():
+    from linkplugin.index.gdb_index import _prefixes
+
+    assert _prefixes("a") == ["a"]
+    assert _prefixes("a::b::c") == ["a::b::c", "a::b", "a"]
+    assert _prefixes("a::b<c::d>::e") == ["a::b<c::d>::e", "a::b<c::d>", "a"]
+    assert _prefixes("(anonymousnamespace)::x::y") == ["(anonymousnamespace)::x::y", "(anonymousnamespace)::x",
+                                                      "(anonymousnamespace)"]
