@@ -87,9 +87,9 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
         # Rewritten like the CU list, gdb 13 stops on an internal error (read.h: m_length != 0)
         # when a lookup reaches a type unit, though gdb-add-index writes the same lists.
         raise CannotRebuild("it lists type units")
-    old_starts = {u.off for u in old_units if u.unit_type != F.DW_UT_type}
+    old_cu = _cu_places(index, old_units)  # CU index -> place in old_units
     for off, _ in index.cus:
-        if off not in old_starts or off not in new_off_of:
+        if off not in new_off_of:
             raise CannotRebuild(f"its CU list names 0x{off:x}, which does not start a unit of .debug_info")
     # The output's units, split as gdb splits them: type units of DWARF 5 .debug_info go to
     # the TU list (after any .debug_types units), everything else is a CU.
@@ -122,14 +122,12 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
     addresses = [(lo, hi, remap(i)) for lo, hi, i in index.addresses]
     pool = bytearray(index.pool)
     symbols = bytearray(index.symbols)
-    position = {u.off: k for k, u in enumerate(old_units)}
-    old_cu = [position[off] for off, _ in index.cus]  # CU index -> place in old_units
     cu_of = {place: k for k, place in enumerate(old_cu)}
     seen: set[int] = set()
     for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
         if name_off == 0 and vec_off == 0:
             continue
-        count = struct.unpack_from("<I", pool, vec_off)[0]
+        count = struct.unpack_from("<I", index.pool, vec_off)[0]
         values = struct.unpack_from(f"<{count}I", index.pool, vec_off + 4)
         extra = _followed(index.pool, name_off, values, old_cu, cu_of, moved) if moved else []
         # gdb keeps each vector sorted by its whole 32-bit values.
@@ -141,6 +139,16 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
             seen.add(vec_off)
             struct.pack_into(f"<{count}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
     return _write(index.version, [(u.off, u.end - u.off) for u in cus], tus, addresses, bytes(symbols), bytes(pool))
+
+
+def _cu_places(index: GdbIndex, old_units: list[UnitHeader]) -> list[int]:
+    """The place in ``old_units`` of each unit of the index's CU list; CannotRebuild where an
+    entry does not start a compilation unit of .debug_info."""
+    position = {u.off: k for k, u in enumerate(old_units) if u.unit_type != F.DW_UT_type}
+    for off, _ in index.cus:
+        if off not in position:
+            raise CannotRebuild(f"its CU list names 0x{off:x}, which does not start a unit of .debug_info")
+    return [position[off] for off, _ in index.cus]
 
 
 _KIND_SHIFT, _KIND_MASK = 28, 7
@@ -206,10 +214,7 @@ def expansion_keys(data: bytes, old_units: list[UnitHeader], main_units: list[in
     ties, unlike the name order gdb follows without an index. Raises CannotRebuild as
     ``rewrite`` does."""
     index = read(data)
-    position = {u.off: k for k, u in enumerate(old_units)}
-    if any(off not in position for off, _ in index.cus):
-        raise CannotRebuild("its CU list names an offset that does not start a unit of .debug_info")
-    cu_unit = [position[off] for off, _ in index.cus]
+    cu_unit = _cu_places(index, old_units)
     # (phase, slot, place) packed into one int, compared as the tuple would be.
     never = 4 << 56  # expansion.NEVER
     best = [never] * len(cu_unit)

@@ -307,18 +307,19 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     return result
 
 
-def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]) -> list[tuple] | None:
-    """Where gdb expands each unit when it reads the input's .gdb_index (None: without one, or
-    with one the rebuild will drop, gdb's own name order: ``UnitAnalysis.gdb_key``)."""
+def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]) -> list[tuple]:
+    """Where gdb expands each unit: as it reads the input's .gdb_index, or without one (or with
+    one the rebuild will drop) in its own name order, ``UnitAnalysis.gdb_key``."""
+    lazy = [a.gdb_key for a in analyses]
     if ".gdb_index" not in sections:
-        return None
+        return lazy
     from linkplugin.index import gdb_index  # only for a file with the index
 
-    main = [k for k, a in enumerate(analyses) if a.gdb_key[0] == MAIN]
+    main = [k for k, key in enumerate(lazy) if key[0] == MAIN]
     try:
         return gdb_index.expansion_keys(sections[".gdb_index"], units, main)
     except (CannotRebuild, struct.error):
-        return None  # rebuild_indexes drops the index and says why
+        return lazy  # rebuild_indexes drops the index and says why
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

@@ -512,19 +512,19 @@ def _kinds(defs: list) -> dict[tuple[int, bytes], list]:
 
 def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: list[UnitHeader],
                  sections: dict[str, bytes], src: SharedSections, chunks: list[list[int]], jobs: int,
-                 run_tasks: Callable[..., list], keys: list[tuple] | None = None
-                 ) -> tuple[list[Removals], list[Removals]]:
+                 run_tasks: Callable[..., list], keys: list[tuple]) -> tuple[list[Removals], list[Removals]]:
     """(removals for the rewrite phase, redirections for the layout's Resolver): the table
     phase's ``removals`` plus the ODR ones. The rewrite drops whole subtrees; the Resolver maps
     the removed DIEs of an ODR copy one by one (one-DIE entries), since its subtree is not the
-    canonical one's DIE for DIE."""
+    canonical one's DIE for DIE. ``keys``: each unit's place in gdb's expansion order, as the
+    table phase took them."""
     if not any(_language(sections, u) in CPP_LANGUAGES for u, a in zip(units, analyses) if not a.verbatim):
         return removals, removals  # no C++ unit: nothing to scan
     tasks = [(src, [(u, bool(analyses[u].verbatim), analyses[u].roots, analyses[u].root_ends) for u in c])
              for c in chunks]
     scans: list[UnitScan] = [s for part in run_tasks(scan_chunk, tasks, jobs) for s in part]
     n_units = len(analyses)
-    unit_rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])  # as choose_winners
+    unit_rank = ranks(keys)  # gdb's expansion order, as choose_winners
     offs = [a.offs for a in analyses]  # int64 or uint32
     starts = np.array([u.off for u in units], dtype=np.int64)
 

@@ -260,6 +260,7 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     del win, unit
     starts = roots[d]
     del roots
+    # (joined again rather than kept: the sizes alive until here were 0.6 MiB more at glibc's peak)
     stops = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)[d]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
