@@ -44,7 +44,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.abbrev import Abbrev, form_size, parse_abbrev_table
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
-from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.dwarf.units import UnitHeader, unit_header
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
 from linkplugin.merge.nogc import no_gc
@@ -372,7 +372,7 @@ def _decoded(src: SharedSections, secs: dict[str, bytes], u: int) -> UnitDies:
     info = secs[".debug_info"]
     ud = kept_unit(src, u, keep=True)
     return ud if ud is not None else decode_with_abbrevs(info, secs.get(".debug_abbrev", b""),
-                                                          parse_units(info)[u], {})
+                                                          unit_header(info, u), {})
 
 
 def scan_chunk(src: SharedSections, jobs: list[tuple[int, bool, np.ndarray, np.ndarray]]) -> list[UnitScan]:

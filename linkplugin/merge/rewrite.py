@@ -32,7 +32,7 @@ from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
-from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.dwarf.units import UnitHeader, unit_header
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
@@ -128,7 +128,7 @@ def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> Un
     ud = kept_unit(src, u, keep)
     if ud is None:
         info = secs[".debug_info"]
-        ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), parse_units(info)[u], {})
+        ud = decode_with_abbrevs(info, secs.get(".debug_abbrev", b""), unit_header(info, u), {})
     ud.loc_ops = kept_locations(src, u)
     return ud
 
