@@ -221,6 +221,29 @@ def test_large_units_same_bytes_compiled_and_pure(dwarf, tmp_path: Path) -> None
 
 
 @needs_core
+def test_first_pass_without_copy_same_as_with(tmp_path: Path, monkeypatch) -> None:
+    """The first rewrite pass learns a large unit's abbreviation uses from its keys alone
+    (``_rewritecore.Unit.uses``) when no width is to be chosen and nothing can fail to fit: the
+    output is that of the pass that copies every unit to count them."""
+    if not have("g++"):
+        pytest.skip("g++ missing")
+    from conftest_merge import load_sections
+    from linkplugin.merge import merge_sections, rewrite
+    from test_gdb_listings import CPP_FILES, build
+
+    secs, little, asize = load_sections(build(tmp_path / "src", CPP_FILES, "g++", ["-gdwarf-5", "-O2"]))
+    assert any(u.end - u.off >= 1 << 16 for u in parse_units(secs[".debug_info"]))
+    seen: list[bool] = []
+    operands = rewrite._unit_operands
+    monkeypatch.setattr(rewrite, "_unit_operands", lambda *a: seen.append(operands(*a)) or seen[-1])
+    fast = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert False in seen  # a large unit took the keys-only pass
+    monkeypatch.setattr(rewrite, "_unit_operands", lambda *a: True)
+    copied = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert fast.replace == copied.replace
+
+
+@needs_core
 def test_udata_constants_agree() -> None:
     """The kernel's ref_udata width code and pass cap are the pure loop's."""
     from linkplugin.merge import _rewritecore, rewrite

@@ -940,6 +940,22 @@ cdef class Unit:
             free(o.p)
             free(at)
 
+    def uses(self):
+        """DIEs per key (after ``keys``): what ``copy`` counts, without its passes over the DIEs'
+        bytes (the first rewrite pass needs no more of a unit whose width has no choice)."""
+        cdef Py_ssize_t i
+        if self.sig == NULL:
+            raise ValueError("uses before keys")
+        uses = np.zeros(self.nsig, dtype=np.int64)
+        if self.nsig == 0:
+            return uses
+        cdef int64_t[::1] uv = uses
+        with nogil:
+            for i in range(self.n):
+                if self.keep[i]:
+                    uv[self.sig[i]] += 1
+        return uses
+
     def copy(self, int width, new_codes, Py_ssize_t margin, bint write):
         """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
         (-1: removed; int32 when they fit), patches (int64 rows: position, width, old target), DIEs per key).

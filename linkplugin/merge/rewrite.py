@@ -439,8 +439,21 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, [(_one(e), n) for e, n in got.uses])
+    widths = _widths(ud.hdr.end - ud.hdr.off)
+    if len(widths) == 1 and not _unit_operands(secs, ud):
+        # No width to choose and no operand that could fail to fit (``_NoFit``): the keys and
+        # their uses are all the pass learns, without the copy's passes over the unit's bytes
+        # (python3.11d: a quarter of the copies' time, 7% of the rewrite phase).
+        keys = unit.keys(widths[0])
+        return UnitPlan(widths[0], [(_one(e), n) for e, n in zip(keys, unit.uses().tolist())])
     width, keys, uses = _smallest_compiled(secs, ud, unit)
     return UnitPlan(width, [(_one(e), n) for e, n in zip(keys, uses)])
+
+
+def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
+    """Whether the unit has DIE-naming operands in unit-relative form, in its DIEs' expressions or
+    its location lists: the only values of a rewrite at its last width that may not fit."""
+    return any(x[3] != "s" for x in ud.xrefs) or any(op[2] != "s" for op in _location_operands(secs, ud))
 
 
 def _one(entry: bytes) -> bytes:
