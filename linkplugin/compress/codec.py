@@ -18,11 +18,23 @@ from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED
 from linkplugin.errors import LinkpluginError
 from linkplugin.record import Value
 
-try:  # zlib-ng inflates about 1.8x faster (python3.11d's .debug_info: 31 ms against 57); what
-    # it decodes is the stream's bytes whatever the library, so nothing else changes
-    from zlib_ng import zlib_ng as _inflater
-except ImportError:
-    _inflater = zlib  # type: ignore[assignment]
+# The library that inflates zlib streams, loaded with the first compressed input (a merge or a
+# compression of plain sections never needs it: its import took 3-4 ms of their start-up).
+_inflater: Any = None
+
+
+def _inflate_library() -> Any:
+    """zlib-ng when it is installed: it inflates about 1.8x faster (python3.11d's .debug_info:
+    31 ms against 57), and what it decodes is the stream's bytes whatever the library, so
+    nothing else changes. Else Python's zlib."""
+    global _inflater
+    if _inflater is None:
+        try:
+            from zlib_ng import zlib_ng as library
+        except ImportError:
+            library = zlib
+        _inflater = library
+    return _inflater
 
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
 DEFAULT_LEVEL = {"zlib": 6, "zstd": 3}
@@ -274,7 +286,7 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
                 yield piece
     except OSError as exc:
         raise LinkpluginError(f"{source.path}: cannot read: {exc.strerror}") from None
-    except (zlib.error, _inflater.error, _zstd_error()) as exc:
+    except (zlib.error, _inflate_library().error, _zstd_error()) as exc:
         raise LinkpluginError(f"{source.path}: section {source.name}: corrupt {source.codec} data ({exc})") from None
     if done != size:
         raise LinkpluginError(f"{source.path}: section {source.name}: header says {size} bytes, data holds "
@@ -298,7 +310,7 @@ def _unzlib(payload: _Payload, path: str, name: str) -> Iterator[bytes]:
     # Input goes in by slices, so the unconsumed tail zlib copies out at each
     # bounded step is at most one slice: feeding the whole payload would copy
     # the rest of it at every step, time quadratic in the section size.
-    d = _inflater.decompressobj()
+    d = _inflate_library().decompressobj()
     while not d.eof and (pending := payload.read(_FEED)):
         while pending and not d.eof:
             piece = d.decompress(pending, _CHUNK)
