@@ -3,6 +3,7 @@ compression, Go's output, and the SCons builders."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -144,3 +145,25 @@ def test_library_calls_leave_the_hosts_allocator_alone() -> None:
             "m.map_large_blocks(); assert not m._mapped_large\n"
             "m.own_heap(); m.map_large_blocks(); assert m._mapped_large\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_plain_inputs_do_not_load_what_only_compressed_ones_need(c_program: Path, tmp_path: Path) -> None:
+    """A merge or a compression of plain sections never inflates: zlib-ng (and zstandard) stay
+    unloaded, a few milliseconds of every start-up; a compressed input loads the inflater."""
+    code = ("import sys\n"
+            "from linkplugin import cli\n"
+            "assert cli.main(sys.argv[1:]) == 0\n"
+            "print(' '.join(m for m in ('zlib_ng', 'zstandard') if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    loaded = {}
+    zdebug = tmp_path / "zlib"
+    run("objcopy", "--compress-debug-sections=zlib", c_program, zdebug)
+    for label, args in (("merge", ["merge-types", str(c_program), "-o", str(tmp_path / "m")]),
+                        ("compress", ["compress", str(c_program), "-o", str(tmp_path / "c")]),
+                        ("decompress", ["decompress", str(zdebug), "-o", str(tmp_path / "d")])):
+        done = subprocess.run([sys.executable, "-c", code, *args, "--quiet"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, check=True)
+        loaded[label] = done.stdout.splitlines()[-1].split()  # (after the command's own table)
+    assert loaded["merge"] == [] and loaded["compress"] == [], loaded
+    if importlib.util.find_spec("zlib_ng") is not None:
+        assert "zlib_ng" in loaded["decompress"]
