@@ -435,19 +435,32 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
 
 def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
     """First pass of a unit: its local reference width and DIEs per abbreviation entry."""
+    widths = _widths(ud.hdr.end - ud.hdr.off)
+    sure = len(widths) == 1 or _surely_fits(ud, widths[0])  # (before the kernel lets go of the references)
     unit = _kernel(secs, ud, rem, release=compiled_decoder())  # (the pure decoder's unit is kept)
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, [(_one(e), n) for e, n in got.uses])
-    widths = _widths(ud.hdr.end - ud.hdr.off)
-    if len(widths) == 1 and not _unit_operands(secs, ud):
-        # No width to choose and no operand that could fail to fit (``_NoFit``): the keys and
-        # their uses are all the pass learns, without the copy's passes over the unit's bytes
+    if sure and not _unit_operands(secs, ud):
+        # The first width fits and no operand could fail to (``_NoFit``): the keys and their
+        # uses are all the pass learns, without the copy's passes over the unit's bytes
         # (python3.11d: a quarter of the copies' time, 7% of the rewrite phase).
         keys = unit.keys(widths[0])
         return UnitPlan(widths[0], [(_one(e), n) for e, n in zip(keys, unit.uses().tolist())])
     width, keys, uses = _smallest_compiled(secs, ud, unit)
     return UnitPlan(width, [(_one(e), n) for e, n in zip(keys, uses)])
+
+
+def _surely_fits(ud: UnitDies, width: int) -> bool:
+    """Whether the unit rewritten with its own table fits ``width``-byte local references
+    whatever it drops: a DIE grows by at most 2 bytes of code, a closing null and 10 bytes of its
+    own DW_AT_decl_file (a ULEB128 of any 64-bit value), a reference by at most 7 (a 1-byte form
+    becoming an 8-byte DW_FORM_ref_addr), and the check leaves a byte a kept DIE for the shared
+    codes (``_rewrite``'s margin). glibc's units of 3 KB never come near ref2's 64 KiB."""
+    if width not in (1, 2):
+        return False
+    bound = (ud.hdr.end - ud.hdr.off) + 14 * len(ud) + 7 * len(ud.ref_pos)  # (len(ud): no DIE lists made)
+    return bound <= 1 << (8 * width)
 
 
 def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
