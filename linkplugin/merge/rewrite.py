@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -440,15 +440,15 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
     unit = _kernel(secs, ud, rem, release=compiled_decoder())  # (the pure decoder's unit is kept)
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
-        return UnitPlan(got.local_width, [(_one(e), n) for e, n in got.uses])
+        return UnitPlan(got.local_width, _interned(got.uses))
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
         # (python3.11d: a quarter of the copies' time, 7% of the rewrite phase).
         keys = unit.keys(widths[0])
-        return UnitPlan(widths[0], [(_one(e), n) for e, n in zip(keys, unit.uses().tolist())])
+        return UnitPlan(widths[0], _interned(zip(keys, unit.uses().tolist())))
     width, keys, uses = _smallest_compiled(secs, ud, unit)
-    return UnitPlan(width, [(_one(e), n) for e, n in zip(keys, uses)])
+    return UnitPlan(width, _interned(zip(keys, uses)))
 
 
 def _surely_fits(ud: UnitDies, width: int) -> bool:
@@ -469,12 +469,14 @@ def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
     return any(x[3] != "s" for x in ud.xrefs) or any(op[2] != "s" for op in _location_operands(secs, ud))
 
 
-def _one(entry: bytes) -> bytes:
-    """One object for equal entries: the plans of all units wait for the shared table, and most
-    units use the same entries (glibc's libc.so.6: 42,000 uses of far fewer entries)."""
+def _interned(uses: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    """The (entry, DIEs) pairs with one object for equal entries: the plans of all units wait
+    for the shared table, and most units use the same entries (glibc's libc.so.6: 42,000 uses of
+    2,481 entries)."""
     if len(_entries) > 65536:
         _entries.clear()
-    return _entries.setdefault(entry, entry)
+    one = _entries.setdefault
+    return [(one(e, e), n) for e, n in uses]
 
 
 _entries: dict[bytes, bytes] = {}
