@@ -1290,8 +1290,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
             const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
             const uint8_t[::1] xflags,
             const uint8_t[::1] strs, const uint8_t[::1] str_offsets, int64_t so_base, int offset_size,
-            const uint8_t[::1] line_strs, const uint8_t[::1] files, const int64_t[::1] file_start,
-            const int64_t[::1] file_end, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
+            const uint8_t[::1] line_strs, list files, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
             const int64_t[::1] xref_dies):
     """(roots, root_ends, pinned, hashes, names, has_name, phase, first name, nested_root,
     nested_names) of one unit, or None
@@ -1300,8 +1299,8 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
 
     ``prog[start[code]:]`` is the tokenizer program of each abbreviation code (tokens.hash_program),
     ``heads[head_off[code]:head_off[code + 1]]`` its head token (b'H' tag children), ``cflags[code]``
-    its F_* flags and ``xflags[code]`` its X_* flags; ``files[file_start[i]:file_end[i]]`` the path
-    of file ``i`` (start -1: none);
+    its F_* flags and ``xflags[code]`` its X_* flags; ``files[i]`` the path of file ``i`` (bytes,
+    or None for an index without one: ``line.file_names``);
     ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
     the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
     ``hashes`` and ``names`` (the digest of namespaces, name and file) are (roots, 16) uint8."""
@@ -1314,8 +1313,14 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
         return None
     if xflags.shape[0] != start.shape[0]:
         return None
-    if file_end.shape[0] != file_start.shape[0] or offset_size not in (4, 8):
+    if offset_size not in (4, 8):
         return None
+    cdef Py_ssize_t nf = len(files), k, size, total = 0
+    for f in files:
+        if f is not None:
+            if type(f) is not bytes:
+                return None
+            total += len(<bytes> f)
     # Sized by DIEs, used by roots (a few in ten): only the arrays read before they are written
     # (flags set for some roots; the name keys of unnamed roots stay zero) are zeroed, the rest
     # left as they come (no memset of their unused rows with the GIL held).
@@ -1355,10 +1360,6 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.U.osize = offset_size
     W.U.lstrs = bptr(line_strs)
     W.U.nlstrs = line_strs.shape[0]
-    W.U.files = bptr(files)
-    W.U.file_start = iptr(file_start)
-    W.U.file_end = iptr(file_end)
-    W.U.nfiles = file_start.shape[0]
     W.U.root_of = NULL
     W.U.roots = NULL
     W.ends = &ends[0]
@@ -1386,6 +1387,40 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.nested_names = &nested_names_v[0, 0]
     W.nnested = 0
     W.phase = -1
+    # The paths end to end, with each one's place (start -1: none), made here from the list: a
+    # few dozen files a unit, where numpy's calls cost more than the walk (glibc: 2063 units).
+    # (on the stack when they fit, as they nearly always do: blocks malloc'd for each unit
+    # between its long-lived results cost glibc 0.4 MiB at its peak)
+    cdef uint8_t small_blob[16384]
+    cdef int64_t small_spans[1024]
+    cdef uint8_t *blob = &small_blob[0]
+    cdef int64_t *spans = &small_spans[0]
+    if total >= 16384:
+        blob = <uint8_t *> malloc(total + 1)
+    if 2 * nf >= 1024:
+        spans = <int64_t *> malloc((2 * nf + 1) * sizeof(int64_t))
+    if blob == NULL or spans == NULL:
+        if blob != &small_blob[0]:
+            free(blob)
+        if spans != &small_spans[0]:
+            free(spans)
+        raise MemoryError()
+    total = 0
+    for k in range(nf):
+        f = files[k]
+        if f is None:
+            spans[k] = -1
+            spans[nf + k] = total
+        else:
+            size = len(<bytes> f)
+            memcpy(blob + total, <const char *> (<bytes> f), size)
+            spans[k] = total
+            total += size
+            spans[nf + k] = total
+    W.U.files = blob
+    W.U.file_start = spans
+    W.U.file_end = spans + nf
+    W.U.nfiles = nf
     memset(&W.names_x, 0, sizeof(Names))
     try:
         with nogil:
@@ -1398,6 +1433,10 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
                  if W.names_x.best.n else b"")
     finally:
         free(W.names_x.best.p)
+        if blob != &small_blob[0]:
+            free(blob)
+        if spans != &small_spans[0]:
+            free(spans)
     nr = W.nroots
     nn = W.nnested
     return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),

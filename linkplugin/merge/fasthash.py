@@ -194,16 +194,13 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
     so_base = env.str_offsets_base  # type: ignore[attr-defined]
     if not isinstance(so_base, int):
         return None
-    sizes = np.array([len(f) if f is not None else -1 for f in files], dtype=np.int64)
-    ends = np.cumsum(np.maximum(sizes, 0))
-    starts = np.where(sizes >= 0, ends - sizes, -1)
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()
     got = _core.analyze(info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
                         tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
                         secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
-                        b"".join(f for f in files if f is not None), starts, ends, unit_ctx,
+                        files, unit_ctx,
                         np.array(named, dtype=np.int64), np.array(xref_dies, dtype=np.int64))
     return Analysis(*got) if got is not None else None
 
