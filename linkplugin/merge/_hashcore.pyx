@@ -1389,8 +1389,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.phase = -1
     # The paths end to end, with each one's place (start -1: none), made here from the list: a
     # few dozen files a unit, where numpy's calls cost more than the walk (glibc: 2063 units).
-    # (on the stack when they fit, as they nearly always do: blocks malloc'd for each unit
-    # between its long-lived results cost glibc 0.4 MiB at its peak)
+    # On the stack when they fit, as they nearly always do: no allocation per unit.
     cdef uint8_t small_blob[16384]
     cdef int64_t small_spans[1024]
     cdef uint8_t *blob = &small_blob[0]

@@ -444,7 +444,7 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
-        # (python3.11d: a quarter of the copies' time, 7% of the rewrite phase).
+        # (python3.11d: a quarter of the copies' time; glibc: 1,970 of 2,063 units).
         keys = unit.keys(widths[0])
         return UnitPlan(widths[0], _interned(zip(keys, unit.uses().tolist())))
     width, keys, uses = _smallest_compiled(secs, ud, unit)
@@ -465,7 +465,8 @@ def _surely_fits(ud: UnitDies, width: int) -> bool:
 
 def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
     """Whether the unit has DIE-naming operands in unit-relative form, in its DIEs' expressions or
-    its location lists: the only values of a rewrite at its last width that may not fit."""
+    its location lists: once the width holds the unit's references, the only values of its
+    rewrite that may not fit (``_NoFit``)."""
     return any(x[3] != "s" for x in ud.xrefs) or any(op[2] != "s" for op in _location_operands(secs, ud))
 
 
