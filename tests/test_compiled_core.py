@@ -222,9 +222,10 @@ def test_large_units_same_bytes_compiled_and_pure(dwarf, tmp_path: Path) -> None
 
 @needs_core
 def test_first_pass_without_copy_same_as_with(tmp_path: Path, monkeypatch) -> None:
-    """The first rewrite pass learns a large unit's abbreviation uses from its keys alone
-    (``_rewritecore.Unit.uses``) when no width is to be chosen and nothing can fail to fit: the
-    output is that of the pass that copies every unit to count them."""
+    """The first rewrite pass learns a unit's abbreviation uses from its keys alone
+    (``_rewritecore.Unit.uses``) when its width is certain (a large unit, or a small one that a
+    bound on its growth proves fits) and nothing can fail to fit: the output is that of the pass
+    that copies every unit to count them."""
     if not have("g++"):
         pytest.skip("g++ missing")
     from conftest_merge import load_sections

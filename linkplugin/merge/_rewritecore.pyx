@@ -942,7 +942,7 @@ cdef class Unit:
 
     def uses(self):
         """DIEs per key (after ``keys``): what ``copy`` counts, without its passes over the DIEs'
-        bytes (the first rewrite pass needs no more of a unit whose width has no choice)."""
+        bytes (the first rewrite pass needs no more of a unit whose width is certain)."""
         cdef Py_ssize_t i
         if self.sig == NULL:
             raise ValueError("uses before keys")
