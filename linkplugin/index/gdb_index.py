@@ -19,7 +19,7 @@ names and attribute bits as they were.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.units import UnitHeader
@@ -55,16 +55,27 @@ def read(data: bytes) -> GdbIndex:
     return GdbIndex(version, cus, tus, addresses, data[sym_off:pool_off], data[pool_off:], sym_off)
 
 
+def _vectors(index: GdbIndex) -> Iterator[tuple[int, int, int, tuple[int, ...]]]:
+    """(slot, name offset, CU vector offset, the vector's values) of every used slot of the
+    symbol table, in slot order; CannotRebuild for a vector past the constant pool."""
+    pool = index.pool
+    for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
+        if name_off == 0 and vec_off == 0:
+            continue
+        if vec_off + 4 > len(pool):
+            raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
+        count = struct.unpack_from("<I", pool, vec_off)[0]
+        if vec_off + 4 + 4 * count > len(pool):
+            raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
+        yield slot, name_off, vec_off, struct.unpack_from(f"<{count}I", pool, vec_off + 4)
+
+
 def cu_vectors(index: GdbIndex) -> list[tuple[str, list[int]]]:
     """Every (name, CU vector) of the symbol table, in slot order (for tests and tools)."""
     out = []
-    for name_off, vec_off in struct.iter_unpack("<II", index.symbols):
-        if name_off == 0 and vec_off == 0:
-            continue
+    for _, name_off, _, values in _vectors(index):
         end = index.pool.index(b"\0", name_off)
-        count = struct.unpack_from("<I", index.pool, vec_off)[0]
-        out.append((index.pool[name_off:end].decode("utf-8", "replace"),
-                    list(struct.unpack_from(f"<{count}I", index.pool, vec_off + 4))))
+        out.append((index.pool[name_off:end].decode("utf-8", "replace"), list(values)))
     return out
 
 
@@ -124,11 +135,7 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
     symbols = bytearray(index.symbols)
     cu_of = {place: k for k, place in enumerate(old_cu)}
     seen: set[int] = set()
-    for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
-        if name_off == 0 and vec_off == 0:
-            continue
-        count = struct.unpack_from("<I", index.pool, vec_off)[0]
-        values = struct.unpack_from(f"<{count}I", index.pool, vec_off + 4)
+    for slot, name_off, vec_off, values in _vectors(index):
         extra = _followed(index.pool, name_off, values, old_cu, cu_of, moved) if moved else []
         # gdb keeps each vector sorted by its whole 32-bit values.
         if extra:  # a vector of its own, after the pool (others may share the old one)
@@ -137,7 +144,7 @@ def rewrite(data: bytes, old_units: list[UnitHeader], new_units: list[UnitHeader
             pool += struct.pack(f"<{len(new) + 1}I", len(new), *new)
         elif vec_off not in seen:
             seen.add(vec_off)
-            struct.pack_into(f"<{count}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
+            struct.pack_into(f"<{len(values)}I", pool, vec_off + 4, *sorted(remap(v) for v in values))
     return _write(index.version, [(u.off, u.end - u.off) for u in cus], tus, addresses, bytes(symbols), bytes(pool))
 
 
@@ -219,17 +226,11 @@ def expansion_keys(data: bytes, old_units: list[UnitHeader], main_units: list[in
     never = 4 << 56  # expansion.NEVER
     best = [never] * len(cu_unit)
     phase_of = [(_KIND_PHASE.get(kind, 5) << 56) for kind in range(8)]  # 5: "other", never listed
-    pool = index.pool
-    for slot, (name_off, vec_off) in enumerate(struct.iter_unpack("<II", index.symbols)):
-        if name_off == 0 and vec_off == 0:
-            continue
-        if vec_off + 4 > len(pool):
-            raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
-        count = struct.unpack_from("<I", pool, vec_off)[0]
-        if vec_off + 4 + 4 * count > len(pool) or count >= 1 << 24:
+    for slot, _, vec_off, values in _vectors(index):
+        if len(values) >= 1 << 24:  # (places are packed in 24 bits below)
             raise CannotRebuild(f"a CU vector at 0x{vec_off:x} lies past its constant pool")
         base = slot << 24
-        for place, value in enumerate(struct.unpack_from(f"<{count}I", pool, vec_off + 4)):
+        for place, value in enumerate(values):
             cu = value & INDEX_MASK
             if cu < len(best):  # (not a type unit)
                 key = phase_of[(value >> _KIND_SHIFT) & _KIND_MASK] | base | place
