@@ -25,7 +25,7 @@ from linkplugin.dwarf.units import parse_units
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ("linkplugin.dwarf._scan", "linkplugin.dwarf._parse", "linkplugin.dwarf._loclists",
-           "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore")
+           "linkplugin.merge._hashcore", "linkplugin.merge._rewritecore", "linkplugin.merge._tablecore")
 
 
 def _built() -> bool:

@@ -1,11 +1,25 @@
-"""The table phase (numpy over every unit's roots) against the plain per-root loops it replaced."""
+"""The table phase against the plain per-root loops it replaced: the numpy code (table.py, the
+pure path's) and the compiled core (_tablecore.pyx) give the same winners."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
+from linkplugin.merge import table
 from linkplugin.merge.table import _distinct_triples, choose_winners
+
+# Each test runs the table as numpy computes it and, where it is built, as the compiled core does.
+PATHS = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(table._core is None,
+                                                                     reason="compiled core not built"))]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch) -> str:
+    if request.param == "numpy":
+        monkeypatch.setattr(table, "_core", None)
+    return request.param
 
 
 def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[tuple[list[int], ...]]:
@@ -68,17 +82,17 @@ def _analyses(rng: np.random.Generator, shared_prefix: bool) -> list[UnitAnalysi
     return out
 
 
-def test_choose_winners_same_as_the_loops() -> None:
+def test_choose_winners_same_as_the_loops(path: str) -> None:
     rng = np.random.default_rng(7)
     for trial in range(400):
         analyses = _analyses(rng, shared_prefix=trial % 3 == 0)
         # Keys as a .gdb_index gives them (gdb_index.expansion_keys): no ties, any order.
         keys = [(int(k), 0, 0) for k in rng.permutation(len(analyses))] if trial % 4 == 1 else None
-        got = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, keys)]
+        got = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys)]
         assert got == [tuple(r) for r in _reference(analyses, keys)], trial
 
 
-def test_tied_last_holders_keep_the_copy_most_of_them_hold() -> None:
+def test_tied_last_holders_keep_the_copy_most_of_them_hold(path: str) -> None:
     """gdb prints an ambiguous name from the holder it expands last; among holders it expands at
     the same place (equal first names: the order its sort leaves them in is not predictable) the
     likeliest is a holder of the copy most of them hold, so that copy is the one kept."""
@@ -95,6 +109,32 @@ def test_tied_last_holders_keep_the_copy_most_of_them_hold() -> None:
     analyses = [unit(narrow, b"a"), unit(wide, b"b"), unit(wide, b"z"), unit(narrow, b"z"), unit(narrow, b"z")]
     dropped = [len(r.starts) for r in choose_winners(analyses)]
     assert dropped == [0, 0, 1, 0, 1]  # unit 3 keeps its narrow copy; unit 2's wide one goes to unit 1
+
+
+def test_compiled_same_as_numpy_with_nested_names(monkeypatch) -> None:
+    """Names nested in class roots (``_ambiguous_nested``), integers of 4 and 8 bytes and flags
+    as bool or uint8: the compiled table chooses as the numpy one does."""
+    if table._core is None:
+        pytest.skip("compiled core not built")
+    rng = np.random.default_rng(11)
+    core = table._core
+    for trial in range(300):
+        analyses = []
+        for a in _analyses(rng, shared_prefix=trial % 3 == 0):
+            named = np.flatnonzero(a.has_name)  # types nest in named classes
+            k = int(rng.integers(0, 2 * len(named) + 1)) if len(named) else 0
+            nested_root = np.sort(rng.choice(named, k)).astype(np.int64) if k else np.zeros(0, np.int64)
+            nested_names = np.repeat(rng.integers(0, 3, (k, 1), dtype=np.uint8), 16, axis=1)
+            if trial % 2:  # the narrow arrays of a small unit, and uint8 flags
+                a = a._replace(roots=a.roots.astype(np.uint32), root_ends=a.root_ends.astype(np.int32),
+                               pinned=a.pinned.astype(np.uint8), has_name=a.has_name.astype(np.uint8))
+            analyses.append(a._replace(nested_root=nested_root, nested_names=nested_names))
+        keys = [(int(k), 0, 0) for k in rng.permutation(len(analyses))] if trial % 4 == 1 else None
+        compiled = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys)]
+        monkeypatch.setattr(table, "_core", None)
+        reference = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, keys)]
+        monkeypatch.setattr(table, "_core", core)
+        assert compiled == reference, trial
 
 
 def test_distinct_triples_packed_and_too_wide_to_pack() -> None:

@@ -30,6 +30,7 @@ def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[
     names = _Names(secs, ud, secs[".debug_info"], text)
     got: dict[str, tuple[int, ...]] = {}  # names interned, units in tuples: every unit's wait for the index
     _, codes, parent, _ = ud.arrays()
+    rem = Removals(*(np.asarray(x) for x in rem))  # the compiled table's are array('q')
     root_codes = codes[rem.starts]
     pick = np.flatnonzero(names.named[root_codes] | names.enum[root_codes])
     starts = rem.starts[pick]

@@ -665,6 +665,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     resolve_out: list[Removals] = []
     for u, rem in enumerate(removals):
         a = analyses[u]
+        rem = Removals(*(np.asarray(x) for x in rem))  # the compiled table's are array('q')
         extra = [(r, e) for r, e in zip(a.roots.tolist(), a.root_ends.tolist()) if (u, r) in odr_map]
         if extra:
             s = np.concatenate([rem.starts, np.array([r for r, _ in extra], dtype=rem.starts.dtype)])
