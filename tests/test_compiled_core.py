@@ -95,6 +95,8 @@ def test_tables_same_as_pure(variant) -> None:
     from linkplugin.merge.tokens import TOP_END
 
     def per_code(t: fasthash.Tables) -> dict:
+        t = t._replace(prog=np.asarray(t.prog), start=np.asarray(t.start), head_off=np.asarray(t.head_off),
+                       flags=np.asarray(t.flags), xflags=np.asarray(t.xflags))  # (compiled: array.array)
         out = {}
         for code in np.flatnonzero(t.start >= 0).tolist():
             pc, ops = t.start[code], []
@@ -105,7 +107,7 @@ def test_tables_same_as_pure(variant) -> None:
         return out
 
     def per_scan_code(t: tuple) -> dict:
-        ops, start, kids = t
+        ops, start, kids = map(np.asarray, t)
         out = {}
         for code in np.flatnonzero(start >= 0).tolist():
             pc, prog = start[code], []
@@ -192,6 +194,28 @@ def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
             assert _merge(indexed, dst, jobs, pure).returncode == 0
             both[label] = dst.read_bytes()
         assert both["compiled-j2"] == both["pure"]
+
+
+@needs_core
+def test_compiled_merge_leaves_numpy_unloaded(tmp_path: Path) -> None:
+    """The compiled path passes its arrays as array.array and memoryviews: numpy, 60 ms and 14 MiB
+    of a small input's merge, stays unloaded (without name indexes to rebuild and without --odr,
+    which compute with it); the pure path loads it."""
+    variant = ("gcc", "c++", 5, "-O2")
+    if not have(variant[0]):
+        pytest.skip("gcc missing")
+    src = cached_build(*variant)
+    for jobs, pure in ((1, False), (2, False), (1, True)):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop(PURE_ENV, None)
+        if pure:
+            env[PURE_ENV] = "1"
+        code = ("import sys; from linkplugin.cli import main; "
+                f"rc = main(['merge-types', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '-j', '{jobs}']); "
+                "print('numpy' in sys.modules); sys.exit(rc)")
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[-1] == str(pure), (jobs, pure)
 
 
 @needs_core
@@ -407,7 +431,8 @@ def test_narrow_new_offsets_same_as_wide() -> None:
     total = sum(len(r) for r in rels)
     wide = core.new_offsets(rels, bases, total, False)
     narrow = core.new_offsets(rels, bases, total, True)
-    assert wide.dtype == np.int64 and narrow.dtype == np.uint32
+    assert (wide.typecode, narrow.typecode) == ("q", "I")  # array.array: no numpy on the compiled path
+    wide, narrow = np.asarray(wide), np.asarray(narrow)  # (numpy sees the same memory)
     assert np.array_equal(np.where(wide < 0, 0xFFFFFFFF, wide), narrow.astype(np.int64))
     # each removed DIE follows a kept DIE elsewhere (its "canonical copy")
     gone = np.flatnonzero(wide < 0)
@@ -425,7 +450,8 @@ def test_narrow_new_offsets_same_as_wide() -> None:
     infos = []
     for new in (wide, narrow):
         info = bytearray(8 * total + 8)
-        assert core.write_patches(info, [rows], np.zeros(1, dtype=np.int64), offs, new, 100, 100 + 4 * total) is None
+        assert core.write_patches(info, [rows.reshape(-1)], np.zeros(1, dtype=np.int64), offs, new, 100,
+                                  100 + 4 * total) is None
         infos.append(bytes(info))
     assert infos[0] == infos[1]
 
@@ -445,16 +471,17 @@ def test_rewrite_kernel_finds_dies_by_offset() -> None:
     for hdr in parse_units(info):
         ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
         assert fastrewrite.prepare(info, abbrev, ud, none) is not None
-        offs = ud.arrays()[0]
-        local = np.flatnonzero((ud.ref_target >= hdr.off) & (ud.ref_target < hdr.end))
+        offs = np.asarray(ud.arrays()[0])
+        target = np.asarray(ud.ref_target)
+        local = np.flatnonzero((target >= hdr.off) & (target < hdr.end))
         if not len(local):
             continue
         # every target the decoder gives is a DIE start (what the kernel's map must agree with)
-        assert np.isin(ud.ref_target[local], offs).all()
+        assert np.isin(target[local], offs).all()
         # a target one byte into a DIE of more than one byte: not a DIE
         sizes = np.diff(np.append(offs, hdr.end))
         k = int(np.flatnonzero(sizes > 1)[-1])
-        bad = ud.ref_target.copy()
+        bad = target.copy()
         bad[local[0]] = offs[k] + 1
         moved = read.UnitDies(ud.hdr, ud.abbrevs, None, ud.ref_pos, ud.ref_die, ud.ref_form, ud.ref_at, bad,
                               ud.xrefs, ud.locs, ud.arrays())

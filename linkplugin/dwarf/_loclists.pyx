@@ -8,9 +8,13 @@ the caller runs the Python code, which gives the exact result or error. The loop
 the GIL; Python objects are made after them.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc, qsort, realloc
+from cpython.array cimport array, clone, resize
 
 NOGIL = True
+
+DEF DW_FORM_loclistx = 0x22
+cdef array _INT64 = array("q")
 
 # Operand layouts of the operations that name no DIE (expr._SIMPLE): per opcode a short string
 # of 'u' uleb, 's' sleb, digits fixed bytes, 'A' address, 'O' offset; 0xFF: not simple.
@@ -349,3 +353,51 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
     finally:
         free(o.p)
         free(upto)
+
+
+cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*> a)[0], y = (<const int64_t*> b)[0]
+    return (x > y) - (x < y)
+
+
+def list_offsets(const int64_t[:, ::1] locs, const uint8_t[::1] loclists, int64_t base, bint has_base,
+                 int offset_size):
+    """loclists.list_offsets of the rows (DIE, attribute, form, value) of a unit with 4-byte
+    offsets: the lists' section offsets, sorted, each once, as array('q'); None where the Python
+    code must decide (a loclistx without a base, or whose index reads past the section)."""
+    cdef Py_ssize_t n = locs.shape[0], k, j, m = 0
+    cdef int64_t v, p
+    cdef array out
+    cdef int64_t* q
+    cdef bint ok = True
+    if locs.shape[1] != 4:
+        raise ValueError("location-list rows are rows of 4")
+    out = clone(_INT64, n, False)
+    q = <int64_t*> out.data.as_voidptr
+    with nogil:
+        for k in range(n):
+            v = locs[k, 3]
+            if locs[k, 2] == DW_FORM_loclistx:
+                if not has_base or v < 0 or v > (1LL << 59):
+                    ok = False
+                    break
+                p = base + v * offset_size
+                if p < 0 or p > loclists.shape[0] - offset_size:
+                    ok = False
+                    break
+                v = 0
+                for j in range(offset_size):
+                    v |= (<int64_t> loclists[p + j]) << (8 * j)
+                v += base
+            q[k] = v
+        if ok and n:
+            qsort(q, n, sizeof(int64_t), _cmp_i64)
+            m = 1
+            for k in range(1, n):
+                if q[k] != q[m - 1]:
+                    q[m] = q[k]
+                    m += 1
+    if not ok:
+        return None
+    resize(out, m)
+    return out

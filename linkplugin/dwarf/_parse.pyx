@@ -11,15 +11,20 @@ not know) it returns None and the caller runs the pure-Python code, which raises
 """
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
+from libc.string cimport memset
 
 from linkplugin.dwarf._leb cimport read_le, read_spec, read_uleb
 
-import numpy as np
+from cpython.array cimport array, clone
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 
 DEF DW_FORM_implicit_const = 0x21
 DEF DW_FORM_indirect = 0x16
+
+
+cdef array _INT64 = array("q")
+cdef array _UINT8 = array("B")
 
 
 cdef struct Vec:
@@ -337,9 +342,10 @@ def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, :
         if ops.err or codes.err:
             raise MemoryError()
         size = max_code + 1
-        start_a = np.full(size, -1, dtype=np.int64)
-        kids_a = np.zeros(size, dtype=np.uint8)
-        ops_a = np.empty(ops.n, dtype=np.int64)
+        start_a = clone(_INT64, size, False)
+        memset(start_a.data.as_voidptr, 0xFF, size * sizeof(int64_t))  # -1: no such code
+        kids_a = clone(_UINT8, size, True)
+        ops_a = clone(_INT64, ops.n, False)
         sv = start_a
         kv = kids_a
         ov = ops_a

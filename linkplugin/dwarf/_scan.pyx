@@ -10,13 +10,14 @@ returns None and the caller runs the pure-Python decoder, which raises the exact
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
-from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
+from cpython.array cimport array, clone
 
 from linkplugin.dwarf._leb cimport read_le, read_uleb
 
-import numpy as np
+NOGIL = True
 
-NOGIL = True  # scan() runs its loop without the GIL (units may be scanned on threads)
+cdef array _UINT32 = array("I")  # scan() runs its loop without the GIL (units may be scanned on threads)
 
 # Op codes of a scan program (kept equal to abbrev.OP_*): each op is four int64s (op, a, b, c).
 DEF OP_END = 0
@@ -62,8 +63,8 @@ cdef inline int vpush(Vec *v, int64_t x) noexcept nogil:
 
 
 cdef class Owned:
-    """A malloc'd block handed to numpy without a copy (np.frombuffer keeps this alive as the
-    array's base and frees the block with it)."""
+    """A malloc'd block handed out without a copy (a memoryview of it keeps this alive and
+    frees the block with it)."""
     cdef int64_t *p
     cdef Py_ssize_t n
     cdef Py_ssize_t shape[1]
@@ -93,12 +94,16 @@ cdef class Owned:
         free(self.p)
 
 
-cdef object varray(Vec *v):
-    """The vector as an int64 array that takes over its block (the vector is left empty)."""
+_EMPTY = memoryview(b"").cast("q")
+
+
+cdef object varray(Vec *v, int width=1):
+    """The vector as a memoryview of int64 that takes over its block (the vector is left
+    empty): rows of ``width`` numbers (2-D) when it has any."""
     cdef Owned o
     cdef int64_t *q
     if v.n == 0:
-        return np.empty(0, dtype=np.int64)
+        return _EMPTY
     if v.cap > v.n:
         q = <int64_t *> realloc(v.p, v.n * sizeof(int64_t))  # give back the unused tail
         if q != NULL:
@@ -108,7 +113,9 @@ cdef object varray(Vec *v):
     o.n = v.n
     v.p = NULL
     v.n = v.cap = 0
-    return np.frombuffer(o, dtype=np.int64)
+    if width == 1:
+        return memoryview(o)
+    return memoryview(o).cast("B").cast("q", (o.n // width, width))
 
 
 cdef struct Out:
@@ -259,7 +266,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
 def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
          const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids, const uint8_t[::1] ref_ops):
     """Scan the DIEs of one unit without the GIL: (references, blocks, L, (offs, codes, parent,
-    ends)) as int64 arrays, or None (also for a reference past the section or out of its unit:
+    ends)) as memoryviews of int64 (blocks and L: 2-D, or empty), or None (also for a reference past the section or out of its unit:
     the Python decoder then gives the error).
 
     ``prog[start[code]:]`` is the op program of each abbreviation code (start -1: no such code),
@@ -288,7 +295,7 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
         if not done:
             return None
         refs = (varray(&o.rpos), varray(&o.rdie), varray(&o.rform), varray(&o.rat), varray(&o.rtgt))
-        return (refs, varray(&o.E).reshape(-1, 3), varray(&o.L).reshape(-1, 4),
+        return (refs, varray(&o.E, 3), varray(&o.L, 4),
                 (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
     finally:
         free(o.offs.p)
@@ -303,3 +310,16 @@ def scan(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
         free(o.stack.p)
         free(o.L.p)
         free(o.E.p)
+
+
+def to_uint32(const int64_t[::1] a):
+    """``a`` (DIE offsets of a unit that ends below 4 GiB) as array('I'), or None if a value
+    does not fit: half the memory of what the merge keeps of every unit's offsets."""
+    cdef Py_ssize_t k, n = a.shape[0]
+    cdef array out = clone(_UINT32, n, False)
+    cdef uint32_t* q = <uint32_t*> out.data.as_voidptr
+    for k in range(n):
+        if a[k] < 0 or a[k] > 0xFFFFFFFF:
+            return None
+        q[k] = <uint32_t> a[k]
+    return out

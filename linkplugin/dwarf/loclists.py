@@ -3,7 +3,7 @@ operands of their expressions so that the merger keeps those DIEs and rewrites t
 place (the lists never change size)."""
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.expr import _core, might_ref, scan_expr
@@ -27,40 +27,23 @@ _LLE: dict[int, tuple[str, bool]] = {
 Operand = tuple[int, int, str, int]  # (position in the section, width, kind, value)
 
 
-def list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclists: bytes,
-                 loclists_base: int | None) -> list[int] | np.ndarray:
+def list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]] | memoryview, loclists: bytes,
+                 loclists_base: int | None) -> list[int] | array:
     """Section offsets of the lists named by the unit's location-list attributes, sorted, each
-    once (a list, or an int64 array when numpy made them)."""
+    once: a list, or an array('q') when the compiled core read the compiled scanner's rows."""
     if not len(locs):
         return []
-    if hdr.offset_size != 4:
-        return _list_offsets(hdr, locs, loclists, loclists_base)
-    try:
-        a = np.array(locs, dtype=np.int64).reshape(-1, 4)
-    except OverflowError:  # values of the pure decoder past int64
-        return _list_offsets(hdr, locs, loclists, loclists_base)
-    forms, values = a[:, 2], a[:, 3]
-    x = forms == F.DW_FORM_loclistx
-    if x.any():
-        if loclists_base is None:
-            raise DwarfError(f"unit at 0x{hdr.off:x} uses DW_FORM_loclistx without DW_AT_loclists_base")
-        o = hdr.offset_size
-        p = loclists_base + values[x] * o
-        if (p < 0).any() or (p > len(loclists) - o).any() or (values[x] < 0).any():
-            return _list_offsets(hdr, locs, loclists, loclists_base)  # slices past the section: as they read
-        raw = np.frombuffer(loclists, dtype=np.uint8)
-        got = np.zeros(len(p), dtype=np.int64)
-        for k in range(o):
-            got |= raw[p + k].astype(np.int64) << (8 * k)
-        values = values.copy()
-        values[x] = loclists_base + got
-    # np.unique would do, but its first call imports numpy.ma (10-25 ms of start-up).
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+    if hdr.offset_size == 4 and _core is not None and isinstance(locs, memoryview):
+        got = _core.list_offsets(locs, loclists, loclists_base or 0, loclists_base is not None, hdr.offset_size)
+        if got is not None:
+            return got
+    return _list_offsets(hdr, locs, loclists, loclists_base)
 
 
-def _list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclists: bytes,
+def _list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]] | memoryview, loclists: bytes,
                   loclists_base: int | None) -> list[int]:
+    if isinstance(locs, memoryview):  # the compiled scanner's rows
+        locs = locs.tolist()
     out = []
     for _, _, form, value in locs:
         if form == F.DW_FORM_loclistx:
@@ -73,15 +56,15 @@ def _list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]], loclis
     return sorted(set(out))
 
 
-def scan_lists(sec: bytes, offsets: list[int] | np.ndarray, hdr: UnitHeader) -> list[Operand]:
+def scan_lists(sec: bytes, offsets: list[int] | array, hdr: UnitHeader) -> list[Operand]:
     """The DIE-naming operands of every expression in the lists at ``offsets`` (of .debug_loc when
     the unit is DWARF 2-4, of .debug_loclists for DWARF 5)."""
     if _core is not None and len(offsets):
-        got = _core.scan_lists(sec, np.ascontiguousarray(offsets, dtype=np.int64), hdr.addr_size, hdr.offset_size,
-                               hdr.version)
+        got = _core.scan_lists(sec, offsets if isinstance(offsets, array) else array("q", offsets), hdr.addr_size,
+                               hdr.offset_size, hdr.version)
         if got is not None:
             return got
-    if isinstance(offsets, np.ndarray):
+    if isinstance(offsets, array):
         offsets = offsets.tolist()
     out: list[Operand] = []
     A, O, V = hdr.addr_size, hdr.offset_size, hdr.version

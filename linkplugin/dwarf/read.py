@@ -8,10 +8,10 @@ operands and location-list pointers are collected as tuples (the only per-attrib
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import Union
 
-import numpy as np
-
+from linkplugin.arrays import filled, shaped
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.abbrev import OP_SKIP, Abbrev, Plan, _expr, compile_plan, form_size, scan_program
@@ -20,14 +20,15 @@ from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.lazy import np
 
 _scan = load_compiled("linkplugin.dwarf._scan")
 _exprs = load_compiled("linkplugin.dwarf._loclists")
 
 
 class UnitDies:
-    """One decoded unit. The per-DIE columns exist as int64 arrays (``arrays()``) and as Python
-    lists (``offs``, ``codes``, ``parent``, ``ends``); each form is made from the other on first
+    """One decoded unit. The per-DIE columns exist as int64 arrays (``arrays()``: memoryviews or
+    array('q') on the compiled path, numpy arrays from the pure decoder) and as Python lists (``offs``, ``codes``, ``parent``, ``ends``); each form is made from the other on first
     use only, so compiled code that reads the arrays never pays for a Python int per DIE."""
 
     __slots__ = ("hdr", "abbrevs", "_lists", "ref_pos", "ref_die", "ref_form", "ref_at", "ref_target",
@@ -96,7 +97,7 @@ class UnitDies:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``offs``, ``codes``, ``parent`` and ``ends`` as int64 arrays (made once)."""
         if self._arrays is None:
-            self._arrays = tuple(np.array(x, dtype=np.int64) for x in self._lists)  # type: ignore[union-attr,assignment]
+            self._arrays = tuple(array("q", x) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
 
     def drop_references(self) -> None:
@@ -145,8 +146,8 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
             _tables_cache[key] = (abbrevs, made)
             return made
     size = max(abbrevs, default=0) + 1
-    start = np.full(size, -1, dtype=np.int64)
-    kids = np.zeros(size, dtype=np.uint8)
+    start = filled("q", size, -1)
+    kids = bytearray(size)
     ops: list[int] = []
     programs: dict[tuple, int] = {}
     tables = None
@@ -167,7 +168,7 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
             start[code] = at
             kids[code] = ab.children
         else:
-            tables = (np.array(ops, dtype=np.int64), start, kids)
+            tables = (array("q", ops), start, kids)
     # The entry keeps the table dict alive, so its id is not reused while cached.
     if len(_tables_cache) > 4096:
         _tables_cache.clear()
@@ -191,18 +192,22 @@ def forget_tables() -> None:
 # attribute it tells apart (DW_AT_sibling, location, other expression, other).
 _parse = load_compiled("linkplugin.dwarf._parse")
 _TPL_FORMS = 0x1F30
-_AT_CLASS = np.full(0x4000, 3, dtype=np.uint8)
-_AT_CLASS[[at for at in F.EXPR_BLOCK_ATTRS if at < 0x4000]] = 2
-_AT_CLASS[[at for at in F.LOCATION_ATTRS if at < 0x4000]] = 1
+_AT_CLASS = bytearray([3]) * 0x4000
+for _at in F.EXPR_BLOCK_ATTRS:
+    if _at < 0x4000:
+        _AT_CLASS[_at] = 2
+for _at in F.LOCATION_ATTRS:
+    if _at < 0x4000:
+        _AT_CLASS[_at] = 1
 _AT_CLASS[F.DW_AT_sibling] = 0
-_templates: dict[tuple, np.ndarray] = {}
+_templates: dict[tuple, memoryview] = {}
 
 
-def _scan_template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+def _scan_template(version: int, offset_size: int, addr_size: int) -> memoryview:
     key = (version, offset_size, addr_size)
     tpl = _templates.get(key)
     if tpl is None:
-        tpl = np.full((4, _TPL_FORMS, 4), -1, dtype=np.int64)
+        flat = filled("q", 4 * _TPL_FORMS * 4, -1)  # (class, form) -> 4 numbers
         for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_location, 0x22, F.DW_AT_name)):
             for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
                 try:
@@ -212,12 +217,14 @@ def _scan_template(version: int, offset_size: int, addr_size: int) -> np.ndarray
                 if prog is None:
                     continue  # DW_FORM_indirect: only the Python tables say so
                 ops = [prog[i:i + 4] for i in range(0, len(prog) - 4, 4)]  # without OP_END
+                row = (c * _TPL_FORMS + form) * 4
                 if not ops:
-                    tpl[c, form] = (-2, 0, 0, 0)
+                    flat[row:row + 4] = array("q", (-2, 0, 0, 0))
                 elif len(ops) == 1 and ops[0][0] == OP_SKIP:
-                    tpl[c, form] = (-2, ops[0][1], 0, 0)
+                    flat[row:row + 4] = array("q", (-2, ops[0][1], 0, 0))
                 elif len(ops) == 1 and ops[0][3] in (0, at):
-                    tpl[c, form] = (ops[0][0], ops[0][1], ops[0][2], int(ops[0][3] == at))
+                    flat[row:row + 4] = array("q", (ops[0][0], ops[0][1], ops[0][2], int(ops[0][3] == at)))
+        tpl = shaped(flat, 4, _TPL_FORMS, 4)
         _templates[key] = tpl
     return tpl
 

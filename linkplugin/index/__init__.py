@@ -10,10 +10,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-import numpy as np
-
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.lazy import np
 from linkplugin.record import Record
 
 PUBNAMES = {".debug_pubnames": False, ".debug_pubtypes": False,

@@ -10,10 +10,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-import numpy as np
-
 from linkplugin.dwarf.units import UnitHeader
 from linkplugin.index import CannotRebuild
+from linkplugin.lazy import np
 
 
 def read(data: bytes, gnu: bool) -> list[tuple[int, list[tuple[int, int, bytes]]]]:

@@ -20,7 +20,7 @@ Tokens (every integer LEB128, ``sleb`` where it may be negative):
   R u32(root) at rel            a DIE of another root: replaced when digesting by T + its hash,
                                 or C for a member of the same cycle
 """
-from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport malloc, realloc, free, qsort
 
@@ -28,7 +28,11 @@ from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, r
 from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-import numpy as np
+from cpython.array cimport array, clone, resize
+
+cdef array _INT64 = array("q")
+cdef array _UINT32 = array("I")
+cdef array _UINT8 = array("B")
 
 # ``analyze`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
 NOGIL = True
@@ -1303,7 +1307,8 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     or None for an index without one: ``line.file_names``);
     ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
     the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
-    ``hashes`` and ``names`` (the digest of namespaces, name and file) are (roots, 16) uint8."""
+    ``hashes`` and ``names`` (the digest of namespaces, name and file) are 16 bytes a root, in
+    array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B')."""
     cdef Py_ssize_t n = offs.shape[0]
     cdef Work W
     cdef int rc
@@ -1324,21 +1329,12 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     # Sized by DIEs, used by roots (a few in ten): only the arrays read before they are written
     # (flags set for some roots; the name keys of unnamed roots stay zero) are zeroed, the rest
     # left as they come (no memset of their unused rows with the GIL held).
-    roots = np.empty(n, dtype=np.int64)
-    rends = np.empty(n, dtype=np.int64)
-    root_of = np.empty(n, dtype=np.int64)
-    nsok = np.empty(n, dtype=np.uint8)
-    nsh = np.empty((n, 16), dtype=np.uint8)
-    pinned = np.zeros(n, dtype=np.uint8)
-    uniq = np.zeros(n, dtype=np.uint8)
-    hashes = np.empty((n, 16), dtype=np.uint8)
-    names = np.zeros((n, 16), dtype=np.uint8)
-    has_name = np.empty(n, dtype=np.uint8)
-    nested_root = np.empty(n, dtype=np.int64)
-    nested_names = np.empty((n, 16), dtype=np.uint8)
-    cdef int64_t[::1] roots_v = roots, rends_v = rends, root_of_v = root_of, nested_root_v = nested_root
-    cdef uint8_t[::1] nsok_v = nsok, pinned_v = pinned, uniq_v = uniq, has_name_v = has_name
-    cdef uint8_t[:, ::1] nsh_v = nsh, hashes_v = hashes, names_v = names, nested_names_v = nested_names
+    cdef array roots = clone(_INT64, n, False), rends = clone(_INT64, n, False), root_of = clone(_INT64, n, False)
+    cdef array nsok = clone(_UINT8, n, False), nsh = clone(_UINT8, 16 * n, False)
+    cdef array pinned = clone(_UINT8, n, True), uniq = clone(_UINT8, n, True)
+    cdef array hashes = clone(_UINT8, 16 * n, False), names = clone(_UINT8, 16 * n, True)
+    cdef array has_name = clone(_UINT8, n, False)
+    cdef array nested_root = clone(_INT64, n, False), nested_names = clone(_UINT8, 16 * n, False)
     W.U.d = bptr(info)
     W.U.nd = info.shape[0]
     W.U.u = u
@@ -1372,19 +1368,19 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.nnamed = named.shape[0]
     W.xdies = iptr(xref_dies)
     W.nx = xref_dies.shape[0]
-    W.roots = &roots_v[0]
-    W.rends = &rends_v[0]
-    W.root_of = &root_of_v[0]
-    W.nsok = &nsok_v[0]
-    W.nsh = &nsh_v[0, 0]
-    W.pinned = &pinned_v[0]
-    W.uniq = &uniq_v[0]
-    W.hashes = &hashes_v[0, 0]
-    W.names = &names_v[0, 0]
-    W.has_name = &has_name_v[0]
+    W.roots = <int64_t *> roots.data.as_voidptr
+    W.rends = <int64_t *> rends.data.as_voidptr
+    W.root_of = <int64_t *> root_of.data.as_voidptr
+    W.nsok = <uint8_t *> nsok.data.as_voidptr
+    W.nsh = <uint8_t *> nsh.data.as_voidptr
+    W.pinned = <uint8_t *> pinned.data.as_voidptr
+    W.uniq = <uint8_t *> uniq.data.as_voidptr
+    W.hashes = <uint8_t *> hashes.data.as_voidptr
+    W.names = <uint8_t *> names.data.as_voidptr
+    W.has_name = <uint8_t *> has_name.data.as_voidptr
     W.nroots = 0
-    W.nested_root = &nested_root_v[0]
-    W.nested_names = &nested_names_v[0, 0]
+    W.nested_root = <int64_t *> nested_root.data.as_voidptr
+    W.nested_names = <uint8_t *> nested_names.data.as_voidptr
     W.nnested = 0
     W.phase = -1
     # The paths end to end, with each one's place (start -1: none), made here from the list: a
@@ -1438,9 +1434,22 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
             free(spans)
     nr = W.nroots
     nn = W.nnested
-    return (roots[:nr].copy(), rends[:nr].copy(), pinned[:nr].astype(bool), hashes[:nr].copy(),
-            names[:nr].copy(), has_name[:nr].astype(bool), W.phase, first, nested_root[:nn].copy(),
-            nested_names[:nn].copy())
+    # Roots and their ends as DIE indexes in 32 bits (the table phase holds every unit's), the
+    # rest cut to the roots' rows in place.
+    cdef array roots32 = clone(_UINT32, nr, False), rends32 = clone(_UINT32, nr, False)
+    cdef Py_ssize_t j
+    for j in range(nr):
+        if (<int64_t *> roots.data.as_voidptr)[j] > 0xFFFFFFFF or (<int64_t *> rends.data.as_voidptr)[j] > 0xFFFFFFFF:
+            return None
+        (<uint32_t *> roots32.data.as_voidptr)[j] = <uint32_t> (<int64_t *> roots.data.as_voidptr)[j]
+        (<uint32_t *> rends32.data.as_voidptr)[j] = <uint32_t> (<int64_t *> rends.data.as_voidptr)[j]
+    resize(pinned, nr)
+    resize(hashes, 16 * nr)
+    resize(names, 16 * nr)
+    resize(has_name, nr)
+    resize(nested_root, nn)
+    resize(nested_names, 16 * nn)
+    return (roots32, rends32, pinned, hashes, names, has_name, W.phase, first, nested_root, nested_names)
 
 
 # --- the kernel's tables of one abbreviation table --------------------------------------------
@@ -1586,10 +1595,11 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
         last.p = <int64_t *> malloc(size * sizeof(int64_t))
         if last.p == NULL:
             raise MemoryError()
-        start_a = np.full(size, -1, dtype=np.int64)
-        head_len = np.zeros(size + 1, dtype=np.int64)
-        flags_a = np.zeros(size, dtype=np.uint8)
-        xflags_a = np.zeros(size, dtype=np.uint8)
+        start_a = clone(_INT64, size, False)
+        memset(start_a.data.as_voidptr, 0xFF, size * sizeof(int64_t))  # -1: no such code
+        head_len = clone(_INT64, size + 1, True)
+        flags_a = clone(_UINT8, size, True)
+        xflags_a = clone(_UINT8, size, True)
         sv = start_a
         hv = head_len
         fv = flags_a
@@ -1613,8 +1623,11 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
                 j = last.p[code]
                 memcpy(out + total, heads.p + hstart.p[j], hv[code + 1])
                 total += hv[code + 1]
-        prog_a = np.frombuffer(PyBytes_FromStringAndSize(<const char *> prog.p, prog.n), dtype=np.int64)
-        return prog_a, start_a, hb, np.cumsum(head_len), flags_a, xflags_a
+        prog_a = clone(_INT64, prog.n // sizeof(int64_t), False)
+        memcpy(prog_a.data.as_voidptr, prog.p, prog.n)
+        for code in range(<uint64_t> size):  # each code's head from its offset: the running sum
+            hv[code + 1] += hv[code]
+        return prog_a, start_a, hb, head_len, flags_a, xflags_a
     finally:
         free(prog.p)
         free(heads.p)

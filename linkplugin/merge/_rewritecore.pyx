@@ -18,7 +18,11 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
 
-import numpy as np
+from cpython.array cimport array, clone
+
+cdef array _INT64 = array("q")
+cdef array _INT32 = array("i")
+cdef array _UINT32 = array("I")
 
 from linkplugin.dwarf.forms import DwarfError
 
@@ -946,10 +950,10 @@ cdef class Unit:
         cdef Py_ssize_t i
         if self.sig == NULL:
             raise ValueError("uses before keys")
-        uses = np.zeros(self.nsig, dtype=np.int64)
+        cdef array uses = clone(_INT64, self.nsig, True)
+        cdef int64_t *uv = <int64_t *> uses.data.as_voidptr
         if self.nsig == 0:
             return uses
-        cdef int64_t[::1] uv = uses
         with nogil:
             for i in range(self.n):
                 if self.keep[i]:
@@ -958,7 +962,8 @@ cdef class Unit:
 
     def copy(self, int width, new_codes, Py_ssize_t margin, bint write):
         """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
-        (-1: removed; int32 when they fit), patches (int64 rows: position, width, old target), DIEs per key).
+        (-1: removed; array('i') when they fit, else array('q')), patches (array('q') of rows of 3:
+        position, width, old target), DIEs per key).
         Status 0 ok, 5 the unit plus ``margin`` bytes does not fit ``width``-byte local
         references, 6 an expression operand does not fit its old width. Key k gets code
         ``new_codes[k]`` (None: k + 1).
@@ -984,10 +989,13 @@ cdef class Unit:
             codes_p = &cv[0] if self.nsig else NULL
         if width not in (1, 2, 4, W_UDATA):
             raise ValueError("width is 1, 2, 4 or UDATA")
-        new_rel = np.full(self.n, -1, dtype=np.int64)
-        uses = np.zeros(self.nsig, dtype=np.int64)
+        cdef array new_rel = clone(_INT64, self.n, False)
+        cdef array uses = clone(_INT64, self.nsig, True)
         cdef int64_t[::1] rel = new_rel
         cdef int64_t[::1] uv = uses
+        cdef array rel32
+        cdef Py_ssize_t i
+        memset(new_rel.data.as_voidptr, 0xFF, self.n * sizeof(int64_t))  # -1: removed
         oinit(&out, write)
         oinit(&pat, 1)
         try:
@@ -1003,9 +1011,16 @@ cdef class Unit:
                                     prev)
             self._raise(st, bad)
             body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
-            patches = np.frombuffer(PyBytes_FromStringAndSize(<char *> pat.p, pat.n), dtype=np.int64).reshape(-1, 3)
+            patches = clone(_INT64, pat.n // sizeof(int64_t), False)
+            if pat.n:
+                memcpy(patches.data.as_voidptr, pat.p, pat.n)
             # int32 when it holds every offset: the outputs of all units wait for the layout phase
-            return st, body, new_rel.astype(np.int32) if out.n < (1 << 31) else new_rel, patches, uses
+            if out.n < (1 << 31):
+                rel32 = clone(_INT32, self.n, False)
+                for i in range(self.n):
+                    (<int32_t *> rel32.data.as_voidptr)[i] = <int32_t> rel[i]
+                return st, body, rel32, patches, uses
+            return st, body, new_rel, patches, uses
         finally:
             free(out.p)
             free(pat.p)
@@ -1285,19 +1300,33 @@ cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) n
     return lo if lo < n and <int64_t> a[lo] == x else -1
 
 
-def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const offset_t[::1] offs,
-                  const new_t[::1] new, int64_t lo, int64_t hi):
+def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, offs, new, int64_t lo,
+                  int64_t hi):
+    """``_write_patches`` for the widths of ``offs`` and ``new`` (int64 or uint32 each), chosen
+    here: a fused ``def`` would import numpy to find them."""
+    cdef bint narrow_offs = memoryview(offs).itemsize == 4, narrow_new = memoryview(new).itemsize == 4
+    if narrow_offs and narrow_new:
+        return _write_patches[uint32_t, uint32_t](info, rows_of, bases, offs, new, lo, hi)
+    if narrow_offs:
+        return _write_patches[uint32_t, int64_t](info, rows_of, bases, offs, new, lo, hi)
+    if narrow_new:
+        return _write_patches[int64_t, uint32_t](info, rows_of, bases, offs, new, lo, hi)
+    return _write_patches[int64_t, int64_t](info, rows_of, bases, offs, new, lo, hi)
+
+
+cdef _write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, const offset_t[::1] offs,
+                    const new_t[::1] new, int64_t lo, int64_t hi):
     """layout.write_patches in C, on each unit's patch rows as they are (no concatenation):
     write the new offset of the DIE at old offset ``rows[k, 2]`` (``offs`` sorted, ``new`` their
     new offsets; int64 or uint32; a DIE's old offset is in [lo, hi)) as a ``rows[k, 1]``-byte little-endian value
-    at ``bases[u] + rows[k, 0]`` of ``info``, for the int64 (k, 3) arrays ``rows_of[u]``. None,
+    at ``bases[u] + rows[k, 0]`` of ``info``, for the int64 rows of 3 ``rows_of[u]`` (flat). None,
     or the first problem as (kind, value): 1 outside .debug_info, 2 not a DIE, 3 does not fit
     its width; checked in that order over all rows, as the numpy version does."""
     cdef Py_ssize_t k, i, u, nu = len(rows_of), m = offs.shape[0], w, b, nb, lo_i, hi_i, total = 0, at
     cdef int64_t v, old
     cdef int kind = 0
     cdef int64_t bad = 0
-    cdef const int64_t[:, ::1] r
+    cdef const int64_t[::1] r
     cdef const int64_t **rp = <const int64_t **> malloc((nu + 1) * sizeof(int64_t *))
     cdef Py_ssize_t *rn = <Py_ssize_t *> malloc((nu + 1) * sizeof(Py_ssize_t))
     cdef int64_t *vals = NULL
@@ -1309,11 +1338,11 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
             raise MemoryError()
         for u in range(nu):
             r = rows_of[u]
-            if r.shape[1] != 3:
+            if r.shape[0] % 3:
                 raise ValueError("patch rows of 3")
-            rp[u] = &r[0, 0] if r.shape[0] else NULL
-            rn[u] = r.shape[0]
-            total += r.shape[0]
+            rp[u] = &r[0] if r.shape[0] else NULL
+            rn[u] = r.shape[0] // 3
+            total += rn[u]
         # (the arrays stay alive in ``rows_of``)
         vals = <int64_t *> malloc((total + 1) * sizeof(int64_t))
         # first[j]: index of the first DIE at or after lo + 256 j: a lookup searches one block
@@ -1394,9 +1423,9 @@ def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] base
 def new_offsets(list rels, const int64_t[::1] bases, Py_ssize_t total, bint narrow=False):
     """layout.Resolver: every DIE's new section offset, unit by unit (``bases[u]`` + its new
     unit-relative offset ``rels[u][i]``), -1 for a removed DIE; with ``narrow`` (the new section
-    is shorter than 0xFFFFFFFF bytes) a uint32 array, REMOVED for a removed DIE: half the memory
-    (libjvm.so has 21 million DIEs)."""
-    out = np.empty(total, dtype=np.uint32 if narrow else np.int64)
+    is shorter than 0xFFFFFFFF bytes) array('I'), REMOVED for a removed DIE: half the memory
+    (libjvm.so has 21 million DIEs); else array('q')."""
+    cdef array out = clone(_UINT32 if narrow else _INT64, total, False)
     if narrow:
         _fill_new_offsets[uint32_t](out, rels, bases, total)
     else:
@@ -1418,13 +1447,13 @@ cdef _fill_new_offsets(new_t[::1] o, list rels, const int64_t[::1] bases, Py_ssi
         if at + n > total:
             raise ValueError("more DIEs than ``total``")
         b = bases[u]
-        if rel.dtype == np.int32:
+        if memoryview(rel).itemsize == 4:  # array('i'), or the pure path's int32 numpy arrays
             r32 = rel
             with nogil:
                 for i in range(n):
                     o[at + i] = <new_t> (b + r32[i]) if r32[i] >= 0 else gone
         else:
-            r64 = np.ascontiguousarray(rel, dtype=np.int64)
+            r64 = rel
             with nogil:
                 for i in range(n):
                     o[at + i] = <new_t> (b + r64[i]) if r64[i] >= 0 else gone
@@ -1433,7 +1462,15 @@ cdef _fill_new_offsets(new_t[::1] o, list rels, const int64_t[::1] bases, Py_ssi
         raise ValueError("fewer DIEs than ``total``")
 
 
-def redirect(new_t[::1] new, const int64_t[::1] starts, const int64_t[::1] lens, const int64_t[::1] canon):
+def redirect(new, const int64_t[::1] starts, const int64_t[::1] lens, const int64_t[::1] canon):
+    """``_redirect`` for the width of ``new`` (chosen here: a fused ``def`` would import numpy)."""
+    if memoryview(new).itemsize == 4:
+        return _redirect[uint32_t](new, starts, lens, canon)
+    return _redirect[int64_t](new, starts, lens, canon)
+
+
+cdef bint _redirect(new_t[::1] new, const int64_t[::1] starts, const int64_t[::1] lens,
+                    const int64_t[::1] canon) except -1:
     """layout.Resolver: a removed DIE (``new`` -1, or REMOVED in a uint32 array) of the removal
     starting at global DIE index ``starts[r]`` (``lens[r]`` DIEs) gets the new offset of the same
     DIE of its canonical copy (from ``canon[r]``). False if a canonical DIE was removed too, or an
@@ -1480,3 +1517,35 @@ def table(list entries):
         return PyBytes_FromStringAndSize(<char *> o.p, o.n)
     finally:
         free(o.p)
+
+
+def removal_rows(list starts, list ends, list canon_unit, list canon_die, const int64_t[::1] first):
+    """``redirect``'s arguments from every unit's removals (table.Removals columns, unit-relative
+    DIE indexes; ``first[u]``: the global index of unit u's first DIE): (starts, lens, canon) as
+    array('q')."""
+    cdef Py_ssize_t u, k, n, total = 0, at = 0, nu = len(starts)
+    cdef const int64_t[::1] s, e, cu, cd
+    for u in range(nu):
+        total += len(starts[u])
+    cdef array gs = clone(_INT64, total, False), lens = clone(_INT64, total, False)
+    cdef array canon = clone(_INT64, total, False)
+    cdef int64_t *gp = <int64_t *> gs.data.as_voidptr
+    cdef int64_t *lp = <int64_t *> lens.data.as_voidptr
+    cdef int64_t *cp = <int64_t *> canon.data.as_voidptr
+    if first.shape[0] != nu or len(ends) != nu or len(canon_unit) != nu or len(canon_die) != nu:
+        raise ValueError("one removal list and first DIE per unit")
+    for u in range(nu):
+        n = len(starts[u])
+        if not n:
+            continue
+        s, e, cu, cd = starts[u], ends[u], canon_unit[u], canon_die[u]
+        if e.shape[0] != n or cu.shape[0] != n or cd.shape[0] != n:
+            raise ValueError("removal columns of different lengths")
+        for k in range(n):
+            if cu[k] < 0 or cu[k] >= nu:
+                raise ValueError("a canonical unit out of range")
+            gp[at] = first[u] + s[k]
+            lp[at] = e[k] - s[k]
+            cp[at] = first[cu[k]] + cd[k]
+            at += 1
+    return gs, lens, canon

@@ -23,14 +23,13 @@ canonical copy in the holder gdb expands first.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, form_size
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.lazy import np
 
 # Phases, in gdb's order: the unit holding main, then by first function, variable, type name;
 # a unit with none of these is never expanded by the listings.
@@ -125,7 +124,7 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
         declared[code] = any(at == F.DW_AT_declaration and form == F.DW_FORM_flag_present for at, form, _ in ab.specs)
-    offs, codes, parent, _ = ud.arrays()
+    offs, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
     tags = tag_of[codes]
     code_list = codes.tolist()
     # gdb's indexer reads the children of the unit, of namespaces, of enumerations and of named

@@ -8,16 +8,17 @@ both). ``analyze`` returns None when the compiled core is missing or declines th
 from __future__ import annotations
 
 import marshal
+from array import array
 from typing import NamedTuple
 
-import numpy as np
-
+from linkplugin.arrays import filled, shaped
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_uleb
 from linkplugin.dwarf.read import UnitDies
+from linkplugin.lazy import np
 from linkplugin.merge import expansion
 from linkplugin.merge.tokens import hash_program
 
@@ -58,27 +59,28 @@ _TPL_FORMS = 0x1F30  # _hashcore.TPL_FORMS
 _DECL_TAG = 64        # _hashcore.tables: a tag of F.DECL_TAGS
 
 
-def _template(version: int, offset_size: int, addr_size: int) -> np.ndarray:
+def _template(version: int, offset_size: int, addr_size: int) -> memoryview:
     """(op, size, class) of tokens.hash_program for every form, for DW_AT_sibling, DW_AT_decl_file
     and any other attribute (the only distinctions it makes): ``_hashcore.tables``'s input, so
     that the compiled tables follow hash_program by construction (cached per unit shape)."""
     key = (version, offset_size, addr_size)
     tpl = _templates.get(key)
     if tpl is None:
-        tpl = np.full((3, _TPL_FORMS, 3), -1, dtype=np.int64)
+        flat = filled("q", 3 * _TPL_FORMS * 3, -1)  # (class, form) -> 3 numbers
         for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_decl_file, F.DW_AT_name)):
             for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
                 try:
                     prog = hash_program(((at, form, 0),), version, offset_size, addr_size)
                 except DwarfError:
                     continue
-                tpl[c, form] = (prog[0], prog[3], prog[4])
-        _templates[key] = tpl
+                row = (c * _TPL_FORMS + form) * 3
+                flat[row:row + 3] = array("q", (prog[0], prog[3], prog[4]))
+        tpl = _templates[key] = shaped(flat, 3, _TPL_FORMS, 3)
     return tpl
 
 
-_templates: dict[tuple, np.ndarray] = {}
-_TAG_FLAGS = np.zeros(256, dtype=np.uint8)
+_templates: dict[tuple, memoryview] = {}
+_TAG_FLAGS = bytearray(256)
 for _tag in F.TYPE_TAGS:
     _TAG_FLAGS[_tag] |= CODE_TYPE
 for _tag in F.DECL_TAGS:
@@ -116,7 +118,7 @@ def _code_xflags(ab: Abbrev) -> int:
     return flags
 
 
-_XTAG_FLAGS = np.array([_tag_xflags(tag) for tag in range(256)], dtype=np.uint8)
+_XTAG_FLAGS = bytes(_tag_xflags(tag) for tag in range(256))
 
 
 def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_size: int) -> Tables:
@@ -201,7 +203,7 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
                         tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
                         secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
                         files, unit_ctx,
-                        np.array(named, dtype=np.int64), np.array(xref_dies, dtype=np.int64))
+                        array("q", named), array("q", xref_dies))
     return Analysis(*got) if got is not None else None
 
 

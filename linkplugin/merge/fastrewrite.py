@@ -7,10 +7,11 @@ Per unit, Python only makes the kernel's input arrays, maps the unit's keys to t
 """
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.read import UnitDies
+from linkplugin.lazy import np
 from linkplugin.merge.table import Removals
 
 _core = load_compiled("linkplugin.merge._rewritecore")
@@ -38,34 +39,42 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     pure loop."""
     hdr = ud.hdr
     offs, codes, parent, ends = ud.arrays()
-    if ud.xrefs:
-        xr = np.array([(x[0], x[1], x[2], _XKIND[x[3]], x[4]) for x in ud.xrefs], dtype=np.int64)
-        xr = np.ascontiguousarray(xr[np.argsort(xr[:, 1], kind="stable")]).reshape(-1)
-    else:
-        xr = np.zeros(0, dtype=np.int64)
-    c = np.ascontiguousarray
+    # DIE-naming expression operands, by position: (DIE, position, width, kind, target)
+    xr = array("q", [v for x in sorted(ud.xrefs, key=lambda x: x[1]) for v in (x[0], x[1], x[2], _XKIND[x[3]], x[4])])
     unit = _core.Unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
-                      hdr.offset_size, offs, codes, parent, ends, c(ud.ref_pos, dtype=np.int64),
-                      c(ud.ref_die, dtype=np.int64), c(ud.ref_form, dtype=np.int64), c(ud.ref_target, dtype=np.int64),
-                      c(rem.starts, dtype=np.int64), c(rem.ends, dtype=np.int64), xr)
+                      hdr.offset_size, offs, codes, parent, ends, _int64(ud.ref_pos), _int64(ud.ref_die),
+                      _int64(ud.ref_form), _int64(ud.ref_target), _int64(rem.starts), _int64(rem.ends), xr)
     return None if unit.pure else unit
 
 
-def write_patches(info: bytearray, patches: list[np.ndarray], bases: list[int], resolve) -> tuple[int, int] | None:
-    """layout.write_patches's loop in C, on each unit's rows (``patches[u]``, positions from
-    ``bases[u]``) as they are, for the layout.Resolver ``resolve``: None, or the first problem as
-    (kind, value)."""
-    rows = [np.ascontiguousarray(p, dtype=np.int64).reshape(-1, 3) for p in patches]
-    return _core.write_patches(info, rows, np.array(bases, dtype=np.int64), resolve.offs, resolve.new,
+def _int64(column):
+    """A column as the kernel takes it: 64-bit integers, contiguous (the compiled scanner's and
+    table's are; the pure path's numpy arrays may be narrower)."""
+    if isinstance(column, (memoryview, array)) and memoryview(column).itemsize == 8:
+        return column
+    return np.ascontiguousarray(column, dtype=np.int64)
+
+
+def write_patches(info: bytearray, patches: list, bases: list[int], resolve) -> tuple[int, int] | None:
+    """layout.write_patches's loop in C, on each unit's rows (``patches[u]``: int64, rows of 3
+    end to end; positions from ``bases[u]``) as they are, for the layout.Resolver ``resolve``:
+    None, or the first problem as (kind, value)."""
+    return _core.write_patches(info, patches, array("q", bases), resolve.offs, resolve.new,
                                resolve.units[0].off, resolve.units[-1].end)
 
 
-def new_offsets(rels: list[np.ndarray], bases: np.ndarray, total: int, narrow: bool = False) -> np.ndarray:
+def new_offsets(rels: list, bases: array, total: int, narrow: bool = False) -> array:
     """Every DIE's new section offset (-1: removed), from each unit's new unit-relative ones; with
-    ``narrow`` as uint32 (0xFFFFFFFF: removed), for a new section shorter than that."""
+    ``narrow`` as array('I') (0xFFFFFFFF: removed), for a new section shorter than that."""
     return _core.new_offsets(rels, bases, total, narrow)
 
 
-def redirect(new: np.ndarray, starts: np.ndarray, lens: np.ndarray, canon: np.ndarray) -> bool:
+def redirect(new: array, starts: array, lens: array, canon: array) -> bool:
     """layout.Resolver's removed DIEs following their canonical copies, in C."""
     return _core.redirect(new, starts, lens, canon)
+
+
+def removal_rows(removals: list, first: array) -> tuple[array, array, array]:
+    """``redirect``'s (starts, lens, canon) from every unit's table.Removals."""
+    return _core.removal_rows([r.starts for r in removals], [r.ends for r in removals],
+                              [r.canon_unit for r in removals], [r.canon_die for r in removals], first)

@@ -18,9 +18,8 @@ Equal hashes therefore mean equal unfoldings: the same type in every detail a de
 from __future__ import annotations
 
 import marshal
+from array import array
 from typing import NamedTuple
-
-import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
@@ -28,13 +27,18 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
+from linkplugin.dwarf import read
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
+from linkplugin.lazy import np
 from linkplugin.merge import expansion, fasthash
 from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
+
+# A column of numbers or of 16-byte keys: array.array, memoryview, bytes or a numpy array.
+Column = "array | memoryview | bytes | np.ndarray"
 
 try:  # hashlib's blake2b is this one; importing hashlib also loads OpenSSL (+3.5 MiB, a few ms)
     from _blake2 import blake2b
@@ -45,20 +49,22 @@ except ImportError:
 
 
 class UnitAnalysis(NamedTuple):
+    """A unit's analysis. The columns are typed arrays: array.array and memoryviews from the
+    compiled core, numpy arrays from the pure path; the consumers take either (buffers)."""
     verbatim: str             # why the unit is copied as it is ('' when it is merged)
-    offs: np.ndarray          # section offset of every DIE
-    roots: np.ndarray         # DIE index of each mergeable root
-    root_ends: np.ndarray     # DIE index after each root's subtree
-    hashes: np.ndarray        # (roots, 16) uint8: 128-bit hash of each root
-    pinned: np.ndarray        # roots that must stay (named by unit-relative expression operands,
+    offs: Column              # section offset of every DIE
+    roots: Column             # DIE index of each mergeable root
+    root_ends: Column         # DIE index after each root's subtree
+    hashes: Column            # 16 bytes a root (numpy: (roots, 16) uint8): 128-bit hash of each root
+    pinned: Column            # roots that must stay (named by unit-relative expression operands,
                               # or listed per unit by gdb)
-    names: np.ndarray         # (roots, 16) uint8: name key of each named root (hash._name_key)
-    has_name: np.ndarray      # which roots have a name key
+    names: Column             # 16 bytes a root: name key of each named root (hash._name_key)
+    has_name: Column          # which roots have a name key
     gdb_key: tuple[int, bytes]  # when gdb 13 expands the unit for its listings (expansion.py)
     # Types nested directly in a named class root, which gdb lists under their own names: the
     # root each is in and its name key (_name_key with the root's key as scope).
-    nested_root: np.ndarray = np.zeros(0, dtype=np.int64)
-    nested_names: np.ndarray = np.zeros((0, 16), dtype=np.uint8)
+    nested_root: Column = array("q")
+    nested_names: Column = b""
     python: bool = False      # hashed by the pure-Python path where the compiled core is built
     partial: bool = False     # a partial unit (dwz output: shared by the units importing it)
 
@@ -185,7 +191,7 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
         decl_of[code] = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
-    offs, codes, par, ends_a = ud.arrays()
+    offs, codes, par, ends_a = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
     tags = tag_of[codes]
     # Namespaces at unit or namespace level (parents come before their children).
     ns_ok = {0}
@@ -223,13 +229,24 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
             # The offsets wait for the layout phase, the roots for the table and rewrite phases:
             # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots).
             if units[u].end <= 0xFFFFFFFF:
-                got = got._replace(offs=got.offs.astype(np.uint32))
-            got = got._replace(roots=got.roots.astype(np.uint32), root_ends=got.root_ends.astype(np.uint32))
+                got = got._replace(offs=_uint32(got.offs))
+            if not isinstance(got.roots, array):  # (the compiled core's are array('I') already)
+                got = got._replace(roots=np.asarray(got.roots).astype(np.uint32),
+                                   root_ends=np.asarray(got.root_ends).astype(np.uint32))
             if not got.verbatim:
                 keep_unit(src, u, ud)  # the pure decoder's
                 keep_locations(src, u, locations)
             out.append(got)
         return out
+
+
+def _uint32(offs: Column) -> Column:
+    """A unit's DIE offsets in 32 bits (the unit ends below 4 GiB)."""
+    if isinstance(offs, (memoryview, array)) and read._scan is not None:
+        got = read._scan.to_uint32(offs)
+        if got is not None:
+            return got
+    return np.asarray(offs).astype(np.uint32)
 
 
 def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
@@ -240,7 +257,8 @@ def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, byt
     if len(got.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
         got = got._replace(partial=True)
     if len(got.roots) and env.top.get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
-        got = got._replace(pinned=got.pinned | _holding_abstract_instances(ud, got.roots, got.root_ends))
+        got = got._replace(pinned=np.asarray(got.pinned).astype(bool)
+                           | _holding_abstract_instances(ud, np.asarray(got.roots), np.asarray(got.root_ends)))
     return got
 
 
@@ -271,10 +289,8 @@ def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, locations:
     hdr = ud.hdr
     offs = ud.arrays()[0]
     reason = _verbatim_reason(ud, env)
-    empty = np.zeros(0, dtype=np.int64)
     if reason:
-        return UnitAnalysis(reason, offs, empty, empty, np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool),
-                            np.zeros((0, 16), np.uint8), np.zeros(0, dtype=bool), (NEVER, b""))
+        return UnitAnalysis(reason, offs, array("I"), array("I"), b"", b"", b"", b"", (NEVER, b""))
     _, loc_ops = location_operands(secs, ud, env)
     if locations is not None:
         locations += loc_ops
@@ -288,6 +304,7 @@ def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, locations:
                                 gdb_key, got.nested_root, got.nested_names)
     # Here the compiled core, when built, declined the unit (a form or shape it does not take):
     # --stats counts these units, which would otherwise only show as a slow merge.
+    offs = np.asarray(offs)
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
     root_of = np.full(n, -1, dtype=np.int64)

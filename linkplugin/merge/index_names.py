@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import form_size
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
+from linkplugin.lazy import np
 from linkplugin.merge.hash import UnitEnv
 from linkplugin.merge.table import Removals
 
@@ -29,7 +28,7 @@ def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[
         return {}
     names = _Names(secs, ud, secs[".debug_info"], text)
     got: dict[str, tuple[int, ...]] = {}  # names interned, units in tuples: every unit's wait for the index
-    _, codes, parent, _ = ud.arrays()
+    _, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
     rem = Removals(*(np.asarray(x) for x in rem))  # the compiled table's are array('q')
     root_codes = codes[rem.starts]
     pick = np.flatnonzero(names.named[root_codes] | names.enum[root_codes])
@@ -83,7 +82,7 @@ class _Names:
         self.ud, self.info = ud, info
         self.env = UnitEnv(secs, ud, info)
         self.scopes: dict[int, str] = {0: ""}  # DIE index -> its scope prefix ("ns::")
-        self.offs, self.codes, self.parent, _ = ud.arrays()
+        self.offs, self.codes, self.parent, _ = map(np.asarray, ud.arrays())  # (compiled: memoryviews)
         self.text = text if text is not None else {}  # DW_FORM_strp names by offset, as returned
         # Per abbreviation code: has DW_AT_name; is an enumeration; where a DW_FORM_strp name
         # lies after a one-byte code (-1: elsewhere, or another form).

@@ -2,63 +2,74 @@
 .debug_info and .debug_abbrev."""
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader
+from linkplugin.lazy import np
 from linkplugin.memory import release_freed_memory
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput
 from linkplugin.merge.table import Removals
 
 
-def offsets(per_unit: list[np.ndarray]) -> np.ndarray:
+def offsets(per_unit: list) -> array | np.ndarray:
     """The old offsets of every unit's DIEs in one array, as the hash phase keeps them (uint32
     when they fit, else int64) and without a copy at the Resolver: made once the per-unit arrays
     are the only other holders, so that they can go (on libjvm.so each copy is 84 MB)."""
-    if all(o.dtype == np.uint32 for o in per_unit):
-        return np.concatenate(per_unit) if per_unit else np.zeros(0, dtype=np.uint32)
-    return np.concatenate([o.astype(np.int64, copy=False) for o in per_unit]) if per_unit else np.zeros(0, np.int64)
+    if all(isinstance(o, array) and o.typecode == "I" for o in per_unit):
+        out = array("I", [0]) * sum(len(o) for o in per_unit)
+        at = 0
+        for o in per_unit:
+            out[at:at + len(o)] = o
+            at += len(o)
+        return out
+    if all(o.dtype == np.uint32 for o in map(np.asarray, per_unit)):
+        return np.concatenate([np.asarray(o) for o in per_unit]) if per_unit else np.zeros(0, dtype=np.uint32)
+    return (np.concatenate([np.asarray(o).astype(np.int64, copy=False) for o in per_unit]) if per_unit
+            else np.zeros(0, np.int64))
 
 
 class Resolver:
     """Old .debug_info offset of a DIE -> its new offset, following removed duplicates to the
-    matching DIE of their canonical copy. Every DIE's new offset is computed once, with numpy:
-    resolving the references one by one was most of the layout phase."""
+    matching DIE of their canonical copy. Every DIE's new offset is computed once, in C (or with
+    numpy on the pure path): resolving the references one by one was most of the layout phase."""
 
     def __init__(self, units: list[UnitHeader], offs: np.ndarray, counts: list[int], removals: list[Removals],
                  outputs: list[UnitOutput], new_unit_off: list[int]) -> None:
         """``offs``: every DIE's old offset, unit after unit (``counts[u]`` DIEs in unit ``u``), as
         ``offsets`` makes them."""
         self.units = units
+        self.offs = offs
+        if fastrewrite.available():
+            # -1 for a removed DIE, without a program-sized temporary per step; uint32 when the
+            # new section allows (half the memory: libjvm.so has 21 million DIEs)
+            narrow = sum(len(o.body) for o in outputs) < 0xFFFFFFFF
+            new = fastrewrite.new_offsets([o.new_rel for o in outputs], array("q", new_unit_off), len(offs), narrow)
+            # A DIE inside a removed duplicate: the same DIE of the canonical copy.
+            if any(len(rem.starts) for rem in removals):
+                first = array("q", [0]) * len(counts)  # global index of each unit's DIE 0
+                for u in range(1, len(counts)):
+                    first[u] = first[u - 1] + counts[u - 1]
+                if not fastrewrite.redirect(new, *fastrewrite.removal_rows(removals, first)):
+                    raise DwarfError("a canonical type was removed (internal error)")
+            self.new = new
+            return
         counts_a = np.array(counts, dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(counts_a)[:-1]]).astype(np.int64)  # global index of each unit's DIE 0
-        self.offs = offs
-        compiled = fastrewrite.available()
-        if compiled:  # -1 for a removed DIE, without a program-sized temporary per step
-            # uint32 when the new section allows (half the memory: libjvm.so has 21 million DIEs)
-            narrow = sum(len(o.body) for o in outputs) < 0xFFFFFFFF
-            new = fastrewrite.new_offsets([o.new_rel for o in outputs], np.array(new_unit_off, dtype=np.int64),
-                                          len(self.offs), narrow)
-        else:
-            rel = np.concatenate([o.new_rel for o in outputs]).astype(np.int64)
-            new = np.repeat(np.array(new_unit_off, dtype=np.int64), counts_a) + rel
+        rel = np.concatenate([np.asarray(o.new_rel) for o in outputs]).astype(np.int64)
+        new = np.repeat(np.array(new_unit_off, dtype=np.int64), counts_a) + rel
         # A DIE inside a removed duplicate: the same DIE of the canonical copy (a unit copied
         # verbatim removed nothing: its DIEs all have rel >= 0 and keep their own place). All
         # units' removals at once: numpy calls per unit were most of this phase.
         nrem = np.array([len(rem.starts) for rem in removals], dtype=np.int64)
         if nrem.sum():
-            starts = np.concatenate([rem.starts for rem in removals], dtype=np.int64)
-            lens = np.concatenate([rem.ends for rem in removals], dtype=np.int64)
+            starts = np.concatenate([np.asarray(rem.starts) for rem in removals], dtype=np.int64)
+            lens = np.concatenate([np.asarray(rem.ends) for rem in removals], dtype=np.int64)
             lens -= starts
             starts += first[np.repeat(np.arange(len(removals), dtype=np.int64), nrem)]
-            canon = first[np.concatenate([rem.canon_unit for rem in removals], dtype=np.int64)]
-            canon += np.concatenate([rem.canon_die for rem in removals], dtype=np.int64)
-            if compiled:
-                if not fastrewrite.redirect(new, starts, lens, canon):
-                    raise DwarfError("a canonical type was removed (internal error)")
-                self.new = new
-                return
+            canon = first[np.concatenate([np.asarray(rem.canon_unit) for rem in removals], dtype=np.int64)]
+            canon += np.concatenate([np.asarray(rem.canon_die) for rem in removals], dtype=np.int64)
             step = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
             s = np.repeat(starts, lens) + step
             d = np.repeat(canon, lens) + step
@@ -70,9 +81,11 @@ class Resolver:
         self.new = new
 
     def many(self, old: np.ndarray) -> np.ndarray:
-        """New offsets of the DIEs at the old offsets ``old``."""
+        """New offsets of the DIEs at the old offsets ``old`` (numpy: the index rebuilds')."""
         if not len(old):
             return old
+        if not isinstance(self.offs, np.ndarray):  # the compiled path's arrays, seen by numpy
+            self.offs, self.new = np.asarray(self.offs), np.asarray(self.new)
         lo, hi = self.units[0].off, self.units[-1].end
         outside = (old < lo) | (old >= hi)
         if outside.any():
@@ -111,7 +124,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
     abbrev = bytearray()
     table_at: dict[bytes, int] = {}
     info = bytearray()
-    patches: list[np.ndarray] = []  # (position in the unit, width, old target) rows
+    patches: list[array] = []  # (position in the unit, width, old target) rows, end to end
     bases: list[int] = []
     # Bytes of bodies copied between two releases of their memory: a release walks the whole heap.
     step = max(_RELEASE_STEP, pos // 8)
@@ -128,9 +141,9 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
         hdr = units[u]
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
-        if len(out.patches):  # a list of tuples, or int64 rows from the compiled copy loop
-            rows = out.patches if isinstance(out.patches, np.ndarray) else np.array(out.patches, dtype=np.int64)
-            patches.append(rows.reshape(-1, 3))
+        if len(out.patches):  # a list of tuples, or array('q') rows of 3 from the compiled copy loop
+            patches.append(out.patches if isinstance(out.patches, array) else
+                           array("q", [v for row in out.patches for v in row]))
             bases.append(base)
         if len(info) - released >= step:  # the copied bodies' memory, back to the system
             release_freed_memory()
@@ -140,25 +153,28 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
         if bad is not None:
             raise _patch_error(*bad)
     elif patches:
-        rows = np.concatenate(patches).astype(np.int64)
-        rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) for p in patches])
+        rows = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1, 3) for p in patches])
+        rows[:, 0] += np.repeat(np.array(bases, dtype=np.int64), [len(p) // 3 for p in patches])
         write_patches(info, rows, resolve)
     return info, bytes(abbrev), new_unit_off, resolve
 
 
-_NO_DIES = np.zeros(0, dtype=np.int32)
+_NO_DIES = array("i")
 _RELEASE_STEP = 1 << 20
 
 
-def write_patches(info: bytearray, patches: np.ndarray, resolve: Resolver) -> None:
-    """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
-    ``info``: in C (fastrewrite.write_patches), or one numpy scatter per width (a merged program
-    has a million of them)."""
+def write_patches(info: bytearray, patches: array | np.ndarray, resolve: Resolver) -> None:
+    """Write the new offsets of the (position, width, old offset) rows of ``patches`` (end to end
+    in an array('q'), or an (n, 3) numpy array) into ``info``: in C (fastrewrite.write_patches),
+    or one numpy scatter per width (a merged program has a million of them)."""
     if fastrewrite.available():
-        bad = fastrewrite.write_patches(info, [patches], [0], resolve)
+        flat = patches if isinstance(patches, array) else array(
+            "q", np.ascontiguousarray(patches, dtype=np.int64).tobytes())
+        bad = fastrewrite.write_patches(info, [flat], [0], resolve)
         if bad is not None:
             raise _patch_error(*bad)
         return
+    patches = np.asarray(patches, dtype=np.int64).reshape(-1, 3)
     new = resolve.many(patches[:, 2])
     buf = np.frombuffer(info, dtype=np.uint8)
     for w in np.unique(patches[:, 1]).tolist():

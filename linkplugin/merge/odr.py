@@ -49,7 +49,7 @@ from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, kept_unit, worker_sections
-from linkplugin.merge.table import Removals
+from linkplugin.merge.table import Removals, as_numpy
 
 # DW_LANG_C_plus_plus, _03, _11, _14
 CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})
@@ -120,7 +120,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     inside roots are referenced from outside them (from any unit)."""
     info = secs[".debug_info"]
     hdr = ud.hdr
-    offs, codes, parent, _ = ud.arrays()
+    offs, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
     n = len(offs)
     root_of = np.full(n, -1, dtype=np.int64)
     for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
@@ -248,7 +248,7 @@ def subtree_paths(secs: dict[str, bytes], ud: UnitDies, spans: list[tuple[int, i
     of a class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
-    offs, codes, parent = ud.arrays()[:3]
+    offs, codes, parent = map(np.asarray, ud.arrays()[:3])  # (the compiled scanner's are memoryviews)
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
     attrs_of = _Reader(info, ud, _PATH_ATTRS)
     spelled: dict[int, tuple] = {}
@@ -520,6 +520,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     table phase took them."""
     if not any(_language(sections, u) in CPP_LANGUAGES for u, a in zip(units, analyses) if not a.verbatim):
         return removals, removals  # no C++ unit: nothing to scan
+    analyses = [as_numpy(a) for a in analyses]  # (the compiled hash phase's columns are array.array)
     tasks = [(src, [(u, bool(analyses[u].verbatim), analyses[u].roots, analyses[u].root_ends) for u in c])
              for c in chunks]
     scans: list[UnitScan] = [s for part in run_tasks(scan_chunk, tasks, jobs) for s in part]

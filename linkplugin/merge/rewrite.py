@@ -22,10 +22,9 @@ copy).
 from __future__ import annotations
 
 import struct
+from array import array
 from bisect import bisect_left
 from typing import Iterable, NamedTuple
-
-import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
@@ -33,6 +32,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, unit_header
+from linkplugin.lazy import np
 from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
@@ -275,14 +275,14 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     for s, e in zip(rem.starts.tolist(), rem.ends.tolist()):
         keep[s:e] = False
     # Where each reference goes: a surviving DIE of this unit (local) or anywhere else (external).
-    tgt = ud.ref_target
+    tgt = np.asarray(ud.ref_target)  # (the compiled scanner's columns are memoryviews)
     tidx = np.searchsorted(offs_np, tgt)
     inside = (tgt >= hdr.off) & (tgt < hdr.end)
     tidx_c = np.minimum(tidx, n - 1)
     if (inside & (offs_np[tidx_c] != tgt)).any():
         raise _bad_ref(ud, tgt[inside & (offs_np[tidx_c] != tgt)][0])
     local = inside & keep[tidx_c]
-    sib = ud.ref_at == F.DW_AT_sibling
+    sib = np.asarray(ud.ref_at) == F.DW_AT_sibling
     # Per-DIE events, in position order: references (kind 0 drop DW_AT_sibling, 1 local, 2
     # external; with the old value's width) and DIE-naming expression operands (3 section offset,
     # 4 ULEB, 5 fixed width; with their width). ``ref_forms`` holds each DIE's new reference forms
@@ -497,7 +497,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         width, keys, _ = _smallest_compiled(secs, ud, unit)
     else:
         keys = unit.keys(width)
-    new_codes = None if own else np.array([codes[e] for e in keys], dtype=np.int64)  # type: ignore[index]
+    new_codes = None if own else array("q", [codes[e] for e in keys])  # type: ignore[index]
     status, body, new_rel, patches, uses = unit.copy(width, new_codes, unit.kept if own else 0, True)
     if status == fastrewrite.OVERFLOW:
         raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
@@ -573,7 +573,7 @@ def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray
         if kind == "s":
             loc_patches.append((pos, w, v))
             continue
-        t = int(np.searchsorted(offs, v + ud.hdr.off))
+        t = bisect_left(offs, v + ud.hdr.off)
         if t >= len(offs) or offs[t] != v + ud.hdr.off:
             raise DwarfError(f"a location list of the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
         loc_values.append((pos, _operand(int(new_rel[t]), w if kind == "u" else -w)))

@@ -1,7 +1,7 @@
 """The other sections that hold .debug_info offsets."""
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.merge.layout import Resolver, write_patches
@@ -41,8 +41,7 @@ def patch_location_lists(sec: bytes, values: list[tuple[int, bytes]], patches: l
     for pos, b in values:
         out[pos:pos + len(b)] = b
     if patches:
-        rows = np.array(patches, dtype=np.int64).reshape(-1, 3)
-        if (rows[:, 0] < 0).any() or (rows[:, 0] + rows[:, 1] > len(out)).any():
+        if any(pos < 0 or pos + width > len(out) for pos, width, _ in patches):
             raise DwarfError("a location-list operand lies past the end of its section")
-        write_patches(out, rows, resolve)
+        write_patches(out, array("q", [v for row in patches for v in row]), resolve)
     return out

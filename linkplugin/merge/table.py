@@ -9,23 +9,18 @@ merge's peak); this code is its reference and the pure path's table.
 """
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
-
-import numpy as np
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.forms import DwarfError
+from linkplugin.lazy import np
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
 
 # The compiled table (_tablecore.pyx, this module's numpy code as its reference), or None.
 _core = load_compiled("linkplugin.merge._tablecore")
 
-
-# A 16-byte digest as one item, its first and last 8 bytes as numbers: gathering rows of this
-# type is one copy per row (a 2-D gather of (n, 2) words was 14x slower on libjvm.so's 1.6
-# million roots).
-_DIGEST = np.dtype([("lo", np.uint64), ("hi", np.uint64)])
 
 
 def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +33,10 @@ def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarra
     each group's first row is taken by a minimum. Temporaries are dropped as soon as they are
     used: the table phase is one of the merge's memory peaks."""
     n = len(rows)
-    digests = np.ascontiguousarray(rows).view(_DIGEST).reshape(n)
+    # A 16-byte digest as one item, its first and last 8 bytes as numbers: gathering rows of
+    # this type is one copy per row (a 2-D gather of (n, 2) words was 14x slower on libjvm.so's
+    # 1.6 million roots).
+    digests = np.ascontiguousarray(rows).view(np.dtype([("lo", np.uint64), ("hi", np.uint64)])).reshape(n)
     order = np.argsort(digests["lo"])
     # One half at a time in sorted order (the whole rows gathered were twice the memory).
     half = digests["lo"][order]
@@ -234,6 +232,7 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
             rank_list, [a.roots for a in analyses], [a.root_ends for a in analyses], [a.pinned for a in analyses],
             [a.hashes for a in analyses], [a.names for a in analyses], [a.has_name for a in analyses],
             [a.nested_root for a in analyses], [a.nested_names for a in analyses])]
+    analyses = [as_numpy(a) for a in analyses]
     unit_rank = np.array(rank_list, dtype=np.int64).reshape(-1)
     counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
     base = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -282,7 +281,17 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
 
 
+def as_numpy(a: UnitAnalysis) -> UnitAnalysis:
+    """The analysis with numpy columns (the compiled hash phase's are array.array: 16 bytes a
+    root for the keys)."""
+    def rows(x: object) -> np.ndarray:
+        return np.frombuffer(x, dtype=np.uint8).reshape(-1, 16)
+    return a._replace(offs=np.asarray(a.offs), roots=np.asarray(a.roots), root_ends=np.asarray(a.root_ends), pinned=np.asarray(a.pinned),
+                      hashes=rows(a.hashes), names=rows(a.names), has_name=np.asarray(a.has_name),
+                      nested_root=np.asarray(a.nested_root), nested_names=rows(a.nested_names))
+
+
 def no_removals(n_units: int) -> list[Removals]:
     """Every unit keeps all its roots."""
-    empty = np.zeros(0, dtype=np.int64)
+    empty = array("q")
     return [Removals(empty, empty, empty, empty) for _ in range(n_units)]

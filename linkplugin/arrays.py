@@ -1,0 +1,18 @@
+"""Small helpers for the typed arrays the compiled path passes around without numpy."""
+from __future__ import annotations
+
+from array import array
+
+
+def filled(typecode: str, n: int, value: int) -> array:
+    """``n`` items of ``value``."""
+    return array(typecode, [value]) * n
+
+
+def shaped(a: array, *shape: int) -> memoryview:
+    """``a`` seen as a C-contiguous array of ``shape`` (a compiled kernel's N-dimensional input),
+    without a copy."""
+    return memoryview(a).cast("B").cast(a.typecode, shape)
+
+
+__all__ = ["filled", "shaped"]
