@@ -27,9 +27,11 @@ _exprs = load_compiled("linkplugin.dwarf._loclists")
 
 
 class UnitDies:
-    """One decoded unit. The per-DIE columns exist as int64 arrays (``arrays()``: memoryviews or
-    array('q') on the compiled path, numpy arrays from the pure decoder) and as Python lists (``offs``, ``codes``, ``parent``, ``ends``); each form is made from the other on first
-    use only, so compiled code that reads the arrays never pays for a Python int per DIE."""
+    """One decoded unit. The per-DIE columns exist as int64 arrays (``arrays()``: memoryviews of
+    the compiled scanner's blocks, or array('q')) and as Python lists (``offs``, ``codes``,
+    ``parent``, ``ends``); each form is made from the other on first use only, so compiled code
+    that reads the arrays never pays for a Python int per DIE. The reference columns are
+    memoryviews from the compiled scanner, numpy arrays from the pure decoder."""
 
     __slots__ = ("hdr", "abbrevs", "_lists", "ref_pos", "ref_die", "ref_form", "ref_at", "ref_target",
                  "xrefs", "locs", "_arrays", "loc_ops")

@@ -31,12 +31,13 @@ X_SCOPE, X_CLASS, X_HAS_NAME, X_DECLARED, X_SUBPROGRAM, X_VARIABLE, X_TYPE = 1, 
 
 
 class Tables(NamedTuple):
-    prog: np.ndarray      # tokenizer programs, concatenated
-    start: np.ndarray     # where each code's program starts (-1: no such code)
+    """array.array columns from the compiled core (numpy from ``_tables``, its reference)."""
+    prog: array           # tokenizer programs, concatenated
+    start: array          # where each code's program starts (-1: no such code)
     heads: bytes          # head tokens, concatenated
-    head_off: np.ndarray  # code's head is heads[head_off[code]:head_off[code + 1]]
-    flags: np.ndarray     # CODE_* of each code
-    xflags: np.ndarray    # X_* of each code
+    head_off: array       # code's head is heads[head_off[code]:head_off[code + 1]]
+    flags: array          # CODE_* of each code
+    xflags: array         # X_* of each code
 
 
 def _code_flags(ab: Abbrev) -> int:
@@ -166,16 +167,17 @@ _abbrevs: dict[tuple, tuple] = {}  # (program, head, flags, xflags) by (attribut
 
 
 class Analysis(NamedTuple):
-    roots: np.ndarray
-    root_ends: np.ndarray
-    pinned: np.ndarray
-    hashes: np.ndarray
-    names: np.ndarray
-    has_name: np.ndarray
+    """_hashcore.analyze's result (array.array columns; hashes and names 16 bytes a root)."""
+    roots: array
+    root_ends: array
+    pinned: array
+    hashes: array
+    names: array
+    has_name: array
     phase: int            # expansion.expansion_key: (phase, first name); phase -1: not computed
     first_name: bytes
-    nested_root: np.ndarray   # hash.UnitAnalysis.nested_root / nested_names
-    nested_names: np.ndarray
+    nested_root: array        # hash.UnitAnalysis.nested_root / nested_names
+    nested_names: array
 
 
 def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:

@@ -2,10 +2,10 @@
 first wins (expansion.py), the lowest (unit, DIE) among equals.
 
 Units are taken in that order whatever the number of workers that produced their hashes, so
-the winners (and the output bytes) never depend on ``jobs``. Everything is numpy over all units'
-roots at once: no Python work per root. The compiled core (_tablecore.pyx) does the same in C
-with a hash table instead of sorts (glibc's libc.so.6: 32 ms against 105, 3.8 MB less at the
-merge's peak); this code is its reference and the pure path's table.
+the winners (and the output bytes) never depend on ``jobs``. The compiled core (_tablecore.pyx)
+does it in C with a hash table (glibc's libc.so.6: 32 ms against 105, 3.8 MB less at the merge's
+peak); the numpy code here, over all units' roots at once (no Python work per root), is its
+reference and the pure path's table.
 """
 from __future__ import annotations
 
