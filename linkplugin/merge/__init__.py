@@ -193,11 +193,10 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     # Each phase that decodes units makes the scanner's tables of their abbreviations again once
     # they are forgotten: small inputs keep them to the end of the rewrite (python3.11d: 1.8 MB,
     # 540 makes -> 180), large ones drop them between phases (libjvm.so: 34 MB).
-    # A table's kept forms take about 15 times its bytes (glibc's libc.so.6: 983 KB of
-    # abbreviations, 14 MiB kept, its merge's peak above dwz's): an input with more abbreviation
-    # bytes drops them at the end of the hash phase, before the table phase's peak, and makes
-    # them again once for both rewrite passes, whose peak is lower (glibc: 2063 tables, made
-    # again between the passes too cost 4-5% of its time, for 0.5 MiB less at its peak).
+    # A table's kept forms take about 5 times its bytes (glibc's libc.so.6: 983 KB of
+    # abbreviations, 5.5 MiB kept, for 2-4% of its time: 2,063 tables not made again for the
+    # rewrite): an input with more abbreviation bytes drops them at the end of the hash phase,
+    # before the table phase's peak, and makes them again once for both rewrite passes.
     keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES and sizes.get(".debug_abbrev", 0) <= KEEP_ABBREV_BYTES
 
     with _phase(timings, "read+hash"):

@@ -50,7 +50,7 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
 def _int64(column):
     """A column as the kernel takes it: 64-bit integers, contiguous (the compiled scanner's and
     table's are; the pure path's numpy arrays may be narrower)."""
-    if isinstance(column, (memoryview, array)) and memoryview(column).itemsize == 8:
+    if isinstance(column, (memoryview, array)) and column.itemsize == 8:
         return column
     return np.ascontiguousarray(column, dtype=np.int64)
 

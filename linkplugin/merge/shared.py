@@ -103,7 +103,7 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
 # (narrowed to int32, within a 12 MiB budget) saved no time at -j2 on libstdc++ or python3.11d
 # and held 6-9 MiB more at the peak (BENCHMARKS.md, session 6).
 KEEP_INFO_BYTES = 16 << 20
-KEEP_ABBREV_BYTES = 512 << 10  # and at most this much .debug_abbrev for the scanner's tables
+KEEP_ABBREV_BYTES = 2 << 20  # and at most this much .debug_abbrev for the scanner's tables
 
 
 def _keeps(state: _JobState) -> bool:
