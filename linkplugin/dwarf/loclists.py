@@ -34,7 +34,8 @@ def list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]] | memory
     if not len(locs):
         return []
     if hdr.offset_size == 4 and _core is not None and isinstance(locs, memoryview):
-        got = _core.list_offsets(locs, loclists, loclists_base or 0, loclists_base is not None, hdr.offset_size)
+        known = isinstance(loclists_base, int)  # (a damaged unit may give it another form's value)
+        got = _core.list_offsets(locs, loclists, loclists_base if known else 0, known, hdr.offset_size)
         if got is not None:
             return got
     return _list_offsets(hdr, locs, loclists, loclists_base)
@@ -47,8 +48,9 @@ def _list_offsets(hdr: UnitHeader, locs: list[tuple[int, int, int, int]] | memor
     out = []
     for _, _, form, value in locs:
         if form == F.DW_FORM_loclistx:
-            if loclists_base is None:
-                raise DwarfError(f"unit at 0x{hdr.off:x} uses DW_FORM_loclistx without DW_AT_loclists_base")
+            if not isinstance(loclists_base, int):
+                raise DwarfError(f"unit at 0x{hdr.off:x} uses DW_FORM_loclistx without DW_AT_loclists_base"
+                                 + ("" if loclists_base is None else " of a constant form"))
             p = loclists_base + value * hdr.offset_size
             out.append(loclists_base + int.from_bytes(loclists[p:p + hdr.offset_size], "little"))
         else:
