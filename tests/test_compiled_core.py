@@ -219,6 +219,28 @@ def test_compiled_merge_leaves_numpy_unloaded(tmp_path: Path) -> None:
 
 
 @needs_core
+def test_units_left_as_they_are_same_bytes_compiled_and_pure(tmp_path: Path) -> None:
+    """A program whose DWARF 5 type units (in .debug_info) are copied as they are, beside
+    merged compile units: the pure path (numpy's table over the compiled path's empty columns
+    of such units) and the compiled one give the same bytes."""
+    if not have("g++"):
+        pytest.skip("g++ missing")
+    (tmp_path / "a.cc").write_text("struct S { int a; double b; };\nint f(S *s) { return s->a; }\n")
+    (tmp_path / "b.cc").write_text("struct S { int a; double b; };\nint f(S *s);\n"
+                                   "int main() { S s{1, 2}; return f(&s); }\n")
+    src = tmp_path / "tu"
+    subprocess.run(["g++", "-g", "-gdwarf-5", "-fdebug-types-section", "-O0", str(tmp_path / "a.cc"),
+                    str(tmp_path / "b.cc"), "-o", str(src)], check=True)
+    outs = {}
+    for label, jobs, pure in (("pure", 1, True), ("compiled", 2, False)):
+        done = _merge(src, tmp_path / label, jobs, pure)
+        assert done.returncode == 0, done.stderr
+        assert "left as it is: unit type 0x2" in done.stderr  # (a type unit)
+        outs[label] = (tmp_path / label).read_bytes()
+    assert outs["compiled"] == outs["pure"]
+
+
+@needs_core
 @pytest.mark.parametrize("dwarf", [4, 5])
 def test_large_units_same_bytes_compiled_and_pure(dwarf, tmp_path: Path) -> None:
     """Units of 64 KiB and more (DW_FORM_ref_udata local references, sized by counting passes)

@@ -21,13 +21,12 @@ import marshal
 from array import array
 from typing import NamedTuple
 
-from linkplugin.dwarf import forms as F
+from linkplugin.dwarf import forms as F, read
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
-from linkplugin.dwarf import read
 from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.lazy import np

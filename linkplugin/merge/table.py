@@ -286,8 +286,11 @@ def as_numpy(a: UnitAnalysis) -> UnitAnalysis:
     root for the keys)."""
     def rows(x: object) -> np.ndarray:
         return np.frombuffer(x, dtype=np.uint8).reshape(-1, 16)
-    return a._replace(offs=np.asarray(a.offs), roots=np.asarray(a.roots), root_ends=np.asarray(a.root_ends), pinned=np.asarray(a.pinned),
-                      hashes=rows(a.hashes), names=rows(a.names), has_name=np.asarray(a.has_name),
+
+    def flags(x: object) -> np.ndarray:  # (b"" for a unit left as it is: np.asarray would make a 0-d array)
+        return np.frombuffer(x, dtype=np.uint8)
+    return a._replace(offs=np.asarray(a.offs), roots=np.asarray(a.roots), root_ends=np.asarray(a.root_ends),
+                      pinned=flags(a.pinned), hashes=rows(a.hashes), names=rows(a.names), has_name=flags(a.has_name),
                       nested_root=np.asarray(a.nested_root), nested_names=rows(a.nested_names))
 
 
