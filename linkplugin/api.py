@@ -251,7 +251,7 @@ def merge_types_file(src: str | os.PathLike, dst: str | os.PathLike, jobs: int |
     """
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
-    with timer.phase("import"):  # numpy and the DWARF engine, only loaded for this job
+    with timer.phase("import"):  # the DWARF engine, only loaded for this job
         from linkplugin.merge import merge_sections
     with _debug_job(src, timer, MergeReport) as (image, targets, plains, report):
         _refuse_relocated_debug_info(image, targets)

@@ -78,7 +78,7 @@ def _context(preload: str) -> multiprocessing.context.BaseContext:
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         # Only the first job's module counts (the forkserver starts once): a
-        # compression job then does not wait for numpy and the DWARF engine.
+        # compression job then does not wait for the DWARF engine.
         ctx.set_forkserver_preload([preload])
         return ctx
     return multiprocessing.get_context("spawn")
