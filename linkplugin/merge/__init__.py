@@ -194,7 +194,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     # Each phase that decodes units makes the scanner's tables of their abbreviations again once
     # they are forgotten: small inputs keep them to the end of the rewrite (python3.11d: 1.8 MB,
     # 540 makes -> 180), large ones drop them between phases (libjvm.so: 34 MB).
-    # A table's kept forms take about 5 times its bytes (glibc's libc.so.6: 983 KB of
+    # A table's kept forms take about 6 times its bytes (glibc's libc.so.6: 983 KB of
     # abbreviations, 5.5 MiB kept, for 2-4% of its time: 2,063 tables not made again for the
     # rewrite): an input with more abbreviation bytes drops them at the end of the hash phase,
     # before the table phase's peak, and makes them again once for both rewrite passes.
