@@ -9,10 +9,15 @@ def filled(typecode: str, n: int, value: int) -> array:
     return array(typecode, [value]) * n
 
 
+def flat_rows(rows: list[tuple[int, ...]]) -> array:
+    """Rows of integers end to end in one array('q') (the compiled kernels' patch rows)."""
+    return array("q", [v for row in rows for v in row])
+
+
 def shaped(a: array, *shape: int) -> memoryview:
     """``a`` seen as a C-contiguous array of ``shape`` (a compiled kernel's N-dimensional input),
     without a copy."""
     return memoryview(a).cast("B").cast(a.typecode, shape)
 
 
-__all__ = ["filled", "shaped"]
+__all__ = ["filled", "flat_rows", "shaped"]

@@ -15,9 +15,9 @@ from cpython.array cimport array, clone
 
 from linkplugin.dwarf._leb cimport read_le, read_uleb
 
-NOGIL = True
+NOGIL = True  # scan() runs its loop without the GIL (units may be scanned on threads)
 
-cdef array _UINT32 = array("I")  # scan() runs its loop without the GIL (units may be scanned on threads)
+cdef array _UINT32 = array("I")
 
 # Op codes of a scan program (kept equal to abbrev.OP_*): each op is four int64s (op, a, b, c).
 DEF OP_END = 0

@@ -102,6 +102,11 @@ class UnitDies:
             self._arrays = tuple(array("q", x) for x in self._lists)  # type: ignore[union-attr,assignment]
         return self._arrays  # type: ignore[return-value]
 
+    def numpy_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``arrays()`` seen by numpy, without a copy (for the pure path and the index and ODR
+        code, which compute with numpy; the compiled scanner's are memoryviews)."""
+        return tuple(np.asarray(a) for a in self.arrays())  # type: ignore[return-value]
+
     def drop_references(self) -> None:
         """Let go of the reference columns (40 bytes a reference), once a compiled rewrite
         kernel holds what it needs of them; the unit can no longer be rewritten or copied."""

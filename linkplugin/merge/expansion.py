@@ -124,7 +124,7 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
         declared[code] = any(at == F.DW_AT_declaration and form == F.DW_FORM_flag_present for at, form, _ in ab.specs)
-    offs, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
+    offs, codes, parent, _ = ud.numpy_arrays()
     tags = tag_of[codes]
     code_list = codes.tolist()
     # gdb's indexer reads the children of the unit, of namespaces, of enumerations and of named

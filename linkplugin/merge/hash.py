@@ -190,7 +190,7 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
         decl_of[code] = next((form for at, form, _ in ab.specs if at == F.DW_AT_declaration), 0)
-    offs, codes, par, ends_a = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
+    offs, codes, par, ends_a = ud.numpy_arrays()
     tags = tag_of[codes]
     # Namespaces at unit or namespace level (parents come before their children).
     ns_ok = {0}

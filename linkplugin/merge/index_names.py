@@ -28,8 +28,8 @@ def moved_names(secs: dict[str, bytes], ud: UnitDies, rem: Removals, text: dict[
         return {}
     names = _Names(secs, ud, secs[".debug_info"], text)
     got: dict[str, tuple[int, ...]] = {}  # names interned, units in tuples: every unit's wait for the index
-    _, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
-    rem = Removals(*(np.asarray(x) for x in rem))  # the compiled table's are array('q')
+    _, codes, parent, _ = ud.numpy_arrays()
+    rem = rem.numpy()
     root_codes = codes[rem.starts]
     pick = np.flatnonzero(names.named[root_codes] | names.enum[root_codes])
     starts = rem.starts[pick]
@@ -82,7 +82,7 @@ class _Names:
         self.ud, self.info = ud, info
         self.env = UnitEnv(secs, ud, info)
         self.scopes: dict[int, str] = {0: ""}  # DIE index -> its scope prefix ("ns::")
-        self.offs, self.codes, self.parent, _ = map(np.asarray, ud.arrays())  # (compiled: memoryviews)
+        self.offs, self.codes, self.parent, _ = ud.numpy_arrays()
         self.text = text if text is not None else {}  # DW_FORM_strp names by offset, as returned
         # Per abbreviation code: has DW_AT_name; is an enumeration; where a DW_FORM_strp name
         # lies after a one-byte code (-1: elsewhere, or another form).

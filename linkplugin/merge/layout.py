@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from array import array
 
+from linkplugin.arrays import flat_rows
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.units import UnitHeader
 from linkplugin.lazy import np
@@ -142,8 +143,7 @@ def assemble(units: list[UnitHeader], outputs: list[UnitOutput], offs: np.ndarra
         f = base + hdr.abbrev_field - hdr.off
         info[f:f + hdr.offset_size] = at.to_bytes(hdr.offset_size, "little")
         if len(out.patches):  # a list of tuples, or array('q') rows of 3 from the compiled copy loop
-            patches.append(out.patches if isinstance(out.patches, array) else
-                           array("q", [v for row in out.patches for v in row]))
+            patches.append(out.patches if isinstance(out.patches, array) else flat_rows(out.patches))
             bases.append(base)
         if len(info) - released >= step:  # the copied bodies' memory, back to the system
             release_freed_memory()
@@ -164,13 +164,12 @@ _RELEASE_STEP = 1 << 20
 
 
 def write_patches(info: bytearray, patches: array | np.ndarray, resolve: Resolver) -> None:
-    """Write the new offsets of the (position, width, old offset) rows of ``patches`` (end to end
-    in an array('q'), or an (n, 3) numpy array) into ``info``: in C (fastrewrite.write_patches),
-    or one numpy scatter per width (a merged program has a million of them)."""
+    """Write the new offsets of the (position, width, old offset) rows of ``patches`` into
+    ``info``: in C (fastrewrite.write_patches) on rows end to end in an array('q'), or, on the
+    pure path, one numpy scatter per width (a merged program has a million of them) on an (n, 3)
+    array or the same flat rows."""
     if fastrewrite.available():
-        flat = patches if isinstance(patches, array) else array(
-            "q", np.ascontiguousarray(patches, dtype=np.int64).tobytes())
-        bad = fastrewrite.write_patches(info, [flat], [0], resolve)
+        bad = fastrewrite.write_patches(info, [patches], [0], resolve)
         if bad is not None:
             raise _patch_error(*bad)
         return

@@ -120,7 +120,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
     inside roots are referenced from outside them (from any unit)."""
     info = secs[".debug_info"]
     hdr = ud.hdr
-    offs, codes, parent, _ = map(np.asarray, ud.arrays())  # (the compiled scanner's are memoryviews)
+    offs, codes, parent, _ = ud.numpy_arrays()
     n = len(offs)
     root_of = np.full(n, -1, dtype=np.int64)
     for k, (r, e) in enumerate(zip(roots.tolist(), root_ends.tolist())):
@@ -248,7 +248,7 @@ def subtree_paths(secs: dict[str, bytes], ud: UnitDies, spans: list[tuple[int, i
     of a class's DIEs, and nothing outside the class names them) get ``NO_PATH``: never matched."""
     info = secs[".debug_info"]
     env = UnitEnv(secs, ud, info)
-    offs, codes, parent = map(np.asarray, ud.arrays()[:3])  # (the compiled scanner's are memoryviews)
+    offs, codes, parent = ud.numpy_arrays()[:3]
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
     attrs_of = _Reader(info, ud, _PATH_ATTRS)
     spelled: dict[int, tuple] = {}
@@ -666,7 +666,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     resolve_out: list[Removals] = []
     for u, rem in enumerate(removals):
         a = analyses[u]
-        rem = Removals(*(np.asarray(x) for x in rem))  # the compiled table's are array('q')
+        rem = rem.numpy()
         extra = [(r, e) for r, e in zip(a.roots.tolist(), a.root_ends.tolist()) if (u, r) in odr_map]
         if extra:
             s = np.concatenate([rem.starts, np.array([r for r, _ in extra], dtype=rem.starts.dtype)])

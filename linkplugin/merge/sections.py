@@ -1,8 +1,7 @@
 """The other sections that hold .debug_info offsets."""
 from __future__ import annotations
 
-from array import array
-
+from linkplugin.arrays import flat_rows
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.merge.layout import Resolver, write_patches
 
@@ -43,5 +42,5 @@ def patch_location_lists(sec: bytes, values: list[tuple[int, bytes]], patches: l
     if patches:
         if any(pos < 0 or pos + width > len(out) for pos, width, _ in patches):
             raise DwarfError("a location-list operand lies past the end of its section")
-        write_patches(out, array("q", [v for row in patches for v in row]), resolve)
+        write_patches(out, flat_rows(patches), resolve)
     return out

@@ -22,7 +22,6 @@ from linkplugin.merge.hash import UnitAnalysis
 _core = load_compiled("linkplugin.merge._tablecore")
 
 
-
 def _groups(rows: np.ndarray, prio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each distinct value, group of each row) of an (n, 16) uint8 array of
     digests; the first row is the one of lowest ``prio`` (a permutation of the rows; default:
@@ -209,6 +208,10 @@ class Removals(NamedTuple):
     ends: np.ndarray
     canon_unit: np.ndarray
     canon_die: np.ndarray
+
+    def numpy(self) -> Removals:
+        """The same columns as numpy arrays (the compiled table's are array('q'))."""
+        return Removals(*(np.asarray(x) for x in self))
 
 
 def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None) -> list[Removals]:
