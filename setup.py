@@ -7,7 +7,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 EXTENSIONS = ["linkplugin/dwarf/_scan.pyx", "linkplugin/dwarf/_parse.pyx", "linkplugin/dwarf/_loclists.pyx",
-              "linkplugin/merge/_hashcore.pyx", "linkplugin/merge/_rewritecore.pyx", "linkplugin/merge/_tablecore.pyx"]
+              "linkplugin/merge/_hashcore.pyx", "linkplugin/merge/_rewritecore.pyx", "linkplugin/merge/_tablecore.pyx",
+              "linkplugin/_libc.pyx"]
 
 
 class OptionalBuildExt(build_ext):

@@ -69,9 +69,16 @@ def release_freed_memory() -> None:
 
 def _glibc(name: str) -> Callable[..., int] | None:
     """A function of the process's C library on Linux, None elsewhere or where that library
-    has none (musl has neither malloc_trim nor glibc's mallopt parameters)."""
+    has none (musl has neither malloc_trim nor glibc's mallopt parameters): from the compiled
+    ``_libc`` when it was built (no ctypes to import), else through ctypes."""
     if not sys.platform.startswith("linux"):
         return None
+    try:
+        from linkplugin import _libc
+    except ImportError:
+        pass
+    else:
+        return getattr(_libc, name) if _libc.GLIBC else None
     import ctypes
 
     return getattr(ctypes.CDLL(None), name, None)

@@ -1297,7 +1297,7 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
             const uint8_t[::1] line_strs, list files, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
             const int64_t[::1] xref_dies):
     """(roots, root_ends, pinned, hashes, names, has_name, phase, first name, nested_root,
-    nested_names) of one unit, or None
+    nested_names, offs32) of one unit, or None
     (the caller runs the pure path). The work runs without the GIL. (phase, first name) is
     expansion.expansion_key (phase -1: the caller computes it).
 
@@ -1308,7 +1308,8 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
     the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
     ``hashes`` and ``names`` (the digest of namespaces, name and file) are 16 bytes a root, in
-    array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B')."""
+    array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B');
+    ``offs32`` the DIE offsets as array('I') (None for a unit ending past 4 GiB)."""
     cdef Py_ssize_t n = offs.shape[0]
     cdef Work W
     cdef int rc
@@ -1449,7 +1450,19 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     resize(has_name, nr)
     resize(nested_root, nn)
     resize(nested_names, 16 * nn)
-    return (roots32, rends32, pinned, hashes, names, has_name, W.phase, first, nested_root, nested_names)
+    # The unit's DIE offsets in 32 bits as well, for what the merge keeps of them (half the
+    # memory): made here, where the offsets are at hand, rather than by one more call per unit.
+    cdef object offs32 = None
+    cdef uint32_t *o32
+    if uend <= 0xFFFFFFFF:
+        offs32 = clone(_UINT32, n, False)
+        o32 = <uint32_t *> (<array> offs32).data.as_voidptr
+        for j in range(n):
+            if offs[j] < 0 or offs[j] > 0xFFFFFFFF:
+                offs32 = None  # (the caller narrows them, or says why not)
+                break
+            o32[j] = <uint32_t> offs[j]
+    return (roots32, rends32, pinned, hashes, names, has_name, W.phase, first, nested_root, nested_names, offs32)
 
 
 # --- the kernel's tables of one abbreviation table --------------------------------------------

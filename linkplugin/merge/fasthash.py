@@ -178,6 +178,7 @@ class Analysis(NamedTuple):
     first_name: bytes
     nested_root: array        # hash.UnitAnalysis.nested_root / nested_names
     nested_names: array
+    offs32: array | None      # the DIE offsets in 32 bits (None: the unit ends past 4 GiB)
 
 
 def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:

@@ -226,10 +226,11 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
             locations: list = []
             got = analyze_unit(secs, ud, strp_cache, locations)
             # The offsets wait for the layout phase, the roots for the table and rewrite phases:
-            # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots).
-            if units[u].end <= 0xFFFFFFFF:
+            # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots). The
+            # compiled core's offsets and roots come in 32 bits already.
+            if units[u].end <= 0xFFFFFFFF and not (isinstance(got.offs, array) and got.offs.typecode == "I"):
                 got = got._replace(offs=_uint32(got.offs))
-            if not isinstance(got.roots, array):  # (the compiled core's are array('I') already)
+            if not isinstance(got.roots, array):
                 got = got._replace(roots=np.asarray(got.roots).astype(np.uint32),
                                    root_ends=np.asarray(got.root_ends).astype(np.uint32))
             if not got.verbatim:
@@ -299,8 +300,9 @@ def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, locations:
         got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
         if got is not None:
             gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
-            return UnitAnalysis("", offs, got.roots, got.root_ends, got.hashes, got.pinned, got.names, got.has_name,
-                                gdb_key, got.nested_root, got.nested_names)
+            return UnitAnalysis("", offs if got.offs32 is None else got.offs32, got.roots, got.root_ends,
+                                got.hashes, got.pinned, got.names, got.has_name, gdb_key, got.nested_root,
+                                got.nested_names)
     # Here the compiled core, when built, declined the unit (a form or shape it does not take):
     # --stats counts these units, which would otherwise only show as a slow merge.
     offs = np.asarray(offs)
