@@ -150,7 +150,7 @@ def test_tables_same_as_pure(variant) -> None:
         env = UnitEnv(secs, ud, info)
         # the kernel's expansion key (gdb's expansion order) equals expansion.expansion_key's
         if not _verbatim_reason(ud, env):
-            made = fasthash.analyze(info, ud, env, [], [])
+            made = fasthash.analyze_many([fasthash.analyze_call(info, ud, env, [], [])])[0]
             assert made is not None and made.phase >= 0
             assert (made.phase, made.first_name) == expansion_key(info, ud, env.string)
         files = env.files()
@@ -570,7 +570,7 @@ def test_units_left_to_python_are_counted(monkeypatch) -> None:
     stats: dict = {}
     whole = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
     assert stats["python_units"] == (0, 0)
-    monkeypatch.setattr(fasthash, "analyze", lambda *args: None)
+    monkeypatch.setattr(fasthash, "analyze_many", lambda calls: [None] * len(calls))
     monkeypatch.setattr(fastrewrite, "prepare", lambda *args: None)
     stats = {}
     declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)

@@ -237,13 +237,27 @@ def _scan_template(version: int, offset_size: int, addr_size: int) -> memoryview
 
 
 def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:
-    try:
-        tables = _scan_tables(abbrevs, hdr)
-    except DwarfError:
-        return None
-    if tables is None:
-        return None
-    got = _scan.scan(d, hdr.die_off, hdr.end, hdr.off, *tables, REF_OPS)
+    return decode_many(d, [(hdr, abbrevs)])[0]
+
+
+def decode_many(d: bytes, units: list[tuple[UnitHeader, dict[int, Abbrev]]]) -> list[UnitDies | None]:
+    """The compiled scanner's decoding of several units, in one stretch without the GIL (see
+    ``_scan.scan_many``); None for a unit it does not take (``decode_unit`` runs the pure
+    decoder there)."""
+    tables: list = []
+    for hdr, abbrevs in units:
+        try:
+            tables.append(_scan_tables(abbrevs, hdr))
+        except DwarfError:
+            tables.append(None)
+    calls = [(hdr.die_off, hdr.end, hdr.off, *t) for (hdr, _), t in zip(units, tables) if t is not None]
+    scanned = iter(_scan.scan_many(d, calls, REF_OPS) if calls else ())
+    return [_unit_dies(d, hdr, abbrevs, next(scanned)) if t is not None else None
+            for (hdr, abbrevs), t in zip(units, tables)]
+
+
+def _unit_dies(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev], got: tuple | None) -> UnitDies | None:
+    """The UnitDies of a unit the compiled scanner read (``got``: its result, None: declined)."""
     if got is None:
         return None
     refs, blocks, locs, arrays = got
@@ -268,6 +282,18 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
         ud = _decode_compiled(d, hdr, abbrevs)
         if ud is not None:
             return ud
+    return _decode_pure(d, hdr, abbrevs)
+
+
+def decode_units(d: bytes, units: list[tuple[UnitHeader, dict[int, Abbrev]]]) -> list[UnitDies]:
+    """``decode_unit`` of each (header, abbreviation table), the compiled scanner's share in one
+    call (``decode_many``)."""
+    got = decode_many(d, units) if _scan is not None and d else [None] * len(units)
+    return [ud if ud is not None else _decode_pure(d, hdr, abbrevs) for ud, (hdr, abbrevs) in zip(got, units)]
+
+
+def _decode_pure(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies:
+    """decode_unit's pure-Python decoder."""
     try:
         plans, kids = unit_plans(abbrevs, hdr)
     except DwarfError as exc:

@@ -34,11 +34,13 @@ _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_s
 # Below this much .debug_info, starting worker processes costs more than they save: one process.
 MIN_PARALLEL_BYTES = 1 << 20
 # Threads help where the units' compiled kernels (which release the GIL) outweigh the Python
-# around each unit (which holds it): below this many bytes per unit on average, two threads
-# only take the GIL from each other. -j2 against -j1 on 2 cores: glibc's libc.so.6 (3.3 KB per
-# unit) 1.49x the time, libbinutils 1.28x, binutils' ld.bfd (15 KB) 1.00x, libstdc++ (24 KB)
-# 0.86x, gold (30 KB) 0.68x. (Measured with numpy on this path; without it, glibc's two threads
-# still take 1.26x the time of one.)
+# around each unit (which holds it). The hash phase's kernels take the units in batches
+# (hash._batches), one GIL release per batch, and gain on threads whatever the units' size
+# (glibc's libc.so.6, 3.3 KB a unit: its hash phase 0.8x the time of one thread). The rewrite
+# passes' kernels still take one unit per call: below this many bytes per unit on average, two
+# threads there only take the GIL from each other, so they run on one thread. -j2 against
+# -j1 on 2 cores, all phases on threads (session 7): glibc's libc.so.6 1.49x the time,
+# libbinutils 1.28x, binutils' ld.bfd (15 KB) 1.00x, libstdc++ (24 KB) 0.86x, gold (30 KB) 0.68x.
 MIN_THREAD_UNIT_BYTES = 16 << 10
 
 
@@ -153,12 +155,14 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
     if len(secs[".debug_info"]) < MIN_PARALLEL_BYTES:
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
+    rewrite_jobs = jobs
     if threads and len(secs[".debug_info"]) < MIN_THREAD_UNIT_BYTES * len(parse_units(secs[".debug_info"])):
-        # Small units: one thread (the output is the same for any number), and the allocator as
-        # it is: its mapping threshold, there for threads, cost glibc's libc.so.6 4% of its time
-        # (the page faults of the table and layout phases' large arrays), for 0.6 MiB less.
-        jobs, threads = 1, False
-    if threads:
+        # Small units: the rewrite passes on one thread (the output is the same for any number),
+        # and the allocator as it is: its mapping threshold, there for threads' large blocks, cost
+        # glibc's libc.so.6 4% of its time (the page faults of the table and layout phases' large
+        # arrays), for 0.6 MiB less.
+        rewrite_jobs = 1
+    elif threads:
         map_large_blocks()
     with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
         if jobs > 1 and not threads:
@@ -166,7 +170,7 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
             warm_up(analyze_chunk, jobs)
         return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr,
-                           consume)
+                           consume, rewrite_jobs)
 
 
 def _kernels_release_gil() -> bool:
@@ -181,9 +185,12 @@ def _kernels_release_gil() -> bool:
 
 
 def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
-                run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False) -> MergeResult:
+                run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False,
+                rewrite_jobs: int | None = None) -> MergeResult:
     """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
-    sections through ``src``."""
+    sections through ``src``; the rewrite passes on ``rewrite_jobs`` (default: ``jobs``)."""
+    if rewrite_jobs is None:
+        rewrite_jobs = jobs
     result = MergeResult()
     sizes = {name: len(data) for name, data in sections.items()}
     units = parse_units(sections[".debug_info"])
@@ -241,7 +248,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # first); the second writes the units with it.
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
         plans: list[UnitPlan] = [p for part in _run_phase(run_tasks, plan_chunk, [(src, j) for j in jobs_of],
-                                                          weights, jobs)
+                                                          weights, rewrite_jobs)
                                  for p in part]
         codes, table = shared_table(plans)
         widths = [p.local_width for p in plans]
@@ -254,7 +261,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         jobs_of2 = [[(u, verbatim[u], removals[u], widths[u]) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
                                                               [(src, j, codes, indexed) for j in jobs_of2], weights,
-                                                              jobs)
+                                                              rewrite_jobs)
                                      for o in part]
         if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
             del sections[".debug_info"], worker_sections(src)[".debug_info"]

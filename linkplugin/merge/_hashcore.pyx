@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled hash phase of one unit: roots, tokens, hashes, cycles and name keys, in C.
 
-``analyze`` is the whole of ``hash.analyze_unit`` after decoding, for one unit, in one call that
-holds the GIL only to set up its arrays: finding the mergeable roots, tokenising each root's
+``analyze_many`` is the whole of ``hash.analyze_unit`` after decoding, for each unit of a batch,
+in one call that holds the GIL only to set up the units' arrays: finding the mergeable roots, tokenising each root's
 subtree (the same information as ``tokens.py``, the reference, written as typed self-delimiting
 byte tokens instead of tuples), hashing with a 128-bit MurmurHash3 (x64, written from its published
 description), Tarjan's SCCs with the canonical numbering of ``hash._finish_scc``, and the name keys
@@ -34,7 +34,7 @@ cdef array _INT64 = array("q")
 cdef array _UINT32 = array("I")
 cdef array _UINT8 = array("B")
 
-# ``analyze`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
+# ``analyze_many`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
 NOGIL = True
 
 # Op kinds of a tokenizer program (kept equal to tokens.TOP_*); 6 int64s per op:
@@ -1289,30 +1289,36 @@ cdef inline const int64_t *iptr(const int64_t[::1] v) noexcept:
     return &v[0] if v.shape[0] else NULL
 
 
-def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
-            const int64_t[::1] parent, const int64_t[::1] ends, const int64_t[::1] prog, const int64_t[::1] start,
-            const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
-            const uint8_t[::1] xflags,
-            const uint8_t[::1] strs, const uint8_t[::1] str_offsets, int64_t so_base, int offset_size,
-            const uint8_t[::1] line_strs, list files, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
-            const int64_t[::1] xref_dies):
-    """(roots, root_ends, pinned, hashes, names, has_name, phase, first name, nested_root,
-    nested_names, offs32) of one unit, or None
-    (the caller runs the pure path). The work runs without the GIL. (phase, first name) is
-    expansion.expansion_key (phase -1: the caller computes it).
-
-    ``prog[start[code]:]`` is the tokenizer program of each abbreviation code (tokens.hash_program),
-    ``heads[head_off[code]:head_off[code + 1]]`` its head token (b'H' tag children), ``cflags[code]``
-    its F_* flags and ``xflags[code]`` its X_* flags; ``files[i]`` the path of file ``i`` (bytes,
-    or None for an index without one: ``line.file_names``);
-    ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
-    the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
-    ``hashes`` and ``names`` (the digest of namespaces, name and file) are 16 bytes a root, in
-    array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B');
-    ``offs32`` the DIE offsets as array('I') (None for a unit ending past 4 GiB)."""
-    cdef Py_ssize_t n = offs.shape[0]
+cdef class _Job:
+    """One unit's analysis: its Work, the arrays the kernel writes into, and the file paths
+    end to end (the pointers into the caller's arguments stay valid while the caller holds
+    them, for the call)."""
     cdef Work W
+    cdef array roots, rends, root_of, nsok, nsh, pinned, uniq, hashes, names, has_name, nested_root, nested_names
+    cdef uint8_t *blob
+    cdef int64_t *spans
     cdef int rc
+
+    def __cinit__(self):
+        self.blob = NULL
+        self.spans = NULL
+        memset(&self.W, 0, sizeof(Work))
+
+    def __dealloc__(self):
+        free(self.blob)
+        free(self.spans)
+        free(self.W.names_x.best.p)
+
+
+cdef object _job(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
+                 const int64_t[::1] parent, const int64_t[::1] ends, const int64_t[::1] prog, const int64_t[::1] start,
+                 const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
+                 const uint8_t[::1] xflags,
+                 const uint8_t[::1] strs, const uint8_t[::1] str_offsets, int64_t so_base, int offset_size,
+                 const uint8_t[::1] line_strs, list files, const uint8_t[::1] unit_ctx, const int64_t[::1] named,
+                 const int64_t[::1] xref_dies):
+    """One unit's job for ``analyze_many`` (None: the unit's result is None at once)."""
+    cdef Py_ssize_t n = offs.shape[0]
     if n == 0 or codes.shape[0] != n or parent.shape[0] != n or ends.shape[0] != n or start.shape[0] == 0:
         return None
     if head_off.shape[0] != start.shape[0] + 1 or cflags.shape[0] != start.shape[0]:
@@ -1327,15 +1333,23 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
             if type(f) is not bytes:
                 return None
             total += len(<bytes> f)
+    cdef _Job job = _Job.__new__(_Job)
+    cdef Work *W = &job.W
     # Sized by DIEs, used by roots (a few in ten): only the arrays read before they are written
     # (flags set for some roots; the name keys of unnamed roots stay zero) are zeroed, the rest
     # left as they come (no memset of their unused rows with the GIL held).
-    cdef array roots = clone(_INT64, n, False), rends = clone(_INT64, n, False), root_of = clone(_INT64, n, False)
-    cdef array nsok = clone(_UINT8, n, False), nsh = clone(_UINT8, 16 * n, False)
-    cdef array pinned = clone(_UINT8, n, True), uniq = clone(_UINT8, n, True)
-    cdef array hashes = clone(_UINT8, 16 * n, False), names = clone(_UINT8, 16 * n, True)
-    cdef array has_name = clone(_UINT8, n, False)
-    cdef array nested_root = clone(_INT64, n, False), nested_names = clone(_UINT8, 16 * n, False)
+    job.roots = clone(_INT64, n, False)
+    job.rends = clone(_INT64, n, False)
+    job.root_of = clone(_INT64, n, False)
+    job.nsok = clone(_UINT8, n, False)
+    job.nsh = clone(_UINT8, 16 * n, False)
+    job.pinned = clone(_UINT8, n, True)
+    job.uniq = clone(_UINT8, n, True)
+    job.hashes = clone(_UINT8, 16 * n, False)
+    job.names = clone(_UINT8, 16 * n, True)
+    job.has_name = clone(_UINT8, n, False)
+    job.nested_root = clone(_INT64, n, False)
+    job.nested_names = clone(_UINT8, 16 * n, False)
     W.U.d = bptr(info)
     W.U.nd = info.shape[0]
     W.U.u = u
@@ -1369,81 +1383,69 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     W.nnamed = named.shape[0]
     W.xdies = iptr(xref_dies)
     W.nx = xref_dies.shape[0]
-    W.roots = <int64_t *> roots.data.as_voidptr
-    W.rends = <int64_t *> rends.data.as_voidptr
-    W.root_of = <int64_t *> root_of.data.as_voidptr
-    W.nsok = <uint8_t *> nsok.data.as_voidptr
-    W.nsh = <uint8_t *> nsh.data.as_voidptr
-    W.pinned = <uint8_t *> pinned.data.as_voidptr
-    W.uniq = <uint8_t *> uniq.data.as_voidptr
-    W.hashes = <uint8_t *> hashes.data.as_voidptr
-    W.names = <uint8_t *> names.data.as_voidptr
-    W.has_name = <uint8_t *> has_name.data.as_voidptr
+    W.roots = <int64_t *> job.roots.data.as_voidptr
+    W.rends = <int64_t *> job.rends.data.as_voidptr
+    W.root_of = <int64_t *> job.root_of.data.as_voidptr
+    W.nsok = <uint8_t *> job.nsok.data.as_voidptr
+    W.nsh = <uint8_t *> job.nsh.data.as_voidptr
+    W.pinned = <uint8_t *> job.pinned.data.as_voidptr
+    W.uniq = <uint8_t *> job.uniq.data.as_voidptr
+    W.hashes = <uint8_t *> job.hashes.data.as_voidptr
+    W.names = <uint8_t *> job.names.data.as_voidptr
+    W.has_name = <uint8_t *> job.has_name.data.as_voidptr
     W.nroots = 0
-    W.nested_root = <int64_t *> nested_root.data.as_voidptr
-    W.nested_names = <uint8_t *> nested_names.data.as_voidptr
+    W.nested_root = <int64_t *> job.nested_root.data.as_voidptr
+    W.nested_names = <uint8_t *> job.nested_names.data.as_voidptr
     W.nnested = 0
     W.phase = -1
     # The paths end to end, with each one's place (start -1: none), made here from the list: a
     # few dozen files a unit, where numpy's calls cost more than the walk (glibc: 2063 units).
-    # On the stack when they fit, as they nearly always do: no allocation per unit.
-    cdef uint8_t small_blob[16384]
-    cdef int64_t small_spans[1024]
-    cdef uint8_t *blob = &small_blob[0]
-    cdef int64_t *spans = &small_spans[0]
-    if total >= 16384:
-        blob = <uint8_t *> malloc(total + 1)
-    if 2 * nf >= 1024:
-        spans = <int64_t *> malloc((2 * nf + 1) * sizeof(int64_t))
-    if blob == NULL or spans == NULL:
-        if blob != &small_blob[0]:
-            free(blob)
-        if spans != &small_spans[0]:
-            free(spans)
+    job.blob = <uint8_t *> malloc(total + 1)
+    job.spans = <int64_t *> malloc((2 * nf + 1) * sizeof(int64_t))
+    if job.blob == NULL or job.spans == NULL:
         raise MemoryError()
     total = 0
     for k in range(nf):
         f = files[k]
         if f is None:
-            spans[k] = -1
-            spans[nf + k] = total
+            job.spans[k] = -1
+            job.spans[nf + k] = total
         else:
             size = len(<bytes> f)
-            memcpy(blob + total, <const char *> (<bytes> f), size)
-            spans[k] = total
+            memcpy(job.blob + total, <const char *> (<bytes> f), size)
+            job.spans[k] = total
             total += size
-            spans[nf + k] = total
-    W.U.files = blob
-    W.U.file_start = spans
-    W.U.file_end = spans + nf
+            job.spans[nf + k] = total
+    W.U.files = job.blob
+    W.U.file_start = job.spans
+    W.U.file_end = job.spans + nf
     W.U.nfiles = nf
     memset(&W.names_x, 0, sizeof(Names))
-    try:
-        with nogil:
-            rc = run(&W)
-        if rc == 2 or W.names_x.best.err:
-            raise MemoryError()
-        if rc:
-            return None
-        first = (PyBytes_FromStringAndSize(<const char *> W.names_x.best.p, W.names_x.best.n)
-                 if W.names_x.best.n else b"")
-    finally:
-        free(W.names_x.best.p)
-        if blob != &small_blob[0]:
-            free(blob)
-        if spans != &small_spans[0]:
-            free(spans)
+    return job
+
+
+cdef object _result(_Job job):
+    """The result of a job that ran (see ``analyze_many``)."""
+    cdef Work *W = &job.W
+    if job.rc == 2 or W.names_x.best.err:
+        raise MemoryError()
+    if job.rc:
+        return None
+    first = (PyBytes_FromStringAndSize(<const char *> W.names_x.best.p, W.names_x.best.n)
+             if W.names_x.best.n else b"")
     nr = W.nroots
     nn = W.nnested
     # Roots and their ends as DIE indexes in 32 bits (the table phase holds every unit's), the
     # rest cut to the roots' rows in place.
     cdef array roots32 = clone(_UINT32, nr, False), rends32 = clone(_UINT32, nr, False)
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, n = W.U.n
     for j in range(nr):
-        if (<int64_t *> roots.data.as_voidptr)[j] > 0xFFFFFFFF or (<int64_t *> rends.data.as_voidptr)[j] > 0xFFFFFFFF:
+        if W.roots[j] > 0xFFFFFFFF or W.rends[j] > 0xFFFFFFFF:
             return None
-        (<uint32_t *> roots32.data.as_voidptr)[j] = <uint32_t> (<int64_t *> roots.data.as_voidptr)[j]
-        (<uint32_t *> rends32.data.as_voidptr)[j] = <uint32_t> (<int64_t *> rends.data.as_voidptr)[j]
+        (<uint32_t *> roots32.data.as_voidptr)[j] = <uint32_t> W.roots[j]
+        (<uint32_t *> rends32.data.as_voidptr)[j] = <uint32_t> W.rends[j]
+    pinned, hashes, names, has_name = job.pinned, job.hashes, job.names, job.has_name
+    nested_root, nested_names = job.nested_root, job.nested_names
     resize(pinned, nr)
     resize(hashes, 16 * nr)
     resize(names, 16 * nr)
@@ -1454,15 +1456,57 @@ def analyze(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1]
     # memory): made here, where the offsets are at hand, rather than by one more call per unit.
     cdef object offs32 = None
     cdef uint32_t *o32
-    if uend <= 0xFFFFFFFF:
+    if W.U.uend <= 0xFFFFFFFF:
         offs32 = clone(_UINT32, n, False)
         o32 = <uint32_t *> (<array> offs32).data.as_voidptr
         for j in range(n):
-            if offs[j] < 0 or offs[j] > 0xFFFFFFFF:
+            if W.U.offs[j] < 0 or W.U.offs[j] > 0xFFFFFFFF:
                 offs32 = None  # (the caller narrows them, or says why not)
                 break
-            o32[j] = <uint32_t> offs[j]
+            o32[j] = <uint32_t> W.U.offs[j]
     return (roots32, rends32, pinned, hashes, names, has_name, W.phase, first, nested_root, nested_names, offs32)
+
+
+def analyze_many(list calls):
+    """For each unit of ``calls`` (a tuple of ``_job``'s arguments each, which the caller holds
+    for the call): (roots, root_ends, pinned, hashes, names, has_name, phase, first name,
+    nested_root, nested_names, offs32), or None
+    (the caller runs the pure path). The work of all the units runs in one stretch without the GIL (small units on threads hand
+    the GIL over once per batch rather than once per unit). (phase, first name) is
+    expansion.expansion_key (phase -1: the caller computes it).
+
+    ``prog[start[code]:]`` is the tokenizer program of each abbreviation code (tokens.hash_program),
+    ``heads[head_off[code]:head_off[code + 1]]`` its head token (b'H' tag children), ``cflags[code]``
+    its F_* flags and ``xflags[code]`` its X_* flags; ``files[i]`` the path of file ``i`` (bytes,
+    or None for an index without one: ``line.file_names``);
+    ``unit_ctx`` what every root's hash starts with (language, version, address size); ``named``
+    the section offsets of DIEs named by DWARF expressions, ``xref_dies`` the DIEs holding them.
+    ``hashes`` and ``names`` (the digest of namespaces, name and file) are 16 bytes a root, in
+    array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B');
+    ``offs32`` the DIE offsets as array('I') (None for a unit ending past 4 GiB)."""
+    cdef Py_ssize_t k, m = len(calls)
+    jobs = [_job(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
+                 c[15], c[16], c[17], c[18], c[19], c[20], c[21]) for c in calls]
+    cdef Work **slots = <Work **> malloc((m + 1) * sizeof(Work *))
+    cdef int *rcs = <int *> malloc((m + 1) * sizeof(int))
+    if slots == NULL or rcs == NULL:
+        free(slots)
+        free(rcs)
+        raise MemoryError()
+    try:
+        for k in range(m):
+            slots[k] = NULL if jobs[k] is None else &(<_Job> jobs[k]).W
+        with nogil:
+            for k in range(m):
+                if slots[k] != NULL:
+                    rcs[k] = run(slots[k])
+        for k in range(m):
+            if slots[k] != NULL:
+                (<_Job> jobs[k]).rc = rcs[k]
+    finally:
+        free(slots)
+        free(rcs)
+    return [None if j is None else _result(j) for j in jobs]
 
 
 # --- the kernel's tables of one abbreviation table --------------------------------------------
@@ -1564,7 +1608,7 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
 
 def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags,
            const uint8_t[::1] xtag_flags):
-    """(prog, start, heads, head_off, flags, xflags) of ``analyze`` for the abbreviation table at
+    """(prog, start, heads, head_off, flags, xflags) of ``analyze_many`` for the abbreviation table at
     ``off``, or None (the caller builds them in Python, or runs the pure path).
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of

@@ -1,9 +1,11 @@
-"""The hash phase's compiled path: ``_hashcore.analyze`` does all of ``hash.analyze_unit`` after
-decoding, for one unit, in C without the GIL; this module lays out its per-abbreviation tables.
+"""The hash phase's compiled path: ``_hashcore.analyze_many`` does all of ``hash.analyze_unit``
+after decoding, for a batch of units, in C without the GIL; this module lays out its
+per-abbreviation tables and its calls.
 
 The pure path (``hash._hash_roots`` with ``tokens.py``) is the reference: the two give different
 hash values but the same equalities, hence the same merge and the same output bytes (a test runs
-both). ``analyze`` returns None when the compiled core is missing or declines the unit.
+both). ``analyze_call`` is None when the compiled core is missing, and ``analyze_many`` gives None
+for a unit it declines.
 """
 from __future__ import annotations
 
@@ -167,7 +169,7 @@ _abbrevs: dict[tuple, tuple] = {}  # (program, head, flags, xflags) by (attribut
 
 
 class Analysis(NamedTuple):
-    """_hashcore.analyze's result (array.array columns; hashes and names 16 bytes a root)."""
+    """_hashcore.analyze_many's result for a unit (array.array columns; hashes and names 16 bytes a root)."""
     roots: array
     root_ends: array
     pinned: array
@@ -181,10 +183,10 @@ class Analysis(NamedTuple):
     offs32: array | None      # the DIE offsets in 32 bits (None: the unit ends past 4 GiB)
 
 
-def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> Analysis | None:
-    """The unit's roots, pinned flags, hashes and name keys (see ``hash.UnitAnalysis``), or None
-    (the pure path then runs and raises any error). ``named``: section offsets of the DIEs that
-    DWARF expressions name; ``xref_dies``: the DIEs holding such expressions."""
+def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies: list[int]) -> tuple | None:
+    """The arguments of the kernel's call for the unit (``analyze_many`` runs it), or None (the
+    pure path then runs and raises any error). ``named``: section offsets of the DIEs that DWARF
+    expressions name; ``xref_dies``: the DIEs holding such expressions."""
     if _core is None:
         return None
     hdr = ud.hdr
@@ -202,16 +204,22 @@ def analyze(info: bytes, ud: UnitDies, env: object, named: list[int], xref_dies:
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()
-    got = _core.analyze(info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
-                        tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
-                        secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
-                        files, unit_ctx,
-                        array("q", named), array("q", xref_dies))
-    return Analysis(*got) if got is not None else None
+    return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
+            tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
+            secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
+            files, unit_ctx, array("q", named), array("q", xref_dies))
+
+
+def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
+    """The roots, pinned flags, hashes and name keys (see ``hash.UnitAnalysis``) of each unit of
+    ``analyze_call``, or None for a unit the kernel declines; one kernel call for all of them."""
+    if not calls:
+        return []
+    return [Analysis(*got) if got is not None else None for got in _core.analyze_many(calls)]
 
 
 def available() -> bool:
     return _core is not None
 
 
-__all__ = ["Analysis", "analyze", "available"]
+__all__ = ["Analysis", "analyze_call", "analyze_many", "available"]

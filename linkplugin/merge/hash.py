@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 from linkplugin.dwarf import forms as F, read
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
@@ -212,7 +212,8 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
 def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis]:
     """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; their
     location-list operands (and the pure decoder's units) stay in this process for the rewrite
-    phase (``shared.keep_locations``, ``shared.keep_unit``)."""
+    phase (``shared.keep_locations``, ``shared.keep_unit``). The compiled kernels take the units
+    in batches (``_batches``): each kernel lets go of the GIL once per batch."""
     with no_gc():
         secs = worker_sections(src)
         info = secs[".debug_info"]
@@ -221,23 +222,57 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         cache: dict[int, dict[int, Abbrev]] = {}
         strp_cache: dict[int, bytes] = {}
         out = []
-        for u in unit_ids:
-            ud = decode_with_abbrevs(info, abbrev, units[u], cache)
-            locations: list = []
-            got = analyze_unit(secs, ud, strp_cache, locations)
-            # The offsets wait for the layout phase, the roots for the table and rewrite phases:
-            # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots). The
-            # compiled core's offsets and roots come in 32 bits already.
-            if units[u].end <= 0xFFFFFFFF and not (isinstance(got.offs, array) and got.offs.typecode == "I"):
-                got = got._replace(offs=_uint32(got.offs))
-            if not isinstance(got.roots, array):
-                got = got._replace(roots=np.asarray(got.roots).astype(np.uint32),
-                                   root_ends=np.asarray(got.root_ends).astype(np.uint32))
-            if not got.verbatim:
-                keep_unit(src, u, ud)  # the pure decoder's
-                keep_locations(src, u, locations)
-            out.append(got)
+        for batch in _batches(units, unit_ids):
+            uds = decode_all(info, abbrev, [units[u] for u in batch], cache)
+            locations: list[list] = [[] for _ in batch]
+            pending = [_Pending(secs, ud, strp_cache, locs) for ud, locs in zip(uds, locations)]
+            got = iter(fasthash.analyze_many([p.call for p in pending if p.call is not None]))
+            for u, ud, p, locs in zip(batch, uds, pending, locations):
+                a = p.finish(next(got) if p.call is not None else None)
+                # The offsets wait for the layout phase, the roots for the table and rewrite phases:
+                # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots). The
+                # compiled core's offsets and roots come in 32 bits already.
+                if units[u].end <= 0xFFFFFFFF and not (isinstance(a.offs, array) and a.offs.typecode == "I"):
+                    a = a._replace(offs=_uint32(a.offs))
+                if not isinstance(a.roots, array):
+                    a = a._replace(roots=np.asarray(a.roots).astype(np.uint32),
+                                   root_ends=np.asarray(a.root_ends).astype(np.uint32))
+                if not a.verbatim:
+                    keep_unit(src, u, ud)  # the pure decoder's
+                    keep_locations(src, u, locs)
+                out.append(a)
         return out
+
+
+# A batch of units for the compiled kernels holds at most this many bytes of .debug_info (or
+# one unit): its decoded columns and kernel arrays are alive together, about 40 times its bytes.
+BATCH_BYTES = 64 << 10
+
+
+def _batches(units: list[UnitHeader], unit_ids: list[int]) -> Iterator[list[int]]:
+    batch: list[int] = []
+    size = 0
+    for u in unit_ids:
+        n = units[u].end - units[u].off
+        if batch and size + n > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(u)
+        size += n
+    if batch:
+        yield batch
+
+
+def decode_all(info: bytes, abbrev: bytes, hdrs: list[UnitHeader], cache: dict[int, dict[int, Abbrev]]
+               ) -> list[UnitDies]:
+    """``decode_with_abbrevs`` of each unit, the compiled scanner's share in one call."""
+    tables = []
+    for hdr in hdrs:
+        table = cache.get(hdr.abbrev_off)
+        if table is None:
+            table = cache[hdr.abbrev_off] = parse_abbrev_table(abbrev, hdr.abbrev_off)[0]
+        tables.append(table)
+    return read.decode_units(info, list(zip(hdrs, tables)))
 
 
 def _uint32(offs: Column) -> Column:
@@ -252,14 +287,56 @@ def _uint32(offs: Column) -> Column:
 def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
                  locations: list | None = None) -> UnitAnalysis:
     """The unit's analysis; ``locations`` (if given) receives its location-list operands."""
-    env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
-    got = _analyze_unit(secs, ud, env, locations)
-    if len(got.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
-        got = got._replace(partial=True)
-    if len(got.roots) and env.top.get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
-        got = got._replace(pinned=np.asarray(got.pinned).astype(bool)
-                           | _holding_abstract_instances(ud, np.asarray(got.roots), np.asarray(got.root_ends)))
-    return got
+    p = _Pending(secs, ud, strp_cache, locations)
+    return p.finish(fasthash.analyze_many([p.call])[0] if p.call is not None else None)
+
+
+class _Pending:
+    """A unit's analysis up to the compiled kernel's call: ``call`` holds its arguments (None:
+    no call, the unit is copied as it is or the pure path hashes it), ``finish`` takes the
+    kernel's result and makes the UnitAnalysis. Split so that a batch of units makes one call."""
+
+    __slots__ = ("secs", "ud", "env", "named", "call", "done")
+
+    def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
+                 locations: list | None) -> None:
+        self.secs, self.ud = secs, ud
+        self.env = env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
+        self.call: tuple | None = None
+        self.named: list[int] = []
+        reason = _verbatim_reason(ud, env)
+        if reason:
+            self.done: UnitAnalysis | None = UnitAnalysis(reason, ud.arrays()[0], array("I"), array("I"), b"", b"",
+                                                          b"", b"", (NEVER, b""))
+            return
+        self.done = None
+        _, loc_ops = location_operands(secs, ud, env)
+        if locations is not None:
+            locations += loc_ops
+        named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+        named += [v + ud.hdr.off for _, _, kind, v in loc_ops if kind != "s"]
+        self.named = named
+        if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path
+            self.call = fasthash.analyze_call(secs[".debug_info"], ud, env, named, [x[0] for x in ud.xrefs])
+
+    def finish(self, got: fasthash.Analysis | None) -> UnitAnalysis:
+        ud, env = self.ud, self.env
+        if self.done is not None:
+            a = self.done
+        elif got is not None:
+            info = self.secs[".debug_info"]
+            gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
+            a = UnitAnalysis("", ud.arrays()[0] if got.offs32 is None else got.offs32, got.roots, got.root_ends,
+                             got.hashes, got.pinned, got.names, got.has_name, gdb_key, got.nested_root,
+                             got.nested_names)
+        else:
+            a = _analyze_pure(self.secs, ud, env, self.named)
+        if len(a.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
+            a = a._replace(partial=True)
+        if len(a.roots) and env.top.get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
+            a = a._replace(pinned=np.asarray(a.pinned).astype(bool)
+                           | _holding_abstract_instances(ud, np.asarray(a.roots), np.asarray(a.root_ends)))
+        return a
 
 
 _DW_LANG_RUST = 0x1C
@@ -284,27 +361,13 @@ def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.n
     return held
 
 
-def _analyze_unit(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, locations: list | None) -> UnitAnalysis:
+def _analyze_pure(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, named: list[int]) -> UnitAnalysis:
+    """The analysis of a unit the compiled core is not built for, or declined (a form or shape
+    it does not take: --stats counts these units, which would otherwise only show as a slow
+    merge)."""
     info = secs[".debug_info"]
     hdr = ud.hdr
     offs = ud.arrays()[0]
-    reason = _verbatim_reason(ud, env)
-    if reason:
-        return UnitAnalysis(reason, offs, array("I"), array("I"), b"", b"", b"", b"", (NEVER, b""))
-    _, loc_ops = location_operands(secs, ud, env)
-    if locations is not None:
-        locations += loc_ops
-    named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
-    named += [v + hdr.off for _, _, kind, v in loc_ops if kind != "s"]
-    if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path below
-        got = fasthash.analyze(info, ud, env, named, [x[0] for x in ud.xrefs])
-        if got is not None:
-            gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
-            return UnitAnalysis("", offs if got.offs32 is None else got.offs32, got.roots, got.root_ends,
-                                got.hashes, got.pinned, got.names, got.has_name, gdb_key, got.nested_root,
-                                got.nested_names)
-    # Here the compiled core, when built, declined the unit (a form or shape it does not take):
-    # --stats counts these units, which would otherwise only show as a slow merge.
     offs = np.asarray(offs)
     roots, root_ends = find_roots(ud, env, info)
     n = len(ud.offs)
