@@ -576,3 +576,27 @@ def test_units_left_to_python_are_counted(monkeypatch) -> None:
     declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
     assert stats["python_units"] == (stats["units"], stats["units"])
     assert declined.replace == whole.replace
+
+
+@needs_core
+def test_lazy_abbreviation_tables_same_as_pure() -> None:
+    """The compiled parser's tables, read one code at a time (abbrev.LazyTable), give the pure
+    parser's Abbrevs code by code and whole, its end offset and its DW_FORM_indirect flag."""
+    from linkplugin.dwarf import abbrev as A
+
+    info, abbrev = _info_abbrev(("gcc", "c++", 5, "-O2"))
+    for hdr in parse_units(info):
+        lazy, end = A._parse_abbrev_table(abbrev, hdr.abbrev_off)
+        assert isinstance(lazy, A.LazyTable)
+        core, A._core = A._core, None
+        try:
+            pure, pure_end = A._parse_abbrev_table(abbrev, hdr.abbrev_off)
+        finally:
+            A._core = core
+        assert (end, lazy.indirect) == (pure_end, pure.indirect)
+        codes = sorted(pure)
+        assert lazy[codes[-1]] == pure[codes[-1]]  # one code, before the whole table is made
+        assert lazy.get(codes[-1] + 1) is None and codes[-1] + 1 not in lazy
+        with pytest.raises(KeyError):
+            lazy[codes[-1] + 1]
+        assert len(lazy) == len(pure) and dict(lazy.items()) == dict(pure.items()) and lazy == pure

@@ -35,11 +35,14 @@ cdef struct Vec:
 
 
 
-def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, object table_type, dict shared):
+def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, object table_type, dict shared,
+          int64_t want=-1):
     """({code: Abbrev}, offset after the table) of the table at ``off`` in ``d``, or None.
 
     The table is a ``table_type`` (a dict) whose ``indirect`` tells whether a form is
-    DW_FORM_indirect; ``shared`` maps (tag, children, encoded attributes) to an Abbrev already made."""
+    DW_FORM_indirect; ``shared`` maps (tag, children, encoded attributes) to an Abbrev already made.
+    With ``want`` >= 0 the table holds only that code's Abbrev (if the table has it), with -2
+    none: the whole table is still read and checked (abbrev.LazyTable)."""
     cdef Py_ssize_t n = dv.shape[0], p = off, spec_start, q
     cdef const uint8_t *b
     cdef uint64_t code, tag, at, form
@@ -70,6 +73,8 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
                 break
             if form == DW_FORM_indirect:
                 indirect = True
+        if want != -1 and <int64_t> code != want:
+            continue
         raw = PyBytes_FromStringAndSize(<const char *> (b + spec_start), p - spec_start)
         key = (tag, children, raw)
         ab = shared.get(key)

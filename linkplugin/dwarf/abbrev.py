@@ -71,13 +71,84 @@ _shared: dict[tuple, "Abbrev"] = {}  # the compiled parser's Abbrev objects by (
 _tables_of: bytes | None = None  # the section ``_tables`` belongs to
 
 
+class LazyTable(AbbrevTable):
+    """A table the compiled parser reads from its bytes on first use: ``table[code]`` one code
+    at a time (the compiled path reads only the unit DIE's abbreviation, and the scanner and
+    kernels read the bytes themselves), anything else the whole table. The Abbrev objects of
+    every entry cost glibc's libc.so.6 (2,063 tables) 4% of its merge."""
+
+    def __init__(self, d: bytes, off: int, indirect: bool) -> None:
+        super().__init__()
+        self.source = (d, off)
+        self.indirect = indirect
+        self._whole = False
+
+    def _fill(self) -> None:
+        if not self._whole:
+            d, off = self.source  # type: ignore[misc]
+            dict.update(self, _core.parse(d, d, off, Abbrev, AbbrevTable, _shared)[0])
+            self._whole = True
+
+    def __getitem__(self, code: int) -> Abbrev:
+        try:
+            return dict.__getitem__(self, code)
+        except KeyError:
+            if self._whole:
+                raise
+        d, off = self.source  # type: ignore[misc]
+        got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared, code)[0]
+        if code not in got:
+            raise KeyError(code)
+        dict.__setitem__(self, code, got[code])
+        return got[code]
+
+    def get(self, code: int, default: object = None) -> object:  # type: ignore[override]
+        try:
+            return self[code]
+        except KeyError:
+            return default
+
+    def __contains__(self, code: object) -> bool:
+        return self.get(code) is not None  # type: ignore[arg-type]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.keys(self)
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.values(self)
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.items(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return dict.__repr__(self)
+
+
 def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     if _core is not None and d:
         if len(_shared) > 65536:
             _shared.clear()
-        got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared)
+        got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared, -2)  # (read and checked, no entries made)
         if got is not None:
-            return got
+            return LazyTable(d, off, got[0].indirect), got[1]
     table = AbbrevTable()
     p = off
     try:
