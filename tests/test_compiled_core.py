@@ -600,3 +600,25 @@ def test_lazy_abbreviation_tables_same_as_pure() -> None:
         with pytest.raises(KeyError):
             lazy[codes[-1] + 1]
         assert len(lazy) == len(pure) and dict(lazy.items()) == dict(pure.items()) and lazy == pure
+
+
+def test_lazy_abbreviation_table_as_a_dict() -> None:
+    """A LazyTable answers every dict question as its whole table would, filled or not."""
+    from linkplugin.dwarf import abbrev as A
+
+    if A._core is None:
+        pytest.skip("compiled core not built")
+    _, abbrev = _info_abbrev(("gcc", "c++", 5, "-O2"))
+    core, A._core = A._core, None
+    try:
+        pure = A._parse_abbrev_table(abbrev, 0)[0]
+    finally:
+        A._core = core
+    fresh = lambda: A._parse_abbrev_table(abbrev, 0)[0]  # noqa: E731
+    assert not fresh() != pure and fresh() == fresh() and fresh().copy() == pure
+    assert (fresh() | {}) == pure and ({} | fresh()) == pure and list(reversed(fresh())) == list(reversed(pure))
+    assert dict(fresh()) == pure and {**fresh()} == pure and sorted(fresh()) == sorted(pure)
+    for odd in ("x", -1, 1 << 70):
+        assert fresh().get(odd) is None and odd not in fresh()
+        with pytest.raises(KeyError):
+            fresh()[odd]

@@ -95,6 +95,9 @@ class LazyTable(AbbrevTable):
         except KeyError:
             if self._whole:
                 raise
+        if type(code) is not int or not 0 <= code < 1 << 63:  # (not a code the parser takes: a dict's answer)
+            self._fill()
+            return dict.__getitem__(self, code)
         d, off = self.source  # type: ignore[misc]
         got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared, code)[0]
         if code not in got:
@@ -133,13 +136,33 @@ class LazyTable(AbbrevTable):
 
     def __eq__(self, other: object) -> bool:
         self._fill()
+        if isinstance(other, LazyTable):
+            other._fill()
         return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         self._fill()
         return dict.__repr__(self)
+
+    def __reversed__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.__reversed__(self)
+
+    def copy(self) -> dict[int, Abbrev]:  # type: ignore[override]
+        self._fill()
+        return dict(dict.items(self))
+
+    def __or__(self, other: object) -> dict:  # type: ignore[override]
+        return self.copy() | other  # type: ignore[operator]
+
+    def __ror__(self, other: object) -> dict:  # type: ignore[override]
+        return other | self.copy()  # type: ignore[operator]
 
 
 def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:

@@ -231,8 +231,9 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         if odr and not partial:
             from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)
 
-            removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, jobs, run_tasks,
-                                               keys)
+            # (on the rewrite passes' jobs: its Python per unit loses on threads as theirs does)
+            removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, rewrite_jobs,
+                                               run_tasks, keys)
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the
         # DIE offsets joined into the one array the layout searches.
         verbatim = [a.verbatim for a in analyses]
