@@ -482,7 +482,8 @@ class Mutant:
     # ELF-level writes
     def put(self, pos: int, width: int, value: int) -> None:
         if 0 <= pos and pos + width <= len(self.data):
-            self.data[pos:pos + width] = value.to_bytes(width, "little")
+            # (a mutation's value wraps to the field's width, as a write of it in C would)
+            self.data[pos:pos + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
 
     def get(self, pos: int, width: int) -> int:
         return int.from_bytes(self.data[pos:pos + width], "little")
