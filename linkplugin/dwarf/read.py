@@ -236,10 +236,6 @@ def _scan_template(version: int, offset_size: int, addr_size: int) -> memoryview
     return tpl
 
 
-def _decode_compiled(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDies | None:
-    return decode_many(d, [(hdr, abbrevs)])[0]
-
-
 def decode_many(d: bytes, units: list[tuple[UnitHeader, dict[int, Abbrev]]]) -> list[UnitDies | None]:
     """The compiled scanner's decoding of several units, in one stretch without the GIL (see
     ``_scan.scan_many``); None for a unit it does not take (``decode_unit`` runs the pure
@@ -278,11 +274,7 @@ def decode_unit(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev]) -> UnitDi
 
     The compiled scanner does the work when it is built; on anything it does not accept, the
     pure-Python decoder below runs instead (and raises the exact error)."""
-    if _scan is not None and d:
-        ud = _decode_compiled(d, hdr, abbrevs)
-        if ud is not None:
-            return ud
-    return _decode_pure(d, hdr, abbrevs)
+    return decode_units(d, [(hdr, abbrevs)])[0]
 
 
 def decode_units(d: bytes, units: list[tuple[UnitHeader, dict[int, Abbrev]]]) -> list[UnitDies]:

@@ -170,7 +170,7 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
             warm_up(analyze_chunk, jobs)
         return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr,
-                           consume, rewrite_jobs)
+                           consume, rewrite_jobs=rewrite_jobs)
 
 
 def _kernels_release_gil() -> bool:
@@ -185,12 +185,11 @@ def _kernels_release_gil() -> bool:
 
 
 def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
-                run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False,
-                rewrite_jobs: int | None = None) -> MergeResult:
+                run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False, *,
+                rewrite_jobs: int) -> MergeResult:
     """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
-    sections through ``src``; the rewrite passes on ``rewrite_jobs`` (default: ``jobs``)."""
-    if rewrite_jobs is None:
-        rewrite_jobs = jobs
+    sections through ``src``: the hash phase on ``jobs``, the rewrite passes (and --odr's step) on
+    ``rewrite_jobs``."""
     result = MergeResult()
     sizes = {name: len(data) for name, data in sections.items()}
     units = parse_units(sections[".debug_info"])

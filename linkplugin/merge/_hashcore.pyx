@@ -573,6 +573,7 @@ cdef struct Work:
     Py_ssize_t nnested
     int64_t phase       # expansion_key's phase (-1: the caller computes it)
     Names names_x       # ... and its name in names_x.best
+    int rc              # run's result (analyze_many)
 
 
 # --- where gdb expands the unit (expansion.expansion_key) ----------------------------------------
@@ -1297,7 +1298,6 @@ cdef class _Job:
     cdef array roots, rends, root_of, nsok, nsh, pinned, uniq, hashes, names, has_name, nested_root, nested_names
     cdef uint8_t *blob
     cdef int64_t *spans
-    cdef int rc
 
     def __cinit__(self):
         self.blob = NULL
@@ -1310,7 +1310,7 @@ cdef class _Job:
         free(self.W.names_x.best.p)
 
 
-cdef object _job(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
+def _job(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t[::1] offs, const int64_t[::1] codes,
                  const int64_t[::1] parent, const int64_t[::1] ends, const int64_t[::1] prog, const int64_t[::1] start,
                  const uint8_t[::1] heads, const int64_t[::1] head_off, const uint8_t[::1] cflags,
                  const uint8_t[::1] xflags,
@@ -1427,9 +1427,9 @@ cdef object _job(const uint8_t[::1] info, int64_t u, int64_t uend, const int64_t
 cdef object _result(_Job job):
     """The result of a job that ran (see ``analyze_many``)."""
     cdef Work *W = &job.W
-    if job.rc == 2 or W.names_x.best.err:
+    if W.rc == 2 or W.names_x.best.err:
         raise MemoryError()
-    if job.rc:
+    if W.rc:
         return None
     first = (PyBytes_FromStringAndSize(<const char *> W.names_x.best.p, W.names_x.best.n)
              if W.names_x.best.n else b"")
@@ -1485,13 +1485,9 @@ def analyze_many(list calls):
     array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B');
     ``offs32`` the DIE offsets as array('I') (None for a unit ending past 4 GiB)."""
     cdef Py_ssize_t k, m = len(calls)
-    jobs = [_job(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
-                 c[15], c[16], c[17], c[18], c[19], c[20], c[21]) for c in calls]
+    jobs = [_job(*c) for c in calls]
     cdef Work **slots = <Work **> malloc((m + 1) * sizeof(Work *))
-    cdef int *rcs = <int *> malloc((m + 1) * sizeof(int))
-    if slots == NULL or rcs == NULL:
-        free(slots)
-        free(rcs)
+    if slots == NULL:
         raise MemoryError()
     try:
         for k in range(m):
@@ -1499,13 +1495,9 @@ def analyze_many(list calls):
         with nogil:
             for k in range(m):
                 if slots[k] != NULL:
-                    rcs[k] = run(slots[k])
-        for k in range(m):
-            if slots[k] != NULL:
-                (<_Job> jobs[k]).rc = rcs[k]
+                    slots[k].rc = run(slots[k])
     finally:
         free(slots)
-        free(rcs)
     return [None if j is None else _result(j) for j in jobs]
 
 

@@ -27,7 +27,7 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
 from linkplugin.dwarf.loclists import list_offsets, scan_lists
-from linkplugin.dwarf.read import UnitDies, decode_unit, die_attrs
+from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.lazy import np
 from linkplugin.merge import expansion, fasthash
@@ -176,10 +176,8 @@ def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tup
 
 def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict[int, dict[int, Abbrev]]
                         ) -> UnitDies:
-    table = cache.get(hdr.abbrev_off)
-    if table is None:
-        table = cache[hdr.abbrev_off] = parse_abbrev_table(abbrev, hdr.abbrev_off)[0]
-    return decode_unit(info, hdr, table)
+    """The unit decoded with its abbreviation table (parsed once per offset into ``cache``)."""
+    return decode_all(info, abbrev, [hdr], cache)[0]
 
 
 def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +263,8 @@ def _batches(units: list[UnitHeader], unit_ids: list[int]) -> Iterator[list[int]
 
 def decode_all(info: bytes, abbrev: bytes, hdrs: list[UnitHeader], cache: dict[int, dict[int, Abbrev]]
                ) -> list[UnitDies]:
-    """``decode_with_abbrevs`` of each unit, the compiled scanner's share in one call."""
+    """``decode_with_abbrevs`` of each unit, the compiled scanner's share in one call
+    (``read.decode_units``)."""
     tables = []
     for hdr in hdrs:
         table = cache.get(hdr.abbrev_off)
