@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,52 @@ def test_first_pass_without_copy_same_as_with(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(rewrite, "_unit_operands", lambda *a: True)
     copied = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
     assert fast.replace == copied.replace
+
+
+@needs_core
+@pytest.mark.parametrize("variant", [("gcc", "c++", 5, "-O2"), ("clang", "c++", 4, "-O0"), ("gcc", "c", 4, "-O2")])
+def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) -> None:
+    """The second rewrite pass gives a unit the first pass copied (``rewrite.Draft``) the shared
+    codes with ``_rewritecore.recode``, without decoding it again: the bytes are those of the
+    pass that decodes and copies every unit, at -j1 and -j2."""
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    from conftest_merge import load_sections
+    from linkplugin.merge import merge_sections, rewrite
+
+    secs, little, asize = load_sections(cached_build(*variant))
+    recoded: list[int] = []
+    recode = rewrite._recoded
+    monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
+    drafted = [merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=j) for j in (1, 2)]
+    assert recoded  # units of 1- and 2-byte references took the drafts
+    monkeypatch.setattr(rewrite, "drafts_kept", lambda src: False)
+    decoded = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    for got in drafted:
+        assert got.replace == decoded.replace
+        assert got.stats == decoded.stats
+
+
+@needs_core
+def test_recode_checks_its_draft() -> None:
+    """``recode`` reports a draft whose rows do not match its bytes as an internal error, and
+    says when the new codes make the unit outgrow its width."""
+    from linkplugin.merge import _rewritecore as core
+
+    # a header of 11 bytes, then two DIEs: code 1 with a 1-byte local reference to DIE 1, code 2
+    body = bytes([0, 0, 0, 0, 5, 0, 1, 0, 0, 0, 8]) + bytes([1, 0]) + bytes([2, 0])
+    rel = array("i", [11, 13])
+    none = array("q")
+    st, out, new_rel, _ = core.recode(body, rel, array("q", [3, 4]), array("i", [12, 1]), none, none, 1)
+    assert st == 0 and out[11:] == bytes([3, 13, 4, 0]) and list(new_rel) == [11, 13]
+    assert int.from_bytes(out[:4], "little") == len(out) - 4
+    with pytest.raises(DwarfError):
+        core.recode(body, rel, array("q", [3, 4]), array("i", [99, 1]), none, none, 1)
+    with pytest.raises(DwarfError):
+        core.recode(body, rel, array("q", [3]), array("i", [12, 1]), none, none, 1)  # code 2 has no key
+    big = body[:11] + bytes([1]) + bytes(300)
+    st, *_ = core.recode(big, array("i", [11]), array("q", [1]), array("i"), none, none, 1)
+    assert st == 5  # 312 bytes do not fit 1-byte references
 
 
 @needs_core

@@ -246,8 +246,10 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # Two passes: the first learns each unit's reference width and abbreviation uses, from
         # which one abbreviation table shared by every rewritten unit is numbered (most used
         # first); the second writes the units with it.
+        # .gdb_index names a type under its holders: those of dropped copies add the canonical ones'.
+        indexed = ".gdb_index" in sections
         jobs_of = [[(u, verbatim[u], removals[u]) for u in c] for c in chunks]
-        plans: list[UnitPlan] = [p for part in _run_phase(run_tasks, plan_chunk, [(src, j) for j in jobs_of],
+        plans: list[UnitPlan] = [p for part in _run_phase(run_tasks, plan_chunk, [(src, j, indexed) for j in jobs_of],
                                                           weights, rewrite_jobs)
                                  for p in part]
         codes, table = shared_table(plans)
@@ -256,8 +258,6 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         if sizes[".debug_info"] > KEEP_INFO_BYTES:
             forget_tables()
         release_freed_memory()  # what the first pass left in the threads' heaps, before the outputs pile up
-        # .gdb_index names a type under its holders: those of dropped copies add the canonical ones'.
-        indexed = ".gdb_index" in sections
         jobs_of2 = [[(u, verbatim[u], removals[u], widths[u]) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
                                                               [(src, j, codes, indexed) for j in jobs_of2], weights,

@@ -960,10 +960,13 @@ cdef class Unit:
                     uv[self.sig[i]] += 1
         return uses
 
-    def copy(self, int width, new_codes, Py_ssize_t margin, bint write):
+    def copy(self, int width, new_codes, Py_ssize_t margin, bint write, bint draft=False):
         """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
         (-1: removed; array('i') when they fit, else array('q')), patches (array('q') of rows of 3:
-        position, width, old target), DIEs per key).
+        position, width, old target), DIEs per key); with ``draft`` (a written copy at width 1
+        or 2) also what ``recode`` needs to give it other codes: its local references
+        (array('i') of rows of 2: position, target DIE) and DIE-naming operands (array('q') of
+        rows of 3: position, width, target DIE).
         Status 0 ok, 5 the unit plus ``margin`` bytes does not fit ``width``-byte local
         references, 6 an expression operand does not fit its old width. Key k gets code
         ``new_codes[k]`` (None: k + 1).
@@ -993,8 +996,12 @@ cdef class Unit:
         cdef array uses = clone(_INT64, self.nsig, True)
         cdef int64_t[::1] rel = new_rel
         cdef int64_t[::1] uv = uses
-        cdef array rel32
-        cdef Py_ssize_t i
+        cdef array rel32, locs, fixes
+        cdef Py_ssize_t i, nloc = 0, nfix = 0
+        cdef int64_t *loc = NULL
+        cdef int64_t *fix = NULL
+        if draft and (not write or width not in (1, 2)):
+            raise ValueError("a draft is a written copy at width 1 or 2")
         memset(new_rel.data.as_voidptr, 0xFF, self.n * sizeof(int64_t))  # -1: removed
         oinit(&out, write)
         oinit(&pat, 1)
@@ -1006,7 +1013,10 @@ cdef class Unit:
             with nogil:
                 if width == W_UDATA:
                     st = self._udata_sizes(&pat, codes_p, &rel[0], prev, &uv[0] if self.nsig else NULL, &bad)
-                if st == ST_OK:
+                if st == ST_OK and draft:
+                    st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
+                                    prev, &loc, &nloc, &fix, &nfix)
+                elif st == ST_OK:
                     st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
                                     prev)
             self._raise(st, bad)
@@ -1019,12 +1029,22 @@ cdef class Unit:
                 rel32 = clone(_INT32, self.n, False)
                 for i in range(self.n):
                     (<int32_t *> rel32.data.as_voidptr)[i] = <int32_t> rel[i]
-                return st, body, rel32, patches, uses
-            return st, body, new_rel, patches, uses
+                new_rel = rel32
+            if not draft:
+                return st, body, new_rel, patches, uses
+            locs = clone(_INT32, nloc, False)  # (a unit of width 1 or 2 is under 64 KiB)
+            for i in range(nloc):
+                (<int32_t *> locs.data.as_voidptr)[i] = <int32_t> loc[i]
+            fixes = clone(_INT64, 3 * nfix, False)
+            if nfix:
+                memcpy(fixes.data.as_voidptr, fix, 3 * nfix * sizeof(int64_t))
+            return st, body, new_rel, patches, uses, locs, fixes
         finally:
             free(out.p)
             free(pat.p)
             free(prev)
+            free(loc)
+            free(fix)
 
     cdef int _udata_sizes(self, Out *pat, const int64_t *new_codes, int64_t *rel, int64_t *prev, int64_t *uses,
                           int64_t *bad) noexcept nogil:
@@ -1078,11 +1098,13 @@ cdef class Unit:
 
     cdef int _copy(self, Out *out, Out *pat, int width, const int64_t *new_codes, Py_ssize_t margin,
                    int64_t *rel, int64_t *uses, int64_t *bad, const int64_t *prev,
-                   int64_t **keep_loc=NULL, Py_ssize_t *keep_nloc=NULL) noexcept nogil:
+                   int64_t **keep_loc=NULL, Py_ssize_t *keep_nloc=NULL,
+                   int64_t **keep_fix=NULL, Py_ssize_t *keep_nfix=NULL) noexcept nogil:
         """One pass over the kept DIEs (writing them when ``out.write``). A local reference takes
         ``width`` bytes, or at W_UDATA the ULEB128 size of ``prev`` at its target. With
         ``keep_loc`` the local references' (position, target DIE) pairs are handed over (their
-        count times 2 in ``keep_nloc``; the caller frees them)."""
+        count times 2 in ``keep_nloc``; the caller frees them), with ``keep_fix`` the operands'
+        (position, width, target DIE) rows (their count in ``keep_nfix``)."""
         cdef Py_ssize_t n = self.n, i, e = 0, e0, src, start, pos, w, attr_end, k, nopen = 0, nloc = 0, nfix = 0
         cdef const uint8_t *d = self.d
         cdef const int64_t *ev = self.ev
@@ -1222,7 +1244,11 @@ cdef class Unit:
         if st == ST_OK and out.write:
             put_le(out.p, out.n - 4, 4)
         free(open_ends)
-        free(fix)
+        if keep_fix != NULL and st == ST_OK:
+            keep_fix[0] = fix
+            keep_nfix[0] = nfix
+        else:
+            free(fix)
         if keep_loc != NULL and st == ST_OK:
             keep_loc[0] = loc
             keep_nloc[0] = nloc
@@ -1549,3 +1575,121 @@ def removal_rows(list starts, list ends, list canon_unit, list canon_die, const 
             cp[at] = first[cu[k]] + cd[k]
             at += 1
     return gs, lens, canon
+
+
+cdef Py_ssize_t _moved_to(const int64_t *ps, const int64_t *ds, Py_ssize_t nk, int64_t x) noexcept nogil:
+    """Where the byte at ``x`` of a draft lands in its recoded copy: moved by the delta of the
+    last kept DIE starting at or before it (-1: before the first)."""
+    cdef Py_ssize_t lo = 0, hi = nk, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ps[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return x + ds[lo - 1] if lo else -1
+
+
+def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] codes, const int32_t[::1] locs,
+           const int64_t[::1] fixes, const int64_t[::1] patches, int width):
+    """A draft (``Unit.copy`` with its own codes and ``draft``) given other codes: key k (code
+    k + 1 in the draft) takes code ``codes[k]``. Only the DIEs' codes change size, so the
+    bytes between them are copied as they are; the local references and DIE-naming operands
+    get their targets' new offsets, and patches their new positions. (status as ``copy``'s,
+    unit bytes, new unit-relative offsets (array('i'), -1: removed), patches (array('q'))):
+    the bytes ``copy`` at ``width`` with these codes writes, without the unit's DIEs again."""
+    cdef Py_ssize_t n = rel.shape[0], nb = body.shape[0], nk = 0, i, k, p, q, nxt
+    cdef Py_ssize_t nl = locs.shape[0] // 2, nf = fixes.shape[0] // 3, npat = patches.shape[0] // 3
+    cdef uint64_t code
+    cdef int64_t pos, w, t
+    cdef int st = ST_OK
+    cdef Out out
+    if width not in (1, 2) or locs.shape[0] % 2 or fixes.shape[0] % 3 or patches.shape[0] % 3:
+        raise ValueError("a draft has width 1 or 2 and whole rows")
+    cdef array new_rel = clone(_INT32, n, False)
+    cdef int32_t *nr = <int32_t *> new_rel.data.as_voidptr
+    cdef array new_pat = clone(_INT64, 3 * npat, False)
+    cdef int64_t *np_ = <int64_t *> new_pat.data.as_voidptr
+    cdef int64_t *ps = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef int64_t *ds = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    cdef const uint8_t *b = &body[0] if nb else NULL
+    oinit(&out, 1)
+    try:
+        if ps == NULL or ds == NULL:
+            raise MemoryError()
+        with nogil:
+            for i in range(n):
+                nr[i] = -1
+                if rel[i] >= 0:
+                    ps[nk] = rel[i]
+                    ds[nk] = i  # (the DIE, until its delta is known)
+                    nk += 1
+            # the header, then each kept DIE: its new code, then its bytes up to the next DIE's code
+            p = ps[0] if nk else nb
+            if p > nb or ocopy(&out, b, p) < 0:
+                st = ST_NOMEM if p <= nb else ST_CORRUPT
+            for k in range(nk):
+                if st != ST_OK:
+                    break
+                p = ps[k]
+                nxt = ps[k + 1] if k + 1 < nk else nb
+                q = read_uleb64(b, nb, p, &code)
+                if q < 0 or q > nxt or code == 0 or code > <uint64_t> codes.shape[0]:
+                    st = ST_CORRUPT
+                    break
+                i = ds[k]
+                nr[i] = <int32_t> out.n
+                if ouleb(&out, codes[code - 1]) < 0:
+                    st = ST_NOMEM
+                    break
+                ds[k] = out.n - q
+                if ocopy(&out, b + q, nxt - q) < 0:
+                    st = ST_NOMEM
+            if st == ST_OK and out.n > (<Py_ssize_t> 1) << (8 * width):
+                st = ST_OVERFLOW
+            # local references: the target's new offset in ``width`` bytes
+            for k in range(nl):
+                if st != ST_OK:
+                    break
+                pos = _moved_to(ps, ds, nk, locs[2 * k])
+                t = nr[locs[2 * k + 1]] if 0 <= locs[2 * k + 1] < n else -1
+                if pos < 0 or pos + width > out.n or t < 0:
+                    st = ST_CORRUPT
+                    break
+                put_le(out.p + pos, t, width)
+            # DIE-naming operands of expressions: in their old width, as ``_copy`` checks them
+            for k in range(nf):
+                if st != ST_OK:
+                    break
+                pos = _moved_to(ps, ds, nk, fixes[3 * k])
+                w = fixes[3 * k + 1]
+                t = nr[fixes[3 * k + 2]] if 0 <= fixes[3 * k + 2] < n else -1
+                if pos < 0 or pos + (w if w > 0 else -w) > out.n:
+                    st = ST_CORRUPT
+                    break
+                if t < 0 or (w < 0 and -w < 8 and t >> (-8 * w)) or (w > 0 and (w < 10 and t >> (7 * w))):
+                    st = ST_NOFIT
+                    break
+                if w < 0:
+                    put_le(out.p + pos, t, -w)
+                else:
+                    put_uleb(out.p + pos, t, w)
+            for k in range(npat):
+                if st != ST_OK:
+                    break
+                np_[3 * k] = _moved_to(ps, ds, nk, patches[3 * k])
+                np_[3 * k + 1] = patches[3 * k + 1]
+                np_[3 * k + 2] = patches[3 * k + 2]
+                if np_[3 * k] < 0:
+                    st = ST_CORRUPT
+            if st == ST_OK and out.n >= 4:
+                put_le(out.p, out.n - 4, 4)
+        if st == ST_CORRUPT:
+            raise DwarfError("a rewritten unit's draft does not match its positions (internal error)")
+        if st == ST_NOMEM:
+            raise MemoryError()
+        return st, PyBytes_FromStringAndSize(<char *> out.p, out.n) if st == ST_OK else None, new_rel, new_pat
+    finally:
+        free(out.p)
+        free(ps)
+        free(ds)

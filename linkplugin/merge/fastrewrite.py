@@ -47,6 +47,12 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
+def recode(body: bytes, rel: array, codes: array, locs: array, fixes: array, patches: array, width: int
+           ) -> tuple[int, bytes | None, array, array]:
+    """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes."""
+    return _core.recode(body, rel, codes, locs, fixes, patches, width)
+
+
 def _int64(column):
     """A column as the kernel takes it: 64-bit integers, contiguous (the compiled scanner's and
     table's are; the pure path's numpy arrays may be narrower)."""

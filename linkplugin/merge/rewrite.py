@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_left
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
@@ -37,7 +37,8 @@ from linkplugin.merge import fastrewrite
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
 from linkplugin.merge.index_names import moved_names
-from linkplugin.merge.shared import SharedSections, keep_unit, kept_locations, kept_unit, worker_sections
+from linkplugin.merge.shared import (SharedSections, drafts_kept, keep_draft, keep_unit, kept_draft, kept_locations,
+                                     kept_unit, worker_sections)
 from linkplugin.merge.table import Removals
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
@@ -76,20 +77,47 @@ class UnitPlan(NamedTuple):
     """What the first rewrite pass learns of a unit: the width of its unit-local references and
     how many of its DIEs use each abbreviation (empty for a unit copied as it is)."""
     local_width: int
-    uses: list[tuple[bytes, int]]  # (entry, DIEs using it)
+    keys: list[bytes]   # its entries (``_entry``), one object for equal ones (``_interned``)
+    counts: list[int]   # DIEs using each
 
 
-def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]]) -> list[UnitPlan]:
-    """Worker entry, first pass: each job is (unit index, verbatim reason, removals)."""
+class Draft(NamedTuple):
+    """A unit as the first pass copied it, with its own codes (key k: code k + 1), and what
+    ``_rewritecore.recode`` needs to give it the shared table's codes in the second pass: only
+    the codes change size, so the second pass neither decodes the unit nor prepares its kernel
+    again (glibc's libc.so.6: a third of the rewrite phase)."""
+    width: int                # of the local references: 1 or 2
+    keys: list[bytes]         # the unit's entries (``_entry``), by own code
+    body: bytes
+    rel: array                # new unit-relative offset of every DIE (-1: removed)
+    patches: array            # rows of 3 (position, width, old target)
+    locs: array               # the local references: rows of 2 (position, target DIE)
+    fixes: array              # the DIE-naming operands: rows of 3 (position, width, target DIE)
+    loc_targets: list[tuple[int, int, int]]  # unit-relative location-list operands (``_location_targets``)
+    loc_patches: list[Patch]
+    kept: int
+    tags: array               # rows of 3 (tag, DIEs before, DIEs after)
+    moved: dict[str, tuple[int, ...]]
+
+
+def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names: bool = False) -> list[UnitPlan]:
+    """Worker entry, first pass: each job is (unit index, verbatim reason, removals). Where the
+    passes share a process (``drafts_kept``), a unit with 1- or 2-byte local references is
+    copied here with its own codes (``Draft``, with its ``moved`` names if ``names``) for the
+    second pass."""
     with no_gc():
         secs = worker_sections(src)
+        drafts = drafts_kept(src)
+        text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         out = []
         for u, reason, rem in jobs:
-            plan = UnitPlan(0, [])
+            plan = UnitPlan(0, [], [])
             if not reason:
                 ud = _unit(src, secs, u, keep=True)
                 try:
-                    plan = _plan(secs, ud, rem)
+                    plan, draft = _plan(secs, ud, rem, drafts)
+                    if draft is not None:
+                        keep_draft(src, u, draft._replace(moved=moved_names(secs, ud, rem, text)) if names else draft)
                 except _NoFit:
                     pass  # the second pass copies it as it is
                 keep_unit(src, u, ud)  # for the second pass
@@ -108,6 +136,13 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
         out = []
         text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         for u, reason, rem, width in jobs:
+            draft = kept_draft(src, u)
+            if draft is not None and not reason and codes is not None and width == draft.width:
+                try:
+                    out.append(_recoded(draft, codes))
+                    continue
+                except _NoFit:
+                    reason = "an expression operand would not fit after the move"
             ud = _unit(src, secs, u, keep=False)
             if not reason:
                 try:
@@ -140,7 +175,7 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
     same for any -j."""
     total: dict[bytes, int] = {}
     for plan in plans:
-        for entry, n in plan.uses:
+        for entry, n in zip(plan.keys, plan.counts):
             total[entry] = total.get(entry, 0) + n
     key_of = fastrewrite.entry_order if fastrewrite.available() else _entry_key
     order = sorted(total, key=lambda e: (-total[e], key_of(e)))
@@ -433,22 +468,63 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
                       fastrewrite.available())
 
 
-def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitPlan:
-    """First pass of a unit: its local reference width and DIEs per abbreviation entry."""
+def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = False
+          ) -> tuple[UnitPlan, Draft | None]:
+    """First pass of a unit: its local reference width and DIEs per abbreviation entry, and
+    with ``drafts`` its ``Draft`` where it has one."""
     widths = _widths(ud.hdr.end - ud.hdr.off)
     sure = len(widths) == 1 or _surely_fits(ud, widths[0])  # (before the kernel lets go of the references)
     unit = _kernel(secs, ud, rem, release=compiled_decoder())  # (the pure decoder's unit is kept)
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
-        return UnitPlan(got.local_width, _interned(got.uses))
+        return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
-        # (python3.11d: a quarter of the copies' time; glibc: 1,970 of 2,063 units).
-        keys = unit.keys(widths[0])
-        return UnitPlan(widths[0], _interned(zip(keys, unit.uses().tolist())))
-    width, keys, uses = _smallest_compiled(secs, ud, unit)
-    return UnitPlan(width, _interned(zip(keys, uses)))
+        # (python3.11d: a quarter of the copies' time; glibc: 1,970 of 2,063 units), unless
+        # the copy is kept for the second pass.
+        width = widths[0]
+        keys = _interned(unit.keys(width))
+        draft = _draft(secs, ud, unit, width, keys) if drafts else None
+        if draft is None:
+            return UnitPlan(width, keys, unit.uses().tolist()), None
+    else:
+        width, keys, uses = _smallest_compiled(secs, ud, unit)
+        keys = _interned(keys)
+        draft = _draft(secs, ud, unit, width, keys) if drafts else None
+        if draft is None:
+            return UnitPlan(width, keys, uses), None
+    return UnitPlan(width, keys, draft[1]), draft[0]
+
+
+def _draft(secs: dict[str, bytes], ud: UnitDies, unit, width: int, keys: list[bytes]
+           ) -> tuple[Draft, list[int]] | None:
+    """The unit's ``Draft`` at ``width`` (its kernel's keys ``keys`` made), with the DIEs per
+    key; None where recode does not apply (references wider than 2 bytes)."""
+    if width not in (1, 2):
+        return None
+    status, body, rel, patches, uses, locs, fixes = unit.copy(width, None, unit.kept, True, True)
+    if status != fastrewrite.OK:
+        return None  # (the width was chosen by the same copy: not expected)
+    loc_targets, loc_patches = _location_targets(secs, ud)
+    tags = array("q", [v for row in unit.tag_counts() for v in row])  # (rows of 3 until the second pass)
+    return Draft(width, keys, body, rel, patches, locs, fixes, loc_targets, loc_patches, unit.kept, tags,
+                 {}), uses.tolist()
+
+
+def _recoded(draft: Draft, codes: Codes) -> UnitOutput:
+    """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
+    shared table ``codes`` at the draft's width."""
+    new_codes = array("q", [codes[e] for e in draft.keys])
+    status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, new_codes, draft.locs, draft.fixes,
+                                                        draft.patches, draft.width)
+    if status == fastrewrite.OVERFLOW:
+        raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
+    if status == fastrewrite.NOFIT:
+        raise _NoFit()
+    tags = draft.tags.tolist()
+    return UnitOutput("", body, b"", new_rel, patches, _values_at(draft.loc_targets, new_rel), draft.loc_patches,
+                      draft.kept, draft.width, [], list(zip(tags[::3], tags[1::3], tags[2::3])), moved=draft.moved)
 
 
 def _surely_fits(ud: UnitDies, width: int) -> bool:
@@ -470,14 +546,14 @@ def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
     return any(x[3] != "s" for x in ud.xrefs) or any(op[2] != "s" for op in _location_operands(secs, ud))
 
 
-def _interned(uses: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
-    """The (entry, DIEs) pairs with one object for equal entries: the plans of all units wait
-    for the shared table, and most units use the same entries (glibc's libc.so.6: 42,000 uses of
-    2,481 entries)."""
+def _interned(keys: list[bytes]) -> list[bytes]:
+    """The entries with one object for equal ones: the plans of all units wait for the shared
+    table, and most units use the same entries (glibc's libc.so.6: 42,000 uses of 2,481
+    entries)."""
     if len(_entries) > 65536:
         _entries.clear()
     one = _entries.setdefault
-    return [(one(e, e), n) for e, n in uses]
+    return [one(e, e) for e in keys]
 
 
 _entries: dict[bytes, bytes] = {}
@@ -563,21 +639,39 @@ def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray
                      ) -> tuple[list[tuple[int, bytes]], list[Patch]]:
     """Location lists: unit-relative operands get their new values now (_NoFit if one does not
     fit), the others later: (position, new bytes), patches."""
-    loc_values: list[tuple[int, bytes]] = []
+    targets, loc_patches = _location_targets(secs, ud)
+    return _values_at(targets, new_rel), loc_patches
+
+
+def _location_targets(secs: dict[str, bytes], ud: UnitDies) -> tuple[list[tuple[int, int, int]], list[Patch]]:
+    """The unit's location-list operands: the unit-relative ones as (position, width (< 0: fixed
+    size), target DIE; -1 for a non-DIE offset, which ``_values_at`` reports in its turn), the
+    others as patches."""
+    targets: list[tuple[int, int, int]] = []
     loc_patches: list[Patch] = []
     ops = _location_operands(secs, ud)
     if not ops:
-        return loc_values, loc_patches
+        return targets, loc_patches
     offs = ud.arrays()[0]
+    off = ud.hdr.off
     for pos, w, kind, v in ops:
         if kind == "s":
             loc_patches.append((pos, w, v))
             continue
-        t = bisect_left(offs, v + ud.hdr.off)
-        if t >= len(offs) or offs[t] != v + ud.hdr.off:
-            raise DwarfError(f"a location list of the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
-        loc_values.append((pos, _operand(int(new_rel[t]), w if kind == "u" else -w)))
-    return loc_values, loc_patches
+        t = bisect_left(offs, v + off)
+        targets.append((pos, w if kind == "u" else -w, t if t < len(offs) and offs[t] == v + off else -off - 1))
+    return targets, loc_patches
+
+
+def _values_at(targets: list[tuple[int, int, int]], new_rel) -> list[tuple[int, bytes]]:
+    """(position, new bytes) of each unit-relative location-list operand (``_location_targets``)
+    for the unit's new offsets ``new_rel``; _NoFit if one does not fit."""
+    values = []
+    for pos, w, t in targets:
+        if t < 0:
+            raise DwarfError(f"a location list of the unit at 0x{-t - 1:x} names a non-DIE offset")
+        values.append((pos, _operand(int(new_rel[t]), w)))
+    return values
 
 
 def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:

@@ -29,14 +29,17 @@ class SharedSections(NamedTuple):
 class _JobState:
     """What the tasks of one job share in one process."""
 
-    __slots__ = ("sections", "units", "locations")
+    __slots__ = ("sections", "units", "locations", "drafts", "local")
 
-    def __init__(self, sections: dict[str, bytes]) -> None:
+    def __init__(self, sections: dict[str, bytes], local: bool) -> None:
         self.sections = sections
+        self.local = local  # the calling process's own state (its threads run every pass)
         # Decoded units by index, left by one pass for the next (see keep_unit)
         self.units: dict[int, UnitDies] = {}
         # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
         self.locations: dict[int, list] = {}
+        # The first rewrite pass's copies of units, for the second (see keep_draft)
+        self.drafts: dict[int, object] = {}
 
 
 # State of the current jobs by key: in the calling process the caller's own dict, in a worker the
@@ -55,7 +58,7 @@ def shared_sections(secs: dict[str, bytes], workers: bool) -> Iterator[SharedSec
     them too. The state and the file are dropped when the block exits."""
     handle = SharedSections(os.urandom(16).hex(), "", ())  # as uuid4, without loading uuid (libuuid)
     try:
-        _cache[handle.key] = _JobState(secs)
+        _cache[handle.key] = _JobState(secs, True)
         if workers:
             import tempfile  # only worker processes need the file: threads share ``secs``
 
@@ -86,7 +89,7 @@ def _state(src: SharedSections) -> _JobState:
                 secs[name] = f.read(size)
         for key in [k for k in _cache if k != src.key]:
             del _cache[key]  # an earlier job's copy in a worker: not needed any more
-        got = _cache[src.key] = _JobState(secs)
+        got = _cache[src.key] = _JobState(secs, False)
     return got
 
 
@@ -135,3 +138,21 @@ def keep_locations(src: SharedSections, u: int, operands: list) -> None:
 def kept_locations(src: SharedSections, u: int) -> list | None:
     """What ``keep_locations`` left for unit ``u`` (None: read them again)."""
     return _state(src).locations.get(u)
+
+
+def drafts_kept(src: SharedSections) -> bool:
+    """Whether the first rewrite pass keeps its copies of units for the second (``keep_draft``):
+    in the calling process, where every task of both passes runs (threads), for inputs of at
+    most KEEP_INFO_BYTES (the copies take about the output's size until the second pass)."""
+    state = _state(src)
+    return state.local and _keeps(state)
+
+
+def keep_draft(src: SharedSections, u: int, draft: object) -> None:
+    """A copy of unit ``u`` from the first rewrite pass (``rewrite.Draft``), for the second."""
+    _state(src).drafts[u] = draft
+
+
+def kept_draft(src: SharedSections, u: int) -> object | None:
+    """What ``keep_draft`` left for unit ``u``, taken out (None: none)."""
+    return _state(src).drafts.pop(u, None)
