@@ -329,16 +329,17 @@ def test_recode_checks_its_draft() -> None:
     # a header of 11 bytes, then two DIEs: code 1 with a 1-byte local reference to DIE 1, code 2
     body = bytes([0, 0, 0, 0, 5, 0, 1, 0, 0, 0, 8]) + bytes([1, 0]) + bytes([2, 0])
     rel = array("i", [11, 13])
+    keys, codes = [b"a", b"b"], {b"a": 3, b"b": 4}
     none = array("q")
-    st, out, new_rel, _ = core.recode(body, rel, array("q", [3, 4]), array("i", [12, 1]), none, none, 1)
+    st, out, new_rel, _ = core.recode(body, rel, keys, codes, array("i", [12, 1]), none, none, 1)
     assert st == 0 and out[11:] == bytes([3, 13, 4, 0]) and list(new_rel) == [11, 13]
     assert int.from_bytes(out[:4], "little") == len(out) - 4
     with pytest.raises(DwarfError):
-        core.recode(body, rel, array("q", [3, 4]), array("i", [99, 1]), none, none, 1)
+        core.recode(body, rel, keys, codes, array("i", [99, 1]), none, none, 1)
     with pytest.raises(DwarfError):
-        core.recode(body, rel, array("q", [3]), array("i", [12, 1]), none, none, 1)  # code 2 has no key
+        core.recode(body, rel, keys[:1], codes, array("i", [12, 1]), none, none, 1)  # code 2 has no key
     big = body[:11] + bytes([1]) + bytes(300)
-    st, *_ = core.recode(big, array("i", [11]), array("q", [1]), array("i"), none, none, 1)
+    st, *_ = core.recode(big, array("i", [11]), keys[:1], {b"a": 1}, array("i"), none, none, 1)
     assert st == 5  # 312 bytes do not fit 1-byte references
 
 

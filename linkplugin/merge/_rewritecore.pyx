@@ -1577,42 +1577,62 @@ def removal_rows(list starts, list ends, list canon_unit, list canon_die, const 
     return gs, lens, canon
 
 
-cdef Py_ssize_t _moved_to(const int64_t *ps, const int64_t *ds, Py_ssize_t nk, int64_t x) noexcept nogil:
+cdef Py_ssize_t _moved_to(const int64_t *ps, const int64_t *ds, Py_ssize_t nk, int64_t x,
+                          Py_ssize_t *at) noexcept nogil:
     """Where the byte at ``x`` of a draft lands in its recoded copy: moved by the delta of the
-    last kept DIE starting at or before it (-1: before the first)."""
-    cdef Py_ssize_t lo = 0, hi = nk, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ps[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
+    last kept DIE starting at or before it (-1: before the first). ``at`` holds how many DIEs
+    start at or before the previous position asked: rows come in position order, so the walk
+    moves on from there (a binary search when one does not)."""
+    cdef Py_ssize_t lo = at[0], hi = nk, mid
+    if lo and ps[lo - 1] > x:
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ps[mid] <= x:
+                lo = mid + 1
+            else:
+                hi = mid
+    while lo < nk and ps[lo] <= x:
+        lo += 1
+    at[0] = lo
     return x + ds[lo - 1] if lo else -1
 
 
-def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] codes, const int32_t[::1] locs,
-           const int64_t[::1] fixes, const int64_t[::1] patches, int width):
+def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes, array patches, int width):
     """A draft (``Unit.copy`` with its own codes and ``draft``) given other codes: key k (code
-    k + 1 in the draft) takes code ``codes[k]``. Only the DIEs' codes change size, so the
-    bytes between them are copied as they are; the local references and DIE-naming operands
-    get their targets' new offsets, and patches their new positions. (status as ``copy``'s,
-    unit bytes, new unit-relative offsets (array('i'), -1: removed), patches (array('q'))):
-    the bytes ``copy`` at ``width`` with these codes writes, without the unit's DIEs again."""
-    cdef Py_ssize_t n = rel.shape[0], nb = body.shape[0], nk = 0, i, k, p, q, nxt
-    cdef Py_ssize_t nl = locs.shape[0] // 2, nf = fixes.shape[0] // 3, npat = patches.shape[0] // 3
+    k + 1 in the draft, ``keys[k]``) takes code ``codes[keys[k]]``. Only the DIEs' codes change
+    size, so the bytes between them are copied as they are; the local references and DIE-naming
+    operands get their targets' new offsets, and patches their new positions. (status as
+    ``copy``'s, unit bytes, new unit-relative offsets (array('i'), -1: removed), patches
+    (array('q'))): the bytes ``copy`` at ``width`` with these codes writes, without the unit's
+    DIEs again. (array arguments, not typed memoryviews: acquiring six views cost more than the
+    copy of a small unit.)"""
+    if (rel.ob_descr.typecode != b'i' or locs.ob_descr.typecode != b'i' or fixes.ob_descr.typecode != b'q'
+            or patches.ob_descr.typecode != b'q'):
+        raise TypeError("rel and locs are array('i'), fixes and patches array('q')")
+    cdef Py_ssize_t n = len(rel), nb = len(body), nk = 0, i, k, p, q, nxt, nkeys = len(keys), at
+    cdef Py_ssize_t nl = len(locs) // 2, nf = len(fixes) // 3, npat = len(patches) // 3
+    cdef const int32_t *rl = <const int32_t *> rel.data.as_voidptr
+    cdef const int32_t *lc = <const int32_t *> locs.data.as_voidptr
+    cdef const int64_t *fx = <const int64_t *> fixes.data.as_voidptr
+    cdef const int64_t *pt = <const int64_t *> patches.data.as_voidptr
     cdef uint64_t code
     cdef int64_t pos, w, t
     cdef int st = ST_OK
     cdef Out out
-    if width not in (1, 2) or locs.shape[0] % 2 or fixes.shape[0] % 3 or patches.shape[0] % 3:
+    if width not in (1, 2) or len(locs) % 2 or len(fixes) % 3 or len(patches) % 3:
         raise ValueError("a draft has width 1 or 2 and whole rows")
     cdef array new_rel = clone(_INT32, n, False)
     cdef int32_t *nr = <int32_t *> new_rel.data.as_voidptr
     cdef array new_pat = clone(_INT64, 3 * npat, False)
     cdef int64_t *np_ = <int64_t *> new_pat.data.as_voidptr
+    cdef array new_codes = clone(_INT64, nkeys, False)
+    cdef int64_t *cd = <int64_t *> new_codes.data.as_voidptr
+    for k in range(nkeys):
+        cd[k] = codes[keys[k]]
     cdef int64_t *ps = <int64_t *> malloc((n + 1) * sizeof(int64_t))
     cdef int64_t *ds = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef const uint8_t *b = &body[0] if nb else NULL
+    cdef const uint8_t *b = <const uint8_t *> (<char *> body)
     oinit(&out, 1)
     try:
         if ps == NULL or ds == NULL:
@@ -1620,8 +1640,8 @@ def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] c
         with nogil:
             for i in range(n):
                 nr[i] = -1
-                if rel[i] >= 0:
-                    ps[nk] = rel[i]
+                if rl[i] >= 0:
+                    ps[nk] = rl[i]
                     ds[nk] = i  # (the DIE, until its delta is known)
                     nk += 1
             # the header, then each kept DIE: its new code, then its bytes up to the next DIE's code
@@ -1634,12 +1654,12 @@ def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] c
                 p = ps[k]
                 nxt = ps[k + 1] if k + 1 < nk else nb
                 q = read_uleb64(b, nb, p, &code)
-                if q < 0 or q > nxt or code == 0 or code > <uint64_t> codes.shape[0]:
+                if q < 0 or q > nxt or code == 0 or code > <uint64_t> nkeys:
                     st = ST_CORRUPT
                     break
                 i = ds[k]
                 nr[i] = <int32_t> out.n
-                if ouleb(&out, codes[code - 1]) < 0:
+                if ouleb(&out, cd[code - 1]) < 0:
                     st = ST_NOMEM
                     break
                 ds[k] = out.n - q
@@ -1648,22 +1668,24 @@ def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] c
             if st == ST_OK and out.n > (<Py_ssize_t> 1) << (8 * width):
                 st = ST_OVERFLOW
             # local references: the target's new offset in ``width`` bytes
+            at = 0
             for k in range(nl):
                 if st != ST_OK:
                     break
-                pos = _moved_to(ps, ds, nk, locs[2 * k])
-                t = nr[locs[2 * k + 1]] if 0 <= locs[2 * k + 1] < n else -1
+                pos = _moved_to(ps, ds, nk, lc[2 * k], &at)
+                t = nr[lc[2 * k + 1]] if 0 <= lc[2 * k + 1] < n else -1
                 if pos < 0 or pos + width > out.n or t < 0:
                     st = ST_CORRUPT
                     break
                 put_le(out.p + pos, t, width)
             # DIE-naming operands of expressions: in their old width, as ``_copy`` checks them
+            at = 0
             for k in range(nf):
                 if st != ST_OK:
                     break
-                pos = _moved_to(ps, ds, nk, fixes[3 * k])
-                w = fixes[3 * k + 1]
-                t = nr[fixes[3 * k + 2]] if 0 <= fixes[3 * k + 2] < n else -1
+                pos = _moved_to(ps, ds, nk, fx[3 * k], &at)
+                w = fx[3 * k + 1]
+                t = nr[fx[3 * k + 2]] if 0 <= fx[3 * k + 2] < n else -1
                 if pos < 0 or pos + (w if w > 0 else -w) > out.n:
                     st = ST_CORRUPT
                     break
@@ -1674,12 +1696,13 @@ def recode(const uint8_t[::1] body, const int32_t[::1] rel, const int64_t[::1] c
                     put_le(out.p + pos, t, -w)
                 else:
                     put_uleb(out.p + pos, t, w)
+            at = 0
             for k in range(npat):
                 if st != ST_OK:
                     break
-                np_[3 * k] = _moved_to(ps, ds, nk, patches[3 * k])
-                np_[3 * k + 1] = patches[3 * k + 1]
-                np_[3 * k + 2] = patches[3 * k + 2]
+                np_[3 * k] = _moved_to(ps, ds, nk, pt[3 * k], &at)
+                np_[3 * k + 1] = pt[3 * k + 1]
+                np_[3 * k + 2] = pt[3 * k + 2]
                 if np_[3 * k] < 0:
                     st = ST_CORRUPT
             if st == ST_OK and out.n >= 4:

@@ -47,10 +47,10 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
-def recode(body: bytes, rel: array, codes: array, locs: array, fixes: array, patches: array, width: int
-           ) -> tuple[int, bytes | None, array, array]:
+def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,
+           patches: array, width: int) -> tuple[int, bytes | None, array, array]:
     """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes."""
-    return _core.recode(body, rel, codes, locs, fixes, patches, width)
+    return _core.recode(body, rel, keys, codes, locs, fixes, patches, width)
 
 
 def _int64(column):

@@ -515,9 +515,8 @@ def _draft(secs: dict[str, bytes], ud: UnitDies, unit, width: int, keys: list[by
 def _recoded(draft: Draft, codes: Codes) -> UnitOutput:
     """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
     shared table ``codes`` at the draft's width."""
-    new_codes = array("q", [codes[e] for e in draft.keys])
-    status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, new_codes, draft.locs, draft.fixes,
-                                                        draft.patches, draft.width)
+    status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes, draft.locs,
+                                                        draft.fixes, draft.patches, draft.width)
     if status == fastrewrite.OVERFLOW:
         raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
