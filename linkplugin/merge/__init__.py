@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import time
+from array import array
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -338,7 +339,11 @@ def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:
     """{DW_TAG: (DIEs before, DIEs after)} over every unit, by tag."""
     table: dict[int, tuple[int, int]] = {}
     for o in outputs:
-        for tag, before, after in o.tags:
+        rows = o.tags
+        if isinstance(rows, array):  # (a draft's, end to end)
+            flat = rows.tolist()
+            rows = zip(flat[::3], flat[1::3], flat[2::3])
+        for tag, before, after in rows:
             b, a = table.get(tag, (0, 0))
             table[tag] = (b + before, a + after)
     return dict(sorted(table.items()))

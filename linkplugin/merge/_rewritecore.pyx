@@ -260,7 +260,24 @@ cdef inline Py_ssize_t die_at(const Index *index, Py_ssize_t off, const int64_t 
     return find(offs, n, x)
 
 
+cdef extern from "Python.h":
+    Py_buffer *PyMemoryView_GET_BUFFER(object)
+
+
 cdef inline int64_t arr(object a, const int64_t **p) except -1:
+    """A column's data (the object keeps it alive): array('q') and the scanner's 1-D int64
+    memoryviews read directly (a typed view's acquisition costs more than a small unit's
+    column), anything else through a typed view."""
+    cdef Py_buffer *b
+    if type(a) is array and (<array> a).ob_descr.typecode == b'q':
+        p[0] = <const int64_t *> (<array> a).data.as_voidptr if len(a) else NULL
+        return len(a)
+    if type(a) is memoryview:
+        b = PyMemoryView_GET_BUFFER(a)
+        if (b.ndim == 1 and b.itemsize == 8 and b.format != NULL and (b.format[0] == b'q' or b.format[0] == b'l')
+                and b.format[1] == 0 and (b.strides == NULL or b.strides[0] == 8)):
+            p[0] = <const int64_t *> b.buf if b.shape[0] else NULL
+            return b.shape[0]
     cdef const int64_t[::1] v = a
     p[0] = &v[0] if v.shape[0] else NULL
     return v.shape[0]
@@ -912,9 +929,10 @@ cdef class Unit:
                 return -1
         return ozeros(o, 2)
 
-    def keys(self, int width):
+    def keys(self, int width, dict intern=None):
         """Each new abbreviation of the unit (table entry without its code), in first-use
-        order, for ``width``-byte local references."""
+        order, for ``width``-byte local references; with ``intern``, equal entries are one
+        object (the first one the dict saw)."""
         cdef int st = ST_OK
         cdef Py_ssize_t s
         cdef Out o
@@ -938,7 +956,8 @@ cdef class Unit:
                 at[self.nsig] = o.n
             self._raise(st, 0)
             for s in range(self.nsig):
-                out.append(PyBytes_FromStringAndSize(<char *> o.p + at[s], at[s + 1] - at[s]))
+                e = PyBytes_FromStringAndSize(<char *> o.p + at[s], at[s + 1] - at[s])
+                out.append(e if intern is None else intern.setdefault(e, e))
             return out
         finally:
             free(o.p)
@@ -1256,13 +1275,16 @@ cdef class Unit:
             free(loc)
         return st
 
-    def tag_counts(self):
-        """[(tag, DIEs of the unit, DIEs kept)] for every tag of the unit, by tag."""
+    def tag_counts(self, bint flat=False):
+        """[(tag, DIEs of the unit, DIEs kept)] for every tag of the unit, by tag; with ``flat``
+        the rows end to end in one array('q') (kept until the second pass: one object, not one
+        tuple a row)."""
         cdef Py_ssize_t i, j, k, m = 0
         cdef int64_t *rows = <int64_t *> calloc(3 * self.ncodes + 3, sizeof(int64_t))  # tag, before, after
         cdef int64_t *cnt = <int64_t *> calloc(2 * self.ncodes + 2, sizeof(int64_t))
         cdef int64_t t0, t1, t2
         cdef list out = []
+        cdef array flat_rows
         if rows == NULL or cnt == NULL:
             free(rows)
             free(cnt)
@@ -1292,6 +1314,11 @@ cdef class Unit:
                     rows[3 * j + 1] = cnt[2 * i]
                     rows[3 * j + 2] = cnt[2 * i + 1]
                     m += 1
+            if flat:
+                flat_rows = clone(_INT64, 3 * m, False)
+                if m:
+                    memcpy(flat_rows.data.as_voidptr, rows, 3 * m * sizeof(int64_t))
+                return flat_rows
             for j in range(m):
                 out.append((rows[3 * j], rows[3 * j + 1], rows[3 * j + 2]))
             return out

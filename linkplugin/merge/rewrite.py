@@ -60,7 +60,7 @@ class UnitOutput(NamedTuple):
     dies_out: int
     local_width: int = 4      # width of the unit-local references
     uses: list[tuple[bytes, int]] = []  # DIEs per entry (``_entry``) of ``abbrev`` (own table only)
-    tags: list[tuple[int, int, int]] = []   # (tag, DIEs before, DIEs after) for --stats
+    tags: list[tuple[int, int, int]] | array = []   # (tag, DIEs before, DIEs after) for --stats (or end to end)
     python: bool = False      # rewritten by the pure-Python loop where the compiled core is built
     moved: dict[str, tuple[int, ...]] = {}  # for .gdb_index: index_names.moved_names
 
@@ -484,7 +484,7 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         # (python3.11d: a quarter of the copies' time; glibc: 1,970 of 2,063 units), unless
         # the copy is kept for the second pass.
         width = widths[0]
-        keys = _interned(unit.keys(width))
+        keys = unit.keys(width, _entries_now())
         draft = _draft(secs, ud, unit, width, keys) if drafts else None
         if draft is None:
             return UnitPlan(width, keys, unit.uses().tolist()), None
@@ -507,7 +507,7 @@ def _draft(secs: dict[str, bytes], ud: UnitDies, unit, width: int, keys: list[by
     if status != fastrewrite.OK:
         return None  # (the width was chosen by the same copy: not expected)
     loc_targets, loc_patches = _location_targets(secs, ud)
-    tags = array("q", [v for row in unit.tag_counts() for v in row])  # (rows of 3 until the second pass)
+    tags = unit.tag_counts(True)  # (rows of 3 end to end)
     return Draft(width, keys, body, rel, patches, locs, fixes, loc_targets, loc_patches, unit.kept, tags,
                  {}), uses.tolist()
 
@@ -521,9 +521,8 @@ def _recoded(draft: Draft, codes: Codes) -> UnitOutput:
         raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
         raise _NoFit()
-    tags = draft.tags.tolist()
     return UnitOutput("", body, b"", new_rel, patches, _values_at(draft.loc_targets, new_rel), draft.loc_patches,
-                      draft.kept, draft.width, [], list(zip(tags[::3], tags[1::3], tags[2::3])), moved=draft.moved)
+                      draft.kept, draft.width, [], draft.tags, moved=draft.moved)
 
 
 def _surely_fits(ud: UnitDies, width: int) -> bool:
@@ -548,11 +547,16 @@ def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
 def _interned(keys: list[bytes]) -> list[bytes]:
     """The entries with one object for equal ones: the plans of all units wait for the shared
     table, and most units use the same entries (glibc's libc.so.6: 42,000 uses of 2,481
-    entries)."""
+    entries). (The kernel's keys intern them as it makes them, ``_entries_now``.)"""
+    one = _entries_now().setdefault
+    return [one(e, e) for e in keys]
+
+
+def _entries_now() -> dict[bytes, bytes]:
+    """The entries seen so far (``_interned``), forgotten past 65,536."""
     if len(_entries) > 65536:
         _entries.clear()
-    one = _entries.setdefault
-    return [one(e, e) for e in keys]
+    return _entries
 
 
 _entries: dict[bytes, bytes] = {}
