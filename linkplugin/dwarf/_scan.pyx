@@ -14,6 +14,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
 from cpython.array cimport array, clone
 
 from linkplugin.dwarf._leb cimport read_le, read_uleb
+from linkplugin.dwarf._columns cimport byte_column, int64_column
 
 NOGIL = True  # scan_many() runs its loop without the GIL (units may be scanned on threads)
 
@@ -296,9 +297,14 @@ cdef void _free_out(Out *o) noexcept:
 
 
 cdef object _scan_job(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
-                      const int64_t[::1] prog, const int64_t[::1] start, const uint8_t[::1] kids):
-    """A unit's job for ``scan_many``, or None where its result is None at once."""
-    if dv.shape[0] == 0 or prog.shape[0] == 0 or start.shape[0] == 0 or kids.shape[0] < start.shape[0]:
+                      prog_col, start_col, kids_col):
+    """A unit's job for ``scan_many``, or None where its result is None at once (the unit's
+    columns read without typed views, ``_columns``)."""
+    cdef const int64_t *prog
+    cdef const int64_t *start
+    cdef const uint8_t *kids
+    cdef Py_ssize_t nprog = int64_column(prog_col, &prog), nstart = int64_column(start_col, &start)
+    if dv.shape[0] == 0 or nprog == 0 or nstart == 0 or byte_column(kids_col, &kids) < nstart:
         return None
     cdef _ScanJob job = _ScanJob.__new__(_ScanJob)
     job.s.d = &dv[0]
@@ -306,10 +312,10 @@ cdef object _scan_job(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end,
     job.s.die_off = die_off
     job.s.end = end
     job.s.u = u
-    job.s.prog = &prog[0]
-    job.s.start = &start[0]
-    job.s.nplans = start.shape[0]
-    job.s.kids = &kids[0]
+    job.s.prog = prog
+    job.s.start = start
+    job.s.nplans = nstart
+    job.s.kids = kids
     return job
 
 

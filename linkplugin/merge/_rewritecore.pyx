@@ -17,6 +17,7 @@ from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
+from linkplugin.dwarf._columns cimport int64_column
 
 from cpython.array cimport array, clone
 
@@ -260,29 +261,6 @@ cdef inline Py_ssize_t die_at(const Index *index, Py_ssize_t off, const int64_t 
     return find(offs, n, x)
 
 
-cdef extern from "Python.h":
-    Py_buffer *PyMemoryView_GET_BUFFER(object)
-
-
-cdef inline int64_t arr(object a, const int64_t **p) except -1:
-    """A column's data (the object keeps it alive): array('q') and the scanner's 1-D int64
-    memoryviews read directly (a typed view's acquisition costs more than a small unit's
-    column), anything else through a typed view."""
-    cdef Py_buffer *b
-    if type(a) is array and (<array> a).ob_descr.typecode == b'q':
-        p[0] = <const int64_t *> (<array> a).data.as_voidptr if len(a) else NULL
-        return len(a)
-    if type(a) is memoryview:
-        b = PyMemoryView_GET_BUFFER(a)
-        if (b.ndim == 1 and b.itemsize == 8 and b.format != NULL and (b.format[0] == b'q' or b.format[0] == b'l')
-                and b.format[1] == 0 and (b.strides == NULL or b.strides[0] == 8)):
-            p[0] = <const int64_t *> b.buf if b.shape[0] else NULL
-            return b.shape[0]
-    cdef const int64_t[::1] v = a
-    p[0] = &v[0] if v.shape[0] else NULL
-    return v.shape[0]
-
-
 def entry_order(bytes entry):
     """A sort key of an abbreviation entry (tag, children, specs without the code, as
     ``keys`` gives it) that orders entries like their (tag, children, ((at, form, ic), ...))
@@ -423,17 +401,18 @@ cdef class Unit:
         self.off, self.die_off, self.end = off, die_off, end
         self.version, self.addr_size, self.offset_size = version, addr_size, offset_size
         self.ref_addr_w = addr_size if version <= 2 else offset_size
-        self.n = arr(offs, &self.offs)
-        if (arr(codes, &self.codes) != self.n or arr(parent, &self.parent) != self.n
-                or arr(ends, &self.ends) != self.n):
+        self.n = int64_column(offs, &self.offs)
+        if (int64_column(codes, &self.codes) != self.n or int64_column(parent, &self.parent) != self.n
+                or int64_column(ends, &self.ends) != self.n):
             raise ValueError("DIE arrays of different lengths")
-        nref = arr(ref_pos, &rp)
-        if (arr(ref_die, &rd) != nref or arr(ref_form, &rf) != nref or arr(ref_target, &rt) != nref):
+        nref = int64_column(ref_pos, &rp)
+        if (int64_column(ref_die, &rd) != nref or int64_column(ref_form, &rf) != nref
+                or int64_column(ref_target, &rt) != nref):
             raise ValueError("reference arrays of different lengths")
-        nrem = arr(rem_starts, &rs)
-        if arr(rem_ends, &re) != nrem:
+        nrem = int64_column(rem_starts, &rs)
+        if int64_column(rem_ends, &re) != nrem:
             raise ValueError("removal arrays of different lengths")
-        nx = arr(xrefs, &xr)
+        nx = int64_column(xrefs, &xr)
         if nx % 5:
             raise ValueError("xrefs must be rows of 5")
         if not (0 <= off <= die_off <= end <= self.info_n) or self.n == 0:

@@ -1,0 +1,56 @@
+# The data of the kernels' input columns without typed memoryviews: acquiring a typed view costs
+# about half a microsecond, more than some small units' work in a kernel (glibc's libc.so.6:
+# 2,063 units, a dozen columns each per call). array('q'), bytes, bytearray and the
+# scanner's 1-D memoryviews are read directly; anything else through a typed view. The caller keeps the
+# objects alive while it uses the pointers.
+from libc.stdint cimport int64_t, uint8_t
+from cpython.array cimport array
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+
+
+cdef extern from "Python.h":
+    Py_buffer *PyMemoryView_GET_BUFFER(object)
+
+
+cdef inline bint _flat(Py_buffer *b, Py_ssize_t itemsize) noexcept:
+    return b.ndim == 1 and b.itemsize == itemsize and (b.strides == NULL or b.strides[0] == itemsize)
+
+
+cdef inline Py_ssize_t int64_column(object a, const int64_t **p) except -1:
+    """The int64 column ``a``: its length, its data in ``p`` (NULL when empty)."""
+    cdef Py_buffer *b
+    if type(a) is array and (<array> a).ob_descr.typecode == b'q':
+        p[0] = <const int64_t *> (<array> a).data.as_voidptr if len(a) else NULL
+        return len(a)
+    if type(a) is memoryview:
+        b = PyMemoryView_GET_BUFFER(a)
+        if (_flat(b, 8) and b.format != NULL and (b.format[0] == b'q' or b.format[0] == b'l')
+                and b.format[1] == 0):
+            p[0] = <const int64_t *> b.buf if b.shape[0] else NULL
+            return b.shape[0]
+    cdef const int64_t[::1] v = a
+    p[0] = &v[0] if v.shape[0] else NULL
+    return v.shape[0]
+
+
+cdef inline Py_ssize_t byte_column(object a, const uint8_t **p) except -1:
+    """The bytes ``a``: their length, their data in ``p`` (NULL when empty)."""
+    cdef Py_buffer *b
+    if type(a) is bytes:
+        p[0] = <const uint8_t *> PyBytes_AS_STRING(a) if PyBytes_GET_SIZE(a) else NULL
+        return PyBytes_GET_SIZE(a)
+    if type(a) is bytearray:
+        p[0] = <const uint8_t *> PyByteArray_AS_STRING(a) if PyByteArray_GET_SIZE(a) else NULL
+        return PyByteArray_GET_SIZE(a)
+    if type(a) is array and (<array> a).ob_descr.typecode == b'B':
+        p[0] = <const uint8_t *> (<array> a).data.as_voidptr if len(a) else NULL
+        return len(a)
+    if type(a) is memoryview:
+        b = PyMemoryView_GET_BUFFER(a)
+        if _flat(b, 1) and b.format != NULL and b.format[0] == b'B' and b.format[1] == 0:
+            p[0] = <const uint8_t *> b.buf if b.shape[0] else NULL
+            return b.shape[0]
+    cdef const uint8_t[::1] v = a
+    p[0] = &v[0] if v.shape[0] else NULL
+    return v.shape[0]
