@@ -54,3 +54,25 @@ cdef inline Py_ssize_t byte_column(object a, const uint8_t **p) except -1:
     cdef const uint8_t[::1] v = a
     p[0] = &v[0] if v.shape[0] else NULL
     return v.shape[0]
+
+
+cdef inline Py_ssize_t int64_table(object a, Py_ssize_t d1, Py_ssize_t d2, const int64_t **p) except -1:
+    """The C-contiguous int64 array ``a`` of shape (any, d1, d2) (a template of a kernel's, made
+    once and passed for every unit): its first dimension, its data in ``p``; -1 for any other
+    shape."""
+    cdef Py_buffer *b
+    if type(a) is memoryview:
+        b = PyMemoryView_GET_BUFFER(a)
+        if (b.ndim == 3 and b.itemsize == 8 and b.format != NULL and (b.format[0] == b'q' or b.format[0] == b'l')
+                and b.format[1] == 0 and b.shape[1] == d1 and b.shape[2] == d2
+                and (b.strides == NULL or (b.strides[2] == 8 and b.strides[1] == 8 * d2
+                                           and b.strides[0] == 8 * d1 * d2))):
+            p[0] = <const int64_t *> b.buf
+            return b.shape[0] if b.shape[0] * d1 * d2 else -1
+    cdef const int64_t[:, :, ::1] v = a
+    if v.shape[1] != d1 or v.shape[2] != d2 or v.shape[0] * d1 * d2 == 0:
+        return -1
+    if v.strides[1] != d2 * 8 or v.strides[0] != d1 * d2 * 8:
+        return -1
+    p[0] = &v[0, 0, 0]
+    return v.shape[0]

@@ -13,6 +13,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memset
 
+from linkplugin.dwarf._columns cimport byte_column, int64_table
 from linkplugin.dwarf._leb cimport read_le, read_spec, read_uleb
 
 from cpython.array cimport array, clone
@@ -120,20 +121,19 @@ cdef object _cstr(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *afte
     return PyBytes_FromStringAndSize(<const char *> (b + p), q - p)
 
 
-def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs, const uint8_t[::1] line_strs,
-               bytes comp_dir):
+def file_names(line_col, Py_ssize_t off, strs_col, line_strs_col, bytes comp_dir):
     """The full path of each file index of the line table at ``off`` (None: unused index), or
     None (the caller runs the pure-Python parser, which raises the exact error)."""
-    cdef Py_ssize_t n = line.shape[0], p = off, after = 0, j, k, c, count
     cdef const uint8_t *b
-    cdef const uint8_t *sb = &strs[0] if strs.shape[0] else NULL
-    cdef const uint8_t *lb = &line_strs[0] if line_strs.shape[0] else NULL
+    cdef const uint8_t *sb
+    cdef const uint8_t *lb
+    cdef Py_ssize_t n = byte_column(line_col, &b), p = off, after = 0, j, k, c, count
+    cdef Py_ssize_t nstrs = byte_column(strs_col, &sb), nlstrs = byte_column(line_strs_col, &lb)
     cdef int osize = 4, version, nformats, size
     cdef uint64_t length, opcode_base, di, ct, form, v
     cdef list dirs, files, fmts
     if off < 0 or off + 4 > n:
         return None
-    b = &line[0]
     length = read_le(b, p, 4)
     p += 4
     if length == 0xFFFFFFFF:
@@ -216,12 +216,12 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                         return None
                     v = read_le(b, p, osize)
                     p += osize
-                    if v > <uint64_t> n + strs.shape[0] + line_strs.shape[0]:
+                    if v > <uint64_t> n + nstrs + nlstrs:
                         return None
                     if form == 0x1F:
-                        value = _cstr(lb, line_strs.shape[0], <Py_ssize_t> v, &after)
+                        value = _cstr(lb, nlstrs, <Py_ssize_t> v, &after)
                     else:
-                        value = _cstr(sb, strs.shape[0], <Py_ssize_t> v, &after)
+                        value = _cstr(sb, nstrs, <Py_ssize_t> v, &after)
                     if value is None:
                         return None
                 elif form == 0x0F:  # DW_FORM_udata
@@ -235,7 +235,7 @@ def file_names(const uint8_t[::1] line, Py_ssize_t off, const uint8_t[::1] strs,
                             8 if form == 0x07 else 16)
                     if p + size > n:
                         return None
-                    value = int.from_bytes(line[p:p + size], "little")
+                    value = int.from_bytes((<const char *> b)[p:p + size], "little")
                     p += size
                 elif form == 0x09:  # DW_FORM_block
                     p = read_uleb(b, n, p, &v)
@@ -286,24 +286,28 @@ cdef void push4(Vec *v, int64_t a, int64_t b, int64_t c, int64_t d) noexcept nog
     v.n += 4
 
 
-def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] at_class):
+def scan_tables(abbrev_col, Py_ssize_t off, tpl_col, at_class_col):
     """(ops, start by code, children by code) of the compiled scanner for the abbreviation table at
     ``off``, as ``read._scan_tables`` makes them from ``abbrev.scan_program``; or None (the caller
     makes them in Python).
 
     ``tpl[at_class[attribute], form]`` is what scan_program does with one attribute: (-2, size)
     to skip ``size`` bytes, or (op, a, b, 1 if the op's last field is the attribute else 0), or -1
-    where this function declines (DW_FORM_indirect, an unknown form)."""
-    cdef Py_ssize_t n = abbrev.shape[0], p = off, j
+    where this function declines (DW_FORM_indirect, an unknown form). (No typed views: a unit's
+    table is made in microseconds, ``_columns``.)"""
     cdef const uint8_t *b
+    cdef const int64_t *tpl
+    cdef const uint8_t *at_class
+    cdef Py_ssize_t n = byte_column(abbrev_col, &b), p = off, j
     cdef uint64_t code, tag, at, form, max_code = 0
-    cdef int64_t k, kind, cls, ic
+    cdef int64_t k, kind, cls, ic, t
     cdef Vec ops, codes, starts, kids
-    cdef int64_t[::1] sv, ov
-    cdef uint8_t[::1] kv
-    if off < 0 or off >= n or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 4 or at_class.shape[0] != AT_CLASSES:
+    cdef int64_t *sv
+    cdef int64_t *ov
+    cdef uint8_t *kv
+    cdef Py_ssize_t nclass = int64_table(tpl_col, TPL_FORMS, 4, &tpl)
+    if off < 0 or off >= n or nclass < 0 or byte_column(at_class_col, &at_class) != AT_CLASSES:
         return None
-    b = &abbrev[0]
     ops.p = codes.p = starts.p = kids.p = NULL
     ops.n = ops.cap = codes.n = codes.cap = starts.n = starts.cap = kids.n = kids.cap = 0
     ops.err = codes.err = starts.err = kids.err = 0
@@ -330,17 +334,20 @@ def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, :
                     break
                 if form >= TPL_FORMS:
                     return None
-                cls = at_class[at] if at < AT_CLASSES else tpl.shape[0] - 1
-                kind = tpl[cls, form, 0]
+                cls = at_class[at] if at < AT_CLASSES else nclass - 1
+                if cls >= nclass:
+                    return None
+                t = (cls * TPL_FORMS + <int64_t> form) * 4  # tpl[cls, form, :]
+                kind = tpl[t]
                 if kind == -2:
-                    k += tpl[cls, form, 1]
+                    k += tpl[t + 1]
                     continue
                 if kind < 0:
                     return None
                 if k:
                     push4(&ops, 1, k, 0, 0)  # OP_SKIP
                     k = 0
-                push4(&ops, kind, tpl[cls, form, 1], tpl[cls, form, 2], <int64_t> at if tpl[cls, form, 3] else 0)
+                push4(&ops, kind, tpl[t + 1], tpl[t + 2], <int64_t> at if tpl[t + 3] else 0)
             if k:
                 push4(&ops, 1, k, 0, 0)
             push4(&ops, 0, 0, 0, 0)  # OP_END
@@ -351,9 +358,9 @@ def scan_tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, :
         memset(start_a.data.as_voidptr, 0xFF, size * sizeof(int64_t))  # -1: no such code
         kids_a = clone(_UINT8, size, True)
         ops_a = clone(_INT64, ops.n, False)
-        sv = start_a
-        kv = kids_a
-        ov = ops_a
+        sv = <int64_t *> start_a.data.as_voidptr
+        kv = <uint8_t *> kids_a.data.as_voidptr
+        ov = <int64_t *> ops_a.data.as_voidptr
         for j in range(0, codes.n, 4):
             sv[codes.p[j]] = codes.p[j + 1] * 4
             kv[codes.p[j]] = <uint8_t> codes.p[j + 2]

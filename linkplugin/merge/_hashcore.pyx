@@ -26,7 +26,7 @@ from libc.stdlib cimport malloc, realloc, free, qsort
 
 from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, read_uleb64
 from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
-from linkplugin.dwarf._columns cimport byte_column, int64_column
+from linkplugin.dwarf._columns cimport byte_column, int64_column, int64_table
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from cpython.array cimport array, clone, resize
@@ -1616,17 +1616,20 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
     return 1
 
 
-def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] tpl, const uint8_t[::1] tag_flags,
-           const uint8_t[::1] xtag_flags):
+def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
     """(prog, start, heads, head_off, flags, xflags) of ``analyze_many`` for the abbreviation table at
     ``off``, or None (the caller builds them in Python, or runs the pure path).
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
     ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
-    the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag."""
-    cdef Py_ssize_t n = abbrev.shape[0], p = off, j
+    the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag. (No typed
+    views: a unit's table is made in microseconds, ``_columns``.)"""
     cdef const uint8_t *b
+    cdef const int64_t *tpl
+    cdef const uint8_t *tag_flags
+    cdef const uint8_t *xtag_flags
+    cdef Py_ssize_t n = byte_column(abbrev_col, &b), p = off, j
     cdef uint64_t code, max_code = 0
     cdef Py_ssize_t total, size
     cdef char *out
@@ -1634,15 +1637,14 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     cdef IV xflags, last
     cdef Buf prog, heads
     cdef IV codes, pstart, hstart, hend, flags
-    cdef int64_t[::1] sv, hv
-    cdef uint8_t[::1] fv, xv
-    if off < 0 or off >= n or tpl.shape[0] != 3 or tpl.shape[1] != TPL_FORMS or tpl.shape[2] != 3:
+    cdef int64_t *sv
+    cdef int64_t *hv
+    cdef uint8_t *fv
+    cdef uint8_t *xv
+    if off < 0 or off >= n or int64_table(tpl_col, TPL_FORMS, 3, &tpl) != 3:
         return None
-    if tpl.strides[1] != 3 * sizeof(int64_t) or tpl.strides[0] != TPL_FORMS * 3 * sizeof(int64_t):
-        return None  # walk_table reads it as one flat array
-    if tag_flags.shape[0] != 256 or xtag_flags.shape[0] != 256:
+    if byte_column(tag_flags_col, &tag_flags) != 256 or byte_column(xtag_flags_col, &xtag_flags) != 256:
         return None
-    b = &abbrev[0]
     prog.p = heads.p = NULL
     prog.n = prog.cap = prog.err = heads.n = heads.cap = heads.err = 0
     codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
@@ -1652,7 +1654,7 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
     xflags.n = xflags.cap = xflags.err = 0
     try:
         with nogil:  # the table's walk; the arrays and bytes are made with the GIL below
-            ok = walk_table(b, n, p, &tpl[0, 0, 0], &tag_flags[0], &xtag_flags[0], &prog, &heads, &codes, &pstart,
+            ok = walk_table(b, n, p, tpl, tag_flags, xtag_flags, &prog, &heads, &codes, &pstart,
                             &hstart, &hend, &flags, &xflags, &max_code)
         if not ok:
             return None
@@ -1667,10 +1669,10 @@ def tables(const uint8_t[::1] abbrev, Py_ssize_t off, const int64_t[:, :, ::1] t
         head_len = clone(_INT64, size + 1, True)
         flags_a = clone(_UINT8, size, True)
         xflags_a = clone(_UINT8, size, True)
-        sv = start_a
-        hv = head_len
-        fv = flags_a
-        xv = xflags_a
+        sv = <int64_t *> start_a.data.as_voidptr
+        hv = <int64_t *> head_len.data.as_voidptr
+        fv = <uint8_t *> flags_a.data.as_voidptr
+        xv = <uint8_t *> xflags_a.data.as_voidptr
         for j in range(codes.n):  # a code defined twice: the last one counts, as in the pure parser
             code = codes.p[j]
             sv[code] = pstart.p[j]
