@@ -300,8 +300,9 @@ def test_first_pass_without_copy_same_as_with(tmp_path: Path, monkeypatch) -> No
 @pytest.mark.parametrize("variant", [("gcc", "c++", 5, "-O2"), ("clang", "c++", 4, "-O0"), ("gcc", "c", 4, "-O2")])
 def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) -> None:
     """The second rewrite pass gives a unit the first pass copied (``rewrite.Draft``) the shared
-    codes with ``_rewritecore.recode``, without decoding it again: the bytes are those of the
-    pass that decodes and copies every unit, at -j1 and -j2."""
+    codes with ``_rewritecore.recode``, without decoding it again, and the first pass scans and
+    prepares most units in one kernel call (``rewrite._plan_scanned``): the bytes are those of
+    the passes that decode every unit, at -j1 and -j2."""
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
     from conftest_merge import load_sections
@@ -309,10 +310,13 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
 
     secs, little, asize = load_sections(cached_build(*variant))
     recoded: list[int] = []
-    recode = rewrite._recoded
+    scanned: list[bool] = []
+    recode, plan_scanned = rewrite._recoded, rewrite._plan_scanned
     monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
+    monkeypatch.setattr(rewrite, "_plan_scanned", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
     drafted = [merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=j) for j in (1, 2)]
     assert recoded  # units of 1- and 2-byte references took the drafts
+    assert True in scanned  # and were scanned by the kernel
     monkeypatch.setattr(rewrite, "drafts_kept", lambda src: False)
     decoded = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
     for got in drafted:
@@ -620,6 +624,7 @@ def test_units_left_to_python_are_counted(monkeypatch) -> None:
     assert stats["python_units"] == (0, 0)
     monkeypatch.setattr(fasthash, "analyze_many", lambda calls: [None] * len(calls))
     monkeypatch.setattr(fastrewrite, "prepare", lambda *args: None)
+    monkeypatch.setattr(fastrewrite, "scanned", lambda *args: None)  # (the first pass's other way in)
     stats = {}
     declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
     assert stats["python_units"] == (stats["units"], stats["units"])

@@ -34,12 +34,6 @@ DEF OP_STRING = 9      # skip a NUL-terminated string
 DEF OP_BLOCK = 10      # a: length size (1, 2, 4; 0 = ULEB), b: 1 if it holds an expression
 
 
-cdef struct Vec:
-    int64_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-
-
 cdef int vgrow(Vec *v, Py_ssize_t want) noexcept nogil:
     """Room for at least ``want`` values (and at least twice the room); -1: out of memory."""
     cdef int64_t *q
@@ -117,13 +111,6 @@ cdef object varray(Vec *v, int width=1):
     if width == 1:
         return memoryview(o)
     return memoryview(o).cast("B").cast("q", (o.n // width, width))
-
-
-cdef struct Out:
-    Vec offs, codes, par, ends, stack
-    Vec rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
-    Vec L        # (DIE, attribute, form, value) of each location-list pointer
-    Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
 
 
 DEF DW_FORM_ref4 = 0x13
@@ -284,10 +271,10 @@ cdef class _ScanJob:
         memset(&self.s, 0, sizeof(ScanIn))
 
     def __dealloc__(self):
-        _free_out(&self.s.o)
+        free_out(&self.s.o)
 
 
-cdef void _free_out(Out *o) noexcept:
+cdef void free_out(Out *o) noexcept nogil:
     # Out is Vecs only: freed as an array of them.
     cdef Vec *v = <Vec *> o
     cdef Py_ssize_t k
@@ -328,7 +315,7 @@ cdef object _scan_result(_ScanJob job):
     cdef Out *o = &job.s.o
     refs = (varray(&o.rpos), varray(&o.rdie), varray(&o.rform), varray(&o.rat), varray(&o.rtgt))
     got = (refs, varray(&o.E, 3), varray(&o.L, 4), (varray(&o.offs), varray(&o.codes), varray(&o.par), varray(&o.ends)))
-    _free_out(o)
+    free_out(o)
     return got
 
 

@@ -17,7 +17,8 @@ from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
-from linkplugin.dwarf._columns cimport int64_column
+from linkplugin.dwarf._columns cimport byte_column, int64_column
+from linkplugin.dwarf._scan cimport Out as Scanned, Vec as ScanVec, free_out, scan_dies
 
 from cpython.array cimport array, clone
 
@@ -355,6 +356,7 @@ cdef class Unit:
     cdef Index index      # DIE index by unit-relative offset, while preparing
     cdef public bint pure  # a shape left to the pure loop
     cdef public Py_ssize_t kept
+    cdef Scanned scanned  # the scanner's columns of a ``scanned_unit`` (offs, codes, parent, ends)
 
     def __cinit__(self):
         self.ab_tag = self.ab_lo = self.ab_hi = self.ab_nref = self.ab_rlo = self.sp_ref = NULL
@@ -366,8 +368,10 @@ cdef class Unit:
         self.sig_die = NULL
         self.index.bits = NULL
         self.index.rank = NULL
+        memset(&self.scanned, 0, sizeof(Scanned))
 
     def __dealloc__(self):
+        free_out(&self.scanned)
         free(self.ab_tag); free(self.ab_kids); free(self.ab_lo); free(self.ab_hi); free(self.ab_nref)
         free(self.ab_rlo); free(self.sp_ref)
         free(self.sp_at); free(self.sp_form); free(self.sp_ic); free(self.keep); free(self.ev); free(self.mv)
@@ -393,14 +397,7 @@ cdef class Unit:
         cdef int st
         self.keep_alive = (info, abbrev, offs, codes, parent, ends, ref_pos, ref_die, ref_form, ref_target,
                            rem_starts, rem_ends, xrefs)
-        self.d = &info[0] if info.shape[0] else NULL
-        self.info_n = info.shape[0]
-        self.ab = &abbrev[0] if abbrev.shape[0] else NULL
-        if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8):
-            raise DwarfError(f"unit at 0x{off:x} has an unsupported address or offset size")
-        self.off, self.die_off, self.end = off, die_off, end
-        self.version, self.addr_size, self.offset_size = version, addr_size, offset_size
-        self.ref_addr_w = addr_size if version <= 2 else offset_size
+        self._unit(info, abbrev, off, die_off, end, version, addr_size, offset_size)
         self.n = int64_column(offs, &self.offs)
         if (int64_column(codes, &self.codes) != self.n or int64_column(parent, &self.parent) != self.n
                 or int64_column(ends, &self.ends) != self.n):
@@ -415,20 +412,42 @@ cdef class Unit:
         nx = int64_column(xrefs, &xr)
         if nx % 5:
             raise ValueError("xrefs must be rows of 5")
-        if not (0 <= off <= die_off <= end <= self.info_n) or self.n == 0:
+        if self.n == 0:
             raise DwarfError(f"unit at 0x{off:x} is truncated or corrupt")
         with nogil:
-            st = self._prepare(abbrev.shape[0], abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx // 5, &bad)
-            if st == ST_OK:
-                st = self._own_decl_files(&bad)
-            free(self.index.bits)
-            free(self.index.rank)
-            self.index.bits = NULL
-            self.index.rank = NULL
+            st = self._prepare_all(abbrev.shape[0], abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx // 5, &bad)
         self._raise(st, bad)
         # The reference, removal and operand columns are in the events now: only what the
         # pointers above point into stays (a 6.5 MB unit's references are 24 MB of int64).
         self.keep_alive = (info, abbrev, offs, codes, parent, ends)
+
+    cdef int _unit(self, const uint8_t[::1] info, const uint8_t[::1] abbrev, Py_ssize_t off, Py_ssize_t die_off,
+                   Py_ssize_t end, int version, int addr_size, int offset_size) except -1:
+        """The unit's place and shape (``keep_alive`` holds ``info`` and ``abbrev``)."""
+        self.d = &info[0] if info.shape[0] else NULL
+        self.info_n = info.shape[0]
+        self.ab = &abbrev[0] if abbrev.shape[0] else NULL
+        if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8):
+            raise DwarfError(f"unit at 0x{off:x} has an unsupported address or offset size")
+        if not (0 <= off <= die_off <= end <= self.info_n):
+            raise DwarfError(f"unit at 0x{off:x} is truncated or corrupt")
+        self.off, self.die_off, self.end = off, die_off, end
+        self.version, self.addr_size, self.offset_size = version, addr_size, offset_size
+        self.ref_addr_w = addr_size if version <= 2 else offset_size
+        return 0
+
+    cdef int _prepare_all(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, const int64_t *rp, const int64_t *rd,
+                          const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
+                          Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad) noexcept nogil:
+        """``_prepare``, then the own DW_AT_decl_files; the index is dropped after them."""
+        cdef int st = self._prepare(ab_n, abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx, bad)
+        if st == ST_OK:
+            st = self._own_decl_files(bad)
+        free(self.index.bits)
+        free(self.index.rank)
+        self.index.bits = NULL
+        self.index.rank = NULL
+        return st
 
     cdef int _raise(self, int st, int64_t bad) except -1:
         if st == ST_OK or st == ST_OVERFLOW or st == ST_NOFIT:
@@ -1722,3 +1741,70 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         free(out.p)
         free(ps)
         free(ds)
+
+
+cdef inline void _drop(ScanVec *v) noexcept nogil:
+    free(v.p)
+    v.p = NULL
+    v.n = v.cap = 0
+
+
+def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,
+                 int version, int addr_size, int offset_size, prog_col, start_col, kids_col, ref_ops_col, rem_starts,
+                 rem_ends):
+    """(Unit, its DIEs, its references, its expression blocks) for a unit scanned here, by the
+    scanner's loop with the tables ``read._scan_tables`` makes (the loop of
+    ``read.decode_unit``'s compiled path), and prepared at once: the first rewrite pass's unit
+    without Python columns in between. The blocks (array('q'), rows (DIE, start, end)) are the
+    expressions that may name a DIE: the unit is prepared as if none did, so the caller decodes
+    them and takes the unit only if none does. None where the scanner declines (the caller
+    decodes the unit, and the pure decoder says what is wrong) or where the kernel leaves the
+    unit to the pure loop."""
+    cdef const int64_t *prog
+    cdef const int64_t *start
+    cdef const uint8_t *kids
+    cdef const uint8_t *ref_ops
+    cdef const int64_t *rs
+    cdef const int64_t *re
+    cdef Py_ssize_t nprog = int64_column(prog_col, &prog), nstart = int64_column(start_col, &start)
+    cdef Py_ssize_t nkids = byte_column(kids_col, &kids), nops = byte_column(ref_ops_col, &ref_ops)
+    cdef Py_ssize_t nrem = int64_column(rem_starts, &rs), k, nref = 0
+    cdef array blocks
+    cdef uint8_t refop[256]
+    cdef int64_t bad = 0
+    cdef int st = ST_OK, done
+    cdef Py_ssize_t ab_n = len(abbrev)
+    if int64_column(rem_ends, &re) != nrem:
+        raise ValueError("removal arrays of different lengths")
+    if nprog == 0 or nstart == 0 or nkids < nstart:
+        return None
+    memset(refop, 0, 256)
+    for k in range(nops):
+        refop[ref_ops[k]] = 1
+    cdef Unit unit = Unit.__new__(Unit)
+    unit.keep_alive = (info, abbrev)
+    unit._unit(info, abbrev, off, die_off, end, version, addr_size, offset_size)
+    cdef Scanned *o = &unit.scanned
+    with nogil:
+        done = scan_dies(unit.d, unit.info_n, die_off, end, off, prog, start, nstart, kids, refop, o)
+        if done == 1:
+            unit.offs, unit.codes, unit.parent, unit.ends = o.offs.p, o.codes.p, o.par.p, o.ends.p
+            unit.n = o.offs.n
+            nref = o.rpos.n
+            st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
+                                   nrem, NULL, 0, &bad)
+        # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read)
+        _drop(&o.stack); _drop(&o.rpos); _drop(&o.rdie); _drop(&o.rform); _drop(&o.rat); _drop(&o.rtgt)
+        _drop(&o.L)
+    if done == 2:
+        raise MemoryError()
+    if done != 1:
+        return None
+    blocks = clone(_INT64, o.E.n, False)
+    if o.E.n:
+        memcpy(blocks.data.as_voidptr, o.E.p, o.E.n * sizeof(int64_t))
+    _drop(&o.E)
+    unit._raise(st, bad)
+    if unit.pure:
+        return None
+    return unit, unit.n, nref, blocks

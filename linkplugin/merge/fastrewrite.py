@@ -10,11 +10,13 @@ from __future__ import annotations
 from array import array
 
 from linkplugin.compiled import load_compiled
+from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.read import UnitDies
 from linkplugin.lazy import np
 from linkplugin.merge.table import Removals
 
 _core = load_compiled("linkplugin.merge._rewritecore")
+_exprs = load_compiled("linkplugin.dwarf._loclists")  # (the expression scanner of read._unit_dies)
 _XKIND = {"s": 3, "u": 4, "f": 5}
 # copy() status (as in _rewritecore)
 OK, OVERFLOW, NOFIT = 0, 5, 6
@@ -45,6 +47,26 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
                       hdr.offset_size, offs, codes, parent, ends, _int64(ud.ref_pos), _int64(ud.ref_die),
                       _int64(ud.ref_form), _int64(ud.ref_target), _int64(rem.starts), _int64(rem.ends), xr)
     return None if unit.pure else unit
+
+
+def scanned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals):
+    """(kernel, DIEs, references) of a unit the kernel scans and prepares at once
+    (_rewritecore.scanned_unit), with the scanner's ``tables`` (read._scan_tables); None where
+    the unit takes the decoding path: the scanner declines, or an expression names a DIE (the
+    compiled expression scanner reads the blocks the scanner found, as the decoder does)."""
+    prog, start, kids = tables
+    got = _core.scanned_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
+                             hdr.addr_size, hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends)
+    if got is None:
+        return None
+    unit, dies, refs, blocks = got
+    if len(blocks):
+        if _exprs is None:
+            return None
+        rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
+        if _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version) != []:
+            return None  # (None: the Python decoder's; a list: the operands, which the unit has)
+    return unit, dies, refs
 
 
 def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,

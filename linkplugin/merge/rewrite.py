@@ -27,6 +27,7 @@ from bisect import bisect_left
 from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
+from linkplugin.dwarf import read
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
@@ -112,6 +113,12 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names
         out = []
         for u, reason, rem in jobs:
             plan = UnitPlan(0, [], [])
+            if not reason and drafts and not names:
+                got = _plan_scanned(src, secs, u, rem)
+                if got is not None:
+                    keep_draft(src, u, got[1])
+                    out.append(got[0])
+                    continue
             if not reason:
                 ud = _unit(src, secs, u, keep=True)
                 try:
@@ -485,28 +492,54 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         # the copy is kept for the second pass.
         width = widths[0]
         keys = unit.keys(width, _entries_now())
-        draft = _draft(secs, ud, unit, width, keys) if drafts else None
+        draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
         if draft is None:
             return UnitPlan(width, keys, unit.uses().tolist()), None
     else:
         width, keys, uses = _smallest_compiled(secs, ud, unit)
         keys = _interned(keys)
-        draft = _draft(secs, ud, unit, width, keys) if drafts else None
+        draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
         if draft is None:
             return UnitPlan(width, keys, uses), None
     return UnitPlan(width, keys, draft[1]), draft[0]
 
 
-def _draft(secs: dict[str, bytes], ud: UnitDies, unit, width: int, keys: list[bytes]
+def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals
+                  ) -> tuple[UnitPlan, Draft] | None:
+    """``_plan`` with a draft for a unit whose first width surely fits and whose location lists
+    name no DIE by unit offset, scanned and prepared by the kernel at once
+    (``fastrewrite.scanned``): no Python columns of its DIEs. None: the unit takes the decoding
+    path (and may have been scanned for nothing: an expression that names a DIE, or a bound
+    that does not hold)."""
+    operands = kept_locations(src, u)
+    if operands is None or any(op[2] != "s" for op in operands):
+        return None
+    info = secs[".debug_info"]
+    abbrev = secs.get(".debug_abbrev", b"")
+    hdr = unit_header(info, u)
+    width = _widths(hdr.end - hdr.off)[0]
+    if width not in (1, 2) or not compiled_decoder():
+        return None
+    tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
+    got = fastrewrite.scanned(info, abbrev, hdr, tables, rem) if tables is not None else None
+    if got is None or not _bound_fits(hdr, got[1], got[2], width):
+        return None
+    unit = got[0]
+    keys = unit.keys(width, _entries_now())
+    draft = _draft(unit, width, keys, [], [(pos, w, v) for pos, w, _, v in operands])
+    return (UnitPlan(width, keys, draft[1]), draft[0]) if draft is not None else None
+
+
+def _draft(unit, width: int, keys: list[bytes], loc_targets: list[tuple[int, int, int]], loc_patches: list[Patch]
            ) -> tuple[Draft, list[int]] | None:
-    """The unit's ``Draft`` at ``width`` (its kernel's keys ``keys`` made), with the DIEs per
-    key; None where recode does not apply (references wider than 2 bytes)."""
+    """The unit's ``Draft`` at ``width`` (its kernel's keys ``keys`` made, its location-list
+    operands given), with the DIEs per key; None where recode does not apply (references wider
+    than 2 bytes)."""
     if width not in (1, 2):
         return None
     status, body, rel, patches, uses, locs, fixes = unit.copy(width, None, unit.kept, True, True)
     if status != fastrewrite.OK:
         return None  # (the width was chosen by the same copy: not expected)
-    loc_targets, loc_patches = _location_targets(secs, ud)
     tags = unit.tag_counts(True)  # (rows of 3 end to end)
     return Draft(width, keys, body, rel, patches, locs, fixes, loc_targets, loc_patches, unit.kept, tags,
                  {}), uses.tolist()
@@ -531,10 +564,12 @@ def _surely_fits(ud: UnitDies, width: int) -> bool:
     own DW_AT_decl_file (a ULEB128 of any 64-bit value), a reference by at most 7 (a 1-byte form
     becoming an 8-byte DW_FORM_ref_addr), and the check leaves a byte a kept DIE for the shared
     codes (``_rewrite``'s margin). glibc's units of 3 KB never come near ref2's 64 KiB."""
-    if width not in (1, 2):
-        return False
-    bound = (ud.hdr.end - ud.hdr.off) + 14 * len(ud) + 7 * len(ud.ref_pos)  # (len(ud): no DIE lists made)
-    return bound <= 1 << (8 * width)
+    return _bound_fits(ud.hdr, len(ud), len(ud.ref_pos), width)  # (len(ud): no DIE lists made)
+
+
+def _bound_fits(hdr: UnitHeader, dies: int, refs: int, width: int) -> bool:
+    """``_surely_fits`` for a unit of ``dies`` DIEs and ``refs`` references."""
+    return width in (1, 2) and (hdr.end - hdr.off) + 14 * dies + 7 * refs <= 1 << (8 * width)
 
 
 def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
