@@ -84,6 +84,35 @@ def test_decoder_same_as_pure(variant) -> None:
 
 @needs_core
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
+def test_die_values_same_as_pure(variant) -> None:
+    """The compiled reader of one DIE's attributes (``_parse.die_values``, behind
+    ``read.die_attrs``) gives decode_attrs's values on every DIE it takes, and takes every unit
+    DIE; on truncated bytes it declines."""
+    from linkplugin.dwarf.leb import read_uleb
+
+    info, abbrev = _info_abbrev(variant)
+    taken = 0
+    for hdr in parse_units(info):
+        table, _ = parse_abbrev_table(abbrev, hdr.abbrev_off)
+        ud = read.decode_unit(info, hdr, table)
+        for i in range(len(ud)):
+            p, code = ud.die(i)
+            _, p = read_uleb(info, p)
+            specs = table[code].specs
+            got = read._parse.die_values(info, p, specs, hdr.version, hdr.offset_size, hdr.addr_size, hdr.off)
+            attrs, end = read.decode_attrs(info, p, specs, hdr)
+            if got is not None:
+                assert got == {at: (form, value) for at, form, value, _, _ in attrs}, (hdr.off, i)
+                taken += 1
+                assert read._parse.die_values(info[:end - 1], p, specs, hdr.version, hdr.offset_size,
+                                              hdr.addr_size, hdr.off) is None or end == p
+            elif i == 0:
+                pytest.fail(f"the unit DIE at 0x{hdr.off:x} was declined")
+    assert taken
+
+
+@needs_core
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
 def test_tables_same_as_pure(variant) -> None:
     """The compiled parsers of abbreviation tables and line-table file names, the scanner's and
     hash kernel's per-code tables made in C, and the kernel's expansion key equal their

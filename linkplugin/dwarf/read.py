@@ -437,8 +437,15 @@ def decode_attrs(d: bytes, p: int, specs: tuple, hdr: UnitHeader) -> tuple[list[
 
 
 def die_attrs(d: bytes, ud: UnitDies, i: int) -> dict[int, tuple[int, Value]]:
-    """{attribute: (form, value)} of DIE ``i`` (cold path)."""
+    """{attribute: (form, value)} of DIE ``i`` (cold path, but taken for every unit's DIE: in C
+    where the compiled parser takes its forms)."""
     p, code = ud.die(i)
     _, p = read_uleb(d, p)
-    attrs, _ = decode_attrs(d, p, ud.abbrevs[code].specs, ud.hdr)
+    specs = ud.abbrevs[code].specs
+    hdr = ud.hdr
+    if _parse is not None:
+        got = _parse.die_values(d, p, specs, hdr.version, hdr.offset_size, hdr.addr_size, hdr.off)
+        if got is not None:
+            return got
+    attrs, _ = decode_attrs(d, p, specs, hdr)
     return {at: (form, value) for at, form, value, _, _ in attrs}
