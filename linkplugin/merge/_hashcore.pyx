@@ -22,7 +22,7 @@ Tokens (every integer LEB128, ``sleb`` where it may be negative):
 """
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memchr, memcpy, memcmp, memset
-from libc.stdlib cimport malloc, realloc, free, qsort
+from libc.stdlib cimport calloc, malloc, realloc, free, qsort
 
 from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, read_uleb64
 from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
@@ -34,6 +34,8 @@ from cpython.array cimport array, clone, resize
 cdef array _INT64 = array("q")
 cdef array _UINT32 = array("I")
 cdef array _UINT8 = array("B")
+DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
+DEF RC_TABLES = 7  # a job's run: the kernel does not take the unit's abbreviation table (make_tables)
 
 # ``analyze_many`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
 NOGIL = True
@@ -575,6 +577,20 @@ cdef struct Work:
     int64_t phase       # expansion_key's phase (-1: the caller computes it)
     Names names_x       # ... and its name in names_x.best
     int rc              # run's result (analyze_many)
+    # A job whose tables the kernel makes itself (``make_tables``, without the GIL): the
+    # abbreviation table and the templates of ``tables``, and the tables it made (freed by _Job)
+    int make
+    const uint8_t *ab
+    Py_ssize_t nab, ab_off
+    const int64_t *tpl
+    const uint8_t *tagf
+    const uint8_t *xtagf
+    int64_t *own_prog
+    int64_t *own_start
+    int64_t *own_head_off
+    uint8_t *own_heads
+    uint8_t *own_flags
+    uint8_t *own_xflags
 
 
 # --- where gdb expands the unit (expansion.expansion_key) ----------------------------------------
@@ -1301,17 +1317,26 @@ cdef class _Job:
         free(self.blob)
         free(self.spans)
         free(self.W.names_x.best.p)
+        free(self.W.own_prog)
+        free(self.W.own_start)
+        free(self.W.own_head_off)
+        free(self.W.own_heads)
+        free(self.W.own_flags)
+        free(self.W.own_xflags)
 
 
 def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, ends_col, prog_col, start_col,
          heads_col, head_off_col, cflags_col, xflags_col, strs_col, str_offsets_col, int64_t so_base, int offset_size,
-         line_strs_col, list files, unit_ctx_col, named_col, xref_dies_col):
+         line_strs_col, list files, unit_ctx_col, named_col, xref_dies_col, abbrev_col=None,
+         Py_ssize_t abbrev_off=-1, tpl_col=None, tag_flags_col=None, xtag_flags_col=None):
     """One unit's job for ``analyze_many`` (None: the unit's result is None at once). The
-    columns are read without typed views (``_columns``): eighteen a unit."""
+    columns are read without typed views (``_columns``): eighteen a unit. With ``prog_col``
+    None the kernel makes the tables (``tables``'s) from the abbreviation table at
+    ``abbrev_off`` itself, without the GIL."""
     cdef const uint8_t *info
-    cdef const uint8_t *heads
-    cdef const uint8_t *cflags
-    cdef const uint8_t *xflags
+    cdef const uint8_t *heads = NULL
+    cdef const uint8_t *cflags = NULL
+    cdef const uint8_t *xflags = NULL
     cdef const uint8_t *strs
     cdef const uint8_t *str_offsets
     cdef const uint8_t *line_strs
@@ -1320,29 +1345,42 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
     cdef const int64_t *codes
     cdef const int64_t *parent
     cdef const int64_t *ends
-    cdef const int64_t *prog
-    cdef const int64_t *start
-    cdef const int64_t *head_off
+    cdef const int64_t *prog = NULL
+    cdef const int64_t *start = NULL
+    cdef const int64_t *head_off = NULL
     cdef const int64_t *named
     cdef const int64_t *xref_dies
+    cdef const uint8_t *ab = NULL
+    cdef const int64_t *tpl = NULL
+    cdef const uint8_t *tagf = NULL
+    cdef const uint8_t *xtagf = NULL
+    cdef Py_ssize_t nab = 0
+    cdef bint make = prog_col is None
     cdef Py_ssize_t n = int64_column(offs_col, &offs)
-    cdef Py_ssize_t nstart = int64_column(start_col, &start)
+    cdef Py_ssize_t nstart = 1 if make else int64_column(start_col, &start)
     cdef Py_ssize_t ninfo = byte_column(info_col, &info)
-    cdef Py_ssize_t nprog = int64_column(prog_col, &prog)
+    cdef Py_ssize_t nprog = 0 if make else int64_column(prog_col, &prog)
     cdef Py_ssize_t nstrs = byte_column(strs_col, &strs)
     cdef Py_ssize_t nstroff = byte_column(str_offsets_col, &str_offsets)
     cdef Py_ssize_t nlstrs = byte_column(line_strs_col, &line_strs)
     cdef Py_ssize_t nctx = byte_column(unit_ctx_col, &unit_ctx)
     cdef Py_ssize_t nnamed = int64_column(named_col, &named)
     cdef Py_ssize_t nx = int64_column(xref_dies_col, &xref_dies)
-    byte_column(heads_col, &heads)
     if (n == 0 or int64_column(codes_col, &codes) != n or int64_column(parent_col, &parent) != n
             or int64_column(ends_col, &ends) != n or nstart == 0):
         return None
-    if int64_column(head_off_col, &head_off) != nstart + 1 or byte_column(cflags_col, &cflags) != nstart:
-        return None
-    if byte_column(xflags_col, &xflags) != nstart:
-        return None
+    if make:
+        nab = byte_column(abbrev_col, &ab)
+        if not 0 <= abbrev_off < nab or int64_table(tpl_col, TPL_FORMS, 3, &tpl) != 3:
+            return None
+        if byte_column(tag_flags_col, &tagf) != 256 or byte_column(xtag_flags_col, &xtagf) != 256:
+            return None
+    else:
+        byte_column(heads_col, &heads)
+        if int64_column(head_off_col, &head_off) != nstart + 1 or byte_column(cflags_col, &cflags) != nstart:
+            return None
+        if byte_column(xflags_col, &xflags) != nstart:
+            return None
     if offset_size not in (4, 8):
         return None
     cdef Py_ssize_t nf = len(files), k, size, total = 0
@@ -1401,6 +1439,8 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
     W.nnamed = nnamed
     W.xdies = xref_dies
     W.nx = nx
+    W.make = make
+    W.ab, W.nab, W.ab_off, W.tpl, W.tagf, W.xtagf = ab, nab, abbrev_off, tpl, tagf, xtagf
     W.roots = <int64_t *> job.roots.data.as_voidptr
     W.rends = <int64_t *> job.rends.data.as_voidptr
     W.root_of = <int64_t *> job.root_of.data.as_voidptr
@@ -1447,6 +1487,8 @@ cdef object _result(_Job job):
     cdef Work *W = &job.W
     if W.rc == 2 or W.names_x.best.err:
         raise MemoryError()
+    if W.rc == RC_TABLES:
+        return TABLES
     if W.rc:
         return None
     first = (PyBytes_FromStringAndSize(<const char *> W.names_x.best.p, W.names_x.best.n)
@@ -1513,7 +1555,10 @@ def analyze_many(list calls):
         with nogil:
             for k in range(m):
                 if slots[k] != NULL:
-                    slots[k].rc = run(slots[k])
+                    if slots[k].make:
+                        slots[k].rc = make_tables(slots[k])
+                    if slots[k].rc == 0:
+                        slots[k].rc = run(slots[k])
     finally:
         free(slots)
     return [None if j is None else _result(j) for j in jobs]
@@ -1522,7 +1567,6 @@ def analyze_many(list calls):
 # --- the kernel's tables of one abbreviation table --------------------------------------------
 
 DEF MAX_CODE = 65535
-DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
 
 
 
@@ -1614,6 +1658,86 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
             fl |= X_DECLARED
         ipush(xflags, fl)
     return 1
+
+
+TABLES = "tables"  # analyze_many's result for such a unit: the caller makes the tables and runs it again
+
+
+cdef int make_tables(Work *W) noexcept nogil:
+    """``tables`` of the job's abbreviation table into the job's own buffers, and the job's
+    table pointers set to them: 0, RC_TABLES where ``tables`` would say None, 2 out of memory."""
+    cdef Buf prog, heads
+    cdef IV codes, pstart, hstart, hend, flags, xflags
+    cdef uint64_t code, max_code = 0
+    cdef Py_ssize_t j, size, total
+    cdef int64_t *last = NULL
+    cdef int rc = 0
+    memset(&prog, 0, sizeof(Buf))
+    memset(&heads, 0, sizeof(Buf))
+    memset(&codes, 0, sizeof(IV))
+    memset(&pstart, 0, sizeof(IV))
+    memset(&hstart, 0, sizeof(IV))
+    memset(&hend, 0, sizeof(IV))
+    memset(&flags, 0, sizeof(IV))
+    memset(&xflags, 0, sizeof(IV))
+    if not walk_table(W.ab, W.nab, W.ab_off, W.tpl, W.tagf, W.xtagf, &prog, &heads, &codes, &pstart, &hstart, &hend,
+                      &flags, &xflags, &max_code):
+        rc = RC_TABLES
+    elif prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err or xflags.err:
+        rc = 2
+    if rc == 0:
+        size = max_code + 1
+        last = <int64_t *> malloc(size * sizeof(int64_t))
+        W.own_start = <int64_t *> malloc(size * sizeof(int64_t))
+        W.own_head_off = <int64_t *> calloc(size + 1, sizeof(int64_t))
+        W.own_flags = <uint8_t *> calloc(size, 1)
+        W.own_xflags = <uint8_t *> calloc(size, 1)
+        if last == NULL or W.own_start == NULL or W.own_head_off == NULL or W.own_flags == NULL or W.own_xflags == NULL:
+            rc = 2
+    if rc == 0:
+        memset(W.own_start, 0xFF, size * sizeof(int64_t))  # -1: no such code
+        for j in range(codes.n):  # a code defined twice: the last one counts, as in ``tables``
+            code = codes.p[j]
+            W.own_start[code] = pstart.p[j]
+            W.own_head_off[code + 1] = hend.p[j] - hstart.p[j]
+            W.own_flags[code] = <uint8_t> flags.p[j]
+            W.own_xflags[code] = <uint8_t> xflags.p[j]
+            last[code] = j
+        total = 0
+        for code in range(<uint64_t> size):
+            total += W.own_head_off[code + 1]
+        W.own_heads = <uint8_t *> malloc(total + 1)
+        if W.own_heads == NULL:
+            rc = 2
+    if rc == 0:
+        total = 0
+        for code in range(<uint64_t> size):
+            if W.own_head_off[code + 1]:
+                j = last[code]
+                memcpy(W.own_heads + total, heads.p + hstart.p[j], W.own_head_off[code + 1])
+                total += W.own_head_off[code + 1]
+        for code in range(<uint64_t> size):  # each code's head from its offset: the running sum
+            W.own_head_off[code + 1] += W.own_head_off[code]
+        W.own_prog = <int64_t *> prog.p  # (taken over)
+        prog.p = NULL
+        W.U.prog = W.own_prog
+        W.U.nprog = prog.n // sizeof(int64_t)
+        W.U.start = W.own_start
+        W.U.heads = W.own_heads
+        W.U.head_off = W.own_head_off
+        W.cflags = W.own_flags
+        W.xflags = W.own_xflags
+        W.ncodes = size
+    free(prog.p)
+    free(heads.p)
+    free(codes.p)
+    free(pstart.p)
+    free(hstart.p)
+    free(hend.p)
+    free(flags.p)
+    free(xflags.p)
+    free(last)
+    return rc
 
 
 def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):

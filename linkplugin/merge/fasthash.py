@@ -191,9 +191,7 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
         return None
     hdr = ud.hdr
     secs = env.secs  # type: ignore[attr-defined]
-    tables = unit_tables(secs.get(".debug_abbrev", b""), ud)
-    if tables is None:
-        return None
+    abbrev = secs.get(".debug_abbrev", b"")
     try:
         files = env.files()  # type: ignore[attr-defined]
     except DwarfError:
@@ -204,18 +202,32 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()
-    return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, tables.prog, tables.start,
-            tables.heads, tables.head_off, tables.flags, tables.xflags, secs.get(".debug_str", b""),
-            secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size, secs.get(".debug_line_str", b""),
-            files, unit_ctx, array("q", named), array("q", xref_dies))
+    # The kernel makes the tables of the unit's abbreviations itself, without the GIL (what
+    # ``unit_tables`` makes in C with it held: glibc's 2,063 tables); the unit goes last, for
+    # the tables in Python where the kernel does not take them (``analyze_many``).
+    rest = (secs.get(".debug_str", b""), secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
+            secs.get(".debug_line_str", b""), files, unit_ctx, array("q", named), array("q", xref_dies))
+    if not abbrev:  # (the tables in Python)
+        tables = unit_tables(abbrev, ud)
+        return None if tables is None else (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, ud)
+    return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, None, None, None, None, None, None, *rest,
+            abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS, _XTAG_FLAGS,
+            ud)
 
 
 def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
     """The roots, pinned flags, hashes and name keys (see ``hash.UnitAnalysis``) of each unit of
-    ``analyze_call``, or None for a unit the kernel declines; one kernel call for all of them."""
+    ``analyze_call``, or None for a unit the kernel declines; one kernel call for all of them,
+    and one more for each unit whose abbreviation tables the kernel does not make
+    (``unit_tables`` makes them in Python)."""
     if not calls:
         return []
-    return [Analysis(*got) if got is not None else None for got in _core.analyze_many(calls)]
+    got = _core.analyze_many([c[:-1] for c in calls])
+    for k, result in enumerate(got):
+        if result is _core.TABLES:
+            tables = unit_tables(b"", calls[k][-1])  # (the Python tables: the compiled ones declined)
+            got[k] = None if tables is None else _core.analyze_many([calls[k][:7] + tuple(tables) + calls[k][13:22]])[0]
+    return [Analysis(*result) if result is not None else None for result in got]
 
 
 def available() -> bool:
