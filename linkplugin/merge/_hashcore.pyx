@@ -1742,92 +1742,48 @@ cdef int make_tables(Work *W) noexcept nogil:
 
 def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
     """(prog, start, heads, head_off, flags, xflags) of ``analyze_many`` for the abbreviation table at
-    ``off``, or None (the caller builds them in Python, or runs the pure path).
+    ``off``, or None (the caller builds them in Python, or runs the pure path): ``make_tables``'s
+    buffers as arrays (the kernel makes its own; the Python fallback and the tests read these).
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
     ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
-    the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag. (No typed
-    views: a unit's table is made in microseconds, ``_columns``.)"""
-    cdef const uint8_t *b
-    cdef const int64_t *tpl
-    cdef const uint8_t *tag_flags
-    cdef const uint8_t *xtag_flags
-    cdef Py_ssize_t n = byte_column(abbrev_col, &b), p = off, j
-    cdef uint64_t code, max_code = 0
-    cdef Py_ssize_t total, size
-    cdef char *out
-    cdef int ok
-    cdef IV xflags, last
-    cdef Buf prog, heads
-    cdef IV codes, pstart, hstart, hend, flags
-    cdef int64_t *sv
-    cdef int64_t *hv
-    cdef uint8_t *fv
-    cdef uint8_t *xv
-    if off < 0 or off >= n or int64_table(tpl_col, TPL_FORMS, 3, &tpl) != 3:
+    the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag."""
+    cdef Work W
+    cdef int rc
+    cdef Py_ssize_t size
+    memset(&W, 0, sizeof(Work))
+    W.nab = byte_column(abbrev_col, &W.ab)
+    W.ab_off = off
+    if off < 0 or off >= W.nab or int64_table(tpl_col, TPL_FORMS, 3, &W.tpl) != 3:
         return None
-    if byte_column(tag_flags_col, &tag_flags) != 256 or byte_column(xtag_flags_col, &xtag_flags) != 256:
+    if byte_column(tag_flags_col, &W.tagf) != 256 or byte_column(xtag_flags_col, &W.xtagf) != 256:
         return None
-    prog.p = heads.p = NULL
-    prog.n = prog.cap = prog.err = heads.n = heads.cap = heads.err = 0
-    codes.p = pstart.p = hstart.p = hend.p = flags.p = NULL
-    codes.n = codes.cap = codes.err = pstart.n = pstart.cap = pstart.err = 0
-    hstart.n = hstart.cap = hstart.err = hend.n = hend.cap = hend.err = flags.n = flags.cap = flags.err = 0
-    xflags.p = last.p = NULL
-    xflags.n = xflags.cap = xflags.err = 0
     try:
-        with nogil:  # the table's walk; the arrays and bytes are made with the GIL below
-            ok = walk_table(b, n, p, tpl, tag_flags, xtag_flags, &prog, &heads, &codes, &pstart,
-                            &hstart, &hend, &flags, &xflags, &max_code)
-        if not ok:
+        with nogil:
+            rc = make_tables(&W)
+        if rc == RC_TABLES:
             return None
-        if prog.err or heads.err or codes.err or pstart.err or hstart.err or hend.err or flags.err or xflags.err:
+        if rc:
             raise MemoryError()
-        size = max_code + 1
-        last.p = <int64_t *> malloc(size * sizeof(int64_t))
-        if last.p == NULL:
-            raise MemoryError()
+        size = W.ncodes
         start_a = clone(_INT64, size, False)
-        memset(start_a.data.as_voidptr, 0xFF, size * sizeof(int64_t))  # -1: no such code
-        head_len = clone(_INT64, size + 1, True)
-        flags_a = clone(_UINT8, size, True)
-        xflags_a = clone(_UINT8, size, True)
-        sv = <int64_t *> start_a.data.as_voidptr
-        hv = <int64_t *> head_len.data.as_voidptr
-        fv = <uint8_t *> flags_a.data.as_voidptr
-        xv = <uint8_t *> xflags_a.data.as_voidptr
-        for j in range(codes.n):  # a code defined twice: the last one counts, as in the pure parser
-            code = codes.p[j]
-            sv[code] = pstart.p[j]
-            hv[code + 1] = hend.p[j] - hstart.p[j]
-            fv[code] = flags.p[j]
-            xv[code] = xflags.p[j]
-            last.p[code] = j
-        # The head tokens in code order, each code's last definition's
-        total = 0
-        for code in range(<uint64_t> size):
-            total += hv[code + 1]
-        hb = PyBytes_FromStringAndSize(NULL, total)
-        out = <char *> hb
-        total = 0
-        for code in range(<uint64_t> size):
-            if hv[code + 1]:
-                j = last.p[code]
-                memcpy(out + total, heads.p + hstart.p[j], hv[code + 1])
-                total += hv[code + 1]
-        prog_a = clone(_INT64, prog.n // sizeof(int64_t), False)
-        memcpy(prog_a.data.as_voidptr, prog.p, prog.n)
-        for code in range(<uint64_t> size):  # each code's head from its offset: the running sum
-            hv[code + 1] += hv[code]
+        memcpy(start_a.data.as_voidptr, W.own_start, size * sizeof(int64_t))
+        head_len = clone(_INT64, size + 1, False)
+        memcpy(head_len.data.as_voidptr, W.own_head_off, (size + 1) * sizeof(int64_t))
+        flags_a = clone(_UINT8, size, False)
+        memcpy(flags_a.data.as_voidptr, W.own_flags, size)
+        xflags_a = clone(_UINT8, size, False)
+        memcpy(xflags_a.data.as_voidptr, W.own_xflags, size)
+        hb = PyBytes_FromStringAndSize(<const char *> W.own_heads, W.own_head_off[size])
+        prog_a = clone(_INT64, W.U.nprog, False)
+        if W.U.nprog:
+            memcpy(prog_a.data.as_voidptr, W.own_prog, W.U.nprog * sizeof(int64_t))
         return prog_a, start_a, hb, head_len, flags_a, xflags_a
     finally:
-        free(prog.p)
-        free(heads.p)
-        free(codes.p)
-        free(pstart.p)
-        free(hstart.p)
-        free(hend.p)
-        free(flags.p)
-        free(xflags.p)
-        free(last.p)
+        free(W.own_prog)
+        free(W.own_start)
+        free(W.own_head_off)
+        free(W.own_heads)
+        free(W.own_flags)
+        free(W.own_xflags)
