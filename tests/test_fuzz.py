@@ -208,6 +208,23 @@ def test_string_index_past_a_terminator(seeds: dict, tmp_path: Path) -> None:
     rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="string offset")
 
 
+def test_verify_decl_file_number_below_zero(seeds: dict, tmp_path: Path) -> None:
+    """A DW_AT_decl_file that reads as -64 (seed 122, case 5494 of the long run: bit flips in
+    .debug_abbrev gave -62): IndexError in ``verify`` before, which looked up ``files[value]``
+    for any value below the table's length."""
+    seed = _seed(seeds, "gcc-c-dwarf5")
+
+    def edit(plain: bytearray) -> None:
+        const = plain.find(b"\x3a\x21")  # a DW_AT_decl_file of DW_FORM_implicit_const
+        assert const > 0
+        plain[const + 2] = 0x40  # SLEB128 -64
+    data = _plain_edit(seed, ".debug_abbrev", edit)
+    (tmp_path / "in").write_bytes(data)
+    result = linkplugin("verify", str(seed_path(seeds, "gcc-c-dwarf5", tmp_path)), str(tmp_path / "in"), check=False)
+    assert result.returncode in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_verify_with_a_damaged_section_name(seeds: dict, tmp_path: Path) -> None:
     """KeyError '.debug_info' before."""
     seed = _seed(seeds, "gcc-c-dwarf5")

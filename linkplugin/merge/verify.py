@@ -87,7 +87,7 @@ class _File:
                 out.append((at, "str", env.string(form, value)))
             elif at in (F.DW_AT_decl_file, 0x58) and isinstance(value, int):  # decl_file, call_file
                 files = env.files()
-                out.append((at, "file", files[value] if value < len(files) else value))
+                out.append((at, "file", files[value] if 0 <= value < len(files) else value))
             elif form == F.DW_FORM_exprloc or (form in F.BLOCK_FORMS and at in F.EXPR_BLOCK_ATTRS):
                 blob = bytearray(value)  # type: ignore[arg-type]
                 base = end - len(blob)
