@@ -13,7 +13,9 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memset
 
+from linkplugin.dwarf._buf cimport IV, Buf, ipush
 from linkplugin.dwarf._columns cimport byte_column, int64_table
+from linkplugin.dwarf._lines cimport line_files
 from linkplugin.dwarf._leb cimport read_le, read_sleb, read_spec, read_uleb
 
 from cpython.array cimport array, clone
@@ -26,13 +28,6 @@ DEF DW_FORM_indirect = 0x16
 
 cdef array _INT64 = array("q")
 cdef array _UINT8 = array("B")
-
-
-cdef struct Vec:
-    int64_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-    int err
 
 
 
@@ -98,168 +93,35 @@ cdef tuple _specs(const uint8_t *b, Py_ssize_t p, Py_ssize_t end):
 
 # --- .debug_line header: file names ------------------------------------------------------------
 
-DEF DW_LNCT_path = 1
-DEF DW_LNCT_directory_index = 2
-
-
-cdef inline object _join(object directory, bytes name):
-    if name.startswith(b"/") or not directory:
-        return name
-    return directory + b"/" + name
-
-
-cdef object _cstr(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *after):
-    """The NUL-terminated string at ``p`` (None: past the end or unterminated)."""
-    cdef Py_ssize_t q = p
-    if p < 0 or p >= n:
-        return None
-    while q < n and b[q]:
-        q += 1
-    if q >= n:
-        return None
-    after[0] = q + 1
-    return PyBytes_FromStringAndSize(<const char *> (b + p), q - p)
-
-
 def file_names(line_col, Py_ssize_t off, strs_col, line_strs_col, bytes comp_dir):
     """The full path of each file index of the line table at ``off`` (None: unused index), or
-    None (the caller runs the pure-Python parser, which raises the exact error)."""
+    None (the caller runs the pure-Python parser, which raises the exact error): ``line_files``
+    (dwarf/_lines.pxd, which the hash kernel also runs without the GIL) as a list."""
     cdef const uint8_t *b
     cdef const uint8_t *sb
     cdef const uint8_t *lb
-    cdef Py_ssize_t n = byte_column(line_col, &b), p = off, after = 0, j, k, c, count
-    cdef Py_ssize_t nstrs = byte_column(strs_col, &sb), nlstrs = byte_column(line_strs_col, &lb)
-    cdef int osize = 4, version, nformats, size
-    cdef uint64_t length, opcode_base, di, ct, form, v
-    cdef list dirs, files, fmts
-    if off < 0 or off + 4 > n:
-        return None
-    length = read_le(b, p, 4)
-    p += 4
-    if length == 0xFFFFFFFF:
-        p += 8
-        osize = 8
-    if p + 2 > n:
-        return None
-    version = <int> read_le(b, p, 2)
-    p += 2
-    if version >= 5:
-        p += 2
-    p += osize + 1 + (1 if version >= 4 else 0) + 3
-    if p >= n:
-        return None
-    opcode_base = b[p]
-    p += opcode_base
-    if version < 5:
-        dirs = [comp_dir]
-        while True:
-            if p >= n:
-                return None
-            if not b[p]:
-                break
-            name = _cstr(b, n, p, &p)
-            if name is None:
-                return None
-            dirs.append(_join(comp_dir, name))
-        p += 1
-        files = [None]
-        while True:
-            if p >= n:
-                return None
-            if not b[p]:
-                break
-            name = _cstr(b, n, p, &p)
-            if name is None:
-                return None
-            p = read_uleb(b, n, p, &di)
-            for k in range(2):
-                if p >= 0:
-                    p = read_uleb(b, n, p, &v)
-            if p < 0:
-                return None
-            files.append(_join(dirs[di] if di < <uint64_t> len(dirs) else None, name))
-        return files
-    if version > 5:
-        return None
-    tables = []
-    for k in range(2):  # directories, then files
-        if p >= n:
+    cdef Py_ssize_t n = byte_column(line_col, &b), nstrs = byte_column(strs_col, &sb)
+    cdef Py_ssize_t nlstrs = byte_column(line_strs_col, &lb), k
+    cdef Buf out
+    cdef IV starts, ends
+    cdef int got
+    memset(&out, 0, sizeof(Buf))
+    memset(&starts, 0, sizeof(IV))
+    memset(&ends, 0, sizeof(IV))
+    try:
+        got = line_files(b, n, off, sb, nstrs, lb, nlstrs, <const uint8_t *> (<char *> comp_dir), len(comp_dir),
+                         &out, &starts, &ends)
+        if got == 2:
+            raise MemoryError()
+        if got == 0:
             return None
-        nformats = b[p]
-        p += 1
-        fmts = []
-        for j in range(nformats):
-            p = read_uleb(b, n, p, &ct)
-            if p < 0:
-                return None
-            p = read_uleb(b, n, p, &form)
-            if p < 0:
-                return None
-            fmts.append((ct, form))
-        p = read_uleb(b, n, p, &v)
-        if p < 0 or v > <uint64_t> n:
-            return None
-        count = <Py_ssize_t> v
-        entries = []
-        for j in range(count):
-            path = b""
-            has_index = False
-            index = 0
-            for ct, form in fmts:
-                value = None
-                if form == 0x08:  # DW_FORM_string
-                    value = _cstr(b, n, p, &p)
-                    if value is None:
-                        return None
-                elif form == 0x1F or form == 0x0E:  # DW_FORM_line_strp, DW_FORM_strp
-                    if p + osize > n:
-                        return None
-                    v = read_le(b, p, osize)
-                    p += osize
-                    if v > <uint64_t> n + nstrs + nlstrs:
-                        return None
-                    if form == 0x1F:
-                        value = _cstr(lb, nlstrs, <Py_ssize_t> v, &after)
-                    else:
-                        value = _cstr(sb, nstrs, <Py_ssize_t> v, &after)
-                    if value is None:
-                        return None
-                elif form == 0x0F:  # DW_FORM_udata
-                    p = read_uleb(b, n, p, &v)
-                    if p < 0:
-                        return None
-                    value = v
-                elif form == 0x0B or form == 0x05 or form == 0x06 or form == 0x07 or form == 0x1E:
-                    # data1, data2, data4, data8, data16
-                    size = (1 if form == 0x0B else 2 if form == 0x05 else 4 if form == 0x06 else
-                            8 if form == 0x07 else 16)
-                    if p + size > n:
-                        return None
-                    value = int.from_bytes((<const char *> b)[p:p + size], "little")
-                    p += size
-                elif form == 0x09:  # DW_FORM_block
-                    p = read_uleb(b, n, p, &v)
-                    if p < 0 or v > <uint64_t> (n - p):
-                        return None
-                    value = PyBytes_FromStringAndSize(<const char *> (b + p), <Py_ssize_t> v)
-                    p += <Py_ssize_t> v
-                else:
-                    return None
-                if ct == DW_LNCT_path:
-                    if not isinstance(value, bytes):
-                        return None
-                    path = value
-                elif ct == DW_LNCT_directory_index:
-                    index = value
-            entries.append((path, index))
-        tables.append(entries)
-    dirs = [e[0] for e in tables[0]]
-    dirs = [_join(dirs[0], x) if c else x for c, x in enumerate(dirs)]
-    files = []
-    for path, index in tables[1]:
-        directory = dirs[index] if isinstance(index, int) and index < len(dirs) else None
-        files.append(_join(directory, path))
-    return files
+        return [None if starts.p[k] < 0 else PyBytes_FromStringAndSize(<const char *> out.p + starts.p[k],
+                                                                         ends.p[k] - starts.p[k])
+                for k in range(starts.n)]
+    finally:
+        free(out.p)
+        free(starts.p)
+        free(ends.p)
 
 
 # --- the compiled scanner's programs of one abbreviation table -----------------------------------
@@ -268,22 +130,11 @@ DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU 
 DEF AT_CLASSES = 0x4000  # attributes at or above this are of class "other"
 
 
-cdef void push4(Vec *v, int64_t a, int64_t b, int64_t c, int64_t d) noexcept nogil:
-    cdef int64_t *q
-    cdef Py_ssize_t cap
-    if v.n + 4 > v.cap:
-        cap = v.cap * 2 if v.cap else 4096
-        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
-        if q == NULL:
-            v.err = 1
-            return
-        v.p = q
-        v.cap = cap
-    v.p[v.n] = a
-    v.p[v.n + 1] = b
-    v.p[v.n + 2] = c
-    v.p[v.n + 3] = d
-    v.n += 4
+cdef inline void push4(IV *v, int64_t a, int64_t b, int64_t c, int64_t d) noexcept nogil:
+    ipush(v, a)
+    ipush(v, b)
+    ipush(v, c)
+    ipush(v, d)
 
 
 def scan_tables(abbrev_col, Py_ssize_t off, tpl_col, at_class_col):
@@ -301,7 +152,7 @@ def scan_tables(abbrev_col, Py_ssize_t off, tpl_col, at_class_col):
     cdef Py_ssize_t n = byte_column(abbrev_col, &b), p = off, j
     cdef uint64_t code, tag, at, form, max_code = 0
     cdef int64_t k, kind, cls, ic, t
-    cdef Vec ops, codes, starts, kids
+    cdef IV ops, codes, starts, kids
     cdef int64_t *sv
     cdef int64_t *ov
     cdef uint8_t *kv

@@ -25,7 +25,8 @@ from libc.string cimport memchr, memcpy, memcmp, memset
 from libc.stdlib cimport calloc, malloc, realloc, free, qsort
 
 from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, read_uleb64
-from linkplugin.merge._buf cimport Buf, grow, put, raw, uleb
+from linkplugin.dwarf._buf cimport IV, Buf, grow, ipush, put, raw, uleb
+from linkplugin.dwarf._lines cimport line_files
 from linkplugin.dwarf._columns cimport byte_column, int64_column, int64_table
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -104,15 +105,7 @@ DEF AT_DECL_FILE = 0x3A
 DEF AT_DECLARATION = 0x3C
 
 
-# --- growable buffers that need no GIL (a failed realloc sets err; the caller raises): bytes in
-# _buf.pxd's Buf, int64s in IV ---------
-
-cdef struct IV:
-    int64_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
-    int err
-
+# --- growable buffers that need no GIL: dwarf/_buf.pxd's Buf (bytes) and IV (int64s) ---------
 
 cdef void sleb(Buf *b, int64_t v) noexcept nogil:
     cdef uint8_t byte
@@ -127,21 +120,6 @@ cdef void sleb(Buf *b, int64_t v) noexcept nogil:
             return
         b.p[b.n] = byte | 0x80
         b.n += 1
-
-
-cdef void ipush(IV *v, int64_t x) noexcept nogil:
-    cdef int64_t *q
-    cdef Py_ssize_t cap
-    if v.n == v.cap:
-        cap = v.cap * 2 if v.cap else 1024
-        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
-        if q == NULL:
-            v.err = 1
-            return
-        v.p = q
-        v.cap = cap
-    v.p[v.n] = x
-    v.n += 1
 
 
 cdef inline void known(Buf *b, uint64_t at, uint64_t v) noexcept nogil:
@@ -591,6 +569,15 @@ cdef struct Work:
     uint8_t *own_heads
     uint8_t *own_flags
     uint8_t *own_xflags
+    # A job whose file names the kernel reads itself (``line_files``): the line table and the
+    # unit's compilation directory, and the paths it made (freed by _Job)
+    int lines
+    const uint8_t *line
+    Py_ssize_t nline, line_off
+    const uint8_t *comp
+    Py_ssize_t ncomp
+    Buf own_files
+    IV own_fstart, own_fend
 
 
 # --- where gdb expands the unit (expansion.expansion_key) ----------------------------------------
@@ -1323,16 +1310,21 @@ cdef class _Job:
         free(self.W.own_heads)
         free(self.W.own_flags)
         free(self.W.own_xflags)
+        free(self.W.own_files.p)
+        free(self.W.own_fstart.p)
+        free(self.W.own_fend.p)
 
 
 def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, ends_col, prog_col, start_col,
          heads_col, head_off_col, cflags_col, xflags_col, strs_col, str_offsets_col, int64_t so_base, int offset_size,
-         line_strs_col, list files, unit_ctx_col, named_col, xref_dies_col, abbrev_col=None,
-         Py_ssize_t abbrev_off=-1, tpl_col=None, tag_flags_col=None, xtag_flags_col=None):
+         line_strs_col, files, unit_ctx_col, named_col, xref_dies_col, abbrev_col=None,
+         Py_ssize_t abbrev_off=-1, tpl_col=None, tag_flags_col=None, xtag_flags_col=None, line_col=None,
+         Py_ssize_t line_off=-1, comp_dir=None):
     """One unit's job for ``analyze_many`` (None: the unit's result is None at once). The
     columns are read without typed views (``_columns``): eighteen a unit. With ``prog_col``
     None the kernel makes the tables (``tables``'s) from the abbreviation table at
-    ``abbrev_off`` itself, without the GIL."""
+    ``abbrev_off`` itself, without the GIL; with ``files`` None it reads the file names
+    (``line.file_names``'s) from the line table at ``line_off`` and ``comp_dir`` itself."""
     cdef const uint8_t *info
     cdef const uint8_t *heads = NULL
     cdef const uint8_t *cflags = NULL
@@ -1383,12 +1375,22 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
             return None
     if offset_size not in (4, 8):
         return None
-    cdef Py_ssize_t nf = len(files), k, size, total = 0
-    for f in files:
-        if f is not None:
-            if type(f) is not bytes:
-                return None
-            total += len(<bytes> f)
+    cdef const uint8_t *line = NULL
+    cdef const uint8_t *comp = NULL
+    cdef Py_ssize_t nline = 0, ncomp = 0
+    cdef bint lines = files is None
+    cdef Py_ssize_t nf = 0 if lines else len(files), k, size, total = 0
+    if lines:
+        nline = byte_column(line_col, &line)
+        if type(comp_dir) is not bytes or not 0 <= line_off < nline:
+            return None
+        ncomp = byte_column(comp_dir, &comp)
+    else:
+        for f in files:
+            if f is not None:
+                if type(f) is not bytes:
+                    return None
+                total += len(<bytes> f)
     cdef _Job job = _Job.__new__(_Job)
     cdef Work *W = &job.W
     # Sized by DIEs, used by roots (a few in ten): only the arrays read before they are written
@@ -1441,6 +1443,8 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
     W.nx = nx
     W.make = make
     W.ab, W.nab, W.ab_off, W.tpl, W.tagf, W.xtagf = ab, nab, abbrev_off, tpl, tagf, xtagf
+    W.lines = lines
+    W.line, W.nline, W.line_off, W.comp, W.ncomp = line, nline, line_off, comp, ncomp
     W.roots = <int64_t *> job.roots.data.as_voidptr
     W.rends = <int64_t *> job.rends.data.as_voidptr
     W.root_of = <int64_t *> job.root_of.data.as_voidptr
@@ -1456,6 +1460,9 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
     W.nested_names = <uint8_t *> job.nested_names.data.as_voidptr
     W.nnested = 0
     W.phase = -1
+    memset(&W.names_x, 0, sizeof(Names))
+    if lines:
+        return job
     # The paths end to end, with each one's place (start -1: none), made here from the list: a
     # few dozen files a unit, where numpy's calls cost more than the walk (glibc: 2063 units).
     job.blob = <uint8_t *> malloc(total + 1)
@@ -1478,7 +1485,6 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
     W.U.file_start = job.spans
     W.U.file_end = job.spans + nf
     W.U.nfiles = nf
-    memset(&W.names_x, 0, sizeof(Names))
     return job
 
 
@@ -1557,6 +1563,8 @@ def analyze_many(list calls):
                 if slots[k] != NULL:
                     if slots[k].make:
                         slots[k].rc = make_tables(slots[k])
+                    if slots[k].rc == 0 and slots[k].lines:
+                        slots[k].rc = make_files(slots[k])
                     if slots[k].rc == 0:
                         slots[k].rc = run(slots[k])
     finally:
@@ -1661,6 +1669,20 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
 
 
 TABLES = "tables"  # analyze_many's result for such a unit: the caller makes the tables and runs it again
+
+
+cdef int make_files(Work *W) noexcept nogil:
+    """The job's file names from its line table (``line_files``) into its own buffers, and its
+    file pointers set to them: 0, RC_TABLES where ``line_files`` declines, 2 out of memory."""
+    cdef int got = line_files(W.line, W.nline, W.line_off, W.U.strs, W.U.nstrs, W.U.lstrs, W.U.nlstrs, W.comp,
+                              W.ncomp, &W.own_files, &W.own_fstart, &W.own_fend)
+    if got != 1:
+        return RC_TABLES if got == 0 else 2
+    W.U.files = W.own_files.p
+    W.U.file_start = W.own_fstart.p
+    W.U.file_end = W.own_fend.p
+    W.U.nfiles = W.own_fstart.n
+    return 0
 
 
 cdef int make_tables(Work *W) noexcept nogil:
@@ -1787,3 +1809,4 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
         free(W.own_heads)
         free(W.own_flags)
         free(W.own_xflags)
+

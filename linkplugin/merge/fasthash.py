@@ -16,6 +16,7 @@ from typing import NamedTuple
 from linkplugin.arrays import filled, shaped
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
+from linkplugin.dwarf import line as line_module
 from linkplugin.dwarf.abbrev import Abbrev
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_uleb
@@ -193,7 +194,8 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     secs = env.secs  # type: ignore[attr-defined]
     abbrev = secs.get(".debug_abbrev", b"")
     try:
-        files = env.files()  # type: ignore[attr-defined]
+        lines = _line_table(env)
+        files = env.files() if lines is None else None  # type: ignore[attr-defined]
     except DwarfError:
         return None
     so_base = env.str_offsets_base  # type: ignore[attr-defined]
@@ -202,17 +204,36 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
     unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
     offs, codes, parent, die_ends = ud.arrays()
-    # The kernel makes the tables of the unit's abbreviations itself, without the GIL (what
-    # ``unit_tables`` makes in C with it held: glibc's 2,063 tables); the unit goes last, for
-    # the tables in Python where the kernel does not take them (``analyze_many``).
+    # The kernel makes the tables of the unit's abbreviations and reads its file names itself,
+    # without the GIL (what ``unit_tables`` and ``line.file_names`` make in C with it held:
+    # glibc's 2,063 units); the unit and its env go last, for the tables and names in Python
+    # where the kernel does not take them (``analyze_many``).
     rest = (secs.get(".debug_str", b""), secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
             secs.get(".debug_line_str", b""), files, unit_ctx, array("q", named), array("q", xref_dies))
     if not abbrev:  # (the tables in Python)
         tables = unit_tables(abbrev, ud)
-        return None if tables is None else (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, ud)
+        if tables is None:
+            return None
+        made = (None, -1, None, None, None)
+        return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, *made,
+                *(lines or (None, -1, None)), (ud, env))
     return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, None, None, None, None, None, None, *rest,
             abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS, _XTAG_FLAGS,
-            ud)
+            *(lines or (None, -1, None)), (ud, env))
+
+
+def _line_table(env) -> tuple[bytes, int, bytes] | None:
+    """(.debug_line, the unit's line table offset, its compilation directory) for the kernel to
+    read the file names from, as UnitEnv.files would with the compiled ``file_names``; None
+    where UnitEnv.files answers at once (no line table: no names) or takes another way (an
+    offset of another form, the Python parser)."""
+    sl = env.top.get(F.DW_AT_stmt_list)
+    line = env.secs.get(".debug_line")
+    if sl is None or not line or not isinstance(sl[1], int) or line_module._core is None:
+        return None
+    cd = env.top.get(F.DW_AT_comp_dir)
+    comp_dir = env.string(*cd) if cd else b""
+    return (line, sl[1], comp_dir) if isinstance(comp_dir, bytes) else None
 
 
 def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
@@ -224,9 +245,15 @@ def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
         return []
     got = _core.analyze_many([c[:-1] for c in calls])
     for k, result in enumerate(got):
-        if result is _core.TABLES:
-            tables = unit_tables(b"", calls[k][-1])  # (the Python tables: the compiled ones declined)
-            got[k] = None if tables is None else _core.analyze_many([calls[k][:7] + tuple(tables) + calls[k][13:22]])[0]
+        if result is _core.TABLES:  # (the tables and names in Python: the kernel declined)
+            ud, env = calls[k][-1]
+            tables = unit_tables(b"", ud)
+            try:
+                files = env.files()
+            except DwarfError:
+                tables = None
+            got[k] = None if tables is None else _core.analyze_many(
+                [calls[k][:7] + tuple(tables) + calls[k][13:18] + (files,) + calls[k][19:22]])[0]
     return [Analysis(*result) if result is not None else None for result in got]
 
 

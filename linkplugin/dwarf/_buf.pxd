@@ -1,7 +1,7 @@
-# A growable byte buffer for the compiled kernels that needs no GIL: a failed realloc sets
-# ``err`` (the writes after it are dropped) and the caller raises MemoryError once it holds the
-# GIL again. The caller owns ``p`` and frees it.
-from libc.stdint cimport uint64_t, uint8_t
+# Growable buffers for the compiled kernels that need no GIL, bytes (Buf) and int64s (IV): a
+# failed realloc sets ``err`` (the writes after it are dropped) and the caller raises
+# MemoryError once it holds the GIL again. The caller owns ``p`` and frees it.
+from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport realloc
 from libc.string cimport memcpy
 
@@ -53,3 +53,25 @@ cdef inline void uleb(Buf *b, uint64_t v) noexcept nogil:
         v >>= 7
     b.p[b.n] = <uint8_t> v
     b.n += 1
+
+
+cdef struct IV:
+    int64_t *p
+    Py_ssize_t n
+    Py_ssize_t cap
+    int err
+
+
+cdef inline void ipush(IV *v, int64_t x) noexcept nogil:
+    cdef int64_t *q
+    cdef Py_ssize_t cap
+    if v.n == v.cap:
+        cap = v.cap * 2 if v.cap else 1024
+        q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
+        if q == NULL:
+            v.err = 1
+            return
+        v.p = q
+        v.cap = cap
+    v.p[v.n] = x
+    v.n += 1
