@@ -52,13 +52,12 @@ cdef inline int line_files(const uint8_t *b, Py_ssize_t n, Py_ssize_t off, const
     cdef Py_ssize_t p = off, q, j, c, count, k, nfmt, i
     cdef int osize = 4, version, size
     cdef uint64_t length, opcode_base, di, ct, form, v
-    cdef Buf dirs, names
+    cdef Buf dirs
     cdef IV ds, de, fmts, ents
     cdef const uint8_t *src
     cdef Py_ssize_t ps, pe, idx
     cdef int rc = 1, got
     memset(&dirs, 0, sizeof(Buf))
-    memset(&names, 0, sizeof(Buf))
     memset(&ds, 0, sizeof(IV))
     memset(&de, 0, sizeof(IV))
     memset(&fmts, 0, sizeof(IV))
@@ -235,11 +234,10 @@ cdef inline int line_files(const uint8_t *b, Py_ssize_t n, Py_ssize_t off, const
                           src + ents.p[4 * j], ents.p[4 * j + 1] - ents.p[4 * j])
                 else:
                     _join(out, starts, ends, NULL, 0, False, src + ents.p[4 * j], ents.p[4 * j + 1] - ents.p[4 * j])
-    if rc == 1 and (dirs.err or names.err or ds.err or de.err or fmts.err or ents.err or out.err or starts.err
+    if rc == 1 and (dirs.err or ds.err or de.err or fmts.err or ents.err or out.err or starts.err
                     or ends.err):
         rc = 2
     free(dirs.p)
-    free(names.p)
     free(ds.p)
     free(de.p)
     free(fmts.p)

@@ -1764,8 +1764,8 @@ cdef int make_tables(Work *W) noexcept nogil:
 
 def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
     """(prog, start, heads, head_off, flags, xflags) of ``analyze_many`` for the abbreviation table at
-    ``off``, or None (the caller builds them in Python, or runs the pure path): ``make_tables``'s
-    buffers as arrays (the kernel makes its own; the Python fallback and the tests read these).
+    ``off``, or None: ``make_tables``'s buffers as arrays (the kernel makes its own; the tests
+    compare these with fasthash's Python tables).
 
     ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);

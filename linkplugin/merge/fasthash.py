@@ -92,15 +92,11 @@ for _tag in F.DECL_TAGS:
 _TAG_FLAGS[F.DW_TAG_namespace] |= CODE_NAMESPACE
 
 
-def unit_tables(abbrev: bytes, ud: UnitDies) -> Tables | None:
-    """The kernel's tables of the unit's abbreviation table, made in C from its bytes (None: the
-    table has a form the compiled tokenizer does not take)."""
+def unit_tables(ud: UnitDies) -> Tables | None:
+    """The kernel's tables of the unit's abbreviation table, made in Python, for a unit whose
+    table the kernel does not make itself (``_hashcore.make_tables``); None: a form the
+    tokenizer does not take."""
     hdr = ud.hdr
-    if _core is not None and abbrev:
-        got = _core.tables(abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS,
-                           _XTAG_FLAGS)
-        if got is not None:
-            return Tables(*got)
     try:
         return _tables(ud.abbrevs, hdr.version, hdr.offset_size, hdr.addr_size)
     except DwarfError:
@@ -211,7 +207,7 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     rest = (secs.get(".debug_str", b""), secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
             secs.get(".debug_line_str", b""), files, unit_ctx, array("q", named), array("q", xref_dies))
     if not abbrev:  # (the tables in Python)
-        tables = unit_tables(abbrev, ud)
+        tables = unit_tables(ud)
         if tables is None:
             return None
         made = (None, -1, None, None, None)
@@ -247,7 +243,7 @@ def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
     for k, result in enumerate(got):
         if result is _core.TABLES:  # (the tables and names in Python: the kernel declined)
             ud, env = calls[k][-1]
-            tables = unit_tables(b"", ud)
+            tables = unit_tables(ud)
             try:
                 files = env.files()
             except DwarfError:

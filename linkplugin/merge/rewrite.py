@@ -485,6 +485,7 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
+    uses = None
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
@@ -492,16 +493,12 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         # the copy is kept for the second pass.
         width = widths[0]
         keys = unit.keys(width, _entries_now())
-        draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
-        if draft is None:
-            return UnitPlan(width, keys, unit.uses().tolist()), None
     else:
         width, keys, uses = _smallest_compiled(secs, ud, unit)
-        keys = _interned(keys)
-        draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
-        if draft is None:
-            return UnitPlan(width, keys, uses), None
-    return UnitPlan(width, keys, draft[1]), draft[0]
+    draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
+    if draft is not None:
+        return UnitPlan(width, keys, draft[1]), draft[0]
+    return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None
 
 
 def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals
@@ -635,10 +632,10 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool =
 
 
 def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int, list[bytes], list[int]]:
-    """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries, DIEs per
-    entry) with the unit's own table; _NoFit as the pure loop raises it."""
+    """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries (``_interned``),
+    DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it."""
     for width in _widths(ud.hdr.end - ud.hdr.off):
-        keys = unit.keys(width)
+        keys = unit.keys(width, _entries_now())
         status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
         if status == fastrewrite.OVERFLOW:
             continue

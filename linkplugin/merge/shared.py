@@ -29,11 +29,10 @@ class SharedSections(NamedTuple):
 class _JobState:
     """What the tasks of one job share in one process."""
 
-    __slots__ = ("sections", "units", "locations", "drafts", "local")
+    __slots__ = ("sections", "units", "locations", "drafts")
 
-    def __init__(self, sections: dict[str, bytes], local: bool) -> None:
+    def __init__(self, sections: dict[str, bytes]) -> None:
         self.sections = sections
-        self.local = local  # the calling process's own state (its threads run every pass)
         # Decoded units by index, left by one pass for the next (see keep_unit)
         self.units: dict[int, UnitDies] = {}
         # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
@@ -58,7 +57,7 @@ def shared_sections(secs: dict[str, bytes], workers: bool) -> Iterator[SharedSec
     them too. The state and the file are dropped when the block exits."""
     handle = SharedSections(os.urandom(16).hex(), "", ())  # as uuid4, without loading uuid (libuuid)
     try:
-        _cache[handle.key] = _JobState(secs, True)
+        _cache[handle.key] = _JobState(secs)
         if workers:
             import tempfile  # only worker processes need the file: threads share ``secs``
 
@@ -89,7 +88,7 @@ def _state(src: SharedSections) -> _JobState:
                 secs[name] = f.read(size)
         for key in [k for k in _cache if k != src.key]:
             del _cache[key]  # an earlier job's copy in a worker: not needed any more
-        got = _cache[src.key] = _JobState(secs, False)
+        got = _cache[src.key] = _JobState(secs)
     return got
 
 
@@ -142,10 +141,12 @@ def kept_locations(src: SharedSections, u: int) -> list | None:
 
 def drafts_kept(src: SharedSections) -> bool:
     """Whether the first rewrite pass keeps its copies of units for the second (``keep_draft``):
-    in the calling process, where every task of both passes runs (threads), for inputs of at
-    most KEEP_INFO_BYTES (the copies take about the output's size until the second pass)."""
+    where every task of both passes runs in the calling process (threads, or one job: no
+    worker has the sections' file), for inputs of at most KEEP_INFO_BYTES (the copies take
+    about the output's size until the second pass). With worker processes a unit's two passes
+    may run in different processes, and a copy left in one would only wait for the job's end."""
     state = _state(src)
-    return state.local and _keeps(state)
+    return not src.path and _keeps(state)
 
 
 def keep_draft(src: SharedSections, u: int, draft: object) -> None:
