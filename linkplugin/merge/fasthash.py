@@ -206,15 +206,15 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     # where the kernel does not take them (``analyze_many``).
     rest = (secs.get(".debug_str", b""), secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
             secs.get(".debug_line_str", b""), files, unit_ctx, array("q", named), array("q", xref_dies))
+    tables: tuple = (None,) * 6
+    made: tuple = (abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS,
+                   _XTAG_FLAGS)
     if not abbrev:  # (the tables in Python)
-        tables = unit_tables(ud)
+        tables = unit_tables(ud)  # type: ignore[assignment]
         if tables is None:
             return None
         made = (None, -1, None, None, None)
-        return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, *made,
-                *(lines or (None, -1, None)), (ud, env))
-    return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, None, None, None, None, None, None, *rest,
-            abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS, _XTAG_FLAGS,
+    return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, *made,
             *(lines or (None, -1, None)), (ud, env))
 
 
@@ -248,8 +248,15 @@ def analyze_many(calls: list[tuple]) -> list[Analysis | None]:
                 files = env.files()
             except DwarfError:
                 tables = None
-            got[k] = None if tables is None else _core.analyze_many(
-                [calls[k][:7] + tuple(tables) + calls[k][13:18] + (files,) + calls[k][19:22]])[0]
+            if tables is None:
+                got[k] = None
+                continue
+            # (the call's places, as _hashcore._job's arguments: 7-12 the tables, 18 the file
+            # names, from 22 what the kernel would read them from)
+            call = list(calls[k][:22])
+            call[7:13] = tables
+            call[18] = files
+            got[k] = _core.analyze_many([tuple(call)])[0]
     return [Analysis(*result) if result is not None else None for result in got]
 
 
