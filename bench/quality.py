@@ -12,6 +12,10 @@ that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
   linkplugin.gdblist (see its docstring for the definitions); again with
   ``gdb -readnow`` (every unit expanded at start, in order, so which unit's
   copy gdb shows for a shared file and name no longer follows lookup order);
+- the same comparison with gdb indexing on ``--threads`` worker threads (default 2: gdb's
+  default on a 2-core machine is one per core, and which copy it lists for a name held by
+  several units depends on that number); the "input" row there compares the input's own
+  listing at that many threads with its listing at none (gdb's own variation);
 - DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
 
 With ``--gdb-index`` each input is first given gdb's own index (``gdb-add-index``
@@ -74,8 +78,9 @@ def outputs(src: Path, out: Path) -> dict[str, Path]:
     return made
 
 
-def report(src: Path, tag_rows: int = 25, readnow: bool = True) -> None:
-    """Print the tables for one input (with ``readnow``, also gdb -readnow's listings compared)."""
+def report(src: Path, tag_rows: int = 25, readnow: bool = True, gdb_threads: tuple[int, ...] = (2,)) -> None:
+    """Print the tables for one input (with ``readnow``, also gdb -readnow's listings compared;
+    and at each of ``gdb_threads`` indexing threads)."""
     with tempfile.TemporaryDirectory() as tmp:
         made = outputs(src, Path(tmp))
         # gdb and readelf on every file side by side (gdb reads each copied under the input's name).
@@ -85,14 +90,20 @@ def report(src: Path, tag_rows: int = 25, readnow: bool = True) -> None:
             counts = dict(zip(["input", *made], threads.map(tags, [src, *made.values()])))
             eager = dict(zip(["input", *made], threads.map(lambda p: listing(p, src.name, readnow=True),
                                                             [src, *made.values()]))) if readnow else {}
+            threaded = {n: dict(zip(["input", *made], threads.map(lambda p: listing(p, src.name, threads=n),
+                                                                   [src, *made.values()])))
+                        for n in gdb_threads}
         base = sizes(made["dwz"])[0] if "dwz" in made else None
         print(f"\n### {src.name}\n")
         print("| tool | .debug_info+abbrev | vs dwz | all .debug_* | gdb entries | moved | lost | new complaints "
-              "| moved (-readnow) | lost (-readnow) |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| moved (-readnow) | lost (-readnow) |"
+              + "".join(f" moved, lost ({n} threads) |" for n in gdb_threads))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(gdb_threads))
         info, total = sizes(src)
+        own = [compare(listings["input"], threaded[n]["input"]) for n in gdb_threads]
         print(f"| input | {info} | {info / base if base else float('nan'):.3f} | {total} | "
-              f"{len(listings['input'].entries)} | | | | | |")
+              f"{len(listings['input'].entries)} | | | | | |"
+              + "".join(f" {len(r.moved)}, {len(r.lost)} (vs 0 threads) |" for r in own))
         for label, path in made.items():
             info, total = sizes(path)
             result = compare(listings["input"], listings[label])
@@ -100,7 +111,9 @@ def report(src: Path, tag_rows: int = 25, readnow: bool = True) -> None:
             print(f"| {label} | {info} | {info / base if base else float('nan'):.3f} | {total} | "
                   f"{result.output_entries} | {len(result.moved)} | {len(result.lost)} | "
                   f"{sum(n for _, n in result.new_complaints)} | "
-                  f"{len(both.moved) if both else ''} | {len(both.lost) if both else ''} |")
+                  f"{len(both.moved) if both else ''} | {len(both.lost) if both else ''} |"
+                  + "".join(f" {len(r.moved)}, {len(r.lost)} |" for r in
+                            (compare(threaded[n]["input"], threaded[n][label]) for n in gdb_threads)))
             for kind, items in (("moved", result.moved[:3]), ("lost", result.lost[:3]),
                                 ("complaint", result.new_complaints[:3])):
                 for item in items:
@@ -121,16 +134,18 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=25, help="rows of the per-tag table (most DIEs first)")
     parser.add_argument("--no-readnow", action="store_true", help="skip the gdb -readnow comparison")
     parser.add_argument("--gdb-index", action="store_true", help="inputs with gdb-add-index's .gdb_index")
+    parser.add_argument("--threads", type=int, nargs="*", default=[2], metavar="N",
+                        help="also compare gdb's listings with N indexing threads (default: 2)")
     args = parser.parse_args()
     for src in args.files or third_party():
         if not args.gdb_index:
-            report(src, args.tags, not args.no_readnow)
+            report(src, args.tags, not args.no_readnow, tuple(args.threads))
             continue
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / src.name
             shutil.copyfile(src, copy)
             subprocess.run(["gdb-add-index", str(copy)], check=True, capture_output=True)
-            report(copy, args.tags, not args.no_readnow)
+            report(copy, args.tags, not args.no_readnow, tuple(args.threads))
 
 
 if __name__ == "__main__":

@@ -40,12 +40,15 @@ from typing import NamedTuple
 
 COMMANDS = ("info functions .", "info variables .", "info types .")
 # Settings that keep anything but the file itself out of the listing: no
-# separate debug files found by build-id, no debuginfod, no auto-loaded scripts;
-# and one thread: gdb 13 indexes units in worker threads, and which unit's copy
-# it lists for a name then depends on their timing (a dwz output listed 13,499
-# or 13,500 entries from run to run).
-QUIET = ("set debuginfod enabled off", "set auto-load off", "set debug-file-directory /nonexistent",
-         "maint set worker-threads 0")
+# separate debug files found by build-id, no debuginfod, no auto-loaded scripts.
+QUIET = ("set debuginfod enabled off", "set auto-load off", "set debug-file-directory /nonexistent")
+# gdb 13 indexes the units in one index per worker thread, each over a run of units split by
+# their sizes, and expands units index by index: where several units hold one name, which copy
+# it lists depends on that split, so on the thread count (its default is the machine's number of
+# cores: libstdc++'s own listing differs by 10 entries between 0 and 2 threads). Comparisons
+# fix it; 0 (one index, built on the main thread) is also the most repeatable (a dwz output
+# listed 13,499 or 13,500 entries from run to run with worker threads).
+THREADS = 0
 
 _HEADER = re.compile(r"^All (functions|variables|types|defined functions|defined variables|defined types)"
                      r" matching regular expression")
@@ -146,7 +149,8 @@ def parse(stdout: str, stderr: str, mask: str = "") -> Listing:
     return result
 
 
-def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", readnow: bool = False) -> Listing:
+def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", readnow: bool = False,
+            threads: int = THREADS) -> Listing:
     """gdb's listings of ``path``, read from a copy named ``name`` (default: its own basename).
 
     With ``readnow``, gdb expands every unit at start, in order (``-readnow``):
@@ -155,15 +159,17 @@ def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", 
     """
     # Every complaint, not the first 1000 of each kind: which ones come first depends on the
     # order gdb reads units in, so a cap makes different (equally true) complaints "new".
-    done, copy = _gdb(path, name, gdb, ["-readnow"] if readnow else [], ["set complaints 1000000", *COMMANDS])
+    done, copy = _gdb(path, name, gdb, ["-readnow"] if readnow else [], ["set complaints 1000000", *COMMANDS],
+                      threads)
     return parse(done.stdout, done.stderr, mask=copy)
 
 
-def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb") -> list[str]:
+def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb",
+                    threads: int = THREADS) -> list[str]:
     """The units (their DW_AT_name) in the order gdb expanded them for its listings of ``path``,
     first expanded first: where several units hold an entity under one file and name, gdb lists
     the copy of the last (``maint info symtabs`` names them newest first)."""
-    done, _ = _gdb(path, name, gdb, [], [*COMMANDS, "maint info symtabs"])
+    done, _ = _gdb(path, name, gdb, [], [*COMMANDS, "maint info symtabs"], threads)
     units: list[str] = []
     in_unit = False
     for line in done.stdout.splitlines():
@@ -176,16 +182,17 @@ def expansion_order(path: str | os.PathLike, name: str | None = None, gdb: str =
 
 
 def _gdb(path: str | os.PathLike, name: str | None, gdb: str, options: list[str],
-         commands: list[str]) -> tuple[subprocess.CompletedProcess, str]:
+         commands: list[str], threads: int = THREADS) -> tuple[subprocess.CompletedProcess, str]:
     """``gdb -batch`` with ``commands`` on a copy of ``path`` named ``name`` (default: its own
-    basename), quiet and in the C locale: (the run, the copy's path, which its output names)."""
+    basename), quiet, in the C locale, indexing on ``threads`` worker threads: (the run, the
+    copy's path, which its output names)."""
     if shutil.which(gdb) is None:
         raise FileNotFoundError(f"{gdb} is not installed")
     with tempfile.TemporaryDirectory(prefix="gdblist-") as tmp:
         copy = Path(tmp) / (name or Path(path).name)
         shutil.copyfile(path, copy)
         args = [gdb, "-batch", "-nx", *options]
-        for command in QUIET:
+        for command in (*QUIET, f"maint set worker-threads {threads}"):
             args += ["-iex", command]
         for command in commands:
             args += ["-ex", command]
@@ -219,11 +226,12 @@ def compare(before: Listing, after: Listing) -> Report:
 
 
 def compare_listings(input: str | os.PathLike, output: str | os.PathLike, gdb: str = "gdb",
-                     readnow: bool = False) -> Report:
-    """Run gdb on both files (side by side) and compare their listings."""
-    with ThreadPoolExecutor(2) as threads:
+                     readnow: bool = False, threads: int = THREADS) -> Report:
+    """Run gdb on both files (side by side) and compare their listings, gdb indexing on
+    ``threads`` worker threads."""
+    with ThreadPoolExecutor(2) as pool:
         name = Path(input).name
-        before, after = threads.map(lambda p: listing(p, name, gdb, readnow), (input, output))
+        before, after = pool.map(lambda p: listing(p, name, gdb, readnow, threads), (input, output))
     return compare(before, after)
 
 
@@ -235,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output")
     parser.add_argument("--examples", type=int, default=5, help="examples printed of each difference")
     parser.add_argument("--readnow", action="store_true", help="gdb -readnow: every unit expanded at start, in order")
+    parser.add_argument("--threads", type=int, default=THREADS, metavar="N",
+                        help=f"gdb's indexing worker threads (maint set worker-threads; default {THREADS}); "
+                             "gdb's own default is the number of cores, and the listing depends on it")
     parser.add_argument("--order", action="store_true",
                         help="also print where the order gdb expanded the units in for its listings differs")
     args = parser.parse_args(argv)
@@ -243,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gdblist: {path}: no such file", file=sys.stderr)
             return 2
     try:
-        report = compare_listings(args.input, args.output, readnow=args.readnow)
+        report = compare_listings(args.input, args.output, readnow=args.readnow, threads=args.threads)
     except (FileNotFoundError, RuntimeError) as error:
         print(f"gdblist: {error}", file=sys.stderr)
         return 2
@@ -252,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with ThreadPoolExecutor(2) as threads:
                 name = Path(args.input).name
-                before, after = threads.map(lambda p: expansion_order(p, name), (args.input, args.output))
+                before, after = threads.map(lambda p: expansion_order(p, name, threads=args.threads),
+                                            (args.input, args.output))
         except (FileNotFoundError, RuntimeError) as error:
             print(f"gdblist: {error}", file=sys.stderr)
             return 2

@@ -191,6 +191,12 @@ def build(folder: Path, files: dict[str, str], driver: str, flags: list[str], na
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v)))
 def test_listings_unchanged_after_merge(tmp_path, variant):
+    _assert_listings_unchanged(tmp_path, variant, threads=0)
+
+
+def _assert_listings_unchanged(tmp_path: Path, variant: tuple, threads: int) -> None:
+    """Build the C or C++ program of ``variant``, merge it, and compare gdb's listings of both
+    (gdb indexing on ``threads`` worker threads)."""
     cc, lang, dwarf, opt = variant
     if not have(cc):
         pytest.skip(f"{cc} missing")
@@ -199,9 +205,19 @@ def test_listings_unchanged_after_merge(tmp_path, variant):
     prog = build(tmp_path / "src", files, DRIVER[cc, lang], [f"-gdwarf-{dwarf}", opt])
     merged = tmp_path / "merged"
     linkplugin("merge-types", prog, "-o", merged, "-j", "2")
-    report = compare_listings(prog, merged)
+    report = compare_listings(prog, merged, threads=threads)
     assert report.input_entries > 10
     assert report.ok, report.summary(examples=10)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v[2] == 5], ids=lambda v: "-".join(map(str, v)))
+def test_listings_unchanged_with_gdbs_worker_threads(tmp_path, variant, threads):
+    """gdb's default indexes on one thread per core, one index per thread over a run of units
+    split by their sizes, and expands units index by index: the output must list the same at
+    those thread counts too (the references to canonical copies, which expand their units
+    early, land on units that keep no copy for an ambiguous name: table.choose_winners)."""
+    _assert_listings_unchanged(tmp_path, variant, threads)
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v[1] == "c++"], ids=lambda v: "-".join(map(str, v)))

@@ -24,7 +24,8 @@ def path(request, monkeypatch) -> str:
 
 def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[tuple[list[int], ...]]:
     """The winners as the loops over roots chose them: the first holder of each hash in gdb's
-    expansion order (the lowest unit among equals) wins; pinned roots, roots of a different size
+    expansion order (the lowest unit among equals) that keeps no copy of an ambiguous name, else
+    the first holder, wins; pinned roots, roots of a different size
     and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
     lowest of them, stays."""
     rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])
@@ -42,8 +43,10 @@ def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[t
         units_of = {h: {u for u, x in tail if x == h} for _, h in tail}
         best = min(units_of, key=lambda h: (-len(units_of[h]), min(units_of[h])))
         keep[key] = {min(units_of[best])}
+    # The first holder that keeps no copy of an ambiguous name, else the first holder.
+    keepers = set().union(*keep.values())
     winners: dict[bytes, tuple[int, int]] = {}
-    for u in sorted(range(len(analyses)), key=lambda u: (rank[u], u)):
+    for u in sorted(range(len(analyses)), key=lambda u: (u in keepers, rank[u], u)):
         for k in range(len(analyses[u].roots)):
             winners.setdefault(analyses[u].hashes[k].tobytes(), (u, k))
     out = []
@@ -109,6 +112,27 @@ def test_tied_last_holders_keep_the_copy_most_of_them_hold(path: str) -> None:
     analyses = [unit(narrow, b"a"), unit(wide, b"b"), unit(wide, b"z"), unit(narrow, b"z"), unit(narrow, b"z")]
     dropped = [len(r.starts) for r in choose_winners(analyses)]
     assert dropped == [0, 0, 1, 0, 1]  # unit 3 keeps its narrow copy; unit 2's wide one goes to unit 1
+
+
+def test_canonical_copies_avoid_units_that_keep_an_ambiguous_name(path: str) -> None:
+    """A reference makes gdb expand its target unit early; a unit that keeps the copy of an
+    ambiguous name gdb should list from it (its last holder) must not be expanded early, so
+    canonical copies go to the first holder that keeps no such copy."""
+    narrow, wide, other = (np.full((1, 16), v, np.uint8) for v in (1, 2, 3))
+    k_name, j_name = np.full((1, 16), 8, np.uint8), np.full((1, 16), 9, np.uint8)
+
+    def unit(first_name: bytes, *rows: tuple[np.ndarray, np.ndarray]) -> UnitAnalysis:
+        roots = np.arange(10, 10 + 2 * len(rows), 2, dtype=np.int64)
+        return UnitAnalysis("", roots, roots, roots + 1, np.concatenate([h for h, _ in rows]),
+                            np.zeros(len(rows), bool), np.concatenate([n for _, n in rows]),
+                            np.ones(len(rows), bool), (1, first_name))
+
+    # Unit 1 is the last holder of name K (its wide copy stays) and the first holder of the
+    # other type, which unit 2 also holds: the canonical copy of that type is unit 2's.
+    analyses = [unit(b"a", (narrow, k_name)), unit(b"b", (wide, k_name), (other, j_name)),
+                unit(b"c", (other, j_name))]
+    got = [tuple(list(x) for x in r) for r in choose_winners(analyses)]
+    assert got == [([], [], [], []), ([12], [13], [2], [10]), ([], [], [], [])]
 
 
 def test_compiled_same_as_numpy_with_nested_names(monkeypatch) -> None:

@@ -230,6 +230,9 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
     cdef int32_t* nest_group = NULL
     cdef int32_t* nest_key = NULL
     cdef uint8_t* nest_keep = NULL
+    cdef uint8_t* keeper = NULL     # per unit: it keeps a copy for an ambiguous name
+    cdef uint8_t* fixed = NULL      # per group: its winner is away from those units
+    cdef int32_t g
     cdef const uint8_t* p
     cdef const uint8_t* flags
     cdef _Groups groups, keys, nested
@@ -339,6 +342,26 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
                 if nest_keep[j] and name_key[row] >= 0 and rank_of_unit[row_unit[row]] < key_last[name_key[row]]:
                     keep[row] |= 2
 
+        # Canonical copies away from the units that keep a copy for an ambiguous name: each
+        # group's first row in the same order whose unit keeps none, where there is one
+        # (table._away_from_kept).
+        keeper = <uint8_t*> calloc(n_units + 1, 1)
+        fixed = <uint8_t*> calloc(groups.n + 1, 1)
+        if keeper == NULL or fixed == NULL:
+            raise MemoryError()
+        for row in range(n):
+            if keep[row] & 2:
+                keeper[row_unit[row]] = 1
+        for u in order:
+            if keeper[u]:
+                continue
+            b0 = base[u]
+            for k in range(base[u + 1] - b0):
+                g = row_group[b0 + k]
+                if not fixed[g]:
+                    fixed[g] = 1
+                    groups.first[g] = <int32_t> (b0 + k)
+
         # Each root's winner: the first row of its group; a root goes unless it is its own
         # winner, pinned, kept, or of another size (the DIE-by-DIE mapping needs equal sizes).
         result = []
@@ -389,3 +412,5 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
         free(nest_group)
         free(nest_key)
         free(nest_keep)
+        free(keeper)
+        free(fixed)

@@ -224,6 +224,16 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     ambiguous name (``_ambiguous_names``); with the first holder, gdb has expanded it already
     when it reaches a unit that references it.
 
+    Except a holder that keeps a copy of an ambiguous name: canonical copies go to the first
+    holder that keeps none (``_away_from_kept``). A reference expands its target unit earlier
+    than gdb's order would, and only a unit that keeps such a copy is listed differently for
+    being expanded earlier (it may no longer be the last holder of that name). gdb's order
+    depends on the number of threads it indexes with (one index per thread, each over a run of
+    units split by their sizes: gdbsupport/parallel-for.h, dwarf2/read.c
+    ``dwarf2_build_psymtabs_hard``), and expansion.py models one index: in any other order the
+    references still land on units whose place changes no listing. libstdc++ at two threads,
+    entries moved and lost: 19 and 9 with the first holder, 5 and 3 with this (BENCHMARKS.md).
+
     ``keys`` (default: each unit's ``gdb_key``) place the units in that order; with a .gdb_index
     gdb walks the index instead (``gdb_index.expansion_keys``). Either way it expands main's
     unit first, follows its references, and answers a lookup from the units it expanded, newest
@@ -250,13 +260,14 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     prio = np.arange(n, dtype=np.int64)
     prio += (sorted_base - base[:-1])[unit]
     first, group = _groups(np.concatenate([a.hashes for a in analyses]), prio)
-    del prio
     root_rank = unit_rank[unit]
     # The roots' name keys grouped once, for their own names and for the names nested in them.
     named = _name_groups([a.names for a in analyses], [a.has_name for a in analyses])
     keep = _ambiguous_names(unit, root_rank, group, named)
     keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, named)
     del named, root_rank
+    first = _away_from_kept(first, group, prio, unit, keep, n_units)
+    del prio
     win = first[group]
     del first, group
     # From here the arrays go as soon as they are used: the end of this phase is the merge's
@@ -282,6 +293,23 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     stops = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)[d]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
+
+
+def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit: np.ndarray, keep: np.ndarray,
+                    n_units: int) -> np.ndarray:
+    """Each group's winner: its first row in ``prio`` order whose unit keeps no copy for an
+    ambiguous name (``keep``), else ``first`` (see choose_winners)."""
+    keeper = np.zeros(n_units, dtype=bool)
+    keeper[unit[keep]] = True
+    if not keeper.any():
+        return first
+    rows = np.empty(len(prio), dtype=np.int64)
+    rows[prio] = np.arange(len(prio), dtype=np.int64)  # the rows in prio order
+    rows = rows[~keeper[unit[rows]]]
+    groups, at = np.unique(group[rows], return_index=True)  # each group's first such row
+    first = first.copy()
+    first[groups] = rows[at]
+    return first
 
 
 def as_numpy(a: UnitAnalysis) -> UnitAnalysis:
