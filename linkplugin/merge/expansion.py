@@ -19,7 +19,11 @@ const`` and ``const char``); units with equal keys, which gdb expands in the ord
 std::sort (not stable) leaves equal names in, and that order changes whenever the index loses
 or gains an entry. And a unit is expanded earlier when a unit being expanded references one of
 its DIEs (``follow_die_offset`` queues the target unit): merging avoids that by putting each
-canonical copy in the holder gdb expands first.
+canonical copy in the holder gdb expands first that keeps no copy for an ambiguous name
+(table.choose_winners). Nor gdb's worker threads (``maint set worker-threads``, by default one
+per core): gdb then builds one index per thread, each over a run of units cut by their sizes
+(gdbsupport/parallel-for.h), and expands units index by index, so the order here is that of
+0 or 1 worker threads (BENCHMARKS.md, session 13, has the listings at 2, 4 and 8).
 """
 from __future__ import annotations
 
