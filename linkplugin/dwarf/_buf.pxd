@@ -1,8 +1,9 @@
 # Growable buffers for the compiled kernels that need no GIL, bytes (Buf) and int64s (IV): a
 # failed realloc sets ``err`` (the writes after it are dropped) and the caller raises
-# MemoryError once it holds the GIL again. The caller owns ``p`` and frees it.
+# MemoryError once it holds the GIL again (or, told by ``ipush``'s -1, stops at once, as the
+# scanner does). The caller owns ``p`` and frees it (``ifree``).
 from libc.stdint cimport int64_t, uint64_t, uint8_t
-from libc.stdlib cimport realloc
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
 
@@ -62,7 +63,8 @@ cdef struct IV:
     int err
 
 
-cdef inline void ipush(IV *v, int64_t x) noexcept nogil:
+cdef inline int ipush(IV *v, int64_t x) noexcept nogil:
+    """Append ``x``: 0, or -1 (and ``err`` set, ``x`` dropped) when there is no room."""
     cdef int64_t *q
     cdef Py_ssize_t cap
     if v.n == v.cap:
@@ -70,8 +72,17 @@ cdef inline void ipush(IV *v, int64_t x) noexcept nogil:
         q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
         if q == NULL:
             v.err = 1
-            return
+            return -1
         v.p = q
         v.cap = cap
     v.p[v.n] = x
     v.n += 1
+    return 0
+
+
+cdef inline void ifree(IV *v) noexcept nogil:
+    """Free the vector's block and leave it empty."""
+    free(v.p)
+    v.p = NULL
+    v.n = v.cap = 0
+    v.err = 0

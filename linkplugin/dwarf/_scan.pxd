@@ -2,18 +2,14 @@
 # to scan a unit and prepare it in one stretch without Python objects in between.
 from libc.stdint cimport int64_t, uint8_t
 
-
-cdef struct Vec:
-    int64_t *p
-    Py_ssize_t n
-    Py_ssize_t cap
+from linkplugin.dwarf._buf cimport IV
 
 
 cdef struct Out:
-    Vec offs, codes, par, ends, stack
-    Vec rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
-    Vec L        # (DIE, attribute, form, value) of each location-list pointer
-    Vec E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
+    IV offs, codes, par, ends, stack
+    IV rpos, rdie, rform, rat, rtgt  # position, DIE, form, attribute, target of every reference
+    IV L        # (DIE, attribute, form, value) of each location-list pointer
+    IV E        # (DIE, start, end) of each expression block holding a DIE-naming opcode
 
 
 cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_t end, int64_t u,

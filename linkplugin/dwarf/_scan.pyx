@@ -13,6 +13,7 @@ from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
 from cpython.array cimport array, clone
 
+from linkplugin.dwarf._buf cimport IV, ifree, ipush
 from linkplugin.dwarf._leb cimport read_le, read_uleb
 from linkplugin.dwarf._columns cimport byte_column, int64_column
 
@@ -32,29 +33,6 @@ DEF OP_LOCLISTX = 7    # b: form, c: attribute
 DEF OP_LEB = 8         # skip a LEB128
 DEF OP_STRING = 9      # skip a NUL-terminated string
 DEF OP_BLOCK = 10      # a: length size (1, 2, 4; 0 = ULEB), b: 1 if it holds an expression
-
-
-cdef int vgrow(Vec *v, Py_ssize_t want) noexcept nogil:
-    """Room for at least ``want`` values (and at least twice the room); -1: out of memory."""
-    cdef int64_t *q
-    cdef Py_ssize_t cap = v.cap * 2 if v.cap else 1024
-    if cap < want:
-        cap = want
-    q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
-    if q == NULL:
-        return -1
-    v.p = q
-    v.cap = cap
-    return 0
-
-
-cdef inline int vpush(Vec *v, int64_t x) noexcept nogil:
-    # Inline and without an exception path (this runs several times per DIE); -1: out of memory.
-    if v.n == v.cap and vgrow(v, 0) < 0:
-        return -1
-    v.p[v.n] = x
-    v.n += 1
-    return 0
 
 
 cdef class Owned:
@@ -92,7 +70,7 @@ cdef class Owned:
 _EMPTY = memoryview(b"").cast("q")
 
 
-cdef object varray(Vec *v, int width=1):
+cdef object varray(IV *v, int width=1):
     """The vector as a memoryview of int64 that takes over its block (the vector is left
     empty): rows of ``width`` numbers (2-D) when it has any."""
     cdef Owned o
@@ -117,8 +95,8 @@ DEF DW_FORM_ref4 = 0x13
 
 
 cdef inline int push_ref(Out *o, int64_t pos, int64_t die, int64_t form, int64_t at, int64_t target) noexcept nogil:
-    return (vpush(&o.rpos, pos) | vpush(&o.rdie, die) | vpush(&o.rform, form) | vpush(&o.rat, at)
-            | vpush(&o.rtgt, target))
+    return (ipush(&o.rpos, pos) | ipush(&o.rdie, die) | ipush(&o.rform, form) | ipush(&o.rat, at)
+            | ipush(&o.rtgt, target))
 
 
 cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
@@ -129,7 +107,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
     cdef Py_ssize_t p = die_off, s, q, i, pc
     cdef int64_t code, top = -1, op, a, bb, c, v, blen
     cdef uint64_t uv
-    if vpush(&o.stack, -1) < 0:
+    if ipush(&o.stack, -1) < 0:
         return 2
     while p < end:
         if p >= n:
@@ -152,7 +130,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
         if code >= nplans or start[code] < 0:
             return 0
         i = o.offs.n
-        if (vpush(&o.offs, s) | vpush(&o.codes, code) | vpush(&o.par, top)) < 0:
+        if (ipush(&o.offs, s) | ipush(&o.codes, code) | ipush(&o.par, top)) < 0:
             return 2
         pc = start[code]
         while True:
@@ -182,8 +160,8 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                     return 2
                 p += a
             elif op == OP_LOC:
-                if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb)
-                        | vpush(&o.L, <int64_t> read_le(b, p, <int> a))) < 0:
+                if (ipush(&o.L, i) | ipush(&o.L, c) | ipush(&o.L, bb)
+                        | ipush(&o.L, <int64_t> read_le(b, p, <int> a))) < 0:
                     return 2
                 p += a
             elif op == OP_REFUDATA or op == OP_LOCLISTX:
@@ -197,7 +175,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                     if push_ref(o, p, i, bb, c, u + v) < 0:
                         return 2
                 else:
-                    if (vpush(&o.L, i) | vpush(&o.L, c) | vpush(&o.L, bb) | vpush(&o.L, v)) < 0:
+                    if (ipush(&o.L, i) | ipush(&o.L, c) | ipush(&o.L, bb) | ipush(&o.L, v)) < 0:
                         return 2
                 p = q
             elif op == OP_LEB:
@@ -230,7 +208,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                     # expr.REF_OPS anywhere in it, as expr.might_ref) is decoded, in Python.
                     for q in range(p, p + blen):
                         if refop[b[q]]:
-                            if (vpush(&o.E, i) | vpush(&o.E, p) | vpush(&o.E, p + blen)) < 0:
+                            if (ipush(&o.E, i) | ipush(&o.E, p) | ipush(&o.E, p + blen)) < 0:
                                 return 2
                             break
                 p += blen
@@ -238,10 +216,10 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                 return 0
         if p > n:
             return 0
-        if vpush(&o.ends, p) < 0:
+        if ipush(&o.ends, p) < 0:
             return 2
         if kids[code]:
-            if vpush(&o.stack, i) < 0:
+            if ipush(&o.stack, i) < 0:
                 return 2
             top = i
     if p > end or o.offs.n == 0:
@@ -275,12 +253,11 @@ cdef class _ScanJob:
 
 
 cdef void free_out(Out *o) noexcept nogil:
-    # Out is Vecs only: freed as an array of them.
-    cdef Vec *v = <Vec *> o
+    # Out is IVs only: freed as an array of them.
+    cdef IV *v = <IV *> o
     cdef Py_ssize_t k
-    for k in range(sizeof(Out) // sizeof(Vec)):
-        free(v[k].p)
-    memset(o, 0, sizeof(Out))
+    for k in range(sizeof(Out) // sizeof(IV)):
+        ifree(&v[k])
 
 
 cdef object _scan_job(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,

@@ -18,7 +18,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
 from linkplugin.dwarf._columns cimport byte_column, int64_column
-from linkplugin.dwarf._scan cimport Out as Scanned, Vec as ScanVec, free_out, scan_dies
+from linkplugin.dwarf._buf cimport ifree
+from linkplugin.dwarf._scan cimport Out as Scanned, free_out, scan_dies
 
 from cpython.array cimport array, clone
 
@@ -1030,12 +1031,9 @@ cdef class Unit:
             with nogil:
                 if width == W_UDATA:
                     st = self._udata_sizes(&pat, codes_p, &rel[0], prev, &uv[0] if self.nsig else NULL, &bad)
-                if st == ST_OK and draft:
+                if st == ST_OK:  # (a draft also takes the references' and operands' rows)
                     st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
-                                    prev, &loc, &nloc, &fix, &nfix)
-                elif st == ST_OK:
-                    st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
-                                    prev)
+                                    prev, &loc if draft else NULL, &nloc, &fix if draft else NULL, &nfix)
             self._raise(st, bad)
             body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
             patches = clone(_INT64, pat.n // sizeof(int64_t), False)
@@ -1743,12 +1741,6 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         free(ds)
 
 
-cdef inline void _drop(ScanVec *v) noexcept nogil:
-    free(v.p)
-    v.p = NULL
-    v.n = v.cap = 0
-
-
 def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,
                  int version, int addr_size, int offset_size, prog_col, start_col, kids_col, ref_ops_col, rem_starts,
                  rem_ends):
@@ -1794,8 +1786,8 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
             st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
                                    nrem, NULL, 0, &bad)
         # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read)
-        _drop(&o.stack); _drop(&o.rpos); _drop(&o.rdie); _drop(&o.rform); _drop(&o.rat); _drop(&o.rtgt)
-        _drop(&o.L)
+        ifree(&o.stack); ifree(&o.rpos); ifree(&o.rdie); ifree(&o.rform); ifree(&o.rat); ifree(&o.rtgt)
+        ifree(&o.L)
     if done == 2:
         raise MemoryError()
     if done != 1:
@@ -1803,7 +1795,7 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
     blocks = clone(_INT64, o.E.n, False)
     if o.E.n:
         memcpy(blocks.data.as_voidptr, o.E.p, o.E.n * sizeof(int64_t))
-    _drop(&o.E)
+    ifree(&o.E)
     unit._raise(st, bad)
     if unit.pure:
         return None
