@@ -486,6 +486,7 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
     uses = None
+    targets = None  # the location lists' operands, read once for both uses below
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
@@ -494,8 +495,9 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         width = widths[0]
         keys = unit.keys(width, _entries_now())
     else:
-        width, keys, uses = _smallest_compiled(secs, ud, unit)
-    draft = _draft(unit, width, keys, *_location_targets(secs, ud)) if drafts else None
+        targets = _location_targets(secs, ud)
+        width, keys, uses = _smallest_compiled(ud, unit, targets[0])
+    draft = _draft(unit, width, keys, *(targets or _location_targets(secs, ud))) if drafts else None
     if draft is not None:
         return UnitPlan(width, keys, draft[1]), draft[0]
     return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None
@@ -604,8 +606,9 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         if not width:
             return _rewrite_smallest(secs, ud, rem)
         return _rewrite_at(secs, ud, rem, width, None if own else codes)
+    targets, loc_patches = _location_targets(secs, ud)
     if not width:
-        width, keys, _ = _smallest_compiled(secs, ud, unit)
+        width, keys, _ = _smallest_compiled(ud, unit, targets)
     else:
         keys = unit.keys(width)
     new_codes = None if own else array("q", [codes[e] for e in keys])  # type: ignore[index]
@@ -614,9 +617,8 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
         raise _NoFit()
-    loc_values, loc_patches = _location_values(secs, ud, new_rel)
-    return UnitOutput("", body, _table(keys) if own else b"", new_rel, patches, loc_values, loc_patches,
-                      unit.kept, width, list(zip(keys, uses.tolist())) if own else [], unit.tag_counts())
+    return UnitOutput("", body, _table(keys) if own else b"", new_rel, patches, _values_at(targets, new_rel),
+                      loc_patches, unit.kept, width, list(zip(keys, uses.tolist())) if own else [], unit.tag_counts())
 
 
 def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool = False):
@@ -631,9 +633,11 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool =
     return unit
 
 
-def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int, list[bytes], list[int]]:
+def _smallest_compiled(ud: UnitDies, unit, loc_targets: list[tuple[int, int, int]]
+                       ) -> tuple[int, list[bytes], list[int]]:
     """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries (``_interned``),
-    DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it."""
+    DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it (for the
+    location lists' ``loc_targets`` too)."""
     for width in _widths(ud.hdr.end - ud.hdr.off):
         keys = unit.keys(width, _entries_now())
         status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
@@ -641,7 +645,7 @@ def _smallest_compiled(secs: dict[str, bytes], ud: UnitDies, unit) -> tuple[int,
             continue
         if status == fastrewrite.NOFIT:
             raise _NoFit()
-        _location_values(secs, ud, new_rel)  # its _NoFit, as in the pure loop
+        _values_at(loc_targets, new_rel)  # its _NoFit, as in the pure loop
         return width, keys, uses.tolist()
     # (the last width always fits: its status is OVERFLOW only past _UDATA_LIMIT's bound)
     raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
