@@ -32,6 +32,14 @@ DWZ_MULTIFILE = ("binutils-x86-64-linux-gnu-dbg", "usr/lib/debug/.build-id")
 # C with many small units (only by --only): glibc's debug file from libc6-dbg (libc.so.6: 2,063
 # units, 589,000 DIEs, 6.8 MB of .debug_info+abbrev), the largest under its .build-id folder, plain.
 LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
+# More of Debian's own -dbg packages (only by --only, session 14), zlib as shipped, plain: C built
+# with -O2 in many small units (libgsl-dbg: 629 units, 3.6 MB of .debug_info+abbrev, a location-list
+# operand naming a base type every 50 bytes; graphicsmagick-dbg), C++ (stimfit-dbg, 9.8 MB) and
+# C++ with four C units (coinor-libipopt1v5-dbg: libipopt.so.1.9.9, 23 MB). The largest debug file
+# under the package's .build-id folder, or the file named.
+MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
+        ("stimfit-dbg", "usr/lib/debug/.build-id"),
+        ("coinor-libipopt1v5-dbg", "usr/lib/debug/usr/lib/libipopt.so.1.9.9"))
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -93,5 +101,7 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
     if only:
         picked = [unpacked(p) / m for p, m in PACKAGES.items() if any(w in p for w in only)]
         picked += [_plain(_largest(*case)) for case in (LARGE, DWZ_MULTIFILE, LIBC) if any(w in case[0] for w in only)]
+        picked += [_plain(_largest(*case) if case[1].endswith(".build-id") else unpacked(case[0]) / case[1])
+                   for case in MORE if any(w in case[0] for w in only)]
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])

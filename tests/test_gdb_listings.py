@@ -317,6 +317,39 @@ def test_canonical_copies_keep_gdbs_expansion_order(tmp_path, cc):
         assert report.ok, report.summary(examples=10)
 
 
+# zeta.c first in the link and larger than the other units together: with two indexing threads
+# gdb indexes it alone, and expands it before the others.
+THREAD_ORDER_FILES = {
+    "zeta.c": "".join(f"struct z{k} {{ int a{k}; long b{k}; double c{k}; }} z{k};\n"
+                      f"int zeta{k}(void) {{ return z{k}.a{k}; }}\n" for k in range(60)),
+    "beta.c": "int beta(void) { return 2; }\n",
+    "alpha.c": "int alpha(void) { return 1; }\n",
+    "main.c": "int zeta0(void); int beta(void); int alpha(void);\n"
+              "int main(void) { return zeta0() + beta() + alpha(); }\n",
+}
+
+
+@pytest.mark.parametrize("threads", [0, 2, 4])
+def test_expansion_order_with_worker_threads(tmp_path, threads):
+    """gdb on N worker threads builds one index per thread over runs of units cut by size and
+    expands the units index by index (main's first): the order expansion.thread_ranks gives."""
+    from linkplugin.dwarf.units import parse_units
+    from linkplugin.merge.expansion import ranks, thread_ranks
+    from elftools.elf.elffile import ELFFile
+    need("gdb")
+    prog = build(tmp_path / "src", THREAD_ORDER_FILES, "gcc", ["-g", "-O0"])
+    with open(prog, "rb") as f:
+        info = ELFFile(f).get_section_by_name(".debug_info").data()
+    sizes = [u.end - u.off for u in parse_units(info)]
+    keys = unit_keys(prog)
+    rank = thread_ranks(keys, sizes, threads) if threads > 1 else ranks(keys)
+    names = ["zeta.c", "beta.c", "alpha.c", "main.c"]
+    predicted = [names[u] for u in sorted(range(4), key=lambda u: (rank[u], keys[u]))]
+    assert predicted == (["main.c", "alpha.c", "beta.c", "zeta.c"] if threads < 2 else
+                         ["main.c", "zeta.c", "alpha.c", "beta.c"])
+    assert expansion_order(prog, threads=threads) == predicted
+
+
 def unit_keys(prog: Path) -> list[tuple[int, bytes]]:
     """expansion.py's key of every unit of ``prog``."""
     from linkplugin.dwarf.abbrev import parse_abbrev_table

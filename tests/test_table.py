@@ -22,12 +22,14 @@ def path(request, monkeypatch) -> str:
     return request.param
 
 
-def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[tuple[list[int], ...]]:
+def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None,
+               thread_ranks: list[list[int]] = ()) -> list[tuple[list[int], ...]]:
     """The winners as the loops over roots chose them: the first holder of each hash in gdb's
     expansion order (the lowest unit among equals) that keeps no copy of an ambiguous name, else
     the first holder, wins; pinned roots, roots of a different size
     and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
-    lowest of them, stays."""
+    lowest of them, stays; so does a root whose winner is in another unit that keeps such a copy
+    and that one of ``thread_ranks`` places no earlier than the root's unit."""
     rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])
     holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for u, a in enumerate(analyses):
@@ -56,6 +58,8 @@ def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None) -> list[t
             wu, wk = winners[a.hashes[k].tobytes()]
             kept = a.has_name[k] and u in keep.get(a.names[k].tobytes(), ())
             if (wu, wk) == (u, k) or a.pinned[k] or kept:
+                continue
+            if wu in keepers and wu != u and any(r[u] <= r[wu] for r in thread_ranks):
                 continue
             w = analyses[wu]
             if w.root_ends[wk] - w.roots[wk] != a.root_ends[k] - a.roots[k]:
@@ -91,8 +95,14 @@ def test_choose_winners_same_as_the_loops(path: str) -> None:
         analyses = _analyses(rng, shared_prefix=trial % 3 == 0)
         # Keys as a .gdb_index gives them (gdb_index.expansion_keys): no ties, any order.
         keys = [(int(k), 0, 0) for k in rng.permutation(len(analyses))] if trial % 4 == 1 else None
-        got = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys)]
-        assert got == [tuple(r) for r in _reference(analyses, keys)], trial
+        orders = _orders(rng, len(analyses)) if trial % 5 < 3 else []
+        got = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys, orders)]
+        assert got == [tuple(r) for r in _reference(analyses, keys, orders)], trial
+
+
+def _orders(rng: np.random.Generator, n_units: int) -> list[list[int]]:
+    """Places of the units in one or two other orders, ties included (expansion.thread_ranks)."""
+    return [rng.integers(0, max(1, n_units - 1), n_units).tolist() for _ in range(int(rng.integers(1, 3)))]
 
 
 def test_tied_last_holders_keep_the_copy_most_of_them_hold(path: str) -> None:
@@ -135,6 +145,33 @@ def test_canonical_copies_avoid_units_that_keep_an_ambiguous_name(path: str) -> 
     assert got == [([], [], [], []), ([12], [13], [2], [10]), ([], [], [], [])]
 
 
+def test_keepers_keep_a_type_they_alone_hold_where_gdb_may_expand_them_first(path: str) -> None:
+    """A type that only units keeping an ambiguous name's copy hold has its canonical copy in
+    one of them; a holder that gdb, on some number of threads, may expand before that unit keeps
+    its own copy: its reference would make gdb expand the canonical unit earlier than for the
+    input, and that unit might then no longer be the last holder of the name it keeps."""
+    narrow, wide, other, x, y = (np.full((1, 16), v, np.uint8) for v in (1, 2, 3, 4, 5))
+    k_name, j_name, l_name = (np.full((1, 16), v, np.uint8) for v in (7, 8, 9))
+
+    def unit(first_name: bytes, *rows: tuple[np.ndarray, np.ndarray]) -> UnitAnalysis:
+        roots = np.arange(10, 10 + 2 * len(rows), 2, dtype=np.int64)
+        return UnitAnalysis("", roots, roots, roots + 1, np.concatenate([h for h, _ in rows]),
+                            np.zeros(len(rows), bool), np.concatenate([n for _, n in rows]),
+                            np.ones(len(rows), bool), (1, first_name))
+
+    # Unit 0 is the last holder of name L, unit 1 of name K: both keep a copy. The type of name
+    # J only they hold, and its canonical copy is unit 0's, which gdb expands first in one index.
+    analyses = [unit(b"b", (narrow, k_name), (other, j_name), (x, l_name)),
+                unit(b"c", (wide, k_name), (other, j_name)),
+                unit(b"a", (y, l_name))]
+    one_index = [tuple(list(x) for x in r) for r in choose_winners(analyses)]
+    assert one_index == [([], [], [], []), ([12], [13], [0], [12]), ([], [], [], [])]
+    assert [tuple(list(x) for x in r) for r in choose_winners(analyses, None, [[1, 2, 0]])] == one_index
+    # With two indexes gdb may expand unit 1 first: its reference would expand unit 0 early.
+    kept = [tuple(list(x) for x in r) for r in choose_winners(analyses, None, [[1, 2, 0], [1, 0, 2]])]
+    assert kept == [([], [], [], [])] * 3
+
+
 def test_compiled_same_as_numpy_with_nested_names(monkeypatch) -> None:
     """Names nested in class roots (``_ambiguous_nested``), integers of 4 and 8 bytes and flags
     as bool or uint8: the compiled table chooses as the numpy one does."""
@@ -154,9 +191,10 @@ def test_compiled_same_as_numpy_with_nested_names(monkeypatch) -> None:
                                pinned=a.pinned.astype(np.uint8), has_name=a.has_name.astype(np.uint8))
             analyses.append(a._replace(nested_root=nested_root, nested_names=nested_names))
         keys = [(int(k), 0, 0) for k in rng.permutation(len(analyses))] if trial % 4 == 1 else None
-        compiled = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys)]
+        orders = _orders(rng, len(analyses)) if trial % 3 else []
+        compiled = [tuple(list(x) for x in r) for r in choose_winners(analyses, keys, orders)]
         monkeypatch.setattr(table, "_core", None)
-        reference = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, keys)]
+        reference = [tuple(x.tolist() for x in r) for r in choose_winners(analyses, keys, orders)]
         monkeypatch.setattr(table, "_core", core)
         assert compiled == reference, trial
 

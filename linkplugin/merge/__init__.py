@@ -17,7 +17,7 @@ from linkplugin.errors import LinkpluginError
 from linkplugin.index import CannotRebuild, rebuild_indexes
 from linkplugin.dwarf.read import forget_tables
 from linkplugin.dwarf.units import forget_units, parse_units
-from linkplugin.merge.expansion import MAIN
+from linkplugin.merge.expansion import MAIN, THREAD_MODELS, thread_ranks
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
@@ -216,7 +216,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
             forget_tables()
         release_freed_memory()  # what the hash phase left in the heaps, before the table's arrays
         partial = any(a.partial for a in analyses)
-        keys = _expansion_keys(sections, units, analyses)
+        keys, orders = _expansion_keys(sections, units, analyses)
         if partial:
             # gdb reads a partial unit's DIEs as part of each unit that imports it: a copy moved
             # across that boundary lists under other files (libstdc++ after dwz -o: 268 of 13,503
@@ -226,7 +226,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                    "already, so no DIE is removed (abbreviations and reference forms are "
                                    "still rewritten)")
         else:
-            removals = choose_winners(analyses, keys)
+            removals = choose_winners(analyses, keys, orders)
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr and not partial:
             from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)
@@ -320,19 +320,23 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     return result
 
 
-def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]) -> list[tuple]:
+def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]
+                    ) -> tuple[list[tuple], list[list[int]]]:
     """Where gdb expands each unit: as it reads the input's .gdb_index, or without one (or with
-    one the rebuild will drop) in its own name order, ``UnitAnalysis.gdb_key``."""
+    one the rebuild will drop) in its own name order, ``UnitAnalysis.gdb_key``; and, in the
+    second case only, the units' places when gdb indexes on the threads of THREAD_MODELS (with
+    an index it walks the index whatever its threads)."""
     lazy = [a.gdb_key for a in analyses]
-    if ".gdb_index" not in sections:
-        return lazy
-    from linkplugin.index import gdb_index  # only for a file with the index
+    if ".gdb_index" in sections:
+        from linkplugin.index import gdb_index  # only for a file with the index
 
-    main = [k for k, key in enumerate(lazy) if key[0] == MAIN]
-    try:
-        return gdb_index.expansion_keys(sections[".gdb_index"], units, main)
-    except (CannotRebuild, struct.error):
-        return lazy  # rebuild_indexes drops the index and says why
+        main = [k for k, key in enumerate(lazy) if key[0] == MAIN]
+        try:
+            return gdb_index.expansion_keys(sections[".gdb_index"], units, main), []
+        except (CannotRebuild, struct.error):
+            pass  # rebuild_indexes drops the index and says why
+    sizes = [u.end - u.off for u in units]
+    return lazy, [thread_ranks(lazy, sizes, threads) for threads in THREAD_MODELS]
 
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:

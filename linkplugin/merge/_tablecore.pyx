@@ -205,11 +205,12 @@ cdef int _ambiguous(Py_ssize_t nrows, const int32_t* row_unit, const int64_t* un
 
 
 def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list hashes, list names,
-                   list has_name, list nested_root, list nested_names):
+                   list has_name, list nested_root, list nested_names, list thread_ranks):
     """table.choose_winners's result for units whose roots, root ends (integers), pinned flags
     (bytes), 16-byte hashes, 16-byte name keys, name flags (bytes), nested roots (integers) and
-    nested name keys (16 bytes) are given per unit, as numpy arrays, array.array or bytes: a
-    list of (starts, ends, canon_unit, canon_die) of array('q') per unit.
+    nested name keys (16 bytes) are given per unit, as numpy arrays, array.array or bytes, and
+    for the units' places in other orders (``thread_ranks``: lists of integers, a place per
+    unit): a list of (starts, ends, canon_unit, canon_die) of array('q') per unit.
 
     Nothing per root is copied but what the choice needs (unit, group, name key, flags: 13
     bytes a root) and, while it is built, the hash table: this phase is the merge's peak on
@@ -232,6 +233,9 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
     cdef uint8_t* nest_keep = NULL
     cdef uint8_t* keeper = NULL     # per unit: it keeps a copy for an ambiguous name
     cdef uint8_t* fixed = NULL      # per group: its winner is away from those units
+    cdef int64_t* other_rank = NULL  # per order of thread_ranks, per unit: its place
+    cdef Py_ssize_t n_orders = len(thread_ranks), o
+    cdef bint pulled
     cdef int32_t g
     cdef const uint8_t* p
     cdef const uint8_t* flags
@@ -241,7 +245,7 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
     cdef Py_ssize_t wu, at
     cdef array a_st, a_en, a_cu, a_cd
     if not (len(unit_rank) == len(root_ends) == len(pinned) == len(hashes) == len(names) == len(has_name)
-            == len(nested_root) == len(nested_names) == n_units):
+            == len(nested_root) == len(nested_names) == n_units) or any(len(r) != n_units for r in thread_ranks):
         raise ValueError("table inputs of different unit counts")
     try:
         views = <Py_buffer*> calloc(V_COUNT * n_units + 1, sizeof(Py_buffer))
@@ -249,8 +253,12 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
         held = <uint8_t*> calloc(V_COUNT * n_units + 1, 1)
         base = <int64_t*> malloc((n_units + 1) * sizeof(int64_t))
         rank_of_unit = <int64_t*> malloc((n_units + 1) * sizeof(int64_t))
-        if views == NULL or kinds == NULL or held == NULL or base == NULL or rank_of_unit == NULL:
+        other_rank = <int64_t*> malloc((n_orders * n_units + 1) * sizeof(int64_t))
+        if views == NULL or kinds == NULL or held == NULL or base == NULL or rank_of_unit == NULL or other_rank == NULL:
             raise MemoryError()
+        for o in range(n_orders):
+            for u in range(n_units):
+                other_rank[o * n_units + u] = thread_ranks[o][u]
         for u in range(n_units):
             base[u] = n
             cnt = len(roots[u])
@@ -375,6 +383,15 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
                     if w == row or keep[row]:
                         continue
                     wu = row_unit[w]
+                    if keeper[wu] and wu != u:
+                        # (table._pulling) kept where another order may expand this unit first
+                        pulled = False
+                        for o in range(n_orders):
+                            if other_rank[o * n_units + u] <= other_rank[o * n_units + wu]:
+                                pulled = True
+                                break
+                        if pulled:
+                            continue
                     r_root = _int(&views[V_COUNT * u + V_ROOTS], kinds[3 * u], k)
                     r_end = _int(&views[V_COUNT * u + V_ENDS], kinds[3 * u + 1], k)
                     w_root = _int(&views[V_COUNT * wu + V_ROOTS], kinds[3 * wu], w - base[wu])
@@ -414,3 +431,4 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
         free(nest_keep)
         free(keeper)
         free(fixed)
+        free(other_rank)

@@ -22,8 +22,9 @@ its DIEs (``follow_die_offset`` queues the target unit): merging avoids that by 
 canonical copy in the holder gdb expands first that keeps no copy for an ambiguous name
 (table.choose_winners). Nor gdb's worker threads (``maint set worker-threads``, by default one
 per core): gdb then builds one index per thread, each over a run of units cut by their sizes
-(gdbsupport/parallel-for.h), and expands units index by index, so the order here is that of
-0 or 1 worker threads (BENCHMARKS.md, session 13, has the listings at 2, 4 and 8).
+(gdbsupport/parallel-for.h), and expands units index by index: ``expansion_key`` gives the
+order of 0 or 1 worker threads, ``thread_ranks`` that of more, which the merge checks for 2 and 4
+(THREAD_MODELS; BENCHMARKS.md, sessions 13 and 14, has the listings at 2, 4 and 8).
 """
 from __future__ import annotations
 
@@ -220,7 +221,43 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
     return NEVER, b""
 
 
-def ranks(keys: list[tuple[int, bytes]]) -> list[int]:
+def ranks(keys: list[tuple]) -> list[int]:
     """Each unit's place in gdb's expansion order; units with equal keys share a place."""
     order = {key: r for r, key in enumerate(sorted(set(keys)))}
     return [order[key] for key in keys]
+
+
+# The numbers of worker threads whose expansion orders the merge respects too (table.choose_winners):
+# 2, gdb's default on a 2-core machine, and 4. With 8 as well libstdc++ listed worse at 0 threads
+# (15 entries moved against 1), for 8 KB more (BENCHMARKS.md, session 14).
+THREAD_MODELS = (2, 4)
+
+
+def thread_indexes(sizes: list[int], threads: int) -> list[int]:
+    """Which of gdb's indexes each unit is in when gdb indexes on ``threads`` worker threads: one
+    index per worker over a run of consecutive units, each run closed once it holds a
+    ``threads``-th of all the units' bytes, and the rest on the main thread, whose index comes
+    last (gdbsupport/parallel-for.h ``parallel_for_each``, sized by each unit's length in
+    dwarf2/read.c ``dwarf2_build_psymtabs_hard``). gdb cuts by the output's sizes; these are the
+    input's, which the merge knows when it chooses."""
+    out = [threads - 1] * len(sizes)
+    per = sum(sizes) // threads
+    first = 0
+    for index in range(threads - 1):
+        end, chunk = first, 0
+        while end < len(sizes) and chunk < per:
+            chunk += sizes[end]
+            end += 1
+        if end == len(sizes):
+            break
+        out[first:end] = [index] * (end - first)
+        first = end
+    return out
+
+
+def thread_ranks(keys: list[tuple[int, bytes]], sizes: list[int], threads: int) -> list[int]:
+    """Each unit's place in gdb's expansion order (``ranks``) when gdb indexes on ``threads``
+    worker threads: main's unit first, then for each listing index after index, by first name
+    within each (cooked_index_vector::find walks the indexes in turn)."""
+    index = thread_indexes(sizes, threads)
+    return ranks([(phase, 0 if phase == MAIN else index[u], name) for u, (phase, name) in enumerate(keys)])

@@ -214,7 +214,8 @@ class Removals(NamedTuple):
         return Removals(*(np.asarray(x) for x in self))
 
 
-def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None) -> list[Removals]:
+def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None,
+                   thread_ranks: list[list[int]] | tuple = ()) -> list[Removals]:
     """The roots each unit drops, and where their canonical copies are.
 
     The canonical copy of a root is that of the holder gdb 13 expands first (expansion.py; the
@@ -234,6 +235,14 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     references still land on units whose place changes no listing. libstdc++ at two threads,
     entries moved and lost: 19 and 9 with the first holder, 5 and 3 with this (BENCHMARKS.md).
 
+    A type that only such units hold has its canonical copy in one of them, which a reference
+    may then expand early after all. gdb's order depends on the number of threads it indexes
+    on; ``thread_ranks`` are the units' places in the orders of some numbers of threads
+    (expansion.thread_ranks): a root of a unit that gdb may expand before its canonical copy's
+    unit in one of those orders keeps its copy (``_pulling``). libstdc++, entries moved / lost
+    at 0, 2, 4 and 8 threads: 1 / 1, 5 / 3, 9 / 8, 21 / 19 without; 1 / 1, 1 / 1, 2 / 1,
+    14 / 12 with the orders of 2 and 4 threads, for 82 KB (BENCHMARKS.md, session 14).
+
     ``keys`` (default: each unit's ``gdb_key``) place the units in that order; with a .gdb_index
     gdb walks the index instead (``gdb_index.expansion_keys``). Either way it expands main's
     unit first, follows its references, and answers a lookup from the units it expanded, newest
@@ -244,7 +253,7 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
         return [Removals(*r) for r in _core.choose_winners(
             rank_list, [a.roots for a in analyses], [a.root_ends for a in analyses], [a.pinned for a in analyses],
             [a.hashes for a in analyses], [a.names for a in analyses], [a.has_name for a in analyses],
-            [a.nested_root for a in analyses], [a.nested_names for a in analyses])]
+            [a.nested_root for a in analyses], [a.nested_names for a in analyses], list(thread_ranks))]
     analyses = [as_numpy(a) for a in analyses]
     unit_rank = np.array(rank_list, dtype=np.int64).reshape(-1)
     counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
@@ -266,7 +275,9 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     keep = _ambiguous_names(unit, root_rank, group, named)
     keep |= _ambiguous_nested(analyses, base, unit, root_rank, group, named)
     del named, root_rank
-    first = _away_from_kept(first, group, prio, unit, keep, n_units)
+    keeper = np.zeros(n_units, dtype=bool)  # the units that keep such a copy
+    keeper[unit[keep]] = True
+    first = _away_from_kept(first, group, prio, unit, keeper)
     del prio
     win = first[group]
     del first, group
@@ -276,6 +287,7 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     drop &= ~np.concatenate([a.pinned for a in analyses]).astype(bool, copy=False)
     drop &= ~keep
     del keep
+    drop &= ~_pulling(unit, win, keeper, thread_ranks)
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
     roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
     size = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
@@ -295,12 +307,10 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
 
 
-def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit: np.ndarray, keep: np.ndarray,
-                    n_units: int) -> np.ndarray:
+def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit: np.ndarray,
+                    keeper: np.ndarray) -> np.ndarray:
     """Each group's winner: its first row in ``prio`` order whose unit keeps no copy for an
-    ambiguous name (``keep``), else ``first`` (see choose_winners)."""
-    keeper = np.zeros(n_units, dtype=bool)
-    keeper[unit[keep]] = True
+    ambiguous name (``keeper``: by unit), else ``first`` (see choose_winners)."""
     if not keeper.any():
         return first
     rows = np.empty(len(prio), dtype=np.int64)
@@ -310,6 +320,23 @@ def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit
     first = first.copy()
     first[groups] = rows[at]
     return first
+
+
+def _pulling(unit: np.ndarray, win: np.ndarray, keeper: np.ndarray, thread_ranks: list[list[int]] | tuple
+             ) -> np.ndarray:
+    """Which roots keep their copies because their canonical copy (row ``win``) is in another
+    unit that keeps a copy for an ambiguous name, and gdb may expand theirs no later than that
+    unit in one of the orders ``thread_ranks``: the reference would expand it earlier than gdb
+    does for the input (see choose_winners)."""
+    out = np.zeros(len(unit), dtype=bool)
+    if not len(thread_ranks) or not keeper.any():
+        return out
+    win_unit = unit[win]
+    candidate = keeper[win_unit] & (win_unit != unit)
+    for r in thread_ranks:
+        r = np.asarray(r, dtype=np.int64)
+        out |= candidate & (r[unit] <= r[win_unit])
+    return out
 
 
 def as_numpy(a: UnitAnalysis) -> UnitAnalysis:
