@@ -29,7 +29,8 @@ def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None,
     the first holder, wins; pinned roots, roots of a different size
     and the copy of an ambiguous name that most holders gdb expands last hold, kept by the
     lowest of them, stays; so does a root whose winner is in another unit that keeps such a copy
-    and that one of ``thread_ranks`` places no earlier than the root's unit."""
+    and that one of ``thread_ranks`` places after the root's unit (the lower unit first among
+    equal places)."""
     rank = ranks(keys if keys is not None else [a.gdb_key for a in analyses])
     holders: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for u, a in enumerate(analyses):
@@ -59,7 +60,7 @@ def _reference(analyses: list[UnitAnalysis], keys: list[tuple] | None,
             kept = a.has_name[k] and u in keep.get(a.names[k].tobytes(), ())
             if (wu, wk) == (u, k) or a.pinned[k] or kept:
                 continue
-            if wu in keepers and wu != u and any(r[u] <= r[wu] for r in thread_ranks):
+            if wu in keepers and wu != u and any((r[u], u) < (r[wu], wu) for r in thread_ranks):
                 continue
             w = analyses[wu]
             if w.root_ends[wk] - w.roots[wk] != a.root_ends[k] - a.roots[k]:
@@ -147,7 +148,7 @@ def test_canonical_copies_avoid_units_that_keep_an_ambiguous_name(path: str) -> 
 
 def test_keepers_keep_a_type_they_alone_hold_where_gdb_may_expand_them_first(path: str) -> None:
     """A type that only units keeping an ambiguous name's copy hold has its canonical copy in
-    one of them; a holder that gdb, on some number of threads, may expand before that unit keeps
+    one of them; a holder that gdb, on some number of threads, expands before that unit keeps
     its own copy: its reference would make gdb expand the canonical unit earlier than for the
     input, and that unit might then no longer be the last holder of the name it keeps."""
     narrow, wide, other, x, y = (np.full((1, 16), v, np.uint8) for v in (1, 2, 3, 4, 5))

@@ -384,10 +384,11 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
                         continue
                     wu = row_unit[w]
                     if keeper[wu] and wu != u:
-                        # (table._pulling) kept where another order may expand this unit first
+                        # (table._pulling) kept where another order expands this unit first
                         pulled = False
                         for o in range(n_orders):
-                            if other_rank[o * n_units + u] <= other_rank[o * n_units + wu]:
+                            if (other_rank[o * n_units + u] < other_rank[o * n_units + wu] or
+                                    (other_rank[o * n_units + u] == other_rank[o * n_units + wu] and u < wu)):
                                 pulled = True
                                 break
                         if pulled:

@@ -238,10 +238,11 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     A type that only such units hold has its canonical copy in one of them, which a reference
     may then expand early after all. gdb's order depends on the number of threads it indexes
     on; ``thread_ranks`` are the units' places in the orders of some numbers of threads
-    (expansion.thread_ranks): a root of a unit that gdb may expand before its canonical copy's
-    unit in one of those orders keeps its copy (``_pulling``). libstdc++, entries moved / lost
-    at 0, 2, 4 and 8 threads: 1 / 1, 5 / 3, 9 / 8, 21 / 19 without; 1 / 1, 1 / 1, 2 / 1,
-    14 / 12 with the orders of 2 and 4 threads, for 82 KB (BENCHMARKS.md, session 14).
+    (expansion.thread_ranks): a root of a unit that gdb expands before its canonical copy's
+    unit in one of those orders keeps its copy (``_pulling``; among units of equal places the
+    lower first, as in the one-index order). libstdc++, entries moved / lost at 0, 2, 4 and 8
+    threads: 1 / 1, 5 / 3, 9 / 8, 21 / 19 without; 4 / 4, 0 / 0, 2 / 1, 19 / 17 with the orders
+    of 2 and 4 threads, for 9.5 KB (BENCHMARKS.md, session 14).
 
     ``keys`` (default: each unit's ``gdb_key``) place the units in that order; with a .gdb_index
     gdb walks the index instead (``gdb_index.expansion_keys``). Either way it expands main's
@@ -325,9 +326,11 @@ def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit
 def _pulling(unit: np.ndarray, win: np.ndarray, keeper: np.ndarray, thread_ranks: list[list[int]] | tuple
              ) -> np.ndarray:
     """Which roots keep their copies because their canonical copy (row ``win``) is in another
-    unit that keeps a copy for an ambiguous name, and gdb may expand theirs no later than that
-    unit in one of the orders ``thread_ranks``: the reference would expand it earlier than gdb
-    does for the input (see choose_winners)."""
+    unit that keeps a copy for an ambiguous name, and gdb expands theirs before that unit in one
+    of the orders ``thread_ranks`` (equal places: the lower unit first): the reference would
+    expand it earlier than gdb does for the input (see choose_winners). Counting equal places
+    as "may come first" instead kept 82 KB on libstdc++ and 237 KB on libipopt, for listings
+    no better over 0, 2 and 4 threads (BENCHMARKS.md, session 14)."""
     out = np.zeros(len(unit), dtype=bool)
     if not len(thread_ranks) or not keeper.any():
         return out
@@ -335,7 +338,7 @@ def _pulling(unit: np.ndarray, win: np.ndarray, keeper: np.ndarray, thread_ranks
     candidate = keeper[win_unit] & (win_unit != unit)
     for r in thread_ranks:
         r = np.asarray(r, dtype=np.int64)
-        out |= candidate & (r[unit] <= r[win_unit])
+        out |= candidate & ((r[unit] < r[win_unit]) | ((r[unit] == r[win_unit]) & (unit < win_unit)))
     return out
 
 
