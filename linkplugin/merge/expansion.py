@@ -229,7 +229,8 @@ def ranks(keys: list[tuple]) -> list[int]:
 
 # The numbers of worker threads whose expansion orders the merge respects too (table.choose_winners):
 # 2, gdb's default on a 2-core machine, and 4. With 8 as well libstdc++ listed worse at 0 threads
-# (15 entries moved against 1), for 8 KB more (BENCHMARKS.md, session 14).
+# (13 entries moved against 4) and no better at 8, for 8 KB more; with 2 alone, worse at 0 and 4
+# threads (BENCHMARKS.md, session 14).
 THREAD_MODELS = (2, 4)
 
 
