@@ -379,3 +379,21 @@ def test_allocated_section_name_table_that_must_grow(seeds: dict, tmp_path: Path
     _shdr(seed, data, ".shstrtab", "sh_flags", 0x2)  # SHF_ALLOC
     rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="part of the loaded program")
     rejected(tmp_path / "in", data, "decompress", "IN", "-o", "OUT", says="part of the loaded program")
+
+
+def test_index_rebuild_with_numpy_offsets_and_compiled_new_offsets() -> None:
+    """A unit the compiled decoder declines (bit flips in .debug_abbrev) makes the joined DIE
+    offsets a numpy array while the compiled layout's new offsets stay an array.array; a name
+    index (.debug_pubnames) then looked its entries up in both: TypeError (fuzz seed 130, case
+    24886). Each is now seen by numpy on its own."""
+    from array import array
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from linkplugin.merge.layout import Resolver
+    resolve = Resolver.__new__(Resolver)
+    resolve.units = [SimpleNamespace(off=0, end=100)]
+    resolve.offs = np.array([11, 20, 35], dtype=np.uint32)
+    resolve.new = array("q", [11, 15, 27])
+    assert resolve.many(np.array([35, 11], dtype=np.int64)).tolist() == [27, 11]

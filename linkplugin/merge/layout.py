@@ -85,8 +85,12 @@ class Resolver:
         """New offsets of the DIEs at the old offsets ``old`` (numpy: the index rebuilds')."""
         if not len(old):
             return old
-        if not isinstance(self.offs, np.ndarray):  # the compiled path's arrays, seen by numpy
-            self.offs, self.new = np.asarray(self.offs), np.asarray(self.new)
+        # The compiled path's arrays, seen by numpy: each on its own, since the offsets are
+        # numpy already where one unit took the pure decoder and the new offsets came from C.
+        if not isinstance(self.offs, np.ndarray):
+            self.offs = np.asarray(self.offs)
+        if not isinstance(self.new, np.ndarray):
+            self.new = np.asarray(self.new)
         lo, hi = self.units[0].off, self.units[-1].end
         outside = (old < lo) | (old >= hi)
         if outside.any():
