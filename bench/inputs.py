@@ -33,8 +33,8 @@ DWZ_MULTIFILE = ("binutils-x86-64-linux-gnu-dbg", "usr/lib/debug/.build-id")
 # units, 589,000 DIEs, 6.8 MB of .debug_info+abbrev), the largest under its .build-id folder, plain.
 LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # More of Debian's own -dbg packages (only by --only, session 14), zlib as shipped, plain: C built
-# with -O2 in many small units (libgsl-dbg: 629 units, 3.6 MB of .debug_info+abbrev, a location-list
-# operand naming a base type every 50 bytes; graphicsmagick-dbg), C++ (stimfit-dbg, 9.8 MB) and
+# with -O2 in many small units (libgsl-dbg: 629 units, 3.6 MB of .debug_info+abbrev, 78,000
+# unit-relative location-list operands; graphicsmagick-dbg), C++ (stimfit-dbg, 9.8 MB) and
 # C++ with four C units (coinor-libipopt1v5-dbg: libipopt.so.1.9.9, 23 MB). The largest debug file
 # under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),

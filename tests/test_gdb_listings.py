@@ -336,6 +336,8 @@ def test_expansion_order_with_worker_threads(tmp_path, threads):
     from linkplugin.dwarf.units import parse_units
     from linkplugin.merge.expansion import ranks, thread_ranks
     from elftools.elf.elffile import ELFFile
+    if not have("gcc"):
+        pytest.skip("gcc missing")
     need("gdb")
     prog = build(tmp_path / "src", THREAD_ORDER_FILES, "gcc", ["-g", "-O0"])
     with open(prog, "rb") as f:
