@@ -67,6 +67,41 @@ def test_round_trip_through_objcopy_and_decompress(program: Path, codec: str) ->
     assert restored == original
 
 
+@pytest.mark.parametrize("level", ["0", "1", "9", "12"])
+def test_every_zlib_level_is_one_stream_objcopy_reads(cxx_program: Path, level: str) -> None:
+    """libdeflate's shards, made non-final and joined (level 0: stored blocks only; 12: beyond
+    zlib's levels), read back by objcopy and by Python's zlib as one stream per section."""
+    out = compress(cxx_program, "zlib", "--level", level, "--shard-size", SMALL_SHARDS)
+    original = debug_sections(cxx_program)
+    assert debug_sections(out) == original
+    with open(out, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            compressed = section["sh_flags"] & 0x800  # SHF_COMPRESSED (level 0 grows a section: left plain)
+            if compressed and len(original.get(section.name, b"")) > int(SMALL_SHARDS):
+                f.seek(section["sh_offset"] + 24)  # after the 64-bit Chdr
+                payload = f.read(section["sh_size"] - 24)
+                d = zlib.decompressobj()
+                assert d.decompress(payload) == original[section.name] and d.eof and not d.unused_data
+
+
+@pytest.mark.parametrize("level", [0, 1, 6, 12])
+def test_zlib_shards_of_stored_and_mixed_blocks_join(level: int) -> None:
+    """Shards whose last block is a stored one (random bytes; level 0 stores everything), or
+    ends anywhere in a byte, still join into one stream that zlib reads whole."""
+    import os
+    import random
+
+    from linkplugin.compress import codec
+
+    rng = random.Random(level)
+    text = b"".join(rng.choice([b"DW_TAG_", b"member", b"\0\x01", b"std::"]) for _ in range(40000))
+    data = text[:70000] + os.urandom(90000) + text[70000:] + os.urandom(33000)
+    plain = codec.Plain(len(data), data=data)
+    pieces = codec.compress_all([plain], codec.Settings("zlib", level, 32768), jobs=2)[0]
+    d = zlib.decompressobj()
+    assert d.decompress(b"".join(pieces)) == data and d.eof and not d.unused_data
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_readelf_reads_the_same(program: Path, codec: str) -> None:
     out = compress(program, codec, "--shard-size", SMALL_SHARDS)

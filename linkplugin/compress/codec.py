@@ -38,10 +38,9 @@ def _inflate_library() -> Any:
 
 # objcopy's and libzstd's defaults, so "same level" comparisons are fair.
 DEFAULT_LEVEL = {"zlib": 6, "zstd": 3}
-LEVELS = {"zlib": range(0, 10), "zstd": range(1, 23)}
-# zlib shards are primed with the 32 KiB before them, so their size barely
-# changes the ratio; zstd frames start cold, and at 4 MiB its output is no
-# larger than objcopy's single frame (1 MiB cost 1-2%).
+LEVELS = {"zlib": range(0, 13), "zstd": range(1, 23)}  # zlib: libdeflate's levels, 10-12 beyond zlib's
+# Shards start cold. zlib (libdeflate) at 1 MiB is still smaller than objcopy's single stream;
+# zstd at 4 MiB is no larger than objcopy's single frame (1 MiB cost 1-2%).
 DEFAULT_SHARD_SIZE = {"zlib": 1 << 20, "zstd": 4 << 20}
 _CHUNK = 1 << 20  # decompression step: never allocate what a header merely claims
 _FEED = 1 << 16  # compressed bytes handed to zlib at a time (see _unzlib)
@@ -62,8 +61,8 @@ class Settings(Value):
         if self.level not in LEVELS[self.codec]:
             r = LEVELS[self.codec]
             raise LinkpluginError(f"{self.codec} level must be {r.start} to {r.stop - 1}, not {self.level}")
-        if self.shard_size < shards.WINDOW:
-            raise LinkpluginError(f"shard size must be at least {shards.WINDOW} bytes")
+        if self.shard_size < shards.MIN_SHARD_SIZE:
+            raise LinkpluginError(f"shard size must be at least {shards.MIN_SHARD_SIZE} bytes")
 
 
 class Packed(Value):
@@ -100,21 +99,21 @@ def _zlib_header(level: int) -> bytes:
 
 
 class Shard:
-    """One shard task: ``length`` plain bytes after ``prime`` bytes of
-    dictionary (zlib), held in ``data`` or read from ``path`` at ``offset``
-    (where the prime starts) by the thread that compresses it."""
+    """One shard task: ``length`` plain bytes, held in ``data`` or read from
+    ``path`` at ``offset`` by the thread that compresses it; ``last``: the
+    section's last shard."""
 
-    __slots__ = ("key", "length", "prime", "last", "data", "fd", "path", "offset")
+    __slots__ = ("key", "length", "last", "data", "fd", "path", "offset")
 
-    def __init__(self, key: tuple[int, int], length: int, prime: int, last: bool,
+    def __init__(self, key: tuple[int, int], length: int, last: bool,
                  data: bytes | memoryview | None = None, fd: int = -1, path: str = "", offset: int = 0) -> None:
-        self.key, self.length, self.prime, self.last = key, length, prime, last
+        self.key, self.length, self.last = key, length, last
         self.data, self.fd, self.path, self.offset = data, fd, path, offset
 
     def read(self) -> bytes | memoryview:
         if self.data is not None:
             return self.data
-        want = self.prime + self.length
+        want = self.length
         try:
             buf = os.pread(self.fd, want, self.offset)  # the GIL is released while it reads
         except OSError as exc:
@@ -130,24 +129,20 @@ def _tasks(index: int, plain: Plain, settings: Settings, fds: dict[str, int]) ->
     out = []
     for number, start in enumerate(range(0, size, step)):
         length = min(step, size - start)
-        prime = min(shards.WINDOW, start) if settings.codec == "zlib" else 0
         last = start + length == size
         if plain.path is not None:
-            out.append(Shard((index, number), length, prime, last, fd=fds[plain.path], path=plain.path,
-                             offset=plain.offset + start - prime))
+            out.append(Shard((index, number), length, last, fd=fds[plain.path], path=plain.path,
+                             offset=plain.offset + start))
         else:
-            out.append(Shard((index, number), length, prime, last,
-                             data=memoryview(plain.data)[start - prime:start + length]))
+            out.append(Shard((index, number), length, last, data=memoryview(plain.data)[start:start + length]))
     return out
 
 
 def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Shard]:
     """The shard tasks of a compressed input section, decoded as they are taken:
-    the same shards, primes and flags as from a plain file, so the same bytes.
+    the same shards and flags as from a plain file, so the same bytes.
     The plain section is never held whole, whatever its header claims."""
     size, step = plain.size, settings.shard_size
-    window = shards.WINDOW if settings.codec == "zlib" else 0
-    prime = b""  # the end of the shard before
     pending: list[memoryview] = []  # the decoded pieces of the shard being filled
     have = start = number = 0
     for piece in plain_chunks(plain.packed, size):
@@ -158,18 +153,18 @@ def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Sh
             view = view[take:]
             have += take
             if have == step or start + have == size:
-                data = b"".join([prime, *pending])  # the one copy of these bytes
-                yield Shard((index, number), have, len(prime), start + have == size, data=data)
-                prime = data[-window:] if window else b""
+                data = b"".join(pending)  # the one copy of these bytes
+                yield Shard((index, number), have, start + have == size, data=data)
                 pending, start, have, number = [], start + have, 0, number + 1
 
 
 def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     """What makes one thread's shard function for ``settings``."""
-    level = settings.level
+    level, size = settings.level, settings.shard_size
     if settings.codec == "zlib":
         def make() -> Callable[[Shard], Any]:
-            return lambda task: shards.deflate_shard(task.read(), task.prime, level, task.last)
+            shard = shards.deflater(level, size)
+            return lambda task: shard(task.read(), task.last)
         return make
 
     def make_zstd() -> Callable[[Shard], Any]:
@@ -341,4 +336,8 @@ def codec_version(codec: str) -> str:
         import zstandard
 
         return f"zstandard-{zstandard.__version__}/libzstd-{'.'.join(map(str, zstandard.ZSTD_VERSION))}"
-    return f"zlib-{zlib.ZLIB_RUNTIME_VERSION}"
+    import deflate
+
+    # The package pins the libdeflate it bundles. The system zlib that finds block ends (shards.py)
+    # never changes the bytes.
+    return f"deflate-{deflate.__version__}"
