@@ -280,7 +280,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
             result.replace[".debug_aranges"] = rewrite_aranges(sections[".debug_aranges"], unit_map)
         for name in (".debug_loc", ".debug_loclists"):
             version_ok = (lambda v: v < 5) if name == ".debug_loc" else (lambda v: v >= 5)
-            values = [v for u, o in zip(units, outputs) if version_ok(u.version) for v in o.loc_values]
+            values = [o.loc_values for u, o in zip(units, outputs) if version_ok(u.version) and o.loc_values]
             patches = [p for u, o in zip(units, outputs) if version_ok(u.version) for p in o.loc_patches]
             if values or patches:
                 result.replace[name] = patch_location_lists(sections[name], values, patches, resolve)

@@ -56,7 +56,7 @@ class UnitOutput(NamedTuple):
     abbrev: bytes             # its abbreviation table
     new_rel: np.ndarray       # new unit-relative offset of every old DIE, -1 if removed
     patches: list[Patch]      # positions in ``body`` of references to resolve
-    loc_values: list[tuple[int, bytes]]   # (position in the location-list section, new bytes)
+    loc_values: array         # rows of 3 (position in the location-list section, width, new value)
     loc_patches: list[Patch]  # positions in the location-list section to resolve
     dies_out: int
     local_width: int = 4      # width of the unit-local references
@@ -94,7 +94,7 @@ class Draft(NamedTuple):
     patches: array            # rows of 3 (position, width, old target)
     locs: array               # the local references: rows of 2 (position, target DIE)
     fixes: array              # the DIE-naming operands: rows of 3 (position, width, target DIE)
-    loc_targets: list[tuple[int, int, int]]  # unit-relative location-list operands (``_location_targets``)
+    loc_targets: array        # unit-relative location-list operands (``_location_targets``)
     loc_patches: list[Patch]
     kept: int
     tags: array               # rows of 3 (tag, DIEs before, DIEs after)
@@ -464,7 +464,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     new_rel = np.array(new_rel_l, dtype=np.int64)
     # (a counting pass of _rewrite_at reads no location lists: their operands are checked with
     # the final offsets, as the compiled copy does)
-    loc_values, loc_patches = ([], []) if counting else _location_values(secs, ud, new_rel)
+    loc_values, loc_patches = (array("q"), []) if counting else _location_values(secs, ud, new_rel)
     tags = _tag_counts(ud, keep)
     if shared_codes is not None:  # the shared table (layout.py places it)
         return UnitOutput("", bytes(out), b"", new_rel, patches, loc_values, loc_patches, int(keep.sum()),
@@ -529,7 +529,7 @@ def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
     return (UnitPlan(width, keys, draft[1]), draft[0]) if draft is not None else None
 
 
-def _draft(unit, width: int, keys: list[bytes], loc_targets: list[tuple[int, int, int]], loc_patches: list[Patch]
+def _draft(unit, width: int, keys: list[bytes], loc_targets: array, loc_patches: list[Patch]
            ) -> tuple[Draft, list[int]] | None:
     """The unit's ``Draft`` at ``width`` (its kernel's keys ``keys`` made, its location-list
     operands given), with the DIEs per key; None where recode does not apply (references wider
@@ -633,7 +633,7 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool =
     return unit
 
 
-def _smallest_compiled(ud: UnitDies, unit, loc_targets: list[tuple[int, int, int]]
+def _smallest_compiled(ud: UnitDies, unit, loc_targets: array
                        ) -> tuple[int, list[bytes], list[int]]:
     """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries (``_interned``),
     DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it (for the
@@ -674,42 +674,56 @@ def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     return ud.loc_ops
 
 
-def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray
-                     ) -> tuple[list[tuple[int, bytes]], list[Patch]]:
+def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray) -> tuple[array, list[Patch]]:
     """Location lists: unit-relative operands get their new values now (_NoFit if one does not
-    fit), the others later: (position, new bytes), patches."""
+    fit), the others later: rows of (position, width, new value), patches."""
     targets, loc_patches = _location_targets(secs, ud)
     return _values_at(targets, new_rel), loc_patches
 
 
-def _location_targets(secs: dict[str, bytes], ud: UnitDies) -> tuple[list[tuple[int, int, int]], list[Patch]]:
-    """The unit's location-list operands: the unit-relative ones as (position, width (< 0: fixed
-    size), target DIE; -1 for a non-DIE offset, which ``_values_at`` reports in its turn), the
-    others as patches."""
-    targets: list[tuple[int, int, int]] = []
-    loc_patches: list[Patch] = []
+def _location_targets(secs: dict[str, bytes], ud: UnitDies) -> tuple[array, list[Patch]]:
+    """The unit's location-list operands: the unit-relative ones as array('q') rows of 3
+    (position, width (< 0: fixed size), target DIE; -unit offset - 1 for a non-DIE offset, which
+    ``_values_at`` reports in its turn), the others as patches."""
     ops = _location_operands(secs, ud)
     if not ops:
-        return targets, loc_patches
+        return array("q"), []
     offs = ud.arrays()[0]
     off = ud.hdr.off
+    if fastrewrite.available():
+        return fastrewrite.location_targets(ops, offs, off)
+    targets = array("q")
+    loc_patches: list[Patch] = []
     for pos, w, kind, v in ops:
         if kind == "s":
             loc_patches.append((pos, w, v))
             continue
         t = bisect_left(offs, v + off)
-        targets.append((pos, w if kind == "u" else -w, t if t < len(offs) and offs[t] == v + off else -off - 1))
+        targets += array("q", (pos, w if kind == "u" else -w, t if t < len(offs) and offs[t] == v + off else -off - 1))
     return targets, loc_patches
 
 
-def _values_at(targets: list[tuple[int, int, int]], new_rel) -> list[tuple[int, bytes]]:
-    """(position, new bytes) of each unit-relative location-list operand (``_location_targets``)
-    for the unit's new offsets ``new_rel``; _NoFit if one does not fit."""
-    values = []
-    for pos, w, t in targets:
+def _values_at(targets: array, new_rel) -> array:
+    """Rows of 3 (position, width, new value) of the unit-relative location-list operands
+    ``targets`` (``_location_targets``) for the unit's new offsets ``new_rel``; _NoFit if one does
+    not fit its width."""
+    if not targets:
+        return targets
+    if fastrewrite.available():
+        status, got = fastrewrite.values_at(targets, new_rel)
+        if status == 0:
+            return got
+        if status == 1:
+            raise _NoFit()
+        raise DwarfError(f"a location list of the unit at 0x{got:x} names a non-DIE offset")
+    values = array("q")
+    for k in range(0, len(targets), 3):
+        pos, w, t = targets[k:k + 3]
         if t < 0:
             raise DwarfError(f"a location list of the unit at 0x{-t - 1:x} names a non-DIE offset")
-        values.append((pos, _operand(int(new_rel[t]), w)))
+        value = int(new_rel[t])
+        _operand(value, w)  # its _NoFit
+        values += array("q", (pos, w, value))
     return values
 
 

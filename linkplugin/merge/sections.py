@@ -1,8 +1,12 @@
 """The other sections that hold .debug_info offsets."""
 from __future__ import annotations
 
+from array import array
+
 from linkplugin.arrays import flat_rows
 from linkplugin.dwarf.forms import DwarfError
+from linkplugin.dwarf.leb import encode_uleb
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.layout import Resolver, write_patches
 
 
@@ -30,17 +34,32 @@ def rewrite_aranges(d: bytes, unit_map: dict[int, int]) -> bytes:
     return bytes(out)
 
 
-def patch_location_lists(sec: bytes, values: list[tuple[int, bytes]], patches: list[tuple[int, int, int]],
+def patch_location_lists(sec: bytes, values: list[array], patches: list[tuple[int, int, int]],
                          resolve: Resolver) -> bytearray:
     """The location-list section with its DIE-naming operands rewritten in place: the
-    unit-relative ones as ``values`` gives them, the section offsets in ``patches``
-    (position, width, old target) resolved all at once (libjvm has 200,000 of them). Returned
-    as the bytearray it was patched in (libjvm's is 51 MB: a bytes copy would be another)."""
+    unit-relative ones as each unit's ``values`` rows give them (position, width, new value:
+    rewrite._values_at), the section offsets in ``patches`` (position, width, old target)
+    resolved all at once (libjvm has 200,000 of them). Returned as the bytearray it was patched
+    in (libjvm's is 51 MB: a bytes copy would be another)."""
     out = bytearray(sec)
-    for pos, b in values:
-        out[pos:pos + len(b)] = b
+    for rows in values:
+        if not _write_operands(out, rows):
+            raise DwarfError("a location-list operand lies past the end of its section")
     if patches:
         if any(pos < 0 or pos + width > len(out) for pos, width, _ in patches):
             raise DwarfError("a location-list operand lies past the end of its section")
         write_patches(out, flat_rows(patches), resolve)
     return out
+
+
+def _write_operands(out: bytearray, rows: array) -> bool:
+    if fastrewrite.available():
+        return fastrewrite.write_operands(out, rows)
+    for k in range(0, len(rows), 3):
+        pos, w, value = rows[k:k + 3]
+        if pos < 0 or pos + abs(w) > len(out):
+            return False
+    for k in range(0, len(rows), 3):
+        pos, w, value = rows[k:k + 3]
+        out[pos:pos + abs(w)] = encode_uleb(value, w) if w > 0 else value.to_bytes(-w, "little")
+    return True
