@@ -164,7 +164,7 @@ import os, sys, zlib
 from linkplugin import pool
 from linkplugin.errors import LinkpluginError
 pool.allow_fork()
-blob = os.urandom(1 << 20) * 8  # compresses slowly at level 9
+blob = os.urandom(1 << 20) * 8  # zlib's level 9 compresses it slowly
 try:
     pool.run_tasks(zlib.compress, [(blob, 9)] * 12, 2)
 except LinkpluginError as exc:

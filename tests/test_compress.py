@@ -306,3 +306,23 @@ def test_file_mode_is_kept(c_program: Path, tmp_path: Path) -> None:
     linkplugin("compress", c_program, "-o", out)
     assert out.stat().st_mode == c_program.stat().st_mode
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".linkplugin-")]
+
+
+def test_without_the_system_zlib_a_zlib_job_says_so(monkeypatch) -> None:
+    """The block walk needs libz through ctypes: where it cannot be loaded, the job ends with
+    one clear error (the command prints it and exits 2), not a traceback."""
+    import ctypes
+    import ctypes.util
+
+    from linkplugin.compress import codec, shards
+    from linkplugin.errors import LinkpluginError
+
+    def no_library(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(shards, "_libz", None)
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    data = bytes(range(256)) * 1000
+    with pytest.raises(LinkpluginError, match="system's zlib library"):
+        codec.compress_all([codec.Plain(len(data), data=data)], codec.Settings("zlib", 6, 32768), jobs=2)

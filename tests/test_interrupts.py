@@ -162,7 +162,9 @@ def slow_input(c_program: Path, tmp_path_factory) -> Path:
     """A program whose compression takes seconds, shard by shard, on every worker."""
     folder = tmp_path_factory.mktemp("slow")
     blob = folder / "blob"
-    blob.write_bytes(os.urandom(1 << 20) * 48)
+    # Four symbols at random: libdeflate's level 9 takes about 0.3 s a 1 MiB shard on them
+    # (random bytes it stores at once).
+    blob.write_bytes(bytes(b & 3 for b in os.urandom(1 << 20)) * 48)
     src = folder / "slow"
     run("objcopy", f"--add-section=.debug_junk={blob}", c_program, src)
     return src

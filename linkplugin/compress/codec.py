@@ -160,10 +160,10 @@ def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Sh
 
 def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     """What makes one thread's shard function for ``settings``."""
-    level, size = settings.level, settings.shard_size
+    level = settings.level
     if settings.codec == "zlib":
         def make() -> Callable[[Shard], Any]:
-            shard = shards.deflater(level, size)
+            shard = shards.deflater(level)
             return lambda task: shard(task.read(), task.last)
         return make
 

@@ -38,10 +38,11 @@ ADLER_BASE = 65521
 MIN_SHARD_SIZE = 32768  # smaller shards only cost ratio (each restarts its matches and tables)
 _SYNC_TAIL = b"\x00\x00\xff\xff"  # an empty stored block's LEN and NLEN
 _Z_OK, _Z_BLOCK = 0, 5
+_OUT_SIZE = 64 << 10
 _libz: Any = None  # (ctypes module, z_stream type, the library, its version), loaded by the first zlib job
 
 
-def deflater(level: int, shard_size: int) -> Callable[[bytes | memoryview, bool], tuple[list[Any], int]]:
+def deflater(level: int) -> Callable[[bytes | memoryview, bool], tuple[list[Any], int]]:
     """One thread's zlib shard function: ``(buf, last)`` -> the raw deflate of ``buf``
     as pieces to write one after another, and its Adler-32. A shard that is not
     its section's last ends on a byte, with a non-final block, so the next
@@ -49,7 +50,7 @@ def deflater(level: int, shard_size: int) -> Callable[[bytes | memoryview, bool]
     import deflate  # only zlib compression jobs pay for it
 
     compress = deflate.deflate_compress
-    ends = _BlockEnds(shard_size)
+    ends = _BlockEnds()
 
     def deflate_shard(buf: bytes | memoryview, last: bool) -> tuple[list[Any], int]:
         raw = compress(buf, level)
@@ -73,12 +74,14 @@ class _BlockEnds:
     """One thread's block walker: the bit where the last deflate block of a raw
     stream starts and the bit just past its end-of-block code."""
 
-    def __init__(self, shard_size: int) -> None:
+    def __init__(self) -> None:
         ctypes, stream_type, self.lib, self.version = _load_libz()
         self.ctypes = ctypes
         self.stream = stream_type()
         self.size = ctypes.sizeof(stream_type)
-        self.out = ctypes.create_string_buffer(shard_size)  # the decoded bytes, not used
+        # Where inflate writes the decoded bytes, which nobody reads: reused round and round
+        # (inflate keeps its own 32 KiB window), so a thread holds 64 KiB, not a shard.
+        self.out = ctypes.create_string_buffer(_OUT_SIZE)
 
     def __call__(self, raw: bytearray, length: int) -> tuple[int, int]:
         ctypes, lib, s = self.ctypes, self.lib, self.stream
@@ -89,9 +92,12 @@ class _BlockEnds:
                 raise LinkpluginError("the system's zlib cannot inflate (inflateInit2 failed)")
             try:
                 s.next_in, s.avail_in = ctypes.addressof(source), len(raw)
-                s.next_out, s.avail_out = ctypes.addressof(self.out), len(self.out)
+                out, size = ctypes.addressof(self.out), len(self.out)
+                s.avail_out = 0
                 start = 0
                 while True:
+                    if not s.avail_out:
+                        s.next_out, s.avail_out = out, size
                     status = lib.inflate(ref, _Z_BLOCK)
                     if status != _Z_OK:
                         break
