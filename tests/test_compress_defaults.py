@@ -31,3 +31,17 @@ def test_a_new_default_changes_the_cache_key(monkeypatch: pytest.MonkeyPatch) ->
 def test_settings_take_the_codec_defaults() -> None:
     assert (codec.Settings("zlib").level, codec.Settings("zlib").shard_size) == (6, 1 << 20)
     assert (codec.Settings("zstd").level, codec.Settings("zstd").shard_size) == (3, 4 << 20)
+
+
+def test_the_cache_key_names_the_library_that_makes_the_bytes() -> None:
+    """zlib streams are libdeflate's (the ``deflate`` package pins the one it bundles): its
+    version, not the system zlib's, is in the key."""
+    import deflate
+    import zstandard
+
+    env = environment.Environment(tools=[])
+    scons.generate(env)
+    assert "DEBUGINFO_CODEC_VERSION" in env["DEBUGCOMPRESSCOM"].varlist
+    assert env.subst("$DEBUGINFO_CODEC_VERSION") == f"deflate-{deflate.__version__}"
+    env["DEBUGINFO_CODEC"] = "zstd"
+    assert env.subst("$DEBUGINFO_CODEC_VERSION").startswith(f"zstandard-{zstandard.__version__}/libzstd-")
