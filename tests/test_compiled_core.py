@@ -741,3 +741,38 @@ def test_lazy_abbreviation_table_as_a_dict() -> None:
         assert fresh().get(odd) is None and odd not in fresh()
         with pytest.raises(KeyError):
             fresh()[odd]
+
+
+def test_location_operand_kernels_match_their_twins(monkeypatch) -> None:
+    """merge.locations on both paths: the same rows, failures and bytes, for every kind and width
+    of operand (ULEB128 of 1 to 11 bytes, fixed sizes 1 to 8), values that fit exactly, one
+    past, removed DIEs and offsets that are no DIE."""
+    import random
+
+    from linkplugin.merge import locations
+
+    if locations._core is None:
+        pytest.skip("the compiled core is not built")
+    rng = random.Random(7)
+    offs = array("q", sorted(rng.sample(range(0x100, 0x100000), 500)))
+    unit_off = 0x80
+    for _ in range(300):
+        ops = []
+        for _ in range(rng.randrange(0, 12)):
+            kind = rng.choice("suf")
+            w = rng.choice([1, 2, 4, 8]) if kind == "f" else rng.randrange(1, 12)
+            die = rng.random() < 0.95
+            v = (offs[rng.randrange(len(offs))] - unit_off) if die else rng.randrange(1 << 20)
+            ops.append((rng.randrange(1 << 16), w, kind, v))
+        new_rel = array("i" if rng.random() < 0.5 else "q",
+                        (rng.choice([-1, 0, 127, 128, 16383, 16384, 255, 256, 65535, 65536, 1 << 28])
+                         for _ in offs))
+        got = []
+        for core in (locations._core, None):
+            monkeypatch.setattr(locations, "_core", core)
+            rows, patches = locations.targets(ops, offs, unit_off)
+            status, values = locations.values_at(rows, new_rel)
+            out = bytearray(1 << 16)
+            wrote = locations.write(out, values) if status == 0 else None
+            got.append((rows.tolist(), patches, status, values if status else values.tolist(), wrote, bytes(out)))
+        assert got[0] == got[1]

@@ -61,9 +61,10 @@ class UnitDies:
         # (die, attribute, form, value) of location-list pointers: tuples, or an (n, 4) int64
         # array from the compiled scanner
         self.locs = locs if locs is not None else []
-        # The DIE-naming operands of the unit's location lists once read (hash.location_operands),
-        # None until then: the phases after the hash phase read them once.
-        self.loc_ops: list | None = None
+        # The DIE-naming operands of the unit's location lists once read, as
+        # merge.locations.targets makes them of (rows, patches); None until then: the phases
+        # after the hash phase read them once.
+        self.loc_ops: tuple | None = None
 
     def _columns(self) -> tuple[list[int], list[int], list[int], list[int]]:
         if self._lists is None:

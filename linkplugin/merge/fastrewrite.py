@@ -107,18 +107,3 @@ def removal_rows(removals: list, first: array) -> tuple[array, array, array]:
     return _core.removal_rows([r.starts for r in removals], [r.ends for r in removals],
                               [r.canon_unit for r in removals], [r.canon_die for r in removals], first)
 
-
-def location_targets(ops: list, offs, unit_off: int) -> tuple[array, list]:
-    """rewrite._location_targets's loop in C."""
-    return _core.location_targets(ops, _int64(offs), unit_off)
-
-
-def values_at(targets: array, new_rel) -> tuple[int, array | int]:
-    """rewrite._values_at's loop in C: (0, rows), (1, 0) if one does not fit, (2, unit offset)
-    for an offset that is no DIE."""
-    return _core.values_at(targets, new_rel)
-
-
-def write_operands(out: bytearray, rows: array) -> bool:
-    """sections._write_operands's loop in C."""
-    return _core.write_operands(out, rows)

@@ -237,7 +237,7 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
                                    root_ends=np.asarray(a.root_ends).astype(np.uint32))
                 if not a.verbatim:
                     keep_unit(src, u, ud)  # the pure decoder's
-                    keep_locations(src, u, locs)
+                    keep_locations(src, u, locs, ud.arrays()[0], ud.hdr.off)
                 out.append(a)
         return out
 

@@ -34,7 +34,7 @@ from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, unit_header
 from linkplugin.lazy import np
-from linkplugin.merge import fastrewrite
+from linkplugin.merge import fastrewrite, locations
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.hash import decode_with_abbrevs, location_operands
 from linkplugin.merge.index_names import moved_names
@@ -94,7 +94,7 @@ class Draft(NamedTuple):
     patches: array            # rows of 3 (position, width, old target)
     locs: array               # the local references: rows of 2 (position, target DIE)
     fixes: array              # the DIE-naming operands: rows of 3 (position, width, target DIE)
-    loc_targets: array        # unit-relative location-list operands (``_location_targets``)
+    loc_targets: array        # unit-relative location-list operands (``locations.targets``)
     loc_patches: list[Patch]
     kept: int
     tags: array               # rows of 3 (tag, DIEs before, DIEs after)
@@ -243,10 +243,10 @@ def _verbatim(secs: dict[str, bytes], ud: UnitDies, reason: str) -> UnitOutput:
         if form == F.DW_FORM_ref_addr:
             patches.append((pos - hdr.off, _ref_width(form, hdr), target))
     patches += [(pos - hdr.off, w, t) for _, pos, w, kind, t in ud.xrefs if kind == "s"]
-    loc_patches = [(pos, w, v) for pos, w, kind, v in _location_operands(secs, ud) if kind == "s"]
+    loc_patches = _locations(secs, ud)[1]
     new_rel = np.array(ud.offs, dtype=np.int64) - hdr.off
     return UnitOutput(reason, info[hdr.off:hdr.end], _table_bytes(secs[".debug_abbrev"], hdr.abbrev_off),
-                      new_rel, patches, [], loc_patches, len(ud.offs),
+                      new_rel, patches, array("q"), loc_patches, len(ud.offs),
                       tags=_tag_counts(ud, np.ones(len(ud.offs), dtype=bool)))
 
 
@@ -495,9 +495,9 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         width = widths[0]
         keys = unit.keys(width, _entries_now())
     else:
-        targets = _location_targets(secs, ud)
+        targets = _locations(secs, ud)
         width, keys, uses = _smallest_compiled(ud, unit, targets[0])
-    draft = _draft(unit, width, keys, *(targets or _location_targets(secs, ud))) if drafts else None
+    draft = _draft(unit, width, keys, *(targets or _locations(secs, ud))) if drafts else None
     if draft is not None:
         return UnitPlan(width, keys, draft[1]), draft[0]
     return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None
@@ -510,8 +510,8 @@ def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
     (``fastrewrite.scanned``): no Python columns of its DIEs. None: the unit takes the decoding
     path (and may have been scanned for nothing: an expression that names a DIE, or a bound
     that does not hold)."""
-    operands = kept_locations(src, u)
-    if operands is None or any(op[2] != "s" for op in operands):
+    kept = kept_locations(src, u)
+    if kept is None or len(kept[0]):
         return None
     info = secs[".debug_info"]
     abbrev = secs.get(".debug_abbrev", b"")
@@ -525,7 +525,7 @@ def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
         return None
     unit = got[0]
     keys = unit.keys(width, _entries_now())
-    draft = _draft(unit, width, keys, [], [(pos, w, v) for pos, w, _, v in operands])
+    draft = _draft(unit, width, keys, *kept)
     return (UnitPlan(width, keys, draft[1]), draft[0]) if draft is not None else None
 
 
@@ -575,7 +575,7 @@ def _unit_operands(secs: dict[str, bytes], ud: UnitDies) -> bool:
     """Whether the unit has DIE-naming operands in unit-relative form, in its DIEs' expressions or
     its location lists: once the width holds the unit's references, the only values of its
     rewrite that may not fit (``_NoFit``)."""
-    return any(x[3] != "s" for x in ud.xrefs) or any(op[2] != "s" for op in _location_operands(secs, ud))
+    return any(x[3] != "s" for x in ud.xrefs) or len(_locations(secs, ud)[0]) > 0
 
 
 def _interned(keys: list[bytes]) -> list[bytes]:
@@ -606,7 +606,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         if not width:
             return _rewrite_smallest(secs, ud, rem)
         return _rewrite_at(secs, ud, rem, width, None if own else codes)
-    targets, loc_patches = _location_targets(secs, ud)
+    targets, loc_patches = _locations(secs, ud)
     if not width:
         width, keys, _ = _smallest_compiled(ud, unit, targets)
     else:
@@ -655,12 +655,17 @@ class _LocEnv(NamedTuple):
     loclists_base: int | None  # all location_operands reads of a hash.UnitEnv
 
 
+def _locations(secs: dict[str, bytes], ud: UnitDies) -> tuple[array, list[Patch]]:
+    """The unit's location-list operands as ``locations.targets`` gives them: as the hash phase
+    kept them (``ud.loc_ops``) or read now, once per unit."""
+    if ud.loc_ops is None:
+        ud.loc_ops = locations.targets(_location_operands(secs, ud), ud.arrays()[0], ud.hdr.off)
+    return ud.loc_ops
+
+
 def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     """hash.location_operands without a UnitEnv: that one decodes the unit DIE through the
-    per-DIE Python lists, which the compiled path never makes otherwise. Read once per unit
-    (``ud.loc_ops``, which the hash phase may have filled already)."""
-    if ud.loc_ops is not None:
-        return ud.loc_ops
+    per-DIE Python lists, which the compiled path never makes otherwise."""
     if not len(ud.locs):
         return []
     info = secs[".debug_info"]
@@ -670,61 +675,25 @@ def _location_operands(secs: dict[str, bytes], ud: UnitDies) -> list:
     for at, _, value, _, _ in attrs:
         if at == F.DW_AT_loclists_base:
             base = value  # the last one, as UnitEnv's dict
-    ud.loc_ops = location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
-    return ud.loc_ops
+    return location_operands(secs, ud, _LocEnv(base))[1]  # type: ignore[arg-type]
 
 
 def _location_values(secs: dict[str, bytes], ud: UnitDies, new_rel: np.ndarray) -> tuple[array, list[Patch]]:
     """Location lists: unit-relative operands get their new values now (_NoFit if one does not
     fit), the others later: rows of (position, width, new value), patches."""
-    targets, loc_patches = _location_targets(secs, ud)
-    return _values_at(targets, new_rel), loc_patches
+    rows, loc_patches = _locations(secs, ud)
+    return _values_at(rows, new_rel), loc_patches
 
 
-def _location_targets(secs: dict[str, bytes], ud: UnitDies) -> tuple[array, list[Patch]]:
-    """The unit's location-list operands: the unit-relative ones as array('q') rows of 3
-    (position, width (< 0: fixed size), target DIE; -unit offset - 1 for a non-DIE offset, which
-    ``_values_at`` reports in its turn), the others as patches."""
-    ops = _location_operands(secs, ud)
-    if not ops:
-        return array("q"), []
-    offs = ud.arrays()[0]
-    off = ud.hdr.off
-    if fastrewrite.available():
-        return fastrewrite.location_targets(ops, offs, off)
-    targets = array("q")
-    loc_patches: list[Patch] = []
-    for pos, w, kind, v in ops:
-        if kind == "s":
-            loc_patches.append((pos, w, v))
-            continue
-        t = bisect_left(offs, v + off)
-        targets += array("q", (pos, w if kind == "u" else -w, t if t < len(offs) and offs[t] == v + off else -off - 1))
-    return targets, loc_patches
-
-
-def _values_at(targets: array, new_rel) -> array:
-    """Rows of 3 (position, width, new value) of the unit-relative location-list operands
-    ``targets`` (``_location_targets``) for the unit's new offsets ``new_rel``; _NoFit if one does
-    not fit its width."""
-    if not targets:
-        return targets
-    if fastrewrite.available():
-        status, got = fastrewrite.values_at(targets, new_rel)
-        if status == 0:
-            return got
-        if status == 1:
-            raise _NoFit()
+def _values_at(rows: array, new_rel) -> array:
+    """``locations.values_at``, its failures raised: _NoFit, or DwarfError for an operand that
+    names no DIE."""
+    status, got = locations.values_at(rows, new_rel)
+    if status == locations.NO_FIT:
+        raise _NoFit()
+    if status == locations.NOT_A_DIE:
         raise DwarfError(f"a location list of the unit at 0x{got:x} names a non-DIE offset")
-    values = array("q")
-    for k in range(0, len(targets), 3):
-        pos, w, t = targets[k:k + 3]
-        if t < 0:
-            raise DwarfError(f"a location list of the unit at 0x{-t - 1:x} names a non-DIE offset")
-        value = int(new_rel[t])
-        _operand(value, w)  # its _NoFit
-        values += array("q", (pos, w, value))
-    return values
+    return got  # type: ignore[return-value]
 
 
 def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:

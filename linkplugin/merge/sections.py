@@ -5,8 +5,7 @@ from array import array
 
 from linkplugin.arrays import flat_rows
 from linkplugin.dwarf.forms import DwarfError
-from linkplugin.dwarf.leb import encode_uleb
-from linkplugin.merge import fastrewrite
+from linkplugin.merge import locations
 from linkplugin.merge.layout import Resolver, write_patches
 
 
@@ -43,23 +42,10 @@ def patch_location_lists(sec: bytes, values: list[array], patches: list[tuple[in
     in (libjvm's is 51 MB: a bytes copy would be another)."""
     out = bytearray(sec)
     for rows in values:
-        if not _write_operands(out, rows):
+        if not locations.write(out, rows):
             raise DwarfError("a location-list operand lies past the end of its section")
     if patches:
         if any(pos < 0 or pos + width > len(out) for pos, width, _ in patches):
             raise DwarfError("a location-list operand lies past the end of its section")
         write_patches(out, flat_rows(patches), resolve)
     return out
-
-
-def _write_operands(out: bytearray, rows: array) -> bool:
-    if fastrewrite.available():
-        return fastrewrite.write_operands(out, rows)
-    for k in range(0, len(rows), 3):
-        pos, w, value = rows[k:k + 3]
-        if pos < 0 or pos + abs(w) > len(out):
-            return False
-    for k in range(0, len(rows), 3):
-        pos, w, value = rows[k:k + 3]
-        out[pos:pos + abs(w)] = encode_uleb(value, w) if w > 0 else value.to_bytes(-w, "little")
-    return True

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 from linkplugin.dwarf.read import UnitDies, compiled_decoder
+from linkplugin.merge import locations
 
 
 class SharedSections(NamedTuple):
@@ -35,8 +36,8 @@ class _JobState:
         self.sections = sections
         # Decoded units by index, left by one pass for the next (see keep_unit)
         self.units: dict[int, UnitDies] = {}
-        # hash.location_operands of each unit, for the rewrite phase (a few operands a unit)
-        self.locations: dict[int, list] = {}
+        # each unit's location-list operands, for the rewrite phase (``keep_locations``)
+        self.locations: dict[int, tuple] = {}
         # The first rewrite pass's copies of units, for the second (see keep_draft)
         self.drafts: dict[int, object] = {}
 
@@ -126,15 +127,16 @@ def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
     return state.units.get(u) if keep else state.units.pop(u, None)
 
 
-def keep_locations(src: SharedSections, u: int, operands: list) -> None:
-    """hash.location_operands of unit ``u``, for the rewrite phase in this process (for inputs
-    of at most KEEP_INFO_BYTES)."""
+def keep_locations(src: SharedSections, u: int, operands: list, offs, unit_off: int) -> None:
+    """hash.location_operands of unit ``u`` (whose DIEs are at ``offs``), for the rewrite phase
+    in this process (for inputs of at most KEEP_INFO_BYTES), as ``locations.targets`` makes them
+    of: compact rows, not a tuple per operand."""
     state = _state(src)
     if _keeps(state):
-        state.locations[u] = operands
+        state.locations[u] = locations.targets(operands, offs, unit_off)
 
 
-def kept_locations(src: SharedSections, u: int) -> list | None:
+def kept_locations(src: SharedSections, u: int) -> tuple | None:
     """What ``keep_locations`` left for unit ``u`` (None: read them again)."""
     return _state(src).locations.get(u)
 
