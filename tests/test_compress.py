@@ -326,3 +326,22 @@ def test_without_the_system_zlib_a_zlib_job_says_so(monkeypatch) -> None:
     data = bytes(range(256)) * 1000
     with pytest.raises(LinkpluginError, match="system's zlib library"):
         codec.compress_all([codec.Plain(len(data), data=data)], codec.Settings("zlib", 6, 32768), jobs=2)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_a_missing_codec_package_is_one_line(c_program: Path, tmp_path: Path, codec: str) -> None:
+    """Installed without its dependencies (pip --no-deps), the command names the package to
+    install, exit status 2, no traceback and no output file."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / ("deflate.py" if codec == "zlib" else "zstandard.py")).write_text("raise ImportError('absent')\n")
+    out = tmp_path / "out"
+    env = {**__import__("os").environ, "PYTHONPATH": str(blocker)}
+    result = subprocess.run([sys.executable, "-m", "linkplugin", "compress", str(c_program), "-o", str(out),
+                             "--type", codec], capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "pip install" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()

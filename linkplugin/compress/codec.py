@@ -317,27 +317,24 @@ def _unzlib(payload: _Payload, path: str, name: str) -> Iterator[bytes]:
 
 
 def _unzstd(payload: _Payload) -> Iterator[bytes]:
-    import zstandard
-
-    reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True)
+    reader = shards.zstd_library().ZstdDecompressor().stream_reader(payload, read_across_frames=True)
     while chunk := reader.read(_CHUNK):
         yield chunk
 
 
 def _zstd_error() -> type[Exception]:
-    import zstandard
-
-    return zstandard.ZstdError
+    return shards.zstd_library().ZstdError
 
 
 def codec_version(codec: str) -> str:
-    """The codec library and version: part of a build cache key."""
-    if codec == "zstd":
-        import zstandard
-
-        return f"zstandard-{zstandard.__version__}/libzstd-{'.'.join(map(str, zstandard.ZSTD_VERSION))}"
-    import deflate
-
-    # The package pins the libdeflate it bundles. The system zlib that finds block ends (shards.py)
-    # never changes the bytes.
-    return f"deflate-{deflate.__version__}"
+    """The codec library and version: part of a build cache key ("...-missing" when it is not
+    installed: the job itself then says so)."""
+    try:
+        if codec == "zstd":
+            zstandard = shards.zstd_library()
+            return f"zstandard-{zstandard.__version__}/libzstd-{'.'.join(map(str, zstandard.ZSTD_VERSION))}"
+        # The package pins the libdeflate it bundles. The system zlib that finds block ends
+        # (shards.py) never changes the bytes.
+        return f"deflate-{shards.deflate_library().__version__}"
+    except LinkpluginError:
+        return f"{'zstandard' if codec == 'zstd' else 'deflate'}-missing"

@@ -47,9 +47,7 @@ def deflater(level: int) -> Callable[[bytes | memoryview, bool], tuple[list[Any]
     as pieces to write one after another, and its Adler-32. A shard that is not
     its section's last ends on a byte, with a non-final block, so the next
     shard's blocks can follow it."""
-    import deflate  # only zlib compression jobs pay for it
-
-    compress = deflate.deflate_compress
+    compress = deflate_library().deflate_compress
     ends = _BlockEnds()
 
     def deflate_shard(buf: bytes | memoryview, last: bool) -> tuple[list[Any], int]:
@@ -153,9 +151,7 @@ def zstd_compressor(level: int) -> Callable[[bytes | memoryview], bytes]:
     """One thread's zstd shard function: one frame per shard, with its content
     size, from a context the thread reuses (making one per shard costs its
     tables again each time)."""
-    import zstandard  # only zstd jobs pay for it
-
-    compress: Any = zstandard.ZstdCompressor(level=level, write_content_size=True).compress
+    compress: Any = zstd_library().ZstdCompressor(level=level, write_content_size=True).compress
 
     def zstd_shard(buf: bytes | memoryview) -> bytes:
         # A copy of the right size: the frame sits at the start of a buffer of the
@@ -179,3 +175,21 @@ def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
     if sum2 >= ADLER_BASE:
         sum2 -= ADLER_BASE
     return sum1 | (sum2 << 16)
+
+
+def deflate_library() -> Any:
+    """The ``deflate`` package (libdeflate), imported by the first zlib compression job."""
+    try:
+        import deflate
+    except ImportError:
+        raise LinkpluginError("zlib compression needs the Python package deflate (pip install deflate)") from None
+    return deflate
+
+
+def zstd_library() -> Any:
+    """The ``zstandard`` package, imported by the first zstd job."""
+    try:
+        import zstandard
+    except ImportError:
+        raise LinkpluginError("zstd needs the Python package zstandard (pip install zstandard)") from None
+    return zstandard
