@@ -52,18 +52,24 @@ class Result(NamedTuple):
     cpu: float  # seconds
 
 
-# The launcher: reads [command, stderr path] as a JSON line, starts the command (stdout to
-# /dev/null), writes its pid, waits, writes [exit status, ru_maxrss KiB, CPU seconds].
+# The launcher: reads [command, stderr path] as a JSON line, starts the command (stdin and
+# stdout /dev/null), writes its pid, waits, writes [exit status, ru_maxrss KiB, CPU seconds,
+# why it could not start]; a command that cannot start has pid -1.
 _LAUNCHER = r"""
 import json, os, sys
 for line in sys.stdin:
     cmd, err = json.loads(line)
-    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                (os.POSIX_SPAWN_OPEN, 2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)]
-    pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=actions)
+    try:
+        pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=actions)
+    except OSError as exc:
+        print(-1, json.dumps([127, 0, 0.0, f"{cmd[0]}: {exc.strerror}"]), sep="\n", flush=True)
+        continue
     print(pid, flush=True)
     _, status, usage = os.wait4(pid, 0)
-    print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime]),
+    print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime, ""]),
           flush=True)
 """
 _launcher: subprocess.Popen | None = None
@@ -71,7 +77,7 @@ _launcher: subprocess.Popen | None = None
 
 def _launch() -> subprocess.Popen:
     global _launcher
-    if _launcher is None:
+    if _launcher is None or _launcher.poll() is not None:
         _launcher = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
     return _launcher
@@ -83,22 +89,25 @@ def run_once(cmd: list[str]) -> Result:
     with tempfile.NamedTemporaryFile("r", suffix=".stderr") as err:
         t0 = time.perf_counter()
         launcher.stdin.write(json.dumps([cmd, err.name]) + "\n")
-        pid = int(launcher.stdout.readline())
+        line = launcher.stdout.readline()
+        if not line:
+            raise SystemExit(f"the launcher ended: cannot run {' '.join(cmd)}")
+        pid = int(line)
         peak = [0]
         done = threading.Event()
 
         def sample() -> None:
-            while not done.wait(_EVERY):
+            while pid > 0 and not done.wait(_EVERY):
                 peak[0] = max(peak[0], tree_rss(pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        returncode, maxrss_kib, cpu = json.loads(launcher.stdout.readline())
+        returncode, maxrss_kib, cpu, why = json.loads(launcher.stdout.readline())
         wall = time.perf_counter() - t0
         done.set()
         sampler.join()
         if returncode != 0:
-            raise SystemExit(f"failed ({returncode}): {' '.join(cmd)}\n{err.read()}")
+            raise SystemExit(f"failed ({returncode}): {' '.join(cmd)}\n{why or err.read()}")
     return Result(wall, max(peak[0], maxrss_kib * 1024), cpu)
 
 

@@ -776,3 +776,28 @@ def test_location_operand_kernels_match_their_twins(monkeypatch) -> None:
             wrote = locations.write(out, values) if status == 0 else None
             got.append((rows.tolist(), patches, status, values if status else values.tolist(), wrote, bytes(out)))
         assert got[0] == got[1]
+
+
+def test_location_operand_kernels_at_the_edges(monkeypatch) -> None:
+    """The values no compiler writes but a damaged file may hold: an operand of 2**63 and more,
+    a row whose end overflows, a fixed size past 8 bytes, width 0."""
+    from linkplugin.merge import locations
+
+    if locations._core is None:
+        pytest.skip("the compiled core is not built")
+    offs = array("q", [0x10, 0x20])
+    cases = [
+        ("targets", ([(1, 10, "u", 2 ** 63), (2, 10, "u", 2 ** 64 - 1), (3, 1, "u", 0x14)], offs, 0xC)),
+        ("write", (bytearray(4), array("q", [2 ** 63 - 2, 4, 1]))),
+        ("write", (bytearray(20), array("q", [0, -16, 5, 17, 3, 1]))),
+        ("values_at", (array("q", [0, 0, 0]), array("q", [0]))),
+        ("values_at", (array("q", [0, 0, 0]), array("q", [5]))),
+    ]
+    for name, args in cases:
+        got = []
+        for core in (locations._core, None):
+            monkeypatch.setattr(locations, "_core", core)
+            fresh = [bytearray(a) if isinstance(a, bytearray) else a for a in args]
+            result = getattr(locations, name)(*fresh)
+            got.append((repr(result), [bytes(a) for a in fresh if isinstance(a, bytearray)]))
+        assert got[0] == got[1], name

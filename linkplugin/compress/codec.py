@@ -61,8 +61,8 @@ class Settings(Value):
         if self.level not in LEVELS[self.codec]:
             r = LEVELS[self.codec]
             raise LinkpluginError(f"{self.codec} level must be {r.start} to {r.stop - 1}, not {self.level}")
-        if self.shard_size < shards.MIN_SHARD_SIZE:
-            raise LinkpluginError(f"shard size must be at least {shards.MIN_SHARD_SIZE} bytes")
+        if not shards.MIN_SHARD_SIZE <= self.shard_size <= shards.MAX_SHARD_SIZE:
+            raise LinkpluginError(f"shard size must be {shards.MIN_SHARD_SIZE} to {shards.MAX_SHARD_SIZE} bytes")
 
 
 class Packed(Value):

@@ -36,6 +36,7 @@ from linkplugin.errors import LinkpluginError
 
 ADLER_BASE = 65521
 MIN_SHARD_SIZE = 32768  # smaller shards only cost ratio (each restarts its matches and tables)
+MAX_SHARD_SIZE = 1 << 30  # the block walk hands inflate a shard's output whole (avail_in: 32 bits)
 _SYNC_TAIL = b"\x00\x00\xff\xff"  # an empty stored block's LEN and NLEN
 _Z_OK, _Z_BLOCK = 0, 5
 _OUT_SIZE = 64 << 10

@@ -11,7 +11,7 @@ The loops run without the GIL (raw pointers, no Python objects); Python objects 
 around them. The pure loop in rewrite.py is the reference: same bytes, same first-use order,
 same values left to patch.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t, uint32_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t, uint32_t, INT64_MAX
 from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -1823,7 +1823,8 @@ def location_targets(list ops, offs, int64_t unit_off):
             patches.append((op[0], op[1], op[3]))
             continue
         w = op[1]
-        t = find(o, n, <int64_t> op[3] + unit_off)
+        x = op[3] + unit_off  # (a Python int: an operand ULEB128 may hold 2**63 or more)
+        t = find(o, n, <int64_t> x) if 0 <= x <= INT64_MAX else -1
         r[k] = op[0]
         r[k + 1] = w if kind == "u" else -w
         r[k + 2] = t if t >= 0 else -unit_off - 1
@@ -1862,8 +1863,8 @@ def values_at(array targets, new_rel):
         if v < 0:
             return 1, 0
         bits = 7 * w if w > 0 else -8 * w
-        if w != 0 and bits < 63 and v >= (<int64_t> 1 << bits):
-            return 1, 0
+        if (w == 0 and v != 0) or (w != 0 and bits < 63 and v >= (<int64_t> 1 << bits)):
+            return 1, 0  # (width 0: only 0 fits, as in the pure twin)
         o[i] = r[i]
         o[i + 1] = w
         o[i + 2] = v
@@ -1878,9 +1879,11 @@ def write_operands(unsigned char[::1] out, array rows):
     cdef const int64_t *r = <const int64_t *> rows.data.as_voidptr
     cdef int64_t pos, w
     cdef uint8_t *base
+    cdef int64_t n, k
     for i in range(0, m, 3):
         pos, w = r[i], r[i + 1]
-        if pos < 0 or pos + (w if w > 0 else -w) > size:
+        n = w if w > 0 else -w
+        if pos < 0 or n > size or pos > size - n:
             return False
     if not size:
         return True
@@ -1891,5 +1894,6 @@ def write_operands(unsigned char[::1] out, array rows):
             if w > 0:
                 put_uleb(base + pos, <uint64_t> r[i + 2], <int> w)
             else:
-                put_le(base + pos, <uint64_t> r[i + 2], <int> -w)
+                for k in range(-w):  # little-endian, zero past the value's 8 bytes
+                    base[pos + k] = (<uint64_t> r[i + 2] >> (8 * k)) & 0xFF if k < 8 else 0
     return True

@@ -81,7 +81,7 @@ def _fits(value: int, width: int) -> bool:
     if value < 0:
         return False
     if width == 0:
-        return True  # (no operand has it: as encode_uleb without a width)
+        return value == 0  # (no operand has it: zero bytes hold only 0)
     return value < 1 << (7 * width if width > 0 else -8 * width)
 
 
