@@ -206,8 +206,8 @@ def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[l
     for i, (plain, count) in enumerate(zip(sections, counts)):
         adler, pieces = 1, [_zlib_header(settings.level)]
         for n in range(count):
-            shard_pieces, shard_adler = results[(i, n)]
-            pieces += shard_pieces
+            shard, shard_adler = results[(i, n)]
+            pieces.append(shard)
             adler = shards.adler32_combine(adler, shard_adler, min(settings.shard_size,
                                                                   plain.size - n * settings.shard_size))
         pieces.append(adler.to_bytes(4, "big"))

@@ -43,18 +43,18 @@ _OUT_SIZE = 64 << 10
 _libz: Any = None  # (ctypes module, z_stream type, the library, its version), loaded by the first zlib job
 
 
-def deflater(level: int) -> Callable[[bytes | memoryview, bool], tuple[list[Any], int]]:
+def deflater(level: int) -> Callable[[bytes | memoryview, bool], tuple[bytearray, int]]:
     """One thread's zlib shard function: ``(buf, last)`` -> the raw deflate of ``buf``
-    as pieces to write one after another, and its Adler-32. A shard that is not
+    and its Adler-32. A shard that is not
     its section's last ends on a byte, with a non-final block, so the next
     shard's blocks can follow it."""
     compress = deflate_library().deflate_compress
     ends = _BlockEnds()
 
-    def deflate_shard(buf: bytes | memoryview, last: bool) -> tuple[list[Any], int]:
+    def deflate_shard(buf: bytes | memoryview, last: bool) -> tuple[bytearray, int]:
         raw = compress(buf, level)
         if last:
-            return [raw], zlib.adler32(buf)
+            return raw, zlib.adler32(buf)
         start, end = ends(raw, len(buf))
         raw[start >> 3] &= ~(1 << (start & 7)) & 0xFF  # BFINAL is the first bit of a block's header
         # The stored block's 3 header bits (all zero) at ``end``, then zero bits up to a byte, then
@@ -65,7 +65,7 @@ def deflater(level: int) -> Callable[[bytes | memoryview, bool], tuple[list[Any]
         else:
             del raw[keep:]
         raw += _SYNC_TAIL
-        return [raw], zlib.adler32(buf)
+        return raw, zlib.adler32(buf)
     return deflate_shard
 
 

@@ -1802,12 +1802,12 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
     return unit, unit.n, nref, blocks
 
 
-# Location-list operands (rewrite._location_targets, _values_at; sections.write_operands): a
-# unit of libgsl has 125 of them on average, 78,000 in all, and a Python loop over them took a
-# fifth of its merge.
+# Location-list operands (merge/locations.py: targets, values_at, write, whose pure loops are
+# these functions' twins): a unit of libgsl has 125 of them on average, 78,000 in all, and a
+# Python loop over them took a fifth of its merge.
 
 def location_targets(list ops, offs, int64_t unit_off):
-    """rewrite._location_targets's loop over ``ops`` ((position, width, kind, value) each):
+    """locations.targets's loop over ``ops`` ((position, width, kind, value) each):
     (array('q') rows of 3 (position, width (< 0: fixed size), DIE index, or -unit_off - 1 for an
     offset that is no DIE), [(position, width, target)] of the section-offset operands)."""
     cdef const int64_t *o
@@ -1834,9 +1834,9 @@ def location_targets(list ops, offs, int64_t unit_off):
 
 
 def values_at(array targets, new_rel):
-    """rewrite._values_at: (0, array('q') rows of 3 (position, width, new value)); (1, 0) at the
+    """locations.values_at: (0, array('q') rows of 3 (position, width, new value)); (1, 0) at the
     first operand whose new value does not fit its width; (2, unit offset) at the first that
-    names no DIE; whichever comes first, as the Python loop raises them."""
+    names no DIE; whichever comes first, as the Python loop returns them."""
     cdef const int64_t *nr = NULL
     cdef const int32_t *nr32 = NULL
     cdef const int32_t[::1] v32

@@ -106,4 +106,3 @@ def removal_rows(removals: list, first: array) -> tuple[array, array, array]:
     """``redirect``'s (starts, lens, canon) from every unit's table.Removals."""
     return _core.removal_rows([r.starts for r in removals], [r.ends for r in removals],
                               [r.canon_unit for r in removals], [r.canon_die for r in removals], first)
-

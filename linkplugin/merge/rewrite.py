@@ -486,7 +486,6 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
     uses = None
-    targets = None  # the location lists' operands, read once for both uses below
     if sure and not _unit_operands(secs, ud):
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
@@ -495,9 +494,8 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
         width = widths[0]
         keys = unit.keys(width, _entries_now())
     else:
-        targets = _locations(secs, ud)
-        width, keys, uses = _smallest_compiled(ud, unit, targets[0])
-    draft = _draft(unit, width, keys, *(targets or _locations(secs, ud))) if drafts else None
+        width, keys, uses = _smallest_compiled(ud, unit, _locations(secs, ud)[0])
+    draft = _draft(unit, width, keys, *_locations(secs, ud)) if drafts else None  # (read once: ud.loc_ops)
     if draft is not None:
         return UnitPlan(width, keys, draft[1]), draft[0]
     return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None

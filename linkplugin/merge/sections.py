@@ -37,7 +37,7 @@ def patch_location_lists(sec: bytes, values: list[array], patches: list[tuple[in
                          resolve: Resolver) -> bytearray:
     """The location-list section with its DIE-naming operands rewritten in place: the
     unit-relative ones as each unit's ``values`` rows give them (position, width, new value:
-    rewrite._values_at), the section offsets in ``patches`` (position, width, old target)
+    locations.values_at), the section offsets in ``patches`` (position, width, old target)
     resolved all at once (libjvm has 200,000 of them). Returned as the bytearray it was patched
     in (libjvm's is 51 MB: a bytes copy would be another)."""
     out = bytearray(sec)
