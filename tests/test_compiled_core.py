@@ -375,19 +375,49 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     from linkplugin.merge import merge_sections, rewrite
 
     secs, little, asize = load_sections(cached_build(*variant))
+    from linkplugin.merge import fastrewrite
+
     recoded: list[int] = []
     scanned: list[bool] = []
-    recode, plan_scanned = rewrite._recoded, rewrite._plan_scanned
+    named: list[bool] = []
+    recode, plan_scanned, scan = rewrite._recoded, rewrite._plan_scanned, fastrewrite.scanned
     monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
     monkeypatch.setattr(rewrite, "_plan_scanned", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
+    monkeypatch.setattr(fastrewrite, "scanned", lambda *a: named.append(bool((got := scan(*a)) and got[3])) or got)
     drafted = [merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=j) for j in (1, 2)]
     assert recoded  # units of 1- and 2-byte references took the drafts
     assert True in scanned  # and were scanned by the kernel
+    if variant[3] == "-O2":
+        assert True in named  # with expressions that name DIEs (DW_OP_convert, DW_OP_implicit_pointer, ...)
     monkeypatch.setattr(rewrite, "drafts_kept", lambda src: False)
     decoded = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
     for got in drafted:
         assert got.replace == decoded.replace
         assert got.stats == decoded.stats
+
+
+@needs_core
+def test_first_pass_operand_that_no_longer_fits_scanned_or_decoded(monkeypatch) -> None:
+    """Location-list operands that would not fit after the move (``_NoFit``, here for every
+    unit), found by the first pass of a unit whose expressions name DIEs, which the kernel
+    scanned (its draft's copy) or decoded (its smallest-width copy), or by the second pass of
+    the others: the units are copied as they are, with the same bytes either way."""
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    from conftest_merge import load_sections
+    from linkplugin.merge import merge_sections, rewrite
+
+    secs, little, asize = load_sections(cached_build("gcc", "c++", 5, "-O2"))
+    def no_fit(rows, new_rel):
+        raise rewrite._NoFit()
+
+    monkeypatch.setattr(rewrite, "_values_at", no_fit)
+    scanned = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert any("would not fit" in w for w in scanned.warnings)
+    monkeypatch.setattr(rewrite, "drafts_kept", lambda src: False)
+    decoded = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert scanned.replace == decoded.replace
+    assert scanned.warnings == decoded.warnings
 
 
 @needs_core

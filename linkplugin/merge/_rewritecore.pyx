@@ -358,6 +358,8 @@ cdef class Unit:
     cdef public bint pure  # a shape left to the pure loop
     cdef public Py_ssize_t kept
     cdef Scanned scanned  # the scanner's columns of a ``scanned_unit`` (offs, codes, parent, ends)
+    cdef bint waiting     # a ``scanned_unit`` waiting for ``prepare_scanned``
+    cdef Py_ssize_t abbrev_off, abbrev_n  # (for ``prepare_scanned``)
 
     def __cinit__(self):
         self.ab_tag = self.ab_lo = self.ab_hi = self.ab_nref = self.ab_rlo = self.sp_ref = NULL
@@ -421,6 +423,36 @@ cdef class Unit:
         # The reference, removal and operand columns are in the events now: only what the
         # pointers above point into stays (a 6.5 MB unit's references are 24 MB of int64).
         self.keep_alive = (info, abbrev, offs, codes, parent, ends)
+
+    cdef void _free_references(self) noexcept nogil:
+        cdef Scanned *o = &self.scanned
+        ifree(&o.rpos); ifree(&o.rdie); ifree(&o.rform); ifree(&o.rtgt)
+
+    def prepare_scanned(self, rem_starts, rem_ends, xrefs):
+        """Prepare a unit ``scanned_unit`` left waiting, with its expressions' DIE-naming
+        operands ``xrefs`` (rows as ``__init__`` takes them; the same removals as given there).
+        False where the kernel leaves the unit to the pure loop."""
+        cdef const int64_t *rs
+        cdef const int64_t *re
+        cdef const int64_t *xr
+        cdef Py_ssize_t nrem = int64_column(rem_starts, &rs), nx = int64_column(xrefs, &xr)
+        cdef Scanned *o = &self.scanned
+        cdef int64_t bad = 0
+        cdef int st
+        if not self.waiting:
+            raise ValueError("the unit is not waiting for its operands")
+        if int64_column(rem_ends, &re) != nrem:
+            raise ValueError("removal arrays of different lengths")
+        if nx % 5:
+            raise ValueError("xrefs must be rows of 5")
+        self.waiting = False
+        with nogil:
+            st = self._prepare_all(self.abbrev_n, self.abbrev_off,
+                                   o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, o.rpos.n, rs, re, nrem, xr, nx // 5,
+                                   &bad)
+            self._free_references()
+        self._raise(st, bad)
+        return not self.pure
 
     cdef int _unit(self, const uint8_t[::1] info, const uint8_t[::1] abbrev, Py_ssize_t off, Py_ssize_t die_off,
                    Py_ssize_t end, int version, int addr_size, int offset_size) except -1:
@@ -937,6 +969,8 @@ cdef class Unit:
         cdef Out o
         cdef list out = []
         cdef Py_ssize_t *at = NULL
+        if self.waiting:
+            raise ValueError("the unit waits for prepare_scanned")
         if self.sig == NULL:
             with nogil:
                 st = self._sigs()
@@ -966,6 +1000,8 @@ cdef class Unit:
         """DIEs per key (after ``keys``): what ``copy`` counts, without its passes over the DIEs'
         bytes (the first rewrite pass needs no more of a unit whose width is certain)."""
         cdef Py_ssize_t i
+        if self.waiting:
+            raise ValueError("the unit waits for prepare_scanned")
         if self.sig == NULL:
             raise ValueError("uses before keys")
         cdef array uses = clone(_INT64, self.nsig, True)
@@ -1001,6 +1037,8 @@ cdef class Unit:
         cdef int st = ST_OK
         cdef int64_t bad = 0
         cdef Out out, pat
+        if self.waiting:
+            raise ValueError("the unit waits for prepare_scanned")
         if self.sig == NULL:
             raise ValueError("copy before keys")
         if new_codes is not None:
@@ -1281,6 +1319,8 @@ cdef class Unit:
         cdef int64_t t0, t1, t2
         cdef list out = []
         cdef array flat_rows
+        if self.waiting:
+            raise ValueError("the unit waits for prepare_scanned")
         if rows == NULL or cnt == NULL:
             free(rows)
             free(cnt)
@@ -1746,12 +1786,13 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
                  rem_ends):
     """(Unit, its DIEs, its references, its expression blocks) for a unit scanned here, by the
     scanner's loop with the tables ``read._scan_tables`` makes (the loop of
-    ``read.decode_unit``'s compiled path), and prepared at once: the first rewrite pass's unit
-    without Python columns in between. The blocks (array('q'), rows (DIE, start, end)) are the
-    expressions that may name a DIE: the unit is prepared as if none did, so the caller decodes
-    them and takes the unit only if none does. None where the scanner declines (the caller
-    decodes the unit, and the pure decoder says what is wrong) or where the kernel leaves the
-    unit to the pure loop."""
+    ``read.decode_unit``'s compiled path): the first rewrite pass's unit without Python columns
+    in between. The blocks (array('q'), rows (DIE, start, end)) are the expressions that may
+    name a DIE. Without blocks the unit is prepared at once; with them it waits, holding its
+    reference columns, for the caller to decode their operands and hand them to
+    ``Unit.prepare_scanned``. None where the scanner declines (the caller decodes the unit, and
+    the pure decoder says what is wrong) or where the kernel leaves the unit to the pure
+    loop."""
     cdef const int64_t *prog
     cdef const int64_t *start
     cdef const uint8_t *kids
@@ -1783,11 +1824,13 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
             unit.offs, unit.codes, unit.parent, unit.ends = o.offs.p, o.codes.p, o.par.p, o.ends.p
             unit.n = o.offs.n
             nref = o.rpos.n
-            st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
-                                   nrem, NULL, 0, &bad)
-        # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read)
-        ifree(&o.stack); ifree(&o.rpos); ifree(&o.rdie); ifree(&o.rform); ifree(&o.rat); ifree(&o.rtgt)
-        ifree(&o.L)
+            if o.E.n == 0:
+                st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
+                                       nrem, NULL, 0, &bad)
+                unit._free_references()
+        # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read, and the references of
+        # a unit waiting for its operands)
+        ifree(&o.stack); ifree(&o.rat); ifree(&o.L)
     if done == 2:
         raise MemoryError()
     if done != 1:
@@ -1795,7 +1838,10 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
     blocks = clone(_INT64, o.E.n, False)
     if o.E.n:
         memcpy(blocks.data.as_voidptr, o.E.p, o.E.n * sizeof(int64_t))
-    ifree(&o.E)
+        ifree(&o.E)
+        unit.abbrev_off, unit.abbrev_n = abbrev_off, ab_n
+        unit.waiting = True
+        return unit, unit.n, nref, blocks
     unit._raise(st, bad)
     if unit.pure:
         return None

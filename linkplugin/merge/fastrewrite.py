@@ -42,7 +42,7 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     hdr = ud.hdr
     offs, codes, parent, ends = ud.arrays()
     # DIE-naming expression operands, by position: (DIE, position, width, kind, target)
-    xr = array("q", [v for x in sorted(ud.xrefs, key=lambda x: x[1]) for v in (x[0], x[1], x[2], _XKIND[x[3]], x[4])])
+    xr = _xref_rows(ud.xrefs)
     unit = _core.Unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
                       hdr.offset_size, offs, codes, parent, ends, _int64(ud.ref_pos), _int64(ud.ref_die),
                       _int64(ud.ref_form), _int64(ud.ref_target), _int64(rem.starts), _int64(rem.ends), xr)
@@ -50,23 +50,33 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
 
 
 def scanned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals):
-    """(kernel, DIEs, references) of a unit the kernel scans and prepares at once
-    (_rewritecore.scanned_unit), with the scanner's ``tables`` (read._scan_tables); None where
-    the unit takes the decoding path: the scanner declines, or an expression names a DIE (the
-    compiled expression scanner reads the blocks the scanner found, as the decoder does)."""
+    """(kernel, DIEs, references, whether an expression names a DIE) of a unit the kernel scans
+    and prepares (_rewritecore.scanned_unit), with the scanner's ``tables``
+    (read._scan_tables); None where the unit takes the decoding path: the scanner or the
+    compiled expression scanner declines (the decoder reads what they do not), or the kernel
+    leaves the unit to the pure loop. The expressions' operands are those the decoder finds
+    (read._unit_dies makes the same call), in the rows ``prepare`` makes of them."""
     prog, start, kids = tables
     got = _core.scanned_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
                              hdr.addr_size, hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends)
     if got is None:
         return None
     unit, dies, refs, blocks = got
-    if len(blocks):
-        if _exprs is None:
-            return None
-        rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
-        if _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version) != []:
-            return None  # (None: the Python decoder's; a list: the operands, which the unit has)
-    return unit, dies, refs
+    if not len(blocks):
+        return unit, dies, refs, False
+    if _exprs is None:
+        return None
+    rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
+    ops = _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version)
+    if ops is None or not unit.prepare_scanned(rem.starts, rem.ends, _xref_rows(ops)):
+        return None
+    return unit, dies, refs, any(x[3] != "s" for x in ops)
+
+
+def _xref_rows(xrefs: list) -> array:
+    """DIE-naming expression operands (DIE, position, width, kind, target), as the kernel
+    takes them: rows of 5 by position, the kind as a number."""
+    return array("q", [v for x in sorted(xrefs, key=lambda x: x[1]) for v in (x[0], x[1], x[2], _XKIND[x[3]], x[4])])
 
 
 def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,

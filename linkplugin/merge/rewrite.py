@@ -114,9 +114,14 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names
         for u, reason, rem in jobs:
             plan = UnitPlan(0, [], [])
             if not reason and drafts and not names:
-                got = _plan_scanned(src, secs, u, rem)
+                try:
+                    got = _plan_scanned(src, secs, u, rem)
+                except _NoFit:  # the second pass copies it as it is
+                    out.append(plan)
+                    continue
                 if got is not None:
-                    keep_draft(src, u, got[1])
+                    if got[1] is not None:
+                        keep_draft(src, u, got[1])
                     out.append(got[0])
                     continue
             if not reason:
@@ -485,58 +490,80 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
+    return _plan_kernel(ud.hdr, unit, sure, _unit_operands(secs, ud), _locations(secs, ud), drafts)
+
+
+def _plan_kernel(hdr: UnitHeader, unit, sure: bool, operands: bool, locs: tuple[array, list[Patch]],
+                 drafts: bool) -> tuple[UnitPlan, Draft | None]:
+    """``_plan`` once the unit has its kernel: ``sure`` whether the first width surely fits
+    (``_surely_fits``), ``operands`` whether it has DIE-naming operands (``_unit_operands``),
+    ``locs`` its location-list operands (``_locations``)."""
+    widths = _widths(hdr.end - hdr.off)
     uses = None
-    if sure and not _unit_operands(secs, ud):
+    draft = None
+    if sure and not operands:
         # The first width fits and no operand could fail to (``_NoFit``): the keys and their
         # uses are all the pass learns, without the copy's passes over the unit's bytes
         # (python3.11d: a quarter of the copies' time; glibc: 1,970 of 2,063 units), unless
         # the copy is kept for the second pass.
         width = widths[0]
         keys = unit.keys(width, _entries_now())
+    elif drafts and widths[0] in (1, 2):
+        # The draft's copy is the one _smallest_compiled makes first (same width, codes and
+        # margin), written: its status and offsets decide as that one's would.
+        width = widths[0]
+        keys = unit.keys(width, _entries_now())
+        draft = _draft(unit, width, keys, *locs, check=True)
+        if draft is None:  # (the width overflowed)
+            width, keys, uses = _smallest_compiled(hdr, unit, locs[0])
     else:
-        width, keys, uses = _smallest_compiled(ud, unit, _locations(secs, ud)[0])
-    draft = _draft(unit, width, keys, *_locations(secs, ud)) if drafts else None  # (read once: ud.loc_ops)
+        width, keys, uses = _smallest_compiled(hdr, unit, locs[0])
+    if drafts and draft is None:
+        draft = _draft(unit, width, keys, *locs)
     if draft is not None:
         return UnitPlan(width, keys, draft[1]), draft[0]
     return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None
 
 
 def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals
-                  ) -> tuple[UnitPlan, Draft] | None:
-    """``_plan`` with a draft for a unit whose first width surely fits and whose location lists
-    name no DIE by unit offset, scanned and prepared by the kernel at once
-    (``fastrewrite.scanned``): no Python columns of its DIEs. None: the unit takes the decoding
-    path (and may have been scanned for nothing: an expression that names a DIE, or a bound
-    that does not hold)."""
+                  ) -> tuple[UnitPlan, Draft | None] | None:
+    """``_plan`` with drafts of a unit scanned and prepared by the kernel at once
+    (``fastrewrite.scanned``): no Python columns of its DIEs. None: the unit takes the
+    decoding path (a unit whose references may be wider than 2 bytes, or one the scanners
+    decline)."""
     kept = kept_locations(src, u)
-    if kept is None or len(kept[0]):
+    if kept is None:
         return None
     info = secs[".debug_info"]
     abbrev = secs.get(".debug_abbrev", b"")
     hdr = unit_header(info, u)
-    width = _widths(hdr.end - hdr.off)[0]
-    if width not in (1, 2) or not compiled_decoder():
+    widths = _widths(hdr.end - hdr.off)
+    if widths[0] not in (1, 2) or not compiled_decoder():
         return None
     tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
     got = fastrewrite.scanned(info, abbrev, hdr, tables, rem) if tables is not None else None
-    if got is None or not _bound_fits(hdr, got[1], got[2], width):
+    if got is None:
         return None
-    unit = got[0]
-    keys = unit.keys(width, _entries_now())
-    draft = _draft(unit, width, keys, *kept)
-    return (UnitPlan(width, keys, draft[1]), draft[0]) if draft is not None else None
+    unit, dies, refs, named = got
+    sure = len(widths) == 1 or _bound_fits(hdr, dies, refs, widths[0])
+    return _plan_kernel(hdr, unit, sure, named or len(kept[0]) > 0, kept, True)
 
 
-def _draft(unit, width: int, keys: list[bytes], loc_targets: array, loc_patches: list[Patch]
+def _draft(unit, width: int, keys: list[bytes], loc_targets: array, loc_patches: list[Patch], check: bool = False
            ) -> tuple[Draft, list[int]] | None:
     """The unit's ``Draft`` at ``width`` (its kernel's keys ``keys`` made, its location-list
     operands given), with the DIEs per key; None where recode does not apply (references wider
-    than 2 bytes)."""
+    than 2 bytes) or the unit does not fit the width. With ``check``, _NoFit as
+    ``_smallest_compiled`` raises it at this width."""
     if width not in (1, 2):
         return None
     status, body, rel, patches, uses, locs, fixes = unit.copy(width, None, unit.kept, True, True)
+    if status == fastrewrite.NOFIT and check:
+        raise _NoFit()
     if status != fastrewrite.OK:
-        return None  # (the width was chosen by the same copy: not expected)
+        return None  # (without ``check``, the width was chosen by the same copy: not expected)
+    if check:
+        _values_at(loc_targets, rel)  # its _NoFit
     tags = unit.tag_counts(True)  # (rows of 3 end to end)
     return Draft(width, keys, body, rel, patches, locs, fixes, loc_targets, loc_patches, unit.kept, tags,
                  {}), uses.tolist()
@@ -606,7 +633,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         return _rewrite_at(secs, ud, rem, width, None if own else codes)
     targets, loc_patches = _locations(secs, ud)
     if not width:
-        width, keys, _ = _smallest_compiled(ud, unit, targets)
+        width, keys, _ = _smallest_compiled(ud.hdr, unit, targets)
     else:
         keys = unit.keys(width)
     new_codes = None if own else array("q", [codes[e] for e in keys])  # type: ignore[index]
@@ -631,12 +658,12 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool =
     return unit
 
 
-def _smallest_compiled(ud: UnitDies, unit, loc_targets: array
+def _smallest_compiled(hdr: UnitHeader, unit, loc_targets: array
                        ) -> tuple[int, list[bytes], list[int]]:
     """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries (``_interned``),
     DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it (for the
     location lists' ``loc_targets`` too)."""
-    for width in _widths(ud.hdr.end - ud.hdr.off):
+    for width in _widths(hdr.end - hdr.off):
         keys = unit.keys(width, _entries_now())
         status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
         if status == fastrewrite.OVERFLOW:
@@ -646,7 +673,7 @@ def _smallest_compiled(ud: UnitDies, unit, loc_targets: array
         _values_at(loc_targets, new_rel)  # its _NoFit, as in the pure loop
         return width, keys, uses.tolist()
     # (the last width always fits: its status is OVERFLOW only past _UDATA_LIMIT's bound)
-    raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
+    raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
 
 
 class _LocEnv(NamedTuple):
