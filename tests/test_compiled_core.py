@@ -557,16 +557,18 @@ def test_abbreviation_entries_sort_like_their_keys() -> None:
 
 @needs_core
 def test_expression_blocks_batch_same_as_pure() -> None:
-    """_loclists.scan_expr_blocks gives what abbrev._expr gives block by block, or None."""
+    """_loclists.scan_expr_blocks gives what abbrev._expr gives block by block, or None; as
+    rows, what fastrewrite._xref_rows makes of that."""
     import random
 
     from linkplugin.dwarf import expr
+    from linkplugin.merge import fastrewrite
     from linkplugin.dwarf.abbrev import _expr
     from linkplugin.dwarf.expr import REF_OPS
 
     rng = random.Random(5)
     ops = list(REF_OPS) + [0x03, 0x08, 0x10, 0x11, 0x30, 0x9E, 0xA3, 0xF3, 0x9F, 0xFF]
-    agreed = 0
+    agreed = in_rows = 0
     for _ in range(3000):
         d = bytes(rng.choice(ops) if rng.random() < 0.5 else rng.randrange(256) for _ in range(rng.randrange(8, 64)))
         blocks = []
@@ -585,7 +587,12 @@ def test_expression_blocks_batch_same_as_pure() -> None:
         if got is not None:
             assert got == want
             agreed += 1
-    assert agreed > 100
+            rows = expr._core.scan_expr_blocks(d, np.array(blocks, dtype=np.int64).reshape(-1, 3), 0x100, 8, 4, 5,
+                                               True)
+            if len({x[1] for x in want}) == len(want):  # (a unit's blocks never overlap)
+                assert rows == (fastrewrite._xref_rows(want), any(x[3] != "s" for x in want))
+                in_rows += 1
+    assert agreed > 100 and in_rows > 100
 
 
 @needs_core

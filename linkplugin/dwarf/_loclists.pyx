@@ -15,6 +15,7 @@ NOGIL = True
 
 DEF DW_FORM_loclistx = 0x22
 cdef array _INT64 = array("q")
+cdef int64_t[3] _XKIND = [4, 5, 3]  # Ops kinds 'u', 'f', 's' as the rewrite kernel numbers them
 
 # Operand layouts of the operations that name no DIE (expr._SIMPLE): per opcode a short string
 # of 'u' uleb, 's' sleb, digits fixed bytes, 'A' address, 'O' offset; 0xFF: not simple.
@@ -314,15 +315,20 @@ def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size
 
 
 def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t u, int addr_size,
-                     int offset_size, int version):
+                     int offset_size, int version, bint rows=False):
     """abbrev._expr over every row (DIE, start, end) of ``blocks``: the DIE-naming operands as
     (DIE, position, width, kind, value: + ``u`` unless kind is 's'), in block order; None if any
-    block needs the Python code."""
+    block needs the Python code. With ``rows``, (the same as rows of 5 by position in one
+    array('q'), the kind as a number: 3 's', 4 'u', 5 'f'; whether a kind is not 's'), as the
+    rewrite kernel takes them (fastrewrite._xref_rows)."""
     cdef Ops o
     cdef int st = 0
     cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0]
     cdef Py_ssize_t *upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))  # ops after each block
     cdef list out = []
+    cdef array flat
+    cdef int64_t *q
+    cdef bint named = False, ordered = True
     kinds = ("u", "f", "s")
     o.p = NULL
     o.n = o.cap = 0
@@ -343,6 +349,24 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
                 upto[b] = o.n
         if st < 0:
             return None
+        if rows:
+            flat = clone(_INT64, 5 * o.n, False)
+            q = <int64_t *> flat.data.as_voidptr
+            first = 0
+            for b in range(nb):
+                for k in range(first, upto[b]):
+                    q[5 * k] = blocks[b, 0]
+                    q[5 * k + 1] = o.p[4 * k]
+                    q[5 * k + 2] = o.p[4 * k + 1]
+                    q[5 * k + 3] = _XKIND[o.p[4 * k + 2]]
+                    q[5 * k + 4] = o.p[4 * k + 3] + (u if o.p[4 * k + 2] != 2 else 0)
+                    named |= o.p[4 * k + 2] != 2
+                    if k and q[5 * k + 1] < q[5 * k - 4]:
+                        ordered = False
+                first = upto[b]
+            if not ordered:  # (positions are distinct: any sort is the stable one)
+                qsort(q, o.n, 5 * sizeof(int64_t), _cmp_second)
+            return flat, named
         first = 0
         for b in range(nb):
             for k in range(first, upto[b]):
@@ -353,6 +377,11 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
     finally:
         free(o.p)
         free(upto)
+
+
+cdef int _cmp_second(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*> a)[1], y = (<const int64_t*> b)[1]
+    return (x > y) - (x < y)
 
 
 cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:

@@ -67,10 +67,10 @@ def scanned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals):
     if _exprs is None:
         return None
     rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
-    ops = _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version)
-    if ops is None or not unit.prepare_scanned(rem.starts, rem.ends, _xref_rows(ops)):
+    got = _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version, True)
+    if got is None or not unit.prepare_scanned(rem.starts, rem.ends, got[0]):
         return None
-    return unit, dies, refs, any(x[3] != "s" for x in ops)
+    return unit, dies, refs, got[1]
 
 
 def _xref_rows(xrefs: list) -> array:
