@@ -511,6 +511,9 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
             assert got == want, args
             checked += 1
     assert checked > 1000
+    from linkplugin.merge import hash as hash_phase
+
+    fused_checked = 0
     for variant in [v for v in VARIANTS if v[3] == "-O2" and have(v[0])]:
         with open(cached_build(*variant), "rb") as f:
             elf = ELFFile(f)
@@ -533,6 +536,22 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
                 assert got == loclists.scan_lists(secs[name], list(offsets), hdr)
             finally:
                 loclists._core = saved
+            # What the hash phase makes of them in one call: the rewrite phase's rows and the
+            # named offsets, as locations.targets and the operands give them.
+            fused = hash_phase.location_targets(secs, ud, env, True)
+            assert isinstance(fused[0], array)
+            saved = hash_phase._loclists_core
+            hash_phase._loclists_core = None
+            try:
+                composed = hash_phase.location_targets(secs, ud, env, True)
+            finally:
+                hash_phase._loclists_core = saved
+            assert fused[0].tolist() == composed[0] and fused[1] == composed[1]
+            fused_checked += 1
+            if any(kind != "s" for _, _, kind, _ in got):  # an offset past 63 bits: the Python code decides
+                assert core.scan_list_targets(secs[name], offsets, hdr.addr_size, hdr.offset_size, hdr.version,
+                                              ud.arrays()[0], (1 << 63) - 2) is None
+    assert fused_checked
 
 
 @needs_core

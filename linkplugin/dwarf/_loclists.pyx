@@ -7,7 +7,7 @@ list entry, a read past the section or the block, a number over 63 bits) they re
 the caller runs the Python code, which gives the exact result or error. The loops run without
 the GIL; Python objects are made after them.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.stdlib cimport free, malloc, qsort, realloc
 from cpython.array cimport array, clone, resize
 
@@ -310,6 +310,65 @@ def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size
             st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], &offsets[0] if offsets.shape[0] else NULL,
                        offsets.shape[0], addr_size, offset_size, version, &o)
         return result(&o) if st == 0 else None
+    finally:
+        free(o.p)
+
+
+def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size, int offset_size,
+                      int version, const int64_t[::1] offs, int64_t unit_off):
+    """``scan_lists`` with what the merge makes of its operands, without a tuple per operand:
+    (locations.targets's rows and patches against the unit's DIE offsets ``offs`` (sorted),
+    the section offsets the unit-relative operands name, in operand order, as array('q')), or
+    None (the caller runs scan_lists and locations.targets, which decide)."""
+    cdef Ops o
+    cdef int st
+    cdef Py_ssize_t k, j = 0, m = 0, n = offs.shape[0], lo, hi, mid
+    cdef int64_t v, x, w
+    cdef array rows, named
+    cdef int64_t *r
+    cdef int64_t *q
+    cdef list patches = []
+    o.p = NULL
+    o.n = o.cap = 0
+    if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8) or unit_off < 0:
+        return None
+    try:
+        with nogil:
+            st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], &offsets[0] if offsets.shape[0] else NULL,
+                       offsets.shape[0], addr_size, offset_size, version, &o)
+            if st == 0:
+                for k in range(o.n):
+                    if o.p[4 * k + 2] != 2:
+                        if o.p[4 * k + 3] > INT64_MAX - unit_off:  # (a Python int: the caller's loops)
+                            st = -1
+                            break
+                        m += 1
+        if st != 0:
+            return None
+        rows = clone(_INT64, 3 * m, False)
+        named = clone(_INT64, m, False)
+        r = <int64_t *> rows.data.as_voidptr
+        q = <int64_t *> named.data.as_voidptr
+        for k in range(o.n):
+            w = o.p[4 * k + 1]
+            v = o.p[4 * k + 3]
+            if o.p[4 * k + 2] == 2:
+                patches.append((o.p[4 * k], w, v))
+                continue
+            x = v + unit_off
+            lo, hi = 0, n
+            while lo < hi:  # (locations.targets's bisect_left)
+                mid = (lo + hi) >> 1
+                if offs[mid] < x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            r[3 * j] = o.p[4 * k]
+            r[3 * j + 1] = w if o.p[4 * k + 2] == 0 else -w
+            r[3 * j + 2] = lo if lo < n and offs[lo] == x else -unit_off - 1
+            q[j] = x
+            j += 1
+        return (rows, patches), named
     finally:
         free(o.p)
 

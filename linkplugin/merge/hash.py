@@ -21,6 +21,7 @@ import marshal
 from array import array
 from typing import Iterator, NamedTuple
 
+from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
 from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
 from linkplugin.dwarf.forms import DwarfError
@@ -30,11 +31,13 @@ from linkplugin.dwarf.loclists import list_offsets, scan_lists
 from linkplugin.dwarf.read import UnitDies, die_attrs
 from linkplugin.dwarf.units import UnitHeader, parse_units
 from linkplugin.lazy import np
-from linkplugin.merge import expansion, fasthash
+from linkplugin.merge import expansion, fasthash, locations
 from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, worker_sections
+from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, keeps_locations, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
+
+_loclists_core = load_compiled("linkplugin.dwarf._loclists")
 
 # A column of numbers or of 16-byte keys: array.array, memoryview, bytes or a numpy array.
 Column = "array | memoryview | bytes | np.ndarray"
@@ -162,6 +165,29 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
     return ""
 
 
+def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: bool
+                     ) -> tuple[list[int] | array, tuple[array, list] | None]:
+    """(section offsets of the DIEs that the unit's location lists name by unit offset, in
+    operand order; with ``keep``, ``locations.targets`` of the operands, for the rewrite phase):
+    what ``location_operands`` gives made into both, by the compiled core where it is built
+    without a tuple per operand (libgsl: 78,000 operands)."""
+    hdr = ud.hdr
+    if len(ud.locs) and _loclists_core is not None:
+        name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
+        sec = secs.get(name)
+        if sec is not None:
+            offsets = list_offsets(hdr, ud.locs, sec, env.loclists_base)
+            offs = ud.arrays()[0]
+            if isinstance(offsets, array) and isinstance(offs, (array, memoryview)) and offs.itemsize == 8:
+                got = _loclists_core.scan_list_targets(sec, offsets, hdr.addr_size, hdr.offset_size, hdr.version,
+                                                       offs, hdr.off)
+                if got is not None:
+                    return got[1], (got[0] if keep else None)
+    _, ops = location_operands(secs, ud, env)
+    named = [v + hdr.off for _, _, kind, v in ops if kind != "s"]
+    return named, (locations.targets(ops, ud.arrays()[0], hdr.off) if keep else None)
+
+
 def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
     """(section name, operands) of the DIE-naming operands in the unit's location lists."""
     if not len(ud.locs):
@@ -219,13 +245,13 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         units = parse_units(info)
         cache: dict[int, dict[int, Abbrev]] = {}
         strp_cache: dict[int, bytes] = {}
+        keep = keeps_locations(src)
         out = []
         for batch in _batches(units, unit_ids):
             uds = decode_all(info, abbrev, [units[u] for u in batch], cache)
-            locations: list[list] = [[] for _ in batch]
-            pending = [_Pending(secs, ud, strp_cache, locs) for ud, locs in zip(uds, locations)]
+            pending = [_Pending(secs, ud, strp_cache, keep) for ud in uds]
             got = iter(fasthash.analyze_many([p.call for p in pending if p.call is not None]))
-            for u, ud, p, locs in zip(batch, uds, pending, locations):
+            for u, ud, p in zip(batch, uds, pending):
                 a = p.finish(next(got) if p.call is not None else None)
                 # The offsets wait for the layout phase, the roots for the table and rewrite phases:
                 # half the memory in 32 bits (glibc's libc.so.6: 589,000 DIEs, 253,000 roots). The
@@ -237,7 +263,8 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
                                    root_ends=np.asarray(a.root_ends).astype(np.uint32))
                 if not a.verbatim:
                     keep_unit(src, u, ud)  # the pure decoder's
-                    keep_locations(src, u, locs, ud.arrays()[0], ud.hdr.off)
+                    if p.targets is not None:
+                        keep_locations(src, u, p.targets)
                 out.append(a)
         return out
 
@@ -283,10 +310,10 @@ def _uint32(offs: Column) -> Column:
     return np.asarray(offs).astype(np.uint32)
 
 
-def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None,
-                 locations: list | None = None) -> UnitAnalysis:
-    """The unit's analysis; ``locations`` (if given) receives its location-list operands."""
-    p = _Pending(secs, ud, strp_cache, locations)
+def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None
+                 ) -> UnitAnalysis:
+    """The unit's analysis."""
+    p = _Pending(secs, ud, strp_cache, False)
     return p.finish(fasthash.analyze_many([p.call])[0] if p.call is not None else None)
 
 
@@ -295,25 +322,29 @@ class _Pending:
     no call, the unit is copied as it is or the pure path hashes it), ``finish`` takes the
     kernel's result and makes the UnitAnalysis. Split so that a batch of units makes one call."""
 
-    __slots__ = ("secs", "ud", "env", "named", "call", "done")
+    __slots__ = ("secs", "ud", "env", "named", "call", "done", "targets")
 
     def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
-                 locations: list | None) -> None:
+                 keep: bool) -> None:
+        """``keep``: make ``targets``, the unit's location-list operands as the rewrite phase
+        takes them (``location_targets``)."""
         self.secs, self.ud = secs, ud
         self.env = env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
         self.call: tuple | None = None
-        self.named: list[int] = []
+        self.named: list[int] | array = []
+        self.targets: tuple[array, list] | None = None
         reason = _verbatim_reason(ud, env)
         if reason:
             self.done: UnitAnalysis | None = UnitAnalysis(reason, ud.arrays()[0], array("I"), array("I"), b"", b"",
                                                           b"", b"", (NEVER, b""))
             return
         self.done = None
-        _, loc_ops = location_operands(secs, ud, env)
-        if locations is not None:
-            locations += loc_ops
-        named = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
-        named += [v + ud.hdr.off for _, _, kind, v in loc_ops if kind != "s"]
+        loc_named, self.targets = location_targets(secs, ud, env, keep)
+        named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+        if isinstance(loc_named, array):
+            named = array("q", named) + loc_named if named else loc_named
+        else:
+            named += loc_named  # type: ignore[operator]
         self.named = named
         if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path
             self.call = fasthash.analyze_call(secs[".debug_info"], ud, env, named, [x[0] for x in ud.xrefs])

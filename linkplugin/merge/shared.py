@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 from linkplugin.dwarf.read import UnitDies, compiled_decoder
-from linkplugin.merge import locations
 
 
 class SharedSections(NamedTuple):
@@ -127,13 +126,17 @@ def kept_unit(src: SharedSections, u: int, keep: bool) -> UnitDies | None:
     return state.units.get(u) if keep else state.units.pop(u, None)
 
 
-def keep_locations(src: SharedSections, u: int, operands: list, offs, unit_off: int) -> None:
-    """hash.location_operands of unit ``u`` (whose DIEs are at ``offs``), for the rewrite phase
-    in this process (for inputs of at most KEEP_INFO_BYTES), as ``locations.targets`` makes them
-    of: compact rows, not a tuple per operand."""
-    state = _state(src)
-    if _keeps(state):
-        state.locations[u] = locations.targets(operands, offs, unit_off)
+def keeps_locations(src: SharedSections) -> bool:
+    """Whether the hash phase keeps each unit's location-list operands for the rewrite phase
+    (``keep_locations``): for inputs of at most KEEP_INFO_BYTES."""
+    return _keeps(_state(src))
+
+
+def keep_locations(src: SharedSections, u: int, targets: tuple) -> None:
+    """Unit ``u``'s location-list operands as ``locations.targets`` makes them of
+    hash.location_operands (compact rows, not a tuple per operand), for the rewrite phase in
+    this process."""
+    _state(src).locations[u] = targets
 
 
 def kept_locations(src: SharedSections, u: int) -> tuple | None:
