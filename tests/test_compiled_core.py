@@ -421,6 +421,42 @@ def test_first_pass_operand_that_no_longer_fits_scanned_or_decoded(monkeypatch) 
 
 
 @needs_core
+def test_a_waiting_unit_takes_its_operands_once() -> None:
+    """A unit ``scanned_unit`` leaves waiting (its expressions may name DIEs) refuses every
+    kernel call until ``prepare_scanned`` gives it their operands, and takes them only once."""
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    from conftest_merge import load_sections
+    from linkplugin.dwarf.expr import REF_OPS
+    from linkplugin.merge import _rewritecore as core, fastrewrite
+
+    secs, _, _ = load_sections(cached_build("gcc", "c++", 5, "-O2"))
+    info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+    none = array("q")
+    waited = 0
+    for hdr in parse_units(info):
+        tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
+        got = core.scanned_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
+                                hdr.addr_size, hdr.offset_size, *tables, REF_OPS, none, none)
+        if got is None or not len(got[3]):
+            continue
+        unit, blocks = got[0], got[3]
+        for call in (lambda: unit.keys(2), lambda: unit.uses(), lambda: unit.copy(2, None, 0, False),
+                     lambda: unit.tag_counts()):
+            with pytest.raises(ValueError, match="waits for prepare_scanned"):
+                call()
+        rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
+        operands = fastrewrite._exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size,
+                                                       hdr.version, True)
+        assert unit.prepare_scanned(none, none, operands[0])
+        assert len(unit.keys(2)) and len(unit.tag_counts())
+        with pytest.raises(ValueError, match="not waiting"):
+            unit.prepare_scanned(none, none, operands[0])
+        waited += 1
+    assert waited
+
+
+@needs_core
 def test_recode_checks_its_draft() -> None:
     """``recode`` reports a draft whose rows do not match its bytes as an internal error, and
     says when the new codes make the unit outgrow its width."""

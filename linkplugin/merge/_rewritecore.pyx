@@ -1319,11 +1319,11 @@ cdef class Unit:
         cdef int64_t t0, t1, t2
         cdef list out = []
         cdef array flat_rows
-        if self.waiting:
-            raise ValueError("the unit waits for prepare_scanned")
-        if rows == NULL or cnt == NULL:
+        if self.waiting or rows == NULL or cnt == NULL:
             free(rows)
             free(cnt)
+            if self.waiting:
+                raise ValueError("the unit waits for prepare_scanned")
             raise MemoryError()
         try:
             with nogil:
