@@ -21,7 +21,10 @@ _PAUSE_SECONDS = 30.0
 def _test_pause(name: str) -> None:
     if os.environ.get("LINKPLUGIN_TEST_PAUSE") != name:
         return
-    print(f"linkplugin: paused at {name}", file=sys.stderr, flush=True)
+    # One write, newline included: print() writes the text and the newline apart, and the test's
+    # signal, sent when the text shows, could come between them.
+    sys.stderr.write(f"linkplugin: paused at {name}\n")
+    sys.stderr.flush()
     deadline = time.monotonic() + _PAUSE_SECONDS
     while time.monotonic() < deadline:
         interrupt.check()

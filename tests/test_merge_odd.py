@@ -230,3 +230,36 @@ def test_unit_whose_operand_no_longer_fits_is_copied_as_it_is(monkeypatch):
     units = parse_units(info)
     assert len(units) == len(parse_units(secs[".debug_info"])) == result.stats["verbatim_units"]
     assert sum(len(decode_with_abbrevs(info, abbrev, u, {})) for u in units) == result.stats["dies"]
+
+
+def _variable_with_location(expr_field: bytes) -> tuple[bytes, bytes]:
+    """(.debug_info, .debug_abbrev) of one unit holding a variable whose DW_AT_location
+    (DW_FORM_exprloc) is ``expr_field``: the block's ULEB128 length, then its bytes."""
+    abbrev = ABBREV[:-1] + (encode_uleb(5) + encode_uleb(F.DW_TAG_variable) + b"\0"
+                            + bytes([F.DW_AT_location, F.DW_FORM_exprloc, 0, 0])) + b"\0"
+    data = b"\1" + b"cu.c\0" + b"\x0c" + bytes(4) + b"\5" + expr_field + b"\0"
+    return (2 + 4 + 1 + len(data)).to_bytes(4, "little") + b"\4\0" + bytes(4) + b"\x08" + data, abbrev
+
+
+@pytest.mark.parametrize("expr_field", [
+    encode_uleb((1 << 63) - 1),  # a block "longer" than any section: its end overflows 64 bits
+    encode_uleb(1 << 62) + b"\x9f",
+], ids=["length-2**63-1", "length-2**62"])
+def test_expression_block_of_absurd_length_is_a_clean_error(expr_field):
+    """A block length near 2**63 is refused as reading past the unit (the compiled scanner's
+    bound once overflowed and read out of the section)."""
+    info, abbrev = _variable_with_location(expr_field)
+    with pytest.raises(LinkpluginError):
+        merge_sections({".debug_info": info, ".debug_abbrev": abbrev, ".debug_line": LINE},
+                       little_endian=True, address_size=8)
+
+
+def test_expression_naming_an_offset_past_63_bits_is_a_clean_error():
+    """DW_OP_convert names a base type by unit offset; an offset of 2**70 (which the compiled
+    scanner declines, and the Python one reads) names no DIE: a DwarfError, as for any offset
+    that is no DIE, not an overflow of the offsets' 64-bit arrays."""
+    expr = b"\xa8" + encode_uleb(1 << 70)
+    info, abbrev = _variable_with_location(encode_uleb(len(expr)) + expr)
+    with pytest.raises(LinkpluginError, match="names a non-DIE offset"):
+        merge_sections({".debug_info": info, ".debug_abbrev": abbrev, ".debug_line": LINE},
+                       little_endian=True, address_size=8)

@@ -201,7 +201,7 @@ cdef int scan_dies(const uint8_t *b, Py_ssize_t n, Py_ssize_t die_off, Py_ssize_
                         return 0
                     blen = <int64_t> read_le(b, p, <int> a)
                     p += a
-                if blen < 0 or p + blen > n:
+                if blen < 0 or blen > n - p:  # (p + blen may overflow)
                     return 0
                 if bb and blen:
                     # Only an expression holding one of the DIE-naming opcodes (bytes of

@@ -236,8 +236,9 @@ def block_length_lines(form: int) -> list[str]:
         return ["n = _u16(d, p)[0]", "p += 2"]
     if form == F.DW_FORM_block4:
         return ["n = _u32(d, p)[0]", "p += 4"]
-    # ULEB length: one byte in the common case
-    return ["n = d[p]", "p += 1", "if n & 0x80: n, p = _uleb(d, p - 1)"]
+    # ULEB length: one byte in the common case. A length past the section ends the block one
+    # byte past it (the unit's end check then says so): p + n stays a machine-size integer.
+    return ["n = d[p]", "p += 1", "if n & 0x80: n, p = _uleb(d, p - 1); n = min(n, len(d) + 1 - p)"]
 
 
 def compile_plan(specs: tuple[AttrSpec, ...], version: int, offset_size: int, addr_size: int,

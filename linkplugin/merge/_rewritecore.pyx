@@ -358,7 +358,8 @@ cdef class Unit:
     cdef public bint pure  # a shape left to the pure loop
     cdef public Py_ssize_t kept
     cdef Scanned scanned  # the scanner's columns of a ``scanned_unit`` (offs, codes, parent, ends)
-    cdef bint waiting     # a ``scanned_unit`` waiting for ``prepare_scanned``
+    cdef bint waiting     # a ``scanned_unit`` waiting for ``prepare_scanned`` (or failed in it)
+    cdef bint spent       # ``prepare_scanned`` was called
     cdef Py_ssize_t abbrev_off, abbrev_n  # (for ``prepare_scanned``)
 
     def __cinit__(self):
@@ -439,19 +440,21 @@ cdef class Unit:
         cdef Scanned *o = &self.scanned
         cdef int64_t bad = 0
         cdef int st
-        if not self.waiting:
+        if not self.waiting or self.spent:
             raise ValueError("the unit is not waiting for its operands")
         if int64_column(rem_ends, &re) != nrem:
             raise ValueError("removal arrays of different lengths")
         if nx % 5:
             raise ValueError("xrefs must be rows of 5")
-        self.waiting = False
+        self.spent = True  # (its reference columns go now, whatever the outcome)
         with nogil:
             st = self._prepare_all(self.abbrev_n, self.abbrev_off,
                                    o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, o.rpos.n, rs, re, nrem, xr, nx // 5,
                                    &bad)
             self._free_references()
-        self._raise(st, bad)
+        self._raise(st, bad)  # (a unit that fails stays waiting: every later call refuses it)
+        if not self.pure:
+            self.waiting = False
         return not self.pure
 
     cdef int _unit(self, const uint8_t[::1] info, const uint8_t[::1] abbrev, Py_ssize_t off, Py_ssize_t die_off,

@@ -341,10 +341,12 @@ class _Pending:
         self.done = None
         loc_named, self.targets = location_targets(secs, ud, env, keep)
         named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+        if not isinstance(loc_named, array):
+            named += loc_named
+        if any(t >> 63 for t in named):  # past 63 bits (the Python scanners read any size): no DIE
+            raise DwarfError(f"a DWARF expression in the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
         if isinstance(loc_named, array):
             named = array("q", named) + loc_named if named else loc_named
-        else:
-            named += loc_named  # type: ignore[operator]
         self.named = named
         if fasthash.available():  # the whole unit in C (fasthash.py); None: the pure path
             self.call = fasthash.analyze_call(secs[".debug_info"], ud, env, named, [x[0] for x in ud.xrefs])
