@@ -837,6 +837,18 @@ _UNKNOWN_OPS = (0x00, 0x01, 0x02, 0x04, 0x05, 0x07, 0xE1, 0xEF, 0xFE, 0xFF, 0x9E
                 0xF3, 0xFA, 0x9A, 0xFD, 0xA8)
 
 
+_HUGE = ((1 << 63) - 1, (1 << 63), (1 << 64) - 1, 1 << 70)
+
+
+def _uleb_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def m_expr(m: Mutant) -> None:
     d = _dwarf(m)
     if d is None or not d.exprs:
@@ -845,10 +857,21 @@ def m_expr(m: Mutant) -> None:
 
     def edit(plain: bytearray) -> str:
         if m.rng.random() < 0.3:
-            plain[lpos] = m.rng.choice((0, plain[lpos] + 1, 0x7F, 0xFF))
-            return f"expression length at 0x{lpos:x} -> {plain[lpos]:#x}"
+            length = m.rng.choice((0, (plain[lpos] + 1) & 0xFF, 0x7F, 0xFF, -1))
+            if length < 0:  # a ULEB128 length near or past 2**63 (bounds that overflow 64 bits)
+                length = m.rng.choice(_HUGE)
+                big = _uleb_bytes(length)  # over the bytes after it: the units keep their sizes
+                plain[lpos:lpos + len(big)] = big
+            else:
+                plain[lpos] = length
+            return f"expression length at 0x{lpos:x} -> {length:#x}"
         at = m.rng.randrange(start, end) if end > start else start
         plain[at] = m.rng.choice(_UNKNOWN_OPS)
+        if plain[at] == 0xA8 and m.rng.random() < 0.3:  # DW_OP_convert naming an offset past 63 bits
+            operand = m.rng.choice(_HUGE)
+            big = _uleb_bytes(operand)
+            plain[at + 1:at + 1 + len(big)] = big
+            return f"expression opcode at 0x{at:x} -> 0xa8 {operand:#x}"
         return f"expression opcode at 0x{at:x} -> {plain[at]:#x}"
 
     m.edit_plain(".debug_info", edit)
