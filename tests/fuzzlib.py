@@ -563,6 +563,36 @@ def m_plain_flip(m: Mutant) -> None:
         m_bitflip(m)
 
 
+_HUGE = ((1 << 63) - 1, (1 << 63), (1 << 64) - 1, 1 << 70)
+
+
+def _uleb_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def m_huge_leb(m: Mutant) -> None:
+    """A ULEB128 of 2**63 - 1 or more over the bytes at a random place of a debug section: where
+    a LEB128 field starts there (a length, an index, an offset, an operand), every bound that
+    adds it to a position overflows 64 bits."""
+    names = [n for n in m.seed.plain if m.seed.plain[n]]
+    name = m.rng.choice(names)
+
+    def edit(plain: bytearray) -> str:
+        pos = m.rng.randrange(len(plain))
+        value = m.rng.choice(_HUGE)
+        big = _uleb_bytes(value)
+        plain[pos:pos + len(big)] = big[:len(plain) - pos]
+        return f"ULEB128 {value:#x} at 0x{pos:x}"
+
+    if not m.edit_plain(name, edit):
+        m_bitflip(m)
+
+
 def m_truncate_file(m: Mutant) -> None:
     at = m.rng.choice(m.seed.boundaries) + m.rng.choice((0, 0, 0, -1, 1))
     at = max(0, min(len(m.data), at))
@@ -837,18 +867,6 @@ _UNKNOWN_OPS = (0x00, 0x01, 0x02, 0x04, 0x05, 0x07, 0xE1, 0xEF, 0xFE, 0xFF, 0x9E
                 0xF3, 0xFA, 0x9A, 0xFD, 0xA8)
 
 
-_HUGE = ((1 << 63) - 1, (1 << 63), (1 << 64) - 1, 1 << 70)
-
-
-def _uleb_bytes(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def m_expr(m: Mutant) -> None:
     d = _dwarf(m)
     if d is None or not d.exprs:
@@ -964,6 +982,7 @@ MUTATORS = {
     "shdr-field": (m_shdr_field, 10), "ehdr-field": (m_ehdr_field, 5), "chdr": (m_chdr, 5),
     "unit-header": (m_unit_header, 6), "abbrev": (m_abbrev, 8), "ref": (m_ref, 8), "strings": (m_strings, 6),
     "expr": (m_expr, 5), "line": (m_line, 5), "section-name": (m_section_name, 5), "index": (m_index, 5),
+    "huge-leb": (m_huge_leb, 6),
 }
 
 # (argument list with IN / OUT / ORIG placeholders, weight)

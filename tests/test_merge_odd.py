@@ -263,3 +263,26 @@ def test_expression_naming_an_offset_past_63_bits_is_a_clean_error():
     with pytest.raises(LinkpluginError, match="names a non-DIE offset"):
         merge_sections({".debug_info": info, ".debug_abbrev": abbrev, ".debug_line": LINE},
                        little_endian=True, address_size=8)
+
+
+def test_abbreviation_code_past_64_bits_is_a_clean_error():
+    """Tables are indexed by abbreviation code: a code of 2**64 - 1 in a unit's table (even one
+    no DIE uses) is refused as too large on every path, not sized into an array."""
+    abbrev = ABBREV[:-1] + encode_uleb((1 << 64) - 1) + encode_uleb(F.DW_TAG_base_type) + b"\0\0\0" + b"\0"
+    with pytest.raises(LinkpluginError, match="abbreviation code .* is too large"):
+        merge_sections({".debug_info": unit(CYCLE) + unit(CYCLE), ".debug_abbrev": abbrev, ".debug_line": LINE},
+                       little_endian=True, address_size=8)
+
+
+def test_attribute_number_past_63_bits_merges_or_is_a_clean_error():
+    """An attribute number of 2**63 does not fit the compiled tables' 64-bit numbers: those
+    units take the Python code, which merges them or says what is wrong, never an overflow."""
+    abbrev = ABBREV[:-1] + (encode_uleb(5) + encode_uleb(F.DW_TAG_variable) + b"\0" + encode_uleb(1 << 63)
+                            + bytes([F.DW_FORM_data1, 0, 0])) + b"\0"
+    data = b"\1" + b"cu.c\0" + b"\x0c" + bytes(4) + b"\5\x2a" + b"\0"
+    info = (2 + 4 + 1 + len(data)).to_bytes(4, "little") + b"\4\0" + bytes(4) + b"\x08" + data
+    try:
+        merge_sections({".debug_info": info + info, ".debug_abbrev": abbrev, ".debug_line": LINE},
+                       little_endian=True, address_size=8)
+    except LinkpluginError:
+        pass

@@ -204,6 +204,19 @@ def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
         raise DwarfError(f"truncated .debug_abbrev table at 0x{off:x}") from None
 
 
+MAX_CODE = 1 << 16  # abbreviation codes past this are refused: tables are indexed by code
+
+
+def code_table_size(abbrevs: dict[int, Abbrev]) -> int:
+    """The length of a table indexed by the codes of ``abbrevs`` (the largest code + 1); a
+    DwarfError for a code past MAX_CODE (producers number their codes from 1, and a damaged
+    table's code of 2**64 would otherwise size an array)."""
+    size = max(abbrevs, default=0) + 1
+    if size > MAX_CODE:
+        raise DwarfError(f"abbreviation code {size - 1} is too large")
+    return size
+
+
 def form_size(form: int, version: int, offset_size: int, addr_size: int) -> int | None:
     """Byte size of a fixed-size form in this unit, None for variable-size forms."""
     if form == F.DW_FORM_ref_addr:

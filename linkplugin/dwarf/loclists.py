@@ -100,6 +100,7 @@ def scan_lists(sec: bytes, offsets: list[int] | array, hdr: UnitHeader) -> list[
                     p = skip_leb(sec, p) if c == "u" else p + A
                 if spec[1]:
                     n, p = read_uleb(sec, p)
+                    n = min(n, len(sec) + 1 - p)  # (past the section: p + n stays a machine-size integer)
                     if might_ref(sec, p, p + n):
                         out += scan_expr(sec, p, p + n, A, O, V)
                     p += n

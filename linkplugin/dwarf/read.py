@@ -14,7 +14,8 @@ from typing import Union
 from linkplugin.arrays import filled, shaped
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
-from linkplugin.dwarf.abbrev import OP_SKIP, Abbrev, Plan, _expr, compile_plan, form_size, scan_program
+from linkplugin.dwarf.abbrev import (OP_SKIP, Abbrev, Plan, _expr, code_table_size, compile_plan, form_size,
+                                     scan_program)
 from linkplugin.dwarf.abbrev import forget_tables as forget_abbrev_tables
 from linkplugin.dwarf.expr import REF_OPS
 from linkplugin.dwarf.forms import DwarfError
@@ -123,9 +124,7 @@ class UnitDies:
 
 
 def unit_plans(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[list[Plan | None], list[bool]]:
-    size = max(abbrevs, default=0) + 1
-    if size > 1 << 16:
-        raise DwarfError(f"abbreviation code {size - 1} is too large")
+    size = code_table_size(abbrevs)
     plans: list[Plan | None] = [None] * size
     kids = [False] * size
     for code, ab in abbrevs.items():
@@ -153,7 +152,7 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
         if made is not None:
             _tables_cache[key] = (abbrevs, made)
             return made
-    size = max(abbrevs, default=0) + 1
+    size = code_table_size(abbrevs)  # (a DwarfError: the pure decoder says it)
     start = filled("q", size, -1)
     kids = bytearray(size)
     ops: list[int] = []
@@ -176,7 +175,8 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
             start[code] = at
             kids[code] = ab.children
         else:
-            tables = (array("q", ops), start, kids)
+            if all(-_INT64 <= v < _INT64 for v in ops):  # (else an attribute number past 63 bits: pure)
+                tables = (array("q", ops), start, kids)
     # The entry keeps the table dict alive, so its id is not reused while cached.
     if len(_tables_cache) > 4096:
         _tables_cache.clear()
@@ -186,6 +186,7 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
 
 _tables_cache: dict[tuple, tuple] = {}
 _programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
+_INT64 = 1 << 63
 
 
 def forget_tables() -> None:

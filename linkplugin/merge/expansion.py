@@ -29,7 +29,7 @@ order of 0 or 1 worker threads, ``thread_ranks`` that of more, which the merge c
 from __future__ import annotations
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import Abbrev, form_size
+from linkplugin.dwarf.abbrev import Abbrev, code_table_size, form_size
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, die_attrs
@@ -123,7 +123,7 @@ def _make_plan(ab: Abbrev, hdr: UnitHeader) -> tuple | None:
 def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
     """(phase, lower-cased first name) of the unit: gdb 13 expands units with smaller keys first.
     ``string(form, value)`` reads a string attribute of the unit."""
-    size = max(ud.abbrevs) + 1
+    size = code_table_size(ud.abbrevs)
     tag_of = np.zeros(size, dtype=np.int64)
     declared = np.zeros(size, dtype=bool)  # DW_AT_declaration as DW_FORM_flag_present: known without reading
     for code, ab in ud.abbrevs.items():

@@ -17,7 +17,7 @@ from linkplugin.arrays import filled, shaped
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import line as line_module
-from linkplugin.dwarf.abbrev import Abbrev
+from linkplugin.dwarf.abbrev import Abbrev, code_table_size
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_uleb
 from linkplugin.dwarf.read import UnitDies
@@ -128,7 +128,7 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
     got = _tables_cache.get(key)
     if got is not None and got[0] is abbrevs:
         return got[1]
-    size = max(abbrevs, default=0) + 1
+    size = code_table_size(abbrevs)
     start = np.full(size, -1, dtype=np.int64)
     head_len = np.zeros(size + 1, dtype=np.int64)
     flags = np.zeros(size, dtype=np.uint8)
@@ -154,6 +154,8 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
         head_len[code + 1] = len(head)
         flags[code] = flag
         xflags[code] = xflag
+    if not all(-(1 << 63) <= v < 1 << 63 for v in ops):  # an attribute number past 63 bits
+        raise DwarfError("an abbreviation the kernel does not take")  # (unit_tables: the pure path)
     tables = Tables(np.array(ops, dtype=np.int64), start, b"".join(heads), np.cumsum(head_len), flags, xflags)
     if len(_tables_cache) > 4096:
         _tables_cache.clear()

@@ -23,7 +23,7 @@ from typing import Iterator, NamedTuple
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
-from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table, uses_indirect
+from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table, uses_indirect
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
@@ -208,7 +208,7 @@ def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict
 
 def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.ndarray]:
     """DIE indexes of the unit's mergeable roots and of the end of their subtrees."""
-    size = max(ud.abbrevs) + 1
+    size = code_table_size(ud.abbrevs)
     tag_of = np.zeros(size, dtype=np.int64)
     decl_of = np.zeros(size, dtype=np.int64)  # form of DW_AT_declaration (0: none)
     for code, ab in ud.abbrevs.items():

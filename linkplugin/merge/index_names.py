@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from linkplugin.dwarf import forms as F
-from linkplugin.dwarf.abbrev import form_size
+from linkplugin.dwarf.abbrev import code_table_size, form_size
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.lazy import np
@@ -86,7 +86,7 @@ class _Names:
         self.text = text if text is not None else {}  # DW_FORM_strp names by offset, as returned
         # Per abbreviation code: has DW_AT_name; is an enumeration; where a DW_FORM_strp name
         # lies after a one-byte code (-1: elsewhere, or another form).
-        size = max(ud.abbrevs) + 1
+        size = code_table_size(ud.abbrevs)
         self.named = np.zeros(size, dtype=bool)
         self.enum = np.zeros(size, dtype=bool)
         self.strp_at = np.full(size, -1, dtype=np.int64)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import read
-from linkplugin.dwarf.abbrev import Abbrev, parse_abbrev_table
+from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
@@ -723,7 +723,7 @@ def _values_at(rows: array, new_rel) -> array:
 
 def _tag_counts(ud: UnitDies, keep: np.ndarray) -> list[tuple[int, int, int]]:
     """(tag, DIEs of the unit, DIEs kept) for every tag of the unit."""
-    tag_of = np.zeros(max(ud.abbrevs) + 1, dtype=np.int64)
+    tag_of = np.zeros(code_table_size(ud.abbrevs), dtype=np.int64)
     for code, ab in ud.abbrevs.items():
         tag_of[code] = ab.tag
     tags, inv = np.unique(tag_of[np.asarray(ud.codes, dtype=np.int64)], return_inverse=True)
