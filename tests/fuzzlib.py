@@ -575,19 +575,35 @@ def _uleb_bytes(value: int) -> bytes:
             return bytes(out)
 
 
+def _sleb_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
 def m_huge_leb(m: Mutant) -> None:
-    """A ULEB128 of 2**63 - 1 or more over the bytes at a random place of a debug section: where
-    a LEB128 field starts there (a length, an index, an offset, an operand), every bound that
-    adds it to a position overflows 64 bits."""
+    """A ULEB128 of 2**63 - 1 or more (or a SLEB128 below -2**63) over the bytes at a random
+    place of a debug section: where a LEB128 field starts there (a length, an index, an offset,
+    an operand, a constant), every bound that adds it to a position overflows 64 bits."""
     names = [n for n in m.seed.plain if m.seed.plain[n]]
     name = m.rng.choice(names)
 
     def edit(plain: bytearray) -> str:
         pos = m.rng.randrange(len(plain))
-        value = m.rng.choice(_HUGE)
-        big = _uleb_bytes(value)
+        if m.rng.random() < 0.3:  # a SLEB128 past -2**63 (a constant, an implicit_const, an offset)
+            value = m.rng.choice((-(1 << 63) - 1, -(1 << 70)))
+            big = _sleb_bytes(value)
+            kind = "SLEB128"
+        else:
+            value = m.rng.choice(_HUGE)
+            big = _uleb_bytes(value)
+            kind = "ULEB128"
         plain[pos:pos + len(big)] = big[:len(plain) - pos]
-        return f"ULEB128 {value:#x} at 0x{pos:x}"
+        return f"{kind} {value:#x} at 0x{pos:x}"
 
     if not m.edit_plain(name, edit):
         m_bitflip(m)
