@@ -9,6 +9,12 @@ def filled(typecode: str, n: int, value: int) -> array:
     return array(typecode, [value]) * n
 
 
+def fits_int64(values: list[int]) -> bool:
+    """Whether every value fits an array('q') item (Python's numbers, read from LEB128s, may
+    not)."""
+    return all(-(1 << 63) <= v < 1 << 63 for v in values)
+
+
 def flat_rows(rows: list[tuple[int, ...]]) -> array:
     """Rows of integers end to end in one array('q') (the compiled kernels' patch rows)."""
     return array("q", [v for row in rows for v in row])

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("input")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--type", choices=CODECS, default="zlib", help="codec (default zlib)")
-    c.add_argument("--level", type=int, help="codec level: zlib 0-12 (libdeflate's; default 6, as objcopy), zstd 1-22 (default 3)")
+    c.add_argument("--level", type=int,
+                   help="codec level: zlib 0-12 (libdeflate's; default 6, as objcopy), zstd 1-22 (default 3)")
     c.add_argument("--shard-size", type=int, help="bytes per independently compressed shard "
                    "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes")
     c.add_argument("-j", "--jobs", type=_jobs, help="threads compressing at once (default: CPU count); "

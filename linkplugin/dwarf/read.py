@@ -11,7 +11,7 @@ import struct
 from array import array
 from typing import Union
 
-from linkplugin.arrays import filled, shaped
+from linkplugin.arrays import filled, fits_int64, shaped
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.abbrev import (OP_SKIP, Abbrev, Plan, _expr, code_table_size, compile_plan, form_size,
@@ -175,7 +175,7 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
             start[code] = at
             kids[code] = ab.children
         else:
-            if all(-_INT64 <= v < _INT64 for v in ops):  # (else an attribute number past 63 bits: pure)
+            if fits_int64(ops):  # (else an attribute number past 63 bits: the pure decoder)
                 tables = (array("q", ops), start, kids)
     # The entry keeps the table dict alive, so its id is not reused while cached.
     if len(_tables_cache) > 4096:
@@ -186,7 +186,6 @@ def _scan_tables(abbrevs: dict[int, Abbrev], hdr: UnitHeader) -> tuple[np.ndarra
 
 _tables_cache: dict[tuple, tuple] = {}
 _programs: dict[tuple, list[int] | None] = {}  # scan programs by (encoded attribute list, unit shape)
-_INT64 = 1 << 63
 
 
 def forget_tables() -> None:

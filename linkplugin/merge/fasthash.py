@@ -13,7 +13,7 @@ import marshal
 from array import array
 from typing import NamedTuple
 
-from linkplugin.arrays import filled, shaped
+from linkplugin.arrays import filled, fits_int64, shaped
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import line as line_module
@@ -154,7 +154,7 @@ def _tables(abbrevs: dict[int, Abbrev], version: int, offset_size: int, addr_siz
         head_len[code + 1] = len(head)
         flags[code] = flag
         xflags[code] = xflag
-    if not all(-(1 << 63) <= v < 1 << 63 for v in ops):  # an attribute number past 63 bits
+    if not fits_int64(ops):  # an attribute number past 63 bits
         raise DwarfError("an abbreviation the kernel does not take")  # (unit_tables: the pure path)
     tables = Tables(np.array(ops, dtype=np.int64), start, b"".join(heads), np.cumsum(head_len), flags, xflags)
     if len(_tables_cache) > 4096:

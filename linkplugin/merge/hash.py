@@ -21,6 +21,7 @@ import marshal
 from array import array
 from typing import Iterator, NamedTuple
 
+from linkplugin.arrays import fits_int64
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
 from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table, uses_indirect
@@ -172,32 +173,37 @@ def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: b
     what ``location_operands`` gives made into both, by the compiled core where it is built
     without a tuple per operand (libgsl: 78,000 operands)."""
     hdr = ud.hdr
-    if len(ud.locs) and _loclists_core is not None:
-        name = ".debug_loclists" if hdr.version >= 5 else ".debug_loc"
-        sec = secs.get(name)
-        if sec is not None:
-            offsets = list_offsets(hdr, ud.locs, sec, env.loclists_base)
-            offs = ud.arrays()[0]
-            if isinstance(offsets, array) and isinstance(offs, (array, memoryview)) and offs.itemsize == 8:
-                got = _loclists_core.scan_list_targets(sec, offsets, hdr.addr_size, hdr.offset_size, hdr.version,
-                                                       offs, hdr.off)
-                if got is not None:
-                    return got[1], (got[0] if keep else None)
-    _, ops = location_operands(secs, ud, env)
+    offs = ud.arrays()[0]
+    ops: list = []
+    if len(ud.locs):
+        _, sec, offsets = _location_lists(secs, ud, env)
+        if (_loclists_core is not None and isinstance(offsets, array) and isinstance(offs, (array, memoryview))
+                and offs.itemsize == 8):
+            got = _loclists_core.scan_list_targets(sec, offsets, hdr.addr_size, hdr.offset_size, hdr.version,
+                                                   offs, hdr.off)
+            if got is not None:
+                return got[1], (got[0] if keep else None)
+        ops = scan_lists(sec, offsets, hdr)
     named = [v + hdr.off for _, _, kind, v in ops if kind != "s"]
-    return named, (locations.targets(ops, ud.arrays()[0], hdr.off) if keep else None)
+    return named, (locations.targets(ops, offs, hdr.off) if keep else None)
 
 
 def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
     """(section name, operands) of the DIE-naming operands in the unit's location lists."""
     if not len(ud.locs):
         return "", []
+    name, sec, offsets = _location_lists(secs, ud, env)
+    return name, scan_lists(sec, offsets, ud.hdr)
+
+
+def _location_lists(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, bytes, list[int] | array]:
+    """(section name, section, offsets of the lists) that a unit with location-list attributes
+    names."""
     name = ".debug_loclists" if ud.hdr.version >= 5 else ".debug_loc"
     sec = secs.get(name)
     if sec is None:
         raise DwarfError(f"unit at 0x{ud.hdr.off:x} names location lists but {name} is missing")
-    offsets = list_offsets(ud.hdr, ud.locs, sec, env.loclists_base)
-    return name, scan_lists(sec, offsets, ud.hdr)
+    return name, sec, list_offsets(ud.hdr, ud.locs, sec, env.loclists_base)
 
 
 def decode_with_abbrevs(info: bytes, abbrev: bytes, hdr: UnitHeader, cache: dict[int, dict[int, Abbrev]]
@@ -343,7 +349,7 @@ class _Pending:
         named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
         if not isinstance(loc_named, array):
             named += loc_named
-        if any(t >> 63 for t in named):  # past 63 bits (the Python scanners read any size): no DIE
+        if not fits_int64(named):  # past 63 bits (the Python scanners read any size): no DIE
             raise DwarfError(f"a DWARF expression in the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
         if isinstance(loc_named, array):
             named = array("q", named) + loc_named if named else loc_named
