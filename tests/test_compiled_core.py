@@ -380,10 +380,10 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     recoded: list[int] = []
     scanned: list[bool] = []
     named: list[bool] = []
-    recode, plan_scanned, scan = rewrite._recoded, rewrite._plan_scanned, fastrewrite.scanned
+    recode, plan_scanned, plan = rewrite._recoded, rewrite._plan_scanned, fastrewrite.planned
     monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
     monkeypatch.setattr(rewrite, "_plan_scanned", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
-    monkeypatch.setattr(fastrewrite, "scanned", lambda *a: named.append(bool((got := scan(*a)) and got[3])) or got)
+    monkeypatch.setattr(fastrewrite, "planned", lambda *a: named.append(bool((got := plan(*a)) and got[3])) or got)
     drafted = [merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=j) for j in (1, 2)]
     assert recoded  # units of 1- and 2-byte references took the drafts
     assert True in scanned  # and were scanned by the kernel
@@ -421,39 +421,56 @@ def test_first_pass_operand_that_no_longer_fits_scanned_or_decoded(monkeypatch) 
 
 
 @needs_core
-def test_a_waiting_unit_takes_its_operands_once() -> None:
-    """A unit ``scanned_unit`` leaves waiting (its expressions may name DIEs) refuses every
-    kernel call until ``prepare_scanned`` gives it their operands, and takes them only once."""
-    if not have("gcc"):
-        pytest.skip("gcc missing")
+@pytest.mark.parametrize("variant", [("gcc", "c++", 5, "-O2"), ("gcc", "c", 4, "-O2"), ("clang", "c", 4, "-O2")],
+                         ids=lambda v: "-".join(map(str, v)))
+def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
+    """``plan_unit`` (scan, operands, prepare, keys, draft copy and tag rows in one call) gives
+    what the kernel of the decoded unit gives step by step, with removals, at width 1 and 2,
+    for units whose expressions name DIEs (DW_OP_convert, DW_OP_implicit_pointer, ...) too."""
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
     from conftest_merge import load_sections
     from linkplugin.dwarf.expr import REF_OPS
     from linkplugin.merge import _rewritecore as core, fastrewrite
+    from linkplugin.merge.table import Removals
 
-    secs, _, _ = load_sections(cached_build("gcc", "c++", 5, "-O2"))
+    secs, _, _ = load_sections(cached_build(*variant))
     info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
-    none = array("q")
-    waited = 0
+    compared = named = 0
     for hdr in parse_units(info):
-        tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
-        got = core.scanned_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
-                                hdr.addr_size, hdr.offset_size, *tables, REF_OPS, none, none)
-        if got is None or not len(got[3]):
-            continue
-        unit, blocks = got[0], got[3]
-        for call in (lambda: unit.keys(2), lambda: unit.uses(), lambda: unit.copy(2, None, 0, False),
-                     lambda: unit.tag_counts()):
-            with pytest.raises(ValueError, match="waits for prepare_scanned"):
-                call()
-        rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
-        operands = fastrewrite._exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size,
-                                                       hdr.version, True)
-        assert unit.prepare_scanned(none, none, operands[0])
-        assert len(unit.keys(2)) and len(unit.tag_counts())
-        with pytest.raises(ValueError, match="not waiting"):
-            unit.prepare_scanned(none, none, operands[0])
-        waited += 1
-    assert waited
+        abbrevs = parse_abbrev_table(abbrev, hdr.abbrev_off)[0]
+        tables = read._scan_tables(abbrevs, hdr)
+        ud = read.decode_unit(info, hdr, abbrevs)
+        n = len(ud)
+        # the second quarter of the top DIE's children removed (each with its subtree)
+        offs, _, parent, ends = (np.asarray(c) for c in ud.arrays())
+        kids = np.flatnonzero(parent == 0)
+        drop = kids[len(kids) // 4:len(kids) // 2]
+        ends_idx = np.searchsorted(offs, ends[drop])
+        rem = Removals(drop.astype(np.int64), ends_idx.astype(np.int64), np.zeros(len(drop), np.int64),
+                       np.zeros(len(drop), np.int64))
+        for width in (1, 2):
+            got = core.plan_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
+                                 hdr.addr_size, hdr.offset_size, *tables, REF_OPS, rem.starts, rem.ends, width, {})
+            want = fastrewrite.prepare(info, abbrev, read.decode_unit(info, hdr, abbrevs), rem)
+            assert (got is None) == (want is None)
+            if got is None:
+                continue
+            unit, dies, refs, is_named, keys, copied, tags = got
+            assert dies == n and refs == len(ud.ref_pos)
+            assert is_named == any(x[3] != "s" for x in ud.xrefs)
+            assert keys == want.keys(width)
+            assert copied[0] == want.copy(width, None, want.kept, True, True)[0]
+            if copied[0] == fastrewrite.OK:
+                assert [bytes(x) if isinstance(x, array) else x for x in copied] == \
+                    [bytes(x) if isinstance(x, array) else x for x in want.copy(width, None, want.kept, True, True)]
+            assert tags == want.tag_counts(True)
+            # the unit goes on to other widths as the decoded one does
+            assert unit.keys(4) == want.keys(4)
+            assert unit.copy(4, None, unit.kept, False)[2] == want.copy(4, None, want.kept, False)[2]
+            compared += 1
+            named += is_named
+    assert compared and (named or variant[0] == "clang")  # (clang's expressions here name no DIE)
 
 
 @needs_core
@@ -782,7 +799,7 @@ def test_units_left_to_python_are_counted(monkeypatch) -> None:
     assert stats["python_units"] == (0, 0)
     monkeypatch.setattr(fasthash, "analyze_many", lambda calls: [None] * len(calls))
     monkeypatch.setattr(fastrewrite, "prepare", lambda *args: None)
-    monkeypatch.setattr(fastrewrite, "scanned", lambda *args: None)  # (the first pass's other way in)
+    monkeypatch.setattr(fastrewrite, "planned", lambda *args: None)  # (the first pass's other way in)
     stats = {}
     declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
     assert stats["python_units"] == (stats["units"], stats["units"])

@@ -9,6 +9,7 @@ the GIL; Python objects are made after them.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memcpy
 from cpython.array cimport array, clone, resize
 
 NOGIL = True
@@ -373,6 +374,61 @@ def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int ad
         free(o.p)
 
 
+cdef int scan_blocks(const uint8_t *d, Py_ssize_t n, const int64_t *blocks, Py_ssize_t nb, int A, int O, int V,
+                     Ops *o, Py_ssize_t *upto) noexcept nogil:
+    """``scan`` over every row (DIE, start, end) of ``blocks`` into ``o``, ``upto[b]``: the
+    operands after block b; -1: leave them to the Python code."""
+    cdef Py_ssize_t b
+    for b in range(nb):
+        if not 0 <= blocks[3 * b + 1] <= blocks[3 * b + 2]:
+            return -1
+        if scan(d, n, blocks[3 * b + 1], blocks[3 * b + 2], A, O, V, o, 0) < 0:
+            return -1
+        upto[b] = o.n
+    return 0
+
+
+cdef int expr_rows(const uint8_t *d, Py_ssize_t n, const int64_t *blocks, Py_ssize_t nb, int64_t u, int A, int O,
+                   int V, int64_t **rows, Py_ssize_t *nrows, bint *named) noexcept nogil:
+    """``scan_expr_blocks`` with ``rows``, without Python objects: the operands as rows of 5 by
+    position in ``*rows`` (malloc'ed, the caller frees it; ``*nrows`` rows), ``*named`` whether a
+    kind is not 's'. -1: leave them to the Python code (``*rows`` NULL)."""
+    cdef Ops o
+    cdef Py_ssize_t b, k, first = 0
+    cdef Py_ssize_t *upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))
+    cdef int64_t *q = NULL
+    cdef bint ordered = True
+    o.p = NULL
+    o.n = o.cap = 0
+    rows[0] = NULL
+    nrows[0] = 0
+    named[0] = False
+    if upto == NULL or scan_blocks(d, n, blocks, nb, A, O, V, &o, upto) < 0:
+        free(upto)
+        free(o.p)
+        return -1
+    q = <int64_t *> malloc((5 * o.n + 1) * sizeof(int64_t))
+    if q != NULL:
+        for b in range(nb):
+            for k in range(first, upto[b]):
+                q[5 * k] = blocks[3 * b]
+                q[5 * k + 1] = o.p[4 * k]
+                q[5 * k + 2] = o.p[4 * k + 1]
+                q[5 * k + 3] = _XKIND[o.p[4 * k + 2]]
+                q[5 * k + 4] = o.p[4 * k + 3] + (u if o.p[4 * k + 2] != 2 else 0)
+                named[0] |= o.p[4 * k + 2] != 2
+                if k and q[5 * k + 1] < q[5 * k - 4]:
+                    ordered = False
+            first = upto[b]
+        if not ordered:  # (positions are distinct: any sort is the stable one)
+            qsort(q, o.n, 5 * sizeof(int64_t), _cmp_second)
+        rows[0] = q
+        nrows[0] = o.n
+    free(upto)
+    free(o.p)
+    return 0 if q != NULL else -1
+
+
 def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t u, int addr_size,
                      int offset_size, int version, bint rows=False):
     """abbrev._expr over every row (DIE, start, end) of ``blocks``: the DIE-naming operands as
@@ -382,50 +438,39 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
     rewrite kernel takes them (fastrewrite._xref_rows)."""
     cdef Ops o
     cdef int st = 0
-    cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0]
-    cdef Py_ssize_t *upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))  # ops after each block
+    cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0], nq = 0
+    cdef Py_ssize_t *upto
     cdef list out = []
     cdef array flat
-    cdef int64_t *q
-    cdef bint named = False, ordered = True
+    cdef int64_t *q = NULL
+    cdef bint named = False
+    cdef const int64_t *bp
     kinds = ("u", "f", "s")
-    o.p = NULL
-    o.n = o.cap = 0
-    if upto == NULL:
-        raise MemoryError()
     if blocks.shape[1] != 3:
-        free(upto)
         raise ValueError("blocks are rows of 3")
-    try:
+    bp = &blocks[0, 0] if nb else NULL
+    if rows:
         with nogil:
-            for b in range(nb):
-                if not 0 <= blocks[b, 1] <= blocks[b, 2]:
-                    st = -1
-                    break
-                st = scan(&d[0] if n else NULL, n, blocks[b, 1], blocks[b, 2], addr_size, offset_size, version, &o, 0)
-                if st < 0:
-                    break
-                upto[b] = o.n
+            st = expr_rows(&d[0] if n else NULL, n, bp, nb, u, addr_size, offset_size, version, &q, &nq, &named)
         if st < 0:
             return None
-        if rows:
-            flat = clone(_INT64, 5 * o.n, False)
-            q = <int64_t *> flat.data.as_voidptr
-            first = 0
-            for b in range(nb):
-                for k in range(first, upto[b]):
-                    q[5 * k] = blocks[b, 0]
-                    q[5 * k + 1] = o.p[4 * k]
-                    q[5 * k + 2] = o.p[4 * k + 1]
-                    q[5 * k + 3] = _XKIND[o.p[4 * k + 2]]
-                    q[5 * k + 4] = o.p[4 * k + 3] + (u if o.p[4 * k + 2] != 2 else 0)
-                    named |= o.p[4 * k + 2] != 2
-                    if k and q[5 * k + 1] < q[5 * k - 4]:
-                        ordered = False
-                first = upto[b]
-            if not ordered:  # (positions are distinct: any sort is the stable one)
-                qsort(q, o.n, 5 * sizeof(int64_t), _cmp_second)
+        try:
+            flat = clone(_INT64, 5 * nq, False)
+            if nq:
+                memcpy(flat.data.as_voidptr, q, 5 * nq * sizeof(int64_t))
             return flat, named
+        finally:
+            free(q)
+    o.p = NULL
+    o.n = o.cap = 0
+    upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))  # ops after each block
+    if upto == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            st = scan_blocks(&d[0] if n else NULL, n, bp, nb, addr_size, offset_size, version, &o, upto)
+        if st < 0:
+            return None
         first = 0
         for b in range(nb):
             for k in range(first, upto[b]):

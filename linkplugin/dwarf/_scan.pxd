@@ -1,4 +1,4 @@
-# What the rewrite kernel takes from the scanner (_rewritecore.scanned_unit): its loop and output,
+# What the rewrite kernel takes from the scanner (_rewritecore.plan_unit): its loop and output,
 # to scan a unit and prepare it in one stretch without Python objects in between.
 from libc.stdint cimport int64_t, uint8_t
 

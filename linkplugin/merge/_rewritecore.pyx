@@ -20,6 +20,7 @@ from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
 from linkplugin.dwarf._columns cimport byte_column, int64_column
 from linkplugin.dwarf._buf cimport ifree
 from linkplugin.dwarf._scan cimport Out as Scanned, free_out, scan_dies
+from linkplugin.dwarf._loclists cimport expr_rows
 
 from cpython.array cimport array, clone, resize
 
@@ -103,6 +104,29 @@ cdef struct Out:
     Py_ssize_t n
     Py_ssize_t cap
     bint write      # 0: only count the bytes
+
+
+cdef struct Copied:  # what ``Unit.copy``'s passes leave (Unit._copy_run)
+    int st
+    int64_t bad
+    Out out, pat
+    int64_t *rel
+    int64_t *uses
+    int64_t *prev
+    int64_t *loc
+    int64_t *fix
+    Py_ssize_t nloc, nfix
+
+
+cdef void free_copied(Copied *c) noexcept nogil:
+    free(c.out.p)
+    free(c.pat.p)
+    free(c.rel)
+    free(c.uses)
+    free(c.prev)
+    free(c.loc)
+    free(c.fix)
+    memset(c, 0, sizeof(Copied))
 
 
 cdef inline void oinit(Out *o, bint write) noexcept nogil:
@@ -357,10 +381,7 @@ cdef class Unit:
     cdef Index index      # DIE index by unit-relative offset, while preparing
     cdef public bint pure  # a shape left to the pure loop
     cdef public Py_ssize_t kept
-    cdef Scanned scanned  # the scanner's columns of a ``scanned_unit`` (offs, codes, parent, ends)
-    cdef bint waiting     # a ``scanned_unit`` waiting for ``prepare_scanned`` (or failed in it)
-    cdef bint spent       # ``prepare_scanned`` was called
-    cdef Py_ssize_t abbrev_off, abbrev_n  # (for ``prepare_scanned``)
+    cdef Scanned scanned  # the scanner's columns of a ``plan_unit`` (offs, codes, parent, ends)
 
     def __cinit__(self):
         self.ab_tag = self.ab_lo = self.ab_hi = self.ab_nref = self.ab_rlo = self.sp_ref = NULL
@@ -428,34 +449,6 @@ cdef class Unit:
     cdef void _free_references(self) noexcept nogil:
         cdef Scanned *o = &self.scanned
         ifree(&o.rpos); ifree(&o.rdie); ifree(&o.rform); ifree(&o.rtgt)
-
-    def prepare_scanned(self, rem_starts, rem_ends, xrefs):
-        """Prepare a unit ``scanned_unit`` left waiting, with its expressions' DIE-naming
-        operands ``xrefs`` (rows as ``__init__`` takes them; the same removals as given there).
-        False where the kernel leaves the unit to the pure loop."""
-        cdef const int64_t *rs
-        cdef const int64_t *re
-        cdef const int64_t *xr
-        cdef Py_ssize_t nrem = int64_column(rem_starts, &rs), nx = int64_column(xrefs, &xr)
-        cdef Scanned *o = &self.scanned
-        cdef int64_t bad = 0
-        cdef int st
-        if not self.waiting or self.spent:
-            raise ValueError("the unit is not waiting for its operands")
-        if int64_column(rem_ends, &re) != nrem:
-            raise ValueError("removal arrays of different lengths")
-        if nx % 5:
-            raise ValueError("xrefs must be rows of 5")
-        self.spent = True  # (its reference columns go now, whatever the outcome)
-        with nogil:
-            st = self._prepare_all(self.abbrev_n, self.abbrev_off,
-                                   o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, o.rpos.n, rs, re, nrem, xr, nx // 5,
-                                   &bad)
-            self._free_references()
-        self._raise(st, bad)  # (a unit that fails stays waiting: every later call refuses it)
-        if not self.pure:
-            self.waiting = False
-        return not self.pure
 
     cdef int _unit(self, const uint8_t[::1] info, const uint8_t[::1] abbrev, Py_ssize_t off, Py_ssize_t die_off,
                    Py_ssize_t end, int version, int addr_size, int offset_size) except -1:
@@ -963,17 +956,38 @@ cdef class Unit:
                 return -1
         return ozeros(o, 2)
 
+    cdef int _entries(self, Out *o, Py_ssize_t *at, int width) noexcept nogil:
+        """Every key's table entry at ``width`` end to end in ``o``, key s at ``at[s]``
+        (``at``: nsig + 1 places; the keys are made first where they are not yet)."""
+        cdef int st = ST_OK
+        cdef Py_ssize_t s
+        if self.sig == NULL:
+            st = self._sigs()
+            if st != ST_OK:
+                return st
+        for s in range(self.nsig):
+            at[s] = o.n
+            if self._entry(o, s, width) < 0:
+                return ST_NOMEM
+        at[self.nsig] = o.n
+        return ST_OK
+
+    cdef list _key_list(self, Out *o, Py_ssize_t *at, dict intern):
+        """``keys``'s list from what ``_entries`` left."""
+        cdef Py_ssize_t s
+        cdef list out = []
+        for s in range(self.nsig):
+            e = PyBytes_FromStringAndSize(<char *> o.p + at[s], at[s + 1] - at[s])
+            out.append(e if intern is None else intern.setdefault(e, e))
+        return out
+
     def keys(self, int width, dict intern=None):
         """Each new abbreviation of the unit (table entry without its code), in first-use
         order, for ``width``-byte local references; with ``intern``, equal entries are one
         object (the first one the dict saw)."""
         cdef int st = ST_OK
-        cdef Py_ssize_t s
         cdef Out o
-        cdef list out = []
         cdef Py_ssize_t *at = NULL
-        if self.waiting:
-            raise ValueError("the unit waits for prepare_scanned")
         if self.sig == NULL:
             with nogil:
                 st = self._sigs()
@@ -984,17 +998,9 @@ cdef class Unit:
             raise MemoryError()
         try:
             with nogil:
-                for s in range(self.nsig):
-                    at[s] = o.n
-                    if self._entry(&o, s, width) < 0:
-                        st = ST_NOMEM
-                        break
-                at[self.nsig] = o.n
+                st = self._entries(&o, at, width)
             self._raise(st, 0)
-            for s in range(self.nsig):
-                e = PyBytes_FromStringAndSize(<char *> o.p + at[s], at[s + 1] - at[s])
-                out.append(e if intern is None else intern.setdefault(e, e))
-            return out
+            return self._key_list(&o, at, intern)
         finally:
             free(o.p)
             free(at)
@@ -1003,8 +1009,6 @@ cdef class Unit:
         """DIEs per key (after ``keys``): what ``copy`` counts, without its passes over the DIEs'
         bytes (the first rewrite pass needs no more of a unit whose width is certain)."""
         cdef Py_ssize_t i
-        if self.waiting:
-            raise ValueError("the unit waits for prepare_scanned")
         if self.sig == NULL:
             raise ValueError("uses before keys")
         cdef array uses = clone(_INT64, self.nsig, True)
@@ -1034,14 +1038,9 @@ cdef class Unit:
         shrink, so the sizes do) until the offsets stay; the copy then writes with them. If they
         have not settled in UDATA_PASSES, the last pass's sizes still hold every value (padded
         ULEB128)."""
-        cdef int64_t *prev = NULL
         cdef const int64_t *codes_p = NULL
         cdef const int64_t[::1] cv
-        cdef int st = ST_OK
-        cdef int64_t bad = 0
-        cdef Out out, pat
-        if self.waiting:
-            raise ValueError("the unit waits for prepare_scanned")
+        cdef Copied c
         if self.sig == NULL:
             raise ValueError("copy before keys")
         if new_codes is not None:
@@ -1051,56 +1050,67 @@ cdef class Unit:
             codes_p = &cv[0] if self.nsig else NULL
         if width not in (1, 2, 4, W_UDATA):
             raise ValueError("width is 1, 2, 4 or UDATA")
-        cdef array new_rel = clone(_INT64, self.n, False)
-        cdef array uses = clone(_INT64, self.nsig, True)
-        cdef int64_t[::1] rel = new_rel
-        cdef int64_t[::1] uv = uses
-        cdef array rel32, locs, fixes
-        cdef Py_ssize_t i, nloc = 0, nfix = 0
-        cdef int64_t *loc = NULL
-        cdef int64_t *fix = NULL
         if draft and (not write or width not in (1, 2)):
             raise ValueError("a draft is a written copy at width 1 or 2")
-        memset(new_rel.data.as_voidptr, 0xFF, self.n * sizeof(int64_t))  # -1: removed
-        oinit(&out, write)
-        oinit(&pat, 1)
         try:
-            if width == W_UDATA:
-                prev = <int64_t *> malloc((self.n + 1) * sizeof(int64_t))
-                if prev == NULL:
-                    raise MemoryError()
             with nogil:
-                if width == W_UDATA:
-                    st = self._udata_sizes(&pat, codes_p, &rel[0], prev, &uv[0] if self.nsig else NULL, &bad)
-                if st == ST_OK:  # (a draft also takes the references' and operands' rows)
-                    st = self._copy(&out, &pat, width, codes_p, margin, &rel[0], &uv[0] if self.nsig else NULL, &bad,
-                                    prev, &loc if draft else NULL, &nloc, &fix if draft else NULL, &nfix)
-            self._raise(st, bad)
-            body = PyBytes_FromStringAndSize(<char *> out.p, out.n) if write and st == ST_OK else None
-            patches = clone(_INT64, pat.n // sizeof(int64_t), False)
-            if pat.n:
-                memcpy(patches.data.as_voidptr, pat.p, pat.n)
-            # int32 when it holds every offset: the outputs of all units wait for the layout phase
-            if out.n < (1 << 31):
-                rel32 = clone(_INT32, self.n, False)
-                for i in range(self.n):
-                    (<int32_t *> rel32.data.as_voidptr)[i] = <int32_t> rel[i]
-                new_rel = rel32
-            if not draft:
-                return st, body, new_rel, patches, uses
-            locs = clone(_INT32, nloc, False)  # (a unit of width 1 or 2 is under 64 KiB)
-            for i in range(nloc):
-                (<int32_t *> locs.data.as_voidptr)[i] = <int32_t> loc[i]
-            fixes = clone(_INT64, 3 * nfix, False)
-            if nfix:
-                memcpy(fixes.data.as_voidptr, fix, 3 * nfix * sizeof(int64_t))
-            return st, body, new_rel, patches, uses, locs, fixes
+                self._copy_run(&c, width, codes_p, margin, write, draft)
+            return self._copy_result(&c, write, draft)
         finally:
-            free(out.p)
-            free(pat.p)
-            free(prev)
-            free(loc)
-            free(fix)
+            free_copied(&c)
+
+    cdef void _copy_run(self, Copied *c, int width, const int64_t *codes_p, Py_ssize_t margin, bint write,
+                        bint draft) noexcept nogil:
+        """``copy``'s passes into ``c`` (freed by free_copied whatever happens)."""
+        cdef Py_ssize_t i
+        memset(c, 0, sizeof(Copied))
+        oinit(&c.out, write)
+        oinit(&c.pat, 1)
+        c.st = ST_OK
+        c.rel = <int64_t *> malloc((self.n + 1) * sizeof(int64_t))
+        c.uses = <int64_t *> calloc(self.nsig + 1, sizeof(int64_t))
+        if width == W_UDATA:
+            c.prev = <int64_t *> malloc((self.n + 1) * sizeof(int64_t))
+        if c.rel == NULL or c.uses == NULL or (width == W_UDATA and c.prev == NULL):
+            c.st = ST_NOMEM
+            return
+        for i in range(self.n):
+            c.rel[i] = -1  # removed
+        if width == W_UDATA:
+            c.st = self._udata_sizes(&c.pat, codes_p, c.rel, c.prev, c.uses, &c.bad)
+        if c.st == ST_OK:  # (a draft also takes the references' and operands' rows)
+            c.st = self._copy(&c.out, &c.pat, width, codes_p, margin, c.rel, c.uses, &c.bad, c.prev,
+                              &c.loc if draft else NULL, &c.nloc, &c.fix if draft else NULL, &c.nfix)
+
+    cdef tuple _copy_result(self, Copied *c, bint write, bint draft):
+        """``copy``'s tuple from what ``_copy_run`` left in ``c``."""
+        cdef Py_ssize_t i
+        cdef array new_rel, uses, patches, locs, fixes
+        self._raise(c.st, c.bad)
+        body = PyBytes_FromStringAndSize(<char *> c.out.p, c.out.n) if write and c.st == ST_OK else None
+        patches = clone(_INT64, c.pat.n // sizeof(int64_t), False)
+        if c.pat.n:
+            memcpy(patches.data.as_voidptr, c.pat.p, c.pat.n)
+        uses = clone(_INT64, self.nsig, False)
+        if self.nsig:
+            memcpy(uses.data.as_voidptr, c.uses, self.nsig * sizeof(int64_t))
+        # int32 when it holds every offset: the outputs of all units wait for the layout phase
+        if c.out.n < (1 << 31):
+            new_rel = clone(_INT32, self.n, False)
+            for i in range(self.n):
+                (<int32_t *> new_rel.data.as_voidptr)[i] = <int32_t> c.rel[i]
+        else:
+            new_rel = clone(_INT64, self.n, False)
+            memcpy(new_rel.data.as_voidptr, c.rel, self.n * sizeof(int64_t))
+        if not draft:
+            return c.st, body, new_rel, patches, uses
+        locs = clone(_INT32, c.nloc, False)  # (a unit of width 1 or 2 is under 64 KiB)
+        for i in range(c.nloc):
+            (<int32_t *> locs.data.as_voidptr)[i] = <int32_t> c.loc[i]
+        fixes = clone(_INT64, 3 * c.nfix, False)
+        if c.nfix:
+            memcpy(fixes.data.as_voidptr, c.fix, 3 * c.nfix * sizeof(int64_t))
+        return c.st, body, new_rel, patches, uses, locs, fixes
 
     cdef int _udata_sizes(self, Out *pat, const int64_t *new_codes, int64_t *rel, int64_t *prev, int64_t *uses,
                           int64_t *bad) noexcept nogil:
@@ -1312,58 +1322,66 @@ cdef class Unit:
             free(loc)
         return st
 
+    cdef Py_ssize_t _tag_rows(self, int64_t *rows, int64_t *cnt) noexcept nogil:
+        """``tag_counts``'s rows (tag, DIEs, kept) by tag into ``rows`` (3 * ncodes + 3 zeroed
+        places; ``cnt``: 2 * ncodes + 2 zeroed ones): how many."""
+        cdef Py_ssize_t i, j, k, m = 0
+        for i in range(self.n):
+            cnt[2 * self.codes[i]] += 1
+            cnt[2 * self.codes[i] + 1] += self.keep[i]
+        for i in range(self.ncodes):  # per tag, kept sorted by insertion (a few dozen tags)
+            if cnt[2 * i] == 0:
+                continue
+            for j in range(m):
+                if rows[3 * j] >= self.ab_tag[i]:
+                    break
+            else:
+                j = m
+            if j < m and rows[3 * j] == self.ab_tag[i]:
+                rows[3 * j + 1] += cnt[2 * i]
+                rows[3 * j + 2] += cnt[2 * i + 1]
+                continue
+            for k in range(m, j, -1):
+                rows[3 * k] = rows[3 * k - 3]
+                rows[3 * k + 1] = rows[3 * k - 2]
+                rows[3 * k + 2] = rows[3 * k - 1]
+            rows[3 * j] = self.ab_tag[i]
+            rows[3 * j + 1] = cnt[2 * i]
+            rows[3 * j + 2] = cnt[2 * i + 1]
+            m += 1
+        return m
+
     def tag_counts(self, bint flat=False):
         """[(tag, DIEs of the unit, DIEs kept)] for every tag of the unit, by tag; with ``flat``
         the rows end to end in one array('q') (kept until the second pass: one object, not one
         tuple a row)."""
-        cdef Py_ssize_t i, j, k, m = 0
+        cdef Py_ssize_t j, m = 0
         cdef int64_t *rows = <int64_t *> calloc(3 * self.ncodes + 3, sizeof(int64_t))  # tag, before, after
         cdef int64_t *cnt = <int64_t *> calloc(2 * self.ncodes + 2, sizeof(int64_t))
-        cdef int64_t t0, t1, t2
         cdef list out = []
-        cdef array flat_rows
-        if self.waiting or rows == NULL or cnt == NULL:
+        if rows == NULL or cnt == NULL:
             free(rows)
             free(cnt)
-            if self.waiting:
-                raise ValueError("the unit waits for prepare_scanned")
             raise MemoryError()
         try:
             with nogil:
-                for i in range(self.n):
-                    cnt[2 * self.codes[i]] += 1
-                    cnt[2 * self.codes[i] + 1] += self.keep[i]
-                for i in range(self.ncodes):  # per tag, kept sorted by insertion (a few dozen tags)
-                    if cnt[2 * i] == 0:
-                        continue
-                    for j in range(m):
-                        if rows[3 * j] >= self.ab_tag[i]:
-                            break
-                    else:
-                        j = m
-                    if j < m and rows[3 * j] == self.ab_tag[i]:
-                        rows[3 * j + 1] += cnt[2 * i]
-                        rows[3 * j + 2] += cnt[2 * i + 1]
-                        continue
-                    for k in range(m, j, -1):
-                        rows[3 * k] = rows[3 * k - 3]
-                        rows[3 * k + 1] = rows[3 * k - 2]
-                        rows[3 * k + 2] = rows[3 * k - 1]
-                    rows[3 * j] = self.ab_tag[i]
-                    rows[3 * j + 1] = cnt[2 * i]
-                    rows[3 * j + 2] = cnt[2 * i + 1]
-                    m += 1
+                m = self._tag_rows(rows, cnt)
             if flat:
-                flat_rows = clone(_INT64, 3 * m, False)
-                if m:
-                    memcpy(flat_rows.data.as_voidptr, rows, 3 * m * sizeof(int64_t))
-                return flat_rows
+                return _flat_rows(rows, m)
             for j in range(m):
                 out.append((rows[3 * j], rows[3 * j + 1], rows[3 * j + 2]))
             return out
         finally:
             free(rows)
             free(cnt)
+
+
+cdef array _flat_rows(const int64_t *rows, Py_ssize_t m):
+    """``m`` rows of 3 as one array('q')."""
+    cdef array flat = clone(_INT64, 3 * m, False)
+    if m:
+        memcpy(flat.data.as_voidptr, rows, 3 * m * sizeof(int64_t))
+    return flat
 
 
 ctypedef fused offset_t:  # DIE offsets as the hash phase keeps them
@@ -1784,18 +1802,22 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         free(ds)
 
 
-def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,
-                 int version, int addr_size, int offset_size, prog_col, start_col, kids_col, ref_ops_col, rem_starts,
-                 rem_ends):
-    """(Unit, its DIEs, its references, its expression blocks) for a unit scanned here, by the
-    scanner's loop with the tables ``read._scan_tables`` makes (the loop of
-    ``read.decode_unit``'s compiled path): the first rewrite pass's unit without Python columns
-    in between. The blocks (array('q'), rows (DIE, start, end)) are the expressions that may
-    name a DIE. Without blocks the unit is prepared at once; with them it waits, holding its
-    reference columns, for the caller to decode their operands and hand them to
-    ``Unit.prepare_scanned``. None where the scanner declines (the caller decodes the unit, and
-    the pure decoder says what is wrong) or where the kernel leaves the unit to the pure
-    loop."""
+def plan_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,
+              int version, int addr_size, int offset_size, prog_col, start_col, kids_col, ref_ops_col, rem_starts,
+              rem_ends, int width, dict intern):
+    """The first rewrite pass of a unit, in one stretch without the GIL (two threads that let
+    go of it and took it back for each step spent their time handing it over): the scanner's
+    loop (read.decode_unit's compiled path, with the tables ``read._scan_tables`` makes) makes
+    the unit's columns; where its expressions may name DIEs, the expression scanner's loop
+    (``_loclists.scan_expr_blocks`` with rows) their operands; the unit is prepared with them
+    (as ``Unit()``), then come ``keys(width, intern)``, the draft ``copy(width, None, kept, True,
+    True)`` and ``tag_counts(True)``. ``width``: 1 or 2.
+
+    None where the scanner or the expression scanner declines (the caller decodes the unit, and
+    the pure decoder says what is wrong) or the kernel leaves the unit to the pure loop; else
+    (unit, its DIEs, its references, whether an operand is not section-relative, the keys, the
+    copy's tuple, the tag rows). The copy's status decides as ``copy``'s; the unit takes any
+    other width after it."""
     cdef const int64_t *prog
     cdef const int64_t *start
     cdef const uint8_t *kids
@@ -1804,14 +1826,22 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
     cdef const int64_t *re
     cdef Py_ssize_t nprog = int64_column(prog_col, &prog), nstart = int64_column(start_col, &start)
     cdef Py_ssize_t nkids = byte_column(kids_col, &kids), nops = byte_column(ref_ops_col, &ref_ops)
-    cdef Py_ssize_t nrem = int64_column(rem_starts, &rs), k, nref = 0
-    cdef array blocks
+    cdef Py_ssize_t nrem = int64_column(rem_starts, &rs), k, nref = 0, nx = 0, m = 0
     cdef uint8_t refop[256]
     cdef int64_t bad = 0
-    cdef int st = ST_OK, done
+    cdef int st = ST_OK, kst = ST_OK, done, ex = 0
     cdef Py_ssize_t ab_n = len(abbrev)
+    cdef int64_t *xr = NULL
+    cdef int64_t *rows = NULL
+    cdef int64_t *cnt = NULL
+    cdef Py_ssize_t *at = NULL
+    cdef bint named = False
+    cdef Copied c
+    cdef Out ko
     if int64_column(rem_ends, &re) != nrem:
         raise ValueError("removal arrays of different lengths")
+    if width not in (1, 2):
+        raise ValueError("width is 1 or 2")
     if nprog == 0 or nstart == 0 or nkids < nstart:
         return None
     memset(refop, 0, 256)
@@ -1821,34 +1851,54 @@ def scanned_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t
     unit.keep_alive = (info, abbrev)
     unit._unit(info, abbrev, off, die_off, end, version, addr_size, offset_size)
     cdef Scanned *o = &unit.scanned
-    with nogil:
-        done = scan_dies(unit.d, unit.info_n, die_off, end, off, prog, start, nstart, kids, refop, o)
-        if done == 1:
-            unit.offs, unit.codes, unit.parent, unit.ends = o.offs.p, o.codes.p, o.par.p, o.ends.p
-            unit.n = o.offs.n
-            nref = o.rpos.n
-            if o.E.n == 0:
-                st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
-                                       nrem, NULL, 0, &bad)
-                unit._free_references()
-        # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read, and the references of
-        # a unit waiting for its operands)
-        ifree(&o.stack); ifree(&o.rat); ifree(&o.L)
-    if done == 2:
-        raise MemoryError()
-    if done != 1:
-        return None
-    blocks = clone(_INT64, o.E.n, False)
-    if o.E.n:
-        memcpy(blocks.data.as_voidptr, o.E.p, o.E.n * sizeof(int64_t))
-        ifree(&o.E)
-        unit.abbrev_off, unit.abbrev_n = abbrev_off, ab_n
-        unit.waiting = True
-        return unit, unit.n, nref, blocks
-    unit._raise(st, bad)
-    if unit.pure:
-        return None
-    return unit, unit.n, nref, blocks
+    memset(&c, 0, sizeof(Copied))
+    oinit(&ko, 1)
+    try:
+        with nogil:
+            done = scan_dies(unit.d, unit.info_n, die_off, end, off, prog, start, nstart, kids, refop, o)
+            if done == 1:
+                unit.offs, unit.codes, unit.parent, unit.ends = o.offs.p, o.codes.p, o.par.p, o.ends.p
+                unit.n = o.offs.n
+                nref = o.rpos.n
+                if o.E.n:
+                    ex = expr_rows(unit.d, unit.info_n, o.E.p, o.E.n // 3, off, addr_size, offset_size, version,
+                                   &xr, &nx, &named)
+                if ex == 0:
+                    st = unit._prepare_all(ab_n, abbrev_off, o.rpos.p, o.rdie.p, o.rform.p, o.rtgt.p, nref, rs, re,
+                                           nrem, xr, nx, &bad)
+            # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read)
+            unit._free_references()
+            ifree(&o.stack); ifree(&o.rat); ifree(&o.L); ifree(&o.E)
+            if done == 1 and ex == 0 and st == ST_OK:
+                kst = unit._sigs()
+                if kst == ST_OK:
+                    at = <Py_ssize_t *> malloc((unit.nsig + 1) * sizeof(Py_ssize_t))
+                    kst = ST_NOMEM if at == NULL else unit._entries(&ko, at, width)
+                if kst == ST_OK:
+                    unit._copy_run(&c, width, NULL, unit.kept, True, True)
+                    rows = <int64_t *> calloc(3 * unit.ncodes + 3, sizeof(int64_t))
+                    cnt = <int64_t *> calloc(2 * unit.ncodes + 2, sizeof(int64_t))
+                    if rows == NULL or cnt == NULL:
+                        kst = ST_NOMEM
+                    else:
+                        m = unit._tag_rows(rows, cnt)
+        if done == 2:
+            raise MemoryError()
+        if done != 1 or ex < 0:
+            return None
+        unit._raise(st, bad)
+        if unit.pure:
+            return None
+        unit._raise(kst, 0)
+        keys = unit._key_list(&ko, at, intern)
+        return (unit, unit.n, nref, named, keys, unit._copy_result(&c, True, True), _flat_rows(rows, m))
+    finally:
+        free(xr)
+        free(at)
+        free(ko.p)
+        free(rows)
+        free(cnt)
+        free_copied(&c)
 
 
 # Location-list operands (merge/locations.py: targets, values_at, write, whose pure loops are

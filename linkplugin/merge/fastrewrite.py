@@ -16,7 +16,6 @@ from linkplugin.lazy import np
 from linkplugin.merge.table import Removals
 
 _core = load_compiled("linkplugin.merge._rewritecore")
-_exprs = load_compiled("linkplugin.dwarf._loclists")  # (the expression scanner of read._unit_dies)
 _XKIND = {"s": 3, "u": 4, "f": 5}
 # copy() status (as in _rewritecore)
 OK, OVERFLOW, NOFIT = 0, 5, 6
@@ -49,28 +48,16 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
-def scanned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals):
-    """(kernel, DIEs, references, whether an expression names a DIE) of a unit the kernel scans
-    and prepares (_rewritecore.scanned_unit), with the scanner's ``tables``
-    (read._scan_tables); None where the unit takes the decoding path: the scanner or the
-    compiled expression scanner declines (the decoder reads what they do not), or the kernel
-    leaves the unit to the pure loop. The expressions' operands are those the decoder finds
-    (read._unit_dies makes the same call), in the rows ``prepare`` makes of them."""
+def planned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals, width: int, intern: dict):
+    """The first rewrite pass of a unit the kernel scans (_rewritecore.plan_unit), with the
+    scanner's ``tables`` (read._scan_tables) at ``width`` (1 or 2): (kernel, DIEs, references,
+    whether an expression names a DIE, keys, draft copy, tag rows); None where the unit takes
+    the decoding path: the scanner or the compiled expression scanner declines (the decoder
+    reads what they do not), or the kernel leaves the unit to the pure loop. The expressions'
+    operands are those the decoder finds (read._unit_dies scans them with the same loop)."""
     prog, start, kids = tables
-    got = _core.scanned_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
-                             hdr.addr_size, hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends)
-    if got is None:
-        return None
-    unit, dies, refs, blocks = got
-    if not len(blocks):
-        return unit, dies, refs, False
-    if _exprs is None:
-        return None
-    rows = memoryview(blocks).cast("B").cast("q", (len(blocks) // 3, 3))
-    got = _exprs.scan_expr_blocks(info, rows, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version, True)
-    if got is None or not unit.prepare_scanned(rem.starts, rem.ends, got[0]):
-        return None
-    return unit, dies, refs, got[1]
+    return _core.plan_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
+                           hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends, width, intern)
 
 
 def _xref_rows(xrefs: list) -> array:

@@ -527,8 +527,8 @@ def _plan_kernel(hdr: UnitHeader, unit, sure: bool, operands: bool, locs: tuple[
 
 def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals
                   ) -> tuple[UnitPlan, Draft | None] | None:
-    """``_plan`` with drafts of a unit scanned and prepared by the kernel at once
-    (``fastrewrite.scanned``): no Python columns of its DIEs. None: the unit takes the
+    """``_plan`` with drafts of a unit the kernel scans, prepares and copies in one call
+    (``fastrewrite.planned``): no Python columns of its DIEs. None: the unit takes the
     decoding path (a unit whose references may be wider than 2 bytes, or one the scanners
     decline)."""
     kept = kept_locations(src, u)
@@ -538,15 +538,26 @@ def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
     abbrev = secs.get(".debug_abbrev", b"")
     hdr = unit_header(info, u)
     widths = _widths(hdr.end - hdr.off)
-    if widths[0] not in (1, 2) or not compiled_decoder():
+    width = widths[0]
+    if width not in (1, 2) or not compiled_decoder():
         return None
     tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
-    got = fastrewrite.scanned(info, abbrev, hdr, tables, rem) if tables is not None else None
+    got = fastrewrite.planned(info, abbrev, hdr, tables, rem, width, _entries_now()) if tables is not None else None
     if got is None:
         return None
-    unit, dies, refs, named = got
-    sure = len(widths) == 1 or _bound_fits(hdr, dies, refs, widths[0])
-    return _plan_kernel(hdr, unit, sure, named or len(kept[0]) > 0, kept, True)
+    unit, dies, refs, named, keys, copied, tags = got
+    # As _plan_kernel: where the width may not hold the unit or an operand may not fit, the
+    # draft's copy decides as _smallest_compiled's first one would (same width, codes, margin).
+    check = not (len(widths) == 1 or _bound_fits(hdr, dies, refs, width)) or named or len(kept[0]) > 0
+    draft = _draft_of(unit, width, keys, copied, *kept, check, tags)
+    if draft is None:
+        if not check:  # (not expected: the width surely holds the unit)
+            return UnitPlan(width, keys, unit.uses().tolist()), None
+        width, keys, uses = _smallest_compiled(hdr, unit, kept[0])
+        draft = _draft(unit, width, keys, *kept)
+        if draft is None:
+            return UnitPlan(width, keys, uses), None
+    return UnitPlan(width, keys, draft[1]), draft[0]
 
 
 def _draft(unit, width: int, keys: list[bytes], loc_targets: array, loc_patches: list[Patch], check: bool = False
@@ -557,14 +568,23 @@ def _draft(unit, width: int, keys: list[bytes], loc_targets: array, loc_patches:
     ``_smallest_compiled`` raises it at this width."""
     if width not in (1, 2):
         return None
-    status, body, rel, patches, uses, locs, fixes = unit.copy(width, None, unit.kept, True, True)
+    return _draft_of(unit, width, keys, unit.copy(width, None, unit.kept, True, True), loc_targets, loc_patches,
+                     check)
+
+
+def _draft_of(unit, width: int, keys: list[bytes], copied: tuple, loc_targets: array, loc_patches: list[Patch],
+              check: bool, tags: array | None = None) -> tuple[Draft, list[int]] | None:
+    """``_draft`` from the draft copy ``copied`` (and the unit's tag rows ``tags``, made here
+    when not given)."""
+    status, body, rel, patches, uses, locs, fixes = copied
     if status == fastrewrite.NOFIT and check:
         raise _NoFit()
     if status != fastrewrite.OK:
         return None  # (without ``check``, the width was chosen by the same copy: not expected)
     if check:
         _values_at(loc_targets, rel)  # its _NoFit
-    tags = unit.tag_counts(True)  # (rows of 3 end to end)
+    if tags is None:
+        tags = unit.tag_counts(True)  # (rows of 3 end to end)
     return Draft(width, keys, body, rel, patches, locs, fixes, loc_targets, loc_patches, unit.kept, tags,
                  {}), uses.tolist()
 
