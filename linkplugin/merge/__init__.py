@@ -22,6 +22,7 @@ from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
+from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import KEEP_ABBREV_BYTES, KEEP_INFO_BYTES, SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
@@ -342,16 +343,19 @@ def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[Unit
 
 def _tag_table(outputs: list[UnitOutput]) -> dict[int, tuple[int, int]]:
     """{DW_TAG: (DIEs before, DIEs after)} over every unit, by tag."""
-    table: dict[int, tuple[int, int]] = {}
-    for o in outputs:
-        rows = o.tags
-        if isinstance(rows, array):  # (a draft's, end to end)
-            flat = rows.tolist()
-            rows = zip(flat[::3], flat[1::3], flat[2::3])
-        for tag, before, after in rows:
-            b, a = table.get(tag, (0, 0))
-            table[tag] = (b + before, a + after)
-    return dict(sorted(table.items()))
+    # (a draft's rows come end to end in an array('q'), the other paths' as tuples)
+    rows_of = [o.tags if isinstance(o.tags, array) else array("q", [v for row in o.tags for v in row])
+               for o in outputs]
+    if fastrewrite.available():
+        table = fastrewrite.tag_sums(rows_of)
+    else:
+        table = {}
+        for flat in rows_of:
+            for k in range(0, len(flat), 3):
+                got = table.setdefault(flat[k], [0, 0])
+                got[0] += flat[k + 1]
+                got[1] += flat[k + 2]
+    return {tag: (b, a) for tag, (b, a) in sorted(table.items())}
 
 
 __all__ = ["MergeResult", "merge_sections"]

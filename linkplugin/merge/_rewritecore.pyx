@@ -1629,6 +1629,44 @@ def table(list entries):
         free(o.p)
 
 
+def use_counts(list plans):
+    """rewrite.shared_table's sum: {entry: DIEs using it} over every unit's plan (``keys`` and
+    ``counts``), in unit order."""
+    cdef dict total = {}
+    cdef list keys, counts
+    cdef Py_ssize_t k
+    for plan in plans:
+        keys, counts = plan.keys, plan.counts
+        if len(counts) != len(keys):
+            raise ValueError("one count per key")
+        for k in range(len(keys)):
+            e = keys[k]
+            got = total.get(e)
+            total[e] = counts[k] if got is None else got + counts[k]
+    return total
+
+
+def tag_sums(list rows_of):
+    """merge._tag_table's sums: {tag: [DIEs before, DIEs after]} over each unit's rows (tag,
+    before, after) end to end in an array('q')."""
+    cdef dict table = {}
+    cdef const int64_t[::1] rows
+    cdef Py_ssize_t k
+    cdef list got
+    for r in rows_of:
+        rows = r
+        if rows.shape[0] % 3:
+            raise ValueError("tag rows are rows of 3")
+        for k in range(0, rows.shape[0], 3):
+            got = table.get(rows[k])
+            if got is None:
+                table[rows[k]] = [rows[k + 1], rows[k + 2]]
+            else:
+                got[0] += rows[k + 1]
+                got[1] += rows[k + 2]
+    return table
+
+
 def removal_rows(list starts, list ends, list canon_unit, list canon_die, const int64_t[::1] first):
     """``redirect``'s arguments from every unit's removals (table.Removals columns, unit-relative
     DIE indexes; ``first[u]``: the global index of unit u's first DIE): (starts, lens, canon) as

@@ -66,6 +66,16 @@ def _xref_rows(xrefs: list) -> array:
     return array("q", [v for x in sorted(xrefs, key=lambda x: x[1]) for v in (x[0], x[1], x[2], _XKIND[x[3]], x[4])])
 
 
+def use_counts(plans: list) -> dict[bytes, int]:
+    """rewrite.shared_table's sum of the plans' counts by entry, in C."""
+    return _core.use_counts(plans)
+
+
+def tag_sums(rows_of: list[array]) -> dict[int, list[int]]:
+    """merge._tag_table's sums of the units' tag rows (array('q'), rows of 3 end to end), in C."""
+    return _core.tag_sums(rows_of)
+
+
 def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,
            patches: array, width: int) -> tuple[int, bytes | None, array, array]:
     """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes."""

@@ -185,10 +185,13 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
     them, most used first (so most DIEs take a one-byte code), ties by key (tag, children,
     specs); (code of every entry, the table's bytes). The counts are summed in unit order: the
     same for any -j."""
-    total: dict[bytes, int] = {}
-    for plan in plans:
-        for entry, n in zip(plan.keys, plan.counts):
-            total[entry] = total.get(entry, 0) + n
+    if fastrewrite.available():
+        total = fastrewrite.use_counts(plans)
+    else:
+        total = {}
+        for plan in plans:
+            for entry, n in zip(plan.keys, plan.counts):
+                total[entry] = total.get(entry, 0) + n
     key_of = fastrewrite.entry_order if fastrewrite.available() else _entry_key
     order = sorted(total, key=lambda e: (-total[e], key_of(e)))
     return {e: c for c, e in enumerate(order, 1)}, _table(order)
