@@ -8,7 +8,9 @@ here, and the first attribute read imports it.
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
+    from typing import Any
 
 
 class _OnDemand:

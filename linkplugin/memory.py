@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
+    from typing import Callable
 
 
 def _hwm(pid: int | str) -> int | None:

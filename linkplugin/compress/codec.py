@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Any, BinaryIO, Callable, Iterator
 
 from linkplugin.compress import CODECS, parallel, shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
 from linkplugin.errors import LinkpluginError
 from linkplugin.record import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
+    from typing import Any, BinaryIO, Callable, Iterator
 
 # The library that inflates zlib streams, loaded with the first compressed input (a merge or a
 # compression of plain sections never needs it: its import took 3-4 ms of their start-up).

@@ -27,9 +27,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, Callable, Hashable, Protocol
 
 from linkplugin import interrupt, progress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
+    from typing import Any, Callable, Hashable, Protocol
+
+    class Task(Protocol):
+        key: Hashable
+
 
 _BACKLOG = 2  # decoded shards waiting per thread, at most
 _POLL_SECONDS = 0.1  # how often a waiting thread looks for an interrupt
@@ -38,10 +45,6 @@ _ABANDON_SECONDS = 2.0  # how long a failed job waits for its helpers' current s
 _lock = threading.Lock()
 _helpers = 0  # helper threads running, all jobs together
 _limit = 0  # the most jobs ever asked for, less the calling thread
-
-
-class Task(Protocol):
-    key: Hashable
 
 
 def run(plain: list[Task], streams: list[Iterator[Task]], kernel: Callable[[], Callable[[Task], Any]],
