@@ -80,7 +80,8 @@ def bench(title: str, src: Path, runs: int, compressed_input: bool, warm_up: boo
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table = commands(src, out, compressed_input, plain_bytes)
-        results = measure({k: cmd for k, (_, _, cmd) in table.items()}, runs, warm_up)
+        results = measure({k: cmd for k, (_, _, cmd) in table.items()}, runs, warm_up,
+                          {k: dst for k, (_, dst, _) in table.items()})
         sizes = {label: sum(r.size for r in debug_rows(dst)) for label, (_, dst, _) in table.items()}
     base = {codec: next(label for label, (c, _, cmd) in table.items() if c == codec and label.startswith("objcopy"))
             for codec in CODECS}

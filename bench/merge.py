@@ -102,7 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     # Bytecode as an installed package has it: without it (PYTHONDONTWRITEBYTECODE,
     # a read-only tree) every run compiles linkplugin again, a tenth of a second.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "linkplugin")], check=True)
+    for tree in [ROOT, *args.also]:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "linkplugin")], check=True)
     print("| input | tool | .debug_info+abbrev after | vs dwz | median wall s | vs dwz | peak MiB (sum of processes) "
           "| vs dwz |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -111,7 +112,8 @@ def main() -> None:
             out = Path(tmp)
             table = {k: v for k, v in commands(src, out, [d.resolve() for d in args.also]).items()
                      if usable(k, v[1])}
-            results = side_by_side({k: cmd for k, (_, cmd) in table.items()}, args.runs)
+            results = side_by_side({k: cmd for k, (_, cmd) in table.items()}, args.runs,
+                                   {k: dst for k, (dst, _) in table.items()})
             before = info_abbrev(src)
             base = table.get("dwz -o")
             base_size = info_abbrev(base[0]) if base else None

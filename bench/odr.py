@@ -49,7 +49,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             table = {k: v for k, v in commands(src, out).items() if usable(k, v[1])}
-            results = measure({k: cmd for k, (_, cmd) in table.items()}, args.runs)
+            results = measure({k: cmd for k, (_, cmd) in table.items()}, args.runs,
+                              outputs={k: dst for k, (dst, _) in table.items()})
             base = info_abbrev(table["dwz -o"][0]) if "dwz -o" in table else None
             print(f"| {src.name} | input | {info_abbrev(src):,} | "
                   f"{info_abbrev(src) / base if base else float('nan'):.3f} | | | |")
