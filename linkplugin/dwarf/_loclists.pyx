@@ -9,7 +9,7 @@ the GIL; Python objects are made after them.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.stdlib cimport free, malloc, qsort, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cpython.array cimport array, clone, resize
 
 NOGIL = True
@@ -315,6 +315,74 @@ def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size
         free(o.p)
 
 
+cdef struct Targets:  # what the merge makes of a unit's location-list operands (scan_list_targets)
+    int64_t *rows    # rows of 3: position, width (< 0: fixed size), DIE index (or -unit_off - 1)
+    int64_t *named   # the section offset each unit-relative operand names
+    Py_ssize_t m     # unit-relative operands
+    int64_t *patches  # rows of 3: position, width, value of each section-offset operand
+    Py_ssize_t np
+
+
+cdef int targets_of(Ops *o, const int64_t *offs, Py_ssize_t n, int64_t unit_off, Targets *t) noexcept nogil:
+    """The Targets of the operands ``o`` against the unit's sorted DIE offsets ``offs`` (buffers
+    malloc'ed, the caller frees them): 0, -1 for a value the caller's loops must take (past 63
+    bits with the unit's offset), -2 without memory."""
+    cdef Py_ssize_t k, j = 0, p = 0, lo, hi, mid
+    cdef int64_t v, x, w
+    t.m = t.np = 0
+    for k in range(o.n):
+        if o.p[4 * k + 2] != 2:
+            if o.p[4 * k + 3] > INT64_MAX - unit_off:  # (a Python int: the caller's loops)
+                return -1
+            t.m += 1
+    t.rows = <int64_t *> malloc((3 * t.m + 1) * sizeof(int64_t))
+    t.named = <int64_t *> malloc((t.m + 1) * sizeof(int64_t))
+    t.patches = <int64_t *> malloc((3 * (o.n - t.m) + 1) * sizeof(int64_t))
+    if t.rows == NULL or t.named == NULL or t.patches == NULL:
+        return -2
+    for k in range(o.n):
+        w = o.p[4 * k + 1]
+        v = o.p[4 * k + 3]
+        if o.p[4 * k + 2] == 2:
+            t.patches[3 * p] = o.p[4 * k]
+            t.patches[3 * p + 1] = w
+            t.patches[3 * p + 2] = v
+            p += 1
+            continue
+        x = v + unit_off
+        lo, hi = 0, n
+        while lo < hi:  # (locations.targets's bisect_left)
+            mid = (lo + hi) >> 1
+            if offs[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        t.rows[3 * j] = o.p[4 * k]
+        t.rows[3 * j + 1] = w if o.p[4 * k + 2] == 0 else -w
+        t.rows[3 * j + 2] = lo if lo < n and offs[lo] == x else -unit_off - 1
+        t.named[j] = x
+        j += 1
+    t.np = p
+    return 0
+
+
+cdef object targets_result(Targets *t):
+    """((rows, patches), named) of scan_list_targets from ``t``."""
+    cdef array rows = clone(_INT64, 3 * t.m, False), named = clone(_INT64, t.m, False)
+    cdef Py_ssize_t k
+    if t.m:
+        memcpy(rows.data.as_voidptr, t.rows, 3 * t.m * sizeof(int64_t))
+        memcpy(named.data.as_voidptr, t.named, t.m * sizeof(int64_t))
+    patches = [(t.patches[3 * k], t.patches[3 * k + 1], t.patches[3 * k + 2]) for k in range(t.np)]
+    return (rows, patches), named
+
+
+cdef void free_targets(Targets *t) noexcept nogil:
+    free(t.rows)
+    free(t.named)
+    free(t.patches)
+
+
 def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size, int offset_size,
                       int version, const int64_t[::1] offs, int64_t unit_off):
     """``scan_lists`` with what the merge makes of its operands, without a tuple per operand:
@@ -322,15 +390,11 @@ def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int ad
     the section offsets the unit-relative operands name, in operand order, as array('q')), or
     None (the caller runs scan_lists and locations.targets, which decide)."""
     cdef Ops o
+    cdef Targets t
     cdef int st
-    cdef Py_ssize_t k, j = 0, m = 0, n = offs.shape[0], lo, hi, mid
-    cdef int64_t v, x, w
-    cdef array rows, named
-    cdef int64_t *r
-    cdef int64_t *q
-    cdef list patches = []
     o.p = NULL
     o.n = o.cap = 0
+    memset(&t, 0, sizeof(Targets))
     if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8) or unit_off < 0:
         return None
     try:
@@ -338,40 +402,49 @@ def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int ad
             st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], &offsets[0] if offsets.shape[0] else NULL,
                        offsets.shape[0], addr_size, offset_size, version, &o)
             if st == 0:
-                for k in range(o.n):
-                    if o.p[4 * k + 2] != 2:
-                        if o.p[4 * k + 3] > INT64_MAX - unit_off:  # (a Python int: the caller's loops)
-                            st = -1
-                            break
-                        m += 1
-        if st != 0:
-            return None
-        rows = clone(_INT64, 3 * m, False)
-        named = clone(_INT64, m, False)
-        r = <int64_t *> rows.data.as_voidptr
-        q = <int64_t *> named.data.as_voidptr
-        for k in range(o.n):
-            w = o.p[4 * k + 1]
-            v = o.p[4 * k + 3]
-            if o.p[4 * k + 2] == 2:
-                patches.append((o.p[4 * k], w, v))
-                continue
-            x = v + unit_off
-            lo, hi = 0, n
-            while lo < hi:  # (locations.targets's bisect_left)
-                mid = (lo + hi) >> 1
-                if offs[mid] < x:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            r[3 * j] = o.p[4 * k]
-            r[3 * j + 1] = w if o.p[4 * k + 2] == 0 else -w
-            r[3 * j + 2] = lo if lo < n and offs[lo] == x else -unit_off - 1
-            q[j] = x
-            j += 1
-        return (rows, patches), named
+                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
+        if st == -2:
+            raise MemoryError()
+        return targets_result(&t) if st == 0 else None
     finally:
         free(o.p)
+        free_targets(&t)
+
+
+def unit_list_targets(const int64_t[:, ::1] locs, const uint8_t[::1] sec, int64_t base, bint has_base,
+                      int addr_size, int offset_size, int version, const int64_t[::1] offs, int64_t unit_off):
+    """``list_offsets`` then ``scan_list_targets`` on them, in one stretch without the GIL (a
+    unit of libgsl has 125 location-list operands, and the two calls, with the Python between
+    them, were a fifth of the hash phase's time holding the GIL); None where either declines."""
+    cdef Ops o
+    cdef Targets t
+    cdef int st
+    cdef Py_ssize_t m = 0
+    cdef int64_t *q = NULL
+    if locs.shape[1] != 4:
+        raise ValueError("location-list rows are rows of 4")
+    o.p = NULL
+    o.n = o.cap = 0
+    memset(&t, 0, sizeof(Targets))
+    if addr_size not in (1, 2, 4, 8) or offset_size != 4 or unit_off < 0:
+        return None
+    try:
+        with nogil:
+            q = <int64_t *> malloc((locs.shape[0] + 1) * sizeof(int64_t))
+            st = -2 if q == NULL else offsets_of(&locs[0, 0] if locs.shape[0] else NULL, locs.shape[0],
+                                                 &sec[0] if sec.shape[0] else NULL, sec.shape[0], base, has_base,
+                                                 offset_size, q, &m)
+            if st == 0:
+                st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], q, m, addr_size, offset_size, version, &o)
+            if st == 0:
+                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
+        if st == -2:
+            raise MemoryError()
+        return targets_result(&t) if st == 0 else None
+    finally:
+        free(q)
+        free(o.p)
+        free_targets(&t)
 
 
 cdef int scan_blocks(const uint8_t *d, Py_ssize_t n, const int64_t *blocks, Py_ssize_t nb, int A, int O, int V,
@@ -493,44 +566,55 @@ cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+cdef int offsets_of(const int64_t *locs, Py_ssize_t n, const uint8_t *sec, Py_ssize_t nsec, int64_t base,
+                    bint has_base, int offset_size, int64_t *q, Py_ssize_t *m) noexcept nogil:
+    """``list_offsets``'s loop over the rows (DIE, attribute, form, value) into ``q`` (n
+    places): the lists' offsets, sorted, each once (``*m`` of them); -1 where the Python code must
+    decide."""
+    cdef Py_ssize_t k, j
+    cdef int64_t v, p
+    m[0] = 0
+    for k in range(n):
+        v = locs[4 * k + 3]
+        if locs[4 * k + 2] == DW_FORM_loclistx:
+            if not has_base or v < 0 or v > (1LL << 59):
+                return -1
+            p = base + v * offset_size
+            if p < 0 or p > nsec - offset_size:
+                return -1
+            v = 0
+            for j in range(offset_size):
+                v |= (<int64_t> sec[p + j]) << (8 * j)
+            v += base
+        q[k] = v
+    if n:
+        qsort(q, n, sizeof(int64_t), _cmp_i64)
+        m[0] = 1
+        for k in range(1, n):
+            if q[k] != q[m[0] - 1]:
+                q[m[0]] = q[k]
+                m[0] += 1
+    return 0
+
+
 def list_offsets(const int64_t[:, ::1] locs, const uint8_t[::1] loclists, int64_t base, bint has_base,
                  int offset_size):
     """loclists.list_offsets of the rows (DIE, attribute, form, value) of a unit with 4-byte
     offsets: the lists' section offsets, sorted, each once, as array('q'); None where the Python
     code must decide (a loclistx without a base, or whose index reads past the section)."""
-    cdef Py_ssize_t n = locs.shape[0], k, j, m = 0
-    cdef int64_t v, p
+    cdef Py_ssize_t m = 0
     cdef array out
-    cdef int64_t* q
-    cdef bint ok = True
+    cdef int st
     if locs.shape[1] != 4:
         raise ValueError("location-list rows are rows of 4")
-    out = clone(_INT64, n, False)
-    q = <int64_t*> out.data.as_voidptr
+    out = clone(_INT64, locs.shape[0], False)
     with nogil:
-        for k in range(n):
-            v = locs[k, 3]
-            if locs[k, 2] == DW_FORM_loclistx:
-                if not has_base or v < 0 or v > (1LL << 59):
-                    ok = False
-                    break
-                p = base + v * offset_size
-                if p < 0 or p > loclists.shape[0] - offset_size:
-                    ok = False
-                    break
-                v = 0
-                for j in range(offset_size):
-                    v |= (<int64_t> loclists[p + j]) << (8 * j)
-                v += base
-            q[k] = v
-        if ok and n:
-            qsort(q, n, sizeof(int64_t), _cmp_i64)
-            m = 1
-            for k in range(1, n):
-                if q[k] != q[m - 1]:
-                    q[m] = q[k]
-                    m += 1
-    if not ok:
+        st = offsets_of(&locs[0, 0] if locs.shape[0] else NULL, locs.shape[0],
+                        &loclists[0] if loclists.shape[0] else NULL, loclists.shape[0], base, has_base, offset_size,
+                        <int64_t *> out.data.as_voidptr, &m)
+    if st < 0:
         return None
     resize(out, m)
     return out
+
+

@@ -176,6 +176,16 @@ def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: b
     offs = ud.arrays()[0]
     ops: list = []
     if len(ud.locs):
+        compiled = (_loclists_core is not None and isinstance(ud.locs, memoryview) and hdr.offset_size == 4
+                    and isinstance(offs, (array, memoryview)) and offs.itemsize == 8)
+        if compiled:  # the lists' offsets and their operands in one call
+            sec = secs.get(".debug_loclists" if hdr.version >= 5 else ".debug_loc")
+            base = env.loclists_base
+            got = None if sec is None else _loclists_core.unit_list_targets(
+                ud.locs, sec, base if isinstance(base, int) else 0, isinstance(base, int), hdr.addr_size,
+                hdr.offset_size, hdr.version, offs, hdr.off)
+            if got is not None:
+                return got[1], (got[0] if keep else None)
         _, sec, offsets = _location_lists(secs, ud, env)
         if (_loclists_core is not None and isinstance(offsets, array) and isinstance(offs, (array, memoryview))
                 and offs.itemsize == 8):
