@@ -383,68 +383,63 @@ cdef void free_targets(Targets *t) noexcept nogil:
     free(t.patches)
 
 
+cdef object list_targets(const uint8_t[::1] sec, const int64_t *offsets, Py_ssize_t noff, int addr_size,
+                         int offset_size, int version, const int64_t[::1] offs, int64_t unit_off):
+    """``scan_list_targets`` of the lists at ``offsets``."""
+    cdef Ops o
+    cdef Targets t
+    cdef int st
+    o.p = NULL
+    o.n = o.cap = 0
+    memset(&t, 0, sizeof(Targets))
+    try:
+        with nogil:
+            st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], offsets, noff, addr_size, offset_size,
+                       version, &o)
+            if st == 0:
+                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
+        if st == -2:
+            raise MemoryError()
+        return targets_result(&t) if st == 0 else None
+    finally:
+        free(o.p)
+        free_targets(&t)
+
+
 def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size, int offset_size,
                       int version, const int64_t[::1] offs, int64_t unit_off):
     """``scan_lists`` with what the merge makes of its operands, without a tuple per operand:
     (locations.targets's rows and patches against the unit's DIE offsets ``offs`` (sorted),
     the section offsets the unit-relative operands name, in operand order, as array('q')), or
     None (the caller runs scan_lists and locations.targets, which decide)."""
-    cdef Ops o
-    cdef Targets t
-    cdef int st
-    o.p = NULL
-    o.n = o.cap = 0
-    memset(&t, 0, sizeof(Targets))
     if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8) or unit_off < 0:
         return None
-    try:
-        with nogil:
-            st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], &offsets[0] if offsets.shape[0] else NULL,
-                       offsets.shape[0], addr_size, offset_size, version, &o)
-            if st == 0:
-                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
-        if st == -2:
-            raise MemoryError()
-        return targets_result(&t) if st == 0 else None
-    finally:
-        free(o.p)
-        free_targets(&t)
+    return list_targets(sec, &offsets[0] if offsets.shape[0] else NULL, offsets.shape[0], addr_size, offset_size,
+                        version, offs, unit_off)
 
 
 def unit_list_targets(const int64_t[:, ::1] locs, const uint8_t[::1] sec, int64_t base, bint has_base,
                       int addr_size, int offset_size, int version, const int64_t[::1] offs, int64_t unit_off):
-    """``list_offsets`` then ``scan_list_targets`` on them, in one stretch without the GIL (a
-    unit of libgsl has 125 location-list operands, and the two calls, with the Python between
-    them, were a fifth of the hash phase's time holding the GIL); None where either declines."""
-    cdef Ops o
-    cdef Targets t
-    cdef int st
+    """``list_offsets`` then ``scan_list_targets`` on them, in one call (a unit of libgsl has 125
+    location-list operands: the two calls, with the Python between them, were a fifth of the
+    hash phase's time holding the GIL); None where either declines."""
     cdef Py_ssize_t m = 0
-    cdef int64_t *q = NULL
+    cdef int st
+    cdef int64_t *q
     if locs.shape[1] != 4:
         raise ValueError("location-list rows are rows of 4")
-    o.p = NULL
-    o.n = o.cap = 0
-    memset(&t, 0, sizeof(Targets))
     if addr_size not in (1, 2, 4, 8) or offset_size != 4 or unit_off < 0:
         return None
+    q = <int64_t *> malloc((locs.shape[0] + 1) * sizeof(int64_t))
+    if q == NULL:
+        raise MemoryError()
     try:
         with nogil:
-            q = <int64_t *> malloc((locs.shape[0] + 1) * sizeof(int64_t))
-            st = -2 if q == NULL else offsets_of(&locs[0, 0] if locs.shape[0] else NULL, locs.shape[0],
-                                                 &sec[0] if sec.shape[0] else NULL, sec.shape[0], base, has_base,
-                                                 offset_size, q, &m)
-            if st == 0:
-                st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], q, m, addr_size, offset_size, version, &o)
-            if st == 0:
-                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
-        if st == -2:
-            raise MemoryError()
-        return targets_result(&t) if st == 0 else None
+            st = offsets_of(&locs[0, 0] if locs.shape[0] else NULL, locs.shape[0], &sec[0] if sec.shape[0] else NULL,
+                            sec.shape[0], base, has_base, offset_size, q, &m)
+        return list_targets(sec, q, m, addr_size, offset_size, version, offs, unit_off) if st == 0 else None
     finally:
         free(q)
-        free(o.p)
-        free_targets(&t)
 
 
 cdef int scan_blocks(const uint8_t *d, Py_ssize_t n, const int64_t *blocks, Py_ssize_t nb, int A, int O, int V,
