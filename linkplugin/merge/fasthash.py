@@ -200,14 +200,18 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
     if not isinstance(so_base, int):
         return None
     lang = env.top.get(F.DW_AT_language, (0, 0))[1]  # type: ignore[attr-defined]
-    unit_ctx = marshal.dumps(("unit", lang, hdr.version, hdr.addr_size), 2)
+    key = (lang, hdr.version, hdr.addr_size)
+    unit_ctx = _unit_ctx.get(key)
+    if unit_ctx is None:
+        unit_ctx = _unit_ctx[key] = marshal.dumps(("unit", *key), 2)
     offs, codes, parent, die_ends = ud.arrays()
     # The kernel makes the tables of the unit's abbreviations and reads its file names itself,
     # without the GIL (what ``unit_tables`` and ``line.file_names`` make in C with it held:
     # glibc's 2,063 units); the unit and its env go last, for the tables and names in Python
     # where the kernel does not take them (``analyze_many``).
     rest = (secs.get(".debug_str", b""), secs.get(".debug_str_offsets", b""), so_base, hdr.offset_size,
-            secs.get(".debug_line_str", b""), files, unit_ctx, array("q", named), array("q", xref_dies))
+            secs.get(".debug_line_str", b""), files, unit_ctx,
+            named if isinstance(named, array) and named.typecode == "q" else array("q", named), array("q", xref_dies))
     tables: tuple = (None,) * 6
     made: tuple = (abbrev, hdr.abbrev_off, _template(hdr.version, hdr.offset_size, hdr.addr_size), _TAG_FLAGS,
                    _XTAG_FLAGS)
@@ -218,6 +222,9 @@ def analyze_call(info: bytes, ud: UnitDies, env: object, named: list[int], xref_
         made = (None, -1, None, None, None)
     return (info, hdr.off, hdr.end, offs, codes, parent, die_ends, *tables, *rest, *made,
             *(lines or (None, -1, None)), (ud, env))
+
+
+_unit_ctx: dict[tuple, bytes] = {}  # what every root's hash starts with, by (language, version, address size)
 
 
 def _line_table(env) -> tuple[bytes, int, bytes] | None:

@@ -356,10 +356,10 @@ class _Pending:
             return
         self.done = None
         loc_named, self.targets = location_targets(secs, ud, env, keep)
-        named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"]
+        named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"] if ud.xrefs else []
         if not isinstance(loc_named, array):
             named += loc_named
-        if not fits_int64(named):  # past 63 bits (the Python scanners read any size): no DIE
+        if named and not fits_int64(named):  # past 63 bits (the Python scanners read any size): no DIE
             raise DwarfError(f"a DWARF expression in the unit at 0x{ud.hdr.off:x} names a non-DIE offset")
         if isinstance(loc_named, array):
             named = array("q", named) + loc_named if named else loc_named
