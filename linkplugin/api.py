@@ -271,9 +271,16 @@ def _engine_loader() -> threading.Thread | None:
     None once it is loaded."""
     if "linkplugin.merge" in sys.modules:
         return None
-    loader = threading.Thread(target=__import__, args=("linkplugin.merge",), name="linkplugin-import")
+    loader = threading.Thread(target=_load_engine, name="linkplugin-import")
     loader.start()
     return loader
+
+
+def _load_engine() -> None:
+    try:
+        import linkplugin.merge  # noqa: F401
+    except ImportError:
+        pass  # (the caller's own import raises it again, where it is reported)
 
 
 def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]], report: MergeReport,
