@@ -503,7 +503,8 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
     (DIE, position, width, kind, value: + ``u`` unless kind is 's'), in block order; None if any
     block needs the Python code. With ``rows``, (the same as rows of 5 by position in one
     array('q'), the kind as a number: 3 's', 4 'u', 5 'f'; whether a kind is not 's'), as the
-    rewrite kernel takes them (fastrewrite._xref_rows)."""
+    rewrite kernel takes them (fastrewrite._xref_rows): ``expr_rows``, which
+    ``_rewritecore.plan_unit`` calls without Python objects, seen from Python (the tests')."""
     cdef Ops o
     cdef int st = 0
     cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0], nq = 0
