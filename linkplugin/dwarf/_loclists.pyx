@@ -315,7 +315,7 @@ def scan_lists(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size
         free(o.p)
 
 
-cdef struct Targets:  # what the merge makes of a unit's location-list operands (scan_list_targets)
+cdef struct Targets:  # what the merge makes of a unit's location-list operands (unit_list_targets)
     int64_t *rows    # rows of 3: position, width (< 0: fixed size), DIE index (or -unit_off - 1)
     int64_t *named   # the section offset each unit-relative operand names
     Py_ssize_t m     # unit-relative operands
@@ -367,7 +367,7 @@ cdef int targets_of(Ops *o, const int64_t *offs, Py_ssize_t n, int64_t unit_off,
 
 
 cdef object targets_result(Targets *t):
-    """((rows, patches), named) of scan_list_targets from ``t``."""
+    """((rows, patches), named) of unit_list_targets from ``t``."""
     cdef array rows = clone(_INT64, 3 * t.m, False), named = clone(_INT64, t.m, False)
     cdef Py_ssize_t k
     if t.m:
@@ -383,46 +383,16 @@ cdef void free_targets(Targets *t) noexcept nogil:
     free(t.patches)
 
 
-cdef object list_targets(const uint8_t[::1] sec, const int64_t *offsets, Py_ssize_t noff, int addr_size,
-                         int offset_size, int version, const int64_t[::1] offs, int64_t unit_off):
-    """``scan_list_targets`` of the lists at ``offsets``."""
-    cdef Ops o
-    cdef Targets t
-    cdef int st
-    o.p = NULL
-    o.n = o.cap = 0
-    memset(&t, 0, sizeof(Targets))
-    try:
-        with nogil:
-            st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], offsets, noff, addr_size, offset_size,
-                       version, &o)
-            if st == 0:
-                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
-        if st == -2:
-            raise MemoryError()
-        return targets_result(&t) if st == 0 else None
-    finally:
-        free(o.p)
-        free_targets(&t)
-
-
-def scan_list_targets(const uint8_t[::1] sec, const int64_t[::1] offsets, int addr_size, int offset_size,
-                      int version, const int64_t[::1] offs, int64_t unit_off):
-    """``scan_lists`` with what the merge makes of its operands, without a tuple per operand:
-    (locations.targets's rows and patches against the unit's DIE offsets ``offs`` (sorted),
-    the section offsets the unit-relative operands name, in operand order, as array('q')), or
-    None (the caller runs scan_lists and locations.targets, which decide)."""
-    if addr_size not in (1, 2, 4, 8) or offset_size not in (4, 8) or unit_off < 0:
-        return None
-    return list_targets(sec, &offsets[0] if offsets.shape[0] else NULL, offsets.shape[0], addr_size, offset_size,
-                        version, offs, unit_off)
-
-
 def unit_list_targets(const int64_t[:, ::1] locs, const uint8_t[::1] sec, int64_t base, bint has_base,
                       int addr_size, int offset_size, int version, const int64_t[::1] offs, int64_t unit_off):
-    """``list_offsets`` then ``scan_list_targets`` on them, in one call (a unit of libgsl has 125
-    location-list operands: the two calls, with the Python between them, were a fifth of the
-    hash phase's time holding the GIL); None where either declines."""
+    """``list_offsets`` of the rows (DIE, attribute, form, value) of a unit with 4-byte offsets,
+    ``scan_lists`` of those lists and what the merge makes of their operands, in one stretch
+    without the GIL and without a tuple per operand (a unit of libgsl has 125): (locations.targets's
+    rows and patches against the unit's DIE offsets ``offs`` (sorted), the section offsets the
+    unit-relative operands name, in operand order, as array('q')), or None (the caller runs
+    list_offsets, scan_lists and locations.targets, which decide)."""
+    cdef Ops o
+    cdef Targets t
     cdef Py_ssize_t m = 0
     cdef int st
     cdef int64_t *q
@@ -430,6 +400,9 @@ def unit_list_targets(const int64_t[:, ::1] locs, const uint8_t[::1] sec, int64_
         raise ValueError("location-list rows are rows of 4")
     if addr_size not in (1, 2, 4, 8) or offset_size != 4 or unit_off < 0:
         return None
+    o.p = NULL
+    o.n = o.cap = 0
+    memset(&t, 0, sizeof(Targets))
     q = <int64_t *> malloc((locs.shape[0] + 1) * sizeof(int64_t))
     if q == NULL:
         raise MemoryError()
@@ -437,9 +410,17 @@ def unit_list_targets(const int64_t[:, ::1] locs, const uint8_t[::1] sec, int64_
         with nogil:
             st = offsets_of(&locs[0, 0] if locs.shape[0] else NULL, locs.shape[0], &sec[0] if sec.shape[0] else NULL,
                             sec.shape[0], base, has_base, offset_size, q, &m)
-        return list_targets(sec, q, m, addr_size, offset_size, version, offs, unit_off) if st == 0 else None
+            if st == 0:
+                st = lists(&sec[0] if sec.shape[0] else NULL, sec.shape[0], q, m, addr_size, offset_size, version, &o)
+            if st == 0:
+                st = targets_of(&o, &offs[0] if offs.shape[0] else NULL, offs.shape[0], unit_off, &t)
+        if st == -2:
+            raise MemoryError()
+        return targets_result(&t) if st == 0 else None
     finally:
         free(q)
+        free(o.p)
+        free_targets(&t)
 
 
 cdef int scan_blocks(const uint8_t *d, Py_ssize_t n, const int64_t *blocks, Py_ssize_t nb, int A, int O, int V,

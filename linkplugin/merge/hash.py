@@ -186,13 +186,8 @@ def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: b
                 hdr.offset_size, hdr.version, offs, hdr.off)
             if got is not None:
                 return got[1], (got[0] if keep else None)
+        # (where the compiled call declines, so would its parts: the Python code decides)
         _, sec, offsets = _location_lists(secs, ud, env)
-        if (_loclists_core is not None and isinstance(offsets, array) and isinstance(offs, (array, memoryview))
-                and offs.itemsize == 8):
-            got = _loclists_core.scan_list_targets(sec, offsets, hdr.addr_size, hdr.offset_size, hdr.version,
-                                                   offs, hdr.off)
-            if got is not None:
-                return got[1], (got[0] if keep else None)
         ops = scan_lists(sec, offsets, hdr)
     named = [v + hdr.off for _, _, kind, v in ops if kind != "s"]
     return named, (locations.targets(ops, offs, hdr.off) if keep else None)
