@@ -1,4 +1,5 @@
-"""Plain records: the few value classes of the command's start-up path.
+"""Plain records: the few value classes of the command's start-up path, and the base of the
+DWARF engine's tuple classes (``NamedTuple``, typing's class syntax without importing typing).
 
 They were dataclasses; ``@dataclass`` writes and compiles each class's methods when the module
 is imported, 0.6 to 1.1 ms a class (python 3.11), about 10 ms for the thirteen a merge imports,
@@ -8,9 +9,12 @@ does not import numpy). A record lists its fields in ``__slots__`` and sets them
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
     from typing import Any
+    from typing import NamedTuple as NamedTuple
 
 
 class Record:
@@ -45,3 +49,29 @@ class Value(Record):
 
     def __hash__(self) -> int:
         return hash(tuple(getattr(self, f) for f in self.fields()))
+
+
+if not TYPE_CHECKING:
+    class _TupleClass(type):
+        """typing.NamedTuple's class syntax, for the DWARF engine's tuples, without importing
+        typing: the engine's import is on a merge's critical path (it runs on a thread while the
+        input is read and the read finishes first), and typing was 2.2 ms of its 14 ms. As
+        typing's: the annotated names are the fields in order, their class values the defaults,
+        and the class made is collections.namedtuple's with the body's other attributes."""
+
+        def __new__(mcls, name: str, bases: tuple, ns: dict) -> type:
+            if not bases:
+                return super().__new__(mcls, name, bases, ns)
+            fields = list(ns.get("__annotations__", {}))
+            defaults = [ns[f] for f in fields if f in ns]
+            made = namedtuple(name, fields, defaults=defaults, module=ns["__module__"])
+            made.__qualname__ = ns.get("__qualname__", name)
+            for key, value in ns.items():
+                if key not in fields and key not in _NOT_COPIED:
+                    setattr(made, key, value)
+            return made
+
+    _NOT_COPIED = frozenset({"__module__", "__qualname__", "__dict__", "__weakref__"})
+
+    class NamedTuple(metaclass=_TupleClass):
+        """Base of a tuple class declared as typing.NamedTuple's are."""

@@ -11,13 +11,18 @@ DW_AT_sibling (``S``), DIE-naming operands of DWARF expressions (``X``) and loca
 from __future__ import annotations
 
 import struct
-from typing import Callable, NamedTuple, Union
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.expr import might_ref, scan_expr
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
+from linkplugin.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
+    from typing import Callable, Union
+    Plan = Union[int, Callable[..., int]]
 
 AttrSpec = tuple[int, int, int]  # (attribute, form, implicit constant)
 
@@ -231,7 +236,6 @@ def form_size(form: int, version: int, offset_size: int, addr_size: int) -> int 
     return s  # type: ignore[return-value]
 
 
-Plan = Union[int, Callable[..., int]]
 _UNPACK = {1: "_u8", 2: "_u16", 4: "_u32", 8: "_u64"}
 _ENV_BASE = {"_u8": lambda d, p: (d[p],), "_u16": struct.Struct("<H").unpack_from,
              "_u32": struct.Struct("<I").unpack_from, "_u64": struct.Struct("<Q").unpack_from,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import Union
 
 from linkplugin.arrays import filled, fits_int64, shaped
 from linkplugin.dwarf import forms as F
 from linkplugin.compiled import load_compiled
-from linkplugin.dwarf.abbrev import (OP_SKIP, Abbrev, Plan, _expr, code_table_size, compile_plan, form_size,
+from linkplugin.dwarf.abbrev import (OP_SKIP, Abbrev, _expr, code_table_size, compile_plan, form_size,
                                      scan_program)
 from linkplugin.dwarf.abbrev import forget_tables as forget_abbrev_tables
 from linkplugin.dwarf.expr import REF_OPS
@@ -22,6 +21,13 @@ from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
 from linkplugin.dwarf.units import UnitHeader
 from linkplugin.lazy import np
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
+    from typing import Union
+
+    from linkplugin.dwarf.abbrev import Plan
+    Value = Union[int, bytes]
 
 _scan = load_compiled("linkplugin.dwarf._scan")
 _exprs = load_compiled("linkplugin.dwarf._loclists")
@@ -382,8 +388,6 @@ def _check_targets(size: int, hdr: UnitHeader, pos: np.ndarray, form: np.ndarray
     if local.any() and ((target[local] < hdr.off) | (target[local] >= hdr.end)).any():
         bad = int(pos[local][((target[local] < hdr.off) | (target[local] >= hdr.end))][0])
         raise DwarfError(f"reference at 0x{bad:x} points out of its unit")
-
-Value = Union[int, bytes]
 
 
 def decode_attrs(d: bytes, p: int, specs: tuple, hdr: UnitHeader) -> tuple[list[tuple[int, int, Value, int, int]], int]:

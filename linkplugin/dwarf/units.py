@@ -1,10 +1,10 @@
 """Unit headers of .debug_info (DWARF 2-5) and .debug_types."""
 from __future__ import annotations
 
-from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.forms import DwarfError
+from linkplugin.record import NamedTuple
 
 
 class UnitHeader(NamedTuple):

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.leb import encode_uleb as uleb, read_uleb
 from linkplugin.dwarf.units import UnitHeader
 from linkplugin.index import CannotRebuild
 from linkplugin.lazy import np
+from linkplugin.record import NamedTuple
 
 DW_IDX_compile_unit = 1
 DW_IDX_die_offset = 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from typing import NamedTuple
 
 from linkplugin.arrays import filled, fits_int64, shaped
 from linkplugin.compiled import load_compiled
@@ -24,6 +23,7 @@ from linkplugin.dwarf.read import UnitDies
 from linkplugin.lazy import np
 from linkplugin.merge import expansion
 from linkplugin.merge.tokens import hash_program
+from linkplugin.record import NamedTuple
 
 _core = load_compiled("linkplugin.merge._hashcore")
 

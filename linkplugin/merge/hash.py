@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from typing import Iterator, NamedTuple
 
 from linkplugin.arrays import fits_int64
 from linkplugin.compiled import load_compiled
@@ -37,6 +36,11 @@ from linkplugin.merge.expansion import NEVER, expansion_key
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, keep_locations, keep_unit, keeps_locations, worker_sections
 from linkplugin.merge.tokens import compile_tokenizer
+from linkplugin.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
+    from typing import Iterator
 
 _loclists_core = load_compiled("linkplugin.dwarf._loclists")
 

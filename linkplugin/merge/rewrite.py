@@ -24,7 +24,6 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_left
-from typing import NamedTuple
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import read
@@ -41,6 +40,7 @@ from linkplugin.merge.index_names import moved_names
 from linkplugin.merge.shared import (SharedSections, drafts_kept, keep_draft, keep_unit, kept_draft, kept_locations,
                                      kept_unit, worker_sections)
 from linkplugin.merge.table import Removals
+from linkplugin.record import NamedTuple
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into

@@ -10,13 +10,13 @@ reference and the pure path's table.
 from __future__ import annotations
 
 from array import array
-from typing import NamedTuple
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.lazy import np
 from linkplugin.merge.expansion import ranks
 from linkplugin.merge.hash import UnitAnalysis
+from linkplugin.record import NamedTuple
 
 # The compiled table (_tablecore.pyx, this module's numpy code as its reference), or None.
 _core = load_compiled("linkplugin.merge._tablecore")

@@ -13,14 +13,17 @@ context ``c`` (``c.ref``, ``c.file``, ``c.string``, ``c.strp``, ``c.u``).
 from __future__ import annotations
 
 import struct
-from typing import Callable
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.abbrev import AttrSpec, block_length_lines, form_size
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_sleb, read_uleb
 
-Tokenizer = Callable[..., None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
+    from typing import Callable
+    Tokenizer = Callable[..., None]
+
 _DATA_BITS = {F.DW_FORM_data1: 8, F.DW_FORM_data2: 16, F.DW_FORM_data4: 32, F.DW_FORM_data8: 64}
 _FILE_ATTRS = (F.DW_AT_decl_file,)
 _ENV = {"_u16": struct.Struct("<H").unpack_from, "_u32": struct.Struct("<I").unpack_from,
