@@ -567,6 +567,7 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
     from linkplugin.merge import hash as hash_phase
 
     fused_checked = 0
+    batch: list[tuple] = []
     for variant in [v for v in VARIANTS if v[3] == "-O2" and have(v[0])]:
         with open(cached_build(*variant), "rb") as f:
             elf = ELFFile(f)
@@ -591,14 +592,12 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
                 loclists._core = saved
             # What the hash phase makes of them in one call: the rewrite phase's rows and the
             # named offsets, as locations.targets and the operands give them.
-            fused = hash_phase.location_targets(secs, ud, env, True)
+            call = hash_phase.list_call(secs, ud, env)
+            assert call is not None
+            fused = hash_phase.location_targets(secs, ud, env, True, hash_phase.list_targets_many([call])[0])
             assert isinstance(fused[0], array)
-            saved = hash_phase._loclists_core
-            hash_phase._loclists_core = None
-            try:
-                composed = hash_phase.location_targets(secs, ud, env, True)
-            finally:
-                hash_phase._loclists_core = saved
+            batch.append((call, fused))
+            composed = hash_phase.location_targets(secs, ud, env, True)  # (no compiled result: Python)
             assert fused[0].tolist() == composed[0] and fused[1] == composed[1]
             fused_checked += 1
             base = env.loclists_base
@@ -612,6 +611,12 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
             if any(kind != "s" for _, _, kind, _ in got):  # an offset past 63 bits: the Python code decides
                 assert core.unit_list_targets(ud.locs, secs[name], base if known else 0, known, hdr.addr_size,
                                               hdr.offset_size, hdr.version, ud.arrays()[0], (1 << 63) - 2) is None
+        # A batch in one call (as the hash phase makes it) gives each unit's result.
+        together = hash_phase.list_targets_many([call for call, _ in batch])
+        for (_, fused), got_one in zip(batch, together):
+            assert (got_one[0][0].tolist(), got_one[0][1], got_one[1].tolist()) == \
+                (fused[1][0].tolist(), fused[1][1], fused[0].tolist())
+        batch.clear()
     assert fused_checked
 
 

@@ -170,31 +170,44 @@ def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
     return ""
 
 
-def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: bool
+def list_call(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple | None:
+    """The arguments of the compiled call that reads the unit's location lists and their
+    operands (``_loclists.unit_list_targets_many`` takes a batch's), or None: the unit has none,
+    or the Python code reads them (``location_targets``)."""
+    hdr = ud.hdr
+    offs = ud.arrays()[0]
+    if not (len(ud.locs) and _loclists_core is not None and isinstance(ud.locs, memoryview) and hdr.offset_size == 4
+            and isinstance(offs, (array, memoryview)) and offs.itemsize == 8):
+        return None
+    sec = secs.get(".debug_loclists" if hdr.version >= 5 else ".debug_loc")
+    if sec is None:
+        return None
+    base = env.loclists_base
+    return (ud.locs, sec, base if isinstance(base, int) else 0, isinstance(base, int), hdr.addr_size,
+            hdr.offset_size, hdr.version, offs, hdr.off)
+
+
+def location_targets(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, keep: bool, got: tuple | None = None
                      ) -> tuple[list[int] | array, tuple[array, list] | None]:
     """(section offsets of the DIEs that the unit's location lists name by unit offset, in
     operand order; with ``keep``, ``locations.targets`` of the operands, for the rewrite phase):
-    what ``location_operands`` gives made into both, by the compiled core where it is built
-    without a tuple per operand (libgsl: 78,000 operands)."""
+    what ``location_operands`` gives made into both. ``got``: the compiled call's result for
+    the unit's ``list_call``, which makes them without a tuple per operand (libgsl: 78,000
+    operands); where it declines (None), so would its parts, and the Python code decides."""
     hdr = ud.hdr
-    offs = ud.arrays()[0]
+    if got is not None:
+        return got[1], (got[0] if keep else None)
     ops: list = []
     if len(ud.locs):
-        compiled = (_loclists_core is not None and isinstance(ud.locs, memoryview) and hdr.offset_size == 4
-                    and isinstance(offs, (array, memoryview)) and offs.itemsize == 8)
-        if compiled:  # the lists' offsets and their operands in one call
-            sec = secs.get(".debug_loclists" if hdr.version >= 5 else ".debug_loc")
-            base = env.loclists_base
-            got = None if sec is None else _loclists_core.unit_list_targets(
-                ud.locs, sec, base if isinstance(base, int) else 0, isinstance(base, int), hdr.addr_size,
-                hdr.offset_size, hdr.version, offs, hdr.off)
-            if got is not None:
-                return got[1], (got[0] if keep else None)
-        # (where the compiled call declines, so would its parts: the Python code decides)
         _, sec, offsets = _location_lists(secs, ud, env)
         ops = scan_lists(sec, offsets, hdr)
     named = [v + hdr.off for _, _, kind, v in ops if kind != "s"]
-    return named, (locations.targets(ops, offs, hdr.off) if keep else None)
+    return named, (locations.targets(ops, ud.arrays()[0], hdr.off) if keep else None)
+
+
+def list_targets_many(calls: list[tuple]) -> list[tuple | None]:
+    """The compiled results of the units' ``list_call``s, in one stretch without the GIL."""
+    return _loclists_core.unit_list_targets_many(calls) if calls else []
 
 
 def location_operands(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv) -> tuple[str, list]:
@@ -264,7 +277,10 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         out = []
         for batch in _batches(units, unit_ids):
             uds = decode_all(info, abbrev, [units[u] for u in batch], cache)
-            pending = [_Pending(secs, ud, strp_cache, keep) for ud in uds]
+            pending = [_Pending(secs, ud, strp_cache) for ud in uds]
+            lists = iter(list_targets_many([p.lists for p in pending if p.lists is not None]))
+            for p in pending:
+                p.prepare(keep, next(lists) if p.lists is not None else None)
             got = iter(fasthash.analyze_many([p.call for p in pending if p.call is not None]))
             for u, ud, p in zip(batch, uds, pending):
                 a = p.finish(next(got) if p.call is not None else None)
@@ -328,24 +344,26 @@ def _uint32(offs: Column) -> Column:
 def analyze_unit(secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None = None
                  ) -> UnitAnalysis:
     """The unit's analysis."""
-    p = _Pending(secs, ud, strp_cache, False)
+    p = _Pending(secs, ud, strp_cache)
+    p.prepare(False, list_targets_many([p.lists])[0] if p.lists is not None else None)
     return p.finish(fasthash.analyze_many([p.call])[0] if p.call is not None else None)
 
 
 class _Pending:
-    """A unit's analysis up to the compiled kernel's call: ``call`` holds its arguments (None:
-    no call, the unit is copied as it is or the pure path hashes it), ``finish`` takes the
-    kernel's result and makes the UnitAnalysis. Split so that a batch of units makes one call."""
+    """A unit's analysis up to the compiled kernels' calls, which take a batch of units each:
+    ``lists`` holds the arguments of the call reading its location lists (None: no call), then
+    ``prepare`` takes that call's result and makes ``call``, the hash kernel's arguments (None:
+    no call, the unit is copied as it is or the pure path hashes it), and ``finish`` takes the
+    kernel's result and makes the UnitAnalysis. Split so that a batch of units lets go of the
+    GIL once per kernel rather than once per unit."""
 
-    __slots__ = ("secs", "ud", "env", "named", "call", "done", "targets")
+    __slots__ = ("secs", "ud", "env", "named", "call", "done", "targets", "lists")
 
-    def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
-                 keep: bool) -> None:
-        """``keep``: make ``targets``, the unit's location-list operands as the rewrite phase
-        takes them (``location_targets``)."""
+    def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None) -> None:
         self.secs, self.ud = secs, ud
         self.env = env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
         self.call: tuple | None = None
+        self.lists: tuple | None = None
         self.named: list[int] | array = []
         self.targets: tuple[array, list] | None = None
         reason = _verbatim_reason(ud, env)
@@ -354,7 +372,15 @@ class _Pending:
                                                           b"", b"", (NEVER, b""))
             return
         self.done = None
-        loc_named, self.targets = location_targets(secs, ud, env, keep)
+        self.lists = list_call(secs, ud, env)
+
+    def prepare(self, keep: bool, lists: tuple | None) -> None:
+        """``lists``: the result of the unit's ``lists`` call; ``keep``: make ``targets``, the
+        unit's location-list operands as the rewrite phase takes them (``location_targets``)."""
+        if self.done is not None:
+            return
+        secs, ud, env = self.secs, self.ud, self.env
+        loc_named, self.targets = location_targets(secs, ud, env, keep, lists)
         named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"] if ud.xrefs else []
         if not isinstance(loc_named, array):
             named += loc_named
