@@ -643,7 +643,8 @@ def test_abbreviation_entries_sort_like_their_keys() -> None:
 @needs_core
 def test_expression_blocks_batch_same_as_pure() -> None:
     """_loclists.scan_expr_blocks gives what abbrev._expr gives block by block, or None; as
-    rows, what fastrewrite._xref_rows makes of that."""
+    rows, what fastrewrite._xref_rows makes of that; scan_expr_blocks_many, what it gives unit
+    by unit."""
     import random
 
     from linkplugin.dwarf import expr
@@ -662,6 +663,10 @@ def test_expression_blocks_batch_same_as_pure() -> None:
             blocks.append((rng.randrange(100), s, min(len(d), s + rng.randrange(1, 8))))
         blocks.sort(key=lambda b: b[1])
         got = expr._core.scan_expr_blocks(d, np.array(blocks, dtype=np.int64).reshape(-1, 3), 0x100, 8, 4, 5)
+        # several units' blocks in one call (the decoder's batch), each as on its own
+        parts = [np.array(blocks[:1], dtype=np.int64).reshape(-1, 3), np.array(blocks, dtype=np.int64).reshape(-1, 3)]
+        assert expr._core.scan_expr_blocks_many(d, [(parts[0], 0x200, 8, 4, 5), (parts[1], 0x100, 8, 4, 5)]) == \
+            [expr._core.scan_expr_blocks(d, parts[0], 0x200, 8, 4, 5), got]
         want: list = []
         try:
             for i, s, e in blocks:

@@ -533,16 +533,12 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
     array('q'), the kind as a number: 3 's', 4 'u', 5 'f'; whether a kind is not 's'), as the
     rewrite kernel takes them (fastrewrite._xref_rows): ``expr_rows``, which
     ``_rewritecore.plan_unit`` calls without Python objects, seen from Python (the tests')."""
-    cdef Ops o
     cdef int st = 0
-    cdef Py_ssize_t b, k, first, nb = blocks.shape[0], n = d.shape[0], nq = 0
-    cdef Py_ssize_t *upto
-    cdef list out = []
+    cdef Py_ssize_t nb = blocks.shape[0], n = d.shape[0], nq = 0
     cdef array flat
     cdef int64_t *q = NULL
     cdef bint named = False
     cdef const int64_t *bp
-    kinds = ("u", "f", "s")
     if blocks.shape[1] != 3:
         raise ValueError("blocks are rows of 3")
     bp = &blocks[0, 0] if nb else NULL
@@ -558,26 +554,68 @@ def scan_expr_blocks(const uint8_t[::1] d, const int64_t[:, ::1] blocks, int64_t
             return flat, named
         finally:
             free(q)
-    o.p = NULL
-    o.n = o.cap = 0
-    upto = <Py_ssize_t *> malloc((nb + 1) * sizeof(Py_ssize_t))  # ops after each block
-    if upto == NULL:
+    return scan_expr_blocks_many(d, [(blocks, u, addr_size, offset_size, version)])[0]
+
+
+cdef struct BlockJob:  # one unit of scan_expr_blocks_many
+    const int64_t *blocks
+    Py_ssize_t nb
+    int64_t u
+    int A, O, V
+    Ops o
+    Py_ssize_t *upto
+    int st
+
+
+def scan_expr_blocks_many(const uint8_t[::1] d, list calls):
+    """``scan_expr_blocks`` (without ``rows``) of each tuple (blocks, u, addr_size, offset_size,
+    version) of ``calls``, all in one stretch without the GIL (the decoder's units of a batch:
+    one release rather than one per unit); its result or None for each."""
+    cdef Py_ssize_t k, b, q, first, n = len(calls), dn = d.shape[0]
+    cdef BlockJob *jobs = <BlockJob *> calloc(n + 1, sizeof(BlockJob))
+    cdef BlockJob *j
+    cdef const int64_t[:, ::1] blocks
+    cdef list out, results = []
+    kinds = ("u", "f", "s")
+    if jobs == NULL:
         raise MemoryError()
+    views = []  # (the buffers stay acquired for the call)
     try:
+        for k in range(n):
+            j = &jobs[k]
+            blocks = calls[k][0]
+            if blocks.shape[1] != 3:
+                raise ValueError("blocks are rows of 3")
+            views.append(blocks)
+            j.blocks = &blocks[0, 0] if blocks.shape[0] else NULL
+            j.nb = blocks.shape[0]
+            j.u, j.A, j.O, j.V = calls[k][1], calls[k][2], calls[k][3], calls[k][4]
+            j.upto = <Py_ssize_t *> malloc((j.nb + 1) * sizeof(Py_ssize_t))  # ops after each block
+            if j.upto == NULL:
+                raise MemoryError()
         with nogil:
-            st = scan_blocks(&d[0] if n else NULL, n, bp, nb, addr_size, offset_size, version, &o, upto)
-        if st < 0:
-            return None
-        first = 0
-        for b in range(nb):
-            for k in range(first, upto[b]):
-                out.append((blocks[b, 0], o.p[4 * k], o.p[4 * k + 1], kinds[o.p[4 * k + 2]],
-                            o.p[4 * k + 3] + (u if o.p[4 * k + 2] != 2 else 0)))
-            first = upto[b]
-        return out
+            for k in range(n):
+                j = &jobs[k]
+                j.st = scan_blocks(&d[0] if dn else NULL, dn, j.blocks, j.nb, j.A, j.O, j.V, &j.o, j.upto)
+        for k in range(n):
+            j = &jobs[k]
+            if j.st < 0:
+                results.append(None)
+                continue
+            out = []
+            first = 0
+            for b in range(j.nb):
+                for q in range(first, j.upto[b]):
+                    out.append((j.blocks[3 * b], j.o.p[4 * q], j.o.p[4 * q + 1], kinds[j.o.p[4 * q + 2]],
+                                j.o.p[4 * q + 3] + (j.u if j.o.p[4 * q + 2] != 2 else 0)))
+                first = j.upto[b]
+            results.append(out)
+        return results
     finally:
-        free(o.p)
-        free(upto)
+        for k in range(n):
+            free(jobs[k].o.p)
+            free(jobs[k].upto)
+        free(jobs)
 
 
 cdef int _cmp_second(const void* a, const void* b) noexcept nogil:

@@ -255,20 +255,26 @@ def decode_many(d: bytes, units: list[tuple[UnitHeader, dict[int, Abbrev]]]) -> 
             tables.append(None)
     calls = [(hdr.die_off, hdr.end, hdr.off, *t) for (hdr, _), t in zip(units, tables) if t is not None]
     scanned = iter(_scan.scan_many(d, calls, REF_OPS) if calls else ())
-    return [_unit_dies(d, hdr, abbrevs, next(scanned)) if t is not None else None
-            for (hdr, abbrevs), t in zip(units, tables)]
+    got = [next(scanned) if t is not None else None for t in tables]
+    # The few expressions that may name a DIE, of every unit at once: one compiled call (one
+    # release of the GIL for the batch), or one by one in Python where that declines for a unit
+    # (it decides nothing itself, so the results and errors are the same).
+    with_blocks = [k for k, g in enumerate(got) if g is not None and len(g[1])]
+    exprs: dict[int, list | None] = {}
+    if with_blocks and _exprs is not None:
+        exprs = dict(zip(with_blocks, _exprs.scan_expr_blocks_many(d, [
+            (got[k][1], units[k][0].off, units[k][0].addr_size, units[k][0].offset_size, units[k][0].version)
+            for k in with_blocks])))
+    return [_unit_dies(d, hdr, abbrevs, g, exprs.get(k)) for k, ((hdr, abbrevs), g) in enumerate(zip(units, got))]
 
 
-def _unit_dies(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev], got: tuple | None) -> UnitDies | None:
-    """The UnitDies of a unit the compiled scanner read (``got``: its result, None: declined)."""
+def _unit_dies(d: bytes, hdr: UnitHeader, abbrevs: dict[int, Abbrev], got: tuple | None, X: list | None
+               ) -> UnitDies | None:
+    """The UnitDies of a unit the compiled scanner read (``got``: its result, None: declined;
+    ``X``: its expressions' operands from the compiled call, None: read here)."""
     if got is None:
         return None
     refs, blocks, locs, arrays = got
-    # The few expressions that may name a DIE: in one compiled call, or one by one in Python
-    # where that declines (it decides nothing itself, so the results and errors are the same).
-    X = None
-    if len(blocks) and _exprs is not None:
-        X = _exprs.scan_expr_blocks(d, blocks, hdr.off, hdr.addr_size, hdr.offset_size, hdr.version)
     if X is None:
         X = []
         for i, s, e in blocks.tolist():
