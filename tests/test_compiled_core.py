@@ -367,7 +367,7 @@ def test_first_pass_without_copy_same_as_with(tmp_path: Path, monkeypatch) -> No
 def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) -> None:
     """The second rewrite pass gives a unit the first pass copied (``rewrite.Draft``) the shared
     codes with ``_rewritecore.recode``, without decoding it again, and the first pass scans and
-    prepares most units in one kernel call (``rewrite._plan_scanned``): the bytes are those of
+    prepares most units in one kernel call (``rewrite._scanned_plan``): the bytes are those of
     the passes that decode every unit, at -j1 and -j2."""
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
@@ -380,10 +380,15 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     recoded: list[int] = []
     scanned: list[bool] = []
     named: list[bool] = []
-    recode, plan_scanned, plan = rewrite._recoded, rewrite._plan_scanned, fastrewrite.planned
+    recode, plan_scanned, plan = rewrite._recoded, rewrite._scanned_plan, fastrewrite.planned_many
     monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
-    monkeypatch.setattr(rewrite, "_plan_scanned", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
-    monkeypatch.setattr(fastrewrite, "planned", lambda *a: named.append(bool((got := plan(*a)) and got[3])) or got)
+    monkeypatch.setattr(rewrite, "_scanned_plan", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
+
+    def planned_many(*a):
+        got = plan(*a)
+        named.extend(bool(g and g[3]) for g in got)
+        return got
+    monkeypatch.setattr(fastrewrite, "planned_many", planned_many)
     drafted = [merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=j) for j in (1, 2)]
     assert recoded  # units of 1- and 2-byte references took the drafts
     assert True in scanned  # and were scanned by the kernel
@@ -471,6 +476,18 @@ def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
             compared += 1
             named += is_named
     assert compared and (named or variant[0] == "clang")  # (clang's expressions here name no DIE)
+    # Every unit in one call (plan_units, as the first pass takes a batch): each unit's result
+    # as on its own.
+    calls = []
+    for hdr in parse_units(info):
+        tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
+        calls.append((info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
+                      hdr.offset_size, *tables, REF_OPS, array("q"), array("q"), 2))
+
+    def plain(got):
+        return None if got is None else (got[1:5], [bytes(x) if isinstance(x, array) else x for x in got[5]],
+                                         got[6].tolist())
+    assert [plain(g) for g in core.plan_units(calls, {})] == [plain(core.plan_unit(*c, {})) for c in calls]
 
 
 @needs_core
@@ -817,7 +834,7 @@ def test_units_left_to_python_are_counted(monkeypatch) -> None:
     assert stats["python_units"] == (0, 0)
     monkeypatch.setattr(fasthash, "analyze_many", lambda calls: [None] * len(calls))
     monkeypatch.setattr(fastrewrite, "prepare", lambda *args: None)
-    monkeypatch.setattr(fastrewrite, "planned", lambda *args: None)  # (the first pass's other way in)
+    monkeypatch.setattr(fastrewrite, "planned_many", lambda calls, intern: [None] * len(calls))  # (the first pass's other way in)
     stats = {}
     declined = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1, stats=stats)
     assert stats["python_units"] == (stats["units"], stats["units"])

@@ -48,16 +48,22 @@ def prepare(info: bytes, abbrev: bytes, ud: UnitDies, rem: Removals):
     return None if unit.pure else unit
 
 
-def planned(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals, width: int, intern: dict):
-    """The first rewrite pass of a unit the kernel scans (_rewritecore.plan_unit), with the
-    scanner's ``tables`` (read._scan_tables) at ``width`` (1 or 2): (kernel, DIEs, references,
-    whether an expression names a DIE, keys, draft copy, tag rows); None where the unit takes
-    the decoding path: the scanner or the compiled expression scanner declines (the decoder
-    reads what they do not), or the kernel leaves the unit to the pure loop. The expressions'
-    operands are those the decoder finds (read._unit_dies scans them with the same loop)."""
+def planned_call(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals, width: int) -> tuple:
+    """The arguments of the first rewrite pass of a unit the kernel scans (``planned_many``
+    takes a batch's), with the scanner's ``tables`` (read._scan_tables) at ``width`` (1 or 2)."""
     prog, start, kids = tables
-    return _core.plan_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
-                           hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends, width, intern)
+    return (info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
+            hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends, width)
+
+
+def planned_many(calls: list[tuple], intern: dict) -> list:
+    """The first rewrite pass (_rewritecore.plan_units) of each unit of ``planned_call``, in one
+    stretch without the GIL: for each, (kernel, DIEs, references, whether an expression names
+    a DIE, keys, draft copy, tag rows), or None where the unit takes the decoding path: the
+    scanner or the compiled expression scanner declines (the decoder reads what they do not),
+    or the kernel leaves the unit to the pure loop. The expressions' operands are those the
+    decoder finds (read._unit_dies scans them with the same loop)."""
+    return _core.plan_units(calls, intern) if calls else []
 
 
 def _xref_rows(xrefs: list) -> array:

@@ -35,12 +35,16 @@ from linkplugin.dwarf.units import UnitHeader, unit_header
 from linkplugin.lazy import np
 from linkplugin.merge import fastrewrite, locations
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.hash import decode_with_abbrevs, location_operands
+from linkplugin.merge.hash import BATCH_BYTES, decode_with_abbrevs, location_operands
 from linkplugin.merge.index_names import moved_names
 from linkplugin.merge.shared import (SharedSections, drafts_kept, keep_draft, keep_unit, kept_draft, kept_locations,
                                      kept_unit, worker_sections)
 from linkplugin.merge.table import Removals
 from linkplugin.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
+    from typing import Iterator
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into
@@ -111,30 +115,53 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names
         drafts = drafts_kept(src)
         text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         out = []
-        for u, reason, rem in jobs:
-            plan = UnitPlan(0, [], [])
-            if not reason and drafts and not names:
-                try:
-                    got = _plan_scanned(src, secs, u, rem)
-                except _NoFit:  # the second pass copies it as it is
-                    out.append(plan)
-                    continue
-                if got is not None:
-                    if got[1] is not None:
-                        keep_draft(src, u, got[1])
-                    out.append(got[0])
-                    continue
-            if not reason:
-                ud = _unit(src, secs, u, keep=True)
-                try:
-                    plan, draft = _plan(secs, ud, rem, drafts)
-                    if draft is not None:
-                        keep_draft(src, u, draft._replace(moved=moved_names(secs, ud, rem, text)) if names else draft)
-                except _NoFit:
-                    pass  # the second pass copies it as it is
-                keep_unit(src, u, ud)  # for the second pass
-            out.append(plan)
+        scan = drafts and not names  # (units then take the scanned path where they can)
+        for batch in _job_batches(secs[".debug_info"], jobs):
+            ready = [_scanned_call(src, secs, u, rem) if scan and not reason else None for u, reason, rem in batch]
+            got = iter(fastrewrite.planned_many([r[0] for r in ready if r is not None], _entries_now()))
+            for (u, reason, rem), r in zip(batch, ready):
+                plan = UnitPlan(0, [], [])
+                if r is not None:
+                    result = next(got)
+                    try:
+                        done = _scanned_plan(r, result)
+                    except _NoFit:  # the second pass copies it as it is
+                        out.append(plan)
+                        continue
+                    if done is not None:
+                        if done[1] is not None:
+                            keep_draft(src, u, done[1])
+                        out.append(done[0])
+                        continue
+                if not reason:
+                    ud = _unit(src, secs, u, keep=True)
+                    try:
+                        plan, draft = _plan(secs, ud, rem, drafts)
+                        if draft is not None:
+                            keep_draft(src, u, draft._replace(moved=moved_names(secs, ud, rem, text)) if names
+                                       else draft)
+                    except _NoFit:
+                        pass  # the second pass copies it as it is
+                    keep_unit(src, u, ud)  # for the second pass
+                out.append(plan)
         return out
+
+
+def _job_batches(info: bytes, jobs: list[tuple]) -> Iterator[list[tuple]]:
+    """The jobs in runs of at most hash.BATCH_BYTES of units (or one unit), for the kernel
+    calls that take a batch."""
+    batch: list[tuple] = []
+    size = 0
+    for job in jobs:
+        hdr = unit_header(info, job[0])
+        n = hdr.end - hdr.off
+        if batch and size + n > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(job)
+        size += n
+    if batch:
+        yield batch
 
 
 def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
@@ -528,12 +555,11 @@ def _plan_kernel(hdr: UnitHeader, unit, sure: bool, operands: bool, locs: tuple[
     return UnitPlan(width, keys, uses if uses is not None else unit.uses().tolist()), None
 
 
-def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals
-                  ) -> tuple[UnitPlan, Draft | None] | None:
-    """``_plan`` with drafts of a unit the kernel scans, prepares and copies in one call
-    (``fastrewrite.planned``): no Python columns of its DIEs. None: the unit takes the
-    decoding path (a unit whose references may be wider than 2 bytes, or one the scanners
-    decline)."""
+def _scanned_call(src: SharedSections, secs: dict[str, bytes], u: int, rem: Removals) -> tuple | None:
+    """(the kernel's arguments, what ``_scanned_plan`` needs) of a unit that the kernel scans,
+    prepares and copies in one call (``fastrewrite.planned_many``): no Python columns of its
+    DIEs. None: the unit takes the decoding path (a unit whose references may be wider than 2
+    bytes, or one the scanners decline)."""
     kept = kept_locations(src, u)
     if kept is None:
         return None
@@ -545,9 +571,18 @@ def _plan_scanned(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
     if width not in (1, 2) or not compiled_decoder():
         return None
     tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
-    got = fastrewrite.planned(info, abbrev, hdr, tables, rem, width, _entries_now()) if tables is not None else None
+    if tables is None:
+        return None
+    return fastrewrite.planned_call(info, abbrev, hdr, tables, rem, width), (hdr, widths, kept)
+
+
+def _scanned_plan(ready: tuple, got: tuple | None) -> tuple[UnitPlan, Draft | None] | None:
+    """``_plan`` with drafts of a unit from ``_scanned_call``'s ``ready`` and the kernel's
+    result ``got`` (None: the unit takes the decoding path)."""
     if got is None:
         return None
+    hdr, widths, kept = ready[1]
+    width = widths[0]
     unit, dies, refs, named, keys, copied, tags = got
     # As _plan_kernel: where the width may not hold the unit or an operand may not fit, the
     # draft's copy decides as _smallest_compiled's first one would (same width, codes, margin).
