@@ -39,10 +39,10 @@ _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_s
 # Below this much .debug_info, starting worker processes costs more than they save: one process.
 MIN_PARALLEL_BYTES = 1 << 20
 # Threads help where the units' compiled kernels (which release the GIL) outweigh the Python
-# around each unit (which holds it). The hash phase's kernels take the units in batches
-# (hash._batches), one GIL release per batch, and the rewrite passes' one per unit
-# (_rewritecore.plan_unit, recode): both gain on threads whatever the units' size (libgsl, 5.7 KB
-# a unit: rewrite phase 44 -> 37 ms on two). The ODR step still makes several kernel calls per
+# around each unit (which holds it). The hash phase's kernels and the rewrite's first pass take
+# the units in batches (hash.batches, _rewritecore.plan_units), one GIL release per batch, the
+# second pass one per unit (recode): both gain on threads whatever the units' size (libgsl, 5.7
+# KB a unit: rewrite phase 44 -> 37 ms on two with one release per unit, 35 with batches). The ODR step still makes several kernel calls per
 # unit: below this many bytes per unit on average, two threads there only take the GIL from each
 # other, so it runs on one thread. -j2 against -j1 on 2 cores, all phases on threads, one call
 # each (session 7): glibc's libc.so.6 1.49x the time, libbinutils 1.28x, binutils' ld.bfd (15 KB)

@@ -40,7 +40,7 @@ from linkplugin.record import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
-    from typing import Iterator
+    from typing import Callable, Iterator
 
 _loclists_core = load_compiled("linkplugin.dwarf._loclists")
 
@@ -265,7 +265,7 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
     """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; their
     location-list operands (and the pure decoder's units) stay in this process for the rewrite
     phase (``shared.keep_locations``, ``shared.keep_unit``). The compiled kernels take the units
-    in batches (``_batches``): each kernel lets go of the GIL once per batch."""
+    in batches (``batches``): each kernel lets go of the GIL once per batch."""
     with no_gc():
         secs = worker_sections(src)
         info = secs[".debug_info"]
@@ -275,7 +275,7 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         strp_cache: dict[int, bytes] = {}
         keep = keeps_locations(src)
         out = []
-        for batch in _batches(units, unit_ids):
+        for batch in batches(unit_ids, units):
             uds = decode_all(info, abbrev, [units[u] for u in batch], cache)
             pending = [_Pending(secs, ud, strp_cache) for ud in uds]
             lists = iter(list_targets_many([p.lists for p in pending if p.lists is not None]))
@@ -305,15 +305,18 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
 BATCH_BYTES = 64 << 10
 
 
-def _batches(units: list[UnitHeader], unit_ids: list[int]) -> Iterator[list[int]]:
-    batch: list[int] = []
+def batches(items: list, units: list[UnitHeader], unit_of: Callable[[object], int] = int) -> Iterator[list]:
+    """``items`` in runs of at most BATCH_BYTES of their units (``units[unit_of(item)]``), or
+    of one unit: what the compiled kernels take in one call."""
+    batch: list = []
     size = 0
-    for u in unit_ids:
-        n = units[u].end - units[u].off
+    for item in items:
+        hdr = units[unit_of(item)]
+        n = hdr.end - hdr.off
         if batch and size + n > BATCH_BYTES:
             yield batch
             batch, size = [], 0
-        batch.append(u)
+        batch.append(item)
         size += n
     if batch:
         yield batch

@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_left
+from operator import itemgetter
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import read
@@ -31,20 +32,16 @@ from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
-from linkplugin.dwarf.units import UnitHeader, unit_header
+from linkplugin.dwarf.units import UnitHeader, parse_units, unit_header
 from linkplugin.lazy import np
 from linkplugin.merge import fastrewrite, locations
 from linkplugin.merge.nogc import no_gc
-from linkplugin.merge.hash import BATCH_BYTES, decode_with_abbrevs, location_operands
+from linkplugin.merge.hash import batches, decode_with_abbrevs, location_operands
 from linkplugin.merge.index_names import moved_names
 from linkplugin.merge.shared import (SharedSections, drafts_kept, keep_draft, keep_unit, kept_draft, kept_locations,
                                      kept_unit, worker_sections)
 from linkplugin.merge.table import Removals
 from linkplugin.record import NamedTuple
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
-    from typing import Iterator
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into
@@ -116,7 +113,7 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names
         text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         out = []
         scan = drafts and not names  # (units then take the scanned path where they can)
-        for batch in _job_batches(secs[".debug_info"], jobs):
+        for batch in batches(jobs, parse_units(secs[".debug_info"]), itemgetter(0)):
             ready = [_scanned_call(src, secs, u, rem) if scan and not reason else None for u, reason, rem in batch]
             got = iter(fastrewrite.planned_many([r[0] for r in ready if r is not None], _entries_now()))
             for (u, reason, rem), r in zip(batch, ready):
@@ -145,23 +142,6 @@ def plan_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals]], names
                     keep_unit(src, u, ud)  # for the second pass
                 out.append(plan)
         return out
-
-
-def _job_batches(info: bytes, jobs: list[tuple]) -> Iterator[list[tuple]]:
-    """The jobs in runs of at most hash.BATCH_BYTES of units (or one unit), for the kernel
-    calls that take a batch."""
-    batch: list[tuple] = []
-    size = 0
-    for job in jobs:
-        hdr = unit_header(info, job[0])
-        n = hdr.end - hdr.off
-        if batch and size + n > BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(job)
-        size += n
-    if batch:
-        yield batch
 
 
 def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]],
