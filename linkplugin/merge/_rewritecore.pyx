@@ -1991,7 +1991,11 @@ def plan_units(list calls, dict intern):
                     (<_PlanJob> slots[k]).run(refop)
     finally:
         free(slots)
-    return [None if j is None else (<_PlanJob> j).result(intern) for j in jobs]
+    out = []
+    for k in range(n):  # (each job's buffers go as soon as its result is made)
+        out.append(None if jobs[k] is None else (<_PlanJob> jobs[k]).result(intern))
+        jobs[k] = None
+    return out
 
 
 # Location-list operands (merge/locations.py: targets, values_at, write, whose pure loops are

@@ -305,15 +305,16 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
 BATCH_BYTES = 64 << 10
 
 
-def batches(items: list, units: list[UnitHeader], unit_of: Callable[[object], int] = int) -> Iterator[list]:
-    """``items`` in runs of at most BATCH_BYTES of their units (``units[unit_of(item)]``), or
-    of one unit: what the compiled kernels take in one call."""
+def batches(items: list, units: list[UnitHeader], unit_of: Callable[[object], int] = int,
+            limit: int = BATCH_BYTES) -> Iterator[list]:
+    """``items`` in runs of at most ``limit`` bytes of their units (``units[unit_of(item)]``),
+    or of one unit: what the compiled kernels take in one call."""
     batch: list = []
     size = 0
     for item in items:
         hdr = units[unit_of(item)]
         n = hdr.end - hdr.off
-        if batch and size + n > BATCH_BYTES:
+        if batch and size + n > limit:
             yield batch
             batch, size = [], 0
         batch.append(item)
