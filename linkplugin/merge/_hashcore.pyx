@@ -1002,8 +1002,48 @@ cdef int serial(Work *W, const uint8_t *sp, const int64_t *ro, const int64_t *rp
     return 0
 
 
-cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *buf) noexcept nogil:
-    """Every root's hash, referenced roots first (Tarjan's SCCs, iterative)."""
+# What ``run`` works in, kept from one unit of a batch to the next (``analyze_many``): each unit
+# allocated and freed its buffers and hash_all's 14 arrays, about a fifth of the kernel's time in
+# malloc and free on libgsl's 629 small units.
+cdef struct Scratch:
+    Buf scratch, stream, buf
+    IV rpos, nest
+    int64_t *ints     # hash_all's 11 int64 arrays
+    uint8_t *bytes_   # and its 3 byte arrays (1, 1 and 16 bytes a root)
+    Py_ssize_t cap    # roots + 1 they hold
+
+
+cdef int scratch_arrays(Scratch *S, Py_ssize_t m) noexcept nogil:
+    """hash_all's arrays for ``m`` places each: 0, or -1 out of memory."""
+    cdef int64_t *ints
+    cdef uint8_t *b
+    if m <= S.cap:
+        return 0
+    ints = <int64_t *> realloc(S.ints, 11 * m * sizeof(int64_t))
+    if ints == NULL:
+        return -1
+    S.ints = ints
+    b = <uint8_t *> realloc(S.bytes_, 18 * m)
+    if b == NULL:
+        return -1
+    S.bytes_ = b
+    S.cap = m
+    return 0
+
+
+cdef void free_scratch(Scratch *S) noexcept nogil:
+    free(S.scratch.p)
+    free(S.stream.p)
+    free(S.buf.p)
+    free(S.rpos.p)
+    free(S.nest.p)
+    free(S.ints)
+    free(S.bytes_)
+
+
+cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *buf, Scratch *S) noexcept nogil:
+    """Every root's hash, referenced roots first (Tarjan's SCCs, iterative); its arrays come from
+    ``S``, sized for the unit's roots."""
     cdef Py_ssize_t n = W.nroots, k, j, w, v, m, wn, root, counter = 0, sp_n = 0, msize, best_k, c
     cdef const uint8_t *sp = stream.p
     cdef int rc = 0
@@ -1011,25 +1051,28 @@ cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *bu
     cdef uint8_t cand[16]
     cdef uint8_t best[16]
     cdef bint have_best
-    cdef int64_t *ro = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *idx = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *lo = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *st = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *wv = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *wp = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *num = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *order = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *sk = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *spos = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef int64_t *members = <int64_t *> malloc((n + 1) * sizeof(int64_t))
-    cdef uint8_t *on = <uint8_t *> malloc(n + 1)
-    cdef uint8_t *mb = <uint8_t *> malloc(n + 1)
-    cdef uint8_t *local = <uint8_t *> malloc(16 * (n + 1))
-    if (ro == NULL or idx == NULL or lo == NULL or st == NULL or wv == NULL or wp == NULL or num == NULL
-            or order == NULL or sk == NULL or spos == NULL or members == NULL or on == NULL or mb == NULL
-            or local == NULL):
+    cdef int64_t *ro
+    cdef int64_t *idx
+    cdef int64_t *lo
+    cdef int64_t *st
+    cdef int64_t *wv
+    cdef int64_t *wp
+    cdef int64_t *num
+    cdef int64_t *order
+    cdef int64_t *sk
+    cdef int64_t *spos
+    cdef int64_t *members
+    cdef uint8_t *on
+    cdef uint8_t *mb
+    cdef uint8_t *local
+    if scratch_arrays(S, n + 1) < 0:
         rc = 2
     else:
+        ro, idx, lo, st, wv, wp = S.ints, S.ints + (n + 1), S.ints + 2 * (n + 1), S.ints + 3 * (n + 1), \
+            S.ints + 4 * (n + 1), S.ints + 5 * (n + 1)
+        num, order, sk, spos, members = S.ints + 6 * (n + 1), S.ints + 7 * (n + 1), S.ints + 8 * (n + 1), \
+            S.ints + 9 * (n + 1), S.ints + 10 * (n + 1)
+        on, mb, local = S.bytes_, S.bytes_ + (n + 1), S.bytes_ + 2 * (n + 1)
         # R token positions per root (CSR over rpos, which is in stream order)
         j = 0
         for k in range(n):
@@ -1132,20 +1175,6 @@ cdef int hash_all(Work *W, Buf *stream, const int64_t *rstart, IV *rpos, Buf *bu
                 for j in range(msize):
                     num[members[j]] = -1
                     mb[members[j]] = 0
-    free(ro)
-    free(idx)
-    free(lo)
-    free(st)
-    free(wv)
-    free(wp)
-    free(num)
-    free(order)
-    free(sk)
-    free(spos)
-    free(members)
-    free(on)
-    free(mb)
-    free(local)
     return rc
 
 
@@ -1188,10 +1217,8 @@ cdef int nested_keys(Work *W, Buf *stream, IV *nest, Buf *buf) noexcept nogil:
     return 0
 
 
-cdef int run(Work *W) noexcept nogil:
+cdef int run(Work *W, Scratch *S) noexcept nogil:
     cdef Unit *U = &W.U
-    cdef Buf scratch, stream, buf
-    cdef IV rpos, nest
     cdef Py_ssize_t k, j, t, nr, r
     cdef int64_t *rstart = NULL
     cdef int64_t *spans = NULL
@@ -1199,18 +1226,22 @@ cdef int run(Work *W) noexcept nogil:
     cdef int64_t nspan[4]
     cdef bint in_class
     cdef int rc = 0
-    scratch.p = stream.p = buf.p = NULL
-    scratch.n = stream.n = buf.n = scratch.cap = stream.cap = buf.cap = 0
+    # (the buffers start empty, their memory kept from the batch's last unit)
+    cdef Buf *scratch = &S.scratch
+    cdef Buf *stream = &S.stream
+    cdef Buf *buf = &S.buf
+    cdef IV *rpos = &S.rpos
+    cdef IV *nest = &S.nest
+    scratch.n = stream.n = buf.n = 0
     scratch.err = stream.err = buf.err = 0
-    rpos.p = nest.p = NULL
-    rpos.n = rpos.cap = rpos.err = 0
-    nest.n = nest.cap = nest.err = 0
-    rc = find_roots(W, &scratch)
+    rpos.n = rpos.err = 0
+    nest.n = nest.err = 0
+    rc = find_roots(W, scratch)
     if not rc:
-        rc = namespaces(W, &scratch)
+        rc = namespaces(W, scratch)
     if not rc:
         # references stay unresolved here (U.root_of is NULL): only their offsets matter
-        rc = expansion(W, &scratch, &W.names_x, &W.phase)
+        rc = expansion(W, scratch, &W.names_x, &W.phase)
         if rc == 1:
             W.phase = -1
             rc = 0
@@ -1254,33 +1285,28 @@ cdef int run(Work *W) noexcept nogil:
                 elif in_class and U.parent[j] == r and W.xflags[U.codes[j]] & X_TYPE:
                     sp = nspan
                     nspan[0] = nspan[1] = nspan[2] = nspan[3] = -1
-                if tok_die(U, &stream, j, r, k, sp, &rpos, NULL, NULL):
+                if tok_die(U, stream, j, r, k, sp, rpos, NULL, NULL):
                     rc = 1
                     break
                 if j == r:
                     in_class = (W.xflags[U.codes[j]] & X_CLASS) != 0 and spans[4 * k] >= 0
                 elif sp != NULL and nspan[0] >= 0:
-                    ipush(&nest, k)
+                    ipush(nest, k)
                     for t in range(4):
-                        ipush(&nest, nspan[t])
+                        ipush(nest, nspan[t])
             if rc:
                 break
         rstart[nr] = stream.n
         if stream.err or rpos.err or nest.err:
             rc = 2
     if not rc:
-        rc = hash_all(W, &stream, rstart, &rpos, &buf)
+        rc = hash_all(W, stream, rstart, rpos, buf, S)
     if not rc:
-        rc = name_keys(W, &stream, spans, &buf)
+        rc = name_keys(W, stream, spans, buf)
     if not rc:
-        rc = nested_keys(W, &stream, &nest, &buf)
+        rc = nested_keys(W, stream, nest, buf)
     free(rstart)
     free(spans)
-    free(scratch.p)
-    free(stream.p)
-    free(buf.p)
-    free(rpos.p)
-    free(nest.p)
     if not rc and (scratch.err or buf.err):
         rc = 2
     return rc
@@ -1551,6 +1577,8 @@ def analyze_many(list calls):
     array('B')s; roots and root ends array('I'), nested roots array('q'), flags array('B');
     ``offs32`` the DIE offsets as array('I') (None for a unit ending past 4 GiB)."""
     cdef Py_ssize_t k, m = len(calls)
+    cdef Scratch S
+    memset(&S, 0, sizeof(Scratch))
     jobs = [_job(*c) for c in calls]
     cdef Work **slots = <Work **> malloc((m + 1) * sizeof(Work *))
     if slots == NULL:
@@ -1566,9 +1594,10 @@ def analyze_many(list calls):
                     if slots[k].rc == 0 and slots[k].lines:
                         slots[k].rc = make_files(slots[k])
                     if slots[k].rc == 0:
-                        slots[k].rc = run(slots[k])
+                        slots[k].rc = run(slots[k], &S)
     finally:
         free(slots)
+        free_scratch(&S)
     return [None if j is None else _result(j) for j in jobs]
 
 
