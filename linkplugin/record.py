@@ -64,6 +64,8 @@ if not TYPE_CHECKING:
                 return super().__new__(mcls, name, bases, ns)
             fields = list(ns.get("__annotations__", {}))
             defaults = [ns[f] for f in fields if f in ns]
+            if any(f not in ns for f in fields[len(fields) - len(defaults):]):  # (namedtuple would shift them)
+                raise TypeError(f"{name}: a field without a default follows one with a default")
             made = namedtuple(name, fields, defaults=defaults, module=ns["__module__"])
             made.__qualname__ = ns.get("__qualname__", name)
             for key, value in ns.items():

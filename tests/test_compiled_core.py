@@ -230,6 +230,38 @@ def test_tables_same_as_pure(variant) -> None:
 
 
 @needs_core
+def test_hash_kernel_batch_same_as_unit_by_unit() -> None:
+    """``analyze_many`` keeps its working buffers from one unit of a batch to the next
+    (``_hashcore.Scratch``): every unit of several programs in one call, in reverse, and with
+    the largest unit first, gives what each unit gives in a call of its own."""
+    from linkplugin.merge import fasthash
+    from linkplugin.merge.hash import UnitEnv, _verbatim_reason
+
+    def plain(got):
+        return None if got is None else [bytes(x) if isinstance(x, (array, memoryview)) else x for x in got]
+
+    calls = []
+    for variant in [v for v in VARIANTS if have(v[0])][:8]:
+        with open(cached_build(*variant), "rb") as f:
+            elf = ELFFile(f)
+            secs = {s.name: s.data() for s in elf.iter_sections() if s.name.startswith(".debug_")}
+        info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+        for hdr in parse_units(info):
+            ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
+            env = UnitEnv(secs, ud, info)
+            if not _verbatim_reason(ud, env):
+                calls.append(fasthash.analyze_call(info, ud, env, [], [x[0] for x in ud.xrefs]))
+    assert len(calls) > 8
+    alone = [plain(fasthash.analyze_many([c])[0]) for c in calls]
+    assert all(a is not None for a in alone)
+    assert [plain(a) for a in fasthash.analyze_many(calls)] == alone
+    assert [plain(a) for a in fasthash.analyze_many(calls[::-1])] == alone[::-1]
+    big = max(range(len(calls)), key=lambda k: calls[k][2] - calls[k][1])  # (hdr.end - hdr.off)
+    order = [big] + [k for k in range(len(calls)) if k != big]
+    assert [plain(a) for a in fasthash.analyze_many([calls[k] for k in order])] == [alone[k] for k in order]
+
+
+@needs_core
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v[3] == "-O2"], ids=lambda v: "-".join(map(str, v)))
 def test_merge_same_bytes_compiled_and_pure(variant, tmp_path: Path) -> None:
     if not have(variant[0]):
@@ -442,6 +474,7 @@ def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
     secs, _, _ = load_sections(cached_build(*variant))
     info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
     compared = named = 0
+    calls: list[tuple] = []  # every unit with its removals, at both widths (for plan_units below)
     for hdr in parse_units(info):
         abbrevs = parse_abbrev_table(abbrev, hdr.abbrev_off)[0]
         tables = read._scan_tables(abbrevs, hdr)
@@ -455,6 +488,8 @@ def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
         rem = Removals(drop.astype(np.int64), ends_idx.astype(np.int64), np.zeros(len(drop), np.int64),
                        np.zeros(len(drop), np.int64))
         for width in (1, 2):
+            calls.append((info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
+                          hdr.offset_size, *tables, rem.starts, rem.ends, width))
             got = core.plan_unit(info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version,
                                  hdr.addr_size, hdr.offset_size, *tables, REF_OPS, rem.starts, rem.ends, width, {})
             want = fastrewrite.prepare(info, abbrev, read.decode_unit(info, hdr, abbrevs), rem)
@@ -478,16 +513,15 @@ def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
     assert compared and (named or variant[0] == "clang")  # (clang's expressions here name no DIE)
     # Every unit in one call (plan_units, as the first pass takes a batch): each unit's result
     # as on its own.
-    calls = []
-    for hdr in parse_units(info):
-        tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
-        calls.append((info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
-                      hdr.offset_size, *tables, REF_OPS, array("q"), array("q"), 2))
-
     def plain(got):
         return None if got is None else (got[1:5], [bytes(x) if isinstance(x, array) else x for x in got[5]],
                                          got[6].tolist())
-    assert [plain(g) for g in core.plan_units(calls, {})] == [plain(core.plan_unit(*c, {})) for c in calls]
+    together = core.plan_units(calls, REF_OPS, {})
+    assert len(together) == len(calls) and any(g is not None for g in together)
+    assert [plain(g) for g in together] == [plain(core.plan_unit(*c[:12], REF_OPS, *c[12:], {})) for c in calls]
+    # An error in one unit's arguments (here the last's width) raises before any unit runs.
+    with pytest.raises(ValueError):
+        core.plan_units(calls + [calls[0][:-1] + (3,)], REF_OPS, {})
 
 
 @needs_core
@@ -630,6 +664,7 @@ def test_expression_and_location_list_scanners_same_as_pure() -> None:
                                               hdr.offset_size, hdr.version, ud.arrays()[0], (1 << 63) - 2) is None
         # A batch in one call (as the hash phase makes it) gives each unit's result.
         together = hash_phase.list_targets_many([call for call, _ in batch])
+        assert len(together) == len(batch) and None not in together
         for (_, fused), got_one in zip(batch, together):
             assert (got_one[0][0].tolist(), got_one[0][1], got_one[1].tolist()) == \
                 (fused[1][0].tolist(), fused[1][1], fused[0].tolist())

@@ -1856,7 +1856,7 @@ def plan_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t di
     copy's tuple, the tag rows). The copy's status decides as ``copy``'s; the unit takes any
     other width after it."""
     return plan_units([(info, abbrev, abbrev_off, off, die_off, end, version, addr_size, offset_size, prog_col,
-                        start_col, kids_col, ref_ops_col, rem_starts, rem_ends, width)], intern)[0]
+                        start_col, kids_col, rem_starts, rem_ends, width)], ref_ops_col, intern)[0]
 
 
 cdef class _PlanJob:
@@ -1941,33 +1941,33 @@ cdef class _PlanJob:
                 _flat_rows(self.rows, self.m))
 
 
-def plan_units(list calls, dict intern):
-    """``plan_unit`` of each tuple of its arguments but ``intern`` in ``calls``, all in one
-    stretch without the GIL: a batch of small units lets go of it once rather than once per
-    unit (libgsl, 629 units of 5.7 KB: two threads handed it over 200 times in this pass). Its
-    result (or None) for each."""
+def plan_units(list calls, ref_ops_col, dict intern):
+    """``plan_unit`` of each tuple of its arguments but ``ref_ops`` and ``intern`` in ``calls``,
+    all in one stretch without the GIL: a batch of small units lets go of it once rather than
+    once per unit (libgsl, 629 units of 5.7 KB: two threads handed it over 200 times in this
+    pass). Its result (or None) for each; an error in any unit's arguments raises before any
+    unit runs."""
     cdef Py_ssize_t k, q, n = len(calls), nprog, nkids, nops
     cdef uint8_t refop[256]
     cdef const uint8_t *ref_ops
     cdef _PlanJob job
     cdef list jobs = []
-    cdef int64_t nre
     memset(refop, 0, 256)
+    nops = byte_column(ref_ops_col, &ref_ops)
+    for q in range(nops):
+        refop[ref_ops[q]] = 1
     for k in range(n):
         (info, abbrev, abbrev_off, off, die_off, end, version, addr_size, offset_size, prog_col, start_col, kids_col,
-         ref_ops_col, rem_starts, rem_ends, width) = calls[k]
+         rem_starts, rem_ends, width) = calls[k]
         job = _PlanJob.__new__(_PlanJob)
         nprog = int64_column(prog_col, &job.prog)
         job.nstart = int64_column(start_col, &job.start)
         nkids = byte_column(kids_col, &job.kids)
-        nops = byte_column(ref_ops_col, &ref_ops)
         job.nrem = int64_column(rem_starts, &job.rs)
         if int64_column(rem_ends, &job.re) != job.nrem:
             raise ValueError("removal arrays of different lengths")
         if width not in (1, 2):
             raise ValueError("width is 1 or 2")
-        for q in range(nops):  # (every call passes the same operators: expr.REF_OPS)
-            refop[ref_ops[q]] = 1
         if nprog == 0 or job.nstart == 0 or nkids < job.nstart:
             jobs.append(None)
             continue
@@ -1975,7 +1975,7 @@ def plan_units(list calls, dict intern):
         job.abbrev_off, job.off, job.die_off, job.end = abbrev_off, off, die_off, end
         job.version, job.addr_size, job.offset_size, job.width = version, addr_size, offset_size, width
         job.unit = Unit.__new__(Unit)
-        job.unit.keep_alive = (info, abbrev, prog_col, start_col, kids_col, rem_starts, rem_ends)
+        job.unit.keep_alive = (info, abbrev)
         job.unit._unit(info, abbrev, off, die_off, end, version, addr_size, offset_size)
         oinit(&job.ko, 1)
         jobs.append(job)

@@ -53,7 +53,7 @@ def planned_call(info: bytes, abbrev: bytes, hdr, tables: tuple, rem: Removals, 
     takes a batch's), with the scanner's ``tables`` (read._scan_tables) at ``width`` (1 or 2)."""
     prog, start, kids = tables
     return (info, abbrev, hdr.abbrev_off, hdr.off, hdr.die_off, hdr.end, hdr.version, hdr.addr_size,
-            hdr.offset_size, prog, start, kids, REF_OPS, rem.starts, rem.ends, width)
+            hdr.offset_size, prog, start, kids, rem.starts, rem.ends, width)
 
 
 def planned_many(calls: list[tuple], intern: dict) -> list:
@@ -63,7 +63,7 @@ def planned_many(calls: list[tuple], intern: dict) -> list:
     scanner or the compiled expression scanner declines (the decoder reads what they do not),
     or the kernel leaves the unit to the pure loop. The expressions' operands are those the
     decoder finds (read._unit_dies scans them with the same loop)."""
-    return _core.plan_units(calls, intern) if calls else []
+    return _core.plan_units(calls, REF_OPS, intern) if calls else []
 
 
 def _xref_rows(xrefs: list) -> array:

@@ -556,7 +556,7 @@ def _scanned_call(src: SharedSections, secs: dict[str, bytes], u: int, rem: Remo
     hdr = unit_header(info, u)
     widths = _widths(hdr.end - hdr.off)
     width = widths[0]
-    if width not in (1, 2) or not compiled_decoder():
+    if width not in (1, 2) or not compiled_decoder() or not fastrewrite.available():
         return None
     tables = read._scan_tables(parse_abbrev_table(abbrev, hdr.abbrev_off)[0], hdr)
     if tables is None:
