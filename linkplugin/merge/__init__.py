@@ -40,12 +40,15 @@ _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_s
 MIN_PARALLEL_BYTES = 1 << 20
 # Threads help where the units' compiled kernels (which release the GIL) outweigh the Python
 # around each unit (which holds it). The hash phase's kernels and the rewrite's first pass take
-# the units in batches (hash.batches, _rewritecore.plan_units), one GIL release per batch, the
-# second pass one per unit (recode): both gain on threads whatever the units' size (libgsl, 5.7
-# KB a unit: rewrite phase 44 -> 37 ms on two with one release per unit, 35 with batches). The ODR step still makes several kernel calls per
-# unit: below this many bytes per unit on average, two threads there only take the GIL from each
-# other, so it runs on one thread. -j2 against -j1 on 2 cores, all phases on threads, one call
-# each (session 7): glibc's libc.so.6 1.49x the time, libbinutils 1.28x, binutils' ld.bfd (15 KB)
+# the units in batches (hash.batches, _rewritecore.plan_units), one GIL release per batch: both
+# gain on threads whatever the units' size (libgsl, 5.7 KB a unit: rewrite phase 44 -> 37 ms on
+# two with one release per unit, 35 with batches). The ODR step (several kernel calls per unit)
+# and the rewrite's second pass (a recode of a few microseconds per unit, the rest Python) lose
+# on threads below this many bytes per unit on average: two threads there only take the GIL
+# from each other, so they run on one. The second pass on one thread: libgsl's rewrite phase
+# 38.5 -> 34.7 ms and glibc's (3.3 KB) 77 -> 68; libstdc++ (24 KB) 45 -> 55 and python3.11d 69
+# -> 90, which keep two. -j2 against -j1 on 2 cores, all phases on threads, one call each
+# (session 7): glibc's libc.so.6 1.49x the time, libbinutils 1.28x, binutils' ld.bfd (15 KB)
 # 1.00x, libstdc++ (24 KB) 0.86x, gold (30 KB) 0.68x.
 MIN_THREAD_UNIT_BYTES = 16 << 10
 
@@ -161,13 +164,13 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
     if len(secs[".debug_info"]) < MIN_PARALLEL_BYTES:
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
-    odr_jobs = jobs
+    python_jobs = jobs
     if threads and len(secs[".debug_info"]) < MIN_THREAD_UNIT_BYTES * len(parse_units(secs[".debug_info"])):
-        # Small units: the ODR step on one thread (the output is the same for any number), and
-        # the allocator as it is: its mapping threshold, there for threads' large blocks, cost
+        # Small units: the ODR step and the rewrite's second pass on one thread (the output is the
+        # same for any number), and the allocator as it is: its mapping threshold, there for threads' large blocks, cost
         # glibc's libc.so.6 4% of its time (the page faults of the table and layout phases' large
         # arrays), for 0.6 MiB less.
-        odr_jobs = 1
+        python_jobs = 1
     elif threads:
         map_large_blocks()
     with shared_sections(secs, workers=jobs > 1 and not threads) as handle:
@@ -176,7 +179,7 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             # (no forkserver start-up, no reading the sections again); elsewhere this does nothing.
             warm_up(analyze_chunk, jobs)
         return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr,
-                           consume, odr_jobs=odr_jobs)
+                           consume, python_jobs=python_jobs)
 
 
 def _kernels_release_gil() -> bool:
@@ -192,10 +195,10 @@ def _kernels_release_gil() -> bool:
 
 def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stats: dict | None, timings: Any,
                 run_tasks: Callable[..., list] = run_tasks, odr: bool = False, consume: bool = False, *,
-                odr_jobs: int) -> MergeResult:
+                python_jobs: int) -> MergeResult:
     """The phases, with the worker tasks (run by ``run_tasks``: processes or threads) reading the
-    sections through ``src``: the hash phase and the rewrite passes on ``jobs``, --odr's step on
-    ``odr_jobs``."""
+    sections through ``src``: the hash phase and the rewrite's first pass on ``jobs``, --odr's
+    step and the rewrite's second pass on ``python_jobs``."""
     result = MergeResult()
     sizes = {name: len(data) for name, data in sections.items()}
     units = parse_units(sections[".debug_info"])
@@ -236,8 +239,8 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         if odr and not partial:
             from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)
 
-            # (on ``odr_jobs``: its Python per unit loses on threads where the units are small)
-            removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, odr_jobs,
+            # (on ``python_jobs``: its Python per unit loses on threads where the units are small)
+            removals, redirects = odr_removals(analyses, removals, units, sections, src, chunks, python_jobs,
                                                run_tasks, keys)
         # Only these outlive the table phase: the hashes and name keys are dropped here, and the
         # DIE offsets joined into the one array the layout searches.
@@ -267,7 +270,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         jobs_of2 = [[(u, verbatim[u], removals[u], widths[u]) for u in c] for c in chunks]
         outputs: list[UnitOutput] = [o for part in _run_phase(run_tasks, rewrite_chunk,
                                                               [(src, j, codes, indexed) for j in jobs_of2], weights,
-                                                              jobs)
+                                                              python_jobs)
                                      for o in part]
         if consume:  # nothing reads the old .debug_info after this (libjvm.so: 257 MB)
             del sections[".debug_info"], worker_sections(src)[".debug_info"]
