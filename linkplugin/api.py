@@ -8,14 +8,13 @@ import os
 import struct
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
-from linkplugin.compress.codec import (Plain, Settings, ch_type, compress_all, describe, packed,
-                                       plain_chunks)
+from linkplugin.compress.codec import CompressJob, Plain, Settings, ch_type, describe, packed, plain_chunks
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
 from linkplugin.errors import LinkpluginError
-from linkplugin.elf.write import Replacement, Stream, movable, write_elf
+from linkplugin.elf.write import KEEP, Deferred, Replacement, Stream, movable, write_elf
 from linkplugin.pool import default_jobs
 from linkplugin.record import Record
 from linkplugin.timing import PhaseTimer
@@ -170,22 +169,56 @@ def _plain_replacement(image: ElfImage, sec: Section, plain: Plain, align: int) 
 
 
 def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plain, int]],
-                settings: Settings, jobs: int, timer: PhaseTimer) -> dict[int, Replacement]:
-    """Replacements that store ``targets`` compressed (or plain where that is smaller)."""
-    with timer.phase("compress"):
-        payloads = compress_all([p for p, _ in plains], settings, jobs)
+                settings: Settings, jobs: int, stack: ExitStack) -> dict[int, Replacement]:
+    """Replacements that store ``targets`` compressed (or plain where that is not smaller), made
+    by one compression job (closed with ``stack``) while ``write_elf`` writes them."""
     lay = image.layout
+    # The job makes the shards in the order the writer asks for them: the sections' file order.
+    order = sorted(range(len(targets)), key=lambda k: (targets[k].header["sh_offset"], targets[k].index))
+    job = stack.enter_context(CompressJob([plains[k][0] for k in order], settings, jobs))
     replace = {}
-    for sec, (plain, align), payload in zip(targets, plains, payloads):
-        pieces = [lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1)), *payload]
-        size = sum(len(piece) for piece in pieces)
-        if size < plain.size:
-            replace[sec.index] = Replacement(
-                data=Stream(size, lambda pieces=pieces: pieces), name=plain_name(sec.name),
-                header={"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align})
-        elif sec.is_compressed or plain.data is not None:
-            replace[sec.index] = _plain_replacement(image, sec, plain, align)
+    for i, k in enumerate(order):
+        sec, (plain, align) = targets[k], plains[k]
+        head = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
+        # Not smaller compressed: stored plain (decompressed, or the new bytes), else kept as it is.
+        fallback = _plain_replacement(image, sec, plain, align) if sec.is_compressed or plain.data is not None \
+            else None
+        header = {"sh_flags": sec.flags | SHF_COMPRESSED, "sh_addralign": lay.word_align}
+        replace[sec.index] = Replacement(data=_Compressing(job, i, head, plain.size, fallback),
+                                         name=plain_name(sec.name), header=header)
     return replace
+
+
+class _Compressing(Deferred):
+    """One section of a compression job, as the writer writes it: the Chdr, then the shards as
+    they are made. ``outcome``, once written: what the file holds (the compressed section with
+    its size, the plain fallback, or None: the input's section kept)."""
+
+    def __init__(self, job: CompressJob, i: int, head: bytes, plain_size: int, fallback: Replacement | None) -> None:
+        self.job, self.i, self.head, self.plain_size, self.fallback = job, i, head, plain_size, fallback
+        self.outcome: Replacement | None = None
+        self.written = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        yield self.head
+        yield from self.job.pieces(self.i)
+
+    def settle(self, size: int) -> Replacement | object | None:
+        self.written = size
+        if size < self.plain_size:
+            return None
+        self.outcome = self.fallback
+        return KEEP if self.fallback is None else self.fallback
+
+
+def _written(rep: Replacement | None) -> Replacement | None:
+    """What was written for ``rep`` (a compressed section: itself with its size, or what it fell
+    back to)."""
+    if rep is None or not isinstance(rep.data, _Compressing):
+        return rep
+    if rep.data.written < rep.data.plain_size:
+        return Replacement(data=Stream(rep.data.written, tuple), name=rep.name, header=rep.header)
+    return rep.data.outcome
 
 
 def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Settings | None = None,
@@ -198,9 +231,9 @@ def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Sett
     settings = settings or Settings()
     jobs = jobs or default_jobs()
     timer = timer or PhaseTimer()
-    with _debug_job(src, timer, Report) as (image, targets, plains, report):
-        replace = _compressed(image, targets, plains, settings, jobs, timer)
-        with timer.phase("write"):
+    with _debug_job(src, timer, Report) as (image, targets, plains, report), ExitStack() as stack:
+        replace = _compressed(image, targets, plains, settings, jobs, stack)
+        with timer.phase("compress+write"):  # one pass: each shard written once it is made
             write_elf(image, dst, replace)
     report.after = [_after(s, replace, settings.codec) for s in report.before]
     return report
@@ -210,7 +243,7 @@ def _after(before: SectionInfo, replace: dict[int, Replacement], codec: str,
            dropped: frozenset[int] = frozenset()) -> SectionInfo:
     if before.index in dropped:
         return SectionInfo(before.index, before.name, 0, 0, "removed", before.alloc)
-    rep = replace.get(before.index)
+    rep = _written(replace.get(before.index))
     if rep is None:
         return before
     compressed = bool(rep.header["sh_flags"] & SHF_COMPRESSED)
@@ -318,32 +351,35 @@ def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Pla
         data = result.replace.get(plain_name(sec.name))
         new_plains.append((Plain(len(data), data=data), align) if data is not None else (plain, align))
     kept = [i for i, sec in enumerate(targets) if sec.index not in dropped]
-    if compress is not None:
-        replace = _compressed(image, [targets[i] for i in kept], [new_plains[i] for i in kept],
-                              compress, jobs, timer)
-    else:
-        # Changed sections keep the state they had: plain stays plain, and
-        # compressed is compressed again with its own codec.
-        changed = [i for i in kept if new_plains[i][0] is not plains[i][0]]
-        replace = {targets[i].index: _plain_replacement(image, targets[i], *new_plains[i])
-                   for i in changed if not targets[i].is_compressed}
-        groups: dict[str, list[int]] = {}
-        for i in changed:
-            kind = report.before[i].compression
-            if kind != "none":
-                groups.setdefault("zlib" if kind == "zdebug" else kind, []).append(i)
-        for codec, again in sorted(groups.items()):
-            replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
-                                       Settings(codec=codec), jobs, timer))
-    for sec, (_, align) in zip(indexes, index_plains):
-        data = result.replace.get(sec.name)
-        if data is not None:
-            replace[sec.index] = _plain_replacement(image, sec, Plain(len(data), data=data), align)
-        elif sec.name in result.drop or ".debug_info" in result.replace:
-            dropped |= {sec.index}
-        # else .debug_info was left as it was, and the index with it
-    with timer.phase("write"):
-        write_elf(image, dst, replace, drop=dropped)
+    with ExitStack() as stack:
+        if compress is not None:
+            replace = _compressed(image, [targets[i] for i in kept], [new_plains[i] for i in kept],
+                                  compress, jobs, stack)
+        else:
+            # Changed sections keep the state they had: plain stays plain, and
+            # compressed is compressed again with its own codec.
+            changed = [i for i in kept if new_plains[i][0] is not plains[i][0]]
+            replace = {targets[i].index: _plain_replacement(image, targets[i], *new_plains[i])
+                       for i in changed if not targets[i].is_compressed}
+            groups: dict[str, list[int]] = {}
+            for i in changed:
+                kind = report.before[i].compression
+                if kind != "none":
+                    groups.setdefault("zlib" if kind == "zdebug" else kind, []).append(i)
+            for codec, again in sorted(groups.items()):
+                replace.update(_compressed(image, [targets[i] for i in again], [new_plains[i] for i in again],
+                                           Settings(codec=codec), jobs, stack))
+        for sec, (_, align) in zip(indexes, index_plains):
+            data = result.replace.get(sec.name)
+            if data is not None:
+                replace[sec.index] = _plain_replacement(image, sec, Plain(len(data), data=data), align)
+            elif sec.name in result.drop or ".debug_info" in result.replace:
+                dropped |= {sec.index}
+            # else .debug_info was left as it was, and the index with it
+        # Compressed sections are made as they are written (each shard written once it is made).
+        compressing = any(isinstance(rep.data, Deferred) for rep in replace.values())
+        with timer.phase("compress+write" if compressing else "write"):
+            write_elf(image, dst, replace, drop=dropped)
     report.after = [_after(s, replace, compress.codec if compress else s.compression, dropped)
                     for s in report.before]
     return report

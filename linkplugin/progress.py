@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
     from typing import Any, Callable, Iterator, TextIO
 # What the pool's tasks are in each phase, for the line ("12/40 shards").
-_TASK_NAMES = {"compress": "shards", "read+hash": "unit groups", "rewrite": "unit groups"}
+_TASK_NAMES = {"compress+write": "shards", "read+hash": "unit groups", "rewrite": "unit groups"}
 _REDRAW_SECONDS = 0.25
 
 

@@ -25,8 +25,8 @@ import pytest
 from conftest import C_PROGRAM, ROOT, run
 
 # What a build step of each of our builders goes through, in order.
-OPTIMIZE_PHASES = ["read", "read+hash", "table", "rewrite", "layout", "sections", "compress", "write"]
-COMPRESS_PHASES = ["read", "compress", "write"]
+OPTIMIZE_PHASES = ["read", "read+hash", "table", "rewrite", "layout", "sections", "compress+write"]
+COMPRESS_PHASES = ["read", "compress+write"]
 LIMIT = 60  # seconds any one case may take before it counts as a hang
 
 
@@ -141,8 +141,8 @@ def test_scons_auto_mode_leaves_no_unprocessed_program(tmp_path: Path, signum: i
         "env.Program('app', ['main.c', 'area.c'])\n"
         "env.Program('app2', ['main.c', 'area.c'], OBJPREFIX='x')\n")
     log = tmp_path / "log"
-    proc = _scons(project, log, "-j2", env={"LINKPLUGIN_TEST_PAUSE": "compress"})
-    _wait_for_line(log, "paused at compress", proc, count=2)
+    proc = _scons(project, log, "-j2", env={"LINKPLUGIN_TEST_PAUSE": "compress+write"})
+    _wait_for_line(log, "paused at compress+write", proc, count=2)
     os.killpg(proc.pid, signum)
     status = _finish(proc)
     output = log.read_text()
@@ -188,6 +188,32 @@ def test_scons_stops_while_workers_compute(tmp_path: Path, slow_input: Path, sig
     assert "Traceback" not in output and "Exception in thread" not in output, output
     _assert_nothing_left(proc, project)
     assert not (project / "a.out").exists() and not (project / "b.out").exists()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_command_stops_while_shards_are_written(tmp_path: Path, slow_input: Path, signum: int, jobs: str) -> None:
+    """No pause: the signal arrives while the output is being written, shard by shard, as the
+    threads make them (the command's main thread writes; with -j2 a helper compresses too)."""
+    out = tmp_path / "out"
+    before = slow_input.read_bytes()
+    log = tmp_path / "log"
+    proc = _command(["compress", str(slow_input), "-o", str(out), "--level", "9", "-j", jobs], log)
+    deadline = time.monotonic() + LIMIT
+    while not any(tmp_path.glob(".linkplugin-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the temporary output exists: the writer has started
+    time.sleep(0.5)  # a few shards written, others being made
+    assert proc.poll() is None, log.read_text()
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signum)
+    status = _finish(proc)
+    err = log.read_text()
+    assert status == 128 + signum, err
+    assert time.monotonic() - t0 < 5, err
+    assert err.splitlines() == [("linkplugin: interrupted" if signum == signal.SIGINT
+                                 else "linkplugin: terminated by SIGTERM")], err
+    _assert_nothing_left(proc, tmp_path)
+    assert not out.exists() and slow_input.read_bytes() == before
 
 
 def _command(args: list[str], log: Path, env: dict | None = None, **kw) -> subprocess.Popen:

@@ -2,10 +2,10 @@
 
 Compression plans every shard of every section up front, hands them all to
 the job's threads at once (so small sections do not wait on big ones), and
-joins the results by index: the Go linker's parallel dwarfcompress, with
-shards so a single large .debug_info is spread over the threads too.
-Compressed input sections are decoded by those threads as well, each as a
-stream cut into the same shards (see parallel.py).
+joins the results by index as the writer writes them: the Go linker's
+parallel dwarfcompress, with shards so a single large .debug_info is spread
+over the threads too. Compressed input sections are decoded by those threads
+as well, each as a stream cut into the same shards (see parallel.py).
 """
 from __future__ import annotations
 
@@ -176,46 +176,78 @@ def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     return make_zstd
 
 
-def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
-    """The compressed payload (no Chdr) of each section, in order, as pieces
-    to write one after another: joining them would copy the whole output."""
-    counts = [-(-plain.size // settings.shard_size) for plain in sections]
-    fds: dict[str, int] = {}
-    try:
-        for plain in sections:
-            if plain.path is not None and plain.path not in fds:
+class CompressJob:
+    """The compressed payloads (no Chdr) of ``sections``, each handed out as pieces to write one
+    after another (``pieces``), made on ``jobs`` threads from the first request on.
+
+    The writer asks for the sections in the order it writes them, which is the order they are
+    given in, and the whole plain shards are queued in that order: each shard is written, and
+    its memory freed, as soon as it and those before it are made, so the job holds a few shards,
+    not the whole output (libjvm.so's debug file: 151 MB of compressed sections). ``close``
+    (or leaving the ``with`` block) ends the job, finished or not."""
+
+    def __init__(self, sections: list[Plain], settings: Settings, jobs: int) -> None:
+        self.sections, self.settings, self.jobs = sections, settings, jobs
+        self.counts = [-(-plain.size // settings.shard_size) for plain in sections]
+        self._job: parallel.Job | None = None
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> CompressJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> parallel.Job:
+        for plain in self.sections:
+            if plain.path is not None and plain.path not in self._fds:
                 try:
-                    fds[plain.path] = os.open(plain.path, os.O_RDONLY)
+                    self._fds[plain.path] = os.open(plain.path, os.O_RDONLY)
                 except OSError as exc:
                     raise LinkpluginError(f"{plain.path}: cannot open: {exc.strerror}") from None
         plain_tasks: list[Shard] = []
-        for i, plain in enumerate(sections):
+        for i, plain in enumerate(self.sections):
             if plain.packed is None:
-                plain_tasks += _tasks(i, plain, settings, fds)
-        # Whole shards first, section tails last and largest first: the
-        # threads then end within a short shard of each other.
+                plain_tasks += _tasks(i, plain, self.settings, self._fds)
+        # Whole shards first, in the writer's order, then the sections' tails, largest first: the
+        # threads end within a short shard of each other. The writer makes a tail itself when it
+        # comes to it first, so the helpers run at most a few shards ahead of it.
         plain_tasks.sort(key=lambda task: -task.length)
         # The largest compressed section's decoding is the longest serial work: first.
-        packed_sections = sorted((i for i, plain in enumerate(sections) if plain.packed is not None),
-                                 key=lambda i: -sections[i].size)
-        streams = [_streamed_tasks(i, sections[i], settings) for i in packed_sections]
-        results = parallel.run(plain_tasks, streams, _kernel(settings), jobs, sum(counts))
-    finally:
-        for fd in fds.values():
+        packed_sections = sorted((i for i, plain in enumerate(self.sections) if plain.packed is not None),
+                                 key=lambda i: -self.sections[i].size)
+        streams = {i: _streamed_tasks(i, self.sections[i], self.settings) for i in packed_sections}
+        return parallel.start(plain_tasks, streams, _kernel(self.settings), self.jobs, sum(self.counts))
+
+    def pieces(self, i: int) -> Iterator[bytes]:
+        """Section ``i``'s compressed payload, a piece at a time, each as soon as it is made."""
+        if self._job is None:
+            self._job = self._start()
+        job, plain, step = self._job, self.sections[i], self.settings.shard_size
+        if self.settings.codec == "zstd":
+            for n in range(self.counts[i]):
+                yield job.take((i, n))
+            return
+        adler = 1
+        yield _zlib_header(self.settings.level)
+        for n in range(self.counts[i]):
+            shard, shard_adler = job.take((i, n))
+            adler = shards.adler32_combine(adler, shard_adler, min(step, plain.size - n * step))
+            yield shard
+        yield adler.to_bytes(4, "big")
+
+    def close(self) -> None:
+        if self._job is not None:
+            self._job.close()
+        for fd in self._fds.values():
             os.close(fd)
-    if settings.codec == "zstd":
-        return [[results[(i, n)] for n in range(count)] for i, count in enumerate(counts)]
-    out = []
-    for i, (plain, count) in enumerate(zip(sections, counts)):
-        adler, pieces = 1, [_zlib_header(settings.level)]
-        for n in range(count):
-            shard, shard_adler = results[(i, n)]
-            pieces.append(shard)
-            adler = shards.adler32_combine(adler, shard_adler, min(settings.shard_size,
-                                                                  plain.size - n * settings.shard_size))
-        pieces.append(adler.to_bytes(4, "big"))
-        out.append(pieces)
-    return out
+        self._fds.clear()
+
+
+def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
+    """Every section's compressed payload, whole (``CompressJob`` without the streaming)."""
+    with CompressJob(sections, settings, jobs) as job:
+        return [list(job.pieces(i)) for i in range(len(sections))]
 
 
 def ch_type(codec: str) -> int:

@@ -7,19 +7,25 @@ is up in microseconds, a process in tens of milliseconds, the whole run on a
 through a pipe, and nothing forked inside SCons's threads. The Python left
 around each call (a slice, a dict entry) is small against the call itself.
 
-A job has plain shards (their bytes known up front) and streams (compressed
-input sections, each decoded by one thread at a time into shards). A thread
-takes, in this order: a decoded shard while half the backlog or more waits
-(they hold memory, and draining them keeps the decoding threads decoding), a
-stream nobody decodes yet (largest first: the longest serial work starts
-first), any decoded shard, a plain shard. A thread decoding a stream
-compresses waiting shards itself while the backlog is full, so memory stays
-bounded by the backlog whatever the other threads do. Results are stored by
-their task's key: which thread ran a task never changes the bytes.
+A job has plain shards (their bytes known up front, queued in the order the
+writer wants them) and streams (compressed input sections, each decoded by one
+thread at a time into shards). The writer, the thread that asked for the job,
+takes the results in its order (``take``) as soon as each is made, and writes
+them: no more than a few compressed shards are held at once, not the whole
+output. It also works: what it waits for and nobody has started yet, it makes
+itself, so ``jobs`` threads work in all, and with one job no thread is started
+(everything is made in the writer's order, as it is written).
 
-Every thread counts against one limit shared by all jobs of the process (SCons
+A helper thread takes, in this order: a decoded shard while half the backlog
+or more waits (they hold memory, and draining them keeps the decoding threads
+decoding), a stream nobody decodes yet (largest first: the longest serial work
+starts first), any decoded shard, the first plain shard. A thread decoding a
+stream compresses waiting shards itself while the backlog is full. Results are
+stored by their task's key: which thread ran a task never changes the bytes.
+
+Every helper counts against one limit shared by all jobs of the process (SCons
 runs several at once): helpers in all jobs together stay under the largest
-``jobs`` asked for; the calling thread always works too.
+``jobs`` asked for; the writer always works too.
 """
 from __future__ import annotations
 
@@ -42,38 +48,51 @@ _BACKLOG = 2  # decoded shards waiting per thread, at most
 _POLL_SECONDS = 0.1  # how often a waiting thread looks for an interrupt
 _ABANDON_SECONDS = 2.0  # how long a failed job waits for its helpers' current shards
 
+class _Closed(Exception):
+    """What a closed job's helpers see: take no more work."""
+
+
 _lock = threading.Lock()
 _helpers = 0  # helper threads running, all jobs together
 _limit = 0  # the most jobs ever asked for, less the calling thread
 
 
-def run(plain: list[Task], streams: list[Iterator[Task]], kernel: Callable[[], Callable[[Task], Any]],
-        jobs: int, total: int) -> dict[Hashable, Any]:
-    """``{task.key: compress(task)}`` for every plain task and every task the
-    streams yield, on ``jobs`` threads (the caller's included). ``kernel()``
-    makes one thread's compress function (a codec context of its own).
-    ``total`` is how many tasks there will be, for the progress line."""
-    return _Job(plain, streams, kernel, jobs, total).run()
+def start(plain: list[Task], streams: dict[int, Iterator[Task]], kernel: Callable[[], Callable[[Task], Any]],
+          jobs: int, total: int) -> Job:
+    """A job making ``compress(task)`` of every plain task and of every task the streams yield
+    (``streams``: by section number, each yielding that section's tasks in order), started on
+    ``jobs - 1`` helper threads; the caller takes the results with ``Job.take`` and ends the
+    job with ``Job.close``. ``kernel()`` makes one thread's compress function (a codec context
+    of its own). ``total`` is how many tasks there will be, for the progress line."""
+    job = Job(plain, streams, kernel, jobs, total)
+    job.start()
+    return job
 
 
-class _Job:
-    def __init__(self, plain: list[Task], streams: list[Iterator[Task]],
+_MISSING = object()
+
+
+class Job:
+    def __init__(self, plain: list[Task], streams: dict[int, Iterator[Task]],
                  kernel: Callable[[], Callable[[Task], Any]], jobs: int, total: int) -> None:
         self.plain = deque(plain)
-        self.streams = deque(streams)
+        # Largest first is the caller's order of the dict.
+        self.streams: deque[tuple[int, Iterator[Task]]] = deque(streams.items())
+        self.own: dict[int, Iterator[Task]] = {}  # streams the writer decodes itself, as it needs them
         self.decoded: deque[Task] = deque()
-        self.decoding = 0  # streams being decoded now
+        self.decoding = 0  # streams being decoded by helpers now
         self.backlog = _BACKLOG * jobs
         self.kernel = kernel
+        self.compress: Callable[[Task], Any] | None = None  # the writer's own, made when it first works
         self.jobs = jobs
         self.total = total
         self.results: dict[Hashable, Any] = {}
         self.failure: BaseException | None = None
         self.cond = threading.Condition()
         self.tick = progress.counter(total)
+        self.helpers: list[threading.Thread] = []
 
-    def run(self) -> dict[Hashable, Any]:
-        helpers = []
+    def start(self) -> None:
         reserved = _reserve(self.jobs - 1, self.total - 1)
         for started in range(reserved):
             t = threading.Thread(target=self._helper, daemon=True, name="linkplugin-compress")
@@ -82,29 +101,86 @@ class _Job:
             except RuntimeError:  # no more threads to be had: those running do the work
                 _release(reserved - started)
                 break
-            helpers.append(t)
-        try:
-            self._work()
-            for t in helpers:
-                while t.is_alive():  # a helper's shard may be long: keep noticing interrupts meanwhile
-                    t.join(_POLL_SECONDS)
-                    interrupt.check()
-        except BaseException as exc:
-            self._fail(exc, first=True)
-            # Quick: a helper finishes the shard it has and takes no other.
-            # Bounded all the same (daemons: they end with the process).
-            deadline = time.monotonic() + _ABANDON_SECONDS
-            for t in helpers:
-                t.join(max(0.0, deadline - time.monotonic()))
-            raise
-        if self.failure is not None:
-            raise self.failure
-        return self.results
+            self.helpers.append(t)
 
-    def _fail(self, exc: BaseException, first: bool = False) -> None:
+    def take(self, key: Hashable) -> Any:
+        """The result of the task ``key``: made by a helper, or here if nobody has started it."""
+        while True:
+            interrupt.check()
+            with self.cond:
+                got = self.results.pop(key, _MISSING)
+                if got is not _MISSING:
+                    return got
+                if self.failure is not None:
+                    raise self.failure
+                task = self._claim(key)
+                stream = self._own_stream(key[0]) if task is None else None  # type: ignore[index]
+                other = self._ahead() if task is None and stream is None else None
+                if task is None and stream is None and other is None:
+                    self.cond.wait(_POLL_SECONDS)  # a helper is making it
+                    continue
+            if self.compress is None:
+                self.compress = self.kernel()
+            if other is not None:  # a helper is making ``key``: meanwhile, the next shard
+                self._store(other.key, self.tick(self.compress(other)))
+                continue
+            if task is None:  # decoded here, outside the lock: only this thread reads its own streams
+                task = next(stream)  # type: ignore[arg-type]
+                if task.key != key:  # the writer asks in order, so the stream's next shard is ``key``
+                    raise RuntimeError(f"shard {task.key} came where {key} was asked for")
+            return self.tick(self.compress(task))
+
+    def _claim(self, key: Hashable) -> Task | None:
+        """The task ``key`` taken from the queues, if no helper has it (under the lock)."""
+        for queue in (self.plain, self.decoded):
+            for task in queue:
+                if task.key == key:
+                    queue.remove(task)
+                    return task
+        return None
+
+    def _ahead(self) -> Task | None:
+        """A task for the writer to make while a helper makes the one it waits for: the next
+        decoded or plain shard, unless as many results as the backlog already wait to be
+        written (under the lock)."""
+        if len(self.results) >= self.backlog:
+            return None
+        if self.decoded:
+            return self.decoded.popleft()
+        return self.plain.popleft() if self.plain else None
+
+    def _own_stream(self, section: int) -> Iterator[Task] | None:
+        """The stream of ``section`` if the writer decodes it: already, or from now on because no
+        helper has started it (under the lock)."""
+        stream = self.own.get(section)
+        if stream is None:
+            for entry in self.streams:
+                if entry[0] == section:
+                    self.streams.remove(entry)
+                    stream = self.own[section] = entry[1]
+                    break
+        return stream
+
+    def close(self) -> None:
+        """End the job: helpers still at work finish their shard and take no other (quick;
+        bounded all the same: they are daemons and end with the process)."""
         with self.cond:
-            if first or self.failure is None:  # the caller's own reason comes first
+            if self.failure is None:
+                self.failure = _Closed()
+            self.cond.notify_all()
+        deadline = time.monotonic() + _ABANDON_SECONDS
+        for t in self.helpers:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _fail(self, exc: BaseException) -> None:
+        with self.cond:
+            if self.failure is None:
                 self.failure = exc
+            self.cond.notify_all()
+
+    def _store(self, key: Hashable, value: Any) -> None:
+        with self.cond:
+            self.results[key] = value
             self.cond.notify_all()
 
     def _helper(self) -> None:
@@ -121,7 +197,7 @@ class _Job:
             if isinstance(item, Iterator):
                 self._decode(item, compress)
             else:
-                self.results[item.key] = self.tick(compress(item))
+                self._store(item.key, self.tick(compress(item)))
 
     def _next(self) -> Task | Iterator[Task] | None:
         interrupt.check()
@@ -134,7 +210,7 @@ class _Job:
                     return self.decoded.popleft()
                 if self.streams:
                     self.decoding += 1
-                    return self.streams.popleft()
+                    return self.streams.popleft()[1]
                 if self.decoded:
                     return self.decoded.popleft()
                 if self.plain:
@@ -150,7 +226,7 @@ class _Job:
             for task in stream:
                 with self.cond:
                     self.decoded.append(task)
-                    self.cond.notify()
+                    self.cond.notify_all()  # the writer may be waiting for this one
                 while True:  # the backlog full: compress rather than decode more
                     interrupt.check()
                     with self.cond:
@@ -159,7 +235,7 @@ class _Job:
                         if len(self.decoded) < self.backlog:
                             break
                         task = self.decoded.popleft()
-                    self.results[task.key] = self.tick(compress(task))
+                    self._store(task.key, self.tick(compress(task)))
         finally:
             with self.cond:
                 self.decoding -= 1

@@ -40,12 +40,28 @@ class Stream(Value):
         return self.size
 
 
+class Deferred:
+    """Section contents chosen as they are written: ``pieces()`` yields the first choice (a
+    compressed section, its shards as they are made: never held whole, and its size known only
+    once written); then ``settle(size)`` says whether it stands (None) or what is written over
+    it instead: a Replacement, or KEEP for the section as the input holds it."""
+
+    def pieces(self) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def settle(self, size: int) -> Replacement | object | None:
+        raise NotImplementedError
+
+
+KEEP = object()  # Deferred.settle: the input's section as it is
+
+
 class Replacement(Record):
     """New contents and header fields of one section (None: keep)."""
 
     __slots__ = ("data", "name", "header")
 
-    def __init__(self, data: bytes | memoryview | Stream, name: str | None = None,
+    def __init__(self, data: bytes | memoryview | Stream | Deferred, name: str | None = None,
                  header: dict[str, int] | None = None) -> None:
         self.data, self.name = data, name
         self.header = {} if header is None else header  # e.g. sh_flags, sh_addralign
@@ -189,34 +205,58 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
             raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is part of the loaded "
                                   f"program (allocated or inside a segment) and cannot be rewritten")
 
+    return _commit(image, dst, lambda out: _write(image, out, replace, drop, new_index, name_offsets))
+
+
+def _write(image: ElfImage, out: BinaryIO, replace: dict[int, Replacement], drop: frozenset[int],
+           new_index: dict[int, int], name_offsets: dict[int, int]) -> int:
+    """Write the file into ``out`` front to back: the kept prefix, the movable sections each at
+    the next offset its alignment allows, the section headers; then the ELF header's fields and
+    the zeroed old places. Returns the file's size. A Deferred section's size is known once it
+    is written, and what follows is laid out after it then."""
     lay = image.layout
     fixed_end = _fixed_end(image)
-    chunks: list[tuple[int, bytes | memoryview | Stream | _Span]] = [(0, _Span(0, fixed_end))]
+    order = [s for s in sorted(image.sections, key=lambda s: (s.header["sh_offset"], s.index))
+             if movable(image, s) and s.index not in drop]
+    # Before a byte is written: the sizes known now (a Deferred section's counted as none) may
+    # already pass what the file's offsets hold (a compressed input whose header claims 4 GiB).
+    least = fixed_end
+    for sec in order:
+        rep = replace.get(sec.index)
+        if rep is None or not isinstance(rep.data, Deferred):
+            least = _align(least, _alignment(image, sec, rep)) + (len(rep.data) if rep else sec.header["sh_size"])
+    _check_size(image, least)
+    _put(image, out, 0, _Span(0, fixed_end))
     holes = []  # old places of moved sections inside the kept prefix: zeroed
-    headers = []
     cursor = fixed_end
-    order = sorted(image.sections, key=lambda s: (s.header["sh_offset"], s.index))
     new_offsets = {}
     for sec in order:
-        if not movable(image, sec) or sec.index in drop:
-            continue
         old = sec.header["sh_offset"]
         if old < fixed_end:
             holes.append((old, min(fixed_end, old + sec.header["sh_size"])))
         rep = replace.get(sec.index)
+        if rep is not None and isinstance(rep.data, Deferred):
+            start = _align(cursor, _alignment(image, sec, rep))
+            size = _put(image, out, start, rep.data)
+            instead = rep.data.settle(size)
+            if instead is None:
+                new_offsets[sec.index] = (start, size)
+                cursor = start + size
+                continue
+            out.truncate(cursor)  # (nothing after it is written yet)
+            if instead is KEEP:
+                del replace[sec.index]
+                rep = None
+            else:
+                rep = replace[sec.index] = instead  # type: ignore[assignment]
         data = rep.data if rep is not None else _Span(old, sec.header["sh_size"])
-        align = (rep.header.get("sh_addralign") if rep else None) or sec.header["sh_addralign"]
-        if align > MAX_MOVED_ALIGN:
-            raise LinkpluginError(f"{image.path}: section {sec.name} asks for alignment {align}; linkplugin "
-                                  f"moves sections aligned to at most {MAX_MOVED_ALIGN}")
-        cursor = _align(cursor, align)
-        new_offsets[sec.index] = (cursor, len(data))
-        chunks.append((cursor, data))
-        cursor += len(data)
-    if image.elfclass == 32 and _align(cursor, lay.word_align) + len(image.sections) * lay.shdr.size > 0xFFFFFFFF:
-        # Decompressed (or claimed) section sizes can pass what 32-bit offsets address.
-        raise LinkpluginError(f"{image.path}: the output would be larger than the 4 GiB an ELF32 file can address")
+        start = _align(cursor, _alignment(image, sec, rep))
+        _put(image, out, start, data)
+        new_offsets[sec.index] = (start, len(data))
+        cursor = start + len(data)
+    _check_size(image, cursor)
 
+    headers = []
     for sec in image.sections:
         if sec.index in drop:
             continue
@@ -234,16 +274,55 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         headers.append(lay.shdr.pack(*(h[f] for f in SHDR_FIELDS)))
 
     shoff = _align(cursor, lay.word_align)
-    chunks.append((shoff, b"".join(headers)))
-    chunks.append((lay.shoff_at, lay.ehdr_tail.pack(shoff)))
+    table = b"".join(headers)
+    _put(image, out, shoff, table)
+    _put(image, out, lay.shoff_at, lay.ehdr_tail.pack(shoff))
     if drop:
-        chunks.append((lay.shnum_at, lay.halfwords.pack(lay.shdr.size, len(headers),
-                                                        new_index[image.shstrndx])))
-    return _commit(image, dst, chunks, holes)
+        _put(image, out, lay.shnum_at, lay.halfwords.pack(lay.shdr.size, len(headers), new_index[image.shstrndx]))
+    for start, end in holes:
+        _put(image, out, start, bytes(end - start))
+    size = max(shoff + len(table), fixed_end)
+    out.truncate(size)
+    return size
 
 
-def _commit(image: ElfImage, dst: str | os.PathLike,
-            chunks: list[tuple[int, bytes | memoryview | Stream | _Span]], holes: list[tuple[int, int]]) -> int:
+def _check_size(image: ElfImage, end: int) -> None:
+    """Refuse sections that end at ``end`` where the file's offsets cannot reach the section
+    headers after them."""
+    lay = image.layout
+    if image.elfclass == 32 and _align(end, lay.word_align) + len(image.sections) * lay.shdr.size > 0xFFFFFFFF:
+        # Decompressed (or claimed) section sizes can pass what 32-bit offsets address.
+        raise LinkpluginError(f"{image.path}: the output would be larger than the 4 GiB an ELF32 file can address")
+
+
+def _alignment(image: ElfImage, sec: Section, rep: Replacement | None) -> int:
+    align = (rep.header.get("sh_addralign") if rep else None) or sec.header["sh_addralign"]
+    if align > MAX_MOVED_ALIGN:
+        raise LinkpluginError(f"{image.path}: section {sec.name} asks for alignment {align}; linkplugin "
+                              f"moves sections aligned to at most {MAX_MOVED_ALIGN}")
+    return align
+
+
+def _put(image: ElfImage, out: BinaryIO, offset: int, data: bytes | memoryview | Stream | Deferred | _Span) -> int:
+    """Write ``data`` at ``offset``; the bytes written."""
+    out.seek(offset)
+    if isinstance(data, _Span):
+        out.flush()
+        _copy_span(image, out, data, offset)
+        return data.size
+    if isinstance(data, (Stream, Deferred)):
+        size = 0
+        for piece in data.pieces():
+            out.write(piece)
+            size += len(piece)
+        return size
+    out.write(data)
+    return len(data)
+
+
+def _commit(image: ElfImage, dst: str | os.PathLike, write: Callable[[BinaryIO], int]) -> int:
+    """``write`` the output into a new temporary file beside ``dst``, then rename it to
+    ``dst`` with the input's mode; on any failure nothing is left behind."""
     dst = os.fspath(dst)
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
@@ -254,21 +333,7 @@ def _commit(image: ElfImage, dst: str | os.PathLike,
         raise LinkpluginError(f"{dst}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
-            for offset, data in chunks:
-                out.seek(offset)
-                if isinstance(data, _Span):
-                    out.flush()
-                    _copy_span(image, out, data, offset)
-                elif isinstance(data, Stream):
-                    for piece in data.pieces():
-                        out.write(piece)
-                else:
-                    out.write(data)
-            for start, end in holes:
-                out.seek(start)
-                out.write(bytes(end - start))
-            size = max(off + len(d) for off, d in chunks)
-            out.truncate(size)
+            size = write(out)
         os.chmod(tmp, os.stat(image.path).st_mode & 0o7777)
         os.replace(tmp, dst)
     except OSError as exc:
