@@ -113,17 +113,20 @@ class Shard:
         self.key, self.length, self.last = key, length, last
         self.data, self.fd, self.path, self.offset = data, fd, path, offset
 
-    def read(self) -> bytes | memoryview:
+    def read(self, buf: bytearray) -> bytes | memoryview:
+        """The shard's bytes: ``data``, or read from the file into ``buf``, the thread's own
+        buffer for the shards it compresses (one buffer a thread, not a new one a shard: each
+        new one is pages the system maps and zeroes again)."""
         if self.data is not None:
             return self.data
-        want = self.length
+        view = memoryview(buf)[:self.length]
         try:
-            buf = os.pread(self.fd, want, self.offset)  # the GIL is released while it reads
+            got = os.preadv(self.fd, [view], self.offset)  # the GIL is released while it reads
         except OSError as exc:
             raise LinkpluginError(f"{self.path}: cannot read: {exc.strerror}") from None
-        if len(buf) != want:
+        if got != self.length:
             raise LinkpluginError(f"{self.path}: cannot read: the file shrank while it was read")
-        return buf
+        return view
 
 
 def _tasks(index: int, plain: Plain, settings: Settings, fds: dict[str, int]) -> list[Shard]:
@@ -163,16 +166,16 @@ def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Sh
 
 def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     """What makes one thread's shard function for ``settings``."""
-    level = settings.level
+    level, size = settings.level, settings.shard_size
     if settings.codec == "zlib":
         def make() -> Callable[[Shard], Any]:
-            shard = shards.deflater(level)
-            return lambda task: shard(task.read(), task.last)
+            shard, buf = shards.deflater(level), bytearray(size)
+            return lambda task: shard(task.read(buf), task.last)
         return make
 
     def make_zstd() -> Callable[[Shard], Any]:
-        frame = shards.zstd_compressor(level)
-        return lambda task: frame(task.read())
+        frame, buf = shards.zstd_compressor(level), bytearray(size)
+        return lambda task: frame(task.read(buf))
     return make_zstd
 
 
