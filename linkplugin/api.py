@@ -199,6 +199,9 @@ class _Compressing(Deferred):
         self.outcome: Replacement | None = None
         self.written = 0
 
+    def start(self) -> None:
+        self.job.start()
+
     def pieces(self) -> Iterator[bytes]:
         yield self.head
         yield from self.job.pieces(self.i)

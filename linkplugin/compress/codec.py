@@ -113,13 +113,13 @@ class Shard:
         self.key, self.length, self.last = key, length, last
         self.data, self.fd, self.path, self.offset = data, fd, path, offset
 
-    def read(self, buf: bytearray) -> bytes | memoryview:
+    def read(self, buf: ShardBuffer) -> bytes | memoryview:
         """The shard's bytes: ``data``, or read from the file into ``buf``, the thread's own
         buffer for the shards it compresses (one buffer a thread, not a new one a shard: each
         new one is pages the system maps and zeroes again)."""
         if self.data is not None:
             return self.data
-        view = memoryview(buf)[:self.length]
+        view = buf.view(self.length)
         try:
             got = os.preadv(self.fd, [view], self.offset)  # the GIL is released while it reads
         except OSError as exc:
@@ -127,6 +127,25 @@ class Shard:
         if got != self.length:
             raise LinkpluginError(f"{self.path}: cannot read: the file shrank while it was read")
         return view
+
+
+class ShardBuffer:
+    """One thread's buffer for the shards it reads from a file: an anonymous mapping of a
+    shard's size, made at the first read, whose pages become resident only as reads fill them
+    (a thread that only compresses decoded or in-memory shards never has one, and a 4 MiB zstd
+    buffer costs a small section's shards only their own pages)."""
+
+    __slots__ = ("size", "map")
+
+    def __init__(self, size: int) -> None:
+        self.size, self.map = size, None
+
+    def view(self, length: int) -> memoryview:
+        if self.map is None:
+            import mmap
+
+            self.map = mmap.mmap(-1, self.size)
+        return memoryview(self.map)[:length]
 
 
 def _tasks(index: int, plain: Plain, settings: Settings, fds: dict[str, int]) -> list[Shard]:
@@ -169,12 +188,12 @@ def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:
     level, size = settings.level, settings.shard_size
     if settings.codec == "zlib":
         def make() -> Callable[[Shard], Any]:
-            shard, buf = shards.deflater(level), bytearray(size)
+            shard, buf = shards.deflater(level), ShardBuffer(size)
             return lambda task: shard(task.read(buf), task.last)
         return make
 
     def make_zstd() -> Callable[[Shard], Any]:
-        frame, buf = shards.zstd_compressor(level), bytearray(size)
+        frame, buf = shards.zstd_compressor(level), ShardBuffer(size)
         return lambda task: frame(task.read(buf))
     return make_zstd
 
@@ -201,6 +220,11 @@ class CompressJob:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> None:
+        """Start the threads now (else at the first ``pieces``)."""
+        if self._job is None:
+            self._job = self._start()
+
     def _start(self) -> parallel.Job:
         for plain in self.sections:
             if plain.path is not None and plain.path not in self._fds:
@@ -224,8 +248,7 @@ class CompressJob:
 
     def pieces(self, i: int) -> Iterator[bytes]:
         """Section ``i``'s compressed payload, a piece at a time, each as soon as it is made."""
-        if self._job is None:
-            self._job = self._start()
+        self.start()
         job, plain, step = self._job, self.sections[i], self.settings.shard_size
         if self.settings.codec == "zstd":
             for n in range(self.counts[i]):

@@ -44,7 +44,12 @@ class Deferred:
     """Section contents chosen as they are written: ``pieces()`` yields the first choice (a
     compressed section, its shards as they are made: never held whole, and its size known only
     once written); then ``settle(size)`` says whether it stands (None) or what is written over
-    it instead: a Replacement, or KEEP for the section as the input holds it."""
+    it instead: a Replacement, or KEEP for the section as the input holds it. ``start()`` is
+    called before the file's first byte is written: the work can begin while the writer copies
+    what comes before."""
+
+    def start(self) -> None:
+        pass
 
     def pieces(self) -> Iterable[bytes]:
         raise NotImplementedError
@@ -226,6 +231,9 @@ def _write(image: ElfImage, out: BinaryIO, replace: dict[int, Replacement], drop
         if rep is None or not isinstance(rep.data, Deferred):
             least = _align(least, _alignment(image, sec, rep)) + (len(rep.data) if rep else sec.header["sh_size"])
     _check_size(image, least)
+    for rep in replace.values():
+        if isinstance(rep.data, Deferred):
+            rep.data.start()
     _put(image, out, 0, _Span(0, fixed_end))
     holes = []  # old places of moved sections inside the kept prefix: zeroed
     cursor = fixed_end
