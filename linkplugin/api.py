@@ -179,6 +179,9 @@ def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plai
     replace = {}
     for i, k in enumerate(order):
         sec, (plain, align) = targets[k], plains[k]
+        if image.elfclass == 32 and plain.size > 0xFFFFFFFF:  # (a .zdebug header's size has 64 bits)
+            raise LinkpluginError(f"{image.path}: section {sec.name}: {plain.size} bytes once decompressed, "
+                                  f"more than the 4 GiB an ELF32 file can address")
         head = lay.pack_chdr(ch_type(settings.codec), plain.size, max(align, 1))
         # Not smaller compressed: stored plain (decompressed, or the new bytes), else kept as it is.
         fallback = _plain_replacement(image, sec, plain, align) if sec.is_compressed or plain.data is not None \
@@ -220,8 +223,20 @@ def _written(rep: Replacement | None) -> Replacement | None:
     if rep is None or not isinstance(rep.data, _Compressing):
         return rep
     if rep.data.written < rep.data.plain_size:
-        return Replacement(data=Stream(rep.data.written, tuple), name=rep.name, header=rep.header)
+        return Replacement(data=_Size(rep.data.written), name=rep.name, header=rep.header)
     return rep.data.outcome
+
+
+class _Size:
+    """A length for ``_after`` (the compressed bytes themselves are written and gone)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Settings | None = None,

@@ -210,3 +210,70 @@ def _pool_worker(root: int) -> int | None:
         for grandchild in children.get(child, []):
             return grandchild
     return None
+
+
+def _set_section_size(path: Path, name: str, size: int) -> None:
+    """Rewrite the sh_size of ELF64 section ``name`` in place."""
+    data = bytearray(path.read_bytes())
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)
+        at = elf["e_shoff"] + index * elf["e_shentsize"] + 32  # Elf64_Shdr.sh_size
+    struct.pack_into("<Q", data, at, size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+@pytest.mark.parametrize("codec", ["zlib", "zstd"])
+def test_zlib_stream_cut_before_its_checksum(c_program: Path, tmp_path: Path, jobs: str, codec: str) -> None:
+    """A compressed .debug_info whose last 4 bytes (the zlib Adler-32) are cut off decodes to
+    every byte its header claims: only the stream's end tells. Its last shard must wait for that
+    check, whoever decodes it (the writer or a helper): rejected at every -j, never written."""
+    src = tmp_path / "cut"
+    run("objcopy", "--compress-debug-sections=zlib", c_program, src)
+    _, size = section_offset(src, ".debug_info")
+    _set_section_size(src, ".debug_info", size - 4)
+    check_rejected(src, tmp_path / "out", "-j", jobs, "--type", codec, says=".debug_info")
+
+
+def test_many_compressed_sections_few_file_descriptors(c_program: Path, tmp_path: Path) -> None:
+    """Each compressed input section is read through a file of its own while it is decoded:
+    once its last shard is taken, that file is closed (300 sections under a limit of 64 open
+    files; earlier, the writer kept every one open to the end)."""
+    import resource
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"DW_TAG_member\0" * 300)
+    src, out = tmp_path / "many", tmp_path / "out"
+    args = [f"--add-section=.debug_m{k}={blob}" for k in range(300)]
+    run("objcopy", *args, c_program, tmp_path / "plain")
+    run("objcopy", "--compress-debug-sections=zlib", tmp_path / "plain", src)
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    for jobs in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "linkplugin", "compress", str(src), "-o", str(out), "-j", jobs,
+                               "--type", "zstd", "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                              preexec_fn=few_files)
+        assert done.returncode == 0, done.stderr
+        run("objcopy", "--decompress-debug-sections", out, tmp_path / "back")
+        with open(tmp_path / "back", "rb") as f:
+            assert ELFFile(f).get_section_by_name(".debug_m299").data() == blob.read_bytes()
+
+
+def test_elf32_zdebug_claiming_past_4_gib(tmp_path: Path) -> None:
+    """A legacy .zdebug header holds a 64-bit size; an ELF32 compression header only 32 bits:
+    a claim past 4 GiB is refused in one line, not a packing error."""
+    src = tmp_path / "m32.o"
+    (tmp_path / "m32.c").write_text("int answer(int x) { return x * 42; }\n")
+    if run("gcc", "-m32", "-g", "-c", "-o", src, tmp_path / "m32.c", check=False).returncode != 0:
+        pytest.skip("gcc cannot build 32-bit objects here")
+    run("objcopy", "--compress-debug-sections=zlib-gnu", src)
+    data = bytearray(src.read_bytes())
+    offset, _ = section_offset(src, ".zdebug_info")
+    assert data[offset:offset + 4] == b"ZLIB"
+    struct.pack_into(">Q", data, offset + 4, 5 << 30)
+    src.write_bytes(bytes(data))
+    for codec in ("zlib", "zstd"):
+        check_rejected(src, tmp_path / "out", "--type", codec, says="4 GiB")

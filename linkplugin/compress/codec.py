@@ -166,10 +166,14 @@ def _tasks(index: int, plain: Plain, settings: Settings, fds: dict[str, int]) ->
 def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Shard]:
     """The shard tasks of a compressed input section, decoded as they are taken:
     the same shards and flags as from a plain file, so the same bytes.
-    The plain section is never held whole, whatever its header claims."""
+    The plain section is never held whole, whatever its header claims. The last
+    shard comes once the data's end was checked (its length against the header,
+    the zlib stream's end and checksum): nothing after it is read, and a corrupt
+    end fails the job before the section's last shard can be written."""
     size, step = plain.size, settings.shard_size
     pending: list[memoryview] = []  # the decoded pieces of the shard being filled
     have = start = number = 0
+    last: Shard | None = None
     for piece in plain_chunks(plain.packed, size):
         view = memoryview(piece)
         while view:
@@ -179,8 +183,14 @@ def _streamed_tasks(index: int, plain: Plain, settings: Settings) -> Iterator[Sh
             have += take
             if have == step or start + have == size:
                 data = b"".join(pending)  # the one copy of these bytes
-                yield Shard((index, number), have, start + have == size, data=data)
+                shard = Shard((index, number), have, start + have == size, data=data)
                 pending, start, have, number = [], start + have, 0, number + 1
+                if shard.last:
+                    last = shard
+                else:
+                    yield shard
+    if last is not None:
+        yield last
 
 
 def _kernel(settings: Settings) -> Callable[[], Callable[[Shard], Any]]:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 m
 
 
 _BACKLOG = 2  # decoded shards waiting per thread, at most
+_AHEAD = 4  # results made and not yet written, per thread, past which helpers wait
 _POLL_SECONDS = 0.1  # how often a waiting thread looks for an interrupt
 _ABANDON_SECONDS = 2.0  # how long a failed job waits for its helpers' current shards
 
@@ -75,13 +76,20 @@ _MISSING = object()
 class Job:
     def __init__(self, plain: list[Task], streams: dict[int, Iterator[Task]],
                  kernel: Callable[[], Callable[[Task], Any]], jobs: int, total: int) -> None:
-        self.plain = deque(plain)
-        # Largest first is the caller's order of the dict.
-        self.streams: deque[tuple[int, Iterator[Task]]] = deque(streams.items())
+        # Queued work by key, and the order helpers take it in: an entry the writer took first is
+        # gone from the dict, and a helper skips it (no scan of the queue per shard: a file may
+        # have tens of thousands of small sections).
+        self.plain: dict[Hashable, Task] = {t.key: t for t in plain}
+        self.plain_order = deque(plain)
+        self.streams = dict(streams)  # not started yet
+        self.stream_order = deque(streams)  # largest first, the caller's order
         self.own: dict[int, Iterator[Task]] = {}  # streams the writer decodes itself, as it needs them
         self.decoded: deque[Task] = deque()
         self.decoding = 0  # streams being decoded by helpers now
         self.backlog = _BACKLOG * jobs
+        # Results made but not yet taken, at most (helpers wait rather than take new plain shards):
+        # what the job holds stays a few shards whatever the writer is doing.
+        self.ahead = _AHEAD * jobs
         self.kernel = kernel
         self.compress: Callable[[Task], Any] | None = None  # the writer's own, made when it first works
         self.jobs = jobs
@@ -110,6 +118,7 @@ class Job:
             with self.cond:
                 got = self.results.pop(key, _MISSING)
                 if got is not _MISSING:
+                    self.cond.notify_all()  # a helper may wait for room
                     return got
                 if self.failure is not None:
                     raise self.failure
@@ -128,15 +137,26 @@ class Job:
                 task = next(stream)  # type: ignore[arg-type]
                 if task.key != key:  # the writer asks in order, so the stream's next shard is ``key``
                     raise RuntimeError(f"shard {task.key} came where {key} was asked for")
+                if task.last:  # (yielded once the stream's end was checked: nothing more to read)
+                    del self.own[key[0]]  # type: ignore[index]
             return self.tick(self.compress(task))
 
     def _claim(self, key: Hashable) -> Task | None:
         """The task ``key`` taken from the queues, if no helper has it (under the lock)."""
-        for queue in (self.plain, self.decoded):
-            for task in queue:
-                if task.key == key:
-                    queue.remove(task)
-                    return task
+        task = self.plain.pop(key, None)
+        if task is None:
+            for queued in self.decoded:  # (at most the backlog)
+                if queued.key == key:
+                    self.decoded.remove(queued)
+                    return queued
+        return task
+
+    def _next_plain(self) -> Task | None:
+        """The first plain task no thread has taken yet (under the lock)."""
+        while self.plain_order:
+            task = self.plain_order.popleft()
+            if self.plain.pop(task.key, None) is not None:
+                return task
         return None
 
     def _ahead(self) -> Task | None:
@@ -147,18 +167,16 @@ class Job:
             return None
         if self.decoded:
             return self.decoded.popleft()
-        return self.plain.popleft() if self.plain else None
+        return self._next_plain()
 
     def _own_stream(self, section: int) -> Iterator[Task] | None:
         """The stream of ``section`` if the writer decodes it: already, or from now on because no
         helper has started it (under the lock)."""
         stream = self.own.get(section)
         if stream is None:
-            for entry in self.streams:
-                if entry[0] == section:
-                    self.streams.remove(entry)
-                    stream = self.own[section] = entry[1]
-                    break
+            stream = self.streams.pop(section, None)
+            if stream is not None:
+                self.own[section] = stream
         return stream
 
     def close(self) -> None:
@@ -171,6 +189,10 @@ class Job:
         deadline = time.monotonic() + _ABANDON_SECONDS
         for t in self.helpers:
             t.join(max(0.0, deadline - time.monotonic()))
+        for stream in (*self.own.values(), *self.streams.values()):  # their files, now
+            getattr(stream, "close", lambda: None)()
+        self.own.clear()
+        self.streams.clear()
 
     def _fail(self, exc: BaseException) -> None:
         with self.cond:
@@ -208,16 +230,20 @@ class Job:
                 # longest serial work of the job).
                 if len(self.decoded) >= max(1, self.backlog // 2):
                     return self.decoded.popleft()
-                if self.streams:
-                    self.decoding += 1
-                    return self.streams.popleft()[1]
+                while self.stream_order:
+                    stream = self.streams.pop(self.stream_order.popleft(), None)
+                    if stream is not None:  # (else the writer decodes it)
+                        self.decoding += 1
+                        return stream
                 if self.decoded:
                     return self.decoded.popleft()
-                if self.plain:
-                    return self.plain.popleft()
-                if not self.decoding:
+                if self.plain and len(self.results) < self.ahead:
+                    task = self._next_plain()
+                    if task is not None:
+                        return task
+                if not self.decoding and not self.plain:
                     return None
-                self.cond.wait(_POLL_SECONDS)  # for another thread's decoded shards
+                self.cond.wait(_POLL_SECONDS)  # for decoded shards, or for room for results
                 interrupt.check()
         return None
 

@@ -103,14 +103,14 @@ def movable(image: ElfImage, sec: Section) -> bool:
     return not sec.is_alloc and not _inside_segment(image, sec.header["sh_offset"], sec.header["sh_size"])
 
 
-def _fixed_end(image: ElfImage) -> int:
+def _fixed_end(image: ElfImage, movables: set[int]) -> int:
     end = max(image.ehsize, image.phdr_range[1] if image.segments else 0)
     size = len(image.data)
     for off, filesz in image.segments:
         if filesz:
             end = max(end, min(off + filesz, size))
     for sec in image.sections:
-        if sec.has_bytes and not movable(image, sec):
+        if sec.has_bytes and sec.index not in movables:
             end = max(end, sec.header["sh_offset"] + sec.header["sh_size"])
     return end
 
@@ -205,24 +205,25 @@ def write_elf(image: ElfImage, dst: str | os.PathLike, replace: dict[int, Replac
         replace[image.shstrndx].data = shstrtab
     # After the names: a section name table that must grow is rewritten too (an allocated one
     # cannot be, and skipping it would leave names pointing past its end).
+    movables = {sec.index for sec in image.sections if movable(image, sec)}
     for index in replace:
-        if not movable(image, image.sections[index]):
+        if index not in movables:
             raise LinkpluginError(f"{image.path}: section {image.sections[index].name} is part of the loaded "
                                   f"program (allocated or inside a segment) and cannot be rewritten")
 
-    return _commit(image, dst, lambda out: _write(image, out, replace, drop, new_index, name_offsets))
+    return _commit(image, dst, lambda out: _write(image, out, replace, drop, new_index, name_offsets, movables))
 
 
 def _write(image: ElfImage, out: BinaryIO, replace: dict[int, Replacement], drop: frozenset[int],
-           new_index: dict[int, int], name_offsets: dict[int, int]) -> int:
+           new_index: dict[int, int], name_offsets: dict[int, int], movables: set[int]) -> int:
     """Write the file into ``out`` front to back: the kept prefix, the movable sections each at
     the next offset its alignment allows, the section headers; then the ELF header's fields and
     the zeroed old places. Returns the file's size. A Deferred section's size is known once it
     is written, and what follows is laid out after it then."""
     lay = image.layout
-    fixed_end = _fixed_end(image)
+    fixed_end = _fixed_end(image, movables)
     order = [s for s in sorted(image.sections, key=lambda s: (s.header["sh_offset"], s.index))
-             if movable(image, s) and s.index not in drop]
+             if s.index in movables and s.index not in drop]
     # Before a byte is written: the sizes known now (a Deferred section's counted as none) may
     # already pass what the file's offsets hold (a compressed input whose header claims 4 GiB).
     least = fixed_end
