@@ -345,3 +345,38 @@ def test_a_missing_codec_package_is_one_line(c_program: Path, tmp_path: Path, co
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "pip install" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_a_failed_job_lets_go_of_what_it_held() -> None:
+    """A job whose helper failed holds its results, queues and the writer's codec context only
+    until it is closed: the failure's traceback holds the helper's frame, which holds the job, so
+    without this they would wait for a cyclic collection (a long SCons build with -k)."""
+    import gc
+    import weakref
+
+    from linkplugin.compress import parallel
+
+    class Task:
+        def __init__(self, key, length):
+            self.key, self.length = key, length
+
+    def kernel():
+        def compress(task):
+            if task.key == (0, 1):
+                raise ValueError("broken shard")
+            return b"x" * task.length
+        return compress
+
+    gc.disable()
+    try:
+        job = parallel.start([Task((0, n), 1 << 20) for n in range(6)], [], kernel, 3, 6)
+        ref = weakref.ref(job)
+        with pytest.raises(ValueError, match="broken shard"):
+            for n in range(6):
+                job.take((0, n))
+        job.close()
+        assert not job.results and not job.plain and job.compress is None
+        del job
+        assert ref() is None  # freed by its count, with the collector off
+    finally:
+        gc.enable()

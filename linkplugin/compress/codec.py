@@ -246,15 +246,17 @@ class CompressJob:
         for i, plain in enumerate(self.sections):
             if plain.packed is None:
                 plain_tasks += _tasks(i, plain, self.settings, self._fds)
-        # Whole shards first, in the writer's order, then the sections' tails, largest first: the
-        # threads end within a short shard of each other. The writer makes a tail itself when it
-        # comes to it first, so the helpers run at most a few shards ahead of it.
-        plain_tasks.sort(key=lambda task: -task.length)
+        # In the writer's order: helpers stop a few results ahead of the writer, so the shards
+        # they make must be those it comes to next. (Largest first ended the threads closer
+        # together, but a file of many one-shard sections then had its helpers' few results
+        # far ahead of the writer, and the writer made nearly everything alone.)
         # The largest compressed section's decoding is the longest serial work: first.
         packed_sections = sorted((i for i, plain in enumerate(self.sections) if plain.packed is not None),
                                  key=lambda i: -self.sections[i].size)
-        streams = {i: _streamed_tasks(i, self.sections[i], self.settings) for i in packed_sections}
-        return parallel.start(plain_tasks, streams, _kernel(self.settings), self.jobs, sum(self.counts))
+        streams = [(i, self.sections[i].size, _streamed_tasks(i, self.sections[i], self.settings))
+                   for i in packed_sections]
+        weight = len if self.settings.codec == "zstd" else _zlib_result_bytes
+        return parallel.start(plain_tasks, streams, _kernel(self.settings), self.jobs, sum(self.counts), weight)
 
     def pieces(self, i: int) -> Iterator[bytes]:
         """Section ``i``'s compressed payload, a piece at a time, each as soon as it is made."""
@@ -278,6 +280,10 @@ class CompressJob:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def _zlib_result_bytes(result: tuple[bytearray, int]) -> int:
+    return len(result[0])  # (the raw deflate and its Adler-32)
 
 
 def compress_all(sections: list[Plain], settings: Settings, jobs: int) -> list[list[bytes]]:
