@@ -280,3 +280,29 @@ def test_elf32_zdebug_claiming_past_4_gib(tmp_path: Path) -> None:
     src.write_bytes(bytes(data))
     for codec in ("zlib", "zstd"):
         check_rejected(src, tmp_path / "out", "--type", codec, says="4 GiB")
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4])
+def test_zstd_frame_cut_in_its_checksum(cxx_program: Path, tmp_path: Path, cut: int) -> None:
+    """A zstd .debug_info whose frame carries a checksum, cut by 1 to 4 bytes: every data byte
+    is there, and libzstd's stream reader says nothing, but the frame is not whole (readelf
+    refuses it). Rejected by compress at -j1 and -j2 and by decompress, in one line."""
+    import zstandard
+
+    with open(cxx_program, "rb") as f:
+        plain = ELFFile(f).get_section_by_name(".debug_info").data()
+    frame = zstandard.ZstdCompressor(write_checksum=True).compress(plain)
+    blob = tmp_path / "section"
+    blob.write_bytes(struct.pack("<IIQQ", 2, 0, len(plain), 1) + frame[:-cut])  # ELFCOMPRESS_ZSTD
+    src = tmp_path / "cut"
+    run("objcopy", f"--update-section=.debug_info={blob}", cxx_program, src)
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as f:
+        elf = ELFFile(f)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".debug_info")
+        at = elf["e_shoff"] + index * elf["e_shentsize"] + 8  # Elf64_Shdr.sh_flags
+    struct.pack_into("<Q", data, at, struct.unpack_from("<Q", data, at)[0] | 0x800)  # SHF_COMPRESSED
+    src.write_bytes(bytes(data))
+    for jobs in ("1", "2"):
+        check_rejected(src, tmp_path / "out", "-j", jobs, says="zstd data is truncated")
+    check_rejected(src, tmp_path / "out", says="zstd data is truncated", command="decompress")

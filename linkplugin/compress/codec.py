@@ -348,6 +348,9 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
     done = 0
     try:
         with open(source.path, "rb") as f:
+            if source.codec == "zstd" and not _zstd_frames_whole(f, source.start, source.length):
+                raise LinkpluginError(f"{source.path}: section {source.name}: zstd data is truncated or corrupt "
+                                      f"(its frames do not end where the section does)")
             f.seek(source.start)
             payload = _Payload(f, source.length)
             pieces = _unzstd(payload) if source.codec == "zstd" else _unzlib(payload, source.path, source.name)
@@ -363,6 +366,47 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
     if done != size:
         raise LinkpluginError(f"{source.path}: section {source.name}: header says {size} bytes, data holds "
                               f"{'more' if done > size else done}")
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+_FCS_BYTES = (0, 2, 4, 8)  # Frame_Content_Size by its flag (flag 0: 1 byte in a single-segment frame)
+_DICT_ID_BYTES = (0, 1, 2, 4)
+
+
+def _zstd_frames_whole(f: BinaryIO, start: int, length: int) -> bool:
+    """Whether the ``length`` bytes at ``start`` are whole zstd frames (RFC 8878: each frame's
+    header, its blocks' headers and sizes, its checksum; skippable frames skipped) ending exactly
+    at the end. libzstd's stream reader returns every byte of a frame whose 4-byte checksum is cut
+    short, or missing, without a word: only the frames' own structure tells that the section
+    ends early. Reads the headers only (one seek a block)."""
+    pos, end = start, start + length
+    while pos < end:
+        f.seek(pos)
+        head = f.read(18)  # the longest frame header
+        if len(head) < 8:
+            return False
+        magic = int.from_bytes(head[:4], "little")
+        if magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
+            pos += 8 + int.from_bytes(head[4:8], "little")
+            continue
+        if magic != _ZSTD_MAGIC:
+            return False
+        fhd = head[4]
+        single = fhd >> 5 & 1
+        pos += 5 + (0 if single else 1) + _DICT_ID_BYTES[fhd & 3] + (_FCS_BYTES[fhd >> 6] or single)
+        while True:
+            if pos + 3 > end:
+                return False
+            f.seek(pos)
+            block = int.from_bytes(f.read(3), "little")
+            kind = block >> 1 & 3
+            if kind == 3:  # reserved
+                return False
+            pos += 3 + (1 if kind == 1 else block >> 3)
+            if block & 1:  # the frame's last block
+                break
+        pos += 4 * (fhd >> 2 & 1)  # Content_Checksum
+    return pos == end
 
 
 class _Payload:
