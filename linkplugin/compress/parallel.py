@@ -1,7 +1,8 @@
 """The threads of a compression job: decompress input sections and compress shards.
 
-zlib and libzstd release the GIL while they work, so threads compress in
-parallel as processes would, without their costs: nothing to start (a thread
+libdeflate, zlib and libzstd release the GIL while they work, so threads
+compress in parallel as processes would (as far as the machine lets them:
+zstd's large tables scale about 1.5x on two cores here), without their costs: nothing to start (a thread
 is up in microseconds, a process in tens of milliseconds, the whole run on a
 16 MB input in half a second), nothing to import in a worker, no shard copied
 through a pipe, and nothing forked inside SCons's threads. The Python left
@@ -19,9 +20,13 @@ itself, so ``jobs`` threads work in all, and with one job no thread is started
 A helper thread takes, in this order: a decoded shard while half the backlog
 or more waits (they hold memory, and draining them keeps the decoding threads
 decoding), a stream nobody decodes yet (largest first: the longest serial work
-starts first), any decoded shard, the first plain shard. A thread decoding a
-stream compresses waiting shards itself while the backlog is full. Results are
-stored by their task's key: which thread ran a task never changes the bytes.
+starts first), any decoded shard, the first plain shard the writer has not
+taken, unless a few results a thread already wait to be written. A thread
+decoding a stream compresses waiting shards itself while the backlog is full,
+and stops once 32 MiB of results wait unless the writer is at its section.
+Shards and streams under 16 KiB are the writer's alone (handing one over costs
+more than making it). Results are stored by their task's key: which thread ran
+a task never changes the bytes.
 
 Every helper counts against one limit shared by all jobs of the process (SCons
 runs several at once): helpers in all jobs together stay under the largest
