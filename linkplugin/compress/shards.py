@@ -155,13 +155,14 @@ def zstd_compressor(level: int) -> Callable[[bytes | memoryview], bytes]:
     """One thread's zstd shard function: one frame per shard, with its content
     size, from a context the thread reuses (making one per shard costs its
     tables again each time)."""
-    compress: Any = zstd_library().ZstdCompressor(level=level, write_content_size=True).compress
-
-    def zstd_shard(buf: bytes | memoryview) -> bytes:
-        # A copy of the right size: the frame sits at the start of a buffer of the
-        # worst-case size, and each one kept would pin that much of the heap.
-        return bytes(memoryview(compress(buf)))
-    return zstd_shard
+    # The frame as the library returns it: made in a buffer of the worst-case size and shrunk
+    # to the frame's (the untouched tail was never resident). A copy of the right size, as
+    # made before the output was streamed, cost each thread another frame's memory at once
+    # and bought nothing once a frame is written as soon as it is made: python3.11d's peak at
+    # -j2 29.5 -> 26.9 MiB, libjvm.so's 41 -> 33 MiB.
+    compress: Callable[[bytes | memoryview], bytes] = \
+        zstd_library().ZstdCompressor(level=level, write_content_size=True).compress
+    return compress
 
 def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
     """zlib's adler32_combine: the checksum of A+B from those of A and B."""
