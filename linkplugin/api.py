@@ -194,12 +194,10 @@ def _compressed(image: ElfImage, targets: list[Section], plains: list[tuple[Plai
 
 class _Compressing(Deferred):
     """One section of a compression job, as the writer writes it: the Chdr, then the shards as
-    they are made. ``outcome``, once written: what the file holds (the compressed section with
-    its size, the plain fallback, or None: the input's section kept)."""
+    they are made; ``written``, once written: its size (``_written`` tells what the file holds)."""
 
     def __init__(self, job: CompressJob, i: int, head: bytes, plain_size: int, fallback: Replacement | None) -> None:
         self.job, self.i, self.head, self.plain_size, self.fallback = job, i, head, plain_size, fallback
-        self.outcome: Replacement | None = None
         self.written = 0
 
     def start(self) -> None:
@@ -213,30 +211,17 @@ class _Compressing(Deferred):
         self.written = size
         if size < self.plain_size:
             return None
-        self.outcome = self.fallback
         return KEEP if self.fallback is None else self.fallback
 
 
 def _written(rep: Replacement | None) -> Replacement | None:
-    """What was written for ``rep`` (a compressed section: itself with its size, or what it fell
-    back to)."""
+    """What was written for ``rep`` (a compressed section: itself with its size, its bytes
+    written and gone; or the plain fallback; None: the input's section kept)."""
     if rep is None or not isinstance(rep.data, _Compressing):
         return rep
     if rep.data.written < rep.data.plain_size:
-        return Replacement(data=_Size(rep.data.written), name=rep.name, header=rep.header)
-    return rep.data.outcome
-
-
-class _Size:
-    """A length for ``_after`` (the compressed bytes themselves are written and gone)."""
-
-    __slots__ = ("n",)
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
+        return Replacement(data=Stream(rep.data.written, tuple), name=rep.name, header=rep.header)
+    return rep.data.fallback
 
 
 def compress_file(src: str | os.PathLike, dst: str | os.PathLike, settings: Settings | None = None,

@@ -180,14 +180,13 @@ class Job:
 
     def _next_plain(self) -> Task | None:
         """The first plain task a helper may take that no thread has taken yet (under the lock)."""
-        while self.plain_order:
-            task = self.plain_order.popleft()
-            if self.plain.pop(task.key, None) is not None:  # (else the writer took it)
-                return task
-        return None
+        if not self._plain_for_helpers():
+            return None
+        return self.plain.pop(self.plain_order.popleft().key)
 
     def _plain_for_helpers(self) -> bool:
-        """Whether plain tasks a helper may take remain (under the lock)."""
+        """Whether plain tasks a helper may take remain (under the lock): those the writer took
+        first are dropped from the front of the queue."""
         while self.plain_order and self.plain_order[0].key not in self.plain:
             self.plain_order.popleft()
         return bool(self.plain_order)
@@ -293,6 +292,7 @@ class Job:
     def _decode(self, stream: Iterator[Task], compress: Callable[[Task], Any]) -> None:
         try:
             for task in stream:
+                section = task.key[0]  # type: ignore[index]
                 with self.cond:
                     self.decoded.append(task)
                     self.cond.notify_all()  # the writer may be waiting for this one
@@ -306,8 +306,8 @@ class Job:
                         task = self.decoded.popleft()
                     self._store(task.key, self.tick(compress(task)))
                 with self.cond:  # far ahead of the writer: wait for it before decoding more
-                    while (self.failure is None and self.held >= _STREAM_AHEAD_BYTES
-                           and self.wanted != task.key[0]):  # type: ignore[index]
+                    # (``section``, not ``task``'s: the backlog's shards may be other streams')
+                    while self.failure is None and self.held >= _STREAM_AHEAD_BYTES and self.wanted != section:
                         self.cond.wait(_POLL_SECONDS)
                         interrupt.check()
         finally:
