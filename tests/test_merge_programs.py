@@ -84,6 +84,54 @@ def test_merged_program(tmp_path, variant):
         assert after_gdb == before_gdb
 
 
+# Two units that name C types through the C++ headers' using-declarations (namespace std {
+# using ::FILE; }), each holding its own copy of the types.
+_USING_UNIT = """#include <cstdio>
+#include <ctime>
+#include <cstdlib>
+#include <cwchar>
+#include <cstddef>
+int %(other)s(int);
+int %(name)s(int x) {
+  std::FILE *f = nullptr; std::time_t t = 0; std::size_t s = 1; std::mbstate_t m{}; std::ptrdiff_t p = 2;
+  std::div_t d = std::div(x, 2);
+  return (int)(s + p + t) + d.quot + (f != nullptr) + (int)sizeof m;
+}
+"""
+_USING_MAIN = """int first(int); int second(int);
+int main(int argc, char **) { int a = first(argc); int b = second(argc); return a + b > 1000; }
+"""
+_USING_QUERIES = ["ptype std::FILE", "whatis std::time_t", "print sizeof(std::size_t)", "ptype std::mbstate_t",
+                  "whatis (std::ptrdiff_t)1", "ptype std::div_t", "ptype std::lldiv_t"]
+
+
+@pytest.mark.parametrize("variant", [("g++", 5, "-O0"), ("g++", 4, "-O2"), ("clang++", 4, "-O0"), ("clang++", 5, "-O2")],
+                         ids=lambda v: "-".join(map(str, v)))
+def test_using_declared_names_resolve_in_every_unit(tmp_path, variant):
+    """gdb reads ``std::FILE`` as ``FILE`` looked up from the unit where the program stopped, and
+    finds a typedef only in that unit's own scope: a typedef a using-declaration names stays in
+    the unit (merged into another, `ptype std::FILE` failed in one of the two frames)."""
+    cxx, dwarf, opt = variant
+    if not have(cxx) or not have("gdb"):
+        pytest.skip(f"{cxx} or gdb missing")
+    sources = []
+    for name, other in (("first", "second"), ("second", "first")):
+        sources.append(tmp_path / f"{name}.cpp")
+        sources[-1].write_text(_USING_UNIT % {"name": name, "other": other})
+    sources.append(tmp_path / "main.cpp")
+    sources[-1].write_text(_USING_MAIN)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "m").mkdir()
+    orig, merged = tmp_path / "o" / "prog", tmp_path / "m" / "prog"
+    subprocess.run([cxx, f"-gdwarf-{dwarf}", opt, *map(str, sources), "-o", str(orig)], check=True, timeout=120)
+    result = merge_file(orig, merged)
+    assert result.stats["duplicates_removed"] > 0
+    commands = ["break first", "break second", "run", *_USING_QUERIES, "continue", *_USING_QUERIES]
+    before, after = gdb_transcripts([orig, merged], commands)
+    assert "_IO_FILE" in before and "No symbol" not in before
+    assert after == before
+
+
 @pytest.mark.parametrize("variant", [("gcc", "c", 5, "-O2"), ("clang", "c++", 5, "-O0"), ("gcc", "c++", 4, "-O2")],
                          ids=lambda v: "-".join(map(str, v)))
 @pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])

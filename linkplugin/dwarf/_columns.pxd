@@ -3,7 +3,7 @@
 # 2,063 units, a dozen columns each per call). array('q'), bytes, bytearray and the
 # scanner's 1-D memoryviews are read directly; anything else through a typed view. The caller keeps the
 # objects alive while it uses the pointers.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t
 from cpython.array cimport array
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
@@ -76,3 +76,20 @@ cdef inline Py_ssize_t int64_table(object a, Py_ssize_t d1, Py_ssize_t d2, const
         return -1
     p[0] = &v[0, 0, 0]
     return v.shape[0]
+
+
+ctypedef fused offset_t:  # DIE offsets (or indexes) as the hash phase keeps them
+    int64_t
+    uint32_t
+
+
+cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
+    """Index of ``x`` in the sorted ``a``, -1 if absent."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <int64_t> a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < n and <int64_t> a[lo] == x else -1

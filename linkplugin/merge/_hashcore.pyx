@@ -27,7 +27,7 @@ from libc.stdlib cimport calloc, malloc, realloc, free, qsort
 from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, read_uleb64
 from linkplugin.dwarf._buf cimport IV, Buf, grow, ipush, put, raw, uleb
 from linkplugin.dwarf._lines cimport line_files
-from linkplugin.dwarf._columns cimport byte_column, int64_column, int64_table
+from linkplugin.dwarf._columns cimport byte_column, find_offset, int64_column, int64_table
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from cpython.array cimport array, clone, resize
@@ -1839,3 +1839,51 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
         free(W.own_flags)
         free(W.own_xflags)
 
+
+
+def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
+                  const uint8_t[::1] code_flags):
+    """hash._using_targets's compiled twin (the same roots, without numpy): the indexes into
+    ``roots`` (DIE indexes, ascending) of the roots that a reference from a DIE whose code has
+    flag 1 in ``code_flags`` names and whose own code has flag 2 (array('q'), ascending, each
+    once). One pass over the unit's references, each target found by binary search."""
+    cdef const int64_t *offs
+    cdef const int64_t *codes
+    cdef const int64_t *rdie
+    cdef const int64_t *rtarget
+    cdef Py_ssize_t n = int64_column(offs_col, &offs)
+    cdef Py_ssize_t ncodes_col = int64_column(codes_col, &codes)
+    cdef Py_ssize_t nref = int64_column(ref_die_col, &rdie)
+    cdef Py_ssize_t ntarget = int64_column(ref_target_col, &rtarget)
+    cdef Py_ssize_t nflags = code_flags.shape[0], nr = roots.shape[0]
+    cdef Py_ssize_t j, t, k
+    cdef int64_t i, c
+    if ncodes_col < n or ntarget < nref or nr == 0:
+        return array("q")
+    cdef uint8_t *hit = <uint8_t *> calloc(nr, 1)
+    if hit == NULL:
+        raise MemoryError()
+    try:
+        for j in range(nref):
+            i = rdie[j]
+            if i < 0 or i >= n:
+                continue
+            c = codes[i]
+            if c < 0 or c >= nflags or not (code_flags[c] & 1):
+                continue
+            t = find_die(offs, n, rtarget[j])
+            if t >= n or offs[t] != rtarget[j]:
+                continue
+            c = codes[t]
+            if c < 0 or c >= nflags or not (code_flags[c] & 2):
+                continue
+            k = find_offset(&roots[0], nr, t)
+            if k >= 0:
+                hit[k] = 1
+        out = array("q")
+        for j in range(nr):
+            if hit[j]:
+                out.append(j)
+        return out
+    finally:
+        free(hit)

@@ -17,7 +17,7 @@ from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
-from linkplugin.dwarf._columns cimport byte_column, int64_column
+from linkplugin.dwarf._columns cimport byte_column, find_offset, int64_column, offset_t
 from linkplugin.dwarf._buf cimport ifree
 from linkplugin.dwarf._scan cimport Out as Scanned, free_out, scan_dies
 from linkplugin.dwarf._loclists cimport expr_rows
@@ -1384,11 +1384,6 @@ cdef array _flat_rows(const int64_t *rows, Py_ssize_t m):
     return flat
 
 
-ctypedef fused offset_t:  # DIE offsets as the hash phase keeps them
-    int64_t
-    uint32_t
-
-
 ctypedef fused new_t:  # new DIE offsets: uint32 (REMOVED for a removed DIE) when the new section fits
     int64_t
     uint32_t
@@ -1396,18 +1391,6 @@ ctypedef fused new_t:  # new DIE offsets: uint32 (REMOVED for a removed DIE) whe
 
 # A removed DIE's entry in a uint32 array of new offsets (-1 in an int64 one).
 cdef uint32_t REMOVED = 0xFFFFFFFF
-
-
-cdef inline Py_ssize_t find_offset(const offset_t *a, Py_ssize_t n, int64_t x) noexcept nogil:
-    """Index of ``x`` in the sorted ``a``, -1 if absent."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if <int64_t> a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo if lo < n and <int64_t> a[lo] == x else -1
 
 
 def write_patches(unsigned char[::1] info, list rows_of, const int64_t[::1] bases, offs, new, int64_t lo,

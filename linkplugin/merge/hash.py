@@ -410,9 +410,14 @@ class _Pending:
             a = _analyze_pure(self.secs, ud, env, self.named)
         if len(a.offs) and ud.abbrevs[int(ud.arrays()[1][0])].tag == F.DW_TAG_partial_unit:
             a = a._replace(partial=True)
-        if len(a.roots) and env.top.get(F.DW_AT_language, (0, 0))[1] == _DW_LANG_RUST:
+        language = env.top.get(F.DW_AT_language, (0, 0))[1]
+        if len(a.roots) and language == _DW_LANG_RUST:
             a = a._replace(pinned=np.asarray(a.pinned).astype(bool)
                            | _holding_abstract_instances(ud, np.asarray(a.roots), np.asarray(a.root_ends)))
+        if len(a.roots):
+            used = _using_targets(ud, a.roots, language)
+            if used is not None:
+                a = a._replace(pinned=_with_pins(a.pinned, used))
         return a
 
 
@@ -436,6 +441,93 @@ def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.n
         inside = (k >= 0) & (dies < root_ends[np.maximum(k, 0)])
         held[k[inside]] = True
     return held
+
+
+# Tags whose symbol gdb puts in the unit's own static block (dwarf2/read.c new_symbol: the
+# file-scope list_in_scope), found by name from that unit's code only: typedefs and the types
+# with no tag name space; in a language other than C++ also the tagged types (C++ puts those in
+# the global block, which every unit's lookups search).
+_UNIT_SCOPE_TAGS = frozenset({F.DW_TAG_typedef, F.DW_TAG_array_type, F.DW_TAG_base_type, F.DW_TAG_subrange_type,
+                              F.DW_TAG_generic_subrange, F.DW_TAG_unspecified_type})
+_TAGGED = frozenset({F.DW_TAG_class_type, F.DW_TAG_interface_type, F.DW_TAG_structure_type, F.DW_TAG_union_type,
+                     F.DW_TAG_set_type, F.DW_TAG_enumeration_type})
+_OBJECTS = frozenset({F.DW_TAG_variable, F.DW_TAG_subprogram, F.DW_TAG_constant})
+_CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})  # DW_LANG_C_plus_plus, _03, _11, _14
+
+
+def _unit_scope(ab: Abbrev, language: int) -> bool:
+    """Whether gdb gives a file-scope DIE of abbreviation ``ab`` a symbol of the unit's static
+    block (objects: without DW_AT_external set by DW_FORM_flag_present; DW_FORM_flag's value is
+    not read here, so such an object counts as static, which only keeps a copy)."""
+    if ab.tag in _UNIT_SCOPE_TAGS:
+        return True
+    if ab.tag in _TAGGED:
+        return language not in _CPP_LANGUAGES
+    if ab.tag in _OBJECTS:
+        return not any(at == F.DW_AT_external and form == F.DW_FORM_flag_present for at, form, _ in ab.specs)
+    return False
+
+
+def _using_flags(ud: UnitDies, language: int) -> bytearray | None:
+    """Per abbreviation code: 1 for a using-declaration (DW_TAG_imported_declaration), 2 for a
+    DIE that stays where one names it (``_unit_scope``); None for a unit without
+    using-declarations (every C unit: nothing to do)."""
+    abbrevs = ud.abbrevs
+    if not any(ab.tag == F.DW_TAG_imported_declaration for ab in abbrevs.values()):
+        return None
+    flags = bytearray(max(abbrevs) + 1)
+    for code, ab in abbrevs.items():
+        if ab.tag == F.DW_TAG_imported_declaration:
+            flags[code] = 1
+        elif _unit_scope(ab, language):
+            flags[code] = 2
+    return flags
+
+
+def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
+    """The roots (their indexes, ascending) that a using-declaration of the unit names (``namespace std { using ::FILE; }``:
+    DW_TAG_imported_declaration's DW_AT_import) where gdb looks the target up in this unit's
+    static block: these stay (pinned). gdb reads ``std::FILE`` through the declaration as
+    ``FILE`` looked up from the unit where the program stopped (cp-namespace.c,
+    cp_lookup_symbol_via_imports: the current static block, then the global one); with the
+    typedef merged into another unit, ``ptype std::FILE``, ``whatis std::time_t`` or a cast to
+    ``std::size_t`` failed there ("No symbol "FILE" in namespace "std"") where the input
+    answered. None: nothing to pin. In C where the compiled core is built (numpy stays
+    unloaded), else with numpy; the same roots either way."""
+    flags = _using_flags(ud, language)
+    if flags is None or ud.ref_die is None or not len(ud.ref_die):
+        return None
+    offs, codes = ud.arrays()[:2]
+    if fasthash.available() and isinstance(roots, array) and roots.typecode == "I":
+        hit = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, bytes(flags))
+        return hit if len(hit) else None
+    offs, codes, roots = np.asarray(offs), np.asarray(codes), np.asarray(roots, dtype=np.int64)
+    code_flags = np.frombuffer(bytes(flags), dtype=np.uint8)
+    ref_die = np.asarray(ud.ref_die)
+    source = codes[ref_die]
+    named = np.asarray(ud.ref_target)[(source >= 0) & (source < len(code_flags))
+                                      & (code_flags[np.clip(source, 0, len(code_flags) - 1)] & 1 != 0)]
+    die = np.searchsorted(offs, named)
+    die = die[(die < len(offs)) & (offs[np.minimum(die, len(offs) - 1)] == named)]
+    target = codes[die]
+    die = die[(target >= 0) & (target < len(code_flags)) & (code_flags[np.clip(target, 0, len(code_flags) - 1)] & 2 != 0)]
+    k = np.searchsorted(roots, die)
+    k, die = k[k < len(roots)], die[k < len(roots)]
+    hit = np.unique(k[roots[k] == die])
+    return hit if len(hit) else None
+
+
+def _with_pins(pinned: Column, hit: Column) -> Column:
+    """A copy of the pinned flags ``pinned`` (numpy's bool or the compiled core's bytes) with
+    the roots ``hit`` pinned as well."""
+    if isinstance(pinned, array):
+        out = array(pinned.typecode, pinned)
+        for k in hit:
+            out[k] = 1
+        return out
+    out = np.asarray(pinned).astype(bool)
+    out[np.asarray(hit, dtype=np.int64)] = True
+    return out
 
 
 def _analyze_pure(secs: dict[str, bytes], ud: UnitDies, env: UnitEnv, named: list[int]) -> UnitAnalysis:
