@@ -33,7 +33,8 @@ def _inflate_library() -> Any:
     global _inflater
     if _inflater is None:
         try:
-            from zlib_ng import zlib_ng as library
+            with shards.importing:
+                from zlib_ng import zlib_ng as library
         except ImportError:
             library = zlib
         _inflater = library

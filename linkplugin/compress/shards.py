@@ -33,6 +33,7 @@ inflate (a ctypes call) and libzstd release the GIL while they work.
 """
 from __future__ import annotations
 
+import threading
 import zlib
 
 from linkplugin.errors import LinkpluginError
@@ -182,10 +183,18 @@ def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
     return sum1 | (sum2 << 16)
 
 
+# The codec packages' first import, one thread at a time: a job's threads each import the package
+# when they start, and a thread importing it while another's import is failing (the package
+# absent: pip install --no-deps) got the half-made module, an AttributeError traceback instead
+# of the one-line error (one run in four at -j2).
+importing = threading.Lock()
+
+
 def deflate_library() -> Any:
     """The ``deflate`` package (libdeflate), imported by the first zlib compression job."""
     try:
-        import deflate
+        with importing:
+            import deflate
     except ImportError:
         raise LinkpluginError("zlib compression needs the Python package deflate (pip install deflate)") from None
     return deflate
@@ -194,7 +203,8 @@ def deflate_library() -> Any:
 def zstd_library() -> Any:
     """The ``zstandard`` package, imported by the first zstd job."""
     try:
-        import zstandard
+        with importing:
+            import zstandard
     except ImportError:
         raise LinkpluginError("zstd needs the Python package zstandard (pip install zstandard)") from None
     return zstandard
