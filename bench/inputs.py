@@ -6,6 +6,7 @@ The Debian packages are fetched with ``apt-get download`` into bench/.cache
 from __future__ import annotations
 
 import glob
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
         ("coinor-libipopt1v5-dbg", "usr/lib/debug/usr/lib/libipopt.so.1.9.9"))
+# C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
+# tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
+# bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package
+# is built by clang; these stand for clang's output (its using-declarations, DWARF 4 forms).
+# The build takes 2-3 minutes on 2 cores, once.
+GDB_SOURCE = ("gdb-source", "usr/src/gdb.tar.xz")
+GDBSERVER_BUILDS = {"gdbserver-clang": ("clang", "clang++", "-gdwarf-4"), "gdbserver-gcc": ("gcc", "g++", "-gdwarf-5")}
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -95,6 +103,29 @@ def ceph_plain() -> list[Path]:
     return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
+def gdbserver(name: str) -> Path:
+    """gdbserver built as GDBSERVER_BUILDS[name] says, once."""
+    cc, cxx, debug = GDBSERVER_BUILDS[name]
+    build = CACHE / name
+    prog = build / "gdbserver" / "gdbserver"
+    if prog.exists():
+        return prog
+    src = CACHE / "gdb-src"
+    if not (src / "configure").exists():
+        src.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "xf", str(unpacked(GDB_SOURCE[0]) / GDB_SOURCE[1]), "-C", str(src),
+                        "--strip-components=1"], check=True)
+    build.mkdir(parents=True, exist_ok=True)
+    flags = f"{debug} -O2"
+    subprocess.run([str(src / "configure"), f"CC={cc}", f"CXX={cxx}", f"CFLAGS={flags}", f"CXXFLAGS={flags}",
+                    "--disable-gdb", "--disable-sim", "--disable-ld", "--disable-gas", "--disable-binutils",
+                    "--disable-gprof", "--disable-gold", "--disable-gprofng", "--disable-nls", "--enable-gdbserver"],
+                   cwd=build, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["make", f"-j{os.cpu_count() or 1}", "all-gdbserver"], cwd=build, check=True,
+                   stdout=subprocess.DEVNULL)
+    return prog
+
+
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
     """The examples and the everyday third-party binaries, with ``with_large`` the large case
     too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
@@ -103,5 +134,6 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
         picked += [_plain(_largest(*case)) for case in (LARGE, DWZ_MULTIFILE, LIBC) if any(w in case[0] for w in only)]
         picked += [_plain(_largest(*case) if case[1].endswith(".build-id") else unpacked(case[0]) / case[1])
                    for case in MORE if any(w in case[0] for w in only)]
+        picked += [gdbserver(name) for name in GDBSERVER_BUILDS if any(w in name for w in only)]
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])

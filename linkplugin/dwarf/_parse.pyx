@@ -32,13 +32,15 @@ cdef array _UINT8 = array("B")
 
 
 def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, object table_type, dict shared,
-          int64_t want=-1):
+          int64_t want=-1, int64_t want_tag=-1, const uint8_t[::1] wanted=None):
     """({code: Abbrev}, offset after the table) of the table at ``off`` in ``d``, or None.
 
     The table is a ``table_type`` (a dict) whose ``indirect`` tells whether a form is
     DW_FORM_indirect; ``shared`` maps (tag, children, encoded attributes) to an Abbrev already made.
     With ``want`` >= 0 the table holds only that code's Abbrev (if the table has it), with -2
-    none: the whole table is still read and checked (abbrev.LazyTable)."""
+    none: the whole table is still read and checked (abbrev.LazyTable). With ``want_tag`` >= 0,
+    only the Abbrevs of that tag (abbrev.codes_with_tag); with ``wanted``, only those of the
+    codes it marks (abbrev.some_codes)."""
     cdef Py_ssize_t n = dv.shape[0], p = off, spec_start, q
     cdef const uint8_t *b
     cdef uint64_t code, tag, at, form
@@ -69,7 +71,9 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
                 break
             if form == DW_FORM_indirect:
                 indirect = True
-        if want != -1 and <int64_t> code != want:
+        if (want != -1 and <int64_t> code != want) or (want_tag >= 0 and <int64_t> tag != want_tag):
+            continue
+        if wanted is not None and (code >= <uint64_t> wanted.shape[0] or not wanted[code]):
             continue
         raw = PyBytes_FromStringAndSize(<const char *> (b + spec_start), p - spec_start)
         key = (tag, children, raw)

@@ -49,6 +49,25 @@ def uses_indirect(table: dict[int, Abbrev]) -> bool:
     return got
 
 
+def codes_with_tag(table: dict[int, Abbrev], tag: int) -> list[int]:
+    """The codes of ``table`` whose tag is ``tag``, in the table's order; a LazyTable not yet read
+    whole gives them from its bytes in C, making Abbrevs of only those codes."""
+    if isinstance(table, LazyTable) and not table._whole:
+        return list(table.read_some(want_tag=tag))
+    return [code for code, ab in table.items() if ab.tag == tag]
+
+
+def some_codes(table: dict[int, Abbrev], codes: list[int]) -> dict[int, Abbrev]:
+    """{code: Abbrev} of ``codes`` (those the table has), a LazyTable's in one pass over its bytes."""
+    if isinstance(table, LazyTable) and not table._whole and codes:
+        wanted = bytearray(max(codes) + 1)
+        for code in codes:
+            if code >= 0:
+                wanted[code] = 1
+        return table.read_some(wanted=bytes(wanted))
+    return {code: table[code] for code in codes if code in table}
+
+
 def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
     """The table at ``off``: {code: Abbrev} and the offset after its terminating 0 (remembered
     per section and offset: the hash and rewrite phases both read every unit's table)."""
@@ -93,6 +112,15 @@ class LazyTable(AbbrevTable):
             d, off = self.source  # type: ignore[misc]
             dict.update(self, _core.parse(d, d, off, Abbrev, AbbrevTable, _shared)[0])
             self._whole = True
+
+    def read_some(self, want_tag: int = -1, wanted: bytes | None = None) -> dict[int, Abbrev]:
+        """The entries of tag ``want_tag``, or of the codes ``wanted`` marks, read from the bytes in
+        C and kept (codes_with_tag, some_codes)."""
+        d, off = self.source  # type: ignore[misc]
+        got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared, -1, want_tag, wanted)[0]
+        for code, ab in got.items():
+            dict.__setitem__(self, code, ab)
+        return got
 
     def __getitem__(self, code: int) -> Abbrev:
         try:

@@ -1841,12 +1841,15 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
 
 
 
+
+
 def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
-                  const uint8_t[::1] code_flags):
-    """hash._using_targets's compiled twin (the same roots, without numpy): the indexes into
-    ``roots`` (DIE indexes, ascending) of the roots that a reference from a DIE whose code has
-    flag 1 in ``code_flags`` names and whose own code has flag 2 (array('q'), ascending, each
-    once). One pass over the unit's references, each target found by binary search."""
+                  const uint8_t[::1] is_using):
+    """hash._using_targets's compiled twin (the same roots, without numpy): the roots (``roots``:
+    DIE indexes, ascending) that a reference from a DIE whose code is marked in ``is_using``
+    names, as array('q') pairs (index into ``roots``, the root's abbreviation code), ascending,
+    each root once. One pass over the unit's references, without the GIL; each target found by
+    binary search."""
     cdef const int64_t *offs
     cdef const int64_t *codes
     cdef const int64_t *rdie
@@ -1855,35 +1858,34 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
     cdef Py_ssize_t ncodes_col = int64_column(codes_col, &codes)
     cdef Py_ssize_t nref = int64_column(ref_die_col, &rdie)
     cdef Py_ssize_t ntarget = int64_column(ref_target_col, &rtarget)
-    cdef Py_ssize_t nflags = code_flags.shape[0], nr = roots.shape[0]
+    cdef Py_ssize_t nflags = is_using.shape[0], nr = roots.shape[0]
     cdef Py_ssize_t j, t, k
     cdef int64_t i, c
-    if ncodes_col < n or ntarget < nref or nr == 0:
-        return array("q")
-    cdef uint8_t *hit = <uint8_t *> calloc(nr, 1)
-    if hit == NULL:
+    out = array("q")
+    if ncodes_col < n or ntarget < nref or nr == 0 or nflags == 0:
+        return out
+    cdef uint8_t *mark = <uint8_t *> calloc(nr, 1)
+    if mark == NULL:
         raise MemoryError()
     try:
-        for j in range(nref):
-            i = rdie[j]
-            if i < 0 or i >= n:
-                continue
-            c = codes[i]
-            if c < 0 or c >= nflags or not (code_flags[c] & 1):
-                continue
-            t = find_die(offs, n, rtarget[j])
-            if t >= n or offs[t] != rtarget[j]:
-                continue
-            c = codes[t]
-            if c < 0 or c >= nflags or not (code_flags[c] & 2):
-                continue
-            k = find_offset(&roots[0], nr, t)
-            if k >= 0:
-                hit[k] = 1
-        out = array("q")
+        with nogil:
+            for j in range(nref):
+                i = rdie[j]
+                if i < 0 or i >= n:
+                    continue
+                c = codes[i]
+                if c < 0 or c >= nflags or not is_using[c]:
+                    continue
+                t = find_die(offs, n, rtarget[j])
+                if t >= n or offs[t] != rtarget[j]:
+                    continue
+                k = find_offset(&roots[0], nr, t)
+                if k >= 0:
+                    mark[k] = 1
         for j in range(nr):
-            if hit[j]:
+            if mark[j]:
                 out.append(j)
+                out.append(codes[roots[j]])
         return out
     finally:
-        free(hit)
+        free(mark)

@@ -274,9 +274,10 @@ def available() -> bool:
 
 
 def using_targets(offs: Column, codes: Column, ref_die: Column, ref_target: Column, roots: array,
-                  code_flags: bytes) -> array:
-    """hash._using_targets in C (_hashcore.using_targets): the roots a using-declaration names."""
-    return _core.using_targets(offs, codes, ref_die, ref_target, roots, code_flags)
+                  is_using: bytes) -> array:
+    """hash._using_targets in C (_hashcore.using_targets): the roots a using-declaration names,
+    as pairs (root, its abbreviation code)."""
+    return _core.using_targets(offs, codes, ref_die, ref_target, roots, is_using)
 
 
 __all__ = ["Analysis", "analyze_call", "analyze_many", "available", "using_targets"]

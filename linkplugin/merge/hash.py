@@ -23,7 +23,8 @@ from array import array
 from linkplugin.arrays import fits_int64
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
-from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table, uses_indirect
+from linkplugin.dwarf.abbrev import (Abbrev, code_table_size, codes_with_tag, parse_abbrev_table, some_codes,
+                                     uses_indirect)
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
@@ -443,74 +444,66 @@ def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.n
     return held
 
 
-# Tags whose symbol gdb puts in the unit's own static block (dwarf2/read.c new_symbol: the
-# file-scope list_in_scope), found by name from that unit's code only: typedefs and the types
-# with no tag name space; in a language other than C++ also the tagged types (C++ puts those in
-# the global block, which every unit's lookups search).
+# Tags whose symbol gdb 13 puts in the unit's own static block (dwarf2/read.c new_symbol: the
+# file-scope list_in_scope): typedefs and the types without a tag name; the tagged types of C++
+# go to the global block, which every unit's lookups search.
 _UNIT_SCOPE_TAGS = frozenset({F.DW_TAG_typedef, F.DW_TAG_array_type, F.DW_TAG_base_type, F.DW_TAG_subrange_type,
                               F.DW_TAG_generic_subrange, F.DW_TAG_unspecified_type})
-_TAGGED = frozenset({F.DW_TAG_class_type, F.DW_TAG_interface_type, F.DW_TAG_structure_type, F.DW_TAG_union_type,
-                     F.DW_TAG_set_type, F.DW_TAG_enumeration_type})
 _OBJECTS = frozenset({F.DW_TAG_variable, F.DW_TAG_subprogram, F.DW_TAG_constant})
 _CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})  # DW_LANG_C_plus_plus, _03, _11, _14
 
 
-def _unit_scope(ab: Abbrev, language: int) -> bool:
-    """Whether gdb gives a file-scope DIE of abbreviation ``ab`` a symbol of the unit's static
-    block (objects: without DW_AT_external set by DW_FORM_flag_present; DW_FORM_flag's value is
-    not read here, so such an object counts as static, which only keeps a copy)."""
+def _unit_scope(ab: Abbrev) -> bool:
+    """Whether gdb gives a file-scope DIE of abbreviation ``ab`` of a C++ unit a symbol of the
+    unit's static block (an object: without DW_AT_external in DW_FORM_flag_present; the value
+    of a DW_FORM_flag is not read here, so such an object counts as static: a copy kept)."""
     if ab.tag in _UNIT_SCOPE_TAGS:
         return True
-    if ab.tag in _TAGGED:
-        return language not in _CPP_LANGUAGES
-    if ab.tag in _OBJECTS:
-        return not any(at == F.DW_AT_external and form == F.DW_FORM_flag_present for at, form, _ in ab.specs)
-    return False
-
-
-def _using_flags(ud: UnitDies, language: int) -> bytearray | None:
-    """Per abbreviation code: 1 for a using-declaration (DW_TAG_imported_declaration), 2 for a
-    DIE that stays where one names it (``_unit_scope``); None for a unit without
-    using-declarations (every C unit: nothing to do)."""
-    abbrevs = ud.abbrevs
-    if not any(ab.tag == F.DW_TAG_imported_declaration for ab in abbrevs.values()):
-        return None
-    flags = bytearray(max(abbrevs) + 1)
-    for code, ab in abbrevs.items():
-        if ab.tag == F.DW_TAG_imported_declaration:
-            flags[code] = 1
-        elif _unit_scope(ab, language):
-            flags[code] = 2
-    return flags
+    return ab.tag in _OBJECTS and not any(at == F.DW_AT_external and form == F.DW_FORM_flag_present
+                                          for at, form, _ in ab.specs)
 
 
 def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
-    """The roots (their indexes, ascending) that a using-declaration of the unit names (``namespace std { using ::FILE; }``:
-    DW_TAG_imported_declaration's DW_AT_import) where gdb looks the target up in this unit's
-    static block: these stay (pinned). gdb reads ``std::FILE`` through the declaration as
-    ``FILE`` looked up from the unit where the program stopped (cp-namespace.c,
-    cp_lookup_symbol_via_imports: the current static block, then the global one); with the
-    typedef merged into another unit, ``ptype std::FILE``, ``whatis std::time_t`` or a cast to
-    ``std::size_t`` failed there ("No symbol "FILE" in namespace "std"") where the input
-    answered. None: nothing to pin. In C where the compiled core is built (numpy stays
-    unloaded), else with numpy; the same roots either way."""
-    flags = _using_flags(ud, language)
-    if flags is None or ud.ref_die is None or not len(ud.ref_die):
+    """The roots (their indexes, ascending) that a using-declaration of a C++ unit names
+    (``namespace std { using ::FILE; }``: DW_TAG_imported_declaration's DW_AT_import) where gdb
+    looks the target up in this unit's static block: these stay (pinned). gdb reads
+    ``std::FILE`` through the declaration as ``FILE`` looked up from the unit where the program
+    stopped (cp-namespace.c, cp_lookup_symbol_via_imports: the current static block, then the
+    global one); with the typedef merged into another unit, ``ptype std::FILE``, ``whatis
+    std::time_t`` or a cast to ``std::size_t`` failed there ("No symbol "FILE" in namespace
+    "std"") where the input answered. None: nothing to pin. Only C++ units: C has no
+    using-declarations, and Fortran's (``use``) are looked up otherwise.
+
+    In C where the compiled core is built (numpy stays unloaded; the abbreviations read are the
+    using-declarations' and their targets' only), else with numpy; the same roots either way."""
+    if language not in _CPP_LANGUAGES or ud.ref_die is None or not len(ud.ref_die):
+        return None
+    abbrevs = ud.abbrevs
+    using = codes_with_tag(abbrevs, F.DW_TAG_imported_declaration)  # (not the whole table: see LazyTable)
+    if not using:
         return None
     offs, codes = ud.arrays()[:2]
+    is_using = bytearray(max(using) + 1)
+    for code in using:
+        is_using[code] = 1
     if fasthash.available() and isinstance(roots, array) and roots.typecode == "I":
-        hit = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, bytes(flags))
+        pairs = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, bytes(is_using))
+        stays = {code for code, ab in some_codes(abbrevs, list(set(pairs[1::2]))).items() if _unit_scope(ab)}
+        hit = array("q", [k for k, code in zip(pairs[0::2], pairs[1::2]) if code in stays])
         return hit if len(hit) else None
+    stays_flag = np.zeros(max(abbrevs) + 1, dtype=bool)
+    for code, ab in abbrevs.items():
+        stays_flag[code] = _unit_scope(ab)
     offs, codes, roots = np.asarray(offs), np.asarray(codes), np.asarray(roots, dtype=np.int64)
-    code_flags = np.frombuffer(bytes(flags), dtype=np.uint8)
-    ref_die = np.asarray(ud.ref_die)
-    source = codes[ref_die]
-    named = np.asarray(ud.ref_target)[(source >= 0) & (source < len(code_flags))
-                                      & (code_flags[np.clip(source, 0, len(code_flags) - 1)] & 1 != 0)]
+    is_source = np.frombuffer(bytes(is_using), dtype=np.uint8).astype(bool)
+    last = len(is_source) - 1
+    source = codes[np.asarray(ud.ref_die)]
+    named = np.asarray(ud.ref_target)[(source >= 0) & (source <= last) & is_source[np.clip(source, 0, last)]]
+    last = len(stays_flag) - 1
     die = np.searchsorted(offs, named)
     die = die[(die < len(offs)) & (offs[np.minimum(die, len(offs) - 1)] == named)]
     target = codes[die]
-    die = die[(target >= 0) & (target < len(code_flags)) & (code_flags[np.clip(target, 0, len(code_flags) - 1)] & 2 != 0)]
+    die = die[(target >= 0) & (target <= last) & stays_flag[np.clip(target, 0, last)]]
     k = np.searchsorted(roots, die)
     k, die = k[k < len(roots)], die[k < len(roots)]
     hit = np.unique(k[roots[k] == die])
