@@ -1,9 +1,11 @@
 """Type merging on real programs: gdb sees the same thing, tools parse the output, bytes are stable."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,11 @@ def test_using_declared_names_resolve_in_every_unit(tmp_path, variant):
     before, after = gdb_transcripts([orig, merged], commands)
     assert "_IO_FILE" in before and "No symbol" not in before
     assert after == before
+    # The pure-Python path pins the same roots: the same bytes.
+    pure = tmp_path / "m" / "pure"
+    subprocess.run([sys.executable, "-m", "linkplugin", "merge-types", str(orig), "-o", str(pure), "--quiet"],
+                   env=dict(os.environ, LINKPLUGIN_PURE_PYTHON="1"), check=True, timeout=300)
+    assert pure.read_bytes() == merged.read_bytes()
 
 
 @pytest.mark.parametrize("variant", [("gcc", "c", 5, "-O2"), ("clang", "c++", 5, "-O0"), ("gcc", "c++", 4, "-O2")],
