@@ -60,7 +60,7 @@ def codes_with_tag(table: dict[int, Abbrev], tag: int) -> list[int]:
 def some_codes(table: dict[int, Abbrev], codes: list[int]) -> dict[int, Abbrev]:
     """{code: Abbrev} of ``codes`` (those the table has), a LazyTable's in one pass over its bytes."""
     if isinstance(table, LazyTable) and not table._whole and codes:
-        wanted = bytearray(max(codes) + 1)
+        wanted = bytearray(code_table_size(dict.fromkeys(codes)))
         for code in codes:
             if code >= 0:
                 wanted[code] = 1

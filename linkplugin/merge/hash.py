@@ -483,7 +483,7 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
     if not using:
         return None
     offs, codes = ud.arrays()[:2]
-    is_using = bytearray(max(using) + 1)
+    is_using = bytearray(code_table_size(dict.fromkeys(using)))  # (a DwarfError past MAX_CODE)
     for code in using:
         is_using[code] = 1
     if fasthash.available() and isinstance(roots, array) and roots.typecode == "I":
@@ -491,7 +491,7 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
         stays = {code for code, ab in some_codes(abbrevs, list(set(pairs[1::2]))).items() if _unit_scope(ab)}
         hit = array("q", [k for k, code in zip(pairs[0::2], pairs[1::2]) if code in stays])
         return hit if len(hit) else None
-    stays_flag = np.zeros(max(abbrevs) + 1, dtype=bool)
+    stays_flag = np.zeros(code_table_size(abbrevs), dtype=bool)
     for code, ab in abbrevs.items():
         stays_flag[code] = _unit_scope(ab)
     offs, codes, roots = np.asarray(offs), np.asarray(codes), np.asarray(roots, dtype=np.int64)
