@@ -191,3 +191,6 @@ DW_UT_partial = 0x03
 DW_UT_skeleton = 0x04
 DW_UT_split_compile = 0x05
 DW_UT_split_type = 0x06
+
+# DW_LANG_C_plus_plus, _03, _11, _14: the languages gdb reads as C++
+CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})

@@ -450,7 +450,6 @@ def _holding_abstract_instances(ud: UnitDies, roots: np.ndarray, root_ends: np.n
 _UNIT_SCOPE_TAGS = frozenset({F.DW_TAG_typedef, F.DW_TAG_array_type, F.DW_TAG_base_type, F.DW_TAG_subrange_type,
                               F.DW_TAG_generic_subrange, F.DW_TAG_unspecified_type})
 _OBJECTS = frozenset({F.DW_TAG_variable, F.DW_TAG_subprogram, F.DW_TAG_constant})
-_CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})  # DW_LANG_C_plus_plus, _03, _11, _14
 
 
 def _unit_scope(ab: Abbrev) -> bool:
@@ -476,7 +475,7 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
 
     In C where the compiled core is built (numpy stays unloaded; the abbreviations read are the
     using-declarations' and their targets' only), else with numpy; the same roots either way."""
-    if language not in _CPP_LANGUAGES or ud.ref_die is None or not len(ud.ref_die):
+    if language not in F.CPP_LANGUAGES or ud.ref_die is None or not len(ud.ref_die):
         return None
     abbrevs = ud.abbrevs
     using = codes_with_tag(abbrevs, F.DW_TAG_imported_declaration)  # (not the whole table: see LazyTable)

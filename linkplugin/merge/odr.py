@@ -51,8 +51,6 @@ from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, kept_unit, worker_sections
 from linkplugin.merge.table import Removals, as_numpy
 
-# DW_LANG_C_plus_plus, _03, _11, _14
-CPP_LANGUAGES = frozenset({0x04, 0x19, 0x1A, 0x21})
 # Tags whose copies are one type when their names agree; class and struct are one kind in C++.
 _KIND = {F.DW_TAG_class_type: 1, F.DW_TAG_structure_type: 1, F.DW_TAG_union_type: 2,
          F.DW_TAG_enumeration_type: 3}
@@ -167,7 +165,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
         return UnitScan([], inner, outer, fixed)
     top = die_attrs(info, ud, 0)
     lang = top.get(F.DW_AT_language)
-    if lang is None or lang[1] not in CPP_LANGUAGES:
+    if lang is None or lang[1] not in F.CPP_LANGUAGES:
         return UnitScan([], inner, outer, fixed)
     tag_of = {code: ab.tag for code, ab in ud.abbrevs.items()}
     tag_arr = np.zeros(max(tag_of) + 1, dtype=np.int64)
@@ -518,7 +516,7 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     the removed DIEs of an ODR copy one by one (one-DIE entries), since its subtree is not the
     canonical one's DIE for DIE. ``keys``: each unit's place in gdb's expansion order, as the
     table phase took them."""
-    if not any(_language(sections, u) in CPP_LANGUAGES for u, a in zip(units, analyses) if not a.verbatim):
+    if not any(_language(sections, u) in F.CPP_LANGUAGES for u, a in zip(units, analyses) if not a.verbatim):
         return removals, removals  # no C++ unit: nothing to scan
     analyses = [as_numpy(a) for a in analyses]  # (the compiled hash phase's columns are array.array)
     tasks = [(src, [(u, bool(analyses[u].verbatim), analyses[u].roots, analyses[u].root_ends) for u in c])
