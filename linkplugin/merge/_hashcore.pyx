@@ -1847,8 +1847,8 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
                   const uint8_t[::1] is_using):
     """hash._using_targets's compiled twin (the same roots, without numpy): the roots (``roots``:
     DIE indexes, ascending) that a reference from a DIE whose code is marked in ``is_using``
-    names, as array('q') pairs (index into ``roots``, the root's abbreviation code), ascending,
-    each root once. One pass over the unit's references, without the GIL; each target found by
+    names, as array('q') pairs (index into ``roots``, the root's abbreviation code) end to end,
+    ascending, each root once. One pass over the unit's references, without the GIL; each target found by
     binary search."""
     cdef const int64_t *offs
     cdef const int64_t *codes
@@ -1861,7 +1861,8 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
     cdef Py_ssize_t nflags = is_using.shape[0], nr = roots.shape[0]
     cdef Py_ssize_t j, t, k
     cdef int64_t i, c
-    out = array("q")
+    cdef int64_t *pairs
+    cdef array out = clone(_INT64, 0, False)
     if ncodes_col < n or ntarget < nref or nr == 0 or nflags == 0:
         return out
     cdef uint8_t *mark = <uint8_t *> calloc(nr, 1)
@@ -1882,10 +1883,37 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
                 k = find_offset(&roots[0], nr, t)
                 if k >= 0:
                     mark[k] = 1
+        k = 0
+        for j in range(nr):
+            k += mark[j]
+        out = clone(_INT64, 2 * k, False)
+        pairs = <int64_t *> out.data.as_voidptr
+        k = 0
         for j in range(nr):
             if mark[j]:
-                out.append(j)
-                out.append(codes[roots[j]])
+                pairs[k] = j
+                pairs[k + 1] = codes[roots[j]]
+                k += 2
         return out
     finally:
         free(mark)
+
+
+def select_pairs(const int64_t[::1] pairs, const uint8_t[::1] keep):
+    """The first of each (root, code) pair of ``using_targets`` whose code ``keep`` marks
+    (array('q'))."""
+    cdef Py_ssize_t j, n = pairs.shape[0] // 2, nkeep = keep.shape[0], k = 0
+    cdef int64_t c
+    for j in range(n):
+        c = pairs[2 * j + 1]
+        if 0 <= c < nkeep and keep[c]:
+            k += 1
+    cdef array out = clone(_INT64, k, False)
+    cdef int64_t *got = <int64_t *> out.data.as_voidptr
+    k = 0
+    for j in range(n):
+        c = pairs[2 * j + 1]
+        if 0 <= c < nkeep and keep[c]:
+            got[k] = pairs[2 * j]
+            k += 1
+    return out

@@ -280,4 +280,9 @@ def using_targets(offs: Column, codes: Column, ref_die: Column, ref_target: Colu
     return _core.using_targets(offs, codes, ref_die, ref_target, roots, is_using)
 
 
-__all__ = ["Analysis", "analyze_call", "analyze_many", "available", "using_targets"]
+def select_pairs(pairs: array, keep: bytes) -> array:
+    """The roots of ``using_targets``'s pairs whose code ``keep`` marks."""
+    return _core.select_pairs(pairs, keep)
+
+
+__all__ = ["Analysis", "analyze_call", "analyze_many", "available", "select_pairs", "using_targets"]

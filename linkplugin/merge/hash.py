@@ -487,8 +487,13 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
         is_using[code] = 1
     if fasthash.available() and isinstance(roots, array) and roots.typecode == "I":
         pairs = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, bytes(is_using))
-        stays = {code for code, ab in some_codes(abbrevs, list(set(pairs[1::2]))).items() if _unit_scope(ab)}
-        hit = array("q", [k for k, code in zip(pairs[0::2], pairs[1::2]) if code in stays])
+        if not len(pairs):
+            return None
+        targets = some_codes(abbrevs, list(set(pairs[1::2])))
+        keep = bytearray(code_table_size(targets) if targets else 0)
+        for code, ab in targets.items():
+            keep[code] = _unit_scope(ab)
+        hit = fasthash.select_pairs(pairs, bytes(keep))
         return hit if len(hit) else None
     stays_flag = np.zeros(code_table_size(abbrevs), dtype=bool)
     for code, ab in abbrevs.items():
