@@ -114,3 +114,30 @@ def test_dwarf64_header():
         + bytes(8) + b"\x08"
     (u,) = parse_units(hdr64 + body)
     assert u.offset_size == 8 and u.die_off == 23
+
+
+def test_a_code_defined_twice_means_its_last_entry_for_every_reader() -> None:
+    """A damaged table that defines a code twice: the whole table, one code, the codes of one tag
+    (abbrev.codes_with_tag, which the using-declaration pins read) and a set of codes all take
+    its last entry (the pins once took the first, and the compiled merge's bytes then differed
+    from the pure path's)."""
+    from linkplugin.dwarf.abbrev import LazyTable, codes_with_tag, some_codes
+
+    def entry(code: int, tag: int, specs: list[tuple[int, int]]) -> bytes:
+        b = encode_uleb(code) + encode_uleb(tag) + b"\0"
+        for at, form in specs:
+            b += encode_uleb(at) + encode_uleb(form)
+        return b + b"\0\0"
+
+    table = (entry(1, F.DW_TAG_imported_declaration, [(0x18, 0x13)]) + entry(1, F.DW_TAG_typedef, [(3, 8)])
+             + entry(2, F.DW_TAG_typedef, [(3, 8)]) + entry(2, F.DW_TAG_imported_declaration, [(0x18, 0x13)]) + b"\0")
+    from linkplugin.dwarf import abbrev
+    if abbrev._core is None:  # (LazyTable is the compiled parser's)
+        pytest.skip("compiled parser not built")
+    lazy = LazyTable(table, 0, False)
+    assert codes_with_tag(lazy, F.DW_TAG_imported_declaration) == [2]
+    assert lazy[1].tag == F.DW_TAG_typedef and lazy[2].tag == F.DW_TAG_imported_declaration
+    assert {c: a.tag for c, a in some_codes(LazyTable(table, 0, False), [1, 2]).items()} == {
+        1: F.DW_TAG_typedef, 2: F.DW_TAG_imported_declaration}
+    assert {c: a.tag for c, a in LazyTable(table, 0, False).items()} == {
+        1: F.DW_TAG_typedef, 2: F.DW_TAG_imported_declaration}

@@ -71,9 +71,14 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
                 break
             if form == DW_FORM_indirect:
                 indirect = True
-        if (want != -1 and <int64_t> code != want) or (want_tag >= 0 and <int64_t> tag != want_tag):
+        if want != -1 and <int64_t> code != want:
             continue
-        if wanted is not None and (code >= <uint64_t> wanted.shape[0] or not wanted[code]):
+        if (want_tag >= 0 and <int64_t> tag != want_tag) or (
+                wanted is not None and (code >= <uint64_t> wanted.shape[0] or not wanted[code])):
+            # A code defined twice (a damaged table) means its last entry, as everywhere else:
+            # an earlier entry of the code kept here is dropped.
+            if want_tag >= 0 and table:
+                table.pop(code, None)
             continue
         raw = PyBytes_FromStringAndSize(<const char *> (b + spec_start), p - spec_start)
         key = (tag, children, raw)
