@@ -1840,9 +1840,6 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
         free(W.own_xflags)
 
 
-
-
-
 def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
                   const uint8_t[::1] is_using):
     """hash._using_targets's compiled twin (the same roots, without numpy): the roots (``roots``:
@@ -1877,8 +1874,8 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
                 c = codes[i]
                 if c < 0 or c >= nflags or not is_using[c]:
                     continue
-                t = find_die(offs, n, rtarget[j])
-                if t >= n or offs[t] != rtarget[j]:
+                t = find_offset(offs, n, rtarget[j])
+                if t < 0:
                     continue
                 k = find_offset(&roots[0], nr, t)
                 if k >= 0:

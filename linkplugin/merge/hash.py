@@ -413,8 +413,8 @@ class _Pending:
             a = a._replace(partial=True)
         language = env.top.get(F.DW_AT_language, (0, 0))[1]
         if len(a.roots) and language == _DW_LANG_RUST:
-            a = a._replace(pinned=np.asarray(a.pinned).astype(bool)
-                           | _holding_abstract_instances(ud, np.asarray(a.roots), np.asarray(a.root_ends)))
+            held = _holding_abstract_instances(ud, np.asarray(a.roots), np.asarray(a.root_ends))
+            a = a._replace(pinned=_with_pins(a.pinned, np.flatnonzero(held)))
         if len(a.roots):
             used = _using_targets(ud, a.roots, language)
             if used is not None:
