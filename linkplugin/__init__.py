@@ -3,4 +3,4 @@
 __version__ = "0.1.0"
 # Bumped whenever the bytes linkplugin writes for the same input and settings
 # change; part of every build-cache key.
-FORMAT_VERSION = "8"  # 2: zstd shards of 4 MiB by default; 3: merge-types writes ref_udata in large units; 4: removes nothing from dwz output (partial units); 5: a .gdb_index input merges in gdb's index order, its index names canonical copies; 6: canonical copies avoid units that keep an ambiguous name; 7: and are not referenced from units gdb may expand first at 2 or 4 threads; 8: a typedef a using-declaration names stays in its unit
+FORMAT_VERSION = "9"  # 2: zstd shards of 4 MiB by default; 3: merge-types writes ref_udata in large units; 4: removes nothing from dwz output (partial units); 5: a .gdb_index input merges in gdb's index order, its index names canonical copies; 6: canonical copies avoid units that keep an ambiguous name; 7: and are not referenced from units gdb may expand first at 2 or 4 threads; 8: a typedef a using-declaration names stays in its unit; 9: ref2 in a unit of 64 KiB or more that drops enough to fit it

@@ -127,21 +127,89 @@ def test_large_units_use_ref_udata(tmp_path, dwarf):
         assert "Warning" not in run("readelf", "--debug-dump=info", out).stderr
 
 
+# A unit of 64 KiB and more (b.cc: 68-70 KB at -O0) that drops its copies of the header's types.
+_SHRINKING_UNIT = {
+    "hdr.h": """#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+struct Registry {
+  std::map<std::string, std::vector<std::shared_ptr<int>>> items;
+  std::function<int(int)> hook;
+};
+int fill(Registry &r, const std::string &key);
+""",
+    "a.cc": """#include "hdr.h"
+int main() {
+  Registry r;
+  std::ostringstream os;
+  os << fill(r, "a") << r.items.size();
+  return os.str().size() > 100;
+}
+""",
+    "b.cc": """#include "hdr.h"
+int fill(Registry &r, const std::string &key) {
+  std::ostringstream os;
+  r.items[key].push_back(std::make_shared<int>(1));
+  os << r.items.size() << key;
+  return int(os.str().size());
+}
+""",
+}
+
+
 @pytest.mark.parametrize("dwarf", [4, 5])
-def test_large_units_read_by_llvm_dwarfdump_and_gdb(tmp_path, dwarf):
-    """The ref_udata units pass llvm-dwarfdump --verify (fast on clang's output), gdb lists the
-    same program, and it still runs."""
-    need("clang++", "gdb")
-    from fuzzlib import BIG_CPP
-    from linkplugin.gdblist import compare_listings
+def test_unit_that_drops_under_64k_uses_ref2(tmp_path, dwarf):
+    """A unit of 64 KiB or more whose dropped copies bring it under 64 KiB writes its
+    unit-local references as DW_FORM_ref2, as a unit that was that small from the start (2
+    bytes a reference, where ref_udata takes 3 for every target past 16 KiB); every reference
+    reads back (verify, readelf, llvm-dwarfdump --verify), gdb lists the same program, and it
+    runs. (clang's units of this program stay under 64 KiB.)"""
+    need("g++", "gdb")
     from test_gdb_listings import build
-    src = build(tmp_path / "src", BIG_CPP, "clang++", [f"-gdwarf-{dwarf}", "-O2", "-fstandalone-debug"])
+    src = build(tmp_path / "src", _SHRINKING_UNIT, "g++", [f"-gdwarf-{dwarf}", "-O0"])
     out = tmp_path / "merged"
     linkplugin("merge-types", src, "-o", out)
-    assert "DW_FORM_ref_udata" in run("readelf", "--debug-dump=abbrev", out).stdout
+    before, _, _ = load_sections(src)
+    secs, _, _ = load_sections(out)
+    info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
+    table = parse_abbrev_table(abbrev, 0)[0]
+    sizes = zip(parse_units(before[".debug_info"]), parse_units(info), strict=True)
+    shrunk = [u for old, u in sizes if old.end - old.off >= 1 << 16 > u.end - u.off]
+    assert shrunk, "the test program has no unit that drops under 64 KiB"
+    for u in shrunk:
+        forms = {form for code in set(decode_with_abbrevs(info, abbrev, u, {}).codes)
+                 for _, form, _ in table[code].specs}
+        assert F.DW_FORM_ref2 in forms
+        assert not forms & {F.DW_FORM_ref_udata, F.DW_FORM_ref4, F.DW_FORM_ref8}
+    linkplugin("verify", src, out)
+    if shutil.which("readelf"):
+        assert "Warning" not in run("readelf", "--debug-dump=info", out).stderr
+    _read_alike(src, out)
+
+
+def _read_alike(src, out) -> None:
+    """llvm-dwarfdump --verify finds no error in ``out``, gdb lists it as ``src``, and it runs the same."""
+    from linkplugin.gdblist import compare_listings
     dump = shutil.which("llvm-dwarfdump-16") or shutil.which("llvm-dwarfdump")
     if dump:
         assert "No errors." in run(dump, "--verify", out, check=False).stdout
     report = compare_listings(src, out)
     assert report.ok, report.summary(examples=10)
     assert run(out).stdout == run(src).stdout
+
+
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_large_units_read_by_llvm_dwarfdump_and_gdb(tmp_path, dwarf):
+    """The ref_udata units pass llvm-dwarfdump --verify (fast on clang's output), gdb lists the
+    same program, and it still runs."""
+    need("clang++", "gdb")
+    from fuzzlib import BIG_CPP
+    from test_gdb_listings import build
+    src = build(tmp_path / "src", BIG_CPP, "clang++", [f"-gdwarf-{dwarf}", "-O2", "-fstandalone-debug"])
+    out = tmp_path / "merged"
+    linkplugin("merge-types", src, "-o", out)
+    assert "DW_FORM_ref_udata" in run("readelf", "--debug-dump=abbrev", out).stdout
+    _read_alike(src, out)

@@ -1,13 +1,15 @@
 """Phase 3 (parallel per unit, two passes): the units' new bytes and their abbreviation table.
 
 Surviving DIEs are copied; DW_AT_sibling is dropped; a reference to a surviving DIE of the same
-unit becomes DW_FORM_ref1 or ref2 when that holds every offset of the unit, else DW_FORM_ref_udata
-in the fewest bytes of its target's new offset (``UDATA``); any other reference (to a removed duplicate, to a DIE inside one, to another
-unit) becomes DW_FORM_ref_addr with a placeholder that the serial layout phase fills once every
-unit's place is known. DIE-naming operands of expressions keep their width (ULEB128 is padded),
-so expressions and location lists never change size; if a new value does not fit, the unit is
-copied verbatim instead. A DIE whose DW_AT_specification / DW_AT_abstract_origin target moved to
-another unit gets its own DW_AT_decl_file (see ``_own_decl_files``).
+unit becomes DW_FORM_ref1 or ref2 when that holds every new offset of the unit (ref1 tried for a
+unit under 256 bytes, ref2 for one under 64 KiB once its dropped subtrees are taken away), else
+DW_FORM_ref_udata in the fewest bytes of its target's new offset (``UDATA``); any other reference
+(to a removed duplicate, to a DIE inside one, to another unit) becomes DW_FORM_ref_addr with a
+placeholder that the serial layout phase fills once every unit's place is known. DIE-naming
+operands of expressions keep their width (ULEB128 is padded), so expressions and location lists
+never change size; if a new value does not fit, the unit is copied verbatim instead. A DIE
+whose DW_AT_specification / DW_AT_abstract_origin target moved to another unit gets its own
+DW_AT_decl_file (see ``_own_decl_files``).
 
 The first pass (``plan_chunk``) rewrites each unit with its own table to learn its reference
 width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
@@ -282,18 +284,34 @@ _UDATA_LIMIT = 1 << 24
 _UDATA_PASSES = 16
 
 
-def _widths(size: int) -> tuple[int, ...]:
+def _widths(size: int, after: int | None = None) -> tuple[int, ...]:
     """The local reference widths to try, smallest first, for a unit of ``size`` bytes: ref1 or
     ref2 while a small unit may fit them (the new size is only known after the copy), else
     ref_udata, which takes at most the 4 bytes of ref4 and fewer for every target in the unit's
-    first 2 MiB (librados.so.2's units of 0.5 to 6.5 MB: 7% of its .debug_info)."""
-    return tuple(w for w in (1, 2) if size < 1 << (8 * w)) + ((UDATA,) if size < _UDATA_LIMIT else (4,))
+    first 2 MiB (librados.so.2's units of 0.5 to 6.5 MB: 7% of its .debug_info).
+
+    ``after``: the unit's size without the subtrees it drops (``_unit_widths``). A unit of 64 KiB
+    or more that drops enough to come under it tries ref2 first as well: 2 bytes a reference
+    where ref_udata takes 3 for every target past 16 KiB."""
+    small = size if after is None else after
+    return tuple(w for w, fits in ((1, size < 1 << 8), (2, small < 1 << 16)) if fits) + \
+        ((UDATA,) if size < _UDATA_LIMIT else (4,))
+
+
+def _unit_widths(ud: UnitDies, rem: Removals) -> tuple[int, ...]:
+    """``_widths`` of the unit, with its size less the subtrees it drops (counted only for a unit
+    of 64 KiB or more: a smaller one tries ref2 anyway)."""
+    size = ud.hdr.end - ud.hdr.off
+    if size < 1 << 16 or not len(rem.starts):
+        return _widths(size)
+    offs, _, _, ends = ud.arrays()
+    return _widths(size, size - sum([ends[s] - offs[s] for s in rem.starts]))
 
 
 def _rewrite_smallest(secs: dict[str, bytes], ud: UnitDies, rem: Removals) -> UnitOutput:
     """The unit rewritten with the smallest form for its unit-local references that holds every
     new offset (``_widths``)."""
-    widths = _widths(ud.hdr.end - ud.hdr.off)
+    widths = _unit_widths(ud, rem)
     for width in widths[:-1]:
         try:
             return _rewrite_at(secs, ud, rem, width)
@@ -495,21 +513,20 @@ def _plan(secs: dict[str, bytes], ud: UnitDies, rem: Removals, drafts: bool = Fa
           ) -> tuple[UnitPlan, Draft | None]:
     """First pass of a unit: its local reference width and DIEs per abbreviation entry, and
     with ``drafts`` its ``Draft`` where it has one."""
-    widths = _widths(ud.hdr.end - ud.hdr.off)
+    widths = _unit_widths(ud, rem)
     sure = len(widths) == 1 or _surely_fits(ud, widths[0])  # (before the kernel lets go of the references)
     unit = _kernel(secs, ud, rem, release=compiled_decoder())  # (the pure decoder's unit is kept)
     if unit is None:
         got = _rewrite_smallest(secs, ud, rem)
         return UnitPlan(got.local_width, _interned([e for e, _ in got.uses]), [n for _, n in got.uses]), None
-    return _plan_kernel(ud.hdr, unit, sure, _unit_operands(secs, ud), _locations(secs, ud), drafts)
+    return _plan_kernel(ud.hdr, widths, unit, sure, _unit_operands(secs, ud), _locations(secs, ud), drafts)
 
 
-def _plan_kernel(hdr: UnitHeader, unit, sure: bool, operands: bool, locs: tuple[array, list[Patch]],
-                 drafts: bool) -> tuple[UnitPlan, Draft | None]:
+def _plan_kernel(hdr: UnitHeader, widths: tuple[int, ...], unit, sure: bool, operands: bool,
+                 locs: tuple[array, list[Patch]], drafts: bool) -> tuple[UnitPlan, Draft | None]:
     """``_plan`` once the unit has its kernel: ``sure`` whether the first width surely fits
     (``_surely_fits``), ``operands`` whether it has DIE-naming operands (``_unit_operands``),
-    ``locs`` its location-list operands (``_locations``)."""
-    widths = _widths(hdr.end - hdr.off)
+    ``locs`` its location-list operands (``_locations``), ``widths`` its ``_widths``."""
     uses = None
     draft = None
     if sure and not operands:
@@ -526,9 +543,9 @@ def _plan_kernel(hdr: UnitHeader, unit, sure: bool, operands: bool, locs: tuple[
         keys = unit.keys(width, _entries_now())
         draft = _draft(unit, width, keys, *locs, check=True)
         if draft is None:  # (the width overflowed)
-            width, keys, uses = _smallest_compiled(hdr, unit, locs[0])
+            width, keys, uses = _smallest_compiled(hdr, widths, unit, locs[0])
     else:
-        width, keys, uses = _smallest_compiled(hdr, unit, locs[0])
+        width, keys, uses = _smallest_compiled(hdr, widths, unit, locs[0])
     if drafts and draft is None:
         draft = _draft(unit, width, keys, *locs)
     if draft is not None:
@@ -579,7 +596,7 @@ def _scanned_plan(ready: tuple, got: tuple | None) -> tuple[UnitPlan, Draft | No
     if draft is None:
         if not check:  # (not expected: the width surely holds the unit)
             return UnitPlan(width, keys, unit.uses().tolist()), None
-        width, keys, uses = _smallest_compiled(hdr, unit, kept[0])
+        width, keys, uses = _smallest_compiled(hdr, widths, unit, kept[0])
         draft = _draft(unit, width, keys, *kept)
         if draft is None:
             return UnitPlan(width, keys, uses), None
@@ -679,7 +696,7 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         return _rewrite_at(secs, ud, rem, width, None if own else codes)
     targets, loc_patches = _locations(secs, ud)
     if not width:
-        width, keys, _ = _smallest_compiled(ud.hdr, unit, targets)
+        width, keys, _ = _smallest_compiled(ud.hdr, _unit_widths(ud, rem), unit, targets)
     else:
         keys = unit.keys(width)
     new_codes = None if own else array("q", [codes[e] for e in keys])  # type: ignore[index]
@@ -704,12 +721,12 @@ def _kernel(secs: dict[str, bytes], ud: UnitDies, rem: Removals, release: bool =
     return unit
 
 
-def _smallest_compiled(hdr: UnitHeader, unit, loc_targets: array
+def _smallest_compiled(hdr: UnitHeader, widths: tuple[int, ...], unit, loc_targets: array
                        ) -> tuple[int, list[bytes], list[int]]:
     """``_rewrite_smallest`` on the kernel, counting bytes only: (width, entries (``_interned``),
     DIEs per entry) with the unit's own table; _NoFit as the pure loop raises it (for the
     location lists' ``loc_targets`` too)."""
-    for width in _widths(hdr.end - hdr.off):
+    for width in widths:
         keys = unit.keys(width, _entries_now())
         status, _, new_rel, _, uses = unit.copy(width, None, unit.kept, False)
         if status == fastrewrite.OVERFLOW:
