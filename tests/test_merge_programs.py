@@ -16,12 +16,12 @@ from linkplugin.merge import merge_sections
 
 GDB_C = ["info types", "info functions", "info variables", "ptype struct node", "ptype struct holder",
          "ptype struct ping", "ptype struct flags", "ptype global_list", "ptype ha", "ptype blend", "ptype gping",
-         "ptype sa", "ptype sb", "ptype enum color", "whatis ha.u", "break blend", "break walk", "run", "info args",
-         "info locals", "p a * b", "continue", "info locals", "p *n", "up", "info locals", "p h", "p h.fl",
-         "p/x h.arr", "ptype h"]
+         "ptype sa", "ptype sb", "ptype enum color", "whatis ha.u", "break blend", "break walk", "run", "bt",
+         "info args", "info locals", "p a * b", "continue", "info locals", "p *n", "up", "info locals", "p h",
+         "p h.fl", "p/x h.arr", "ptype h"]
 GDB_CPP = ["info types", "info functions geo", "info variables", "ptype geo::tree", "ptype geo::forest",
            "ptype geo::box<int>", "ptype geo::circle", "ptype geo::point3", "ptype geo::kind", "ptype geo::shape",
-           "break count_trees", "run", "info locals", "p f", "p *f.first", "up", "info locals", "p c", "p t1",
+           "break count_trees", "run", "bt", "info locals", "p f", "p *f.first", "up", "info locals", "p c", "p t1",
            "p bk", "ptype bk", "break shift", "continue", "info args", "p p", "finish"]
 
 

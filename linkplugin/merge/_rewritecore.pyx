@@ -16,7 +16,7 @@ from libc.stdlib cimport free, malloc, calloc, realloc
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from linkplugin.dwarf._leb cimport read_sleb64, read_uleb64
+from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_uleb64
 from linkplugin.dwarf._columns cimport byte_column, find_offset, int64_column, offset_t
 from linkplugin.dwarf._buf cimport ifree
 from linkplugin.dwarf._scan cimport Out as Scanned, free_out, scan_dies
@@ -77,8 +77,11 @@ cdef enum:
     FORM_IMPLICIT_CONST = 0x21
     FORM_DATA1 = 0x0B
     FORM_DATA2 = 0x05
+    FORM_DATA4 = 0x06
+    FORM_DATA8 = 0x07
     FORM_UDATA = 0x0F
     AT_SIBLING = 0x01
+    AT_HIGH_PC = 0x12
     AT_ORIGIN = 0x31
     AT_SPEC = 0x47
     AT_DECL_FILE = 0x3A
@@ -375,6 +378,8 @@ cdef class Unit:
     cdef uint64_t *kinds  # per DIE: kinds of its references, 2 bits each
     cdef int64_t *ex_form  # per DIE: form of its own DW_AT_decl_file (0: none)
     cdef int64_t *ex_val
+    cdef int64_t *ab_conv  # per code: its DW_AT_high_pc spec written as DW_FORM_udata (-1: none)
+    cdef int64_t *cv_pos   # per DIE: where that value is (-1: none), once a code has one
     cdef int32_t *sig     # per kept DIE: its key, -1 until ``keys``
     cdef int64_t *sig_die  # first DIE of each key
     cdef Py_ssize_t nsig
@@ -389,6 +394,7 @@ cdef class Unit:
         self.sp_at = self.sp_form = self.sp_ic = self.ev = self.mv = NULL
         self.kinds = NULL
         self.ex_form = self.ex_val = NULL
+        self.ab_conv = self.cv_pos = NULL
         self.sig = NULL
         self.sig_die = NULL
         self.index.bits = NULL
@@ -401,6 +407,7 @@ cdef class Unit:
         free(self.ab_rlo); free(self.sp_ref)
         free(self.sp_at); free(self.sp_form); free(self.sp_ic); free(self.keep); free(self.ev); free(self.mv)
         free(self.kinds); free(self.ex_form); free(self.ex_val); free(self.sig); free(self.sig_die)
+        free(self.ab_conv); free(self.cv_pos)
         free(self.index.bits)
         free(self.index.rank)
 
@@ -472,6 +479,8 @@ cdef class Unit:
         cdef int st = self._prepare(ab_n, abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx, bad)
         if st == ST_OK:
             st = self._own_decl_files(bad)
+        if st == ST_OK:
+            st = self._high_pcs(bad)
         free(self.index.bits)
         free(self.index.rank)
         self.index.bits = NULL
@@ -780,10 +789,66 @@ cdef class Unit:
             self.ex_val[i] = value
         return ST_OK
 
-    cdef int _attrs(self, Py_ssize_t t, int64_t *got, int64_t *bad) noexcept nogil:
+    cdef int _high_pcs(self, int64_t *bad) noexcept nogil:
+        """rewrite.high_pc_spec: the DW_AT_high_pc each code writes as DW_FORM_udata
+        (``ab_conv``) and where each kept DIE of such a code holds its value (``cv_pos``)."""
+        cdef Py_ssize_t c, q, i, found, count
+        cdef int64_t got[6]
+        cdef int64_t pos = -1
+        cdef int st
+        cdef bint some = False
+        if self.version < 4:
+            return ST_OK
+        self.ab_conv = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
+        if self.ab_conv == NULL:
+            return ST_NOMEM
+        for c in range(self.ncodes):
+            self.ab_conv[c] = -1
+            if self.ab_tag[c] < 0:
+                continue
+            found = -1
+            count = 0
+            for q in range(self.ab_lo[c], self.ab_hi[c]):
+                if self.sp_at[q] == AT_HIGH_PC:
+                    count += 1
+                    found = q
+            if count == 1 and (self.sp_form[found] == FORM_DATA4 or self.sp_form[found] == FORM_DATA8):
+                self.ab_conv[c] = found
+                some = True
+        if not some:
+            return ST_OK
+        self.cv_pos = <int64_t *> malloc(self.n * sizeof(int64_t))
+        if self.cv_pos == NULL:
+            return ST_NOMEM
+        for i in range(self.n):
+            self.cv_pos[i] = -1
+            if self.keep[i] and self.ab_conv[self.codes[i]] >= 0:
+                st = self._attrs(i, got, bad, self.ab_conv[self.codes[i]], &pos)
+                if st != ST_OK:
+                    return st
+                self.cv_pos[i] = pos
+        return ST_OK
+
+    cdef int _put_high_pc(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t limit,
+                          int64_t *bad) noexcept nogil:
+        """DIE ``i``'s DW_AT_high_pc as a ULEB128 (``_high_pcs``), after its bytes from ``src``;
+        ``src`` then points past the old value, which must end by ``limit``."""
+        cdef Py_ssize_t p = self.cv_pos[i]
+        cdef int w = 8 if self.sp_form[self.ab_conv[self.codes[i]]] == FORM_DATA8 else 4
+        if p < src[0] or p + w > limit:
+            bad[0] = p
+            return ST_CORRUPT
+        if ocopy(out, self.d + src[0], p - src[0]) < 0 or ouleb(out, read_le(self.d, p, w)) < 0:
+            return ST_NOMEM
+        src[0] = p + w
+        return ST_OK
+
+    cdef int _attrs(self, Py_ssize_t t, int64_t *got, int64_t *bad, Py_ssize_t want=-1,
+                    int64_t *want_pos=NULL) noexcept nogil:
         """DW_AT_decl_file, DW_AT_specification and DW_AT_abstract_origin of DIE ``t`` (the last
         of each, as read.die_attrs): ``got`` holds (kind, value) pairs, kind 0 absent, 1 a
-        number (a unit-relative reference as a section offset), 2 bytes."""
+        number (a unit-relative reference as a section offset), 2 bytes. With ``want``, the
+        position of the value of that spec goes to ``want_pos``."""
         cdef int64_t code = self.codes[t], form, v, slot
         cdef Py_ssize_t p, q, lim = self.ends[t], size
         cdef uint64_t u = 0
@@ -799,6 +864,8 @@ cdef class Unit:
             kind = 1
             v = 0
             size = -1
+            if q == want:
+                want_pos[0] = p
             if form == FORM_IMPLICIT_CONST:
                 v = self.sp_ic[q]
                 size = 0
@@ -947,6 +1014,8 @@ cdef class Unit:
                     continue
                 form = FORM_ADDR if kind == 2 else (FORM_REF1 if width == 1 else FORM_REF2 if width == 2 else
                                                      FORM_REF_UDATA if width == W_UDATA else FORM_REF4)
+            elif self.ab_conv != NULL and q == self.ab_conv[code]:
+                form = FORM_UDATA
             if ouleb(o, self.sp_at[q]) < 0 or ouleb(o, form) < 0:
                 return -1
             if form == FORM_IMPLICIT_CONST and osleb(o, self.sp_ic[q]) < 0:
@@ -1179,6 +1248,7 @@ cdef class Unit:
         cdef int64_t *loc = <int64_t *> malloc((2 * self.nev + 2) * sizeof(int64_t))
         cdef int64_t *fix = <int64_t *> malloc((3 * self.nev + 3) * sizeof(int64_t))
         cdef int st = ST_OK
+        cdef bint high_pc
         cdef uint8_t tmp[16]
         if open_ends == NULL or loc == NULL or fix == NULL:
             free(open_ends)
@@ -1224,6 +1294,7 @@ cdef class Unit:
                 bad[0] = start
                 st = ST_CORRUPT
                 break
+            high_pc = self.cv_pos != NULL and self.cv_pos[i] >= 0
             for k in range(e0, e):
                 pos = ev[5 * k]
                 kind = ev[5 * k + 2]
@@ -1232,6 +1303,11 @@ cdef class Unit:
                     bad[0] = pos
                     st = ST_CORRUPT
                     break
+                if high_pc and self.cv_pos[i] < pos:
+                    high_pc = False
+                    st = self._put_high_pc(out, &src, i, pos, bad)
+                    if st != ST_OK:
+                        break
                 if ocopy(out, d + src, pos - src) < 0:
                     st = ST_NOMEM
                     break
@@ -1260,6 +1336,10 @@ cdef class Unit:
                     break
             if st != ST_OK:
                 break
+            if high_pc:
+                st = self._put_high_pc(out, &src, i, attr_end, bad)
+                if st != ST_OK:
+                    break
             if ocopy(out, d + src, attr_end - src) < 0:
                 st = ST_NOMEM
                 break
