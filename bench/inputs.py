@@ -48,6 +48,10 @@ MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/l
 # The build takes 2-3 minutes on 2 cores, once.
 GDB_SOURCE = ("gdb-source", "usr/src/gdb.tar.xz")
 GDBSERVER_BUILDS = {"gdbserver-clang": ("clang", "clang++", "-gdwarf-4"), "gdbserver-gcc": ("gcc", "g++", "-gdwarf-5")}
+# A larger C++ program from clang (only by --only gold): the gold linker from binutils-source
+# (binutils 2.40's tarball), clang++ -gdwarf-4 -O2 into bench/.cache/gold-clang: 86 units, 17.7 MB
+# of .debug_info+abbrev. About 5 minutes on 2 cores, once.
+BINUTILS_SOURCE = ("binutils-source", "usr/src/binutils/binutils-2.40.tar.xz")
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -103,27 +107,45 @@ def ceph_plain() -> list[Path]:
     return [_plain(p) for p in sorted(files, key=lambda p: p.stat().st_size)]
 
 
+def _built(prog: Path, source: tuple[str, str], src: Path, configure: list[str], target: str) -> Path:
+    """``prog``, made once in its build folder (the second folder above it: ``build/gold/ld-new``)
+    by ``configure`` and ``make target`` from the tarball of Debian's source package ``source``
+    (package, tarball), unpacked into ``src``."""
+    if prog.exists():
+        return prog
+    if not (src / "configure").exists():
+        src.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "xf", str(unpacked(source[0]) / source[1]), "-C", str(src), "--strip-components=1"],
+                       check=True)
+    build = prog.parent.parent
+    build.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(src / "configure"), *configure], cwd=build, check=True, stdout=subprocess.DEVNULL)
+    # (MAKEINFO=true: bfd's manuals need makeinfo, which the machine may lack, and neither program
+    # needs them)
+    subprocess.run(["make", f"-j{os.cpu_count() or 1}", "MAKEINFO=true", target], cwd=build, check=True,
+                   stdout=subprocess.DEVNULL)
+    return prog
+
+
+_QUIET = ["--disable-gdb", "--disable-sim", "--disable-ld", "--disable-gas", "--disable-binutils", "--disable-gprof",
+          "--disable-gprofng", "--disable-nls"]
+
+
 def gdbserver(name: str) -> Path:
     """gdbserver built as GDBSERVER_BUILDS[name] says, once."""
     cc, cxx, debug = GDBSERVER_BUILDS[name]
-    build = CACHE / name
-    prog = build / "gdbserver" / "gdbserver"
-    if prog.exists():
-        return prog
-    src = CACHE / "gdb-src"
-    if not (src / "configure").exists():
-        src.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["tar", "xf", str(unpacked(GDB_SOURCE[0]) / GDB_SOURCE[1]), "-C", str(src),
-                        "--strip-components=1"], check=True)
-    build.mkdir(parents=True, exist_ok=True)
     flags = f"{debug} -O2"
-    subprocess.run([str(src / "configure"), f"CC={cc}", f"CXX={cxx}", f"CFLAGS={flags}", f"CXXFLAGS={flags}",
-                    "--disable-gdb", "--disable-sim", "--disable-ld", "--disable-gas", "--disable-binutils",
-                    "--disable-gprof", "--disable-gold", "--disable-gprofng", "--disable-nls", "--enable-gdbserver"],
-                   cwd=build, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["make", f"-j{os.cpu_count() or 1}", "all-gdbserver"], cwd=build, check=True,
-                   stdout=subprocess.DEVNULL)
-    return prog
+    return _built(CACHE / name / "gdbserver" / "gdbserver", GDB_SOURCE, CACHE / "gdb-src",
+                  [f"CC={cc}", f"CXX={cxx}", f"CFLAGS={flags}", f"CXXFLAGS={flags}", *_QUIET, "--disable-gold",
+                   "--enable-gdbserver"], "all-gdbserver")
+
+
+def gold_clang() -> Path:
+    """gold built by clang++ (BINUTILS_SOURCE), once."""
+    flags = "-gdwarf-4 -O2"
+    return _built(CACHE / "gold-clang" / "gold" / "ld-new", BINUTILS_SOURCE, CACHE / "binutils-src",
+                  ["CC=clang", "CXX=clang++", f"CFLAGS={flags}", f"CXXFLAGS={flags}", *_QUIET, "--enable-gold",
+                   "--disable-werror"], "all-gold")
 
 
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
@@ -135,5 +157,6 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
         picked += [_plain(_largest(*case) if case[1].endswith(".build-id") else unpacked(case[0]) / case[1])
                    for case in MORE if any(w in case[0] for w in only)]
         picked += [gdbserver(name) for name in GDBSERVER_BUILDS if any(w in name for w in only)]
+        picked += [gold_clang()] if any(w in "gold-clang" for w in only) else []
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])

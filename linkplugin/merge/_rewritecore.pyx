@@ -792,15 +792,18 @@ cdef class Unit:
     cdef int _high_pcs(self, int64_t *bad) noexcept nogil:
         """rewrite.high_pc_spec: the DW_AT_high_pc each code writes as DW_FORM_udata
         (``ab_conv``) and where each kept DIE of such a code holds its value (``cv_pos``)."""
-        cdef Py_ssize_t c, q, i, found, count
+        cdef Py_ssize_t c, q, i, found, count, size, p
         cdef int64_t got[6]
         cdef int64_t pos = -1
-        cdef int st
+        cdef int64_t *at_off = NULL  # per code: the value's offset after the code, -1 if it varies
+        cdef int st = ST_OK
         cdef bint some = False
         if self.version < 4:
             return ST_OK
         self.ab_conv = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
-        if self.ab_conv == NULL:
+        at_off = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
+        if self.ab_conv == NULL or at_off == NULL:
+            free(at_off)
             return ST_NOMEM
         for c in range(self.ncodes):
             self.ab_conv[c] = -1
@@ -815,19 +818,33 @@ cdef class Unit:
             if count == 1 and (self.sp_form[found] == FORM_DATA4 or self.sp_form[found] == FORM_DATA8):
                 self.ab_conv[c] = found
                 some = True
-        if not some:
-            return ST_OK
-        self.cv_pos = <int64_t *> malloc(self.n * sizeof(int64_t))
-        if self.cv_pos == NULL:
-            return ST_NOMEM
-        for i in range(self.n):
+                at_off[c] = 0
+                for q in range(self.ab_lo[c], found):
+                    size = self._fixed_size(self.sp_form[q])
+                    if size < 0:
+                        at_off[c] = -1
+                        break
+                    at_off[c] += size
+        if some:
+            self.cv_pos = <int64_t *> malloc(self.n * sizeof(int64_t))
+            if self.cv_pos == NULL:
+                st = ST_NOMEM
+        i = 0
+        while some and st == ST_OK and i < self.n:
             self.cv_pos[i] = -1
-            if self.keep[i] and self.ab_conv[self.codes[i]] >= 0:
-                st = self._attrs(i, got, bad, self.ab_conv[self.codes[i]], &pos)
-                if st != ST_OK:
-                    return st
-                self.cv_pos[i] = pos
-        return ST_OK
+            c = self.codes[i]
+            if self.keep[i] and self.ab_conv[c] >= 0:
+                if at_off[c] >= 0:  # (most: the forms before it have fixed sizes)
+                    p = self.offs[i] + 1
+                    while p < self.end and self.d[p - 1] & 0x80:
+                        p += 1
+                    self.cv_pos[i] = p + at_off[c]
+                else:
+                    st = self._attrs(i, got, bad, self.ab_conv[c], &pos)
+                    self.cv_pos[i] = pos
+            i += 1
+        free(at_off)
+        return st
 
     cdef int _put_high_pc(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t limit,
                           int64_t *bad) noexcept nogil:
@@ -842,6 +859,28 @@ cdef class Unit:
             return ST_NOMEM
         src[0] = p + w
         return ST_OK
+
+    cdef inline Py_ssize_t _fixed_size(self, int64_t form) noexcept nogil:
+        """The bytes a value of ``form`` takes in this unit, -1 when it depends on the value."""
+        if form == FORM_IMPLICIT_CONST or form == 0x19:  # flag_present
+            return 0
+        if form in (0x0B, 0x11, 0x0C, 0x25, 0x29):
+            return 1
+        if form in (0x05, 0x12, 0x26, 0x2A):
+            return 2
+        if form in (0x27, 0x2B):
+            return 3
+        if form in (0x06, 0x13, 0x28, 0x2C, 0x1C):
+            return 4
+        if form in (0x07, 0x14, 0x20, 0x24):
+            return 8
+        if form == 0x01:
+            return self.addr_size
+        if form in (0x0E, 0x1F, 0x17, 0x1D, 0x1F20, 0x1F21):
+            return self.offset_size
+        if form == FORM_ADDR:
+            return self.ref_addr_w
+        return -1
 
     cdef int _attrs(self, Py_ssize_t t, int64_t *got, int64_t *bad, Py_ssize_t want=-1,
                     int64_t *want_pos=NULL) noexcept nogil:
@@ -863,31 +902,13 @@ cdef class Unit:
             form = self.sp_form[q]
             kind = 1
             v = 0
-            size = -1
             if q == want:
                 want_pos[0] = p
+            size = self._fixed_size(form)
             if form == FORM_IMPLICIT_CONST:
                 v = self.sp_ic[q]
-                size = 0
             elif form == 0x19:  # flag_present
                 v = 1
-                size = 0
-            elif form in (0x0B, 0x11, 0x0C, 0x25, 0x29):
-                size = 1
-            elif form in (0x05, 0x12, 0x26, 0x2A):
-                size = 2
-            elif form in (0x27, 0x2B):
-                size = 3
-            elif form in (0x06, 0x13, 0x28, 0x2C, 0x1C):
-                size = 4
-            elif form in (0x07, 0x14, 0x20, 0x24):
-                size = 8
-            elif form == 0x01:
-                size = self.addr_size
-            elif form in (0x0E, 0x1F, 0x17, 0x1D, 0x1F20, 0x1F21):
-                size = self.offset_size
-            elif form == FORM_ADDR:
-                size = self.ref_addr_w
             if size >= 0:
                 if p + size > lim:
                     bad[0] = p
