@@ -249,6 +249,29 @@ def test_reference_past_the_section_in_64_bit_dwarf(seeds: dict, tmp_path: Path)
     rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says="reference")
 
 
+def test_abbreviation_offset_past_63_bits_in_64_bit_dwarf(seeds: dict, tmp_path: Path) -> None:
+    """A DWARF64 unit's 8-byte abbreviation offset past 2**63: OverflowError handing it to the
+    compiled abbreviation parser before (fuzz seed 161)."""
+    seed = _seed(seeds, "gcc-c-dwarf64")
+    info = seed.plain[".debug_info"]
+    at = 14 if int.from_bytes(info[12:14], "little") < 5 else 16  # (after unit_type, address_size)
+    data = _plain_edit(seed, ".debug_info", lambda p: p.__setitem__(slice(at, at + 8), b"\x80" * 7 + b"\x90"))
+    rejected(tmp_path / "in", data, "merge-types", "IN", "-o", "OUT", "-j", "1", says=".debug_abbrev")
+
+
+@pytest.mark.parametrize("command", [["merge-types", "IN", "-o", "OUT", "-j", "1"], ["verify", "ORIG", "IN"]])
+def test_attribute_number_past_63_bits(seeds: dict, tmp_path: Path, command: list[str]) -> None:
+    """An abbreviation's attribute number of 2**70 (a ULEB128 the compiled parser refuses):
+    OverflowError filling the pure decoder's int64 columns before (fuzz seed 161)."""
+    from linkplugin.dwarf.leb import encode_uleb
+    seed = _seed(seeds, "gcc-cxx-dwarf4")
+    abbrev = seed.plain[".debug_abbrev"]
+    assert abbrev[0] < 0x80 and abbrev[1] < 0x80  # code, tag: one byte each; then the children flag
+    data = _plain_edit(seed, ".debug_abbrev", lambda p: p.__setitem__(slice(3, 4), encode_uleb(1 << 70)))
+    orig = seed_path(seeds, "gcc-cxx-dwarf4", tmp_path)
+    rejected(tmp_path / "in", data, *[str(orig) if a == "ORIG" else a for a in command], says=".debug_abbrev")
+
+
 def test_line_table_path_in_a_number_form(seeds: dict, tmp_path: Path) -> None:
     """DWARF 5 .debug_line giving DW_LNCT_path as DW_FORM_data4: AttributeError before."""
     seed = _seed(seeds, "gcc-cxx-dwarf5")

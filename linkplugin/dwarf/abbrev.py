@@ -199,7 +199,7 @@ class LazyTable(AbbrevTable):
 
 
 def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
-    if _core is not None and d:
+    if _core is not None and 0 <= off < len(d):  # (an offset past the section: the loop's error)
         if len(_shared) > 65536:
             _shared.clear()
         got = _core.parse(d, d, off, Abbrev, AbbrevTable, _shared, -2)  # (read and checked, no entries made)
@@ -228,10 +228,14 @@ def _parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:
                 form, p = (form, p + 1) if form < 0x80 else read_uleb(d, p)
                 if at == 0 and form == 0:
                     break
+                if at >= 1 << 63 or form >= 1 << 63:  # (the decoders' int64 columns hold them)
+                    raise DwarfError(f"damaged .debug_abbrev table at 0x{off:x}: attribute {at:#x}, form {form:#x}")
                 ic = 0
                 if form == F.DW_FORM_implicit_const:
                     ic, p = read_sleb(d, p)
                 specs.append((at, form, ic))
+            if tag >= 1 << 63:
+                raise DwarfError(f"damaged .debug_abbrev table at 0x{off:x}: tag {tag:#x}")
             table[code] = Abbrev(tag, children, tuple(specs), d[spec_start:p])
     except IndexError:
         raise DwarfError(f"truncated .debug_abbrev table at 0x{off:x}") from None
