@@ -104,24 +104,27 @@ def test_stats_prints_dies_by_tag(tmp_path):
     assert after < before
 
 
-def _high_pc_forms(path) -> set[int]:
+def _forms_of(path, attribute: int) -> set[int]:
     secs, _, _ = load_sections(path)
     tables = {u.abbrev_off for u in parse_units(secs[".debug_info"])}
     return {form for off in tables for ab in parse_abbrev_table(secs[".debug_abbrev"], off)[0].values()
-            for at, form, _ in ab.specs if at == F.DW_AT_high_pc}
+            for at, form, _ in ab.specs if at == attribute}
 
 
 @pytest.mark.parametrize("variant", CXX_VARIANTS, ids=lambda v: "-".join(map(str, v)))
 def test_high_pc_as_udata(tmp_path, variant):
     """DW_AT_high_pc, the code's length from DW_AT_low_pc (8 bytes from gcc, 4 from clang), is
-    written as DW_FORM_udata: 1 or 2 bytes for most functions and blocks. Every range reads the
-    same: verify compares the values, test_merged_program's gdb sessions stop, go up, print the
-    backtrace and finish in the merged program, and llvm-dwarfdump --verify (which checks that
-    each block's range lies within its function's) finds no error in clang's output (in g++'s
-    it takes minutes)."""
+    written as DW_FORM_udata: 1 or 2 bytes for most functions and blocks; so is gcc's
+    DW_AT_GNU_entry_view (2 bytes, where it is). Every range reads the same: verify compares the
+    values, test_merged_program's gdb sessions stop, go up, print the backtrace and finish in
+    the merged program, and llvm-dwarfdump --verify (which checks that each block's range lies
+    within its function's) finds no error in clang's output (in g++'s it takes minutes)."""
     src, out = _merged(tmp_path, variant)
-    assert _high_pc_forms(src) & {F.DW_FORM_data4, F.DW_FORM_data8}
-    assert _high_pc_forms(out) == {F.DW_FORM_udata}
+    assert _forms_of(src, F.DW_AT_high_pc) & {F.DW_FORM_data4, F.DW_FORM_data8}
+    assert _forms_of(out, F.DW_AT_high_pc) == {F.DW_FORM_udata}
+    views = _forms_of(src, F.DW_AT_GNU_entry_view)
+    assert _forms_of(out, F.DW_AT_GNU_entry_view) == (views - {F.DW_FORM_data2}) | (
+        {F.DW_FORM_udata} if F.DW_FORM_data2 in views else set())
     linkplugin("verify", src, out)
     if shutil.which("readelf"):
         assert "Warning" not in run("readelf", "--debug-dump=info", out).stderr

@@ -82,6 +82,8 @@ cdef enum:
     FORM_UDATA = 0x0F
     AT_SIBLING = 0x01
     AT_HIGH_PC = 0x12
+    AT_GNU_ENTRY_VIEW = 0x2138
+    NCONV = 2  # values a DIE may have re-encoded (rewrite.udata_specs)
     AT_ORIGIN = 0x31
     AT_SPEC = 0x47
     AT_DECL_FILE = 0x3A
@@ -378,8 +380,8 @@ cdef class Unit:
     cdef uint64_t *kinds  # per DIE: kinds of its references, 2 bits each
     cdef int64_t *ex_form  # per DIE: form of its own DW_AT_decl_file (0: none)
     cdef int64_t *ex_val
-    cdef int64_t *ab_conv  # per code: its DW_AT_high_pc spec written as DW_FORM_udata (-1: none)
-    cdef int64_t *cv_pos   # per DIE: where that value is (-1: none), once a code has one
+    cdef int64_t *ab_conv  # per code, NCONV places: the specs written as DW_FORM_udata, ascending (-1: none)
+    cdef int64_t *cv_pos   # per DIE, NCONV places: where those values are, once a code has one
     cdef int32_t *sig     # per kept DIE: its key, -1 until ``keys``
     cdef int64_t *sig_die  # first DIE of each key
     cdef Py_ssize_t nsig
@@ -480,7 +482,7 @@ cdef class Unit:
         if st == ST_OK:
             st = self._own_decl_files(bad)
         if st == ST_OK:
-            st = self._high_pcs(bad)
+            st = self._udata_values(bad)
         free(self.index.bits)
         free(self.index.rank)
         self.index.bits = NULL
@@ -789,69 +791,84 @@ cdef class Unit:
             self.ex_val[i] = value
         return ST_OK
 
-    cdef int _high_pcs(self, int64_t *bad) noexcept nogil:
-        """rewrite.high_pc_spec: the DW_AT_high_pc each code writes as DW_FORM_udata
-        (``ab_conv``) and where each kept DIE of such a code holds its value (``cv_pos``)."""
-        cdef Py_ssize_t c, q, i, found, count, size, p
+    cdef int _udata_values(self, int64_t *bad) noexcept nogil:
+        """rewrite.udata_specs: the specs each code writes as DW_FORM_udata (``ab_conv``) and
+        where each kept DIE of such a code holds their values (``cv_pos``)."""
+        cdef Py_ssize_t c, q, i, k, n_at, size, p
         cdef int64_t got[6]
-        cdef int64_t pos = -1
-        cdef int64_t *at_off = NULL  # per code: the value's offset after the code, -1 if it varies
+        cdef int64_t pos = -1, at, form
+        cdef int64_t *at_off = NULL  # per code and value: its offset after the code, -1 if it varies
         cdef int st = ST_OK
         cdef bint some = False
+        cdef int64_t count[NCONV]
+        cdef int64_t found[NCONV]
         if self.version < 4:
             return ST_OK
-        self.ab_conv = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
-        at_off = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
+        self.ab_conv = <int64_t *> malloc(NCONV * self.ncodes * sizeof(int64_t))
+        at_off = <int64_t *> malloc(NCONV * self.ncodes * sizeof(int64_t))
         if self.ab_conv == NULL or at_off == NULL:
             free(at_off)
             return ST_NOMEM
         for c in range(self.ncodes):
-            self.ab_conv[c] = -1
+            for k in range(NCONV):
+                self.ab_conv[NCONV * c + k] = -1
+                count[k] = 0
+                found[k] = -1
             if self.ab_tag[c] < 0:
                 continue
-            found = -1
-            count = 0
             for q in range(self.ab_lo[c], self.ab_hi[c]):
-                if self.sp_at[q] == AT_HIGH_PC:
-                    count += 1
-                    found = q
-            if count == 1 and (self.sp_form[found] == FORM_DATA4 or self.sp_form[found] == FORM_DATA8):
-                self.ab_conv[c] = found
+                at = self.sp_at[q]
+                form = self.sp_form[q]
+                k = 0 if at == AT_HIGH_PC else 1 if at == AT_GNU_ENTRY_VIEW else -1
+                if k >= 0:
+                    count[k] += 1
+                    if (form == FORM_DATA4 or form == FORM_DATA8 or (k == 1 and form == FORM_DATA2)):
+                        found[k] = q
+            n_at = 0
+            for q in range(self.ab_lo[c], self.ab_hi[c]):  # (in spec order, so by position)
+                for k in range(NCONV):
+                    if found[k] == q and count[k] == 1:
+                        self.ab_conv[NCONV * c + n_at] = q
+                        n_at += 1
+            for k in range(n_at):
                 some = True
-                at_off[c] = 0
-                for q in range(self.ab_lo[c], found):
+                at_off[NCONV * c + k] = 0
+                for q in range(self.ab_lo[c], self.ab_conv[NCONV * c + k]):
                     size = self._fixed_size(self.sp_form[q])
                     if size < 0:
-                        at_off[c] = -1
+                        at_off[NCONV * c + k] = -1
                         break
-                    at_off[c] += size
+                    at_off[NCONV * c + k] += size
         if some:
-            self.cv_pos = <int64_t *> malloc(self.n * sizeof(int64_t))
+            self.cv_pos = <int64_t *> malloc(NCONV * self.n * sizeof(int64_t))
             if self.cv_pos == NULL:
                 st = ST_NOMEM
         i = 0
         while some and st == ST_OK and i < self.n:
-            self.cv_pos[i] = -1
             c = self.codes[i]
-            if self.keep[i] and self.ab_conv[c] >= 0:
-                if at_off[c] >= 0:  # (most: the forms before it have fixed sizes)
-                    p = self.offs[i] + 1
-                    while p < self.end and self.d[p - 1] & 0x80:
-                        p += 1
-                    self.cv_pos[i] = p + at_off[c]
+            p = self.offs[i] + 1
+            while p < self.end and self.d[p - 1] & 0x80:
+                p += 1
+            for k in range(NCONV):
+                self.cv_pos[NCONV * i + k] = -1
+                if not self.keep[i] or self.ab_conv[NCONV * c + k] < 0 or st != ST_OK:
+                    continue
+                if at_off[NCONV * c + k] >= 0:  # (most: the forms before it have fixed sizes)
+                    self.cv_pos[NCONV * i + k] = p + at_off[NCONV * c + k]
                 else:
-                    st = self._attrs(i, got, bad, self.ab_conv[c], &pos)
-                    self.cv_pos[i] = pos
+                    st = self._attrs(i, got, bad, self.ab_conv[NCONV * c + k], &pos)
+                    self.cv_pos[NCONV * i + k] = pos
             i += 1
         free(at_off)
         return st
 
-    cdef int _put_high_pc(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t limit,
-                          int64_t *bad) noexcept nogil:
-        """DIE ``i``'s DW_AT_high_pc as a ULEB128 (``_high_pcs``), after its bytes from ``src``;
-        ``src`` then points past the old value, which must end by ``limit``."""
-        cdef Py_ssize_t p = self.cv_pos[i]
-        cdef int w = 8 if self.sp_form[self.ab_conv[self.codes[i]]] == FORM_DATA8 else 4
+    cdef int _put_udata(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t k, Py_ssize_t limit,
+                        int64_t *bad) noexcept nogil:
+        """DIE ``i``'s ``k``-th value of ``_udata_values`` as a ULEB128, after its bytes from
+        ``src``; ``src`` then points past the old value, which must end by ``limit``."""
+        cdef Py_ssize_t p = self.cv_pos[NCONV * i + k]
+        cdef int64_t form = self.sp_form[self.ab_conv[NCONV * self.codes[i] + k]]
+        cdef int w = 8 if form == FORM_DATA8 else 4 if form == FORM_DATA4 else 2
         if p < src[0] or p + w > limit:
             bad[0] = p
             return ST_CORRUPT
@@ -1035,7 +1052,7 @@ cdef class Unit:
                     continue
                 form = FORM_ADDR if kind == 2 else (FORM_REF1 if width == 1 else FORM_REF2 if width == 2 else
                                                      FORM_REF_UDATA if width == W_UDATA else FORM_REF4)
-            elif self.ab_conv != NULL and q == self.ab_conv[code]:
+            elif self.ab_conv != NULL and (q == self.ab_conv[NCONV * code] or q == self.ab_conv[NCONV * code + 1]):
                 form = FORM_UDATA
             if ouleb(o, self.sp_at[q]) < 0 or ouleb(o, form) < 0:
                 return -1
@@ -1269,7 +1286,7 @@ cdef class Unit:
         cdef int64_t *loc = <int64_t *> malloc((2 * self.nev + 2) * sizeof(int64_t))
         cdef int64_t *fix = <int64_t *> malloc((3 * self.nev + 3) * sizeof(int64_t))
         cdef int st = ST_OK
-        cdef bint high_pc
+        cdef Py_ssize_t conv  # the next of the DIE's values to re-encode (_udata_values)
         cdef uint8_t tmp[16]
         if open_ends == NULL or loc == NULL or fix == NULL:
             free(open_ends)
@@ -1315,7 +1332,7 @@ cdef class Unit:
                 bad[0] = start
                 st = ST_CORRUPT
                 break
-            high_pc = self.cv_pos != NULL and self.cv_pos[i] >= 0
+            conv = 0 if self.cv_pos != NULL else NCONV
             for k in range(e0, e):
                 pos = ev[5 * k]
                 kind = ev[5 * k + 2]
@@ -1324,11 +1341,11 @@ cdef class Unit:
                     bad[0] = pos
                     st = ST_CORRUPT
                     break
-                if high_pc and self.cv_pos[i] < pos:
-                    high_pc = False
-                    st = self._put_high_pc(out, &src, i, pos, bad)
-                    if st != ST_OK:
-                        break
+                while st == ST_OK and conv < NCONV and 0 <= self.cv_pos[NCONV * i + conv] < pos:
+                    st = self._put_udata(out, &src, i, conv, pos, bad)
+                    conv += 1
+                if st != ST_OK:
+                    break
                 if ocopy(out, d + src, pos - src) < 0:
                     st = ST_NOMEM
                     break
@@ -1357,10 +1374,11 @@ cdef class Unit:
                     break
             if st != ST_OK:
                 break
-            if high_pc:
-                st = self._put_high_pc(out, &src, i, attr_end, bad)
-                if st != ST_OK:
-                    break
+            while st == ST_OK and conv < NCONV and self.cv_pos[NCONV * i + conv] >= 0:
+                st = self._put_udata(out, &src, i, conv, attr_end, bad)
+                conv += 1
+            if st != ST_OK:
+                break
             if ocopy(out, d + src, attr_end - src) < 0:
                 st = ST_NOMEM
                 break

@@ -399,14 +399,15 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             ev = events.setdefault(i, [])
             ev.append((pos, xkind[kind], w, t if kind == "s" else int(np.searchsorted(offs_np, t))))
             ev.sort()
-    # DW_AT_high_pc written as DW_FORM_udata (event kind 6, with the value)
-    conv = {c: q for c, ab in abbrevs.items() if (q := high_pc_spec(ab, hdr.version)) >= 0}
+    # Values written as DW_FORM_udata (event kind 6, with the value)
+    conv = {c: qs for c, ab in abbrevs.items() if (qs := udata_specs(ab, hdr.version))}
     if conv:
         for i in (i for i, c in enumerate(codes) if c in conv and keep_l[i]):
-            p = read_uleb(info, ud.offs[i])[1]
-            _, _, value, start, end = decode_attrs(info, p, abbrevs[codes[i]].specs, hdr)[0][conv[codes[i]]]
+            attrs = decode_attrs(info, read_uleb(info, ud.offs[i])[1], abbrevs[codes[i]].specs, hdr)[0]
             ev = events.setdefault(i, [])
-            ev.append((start, 6, end - start, value))
+            for q in conv[codes[i]]:
+                _, _, value, start, end = attrs[q]
+                ev.append((start, 6, end - start, value))
             ev.sort()
     extra = {i: _decl_file_attr(*v) for i, v in _own_decl_files(info, ud, moved_spec).items()}
     parent, ends, offs = ud.parent, ud.ends, ud.offs
@@ -428,7 +429,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         cb = new_codes.get(key)
         if cb is None:
             ab = abbrevs[code]
-            full = (ab.tag, ab.children, _new_specs(ab, forms, conv.get(code, -1)) + added)
+            full = (ab.tag, ab.children, _new_specs(ab, forms, conv.get(code, ())) + added)
             if shared_codes is not None:
                 cb = new_codes[key] = encode_uleb(shared_codes[_entry(full)])
             else:
@@ -879,9 +880,9 @@ def _operand(value: int, width: int) -> bytes:
         raise _NoFit() from None
 
 
-def _new_specs(ab: Abbrev, forms: tuple[int, ...], high_pc: int = -1) -> tuple:
-    """``ab``'s specs with its references in ``forms`` (0: dropped) and spec ``high_pc``
-    (``high_pc_spec``) in DW_FORM_udata."""
+def _new_specs(ab: Abbrev, forms: tuple[int, ...], udata: tuple[int, ...] = ()) -> tuple:
+    """``ab``'s specs with its references in ``forms`` (0: dropped) and the specs ``udata``
+    (``udata_specs``) in DW_FORM_udata."""
     specs = []
     k = 0
     for q, (at, form, ic) in enumerate(ab.specs):
@@ -890,24 +891,31 @@ def _new_specs(ab: Abbrev, forms: tuple[int, ...], high_pc: int = -1) -> tuple:
             k += 1
             if form == 0:
                 continue
-        elif q == high_pc:
+        elif q in udata:
             form = F.DW_FORM_udata
         specs.append((at, form, ic))
     return tuple(specs)
 
 
-def high_pc_spec(ab: Abbrev, version: int) -> int:
-    """The spec of ``ab`` whose value the rewrite writes as DW_FORM_udata, -1 for none: in a DWARF 4
-    or later unit, its one DW_AT_high_pc when held in DW_FORM_data4 or data8. That value is the
-    length of the code from DW_AT_low_pc: gcc writes it in 8 bytes, clang in 4; as a ULEB128 it
-    takes 1 or 2 bytes for most functions and blocks (python3.11d: 248 KB, 4% of its merged
-    .debug_info). dwz writes them so too. (_rewritecore ``_high_pcs`` does the same.)"""
+# Constants the rewrite writes as DW_FORM_udata in a DWARF 4 or later unit, with the forms they
+# are taken from. DW_AT_high_pc is the length of the code from DW_AT_low_pc (DWARF 2 and 3 have
+# it as an address): gcc writes it in 8 bytes, clang in 4, for every function, inlined call and
+# block, where a ULEB128 takes 1 or 2 (python3.11d: 248 KB, 4% of its merged .debug_info; dwz
+# writes it so too). DW_AT_GNU_entry_view, gcc's view number of an inlined call's entry, mostly
+# below 128, comes in 2 bytes (stimfit: 65,000 of them).
+_UDATA = {F.DW_AT_high_pc: (F.DW_FORM_data4, F.DW_FORM_data8),
+          F.DW_AT_GNU_entry_view: (F.DW_FORM_data2, F.DW_FORM_data4, F.DW_FORM_data8)}
+
+
+def udata_specs(ab: Abbrev, version: int) -> tuple[int, ...]:
+    """The specs of ``ab`` (ascending) whose values the rewrite writes as DW_FORM_udata: those of
+    ``_UDATA`` an abbreviation holds once, in one of the forms listed. (_rewritecore
+    ``_udata_values`` does the same.)"""
     if version < 4:
-        return -1
-    found = [q for q, (at, _, _) in enumerate(ab.specs) if at == F.DW_AT_high_pc]
-    if len(found) == 1 and ab.specs[found[0]][1] in (F.DW_FORM_data4, F.DW_FORM_data8):
-        return found[0]
-    return -1
+        return ()
+    found = [(q, at, form) for q, (at, form, _) in enumerate(ab.specs) if at in _UDATA]
+    ats = [at for _, at, _ in found]
+    return tuple(q for q, at, form in found if ats.count(at) == 1 and form in _UDATA[at])
 
 
 def _bad_ref(ud: UnitDies, target: int) -> DwarfError:
