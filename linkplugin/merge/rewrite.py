@@ -9,7 +9,8 @@ placeholder that the serial layout phase fills once every unit's place is known.
 operands of expressions keep their width (ULEB128 is padded), so expressions and location lists
 never change size; if a new value does not fit, the unit is copied verbatim instead. A DIE
 whose DW_AT_specification / DW_AT_abstract_origin target moved to another unit gets its own
-DW_AT_decl_file (see ``_own_decl_files``).
+DW_AT_decl_file (see ``_own_decl_files``). DW_AT_high_pc and DW_AT_GNU_entry_view constants
+take DW_FORM_udata (``udata_specs``).
 
 The first pass (``plan_chunk``) rewrites each unit with its own table to learn its reference
 width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
