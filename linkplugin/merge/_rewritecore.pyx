@@ -846,18 +846,20 @@ cdef class Unit:
         i = 0
         while some and st == ST_OK and i < self.n:
             c = self.codes[i]
-            p = self.offs[i] + 1
-            while p < self.end and self.d[p - 1] & 0x80:
-                p += 1
             for k in range(NCONV):
                 self.cv_pos[NCONV * i + k] = -1
-                if not self.keep[i] or self.ab_conv[NCONV * c + k] < 0 or st != ST_OK:
-                    continue
-                if at_off[NCONV * c + k] >= 0:  # (most: the forms before it have fixed sizes)
-                    self.cv_pos[NCONV * i + k] = p + at_off[NCONV * c + k]
-                else:
-                    st = self._attrs(i, got, bad, self.ab_conv[NCONV * c + k], &pos)
-                    self.cv_pos[NCONV * i + k] = pos
+            if self.keep[i] and self.ab_conv[NCONV * c] >= 0:
+                p = self.offs[i] + 1
+                while p < self.end and self.d[p - 1] & 0x80:
+                    p += 1
+                for k in range(NCONV):
+                    if self.ab_conv[NCONV * c + k] < 0 or st != ST_OK:
+                        break
+                    if at_off[NCONV * c + k] >= 0:  # (most: the forms before it have fixed sizes)
+                        self.cv_pos[NCONV * i + k] = p + at_off[NCONV * c + k]
+                    else:
+                        st = self._attrs(i, got, bad, self.ab_conv[NCONV * c + k], &pos)
+                        self.cv_pos[NCONV * i + k] = pos
             i += 1
         free(at_off)
         return st
