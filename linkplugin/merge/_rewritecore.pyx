@@ -381,7 +381,7 @@ cdef class Unit:
     cdef int64_t *ex_form  # per DIE: form of its own DW_AT_decl_file (0: none)
     cdef int64_t *ex_val
     cdef int64_t *ab_conv  # per code, NCONV places: the specs written as DW_FORM_udata, ascending (-1: none)
-    cdef int64_t *cv_pos   # per DIE, NCONV places: where those values are, once a code has one
+    cdef int64_t *cv_off   # per code, NCONV places: where those values are after the code (-1: it varies)
     cdef int32_t *sig     # per kept DIE: its key, -1 until ``keys``
     cdef int64_t *sig_die  # first DIE of each key
     cdef Py_ssize_t nsig
@@ -396,7 +396,7 @@ cdef class Unit:
         self.sp_at = self.sp_form = self.sp_ic = self.ev = self.mv = NULL
         self.kinds = NULL
         self.ex_form = self.ex_val = NULL
-        self.ab_conv = self.cv_pos = NULL
+        self.ab_conv = self.cv_off = NULL
         self.sig = NULL
         self.sig_die = NULL
         self.index.bits = NULL
@@ -409,7 +409,7 @@ cdef class Unit:
         free(self.ab_rlo); free(self.sp_ref)
         free(self.sp_at); free(self.sp_form); free(self.sp_ic); free(self.keep); free(self.ev); free(self.mv)
         free(self.kinds); free(self.ex_form); free(self.ex_val); free(self.sig); free(self.sig_die)
-        free(self.ab_conv); free(self.cv_pos)
+        free(self.ab_conv); free(self.cv_off)
         free(self.index.bits)
         free(self.index.rank)
 
@@ -793,21 +793,21 @@ cdef class Unit:
 
     cdef int _udata_values(self, int64_t *bad) noexcept nogil:
         """rewrite.udata_specs: the specs each code writes as DW_FORM_udata (``ab_conv``) and
-        where each kept DIE of such a code holds their values (``cv_pos``)."""
-        cdef Py_ssize_t c, q, i, k, n_at, size, p
+        their values' offsets after the code where the forms before them have fixed sizes
+        (``cv_off``; the copy finds the others by walking the DIE's attributes, which is tried
+        here once for each kept DIE: a form it cannot size leaves the unit to the pure loop)."""
+        cdef Py_ssize_t c, q, i, k, n_at, size
         cdef int64_t got[6]
         cdef int64_t pos = -1, at, form
-        cdef int64_t *at_off = NULL  # per code and value: its offset after the code, -1 if it varies
         cdef int st = ST_OK
-        cdef bint some = False
+        cdef bint walk = False
         cdef int64_t count[NCONV]
         cdef int64_t found[NCONV]
         if self.version < 4:
             return ST_OK
         self.ab_conv = <int64_t *> malloc(NCONV * self.ncodes * sizeof(int64_t))
-        at_off = <int64_t *> malloc(NCONV * self.ncodes * sizeof(int64_t))
-        if self.ab_conv == NULL or at_off == NULL:
-            free(at_off)
+        self.cv_off = <int64_t *> malloc(NCONV * self.ncodes * sizeof(int64_t))
+        if self.ab_conv == NULL or self.cv_off == NULL:
             return ST_NOMEM
         for c in range(self.ncodes):
             for k in range(NCONV):
@@ -831,44 +831,41 @@ cdef class Unit:
                         self.ab_conv[NCONV * c + n_at] = q
                         n_at += 1
             for k in range(n_at):
-                some = True
-                at_off[NCONV * c + k] = 0
+                self.cv_off[NCONV * c + k] = 0
                 for q in range(self.ab_lo[c], self.ab_conv[NCONV * c + k]):
                     size = self._fixed_size(self.sp_form[q])
                     if size < 0:
-                        at_off[NCONV * c + k] = -1
+                        self.cv_off[NCONV * c + k] = -1
+                        walk = True
                         break
-                    at_off[NCONV * c + k] += size
-        if some:
-            self.cv_pos = <int64_t *> malloc(NCONV * self.n * sizeof(int64_t))
-            if self.cv_pos == NULL:
-                st = ST_NOMEM
+                    self.cv_off[NCONV * c + k] += size
         i = 0
-        while some and st == ST_OK and i < self.n:
+        while walk and st == ST_OK and i < self.n:
             c = self.codes[i]
-            for k in range(NCONV):
-                self.cv_pos[NCONV * i + k] = -1
-            if self.keep[i] and self.ab_conv[NCONV * c] >= 0:
-                p = self.offs[i] + 1
-                while p < self.end and self.d[p - 1] & 0x80:
-                    p += 1
+            if self.keep[i]:
                 for k in range(NCONV):
-                    if self.ab_conv[NCONV * c + k] < 0 or st != ST_OK:
-                        break
-                    if at_off[NCONV * c + k] >= 0:  # (most: the forms before it have fixed sizes)
-                        self.cv_pos[NCONV * i + k] = p + at_off[NCONV * c + k]
-                    else:
+                    if self.ab_conv[NCONV * c + k] >= 0 and self.cv_off[NCONV * c + k] < 0 and st == ST_OK:
                         st = self._attrs(i, got, bad, self.ab_conv[NCONV * c + k], &pos)
-                        self.cv_pos[NCONV * i + k] = pos
             i += 1
-        free(at_off)
         return st
 
-    cdef int _put_udata(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t k, Py_ssize_t limit,
-                        int64_t *bad) noexcept nogil:
-        """DIE ``i``'s ``k``-th value of ``_udata_values`` as a ULEB128, after its bytes from
-        ``src``; ``src`` then points past the old value, which must end by ``limit``."""
-        cdef Py_ssize_t p = self.cv_pos[NCONV * i + k]
+    cdef Py_ssize_t _value_at(self, Py_ssize_t i, Py_ssize_t k, Py_ssize_t after_code) noexcept nogil:
+        """Where DIE ``i``'s ``k``-th value of ``_udata_values`` is, -1 if it has none."""
+        cdef int64_t c = self.codes[i]
+        cdef int64_t pos = -1, bad = 0
+        cdef int64_t got[6]
+        if self.ab_conv == NULL or self.ab_conv[NCONV * c + k] < 0:
+            return -1
+        if self.cv_off[NCONV * c + k] >= 0:
+            return after_code + self.cv_off[NCONV * c + k]
+        if self._attrs(i, got, &bad, self.ab_conv[NCONV * c + k], &pos) != ST_OK:
+            return -2  # (not expected: _udata_values walked it)
+        return pos
+
+    cdef int _put_udata(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t k, Py_ssize_t p,
+                        Py_ssize_t limit, int64_t *bad) noexcept nogil:
+        """DIE ``i``'s ``k``-th value of ``_udata_values``, at ``p``, as a ULEB128, after its
+        bytes from ``src``; ``src`` then points past the old value, which must end by ``limit``."""
         cdef int64_t form = self.sp_form[self.ab_conv[NCONV * self.codes[i] + k]]
         cdef int w = 8 if form == FORM_DATA8 else 4 if form == FORM_DATA4 else 2
         if p < src[0] or p + w > limit:
@@ -1289,6 +1286,7 @@ cdef class Unit:
         cdef int64_t *fix = <int64_t *> malloc((3 * self.nev + 3) * sizeof(int64_t))
         cdef int st = ST_OK
         cdef Py_ssize_t conv  # the next of the DIE's values to re-encode (_udata_values)
+        cdef Py_ssize_t conv_at[NCONV]  # where they are
         cdef uint8_t tmp[16]
         if open_ends == NULL or loc == NULL or fix == NULL:
             free(open_ends)
@@ -1334,7 +1332,11 @@ cdef class Unit:
                 bad[0] = start
                 st = ST_CORRUPT
                 break
-            conv = 0 if self.cv_pos != NULL else NCONV
+            conv = NCONV
+            if self.ab_conv != NULL and self.ab_conv[NCONV * code] >= 0:
+                conv = 0
+                for k in range(NCONV):
+                    conv_at[k] = self._value_at(i, k, src)
             for k in range(e0, e):
                 pos = ev[5 * k]
                 kind = ev[5 * k + 2]
@@ -1343,8 +1345,8 @@ cdef class Unit:
                     bad[0] = pos
                     st = ST_CORRUPT
                     break
-                while st == ST_OK and conv < NCONV and 0 <= self.cv_pos[NCONV * i + conv] < pos:
-                    st = self._put_udata(out, &src, i, conv, pos, bad)
+                while st == ST_OK and conv < NCONV and conv_at[conv] != -1 and conv_at[conv] < pos:
+                    st = self._put_udata(out, &src, i, conv, conv_at[conv], pos, bad)
                     conv += 1
                 if st != ST_OK:
                     break
@@ -1376,8 +1378,8 @@ cdef class Unit:
                     break
             if st != ST_OK:
                 break
-            while st == ST_OK and conv < NCONV and self.cv_pos[NCONV * i + conv] >= 0:
-                st = self._put_udata(out, &src, i, conv, attr_end, bad)
+            while st == ST_OK and conv < NCONV and conv_at[conv] != -1:
+                st = self._put_udata(out, &src, i, conv, conv_at[conv], attr_end, bad)
                 conv += 1
             if st != ST_OK:
                 break
