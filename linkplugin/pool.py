@@ -134,8 +134,16 @@ class _Worker:
             from multiprocessing import resource_tracker
 
             resource_tracker.ensure_running()
-        with _sigint_blocked():
-            self.process.start()
+        try:
+            with _sigint_blocked():
+                self.process.start()
+        except (EOFError, OSError) as exc:
+            # The forkserver died (killed, as a worker may be): starting a worker through it
+            # fails with EOF or a refused connection. The next job's start makes a new one.
+            child.close()
+            self.conn.close()
+            raise WorkerDied(f"a worker process died before it started ({type(exc).__name__}); "
+                             "try again with -j1") from None
         child.close()  # only the worker holds its end now: its death is EOF here
 
     def kill(self) -> None:

@@ -194,6 +194,33 @@ def test_a_worker_that_dies_gives_an_error_not_a_hang() -> None:
     assert err.strip().splitlines() == [err.strip()] and "worker process died" in err
 
 
+# The forkserver killed while it starts a worker (the kill above may hit it rather than a
+# worker): multiprocessing reads EOF where the new worker's pid should be.
+_FORKSERVER_GONE = """
+import sys, zlib
+import multiprocessing.forkserver as forkserver
+from linkplugin import pool
+from linkplugin.errors import LinkpluginError
+def gone(fd):
+    raise EOFError("unexpected EOF")
+forkserver.read_signed = gone
+try:
+    pool.run_tasks(zlib.compress, [(b"x" * 1000, 9)] * 4, 2)
+except LinkpluginError as exc:
+    print(f"linkplugin: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_forkserver_that_dies_gives_an_error_not_a_traceback() -> None:
+    """An EOFError traceback before (found when the kill of the test above hit the forkserver)."""
+    result = subprocess.run([sys.executable, "-c", _FORKSERVER_GONE], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "worker process died before it started" in result.stderr
+
+
 def _pool_worker(root: int) -> int | None:
     """A pool worker of ``root``, if one runs yet: a child the command forked,
     or a grandchild under a forkserver (or spawn's resource tracker)."""
