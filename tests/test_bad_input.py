@@ -236,6 +236,11 @@ def _pool_worker(root: int) -> int | None:
     for child in children.get(root, []):
         try:
             helper = b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes()
+            if not helper:
+                # A helper (forkserver, resource tracker) is forked, then execs: just forked, it
+                # looks like a forked worker. A worker stays as it is.
+                time.sleep(0.3)
+                helper = b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
         if not helper:
