@@ -15,12 +15,12 @@ cdef struct Buf:
 
 
 cdef inline int grow(Buf *b, Py_ssize_t need) noexcept nogil:
-    """Room for ``need`` more bytes (doubling, from 64 KiB); -1 and ``err`` set if there is none."""
+    """Room for ``need`` more bytes (doubling, from 4 KiB); -1 and ``err`` set if there is none."""
     cdef uint8_t *q
     cdef Py_ssize_t cap
     if b.n + need <= b.cap:
         return 0
-    cap = b.cap * 2 if b.cap else 65536
+    cap = b.cap * 2 if b.cap else 4096
     while cap < b.n + need:
         cap *= 2
     q = <uint8_t *> realloc(b.p, cap)

@@ -145,7 +145,7 @@ cdef int ogrow(Out *b, Py_ssize_t need) noexcept nogil:
     cdef Py_ssize_t cap
     if not b.write or b.n + need <= b.cap:
         return 0
-    cap = b.cap * 2 if b.cap else 65536
+    cap = b.cap * 2 if b.cap else 4096
     while cap < b.n + need:
         cap *= 2
     q = <uint8_t *> realloc(b.p, cap)
