@@ -68,7 +68,7 @@ cdef inline int ipush(IV *v, int64_t x) noexcept nogil:
     cdef int64_t *q
     cdef Py_ssize_t cap
     if v.n == v.cap:
-        cap = v.cap * 2 if v.cap else 1024
+        cap = v.cap * 2 if v.cap else 64
         q = <int64_t *> realloc(v.p, cap * sizeof(int64_t))
         if q == NULL:
             v.err = 1

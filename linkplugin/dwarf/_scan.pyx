@@ -260,6 +260,21 @@ cdef void free_out(Out *o) noexcept nogil:
         ifree(&v[k])
 
 
+cdef void fit_out(Out *o) noexcept nogil:
+    """Each vector's block cut to its length as soon as the unit is scanned: the next units'
+    vectors then take the freed tails. Cut only after the whole batch (``varray``), 1,033
+    small units (dwz's output of libkrb5) held their 8 KiB first blocks, 45 MB at once."""
+    cdef IV *v = <IV *> o
+    cdef int64_t *q
+    cdef Py_ssize_t k
+    for k in range(sizeof(Out) // sizeof(IV)):
+        if v[k].cap > v[k].n > 0:
+            q = <int64_t *> realloc(v[k].p, v[k].n * sizeof(int64_t))
+            if q != NULL:
+                v[k].p = q
+                v[k].cap = v[k].n
+
+
 cdef object _scan_job(const uint8_t[::1] dv, Py_ssize_t die_off, Py_ssize_t end, int64_t u,
                       prog_col, start_col, kids_col):
     """A unit's job for ``scan_many``, or None where its result is None at once (the unit's
@@ -329,6 +344,7 @@ def scan_many(const uint8_t[::1] dv, list units, const uint8_t[::1] ref_ops):
                     slots[k].done = scan_dies(slots[k].d, slots[k].n, slots[k].die_off, slots[k].end, slots[k].u,
                                               slots[k].prog, slots[k].start, slots[k].nplans, slots[k].kids, refop,
                                               &slots[k].o)
+                    fit_out(&slots[k].o)
     finally:
         free(slots)
     return [None if j is None else _scan_result(j) for j in jobs]
