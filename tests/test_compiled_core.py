@@ -230,23 +230,34 @@ def test_tables_same_as_pure(variant) -> None:
 
 
 @needs_core
-def test_hash_kernel_batch_same_as_unit_by_unit() -> None:
+def test_hash_kernel_batch_same_as_unit_by_unit(tmp_path: Path) -> None:
     """``analyze_many`` keeps its working buffers from one unit of a batch to the next
-    (``_hashcore.Scratch``): every unit of several programs in one call, in reverse, and with
-    the largest unit first, gives what each unit gives in a call of its own."""
+    (``_hashcore.Scratch``), and units of a batch that name one abbreviation table or line table
+    share the tables made of it (dwz's output: ``share_tables``, ``share_files``): every unit
+    of several programs, one of them through dwz, in one call, in reverse, and with the largest
+    unit first, gives what each unit gives in a call of its own."""
     from linkplugin.merge import fasthash
     from linkplugin.merge.hash import UnitEnv, _verbatim_reason
 
     def plain(got):
         return None if got is None else [bytes(x) if isinstance(x, (array, memoryview)) else x for x in got]
 
+    programs = [cached_build(*v) for v in [v for v in VARIANTS if have(v[0])][:8]]
+    if have("dwz") and have("gcc"):
+        shared = tmp_path / "dwz-output"
+        shutil.copy(cached_build("gcc", "c++", 4, "-O0"), shared)
+        subprocess.run(["dwz", str(shared)], check=True, capture_output=True)
+        programs.append(shared)
     calls = []
-    for variant in [v for v in VARIANTS if have(v[0])][:8]:
-        with open(cached_build(*variant), "rb") as f:
+    for prog in programs:
+        with open(prog, "rb") as f:
             elf = ELFFile(f)
             secs = {s.name: s.data() for s in elf.iter_sections() if s.name.startswith(".debug_")}
         info, abbrev = secs[".debug_info"], secs[".debug_abbrev"]
-        for hdr in parse_units(info):
+        hdrs = parse_units(info)
+        if prog.name == "dwz-output":  # its partial units and units share abbreviation tables
+            assert len({h.abbrev_off for h in hdrs}) < len(hdrs)
+        for hdr in hdrs:
             ud = read.decode_unit(info, hdr, parse_abbrev_table(abbrev, hdr.abbrev_off)[0])
             env = UnitEnv(secs, ud, info)
             if not _verbatim_reason(ud, env):
