@@ -4,10 +4,11 @@ Every failure the user can cause ends in one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import os
-import signal
+# The C module that signal wraps in enums: the same functions and numbers, without importing
+# enum (1.5 ms of every command's start).
+import _signal as signal
 import sys
 import threading
 from contextlib import contextmanager
@@ -24,24 +25,221 @@ from linkplugin.timing import PhaseTimer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
-    from typing import Iterator, NoReturn, TextIO
+    import argparse
+    from typing import Any, Callable, Iterator, NoReturn, TextIO
 
 
 def _jobs(text: str) -> int:
     value = int(text)
     if value < 1:
+        import argparse  # (only ever called by argparse, which is loaded then)
+
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, but for the width: argparse imports shutil for it (and bz2,
-    lzma and fnmatch with it) in every add_argument, 2.5 ms of a command's start-up, which on a
-    mid-size input is 4% of a zstd compression. The same width as shutil's."""
+class _Arg:
+    """One argument of a subcommand, as ``add_argument`` takes it: ``names`` are its flags (or
+    its one positional name); ``kind`` is "value", "flag" (store_true), "switch"
+    (--X / --no-X) or "positional"; ``group``: the required one-of group it belongs to."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+    __slots__ = ("names", "kind", "type", "choices", "default", "required", "help", "metavar", "group")
+
+    def __init__(self, *names: str, kind: str = "value", type: Callable[[str], object] | None = None,
+                 choices: tuple[str, ...] | None = None, default: object = None, required: bool = False,
+                 help: str | None = None, metavar: str | None = None, group: str | None = None) -> None:
+        self.names, self.kind, self.type, self.choices, self.default = names, kind, type, choices, default
+        self.required, self.help, self.metavar, self.group = required, help, metavar, group
+
+    @property
+    def dest(self) -> str:
+        long = [n for n in self.names if n.startswith("--")]
+        return (long[0][2:] if long else self.names[0].lstrip("-")).replace("-", "_")
+
+
+_TIME = _Arg("--time", kind="flag", help="print a table of phase times")
+_QUIET = _Arg("--quiet", kind="flag", help="no progress line on stderr (shown only on a terminal)")
+_JOBS_HELP = "worker processes (default: CPU count); never changes the output bytes"
+
+# name: (its arguments, add_parser's arguments)
+_COMMANDS: dict[str, tuple[tuple[_Arg, ...], dict[str, str]]] = {
+    "compress": ((
+        _Arg("input", kind="positional"),
+        _Arg("-o", "--output", required=True),
+        _Arg("--type", choices=CODECS, default="zlib", help="codec (default zlib)"),
+        _Arg("--level", type=int,
+             help="codec level: zlib 0-12 (libdeflate's; default 6, as objcopy), zstd 1-22 (default 3)"),
+        _Arg("--shard-size", type=int, help="bytes per independently compressed shard "
+             "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes"),
+        _Arg("-j", "--jobs", type=_jobs, help="threads compressing at once (default: CPU count); "
+             "never changes the output bytes"),
+        _TIME, _QUIET,
+    ), {"help": "compress .debug_* sections (SHF_COMPRESSED)"}),
+    "decompress": ((
+        _Arg("input", kind="positional"),
+        _Arg("-o", "--output", required=True),
+        _TIME, _QUIET,
+    ), {"help": "restore plain .debug_* sections"}),
+    "merge-types": ((
+        _Arg("input", kind="positional"),
+        _Arg("-o", "--output", required=True),
+        _Arg("-j", "--jobs", type=_jobs, help=_JOBS_HELP),
+        _Arg("--compress", choices=CODECS, metavar="zlib|zstd",
+             help="then compress the debug sections, in the same pass"),
+        _Arg("--level", type=int, help="with --compress: codec level"),
+        _TIME, _QUIET,
+        _Arg("--stats", kind="flag", help="print units, DIEs, types and bytes saved"),
+        _Arg("--odr", kind="flag", help="C++ only: also merge types of one qualified name and size (as "
+             "dsymutil's ODR), declarations replaced by the definition; gdb may list some entries under "
+             "other files"),
+    ), {"help": "remove duplicate DWARF types across compilation units"}),
+    "split": ((
+        _Arg("input", kind="positional"),
+        _Arg("-o", "--output", required=True, help="the stripped program (may be INPUT)"),
+        _Arg("--debug-file", metavar="FILE", help="write the debug file here", group="where"),
+        _Arg("--debug-dir", metavar="DIR", help="write the debug file under DIR, by build ID", group="where"),
+        _Arg("--merge", kind="switch", default=True, help="merge duplicate types in the debug file (default: on)"),
+        _Arg("--odr", kind="flag", help="with --merge: C++ types merged by qualified name too "
+             "(as merge-types --odr)"),
+        _Arg("--compress", choices=(*CODECS, "none"), default="zlib", metavar="zlib|zstd|none",
+             help="codec of the debug file's sections (default zlib)"),
+        _Arg("--level", type=int, help="codec level"),
+        _Arg("-j", "--jobs", type=_jobs, help=_JOBS_HELP),
+        _TIME, _QUIET,
+    ), {"help": "write a stripped program and a separate debug file (as dh_strip)",
+        "description": "Write a stripped copy of INPUT (no .debug_* sections, no symbol table) and a separate "
+                       "debug file with merged, compressed debug info, linked by .gnu_debuglink. With "
+                       "--debug-dir the debug file goes to DIR/.build-id/xx/yyyy.debug when INPUT has a build "
+                       "ID (gdb finds it with 'set debug-file-directory DIR'), else DIR/NAME.debug."}),
+    "verify": ((
+        _Arg("original", kind="positional"),
+        _Arg("new", kind="positional"),
+        _Arg("--limit", type=int, default=20, help="differences to print at most"),
+    ), {"help": "check that NEW describes every entity of ORIG the same way"}),
+    "info": ((
+        _Arg("input", kind="positional"),
+        _Arg("--all", kind="flag", help="list every section, not only debug ones"),
+    ), {"help": "list sections, sizes and compression state"}),
+}
+
+
+def _parse(argv: list[str]) -> Any:
+    """The command line as argparse reads it. A well-formed command (every token an exact flag,
+    its value or a positional) is read here without argparse, which with the ``re`` module it
+    loads is 3 ms of every run's start (a zstd compression of a 16 MB input takes 80); argparse
+    reads anything else (help, abbreviations, every error), with its messages."""
+    quick = _quick(argv)
+    return quick if quick is not None else _parser(argv).parse_args(argv)
+
+
+class _Args:
+    """The parsed arguments: what argparse's Namespace holds."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+def _quick(argv: list[str]) -> _Args | None:
+    """``argv`` parsed from ``_COMMANDS`` as argparse parses it, or None wherever argparse
+    could read it otherwise or would answer with a message (a token not exactly a flag, a value
+    that looks like a flag, a missing or invalid value): argparse decides those."""
+    if not argv or argv[0] not in _COMMANDS:
+        return None
+    spec = _COMMANDS[argv[0]][0]
+    flags = {name: arg for arg in spec if arg.kind != "positional" for name in arg.names}
+    for arg in spec:
+        if arg.kind == "switch":
+            flags.update({f"--no-{name[2:]}": arg for name in arg.names})
+    positionals = [arg for arg in spec if arg.kind == "positional"]
+    values: dict[str, object] = {}
+    given: list[_Arg] = []
+    rest = iter(argv[1:])
+    for token in rest:
+        if token and not token.startswith("-"):
+            if not positionals:
+                return None  # one too many
+            arg, text = positionals.pop(0), token
+        else:
+            name, eq, text = token.partition("=")
+            arg = flags.get(name)
+            if arg is None and not eq and not name.startswith("--") and len(name) > 2:
+                arg, text, eq = flags.get(name[:2]), name[2:], "="  # -j2, -oFILE
+            if arg is None or (arg.kind != "value" and eq):
+                return None
+            if arg.kind == "switch":
+                values[arg.dest] = not name.startswith("--no-")
+            elif arg.kind == "flag":
+                values[arg.dest] = True
+            elif not eq:
+                text = next(rest, None)
+                if text is None or text.startswith("-"):
+                    return None
+        if arg.kind in ("value", "positional"):
+            if arg.choices is not None and text not in arg.choices:
+                return None
+            try:
+                # (_jobs raises argparse's own error below 1, for argparse's message)
+                value = int(text) if arg.type is _jobs else arg.type(text) if arg.type is not None else text
+            except ValueError:
+                return None
+            if arg.type is _jobs and value < 1:
+                return None
+            values[arg.dest] = value
+        given.append(arg)
+    if positionals:
+        return None
+    groups: dict[str, int] = {}
+    for arg in spec:
+        if arg.group is not None:
+            groups[arg.group] = groups.get(arg.group, 0) + (arg in given)
+        if arg.required and arg not in given:
+            return None
+    if any(count != 1 for count in groups.values()):
+        return None
+    out = {"command": argv[0]}
+    for arg in spec:
+        out[arg.dest] = values.get(arg.dest, False if arg.kind == "flag" else arg.default)
+    return _Args(**out)
+
+
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command's argparse parser; for ``argv`` naming a subcommand, only that subcommand's
+    (each subparser is a parser of its own: all seven took 2.3 ms of every run's start)."""
+    import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        """argparse's help formatter, but for the width: argparse imports shutil for it (and bz2,
+        lzma and fnmatch with it) in every add_argument, 2.5 ms. The same width as shutil's."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+    p = argparse.ArgumentParser(prog="linkplugin", description="Post-link debug-info tools for ELF files.",
+                                formatter_class=Formatter)
+    p.add_argument("--version", action="version", version=f"linkplugin {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = argv[0] if argv and argv[0] in _COMMANDS else None
+    for name, (spec, kwargs) in _COMMANDS.items():
+        if wanted not in (None, name):
+            continue
+        c = sub.add_parser(name, formatter_class=Formatter, **kwargs)
+        groups: dict[str, Any] = {}
+        for arg in spec:
+            if arg.group is not None and arg.group not in groups:
+                groups[arg.group] = c.add_mutually_exclusive_group(required=True)
+            where = c if arg.group is None else groups[arg.group]
+            options: dict[str, Any] = {"help": arg.help}
+            if arg.kind == "flag":
+                options["action"] = "store_true"
+            elif arg.kind == "switch":
+                options.update(action=argparse.BooleanOptionalAction, default=arg.default)
+            else:
+                options.update(type=arg.type, choices=arg.choices, metavar=arg.metavar)
+                if arg.kind == "value":
+                    options.update(default=arg.default, required=arg.required)
+            where.add_argument(*arg.names, **options)
+    return p
 
 
 def _columns() -> int:
@@ -56,111 +254,6 @@ def _columns() -> int:
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns if columns > 0 else 80
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser with _Formatter; its subcommands' parsers are of this class too."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-
-def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The command's parser; for ``argv`` naming a subcommand, only that subcommand's (each
-    subparser is a parser of its own: all seven took 2.3 ms of every run's start)."""
-    p = _Parser(prog="linkplugin", description="Post-link debug-info tools for ELF files.")
-    p.add_argument("--version", action="version", version=f"linkplugin {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    wanted = argv[0] if argv and argv[0] in _COMMANDS else None
-    for name, (fill, kwargs) in _COMMANDS.items():
-        if wanted in (None, name):
-            fill(sub.add_parser(name, **kwargs))
-    return p
-
-
-def _compress_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("input")
-    c.add_argument("-o", "--output", required=True)
-    c.add_argument("--type", choices=CODECS, default="zlib", help="codec (default zlib)")
-    c.add_argument("--level", type=int,
-                   help="codec level: zlib 0-12 (libdeflate's; default 6, as objcopy), zstd 1-22 (default 3)")
-    c.add_argument("--shard-size", type=int, help="bytes per independently compressed shard "
-                   "(default: zlib 1 MiB, zstd 4 MiB); changes the output bytes")
-    c.add_argument("-j", "--jobs", type=_jobs, help="threads compressing at once (default: CPU count); "
-                   "never changes the output bytes")
-    c.add_argument("--time", action="store_true", help="print a table of phase times")
-    c.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
-
-
-def _decompress_args(d: argparse.ArgumentParser) -> None:
-    d.add_argument("input")
-    d.add_argument("-o", "--output", required=True)
-    d.add_argument("--time", action="store_true", help="print a table of phase times")
-    d.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
-
-
-def _merge_args(m: argparse.ArgumentParser) -> None:
-    m.add_argument("input")
-    m.add_argument("-o", "--output", required=True)
-    m.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
-                   "never changes the output bytes")
-    m.add_argument("--compress", choices=CODECS, metavar="zlib|zstd",
-                   help="then compress the debug sections, in the same pass")
-    m.add_argument("--level", type=int, help="with --compress: codec level")
-    m.add_argument("--time", action="store_true", help="print a table of phase times")
-    m.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
-    m.add_argument("--stats", action="store_true", help="print units, DIEs, types and bytes saved")
-    m.add_argument("--odr", action="store_true", help="C++ only: also merge types of one qualified name and "
-                   "size (as dsymutil's ODR), declarations replaced by the definition; gdb may list some "
-                   "entries under other files")
-
-
-def _split_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("input")
-    s.add_argument("-o", "--output", required=True, help="the stripped program (may be INPUT)")
-    where = s.add_mutually_exclusive_group(required=True)
-    where.add_argument("--debug-file", metavar="FILE", help="write the debug file here")
-    where.add_argument("--debug-dir", metavar="DIR", help="write the debug file under DIR, by build ID")
-    s.add_argument("--merge", action=argparse.BooleanOptionalAction, default=True,
-                   help="merge duplicate types in the debug file (default: on)")
-    s.add_argument("--odr", action="store_true", help="with --merge: C++ types merged by qualified name too "
-                   "(as merge-types --odr)")
-    s.add_argument("--compress", choices=[*CODECS, "none"], default="zlib", metavar="zlib|zstd|none",
-                   help="codec of the debug file's sections (default zlib)")
-    s.add_argument("--level", type=int, help="codec level")
-    s.add_argument("-j", "--jobs", type=_jobs, help="worker processes (default: CPU count); "
-                   "never changes the output bytes")
-    s.add_argument("--time", action="store_true", help="print a table of phase times")
-    s.add_argument("--quiet", action="store_true", help="no progress line on stderr (shown only on a terminal)")
-
-
-def _verify_args(v: argparse.ArgumentParser) -> None:
-    v.add_argument("original")
-    v.add_argument("new")
-    v.add_argument("--limit", type=int, default=20, help="differences to print at most")
-
-
-def _info_args(i: argparse.ArgumentParser) -> None:
-    i.add_argument("input")
-    i.add_argument("--all", action="store_true", help="list every section, not only debug ones")
-
-
-_SPLIT_DESCRIPTION = ("Write a stripped copy of INPUT (no .debug_* sections, no symbol table) "
-                      "and a separate debug file with merged, compressed debug info, linked by .gnu_debuglink. "
-                      "With --debug-dir the debug file goes to DIR/.build-id/xx/yyyy.debug when INPUT has a "
-                      "build ID (gdb finds it with 'set debug-file-directory DIR'), else DIR/NAME.debug.")
-
-# name: (what adds its arguments, add_parser's arguments)
-_COMMANDS = {
-    "compress": (_compress_args, {"help": "compress .debug_* sections (SHF_COMPRESSED)"}),
-    "decompress": (_decompress_args, {"help": "restore plain .debug_* sections"}),
-    "merge-types": (_merge_args, {"help": "remove duplicate DWARF types across compilation units"}),
-    "split": (_split_args, {"help": "write a stripped program and a separate debug file (as dh_strip)",
-                            "description": _SPLIT_DESCRIPTION}),
-    "verify": (_verify_args, {"help": "check that NEW describes every entity of ORIG the same way"}),
-    "info": (_info_args, {"help": "list sections, sizes and compression state"}),
-}
 
 
 def _size_table(report: api.Report) -> str:
@@ -248,7 +341,7 @@ def _tell(text: str) -> None:
 
 
 def run(argv: list[str]) -> int:
-    args = _parser(argv).parse_args(argv)
+    args = _parse(argv)
     if args.command == "verify":
         problems = api.verify_files(args.original, args.new, limit=args.limit)
         for problem in problems:
@@ -302,7 +395,7 @@ def _termination_unwinds() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _job(args: argparse.Namespace, timer: PhaseTimer) -> api.Report:
+def _job(args: Any, timer: PhaseTimer) -> api.Report:
     if args.command == "compress":
         settings = Settings(codec=args.type, level=args.level, shard_size=args.shard_size)
         return api.compress_file(args.input, args.output, settings, jobs=args.jobs, timer=timer)
@@ -341,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         _tell("linkplugin: interrupted")
         return 130
     except Terminated as exc:
-        _tell(f"linkplugin: terminated by {signal.Signals(exc.signum).name}")
+        import signal as named  # (the names live in the enums)
+
+        _tell(f"linkplugin: terminated by {named.Signals(exc.signum).name}")
         return 128 + exc.signum
 
 

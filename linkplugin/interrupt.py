@@ -19,7 +19,9 @@ The owner learns of the signal in one of two ways:
 from __future__ import annotations
 
 import os
-import signal
+# The C module that signal wraps in enums: the same functions and numbers, without importing
+# enum (1.5 ms of every command's start).
+import _signal as signal
 import threading
 
 from linkplugin.errors import LinkpluginError

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
+# The C module that signal wraps in enums: the same functions and numbers, without importing
+# enum (1.5 ms of every command's start).
+import _signal as signal
 import threading
 import time
 from collections.abc import Sized

@@ -33,6 +33,9 @@ inflate (a ctypes call) and libzstd release the GIL while they work.
 """
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import threading
 import zlib
 
@@ -126,12 +129,15 @@ def _load_libz() -> Any:
     global _libz
     if _libz is None:
         import ctypes
-        import ctypes.util
 
         try:
             lib = ctypes.CDLL("libz.so.1")
         except OSError:
-            name = ctypes.util.find_library("z")  # slower (it may run ldconfig): only off Linux
+            # Only here: ctypes.util imports shutil, subprocess and tempfile (8 ms, in the
+            # compression's first shard on Linux until this was moved), and may run ldconfig.
+            import ctypes.util
+
+            name = ctypes.util.find_library("z")
             if name is None:
                 raise LinkpluginError("zlib compression needs the system's zlib library (libz), not found") from None
             lib = ctypes.CDLL(name)
@@ -201,10 +207,36 @@ def deflate_library() -> Any:
 
 
 def zstd_library() -> Any:
-    """The ``zstandard`` package, imported by the first zstd job."""
+    """The ``zstandard`` package's C backend (its ZstdCompressor, ZstdDecompressor, ZstdError and
+    ZSTD_VERSION), imported by the first zstd job."""
     try:
         with importing:
-            import zstandard
+            return (sys.modules.get("zstandard") or sys.modules.get("zstandard.backend_c") or _zstd_backend()
+                    or importlib.import_module("zstandard"))
     except ImportError:
         raise LinkpluginError("zstd needs the Python package zstandard (pip install zstandard)") from None
-    return zstandard
+
+
+def _zstd_backend() -> Any:
+    """``zstandard.backend_c`` loaded without the package: its ``__init__`` only picks that
+    backend on CPython and re-exports it, but imports ``platform`` and ``typing`` to do so (6 ms,
+    7% of a 16 MB input's zstd compression). None where the package is not laid out so, or the
+    user chose a backend (PYTHON_ZSTANDARD_IMPORT_POLICY): the package is imported then."""
+    if "PYTHON_ZSTANDARD_IMPORT_POLICY" in os.environ or sys.implementation.name != "cpython":
+        return None
+    from importlib import machinery
+
+    spec = machinery.PathFinder.find_spec("zstandard")
+    if spec is None or not spec.origin:
+        return None
+    for suffix in machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(os.path.dirname(spec.origin), "backend_c" + suffix)
+        if os.path.exists(path):
+            loader = machinery.ExtensionFileLoader("zstandard.backend_c", path)
+            module = loader.create_module(machinery.ModuleSpec("zstandard.backend_c", loader, origin=path))
+            loader.exec_module(module)
+            # Where the package finds it if it is imported later (SCons's cache key names its
+            # version): one module, so one ZstdError class.
+            sys.modules["zstandard.backend_c"] = module
+            return module
+    return None
