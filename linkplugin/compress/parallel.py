@@ -38,6 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 
 from linkplugin import interrupt, progress
 
@@ -117,6 +118,9 @@ class Job:
         self.results: dict[Hashable, Any] = {}
         self.weight = weight
         self.held = 0  # bytes of the results not yet taken
+        # While waiting for a large shard, the writer goes on making small ones as long as their
+        # results hold less than that shard's plain bytes, however many they are.
+        self.largest = max((t.length for t in plain), default=0)
         self.wanted = -1  # the section the writer takes shards of now
         self.failure: BaseException | None = None
         self.cond = threading.Condition()
@@ -179,10 +183,21 @@ class Job:
         return task
 
     def _next_plain(self) -> Task | None:
-        """The first plain task a helper may take that no thread has taken yet (under the lock)."""
+        """The largest of the next few plain tasks in the writer's order that no thread has taken
+        yet (under the lock). A shard far larger than its neighbours is the job's longest task
+        (libstdc++'s one 4 MiB zstd shard of .debug_info among sections of a few hundred KB:
+        19 ms of a 30 ms job): started first, it ends while the other threads make the rest.
+        Only within ``ahead`` tasks of the writer's next, so that helpers still make what the
+        writer comes to next (a file of many one-shard sections)."""
         if not self._plain_for_helpers():
             return None
-        return self.plain.pop(self.plain_order.popleft().key)
+        best, size = 0, -1
+        for k, task in enumerate(islice(self.plain_order, self.ahead)):
+            if task.length > size and task.key in self.plain:
+                best, size = k, task.length
+        task = self.plain_order[best]
+        del self.plain_order[best]
+        return self.plain.pop(task.key)
 
     def _plain_for_helpers(self) -> bool:
         """Whether plain tasks a helper may take remain (under the lock): those the writer took
@@ -195,7 +210,7 @@ class Job:
         """A task for the writer to make while a helper makes the one it waits for: the next
         decoded or plain shard, unless as many results as the backlog already wait to be
         written (under the lock)."""
-        if len(self.results) >= self.backlog:
+        if len(self.results) >= self.backlog and self.held >= self.largest:
             return None
         if self.decoded:
             return self.decoded.popleft()
