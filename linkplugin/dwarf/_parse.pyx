@@ -14,6 +14,7 @@ from libc.stdlib cimport realloc, free
 from libc.string cimport memset
 
 from linkplugin.dwarf._buf cimport IV, Buf, ipush
+from linkplugin.dwarf._forms cimport TPL_SLOTS, form_slot
 from linkplugin.dwarf._columns cimport byte_column, int64_table
 from linkplugin.dwarf._lines cimport line_files
 from linkplugin.dwarf._leb cimport read_le, read_sleb, read_spec, read_uleb
@@ -135,7 +136,6 @@ def file_names(line_col, Py_ssize_t off, strs_col, line_strs_col, bytes comp_dir
 
 # --- the compiled scanner's programs of one abbreviation table -----------------------------------
 
-DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
 DEF AT_CLASSES = 0x4000  # attributes at or above this are of class "other"
 
 
@@ -160,12 +160,12 @@ def scan_tables(abbrev_col, Py_ssize_t off, tpl_col, at_class_col):
     cdef const uint8_t *at_class
     cdef Py_ssize_t n = byte_column(abbrev_col, &b), p = off, j
     cdef uint64_t code, tag, at, form, max_code = 0
-    cdef int64_t k, kind, cls, ic, t
+    cdef int64_t k, kind, cls, ic, t, slot
     cdef IV ops, codes, starts, kids
     cdef int64_t *sv
     cdef int64_t *ov
     cdef uint8_t *kv
-    cdef Py_ssize_t nclass = int64_table(tpl_col, TPL_FORMS, 4, &tpl)
+    cdef Py_ssize_t nclass = int64_table(tpl_col, TPL_SLOTS, 4, &tpl)
     if off < 0 or off >= n or nclass < 0 or byte_column(at_class_col, &at_class) != AT_CLASSES:
         return None
     ops.p = codes.p = starts.p = kids.p = NULL
@@ -192,12 +192,13 @@ def scan_tables(abbrev_col, Py_ssize_t off, tpl_col, at_class_col):
                     return None
                 if at == 0 and form == 0:
                     break
-                if form >= TPL_FORMS:
+                slot = form_slot(form)
+                if slot < 0:
                     return None
                 cls = at_class[at] if at < AT_CLASSES else nclass - 1
                 if cls >= nclass:
                     return None
-                t = (cls * TPL_FORMS + <int64_t> form) * 4  # tpl[cls, form, :]
+                t = (cls * TPL_SLOTS + slot) * 4  # tpl[cls, form's row, :]
                 kind = tpl[t]
                 if kind == -2:
                     k += tpl[t + 1]

@@ -83,6 +83,15 @@ STRX_FORMS = frozenset({DW_FORM_strx, DW_FORM_strx1, DW_FORM_strx2, DW_FORM_strx
 # Values that only mean something inside their own unit (indexes into per-unit tables).
 UNIT_INDEX_FORMS = frozenset({DW_FORM_addrx, DW_FORM_addrx1, DW_FORM_addrx2, DW_FORM_addrx3, DW_FORM_addrx4,
                               DW_FORM_GNU_addr_index, DW_FORM_loclistx, DW_FORM_rnglistx})
+# The forms' rows in the compiled kernels' template tables (_forms.pxd, the same in C): the DWARF
+# forms 0 to 0x2c, then the GNU ones 0x1f00 to 0x1f2f; every other form has none.
+TEMPLATE_FORMS = (*range(0x2D), *range(0x1F00, 0x1F30))
+TPL_SLOTS = len(TEMPLATE_FORMS)
+
+
+def form_slot(form: int) -> int:
+    """The row of a form of TEMPLATE_FORMS."""
+    return form if form < 0x2D else form - 0x1F00 + 0x2D
 # --- tags ------------------------------------------------------------------
 DW_TAG_array_type = 0x01
 DW_TAG_class_type = 0x02

@@ -205,7 +205,6 @@ def forget_tables() -> None:
 # construction: what scan_program does with one attribute of each form, for each class of
 # attribute it tells apart (DW_AT_sibling, location, other expression, other).
 _parse = load_compiled("linkplugin.dwarf._parse")
-_TPL_FORMS = 0x1F30
 _AT_CLASS = bytearray([3]) * 0x4000
 for _at in F.EXPR_BLOCK_ATTRS:
     if _at < 0x4000:
@@ -221,9 +220,9 @@ def _scan_template(version: int, offset_size: int, addr_size: int) -> memoryview
     key = (version, offset_size, addr_size)
     tpl = _templates.get(key)
     if tpl is None:
-        flat = filled("q", 4 * _TPL_FORMS * 4, -1)  # (class, form) -> 4 numbers
+        flat = filled("q", 4 * F.TPL_SLOTS * 4, -1)  # (class, form row) -> 4 numbers
         for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_location, 0x22, F.DW_AT_name)):
-            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+            for form in F.TEMPLATE_FORMS:
                 try:
                     prog = scan_program(((at, form, 0),), version, offset_size, addr_size)
                 except DwarfError:
@@ -231,14 +230,14 @@ def _scan_template(version: int, offset_size: int, addr_size: int) -> memoryview
                 if prog is None:
                     continue  # DW_FORM_indirect: only the Python tables say so
                 ops = [prog[i:i + 4] for i in range(0, len(prog) - 4, 4)]  # without OP_END
-                row = (c * _TPL_FORMS + form) * 4
+                row = (c * F.TPL_SLOTS + F.form_slot(form)) * 4
                 if not ops:
                     flat[row:row + 4] = array("q", (-2, 0, 0, 0))
                 elif len(ops) == 1 and ops[0][0] == OP_SKIP:
                     flat[row:row + 4] = array("q", (-2, ops[0][1], 0, 0))
                 elif len(ops) == 1 and ops[0][3] in (0, at):
                     flat[row:row + 4] = array("q", (ops[0][0], ops[0][1], ops[0][2], int(ops[0][3] == at)))
-        tpl = shaped(flat, 4, _TPL_FORMS, 4)
+        tpl = shaped(flat, 4, F.TPL_SLOTS, 4)
         _templates[key] = tpl
     return tpl
 

@@ -28,6 +28,7 @@ from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_spec, read_uleb, r
 from linkplugin.dwarf._buf cimport IV, Buf, grow, ipush, put, raw, uleb
 from linkplugin.dwarf._lines cimport line_files
 from linkplugin.dwarf._columns cimport byte_column, find_offset, int64_column, int64_table
+from linkplugin.dwarf._forms cimport TPL_SLOTS, form_slot
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from cpython.array cimport array, clone, resize
@@ -35,7 +36,6 @@ from cpython.array cimport array, clone, resize
 cdef array _INT64 = array("q")
 cdef array _UINT32 = array("I")
 cdef array _UINT8 = array("B")
-DEF TPL_FORMS = 0x1f30  # forms below this have a template (DWARF 5 and the GNU extensions)
 DEF RC_TABLES = 7  # a job's run: the kernel does not take the unit's abbreviation table (make_tables)
 
 # ``analyze_many`` does its per-unit bulk under ``with nogil:`` (merge/__init__.py may then run units on threads).
@@ -1390,7 +1390,7 @@ def _job(info_col, int64_t u, int64_t uend, offs_col, codes_col, parent_col, end
         return None
     if make:
         nab = byte_column(abbrev_col, &ab)
-        if not 0 <= abbrev_off < nab or int64_table(tpl_col, TPL_FORMS, 3, &tpl) != 3:
+        if not 0 <= abbrev_off < nab or int64_table(tpl_col, TPL_SLOTS, 3, &tpl) != 3:
             return None
         if byte_column(tag_flags_col, &tagf) != 256 or byte_column(xtag_flags_col, &xtagf) != 256:
             return None
@@ -1613,10 +1613,10 @@ DEF MAX_CODE = 65535
 cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t *tpl, const uint8_t *tag_flags,
                     const uint8_t *xtag_flags, Buf *prog, Buf *heads, IV *codes, IV *pstart, IV *hstart, IV *hend,
                     IV *flags, IV *xflags, uint64_t *max_code) noexcept nogil:
-    """The walk of ``tables`` over one abbreviation table (``tpl`` as a flat (3, TPL_FORMS, 3)
-    array): 1 when done, 0 for a table it does not take."""
+    """The walk of ``tables`` over one abbreviation table (``tpl`` as a flat (3, TPL_SLOTS, 3)
+    array: class, form's row): 1 when done, 0 for a table it does not take."""
     cdef uint64_t code, tag, at, form, v
-    cdef int64_t ic, c
+    cdef int64_t ic, slot, row
     cdef uint8_t children, fl
     cdef uint64_t decl_form
     cdef int64_t op6[6]
@@ -1649,10 +1649,11 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
                 return 0
             if at == 0 and form == 0:
                 break
-            if form >= TPL_FORMS:
+            slot = form_slot(form)
+            if slot < 0:
                 return 0
-            c = 0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2
-            if tpl[(c * TPL_FORMS + form) * 3] < 0:
+            row = ((0 if at == 0x01 else 1 if at == AT_DECL_FILE else 2) * TPL_SLOTS + slot) * 3
+            if tpl[row] < 0:
                 return 0
             if at == AT_DECLARATION and not has_decl:
                 has_decl = True
@@ -1668,11 +1669,11 @@ cdef int walk_table(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, const int64_t 
             if at == 0x69:  # DW_AT_signature
                 has_sig = True
             if grow(prog, 6 * 8) == 0:
-                op6[0] = tpl[(c * TPL_FORMS + form) * 3]
+                op6[0] = tpl[row]
                 op6[1] = <int64_t> at
                 op6[2] = <int64_t> form
-                op6[3] = tpl[(c * TPL_FORMS + form) * 3 + 1]
-                op6[4] = tpl[(c * TPL_FORMS + form) * 3 + 2]
+                op6[3] = tpl[row + 1]
+                op6[4] = tpl[row + 2]
                 op6[5] = ic
                 memcpy(prog.p + prog.n, op6, 6 * 8)
                 prog.n += 6 * 8
@@ -1845,7 +1846,7 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
     ``off``, or None: ``make_tables``'s buffers as arrays (the kernel makes its own; the tests
     compare these with fasthash's Python tables).
 
-    ``tpl[c, form]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
+    ``tpl[c, form_slot(form)]`` is (op, size, class) of tokens.hash_program for a form, for an attribute of
     class ``c`` (0: DW_AT_sibling, 1: DW_AT_decl_file, 2: any other; op -1: not tokenisable);
     ``tag_flags[tag]`` the F_TYPE and F_NAMESPACE flags of a tag below 256 and 64 for
     the tags of F_DECL; ``xtag_flags[tag]`` the X_* flags that only depend on the tag."""
@@ -1855,7 +1856,7 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
     memset(&W, 0, sizeof(Work))
     W.nab = byte_column(abbrev_col, &W.ab)
     W.ab_off = off
-    if off < 0 or off >= W.nab or int64_table(tpl_col, TPL_FORMS, 3, &W.tpl) != 3:
+    if off < 0 or off >= W.nab or int64_table(tpl_col, TPL_SLOTS, 3, &W.tpl) != 3:
         return None
     if byte_column(tag_flags_col, &W.tagf) != 256 or byte_column(xtag_flags_col, &W.xtagf) != 256:
         return None

@@ -59,7 +59,6 @@ def _code_flags(ab: Abbrev) -> int:
     return flags
 
 
-_TPL_FORMS = 0x1F30  # _hashcore.TPL_FORMS
 _DECL_TAG = 64        # _hashcore.tables: a tag of F.DECL_TAGS
 
 
@@ -70,16 +69,16 @@ def _template(version: int, offset_size: int, addr_size: int) -> memoryview:
     key = (version, offset_size, addr_size)
     tpl = _templates.get(key)
     if tpl is None:
-        flat = filled("q", 3 * _TPL_FORMS * 3, -1)  # (class, form) -> 3 numbers
+        flat = filled("q", 3 * F.TPL_SLOTS * 3, -1)  # (class, form row) -> 3 numbers
         for c, at in enumerate((F.DW_AT_sibling, F.DW_AT_decl_file, F.DW_AT_name)):
-            for form in [*range(0x2D), *range(0x1F00, _TPL_FORMS)]:
+            for form in F.TEMPLATE_FORMS:
                 try:
                     prog = hash_program(((at, form, 0),), version, offset_size, addr_size)
                 except DwarfError:
                     continue
-                row = (c * _TPL_FORMS + form) * 3
+                row = (c * F.TPL_SLOTS + F.form_slot(form)) * 3
                 flat[row:row + 3] = array("q", (prog[0], prog[3], prog[4]))
-        tpl = _templates[key] = shaped(flat, 3, _TPL_FORMS, 3)
+        tpl = _templates[key] = shaped(flat, 3, F.TPL_SLOTS, 3)
     return tpl
 
 
