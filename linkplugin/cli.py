@@ -170,9 +170,10 @@ def _quick(argv: list[str]) -> _Args | None:
                 values[arg.dest] = not name.startswith("--no-")
             elif arg.kind == "flag":
                 values[arg.dest] = True
-            elif not eq:
-                text = next(rest, None)
-                if text is None or text.startswith("-"):
+            else:
+                if not eq:
+                    text = next(rest, None)
+                if text is None or text.startswith("-"):  # (argparse reads -X and "--" values its own ways)
                     return None
         if arg.kind in ("value", "positional"):
             if arg.choices is not None and text not in arg.choices:

@@ -65,3 +65,56 @@ def test_a_well_formed_command_loads_neither_argparse_nor_enum() -> None:
              "print(sorted({'argparse', 're', 'enum', 'signal'} & (set(sys.modules) - before)))")
     got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert got.stdout.strip() == "[]"
+
+
+def test_random_command_lines_read_alike_or_are_left_to_argparse() -> None:
+    """Command lines drawn from every flag's spellings, values good and bad, and odd tokens:
+    whatever _quick reads, argparse reads the same way; where argparse stops with a message,
+    _quick has left it to argparse."""
+    import contextlib
+    import io
+    import random
+
+    rng = random.Random(24)
+    values = ["in", "out", "x.debug", "2", "0", "-1", "+3", "zlib", "zstd", "none", "lz4", "", "-", "--", "a=b"]
+    read = 0
+    for case in range(4000):
+        command = rng.choice(list(cli._COMMANDS))
+        spec = cli._COMMANDS[command][0]
+        tokens: list[str] = [command]
+        if rng.random() < 0.8:  # most lines start complete, so that the extras decide
+            groups: set[str] = set()
+            for arg in spec:
+                if arg.kind == "positional":
+                    tokens.append(f"{arg.dest}.elf")
+                elif arg.required or (arg.group is not None and arg.group not in groups):
+                    tokens += [arg.names[-1], "out"]
+                    groups.add(arg.group or "")
+        for _ in range(rng.randrange(5)):
+            arg = rng.choice(spec)
+            name = rng.choice(arg.names)
+            shape = rng.randrange(6)
+            if arg.kind == "positional" or shape == 0:
+                tokens.append(rng.choice(values))
+            elif arg.kind == "switch" and shape == 1:
+                tokens.append("--no-" + name[2:])
+            elif shape == 2 and len(name) > 3:
+                tokens.append(name[:-1])  # an abbreviation
+            elif shape == 3:
+                tokens.append(f"{name}={rng.choice(values)}")
+            elif shape == 4 and not name.startswith("--"):
+                tokens.append(name + rng.choice(values))  # -j2, -oFILE
+            else:
+                tokens.append(name)
+                if arg.kind == "value":
+                    tokens.append(rng.choice(values))
+        quick = cli._quick(tokens)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                full = vars(cli._parser(tokens).parse_args(tokens))
+            except SystemExit:
+                full = None
+        if quick is not None:
+            read += 1
+            assert full is not None and vars(quick) == full, tokens
+    assert read > 200  # (the draw reaches the quick path often enough to mean something)
