@@ -383,3 +383,27 @@ def test_a_failed_job_lets_go_of_what_it_held() -> None:
         assert ref() is None  # freed by its count, with the collector off
     finally:
         gc.enable()
+
+
+def test_zstd_from_the_packages_backend_with_or_without_the_package(c_program: Path, tmp_path: Path) -> None:
+    """zstd shards come from zstandard's C backend loaded without the package's ``__init__``
+    (shards.zstd_library: it imports platform and typing, 6 ms of every zstd command), or, where
+    the user chose a backend (PYTHON_ZSTANDARD_IMPORT_POLICY), from the package as it loads
+    itself: the same bytes either way, and the first way leaves the package unimported."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys; from linkplugin.cli import main; main(sys.argv[1:]); "
+             "print('zstandard' in sys.modules, 'zstandard.backend_c' in sys.modules)")
+    outs = {}
+    for policy in (None, "cext"):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHON_ZSTANDARD_IMPORT_POLICY"}
+        if policy:
+            env["PYTHON_ZSTANDARD_IMPORT_POLICY"] = policy
+        outs[policy] = tmp_path / f"out-{policy}"
+        got = subprocess.run([sys.executable, "-c", probe, "compress", str(c_program), "-o", str(outs[policy]),
+                              "--type", "zstd", "--quiet"], capture_output=True, text=True, env=env, check=True)
+        assert got.stdout.splitlines()[-1] == ("True True" if policy else "False True")
+    assert outs[None].read_bytes() == outs["cext"].read_bytes()
+    assert flags_of(outs[None])[".debug_info"].count("C") == 1
