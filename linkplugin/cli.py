@@ -126,7 +126,7 @@ _COMMANDS: dict[str, tuple[tuple[_Arg, ...], dict[str, str]]] = {
 def _parse(argv: list[str]) -> Any:
     """The command line as argparse reads it. A well-formed command (every token an exact flag,
     its value or a positional) is read here without argparse, which with the ``re`` module it
-    loads is 3 ms of every run's start (a zstd compression of a 16 MB input takes 80); argparse
+    loads is 3 ms of every run's start (a zstd compression of a 16 MB input takes about 60); argparse
     reads anything else (help, abbreviations, every error), with its messages."""
     quick = _quick(argv)
     return quick if quick is not None else _parser(argv).parse_args(argv)
