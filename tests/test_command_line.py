@@ -39,7 +39,8 @@ LEFT_TO_ARGPARSE = [
     ["compress", "in", "-o", "o", "-jx"], ["compress", "in", "-o", "o", "--type", "lz4"],
     ["compress", "in", "-o", "o", "--time=1"], ["compress", "in", "-o", "o", "--level", "-1"],
     ["compress", "-", "-o", "o"], ["compress", "in", "-o", "o", "--"], ["compress", "in", "x", "-o", "o"],
-    ["compress", "", "-o", "o"], ["split", "in", "-o", "o"], ["split", "in", "-o", "o", "--debug-dir", "d", "--debug-file", "f"],
+    ["compress", "", "-o", "o"], ["split", "in", "-o", "o"],
+    ["split", "in", "-o", "o", "--debug-dir", "d", "--debug-file", "f"],
     ["split", "in", "-o", "o", "--debug-dir", "d", "--merge=1"], ["verify", "a"], ["info", "a", "b"],
     ["merge-types", "in", "-o", "o", "--compress", "none"],
 ]
