@@ -92,6 +92,8 @@ TPL_SLOTS = len(TEMPLATE_FORMS)
 def form_slot(form: int) -> int:
     """The row of a form of TEMPLATE_FORMS."""
     return form if form < 0x2D else form - 0x1F00 + 0x2D
+
+
 # --- tags ------------------------------------------------------------------
 DW_TAG_array_type = 0x01
 DW_TAG_class_type = 0x02
