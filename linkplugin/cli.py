@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
-# The C module that signal wraps in enums: the same functions and numbers, without importing
-# enum (1.5 ms of every command's start).
-import _signal as signal
+import _signal as signal  # (why: interrupt.py)
 import sys
 import threading
 from contextlib import contextmanager

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
-# The C module that signal wraps in enums: the same functions and numbers, without importing
-# enum (1.5 ms of every command's start).
-import _signal as signal
+import _signal as signal  # (why: interrupt.py)
 import threading
 import time
 from collections.abc import Sized
