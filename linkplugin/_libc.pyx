@@ -1,7 +1,11 @@
 # cython: language_level=3
-"""glibc's malloc_trim and mallopt, for ``linkplugin.memory``: called here rather than through
-ctypes, whose import and dlopen cost every command about 4 ms (a tenth of a small merge's
-Python start-up). Elsewhere than glibc both do nothing and ``GLIBC`` is False."""
+"""glibc's malloc_trim and mallopt, for ``linkplugin.memory``, and Linux's renameat2 with
+RENAME_EXCHANGE, for ``linkplugin.elf.write``: called here rather than through ctypes, whose
+import and dlopen cost every command about 4 ms (a tenth of a small merge's Python start-up).
+Elsewhere than glibc the first two do nothing and ``GLIBC`` is False; elsewhere than Linux
+``exchange`` fails with ENOSYS."""
+from libc.errno cimport errno
+import os
 
 cdef extern from *:
     """
@@ -20,6 +24,24 @@ cdef extern from *:
     int lp_mallopt(int param, int value) nogil
     int LP_GLIBC
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #if defined(__linux__)
+    #include <fcntl.h>
+    #include <unistd.h>
+    #include <sys/syscall.h>
+    #endif
+    #if defined(__linux__) && defined(SYS_renameat2)
+    static int lp_exchange(const char *a, const char *b) {
+        return (int) syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
+    }
+    #else
+    static int lp_exchange(const char *a, const char *b) { (void) a; (void) b; errno = ENOSYS; return -1; }
+    #endif
+    """
+    int lp_exchange(const char *a, const char *b) nogil
+
 GLIBC = bool(LP_GLIBC)
 
 
@@ -30,3 +52,17 @@ def malloc_trim(size_t pad=0) -> int:
 
 def mallopt(int param, int value) -> int:
     return lp_mallopt(param, value)
+
+
+def exchange(a: str, b: str) -> None:
+    """Swap the names ``a`` and ``b`` (both must exist) in one step; OSError if the system or
+    the file system cannot (ENOSYS, EINVAL), or as rename would fail."""
+    cdef bytes path_a = os.fsencode(a), path_b = os.fsencode(b)
+    cdef const char *ca = path_a
+    cdef const char *cb = path_b
+    cdef int code = 0
+    with nogil:
+        if lp_exchange(ca, cb) != 0:
+            code = errno  # (read before the GIL is taken again, which may set errno)
+    if code != 0:
+        raise OSError(code, os.strerror(code), a, None, b)

@@ -14,7 +14,7 @@ from linkplugin.compress.codec import CompressJob, Plain, Settings, ch_type, des
 from linkplugin.elf.read import ElfImage, Section
 from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
 from linkplugin.errors import LinkpluginError
-from linkplugin.elf.write import KEEP, Deferred, Replacement, Stream, movable, write_elf
+from linkplugin.elf.write import KEEP, Deferred, Replacement, Stream, movable, replace_file, write_elf
 from linkplugin.pool import default_jobs
 from linkplugin.record import Record
 from linkplugin.timing import PhaseTimer
@@ -551,8 +551,8 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
                      f"--add-gnu-debuglink={debug}", os.fspath(src), tmp_stripped)
         # objcopy writing over mkstemp's 0600 file leaves 0711: give the program its input's mode, as strip does.
         os.chmod(tmp_stripped, os.stat(src).st_mode & 0o7777)
-        os.replace(debug, target)
-        os.replace(tmp_stripped, stripped)
+        replace_file(debug, target)
+        replace_file(tmp_stripped, stripped)
         tmp_stripped = None
     except OSError as exc:
         raise LinkpluginError(f"{stripped}: cannot write: {exc.strerror}") from None

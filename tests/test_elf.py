@@ -56,6 +56,54 @@ def test_kept_bytes_the_same_when_the_kernel_cannot_copy_them(cxx_program: Path,
     assert sections(tmp_path / "python") == sections(cxx_program)
 
 
+@pytest.mark.parametrize("exchange", ["built", "refused", "missing"])
+def test_output_over_an_existing_file(cxx_program: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      exchange: str) -> None:
+    """An output written over an existing file replaces it as a rename would (the names swapped in
+    one step where the system can, else renamed): the new bytes and mode under the name, no file
+    left under another name, another link to the old file and a symlink's target untouched, a
+    folder refused."""
+    import linkplugin._libc as libc
+
+    swapped = []
+    if exchange == "built":
+        real = libc.exchange
+
+        def spy(a: str, b: str) -> None:
+            swapped.append(os.path.basename(b))
+            real(a, b)
+        monkeypatch.setattr(libc, "exchange", spy)
+    elif exchange == "refused":
+        def refuse(a: str, b: str) -> None:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), a, None, b)
+        monkeypatch.setattr(libc, "exchange", refuse)
+    elif exchange == "missing":
+        monkeypatch.setitem(__import__("sys").modules, "linkplugin._libc", None)
+    with ElfImage(cxx_program) as image:
+        write_elf(image, tmp_path / "expected", {})
+    expected = (tmp_path / "expected").read_bytes()
+    out, other = tmp_path / "out", tmp_path / "other-link"
+    out.write_bytes(b"old")
+    out.chmod(0o600)
+    os.link(out, other)
+    target = tmp_path / "target"
+    target.write_bytes(b"target")
+    (tmp_path / "symlink").symlink_to(target)
+    (tmp_path / "folder").mkdir()
+    for name in ["out", "symlink", "new"]:
+        with ElfImage(cxx_program) as image:
+            write_elf(image, tmp_path / name, {})
+        assert (tmp_path / name).read_bytes() == expected
+        assert not (tmp_path / name).is_symlink()
+        assert (tmp_path / name).stat().st_mode & 0o777 == cxx_program.stat().st_mode & 0o777
+    with ElfImage(cxx_program) as image, pytest.raises(LinkpluginError, match="cannot write"):
+        write_elf(image, tmp_path / "folder", {})
+    assert other.read_bytes() == b"old" and target.read_bytes() == b"target"
+    assert swapped == (["out"] if exchange == "built" else [])  # only over a regular file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expected", "folder", "new", "other-link", "out",
+                                                         "symlink", "target"]
+
+
 def test_resize_rename_and_remove(c_program: Path, tmp_path: Path) -> None:
     out = tmp_path / "changed"
     with ElfImage(c_program) as image:
