@@ -10,7 +10,6 @@ as well, each as a stream cut into the same shards (see parallel.py).
 from __future__ import annotations
 
 import os
-import zlib
 
 from linkplugin.compress import CODECS, parallel, shards
 from linkplugin.elf.structs import ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, MAX_MOVED_ALIGN, Layout
@@ -36,7 +35,7 @@ def _inflate_library() -> Any:
             with shards.importing:
                 from zlib_ng import zlib_ng as library
         except ImportError:
-            library = zlib
+            import zlib as library
         _inflater = library
     return _inflater
 
@@ -366,7 +365,7 @@ def plain_chunks(source: Packed, size: int) -> Iterator[bytes]:
                 yield piece
     except OSError as exc:
         raise LinkpluginError(f"{source.path}: cannot read: {exc.strerror}") from None
-    except (zlib.error, _inflate_library().error, _zstd_error()) as exc:
+    except (_inflate_library().error, _zstd_error()) as exc:
         raise LinkpluginError(f"{source.path}: section {source.name}: corrupt {source.codec} data ({exc})") from None
     if done != size:
         raise LinkpluginError(f"{source.path}: section {source.name}: header says {size} bytes, data holds "
