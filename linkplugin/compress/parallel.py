@@ -65,6 +65,7 @@ _STREAM_AHEAD_BYTES = 32 << 20
 _POLL_SECONDS = 0.1  # how often a waiting thread looks for an interrupt
 _ABANDON_SECONDS = 2.0  # how long a failed job waits for its helpers' current shards
 
+
 class _Closed(Exception):
     """What a closed job's helpers see: take no more work."""
 

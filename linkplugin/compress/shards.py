@@ -172,6 +172,7 @@ def zstd_compressor(level: int) -> Callable[[bytes | memoryview], bytes]:
         zstd_library().ZstdCompressor(level=level, write_content_size=True).compress
     return compress
 
+
 def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
     """zlib's adler32_combine: the checksum of A+B from those of A and B."""
     rem = len2 % ADLER_BASE

@@ -23,6 +23,7 @@ from linkplugin.record import Record
 _ENTRY_SIZE = {SHT_SYMTAB: {64: 24, 32: 16}, SHT_DYNSYM: {64: 24, 32: 16}, SHT_GROUP: {64: 4, 32: 4},
                SHT_SYMTAB_SHNDX: {64: 4, 32: 4}}
 
+
 class Section(Record):
     __slots__ = ("index", "name", "header")
 
