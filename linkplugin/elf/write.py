@@ -365,9 +365,9 @@ def replace_file(tmp: str, dst: str) -> None:
     a sixth of its zstd compression, and more the larger the file. An exchange is as atomic for
     readers (``dst`` names the old file or the new one at every moment) and takes 0.02 ms; the
     unlink 0.5 ms. What it gives up is the order ext4 would force on a power loss (new data on
-    disk before the new name), which objcopy (unlink, then write in place), lld and mold do not
-    give either. Where the exchange is not available (no compiled ``_libc``, another system or
-    file system), a plain rename."""
+    disk before the new name), which objcopy (unlink, then write in place) and lld (the old
+    output unlinked first) do not give either. Where the exchange is not available (no
+    compiled ``_libc``, another system or file system), a plain rename."""
     try:
         regular = stat.S_ISREG(os.lstat(dst).st_mode)
     except FileNotFoundError:
