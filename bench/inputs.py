@@ -40,13 +40,17 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # from an older gcc (cupt-dbg: libcupt's debug file, gcc 10, DWARF 4, 28 MB of .debug_info+abbrev)
 # and C (libdb5.3-dbg: Berkeley DB's largest, gcc 12, DWARF 5, 11 MB); since session 23 a file
 # Debian ran dwz on (libkrb5-dbg: libkrb5's debug file, 1,033 units of which 824 partial units,
-# 39 abbreviation tables, 1 MB of .debug_info+abbrev; dwz itself refuses it, "not beneficial").
+# 39 abbreviation tables, 1 MB of .debug_info+abbrev; dwz itself refuses it, "not beneficial");
+# since session 25 C with GLib (syslog-ng-dbg: syslog-ng's largest, DWARF 5, 2.2 MB), C++ with Qt
+# (structure-synth-dbg: DWARF 4, 18 MB) and C++ Debian ran dwz on without -m (libitpp8v5-dbg:
+# IT++, 14 MB, partial units inside the file; dwz finds nothing more to do in it).
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
         ("coinor-libipopt1v5-dbg", "usr/lib/debug/usr/lib/libipopt.so.1.9.9"),
         ("cupt-dbg", "usr/lib/debug/.build-id"), ("libdb5.3-dbg", "usr/lib/debug/.build-id"),
-        ("libkrb5-dbg", "usr/lib/debug/.build-id"))
+        ("libkrb5-dbg", "usr/lib/debug/.build-id"), ("syslog-ng-dbg", "usr/lib/debug/.build-id"),
+        ("structure-synth-dbg", "usr/lib/debug/.build-id"), ("libitpp8v5-dbg", "usr/lib/debug/.build-id"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package

@@ -51,6 +51,13 @@ MIN_PARALLEL_BYTES = 1 << 20
 # (session 7): glibc's libc.so.6 1.49x the time, libbinutils 1.28x, binutils' ld.bfd (15 KB)
 # 1.00x, libstdc++ (24 KB) 0.86x, gold (30 KB) 0.68x.
 MIN_THREAD_UNIT_BYTES = 16 << 10
+# Units smaller than this are left out of that average: a unit of a few DIEs costs the second
+# pass little Python, and dwz's output holds hundreds of them (its partial units). IT++'s debug
+# file (libitpp8v5-dbg, dwz output: 1,067 units, 914 under 1 KiB, median 54 bytes) averaged
+# 12.6 KB a unit and had its second pass on one thread: 110-114 ms, 73-82 on two. Counting the
+# 153 units of 1 KiB and more, 87 KB; every other input keeps its choice (glibc 4.3 KB, libgsl
+# 6.1, syslog-ng 9.4; all those at 16 KB and over stay there).
+MIN_COUNTED_UNIT_BYTES = 1 << 10
 # Below this much .debug_info the rewrite's second pass runs on one thread too: a second one holds
 # a second chunk's kernels and copies at once, a cost about the same at any size, for a gain in
 # proportion to the size. clang's gdbserver (1.85 MB): peak 29.0 -> 27.2 MB, 87.5 -> 89.0 ms at
@@ -171,7 +178,9 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
     python_jobs = jobs
-    if threads and len(secs[".debug_info"]) < MIN_THREAD_UNIT_BYTES * len(parse_units(secs[".debug_info"])):
+    counted = [size for size in (u.end - u.off for u in parse_units(secs[".debug_info"]))
+               if size >= MIN_COUNTED_UNIT_BYTES]
+    if threads and sum(counted) < MIN_THREAD_UNIT_BYTES * max(1, len(counted)):
         # Small units: the ODR step and the rewrite's second pass on one thread (the output is the
         # same for any number), and the allocator as it is: its mapping threshold, there for threads' large blocks, cost
         # glibc's libc.so.6 4% of its time (the page faults of the table and layout phases' large
