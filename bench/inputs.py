@@ -43,14 +43,18 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # 39 abbreviation tables, 1 MB of .debug_info+abbrev; dwz itself refuses it, "not beneficial");
 # since session 25 C with GLib (syslog-ng-dbg: syslog-ng's largest, DWARF 5, 2.2 MB), C++ with Qt
 # (structure-synth-dbg: DWARF 4, 18 MB) and C++ Debian ran dwz on without -m (libitpp8v5-dbg:
-# IT++, 14 MB, partial units inside the file; dwz finds nothing more to do in it).
+# IT++, 14 MB, partial units inside the file; dwz finds nothing more to do in it), C (uwsgi-dbg:
+# 3 MB; mono-runtime-dbg: mono-sgen's debug file, 10.5 MB, named not by build id) and C++
+# (ns2-dbg: the ns-2 network simulator, 15.7 MB), all DWARF 5.
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
         ("coinor-libipopt1v5-dbg", "usr/lib/debug/usr/lib/libipopt.so.1.9.9"),
         ("cupt-dbg", "usr/lib/debug/.build-id"), ("libdb5.3-dbg", "usr/lib/debug/.build-id"),
         ("libkrb5-dbg", "usr/lib/debug/.build-id"), ("syslog-ng-dbg", "usr/lib/debug/.build-id"),
-        ("structure-synth-dbg", "usr/lib/debug/.build-id"), ("libitpp8v5-dbg", "usr/lib/debug/.build-id"))
+        ("structure-synth-dbg", "usr/lib/debug/.build-id"), ("libitpp8v5-dbg", "usr/lib/debug/.build-id"),
+        ("uwsgi-dbg", "usr/lib/debug/.build-id"), ("mono-runtime-dbg", "usr/lib/debug/usr/bin/mono-sgen"),
+        ("ns2-dbg", "usr/lib/debug/.build-id"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package
