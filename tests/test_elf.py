@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_output_over_an_existing_file(cxx_program: Path, tmp_path: Path, monkeyp
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), a, None, b)
         monkeypatch.setattr(libc, "exchange", refuse)
     elif exchange == "missing":
-        monkeypatch.setitem(__import__("sys").modules, "linkplugin._libc", None)
+        monkeypatch.setitem(sys.modules, "linkplugin._libc", None)
     with ElfImage(cxx_program) as image:
         write_elf(image, tmp_path / "expected", {})
     expected = (tmp_path / "expected").read_bytes()
