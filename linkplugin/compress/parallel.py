@@ -210,7 +210,7 @@ class Job:
     def _ahead(self) -> Task | None:
         """A task for the writer to make while a helper makes the one it waits for: the next
         decoded or plain shard, unless as many results as the backlog already wait to be
-        written (under the lock)."""
+        written and hold the bytes of the job's largest shard (under the lock)."""
         if len(self.results) >= self.backlog and self.held >= self.largest:
             return None
         if self.decoded:

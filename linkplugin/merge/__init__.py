@@ -178,9 +178,7 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
         jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
     python_jobs = jobs
-    counted = [size for size in (u.end - u.off for u in parse_units(secs[".debug_info"]))
-               if size >= MIN_COUNTED_UNIT_BYTES]
-    if threads and sum(counted) < MIN_THREAD_UNIT_BYTES * max(1, len(counted)):
+    if threads and _small_units(secs[".debug_info"]):
         # Small units: the ODR step and the rewrite's second pass on one thread (the output is the
         # same for any number), and the allocator as it is: its mapping threshold, there for threads' large blocks, cost
         # glibc's libc.so.6 4% of its time (the page faults of the table and layout phases' large
@@ -197,6 +195,13 @@ def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: A
             warm_up(analyze_chunk, jobs)
         return _merge_with(sections, handle, jobs, stats, timings, run_threads if threads else run_tasks, odr,
                            consume, python_jobs=python_jobs)
+
+
+def _small_units(info: bytes) -> bool:
+    """Whether the units of at least MIN_COUNTED_UNIT_BYTES average under MIN_THREAD_UNIT_BYTES
+    (or there are none)."""
+    counted = [size for size in (u.end - u.off for u in parse_units(info)) if size >= MIN_COUNTED_UNIT_BYTES]
+    return sum(counted) < MIN_THREAD_UNIT_BYTES * max(1, len(counted))
 
 
 def _kernels_release_gil() -> bool:
