@@ -2,10 +2,6 @@
 
 A section is cut into fixed-size shards (the size is a setting, never derived
 from the worker count), each compressed on its own, and the results joined by
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
-    from typing import Any, Callable
 index, so the bytes do not depend on how many threads ran.
 
 zlib: the section must stay *one* zlib stream (several concatenated streams
@@ -39,6 +35,10 @@ import sys
 import threading
 
 from linkplugin.errors import LinkpluginError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (annotations only: importing typing costs every command 2 ms of its start)
+    from typing import Any, Callable
 
 ADLER_BASE = 65521
 MIN_SHARD_SIZE = 32768  # smaller shards only cost ratio (each restarts its matches and tables)
