@@ -45,7 +45,10 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # (structure-synth-dbg: DWARF 4, 18 MB) and C++ Debian ran dwz on without -m (libitpp8v5-dbg:
 # IT++, 14 MB, partial units inside the file; dwz finds nothing more to do in it), C (uwsgi-dbg:
 # 3 MB; mono-runtime-dbg: mono-sgen's debug file, 10.5 MB, named not by build id) and C++
-# (ns2-dbg: the ns-2 network simulator, 15.7 MB), all DWARF 5.
+# (ns2-dbg: the ns-2 network simulator, 15.7 MB), all DWARF 5; since session 26 gcc 11's
+# libstdc++ (libstdc++6-11-dbg: libstdc++.so.6.0.29, DWARF 5, 4.6 MB), C++ with a few C units
+# (dibbler-server-dbg: DWARF 4, 9.5 MB) and the largest yet, C++ with Qt (connectome-workbench-dbg:
+# wb_view's debug file (the GUI), 375 MB of .debug_info+abbrev, DWARF 5; 197 MB shipped, 474 MB plain).
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
@@ -54,7 +57,9 @@ MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/l
         ("libkrb5-dbg", "usr/lib/debug/.build-id"), ("syslog-ng-dbg", "usr/lib/debug/.build-id"),
         ("structure-synth-dbg", "usr/lib/debug/.build-id"), ("libitpp8v5-dbg", "usr/lib/debug/.build-id"),
         ("uwsgi-dbg", "usr/lib/debug/.build-id"), ("mono-runtime-dbg", "usr/lib/debug/usr/bin/mono-sgen"),
-        ("ns2-dbg", "usr/lib/debug/.build-id"))
+        ("ns2-dbg", "usr/lib/debug/.build-id"),
+        ("libstdc++6-11-dbg", "usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6.0.29"),
+        ("dibbler-server-dbg", "usr/lib/debug/.build-id"), ("connectome-workbench-dbg", "usr/lib/debug/.build-id"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package

@@ -94,7 +94,9 @@ def main() -> None:
                              "openjdk; librados: Ceph's librados.so.2 and libceph-common.so.2; binutils: gold's debug "
                              "file as Debian ships it, dwz -m output, which dwz refuses; libc6: glibc's libc.so.6, "
                              "C in 2,063 small units; gsl, graphicsmagick, stimfit, ipopt, cupt, libdb, krb5 (dwz "
-                             "output), syslog, structure, itpp (dwz output), uwsgi, mono, ns2: bench/inputs.py MORE; gdbserver (-clang, -gcc): built here from gdb-source; "
+                             "output), syslog, structure, itpp (dwz output), uwsgi, mono, ns2, 6-11 (gcc 11's libstdc++; "
+                             "libstdc takes it too), dibbler, workbench (Connectome Workbench: 368 MB of .debug_info, "
+                             "minutes and 2 GB for dwz): bench/inputs.py MORE; gdbserver (-clang, -gcc): built here from gdb-source; "
                              "gold-clang: gold built here by clang++ from binutils-source; all these but the first "
                              "three not in the default run)")
     parser.add_argument("--no-quality", action="store_true", help="skip the gdb listing and per-tag tables")
