@@ -5,6 +5,8 @@ import pytest
 
 from conftest_merge import VARIANTS, cached_build, have, load_sections
 from linkplugin.dwarf import forms as F
+from linkplugin.dwarf.leb import read_uleb
+from linkplugin.dwarf.read import decode_attrs
 from linkplugin.dwarf.units import parse_units
 from linkplugin.merge import merge_sections
 from linkplugin.merge.hash import decode_with_abbrevs
@@ -53,3 +55,26 @@ def test_verify_catches_a_changed_string():
     strs = new[".debug_str"].replace(b"where\0", b"wheRe\0")
     assert strs != new[".debug_str"]
     assert verify(secs, dict(new, **{".debug_str": strs}))
+
+
+def test_verify_catches_a_changed_constant():
+    # A struct's DW_AT_byte_size one larger: a plain value, read by the compiled reader when it
+    # is built (decode_attrs on the pure path).
+    secs, new = _merged(("gcc", "c", 5, "-O0"))
+    info = bytearray(new[".debug_info"])
+    where = None
+    for hdr in parse_units(bytes(info)):
+        ud = decode_with_abbrevs(bytes(info), new[".debug_abbrev"], hdr, {})
+        for i, code in enumerate(ud.codes):
+            if ud.abbrevs[code].tag == F.DW_TAG_structure_type:
+                _, p = read_uleb(bytes(info), ud.offs[i])
+                attrs, _ = decode_attrs(bytes(info), p, ud.abbrevs[code].specs, hdr)
+                where = next((start for at, form, _, start, _ in attrs
+                              if at == F.DW_AT_byte_size and form == F.DW_FORM_data1), None)
+                if where is not None:
+                    break
+        if where is not None:
+            break
+    assert where is not None
+    info[where] = (info[where] + 1) & 0xFF
+    assert verify(secs, dict(new, **{".debug_info": bytes(info)}))

@@ -5,8 +5,10 @@ under comparison is assumed equal, as in a bisimulation). Slow and simple on pur
 from __future__ import annotations
 
 import bisect
+from array import array
 
 from linkplugin.dwarf import forms as F
+from linkplugin.dwarf import read
 from linkplugin.dwarf.abbrev import Abbrev
 from linkplugin.dwarf.expr import scan_expr
 from linkplugin.dwarf.forms import DwarfError
@@ -21,13 +23,39 @@ _CONTAINERS = (F.DW_TAG_namespace, F.DW_TAG_compile_unit, F.DW_TAG_partial_unit)
 _FOLLOWED = (0x47, 0x31)  # DW_AT_specification, DW_AT_abstract_origin
 # Decoded attribute lists a file keeps at most (about 0.6 KB each): a cache, emptied when full.
 # Unbounded, a program of 31.6 million DIEs (Connectome Workbench) took the check past 24 GB.
-_ATTRS_KEPT = 1 << 20
+_ATTRS_KEPT = 1 << 18
 
 
-def _pair(x: Die, y: Die) -> int:
-    """A pair of DIEs as one integer: the set of pairs assumed equivalent holds up to one per DIE,
-    and nested tuples cost it about 4x the memory."""
-    return (((x[0] << 40) | x[1]) << 64) | (y[0] << 40) | y[1]
+def _pair(a: "_File", b: "_File", x: Die, y: Die) -> int:
+    """A pair of DIEs as one integer, each DIE by its number in its file (``_File.first``)."""
+    return ((a.first[x[0]] + x[1]) << 32) | (b.first[y[0]] + y[1])
+
+
+class _Pairs:
+    """The pairs of DIEs taken as equivalent for the whole check (``_pair`` integers). A DIE of
+    the original is nearly always paired with one DIE of the new file: that partner is kept in an
+    array by the original DIE's number (4 bytes a DIE), any other in a set. A set of every pair
+    held 2 GB on Connectome Workbench (31.6 million DIEs a file)."""
+
+    __slots__ = ("partner", "more")
+
+    def __init__(self, a: "_File") -> None:
+        self.partner = array("I", bytes(4 * a.first[-1]))  # the partner's number + 1; 0: none
+        self.more: set[int] = set()
+
+    def __contains__(self, pair: int) -> bool:
+        return self.partner[pair >> 32] == (pair & 0xFFFFFFFF) + 1 or pair in self.more
+
+    def add(self, pair: int) -> None:
+        x, y = pair >> 32, (pair & 0xFFFFFFFF) + 1
+        if not self.partner[x]:
+            self.partner[x] = y
+        elif self.partner[x] != y:
+            self.more.add(pair)
+
+    def update(self, pairs: set[int]) -> None:
+        for pair in pairs:
+            self.add(pair)
 
 
 def _aligned(a: "_File", b: "_File", x: Die, y: Die) -> tuple[list, list]:
@@ -50,28 +78,46 @@ class _File:
                                       for h in parse_units(self.info)]
         self.envs = [UnitEnv(secs, ud, self.info) for ud in self.units]
         self.starts = [ud.hdr.off for ud in self.units]
+        # Each unit's DIE columns (offs, codes, parent, ends) as the int64 arrays the decoder made,
+        # never as lists: a Python int a DIE and column took the check on Connectome Workbench
+        # (31.6 million DIEs a file) to 16 GB. The references the decoder listed are not used.
+        self.columns: list[tuple] = []
+        for ud in self.units:
+            self.columns.append(ud.arrays())
+            ud.drop_references()
+        self.first = [0]  # the file's number of each unit's first DIE
+        for offs, *_ in self.columns:
+            self.first.append(self.first[-1] + len(offs))
+        if self.first[-1] >= (1 << 32) - 1:  # (_Pairs keeps a number + 1 in 32 bits)
+            raise DwarfError(f"{self.first[-1]} DIEs: more than the check can number")
         self._attrs: dict[Die, list] = {}
+        self._unique: dict[int, bool] = {}  # id(Abbrev): no attribute twice
+
+    def _distinct(self, ab: Abbrev) -> bool:
+        got = self._unique.get(id(ab))
+        if got is None:
+            got = self._unique[id(ab)] = len({at for at, _, _ in ab.specs}) == len(ab.specs)
+        return got
 
     def locate(self, off: int) -> Die:
         u = bisect.bisect_right(self.starts, off) - 1
-        offs = self.units[u].offs
+        offs = self.columns[u][0]
         d = bisect.bisect_left(offs, off)
         if u < 0 or d >= len(offs) or offs[d] != off:
             raise DwarfError(f"reference to 0x{off:x} is not a DIE")
         return u, d
 
     def tag(self, die: Die) -> int:
-        ud = self.units[die[0]]
-        return ud.abbrevs[ud.codes[die[1]]].tag
+        return self.units[die[0]].abbrevs[self.columns[die[0]][1][die[1]]].tag
 
     def children(self, die: Die) -> list[Die]:
-        ud = self.units[die[0]]
+        offs, _, parent, ends = self.columns[die[0]]
         i = die[1]
         out = []
         j = i + 1
-        while j < len(ud.offs) and ud.parent[j] == i:
+        while j < len(offs) and parent[j] == i:
             out.append((die[0], j))
-            j = bisect.bisect_left(ud.offs, ud.ends[j])
+            j = bisect.bisect_left(offs, ends[j])
         return out
 
     def attrs(self, die: Die) -> list:
@@ -84,8 +130,20 @@ class _File:
         ud = self.units[u]
         env = self.envs[u]
         hdr = ud.hdr
-        _, p = read_uleb(self.info, ud.offs[i])
-        raw, _ = decode_attrs(self.info, p, ud.abbrevs[ud.codes[i]].specs, hdr)
+        offs, codes, _, _ = self.columns[u]
+        _, p = read_uleb(self.info, offs[i])
+        ab = ud.abbrevs[codes[i]]
+        # The compiled reader's values where it reads them all (no block or expression among them)
+        # and no attribute repeats (its dict would keep one): decode_attrs in Python was a quarter
+        # of the check's time under a profiler.
+        raw = None
+        if read._parse is not None and self._distinct(ab):
+            got = read._parse.die_values(self.info, p, ab.specs, hdr.version, hdr.offset_size, hdr.addr_size,
+                                         hdr.off)
+            if got is not None:
+                raw = [(at, form, value, 0, 0) for at, (form, value) in got.items()]
+        if raw is None:
+            raw, _ = decode_attrs(self.info, p, ab.specs, hdr)
         out = []
         for at, form, value, start, end in raw:
             if at in _IGNORED:
@@ -131,30 +189,29 @@ class _File:
 
     def qualified(self, die: Die) -> tuple:
         """The names of the DIE and its enclosing DIEs, up to its unit's name."""
-        ud = self.units[die[0]]
+        parent = self.columns[die[0]][2]
         out = []
         i = die[1]
         while i >= 0:
             out.append(next((v for at, k, v in self.attrs((die[0], i)) if at == F.DW_AT_name), b""))
-            i = ud.parent[i]
+            i = parent[i]
         return tuple(out)
 
     def describe(self, die: Die) -> str:
         name = next((v for at, k, v in self.attrs(die) if at == F.DW_AT_name), b"")
-        ud = self.units[die[0]]
         # DW_AT_name in a non-string form (a damaged abbreviation) still describes the DIE.
         text = name.decode(errors="replace") if isinstance(name, bytes) else repr(name)
-        return f"DIE 0x{ud.offs[die[1]]:x} (tag 0x{self.tag(die):x} {text})"
+        return f"DIE 0x{self.columns[die[0]][0][die[1]]:x} (tag 0x{self.tag(die):x} {text})"
 
 
-def _equivalent(a: _File, b: _File, start: tuple[Die, Die], assumed: set, problems: list[str],
-                base: frozenset | set = frozenset()) -> bool:
+def _equivalent(a: _File, b: _File, start: tuple[Die, Die], assumed: set[int] | _Pairs, problems: list[str],
+                base: frozenset[int] | _Pairs = frozenset()) -> bool:
     """Whether the DIEs are equivalent, assuming the pairs in ``base`` and ``assumed`` are; every
     pair taken as equal is added to ``assumed``."""
     work = [start]
     while work:
         x, y = work.pop()
-        pair = _pair(x, y)
+        pair = _pair(a, b, x, y)
         if pair in assumed or pair in base:
             continue
         assumed.add(pair)
@@ -205,7 +262,7 @@ def verify(orig_sections: dict[str, bytes], new_sections: dict[str, bytes], *, l
     problems: list[str] = []
     if len(a.units) != len(b.units):
         return [f"{len(a.units)} units became {len(b.units)}"]
-    assumed: set[int] = set()  # pairs of DIEs (_pair) taken as equivalent
+    assumed = _Pairs(a)  # pairs of DIEs taken as equivalent
     for u in range(len(a.units)):
         # Walk the unit and namespace levels, where duplicates may have been removed; below them
         # the comparison is the structural one.
@@ -228,9 +285,9 @@ def verify(orig_sections: dict[str, bytes], new_sections: dict[str, bytes], *, l
                             j += 1
                             continue
                     else:
-                        trial: set = set()
+                        trial: set[int] = set()
                         if _equivalent(a, b, (cx, cy[j]), trial, [], assumed):
-                            assumed |= trial
+                            assumed.update(trial)
                             j += 1
                             continue
                 if not _removable(a, cx):
@@ -244,7 +301,7 @@ def _key(f: _File, die: Die) -> tuple:
     return tuple((at, k, v) for at, k, v in f.attrs(die) if at in (F.DW_AT_name, 0x3B, 0x6E, 0x2007))
 
 
-def _same_attrs(a: _File, b: _File, x: Die, y: Die, assumed: set, problems: list[str]) -> bool:
+def _same_attrs(a: _File, b: _File, x: Die, y: Die, assumed: _Pairs, problems: list[str]) -> bool:
     ax, by = _aligned(a, b, x, y)
     if [(at, k) for at, k, _ in ax] != [(at, k) for at, k, _ in by]:
         return False
