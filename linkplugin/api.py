@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 
 from linkplugin.compress.codec import CompressJob, Plain, Settings, ch_type, describe, packed, plain_chunks
 from linkplugin.elf.read import ElfImage, Section
-from linkplugin.elf.structs import SHF_COMPRESSED, SHT_REL, SHT_RELA
+from linkplugin.elf.structs import ET_DYN, ET_EXEC, SHF_COMPRESSED, SHT_REL, SHT_RELA
 from linkplugin.errors import LinkpluginError
 from linkplugin.elf.write import KEEP, Deferred, Replacement, Stream, movable, replace_file, write_elf
 from linkplugin.pool import default_jobs
@@ -323,7 +323,7 @@ def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Pla
                  dst: str | os.PathLike, jobs: int, timer: PhaseTimer, compress: Settings | None, odr: bool,
                  loader: threading.Thread | None) -> MergeReport:
     """``merge_types_file`` once the input is open (``_debug_job``)."""
-    _refuse_relocated_debug_info(image, targets)
+    relocations = _debug_relocations(image, targets)
     with timer.phase("read"):
         contents = _contents(image, targets, plains)
         # .gdb_index is no .debug_* section but holds .debug_info offsets: rewritten too.
@@ -354,6 +354,10 @@ def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Pla
         data = result.replace.get(plain_name(sec.name))
         new_plains.append((Plain(len(data), data=data), align) if data is not None else (plain, align))
     kept = [i for i, sec in enumerate(targets) if sec.index not in dropped]
+    emptied, warning = _emptied_relocations(
+        relocations, {sec.index for sec in targets if sec.index in dropped or plain_name(sec.name) in result.replace})
+    if warning:
+        report.warnings.append(warning)
     with ExitStack() as stack:
         if compress is not None:
             replace = _compressed(image, [targets[i] for i in kept], [new_plains[i] for i in kept],
@@ -379,6 +383,7 @@ def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Pla
             elif sec.name in result.drop or ".debug_info" in result.replace:
                 dropped |= {sec.index}
             # else .debug_info was left as it was, and the index with it
+        replace.update(emptied)
         # Compressed sections are made as they are written (each shard written once it is made).
         compressing = any(isinstance(rep.data, Deferred) for rep in replace.values())
         with timer.phase("compress+write" if compressing else "write"):
@@ -388,13 +393,35 @@ def _merge_types(image: ElfImage, targets: list[Section], plains: list[tuple[Pla
     return report
 
 
-def _refuse_relocated_debug_info(image: ElfImage, targets: list[Section]) -> None:
-    """Moving DIEs would leave relocations (of a ``.o``) pointing at the old offsets."""
+def _debug_relocations(image: ElfImage, targets: list[Section]) -> list[Section]:
+    """The relocation sections of the debug sections. A ``.o``'s are refused: moving DIEs would
+    leave them pointing at the old offsets. A linked program's (a Linux kernel linked with
+    --emit-relocs keeps them) were applied when it was linked and no debugger applies them
+    again (gdb and libdw apply relocations to debug sections of ET_REL files only)."""
     debug = {s.index for s in targets}
-    for sec in image.sections:
-        if sec.header["sh_type"] in (SHT_REL, SHT_RELA) and sec.header["sh_info"] in debug:
-            raise LinkpluginError(f"{image.path}: debug sections have relocations ({sec.name}): "
-                                  f"merge-types works on linked programs and libraries, not on .o files")
+    found = [sec for sec in image.sections
+             if sec.header["sh_type"] in (SHT_REL, SHT_RELA) and sec.header["sh_info"] in debug]
+    if found and image.e_type not in (ET_EXEC, ET_DYN):
+        raise LinkpluginError(f"{image.path}: debug sections have relocations ({found[0].name}): "
+                              f"merge-types works on linked programs and libraries, not on .o files")
+    for sec in found:
+        if not movable(image, sec):
+            raise LinkpluginError(f"{image.path}: {sec.name} is loaded with the program and cannot be emptied")
+    return found
+
+
+def _emptied_relocations(relocations: list[Section], rewritten: set[int]) -> tuple[dict[int, Replacement], str]:
+    """Empty relocation sections for the debug sections the merge rewrote (those of the others
+    stay: their offsets still hold), and the warning that says so (empty: none). Emptied, not
+    removed: the symbol table's section symbols would have to be renumbered (dwz keeps them
+    as they were, pointing at the old offsets)."""
+    emptied = [sec for sec in relocations if sec.header["sh_info"] in rewritten]
+    if not emptied:
+        return {}, ""
+    names = ", ".join(sec.name for sec in emptied)
+    return ({sec.index: Replacement(data=b"") for sec in emptied},
+            f"emptied {names}: relocations that the link already applied, which would point at "
+            f"the old offsets of the rewritten sections")
 
 
 def verify_files(original: str | os.PathLike, merged: str | os.PathLike, limit: int = 20) -> list[str]:
@@ -504,7 +531,7 @@ def split_file(src: str | os.PathLike, stripped: str | os.PathLike, *, debug_fil
             build = build_id(image)
             # A shared library keeps the symbols its relocations need; a
             # program (with an interpreter, PIE or not) needs none.
-            library = image.e_type == "ET_DYN" and not any(
+            library = image.e_type == ET_DYN and not any(
                 p_type == PT_INTERP for p_type in _segment_types(image))
             # Without DWARF (linked without -g) the debug file holds the symbols only.
             merge = merge and _has_debug_info(image)

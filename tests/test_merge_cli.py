@@ -167,3 +167,38 @@ def test_plain_inputs_do_not_load_what_only_compressed_ones_need(c_program: Path
     assert loaded["merge"] == [] and loaded["compress"] == [], loaded
     if importlib.util.find_spec("zlib_ng") is not None:
         assert "zlib_ng" in loaded["decompress"]
+
+
+def test_linked_with_emit_relocs(tmp_path: Path) -> None:
+    """A program linked with --emit-relocs (as the Linux kernel is) keeps relocations of its debug
+    sections, applied at link time: those of the sections the merge rewrites are emptied, with a
+    warning, and gdb reads the output as the input; dwz leaves them pointing at the old offsets."""
+    need("gcc", "gdb", "readelf")
+    from linkplugin.gdblist import compare_listings
+
+    prog = build(tmp_path / "src", C_PROGRAM, flags=("-g", "-O1", "-Wl,--emit-relocs"))
+
+    def relocations(path: Path) -> dict[str, int]:
+        sizes = {}
+        for line in run("readelf", "-SW", path).stdout.splitlines():
+            fields = line.replace("[ ", "[").split()
+            if len(fields) > 6 and fields[1].startswith(".rel") and ".debug_" in fields[1]:
+                sizes[fields[1]] = int(fields[5], 16)
+        return sizes
+
+    before = relocations(prog)
+    assert before.get(".rela.debug_info"), before
+    merged = tmp_path / "merged"
+    result = linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    assert "warning: emptied" in result.stderr and ".rela.debug_info" in result.stderr
+    after = relocations(merged)
+    assert after[".rela.debug_info"] == 0
+    assert after[".rela.debug_line"] == before[".rela.debug_line"]  # .debug_line is not rewritten
+    assert linkplugin("verify", prog, merged).returncode == 0
+    report = compare_listings(prog, merged)
+    assert report.ok, report.summary(examples=10)
+    assert gdb(merged, "ptype struct shape", "info line main") == gdb(prog, "ptype struct shape", "info line main")
+    if shutil.which("llvm-dwarfdump"):  # (LLVM 16 cannot decode some of gcc's expressions: as many errors in as out)
+        def errors(path: Path) -> int:
+            return run("llvm-dwarfdump", "--verify", path, check=False).stdout.count("error:")
+        assert errors(merged) == errors(prog)

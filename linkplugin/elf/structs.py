@@ -8,6 +8,8 @@ import struct
 
 from linkplugin.record import Value
 
+ET_EXEC = 2  # e_type: a program linked at fixed addresses
+ET_DYN = 3  # a shared library or a position-independent program
 SHF_ALLOC = 0x2
 SHF_INFO_LINK = 0x40
 SHF_COMPRESSED = 0x800
