@@ -71,6 +71,12 @@ GDBSERVER_BUILDS = {"gdbserver-clang": ("clang", "clang++", "-gdwarf-4"), "gdbse
 # (binutils 2.40's tarball), clang++ -gdwarf-4 -O2 into bench/.cache/gold-clang: 86 units, 17.7 MB
 # of .debug_info+abbrev. About 5 minutes on 2 cores, once.
 BINUTILS_SOURCE = ("binutils-source", "usr/src/binutils/binutils-2.40.tar.xz")
+# C at the size of a whole system (only by --only vmlinux, session 27): the Linux kernel's vmlinux
+# from Debian's cloud kernel debug package (the version linux-image-cloud-amd64-dbg depends on),
+# 164 MB of .debug_info in 2,172 units, DWARF 5, plain, linked with --emit-relocs (relocation
+# sections for its debug sections: merge-types empties those of the sections it rewrites). Only
+# the vmlinux is unpacked from the 283 MB package (the modules are .o files).
+KERNEL = "linux-image-cloud-amd64-dbg"
 EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libgeom.so"]
 
 
@@ -167,6 +173,27 @@ def gold_clang() -> Path:
                    "--disable-werror"], "all-gold")
 
 
+def kernel() -> Path:
+    """The vmlinux of KERNEL's current version, downloaded and unpacked on first use."""
+    depends = subprocess.run(["apt-cache", "depends", KERNEL], capture_output=True, text=True, check=True).stdout
+    package = next(line.split()[-1] for line in depends.splitlines() if line.strip().startswith("Depends:"))
+    folder = CACHE / package
+    found = sorted(folder.glob("usr/lib/debug/boot/vmlinux-*"))
+    if not found:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        if not glob.glob(str(CACHE / f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
+        deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
+        folder.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(folder), "--wildcards", "./usr/lib/debug/boot/vmlinux-*"],
+                       stdin=tar.stdout, check=True)
+        if tar.wait() != 0:
+            raise RuntimeError(f"dpkg-deb could not read {deb}")
+        found = sorted(folder.glob("usr/lib/debug/boot/vmlinux-*"))
+    return found[-1]
+
+
 def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[Path]:
     """The examples and the everyday third-party binaries, with ``with_large`` the large case
     too (plain); ``only``: just the packages whose name holds one of these words, no examples."""
@@ -177,5 +204,6 @@ def all_inputs(only: list[str] | None = None, with_large: bool = False) -> list[
                    for case in MORE if any(w in case[0] for w in only)]
         picked += [gdbserver(name) for name in GDBSERVER_BUILDS if any(w in name for w in only)]
         picked += [gold_clang()] if any(w in "gold-clang" for w in only) else []
+        picked += [kernel()] if any(w in "vmlinux" for w in only) else []
         return picked + (ceph_plain() if any(w in CEPH[0] for w in only) else [])
     return examples() + third_party() + ([large_plain()] if with_large else [])

@@ -97,7 +97,8 @@ def main() -> None:
                              "output), syslog, structure, itpp (dwz output), uwsgi, mono, ns2, 6-11 (gcc 11's libstdc++; "
                              "libstdc takes it too), dibbler, workbench (Connectome Workbench: 368 MB of .debug_info, "
                              "minutes and 2 GB for dwz): bench/inputs.py MORE; gdbserver (-clang, -gcc): built here from gdb-source; "
-                             "gold-clang: gold built here by clang++ from binutils-source; all these but the first "
+                             "gold-clang: gold built here by clang++ from binutils-source; vmlinux: the Linux kernel "
+                             "(Debian's cloud kernel, 164 MB of .debug_info, C); all these but the first "
                              "three not in the default run)")
     parser.add_argument("--no-quality", action="store_true", help="skip the gdb listing and per-tag tables")
     parser.add_argument("--also", nargs="+", type=Path, default=[], metavar="DIR",
