@@ -82,14 +82,18 @@ EXAMPLES = ["build/cpp_app/shapes", "build/c_app/stats", "build/shared_lib/libge
 
 def unpacked(package: str) -> Path:
     """The package's files, downloaded and unpacked on first use."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     folder = CACHE / package
     if not folder.exists():
-        if not glob.glob(str(CACHE / f"{package}_*.deb")):
-            subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
-        deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
-        subprocess.run(["dpkg-deb", "-x", deb, str(folder)], check=True)
+        subprocess.run(["dpkg-deb", "-x", _downloaded(package), str(folder)], check=True)
     return folder
+
+
+def _downloaded(package: str) -> str:
+    """The package's .deb in the cache, downloaded on first use."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if not glob.glob(str(CACHE / f"{package}_*.deb")):
+        subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
+    return sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
 
 
 def third_party() -> list[Path]:
@@ -180,10 +184,7 @@ def kernel() -> Path:
     folder = CACHE / package
     found = sorted(folder.glob("usr/lib/debug/boot/vmlinux-*"))
     if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        if not glob.glob(str(CACHE / f"{package}_*.deb")):
-            subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True)
-        deb = sorted(glob.glob(str(CACHE / f"{package}_*.deb")))[-1]
+        deb = _downloaded(package)
         folder.mkdir(parents=True, exist_ok=True)
         tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
         subprocess.run(["tar", "-x", "-C", str(folder), "--wildcards", "./usr/lib/debug/boot/vmlinux-*"],
