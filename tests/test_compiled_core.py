@@ -229,6 +229,63 @@ def test_tables_same_as_pure(variant) -> None:
             line._core = core
 
 
+def _many_directories(tmp: Path, cc: str) -> Path:
+    """Two units of C (DWARF 5) compiled in a long compilation directory with 60 short include
+    directories: their line tables hold over 12 KiB of directory paths, each taken from directory
+    0, which the compiled reader copies within its own growing buffer (Ceph's librbd, where it
+    once read the copy from freed memory)."""
+    base = tmp.joinpath(*["a_long_directory_name_as_a_distribution_build_tree_has_it"] * 4)
+    header = "struct s{k} {{ int a{k}; long b{k}; }};\nstatic inline int f{k}(struct s{k} *p) {{ return p->a{k}; }}\n"
+    for k in range(60):
+        (base / f"i{k:02d}").mkdir(parents=True)
+        (base / f"i{k:02d}" / f"h{k}.h").write_text(header.format(k=k))
+    includes = "".join(f'#include "h{k}.h"\n' for k in range(60))
+    for unit in ("a", "b"):
+        body = "".join(f"  {{ struct s{k} v = {{{k}, {k}}}; t += f{k}(&v); }}\n" for k in range(60))
+        (base / f"{unit}.c").write_text(f"{includes}int use_{unit}(void) {{\n  int t = 0;\n{body}  return t;\n}}\n")
+    (base / "main.c").write_text("int use_a(void), use_b(void);\nint main(void) { return use_a() + use_b() == 0; }\n")
+    out = tmp / f"many-directories-{cc}"
+    subprocess.run([cc, "-gdwarf-5", "-O0", *(f"-Ii{k:02d}" for k in range(60)), "a.c", "b.c", "main.c", "-o",
+                    str(out)], cwd=base, check=True, capture_output=True)
+    return out
+
+
+@needs_core
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_file_names_of_many_directories_same_as_pure(cc: str, tmp_path: Path) -> None:
+    """Line tables with more directory paths than the compiled reader's first buffer (4 KiB): its
+    file names are the pure parser's, and so are the merge's bytes (the hash kernel reads them
+    too), and ``verify`` (which reads them with the compiled parser) passes."""
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    from linkplugin.dwarf import forms as F, line as line_mod
+    from linkplugin.merge.hash import UnitEnv
+
+    src = _many_directories(tmp_path, cc)
+    with open(src, "rb") as f:
+        secs = {s.name: s.data() for s in ELFFile(f).iter_sections() if s.name.startswith(".debug")}
+    info, line = secs[".debug_info"], secs[".debug_line"]
+    strs, line_strs = secs.get(".debug_str", b""), secs.get(".debug_line_str", b"")
+    longest = 0
+    for hdr in parse_units(info):
+        env = UnitEnv(secs, read.decode_unit(info, hdr, parse_abbrev_table(secs[".debug_abbrev"], hdr.abbrev_off)[0]),
+                      info)
+        off = env.top[F.DW_AT_stmt_list][1]
+        comp = env.string(*env.top[F.DW_AT_comp_dir])
+        want = line_mod._file_names(line, off, strs, line_strs, comp)
+        assert read._parse.file_names(line, off, strs, line_strs, comp) == want
+        longest = max(longest, sum(len(name) for name in want if name))
+    assert longest > 12 << 10
+    outs = {}
+    for label, jobs, pure in (("pure", 1, True), ("compiled", 1, False), ("compiled-j2", 2, False)):
+        done = _merge(src, tmp_path / label, jobs, pure)
+        assert done.returncode == 0, done.stderr
+        outs[label] = (tmp_path / label).read_bytes()
+    assert outs["compiled"] == outs["pure"] and outs["compiled-j2"] == outs["pure"]
+    from linkplugin.api import verify_files
+    assert verify_files(src, tmp_path / "compiled") == []
+
+
 @needs_core
 def test_hash_kernel_batch_same_as_unit_by_unit(tmp_path: Path) -> None:
     """``analyze_many`` keeps its working buffers from one unit of a batch to the next

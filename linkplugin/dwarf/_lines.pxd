@@ -5,7 +5,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport free
 from libc.string cimport memset
 
-from linkplugin.dwarf._buf cimport IV, Buf, ipush, put, raw
+from linkplugin.dwarf._buf cimport IV, Buf, grow, ipush, put, raw
 from linkplugin.dwarf._leb cimport read_le, read_uleb
 
 
@@ -221,7 +221,10 @@ cdef inline int line_files(const uint8_t *b, Py_ssize_t n, Py_ssize_t off, const
                     ipush(&ds, dirs.n)
                     raw(&dirs, src + ents.p[0], ents.p[1] - ents.p[0])
                     ipush(&de, dirs.n)
-                else:
+                elif grow(&dirs, de.p[0] - ds.p[0] + 1 + ents.p[4 * j + 1] - ents.p[4 * j]) == 0:
+                    # The room first: directory 0 is copied from this same buffer, which must
+                    # not move under the copy (a realloc there read freed memory: paths with
+                    # garbage for their first bytes, in tables of over 4 KiB of directories).
                     _join(&dirs, &ds, &de, dirs.p + ds.p[0] if dirs.p != NULL else NULL, de.p[0] - ds.p[0], True,
                           src + ents.p[4 * j], ents.p[4 * j + 1] - ents.p[4 * j])
             ents.n = 0
