@@ -48,7 +48,12 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # (ns2-dbg: the ns-2 network simulator, 15.7 MB), all DWARF 5; since session 26 gcc 11's
 # libstdc++ (libstdc++6-11-dbg: libstdc++.so.6.0.29, DWARF 5, 4.6 MB), C++ with a few C units
 # (dibbler-server-dbg: DWARF 4, 9.5 MB) and the largest yet, C++ with Qt (connectome-workbench-dbg:
-# wb_view's debug file (the GUI), 375 MB of .debug_info+abbrev, DWARF 5; 197 MB shipped, 474 MB plain).
+# wb_view's debug file (the GUI), 375 MB of .debug_info+abbrev, DWARF 5; 197 MB shipped, 474 MB plain);
+# since session 28 C++ with Qt (plume-creator-dbg: 49 MB), PETSc's debug file as Debian ships it
+# (libpetsc-real3.18-dbg: C, 7,609 units, most of them partial units from dwz, 19.5 MB; dwz itself
+# refuses it, "not beneficial"), valgrind's largest tool (valgrind-dbg: C, 4.7 MB), C++
+# (libpsurface-dbg: 4.4 MB; nam-dbg: the ns-2 animator, C++ and Tcl, 1 MB) and Ceph's librbd
+# (librbd1-dbg: C++, 238 MB of .debug_info+abbrev, 42 s and 1.4 GB for dwz).
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
@@ -59,7 +64,10 @@ MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/l
         ("uwsgi-dbg", "usr/lib/debug/.build-id"), ("mono-runtime-dbg", "usr/lib/debug/usr/bin/mono-sgen"),
         ("ns2-dbg", "usr/lib/debug/.build-id"),
         ("libstdc++6-11-dbg", "usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6.0.29"),
-        ("dibbler-server-dbg", "usr/lib/debug/.build-id"), ("connectome-workbench-dbg", "usr/lib/debug/.build-id"))
+        ("dibbler-server-dbg", "usr/lib/debug/.build-id"), ("connectome-workbench-dbg", "usr/lib/debug/.build-id"),
+        ("plume-creator-dbg", "usr/lib/debug/.build-id"), ("libpetsc-real3.18-dbg", "usr/lib/debug/.build-id"),
+        ("valgrind-dbg", "usr/lib/debug/.build-id"), ("libpsurface-dbg", "usr/lib/debug/.build-id"),
+        ("nam-dbg", "usr/lib/debug/usr/bin/nam"), ("librbd1-dbg", "usr/lib/debug/.build-id"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package

@@ -103,12 +103,18 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
 
 # Inputs with at most KEEP_INFO_BYTES of .debug_info keep every unit's location-list operands
 # from the hash phase for the rewrite phase (and the scanner's tables, dwarf/read.py): a few
-# hundred KiB that save python3.11d's merge 4-8% of its time. Larger inputs read them again
-# (their memory would grow with the input; their time is in kernels that run in parallel).
+# hundred KiB that save python3.11d's merge 4-8% of its time; with them the rewrite's first
+# pass scans, plans and copies a batch of units in one compiled call, and keeps the copies for
+# the second (``drafts_kept``), where the decoding path decodes every unit twice, one call each.
+# Up to 64 MiB: inputs of 16-64 MiB gain 3-17% of their time for 3-4 MiB (libipopt, cupt, Qt's
+# plume-creator), and one of many small units 48% (PETSc's debug file as Debian ships it, 7,609
+# units, most of them dwz's partial units: 2.9 s -> 1.7 s, 136 -> 185 MiB; BENCHMARKS.md,
+# session 28). Larger inputs read them again (their memory would grow with the input; their
+# time is in kernels that run in parallel).
 # The compiled decoder's units are decoded again by each pass rather than kept: keeping them
 # (narrowed to int32, within a 12 MiB budget) saved no time at -j2 on libstdc++ or python3.11d
 # and held 6-9 MiB more at the peak (BENCHMARKS.md, session 6).
-KEEP_INFO_BYTES = 16 << 20
+KEEP_INFO_BYTES = 64 << 20
 KEEP_ABBREV_BYTES = 2 << 20  # and at most this much .debug_abbrev for the scanner's tables
 
 
