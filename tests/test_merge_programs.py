@@ -148,6 +148,7 @@ def test_jobs_and_idempotence(variant, threads, monkeypatch):
     # These programs are small: make the workers run anyway, on threads or on processes whatever
     # the kernels say (the bytes are the same).
     monkeypatch.setattr(linkplugin.merge, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(linkplugin.merge, "MIN_THREAD_PARALLEL_BYTES", 0)
     monkeypatch.setattr(linkplugin.merge, "MIN_THREAD_UNIT_BYTES", 0)
     monkeypatch.setattr(linkplugin.merge, "_kernels_release_gil", lambda: threads)
     secs, little, asize = load_sections(cached_build(*variant))
@@ -171,6 +172,7 @@ def test_consume_gives_the_same_result_and_lets_go_of_debug_info(threads, monkey
     if not have(variant[0]):
         pytest.skip(f"{variant[0]} missing")
     monkeypatch.setattr(linkplugin.merge, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(linkplugin.merge, "MIN_THREAD_PARALLEL_BYTES", 0)
     monkeypatch.setattr(linkplugin.merge, "MIN_THREAD_UNIT_BYTES", 0)
     monkeypatch.setattr(linkplugin.merge, "_kernels_release_gil", lambda: threads)
     secs, little, asize = load_sections(cached_build(*variant))

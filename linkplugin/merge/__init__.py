@@ -38,6 +38,10 @@ _WORKER_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_s
                     ".debug_line", ".debug_loc", ".debug_loclists")
 # Below this much .debug_info, starting worker processes costs more than they save: one process.
 MIN_PARALLEL_BYTES = 1 << 20
+# Threads start in microseconds: with the compiled kernels a second one gains a little from here (nam, 1 MB
+# of C++: -j2 0.85-0.99x the time of one thread, 0.5 MB of dwz output 0.92x, for under 1.3 MiB more;
+# runs of 21, paired or interleaved, session 28; the machine was noisy).
+MIN_THREAD_PARALLEL_BYTES = 256 << 10
 # Threads help where the units' compiled kernels (which release the GIL) outweigh the Python
 # around each unit (which holds it). The hash phase's kernels and the rewrite's first pass take
 # the units in batches (hash.batches, _rewritecore.plan_units), one GIL release per batch: both
@@ -174,9 +178,10 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
 def _merge(sections: dict[str, bytes], jobs: int, stats: dict | None, timings: Any, odr: bool,
            consume: bool) -> MergeResult:
     secs = {k: sections[k] for k in _WORKER_SECTIONS if k in sections}
-    if len(secs[".debug_info"]) < MIN_PARALLEL_BYTES:
-        jobs = 1
     threads = jobs > 1 and _kernels_release_gil()
+    if len(secs[".debug_info"]) < (MIN_THREAD_PARALLEL_BYTES if threads else MIN_PARALLEL_BYTES):
+        jobs = 1
+        threads = False
     python_jobs = jobs
     if threads and _small_units(secs[".debug_info"]):
         # Small units: the ODR step and the rewrite's second pass on one thread (the output is the
