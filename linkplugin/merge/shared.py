@@ -107,7 +107,7 @@ def worker_sections(src: SharedSections) -> dict[str, bytes]:
 # pass scans, plans and copies a batch of units in one compiled call, and keeps the copies for
 # the second (``drafts_kept``), where the decoding path decodes every unit twice, one call each.
 # Up to 64 MiB: inputs of 16-64 MiB gain 3-17% of their time for 3-4 MiB (libipopt, cupt, Qt's
-# plume-creator), and one of many small units 48% (PETSc's debug file as Debian ships it, 7,609
+# plume-creator), and one of many small units 43% (PETSc's debug file as Debian ships it, 7,609
 # units, most of them dwz's partial units: 2.9 s -> 1.7 s, 136 -> 185 MiB; BENCHMARKS.md,
 # session 28). Larger inputs read them again (their memory would grow with the input; their
 # time is in kernels that run in parallel).
