@@ -5,7 +5,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.stdlib cimport free
 from libc.string cimport memset
 
-from linkplugin.dwarf._buf cimport IV, Buf, grow, ipush, put, raw
+from linkplugin.dwarf._buf cimport IV, Buf, ipush, put, raw
 from linkplugin.dwarf._leb cimport read_le, read_uleb
 
 
@@ -55,6 +55,8 @@ cdef inline int line_files(const uint8_t *b, Py_ssize_t n, Py_ssize_t off, const
     cdef Buf dirs
     cdef IV ds, de, fmts, ents
     cdef const uint8_t *src
+    cdef const uint8_t *first = NULL  # DWARF 5: directory 0's path in its section
+    cdef Py_ssize_t nfirst = 0
     cdef Py_ssize_t ps, pe, idx
     cdef int rc = 1, got
     memset(&dirs, 0, sizeof(Buf))
@@ -214,19 +216,19 @@ cdef inline int line_files(const uint8_t *b, Py_ssize_t n, Py_ssize_t off, const
                 ipush(&ents, idx)
             if rc != 1 or k == 1:
                 break
-            # the directories: the first as it is, the others taken from it
+            # the directories: the first as it is, the others taken from it. The first is read
+            # from its section, never from ``dirs``, which moves as it grows (a copy from there
+            # once read freed memory: paths with garbage for their first bytes, in tables of over
+            # 4 KiB of directories).
             for j in range(ents.n // 4):
                 src = b if ents.p[4 * j + 2] == 0 else sb if ents.p[4 * j + 2] == 1 else lb
                 if j == 0:
+                    first, nfirst = src + ents.p[0], ents.p[1] - ents.p[0]
                     ipush(&ds, dirs.n)
-                    raw(&dirs, src + ents.p[0], ents.p[1] - ents.p[0])
+                    raw(&dirs, first, nfirst)
                     ipush(&de, dirs.n)
-                elif grow(&dirs, de.p[0] - ds.p[0] + 1 + ents.p[4 * j + 1] - ents.p[4 * j]) == 0:
-                    # The room first: directory 0 is copied from this same buffer, which must
-                    # not move under the copy (a realloc there read freed memory: paths with
-                    # garbage for their first bytes, in tables of over 4 KiB of directories).
-                    _join(&dirs, &ds, &de, dirs.p + ds.p[0] if dirs.p != NULL else NULL, de.p[0] - ds.p[0], True,
-                          src + ents.p[4 * j], ents.p[4 * j + 1] - ents.p[4 * j])
+                else:
+                    _join(&dirs, &ds, &de, first, nfirst, True, src + ents.p[4 * j], ents.p[4 * j + 1] - ents.p[4 * j])
             ents.n = 0
         if rc == 1:
             for j in range(ents.n // 4):
