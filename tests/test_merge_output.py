@@ -242,3 +242,51 @@ def test_large_units_read_by_llvm_dwarfdump_and_gdb(tmp_path, dwarf):
     linkplugin("merge-types", src, "-o", out)
     assert "DW_FORM_ref_udata" in run("readelf", "--debug-dump=abbrev", out).stdout
     _read_alike(src, out)
+
+
+def _implicit_constants(abbrev: bytes) -> int:
+    """Specs of the table at 0 that are implicit constants of rewrite._AS_DATA's attributes."""
+    from linkplugin.merge.rewrite import _AS_DATA
+
+    return sum(1 for ab in parse_abbrev_table(abbrev, 0)[0].values() for at, form, _ in ab.specs
+               if form == F.DW_FORM_implicit_const and at in _AS_DATA)
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_rare_implicit_constants_written_as_data(tmp_path, cc, monkeypatch):
+    """gcc's DWARF 5 gives a unit's abbreviation an implicit constant (DW_AT_decl_file of the
+    unit's main file, a column) where all its DIEs share the value, so each unit brings its own
+    variants of the same abbreviation into the one shared table, most used by a few DIEs. Those
+    DIEs hold the value instead (DW_FORM_data1/data2, in place) where that takes fewer bytes than
+    the entry (rewrite._as_data): fewer entries, smaller output, every entity reads the same
+    (verify: the values, not their forms), readelf reads it without a warning. Compiled, pure and
+    -j2 give the same bytes (test_compiled_core.test_merge_same_bytes_compiled_and_pure); gdb's
+    listings, test_gdb_listings. clang's DWARF 5 has no implicit constants: nothing changes."""
+    import linkplugin.merge.rewrite as rewrite
+    from linkplugin.merge import merge_sections
+
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    src = cached_build(cc, "c++", 5, "-O2")
+    secs, little, asize = load_sections(src)
+    made = []
+    as_data = rewrite._as_data
+    monkeypatch.setattr(rewrite, "_as_data", lambda total: made.append(as_data(total)) or made[-1])
+    now = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    monkeypatch.setattr(rewrite, "_as_data", lambda total: {})
+    before = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    size = {r: sum(len(x.replace[n]) for n in (".debug_info", ".debug_abbrev")) for r, x in (("now", now), ("before", before))}
+    if cc == "clang":
+        assert made == [{}] and size["now"] == size["before"]
+        return
+    assert made and made[0], "the program's units bring rare variants of their abbreviations"
+    for entry, (data, widths) in made[0].items():
+        assert any(widths) and F.DW_FORM_implicit_const in entry and len(data) < len(entry) + 2
+    assert _implicit_constants(now.replace[".debug_abbrev"]) < _implicit_constants(before.replace[".debug_abbrev"])
+    assert size["now"] < size["before"]
+    out = tmp_path / "merged"
+    linkplugin("merge-types", src, "-o", out)
+    assert load_sections(out)[0][".debug_info"] == now.replace[".debug_info"]
+    linkplugin("verify", src, out)
+    if shutil.which("readelf"):
+        assert "Warning" not in run("readelf", "--debug-dump=info,abbrev", out).stderr

@@ -84,6 +84,7 @@ cdef enum:
     AT_HIGH_PC = 0x12
     AT_GNU_ENTRY_VIEW = 0x2138
     NCONV = 2  # values a DIE may have re-encoded (rewrite.udata_specs)
+    NCONST = 8  # implicit constants a DIE may have written as data (rewrite._as_data: at most 6)
     AT_ORIGIN = 0x31
     AT_SPEC = 0x47
     AT_DECL_FILE = 0x3A
@@ -383,6 +384,11 @@ cdef class Unit:
     cdef int64_t *ab_conv  # per code, NCONV places: the specs written as DW_FORM_udata, ascending (-1: none)
     cdef int64_t *cv_off   # per code, NCONV places: where those values are after the code (-1: it varies)
     cdef int32_t *sig     # per kept DIE: its key, -1 until ``keys``
+    # During ``copy``: the width each key's DIEs write their implicit constants in, one byte per
+    # DW_FORM_implicit_const spec of the code (0: left implicit), bytes cs_off[k] to cs_off[k + 1]
+    # of cs_w (``consts``; NULL: none)
+    cdef const uint8_t *cs_w
+    cdef Py_ssize_t *cs_off
     cdef int64_t *sig_die  # first DIE of each key
     cdef Py_ssize_t nsig
     cdef Index index      # DIE index by unit-relative offset, while preparing
@@ -399,6 +405,8 @@ cdef class Unit:
         self.ab_conv = self.cv_off = NULL
         self.sig = NULL
         self.sig_die = NULL
+        self.cs_w = NULL
+        self.cs_off = NULL
         self.index.bits = NULL
         self.index.rank = NULL
         memset(&self.scanned, 0, sizeof(Scanned))
@@ -862,6 +870,41 @@ cdef class Unit:
             return -2  # (not expected: _udata_values walked it)
         return pos
 
+    cdef int _const_places(self, Py_ssize_t i, Py_ssize_t *at, int64_t *val, int *w, int64_t *bad) noexcept nogil:
+        """Where DIE ``i`` (a kept DIE, ``cs_off`` set) takes the values of the implicit
+        constants its key writes as data (``copy``'s ``consts``): positions (where the spec's value
+        would be), values and widths, by position; how many (-1: a broken DIE, ``bad`` set)."""
+        cdef Py_ssize_t s = self.sig[i], q, idx = 0, n = 0
+        cdef Py_ssize_t lo = self.cs_off[s], m = self.cs_off[s + 1] - self.cs_off[s]
+        cdef int64_t code = self.codes[i], pos = -1
+        cdef int64_t got[6]
+        for q in range(self.ab_lo[code], self.ab_hi[code]):
+            if self.sp_form[q] != FORM_IMPLICIT_CONST:
+                continue
+            if idx < m and self.cs_w[lo + idx]:
+                if n == NCONST or self._attrs(i, got, bad, q, &pos) != ST_OK:
+                    bad[0] = self.offs[i]
+                    return -1
+                at[n] = pos
+                val[n] = self.sp_ic[q]
+                w[n] = self.cs_w[lo + idx]
+                n += 1
+            idx += 1
+        return n
+
+    cdef inline int _put_const(self, Out *out, Py_ssize_t *src, Py_ssize_t at, int64_t v, int w,
+                               int64_t *bad) noexcept nogil:
+        """An implicit constant's value ``v`` in ``w`` bytes at ``at``, after the bytes from ``src``."""
+        cdef uint8_t tmp[2]
+        if at < src[0]:
+            bad[0] = at
+            return ST_CORRUPT
+        if ocopy(out, self.d + src[0], at - src[0]) < 0:
+            return ST_NOMEM
+        src[0] = at
+        put_le(tmp, <uint64_t> v, w)
+        return ST_NOMEM if ocopy(out, tmp, w) < 0 else ST_OK
+
     cdef int _put_udata(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t k, Py_ssize_t p,
                         Py_ssize_t limit, int64_t *bad) noexcept nogil:
         """DIE ``i``'s ``k``-th value of ``_udata_values``, at ``p``, as a ULEB128, after its
@@ -1127,7 +1170,7 @@ cdef class Unit:
                     uv[self.sig[i]] += 1
         return uses
 
-    def copy(self, int width, new_codes, Py_ssize_t margin, bint write, bint draft=False):
+    def copy(self, int width, new_codes, Py_ssize_t margin, bint write, bint draft=False, list consts=None):
         """(status, unit bytes (None unless ``write``), new unit-relative offset of every DIE
         (-1: removed; array('i') when they fit, else array('q')), patches (array('q') of rows of 3:
         position, width, old target), DIEs per key); with ``draft`` (a written copy at width 1
@@ -1143,8 +1186,14 @@ cdef class Unit:
         from 4 bytes each and take each pass's offsets for the next one's sizes (offsets only
         shrink, so the sizes do) until the offsets stay; the copy then writes with them. If they
         have not settled in UDATA_PASSES, the last pass's sizes still hold every value (padded
-        ULEB128)."""
+        ULEB128).
+
+        ``consts`` (with ``new_codes``; None for a key whose entry is unchanged): for each key,
+        the width (1 or 2; 0: left implicit) in which its DIEs write the value of each of its
+        code's DW_FORM_implicit_const specs, in place (rewrite._as_data)."""
         cdef const int64_t *codes_p = NULL
+        cdef bytes joined = None
+        cdef Py_ssize_t k, at
         cdef const int64_t[::1] cv
         cdef Copied c
         if self.sig == NULL:
@@ -1158,12 +1207,30 @@ cdef class Unit:
             raise ValueError("width is 1, 2, 4 or UDATA")
         if draft and (not write or width not in (1, 2)):
             raise ValueError("a draft is a written copy at width 1 or 2")
+        if consts is not None:
+            if codes_p == NULL or len(consts) != self.nsig:
+                raise ValueError("one entry of consts per key, with the keys' codes")
+            joined = b"".join([w or b"" for w in consts])
+            if any(x not in (0, 1, 2) for x in joined):
+                raise ValueError("implicit constants are written in 1 or 2 bytes")
+            self.cs_off = <Py_ssize_t *> malloc((self.nsig + 1) * sizeof(Py_ssize_t))
+            if self.cs_off == NULL:
+                raise MemoryError()
+            at = 0
+            for k in range(self.nsig):
+                self.cs_off[k] = at
+                at += len(consts[k] or b"")
+            self.cs_off[self.nsig] = at
+            self.cs_w = <const uint8_t *> (<char *> joined)
         try:
             with nogil:
                 self._copy_run(&c, width, codes_p, margin, write, draft)
             return self._copy_result(&c, write, draft)
         finally:
             free_copied(&c)
+            free(self.cs_off)
+            self.cs_off = NULL
+            self.cs_w = NULL
 
     cdef void _copy_run(self, Copied *c, int width, const int64_t *codes_p, Py_ssize_t margin, bint write,
                         bint draft) noexcept nogil:
@@ -1287,6 +1354,10 @@ cdef class Unit:
         cdef int st = ST_OK
         cdef Py_ssize_t conv  # the next of the DIE's values to re-encode (_udata_values)
         cdef Py_ssize_t conv_at[NCONV]  # where they are
+        cdef Py_ssize_t cst, ncst  # the next of the DIE's implicit constants to write as data, how many
+        cdef Py_ssize_t cst_at[NCONST]
+        cdef int64_t cst_v[NCONST]
+        cdef int cst_w[NCONST]
         cdef uint8_t tmp[16]
         if open_ends == NULL or loc == NULL or fix == NULL:
             free(open_ends)
@@ -1337,6 +1408,12 @@ cdef class Unit:
                 conv = 0
                 for k in range(NCONV):
                     conv_at[k] = self._value_at(i, k, src)
+            cst = ncst = 0
+            if self.cs_off != NULL and self.cs_off[self.sig[i] + 1] > self.cs_off[self.sig[i]]:
+                ncst = self._const_places(i, cst_at, cst_v, cst_w, bad)
+                if ncst < 0:
+                    st = ST_CORRUPT
+                    break
             for k in range(e0, e):
                 pos = ev[5 * k]
                 kind = ev[5 * k + 2]
@@ -1345,9 +1422,17 @@ cdef class Unit:
                     bad[0] = pos
                     st = ST_CORRUPT
                     break
-                while st == ST_OK and conv < NCONV and conv_at[conv] != -1 and conv_at[conv] < pos:
-                    st = self._put_udata(out, &src, i, conv, conv_at[conv], pos, bad)
-                    conv += 1
+                # (a constant at the place of the value that comes next goes first: its spec does)
+                while st == ST_OK:
+                    if cst < ncst and cst_at[cst] <= pos and (conv == NCONV or conv_at[conv] == -1
+                                                               or cst_at[cst] <= conv_at[conv]):
+                        st = self._put_const(out, &src, cst_at[cst], cst_v[cst], cst_w[cst], bad)
+                        cst += 1
+                    elif conv < NCONV and conv_at[conv] != -1 and conv_at[conv] < pos:
+                        st = self._put_udata(out, &src, i, conv, conv_at[conv], pos, bad)
+                        conv += 1
+                    else:
+                        break
                 if st != ST_OK:
                     break
                 if ocopy(out, d + src, pos - src) < 0:
@@ -1378,9 +1463,19 @@ cdef class Unit:
                     break
             if st != ST_OK:
                 break
-            while st == ST_OK and conv < NCONV and conv_at[conv] != -1:
-                st = self._put_udata(out, &src, i, conv, conv_at[conv], attr_end, bad)
-                conv += 1
+            while st == ST_OK:
+                if cst < ncst and (conv == NCONV or conv_at[conv] == -1 or cst_at[cst] <= conv_at[conv]):
+                    if cst_at[cst] > attr_end:
+                        bad[0] = cst_at[cst]
+                        st = ST_CORRUPT
+                        break
+                    st = self._put_const(out, &src, cst_at[cst], cst_v[cst], cst_w[cst], bad)
+                    cst += 1
+                elif conv < NCONV and conv_at[conv] != -1:
+                    st = self._put_udata(out, &src, i, conv, conv_at[conv], attr_end, bad)
+                    conv += 1
+                else:
+                    break
             if st != ST_OK:
                 break
             if ocopy(out, d + src, attr_end - src) < 0:

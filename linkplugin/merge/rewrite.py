@@ -16,7 +16,9 @@ The first pass (``plan_chunk``) rewrites each unit with its own table to learn i
 width and how many DIEs use each abbreviation; ``shared_table`` numbers the union of the
 abbreviations, most used first, and the second pass (``rewrite_chunk`` with ``codes``) writes
 every unit with that one shared table. An abbreviation travels between the passes as its table
-entry without the code (``_entry``): bytes, cheap to send, hash and compare.
+entry without the code (``_entry``): bytes, cheap to send, hash and compare. A rare entry whose
+implicit constants make it differ from another (gcc's DWARF 5: a unit's own file or column)
+is dropped from the table: its DIEs hold those values as data instead (``_as_data``).
 
 With the compiled core, ``_rewritecore.Unit`` (driven by ``_plan`` and ``_rewrite_any``) does the
 per-DIE and per-reference work of both passes; the first pass only counts bytes and keys (no
@@ -74,8 +76,21 @@ class _NoFit(Exception):
     """A rewritten expression operand does not fit its old width."""
 
 
+class _Grew(Exception):
+    """A unit written with the shared table's implicit constants as data (``_as_data``) no
+    longer fits the local reference width its first pass chose."""
+
+
 AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
-Codes = dict[bytes, int]  # the shared code of every entry (``_entry``) of the shared table
+
+
+class Codes(NamedTuple):
+    """The shared table as the second pass writes with it: the code of every first-pass entry
+    (``_entry``), and for an entry the table has with some implicit constants written as data
+    (``_as_data``), the width of each of its DW_FORM_implicit_const values in the DIE, in spec
+    order (0: left implicit)."""
+    codes: dict[bytes, int]
+    consts: dict[bytes, bytes]
 
 
 class UnitPlan(NamedTuple):
@@ -160,7 +175,10 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
         text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         for u, reason, rem, width in jobs:
             draft = kept_draft(src, u)
-            if draft is not None and not reason and codes is not None and width == draft.width:
+            # (a draft's DIEs only change codes: one that writes implicit constants as data is
+            # copied again)
+            if (draft is not None and not reason and codes is not None and width == draft.width
+                    and not _writes_consts(codes, draft.keys)):
                 try:
                     out.append(_recoded(draft, codes))
                     continue
@@ -172,8 +190,9 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                     got = _rewrite_any(secs, ud, rem, width, codes)
                     out.append(got._replace(moved=moved_names(secs, ud, rem, text)) if names else got)
                     continue
-                except _NoFit:
-                    reason = "an expression operand would not fit after the move"
+                except (_NoFit, _Grew) as exc:
+                    reason = ("an expression operand would not fit after the move" if isinstance(exc, _NoFit) else
+                              "its local references would not fit once its implicit constants were written")
                     if ud.ref_pos is None:  # the kernel let go of its references: decoded again
                         ud = _unit(src, secs, u, keep=False)
             out.append(_verbatim(secs, ud, reason))
@@ -194,8 +213,9 @@ def _unit(src: SharedSections, secs: dict[str, bytes], u: int, keep: bool) -> Un
 def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
     """One abbreviation table for every rewritten unit: its keys numbered by how many DIEs use
     them, most used first (so most DIEs take a one-byte code), ties by key (tag, children,
-    specs); (code of every entry, the table's bytes). The counts are summed in unit order: the
-    same for any -j."""
+    specs), after the rare entries of implicit constants have become entries of data
+    (``_as_data``); (code of every entry, the table's bytes). The counts are summed in unit
+    order: the same for any -j."""
     if fastrewrite.available():
         total = fastrewrite.use_counts(plans)
     else:
@@ -203,9 +223,62 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
         for plan in plans:
             for entry, n in zip(plan.keys, plan.counts):
                 total[entry] = total.get(entry, 0) + n
+    as_data = _as_data(total)
+    merged = total
+    if as_data:
+        merged = {}
+        for e, n in total.items():
+            t = as_data[e][0] if e in as_data else e
+            merged[t] = merged.get(t, 0) + n
     key_of = fastrewrite.entry_order if fastrewrite.available() else _entry_key
-    order = sorted(total, key=lambda e: (-total[e], key_of(e)))
-    return {e: c for c, e in enumerate(order, 1)}, _table(order)
+    order = sorted(merged, key=lambda e: (-merged[e], key_of(e)))
+    code = {e: c for c, e in enumerate(order, 1)}
+    codes = {e: code[as_data[e][0]] for e in as_data}
+    codes.update((e, code[e]) for e in total if e not in as_data)
+    return Codes(codes, {e: w for e, (_, w) in as_data.items()}), _table(order)
+
+
+# Attributes whose DWARF 5 implicit constants the shared table may have the DIEs hold instead:
+# DW_AT_decl_file, decl_line, decl_column, call_file, call_line, call_column. gcc gives a unit's
+# abbreviation an implicit constant where all its DIEs share a value (the unit's main file, a
+# column), so each unit brings its own variants of the same abbreviation into the shared table,
+# most of them used by a few DIEs (libstdc++: 1,516 of 2,905 entries). Their values are
+# non-negative numbers, read the same in DW_FORM_data1/data2.
+_AS_DATA = frozenset({F.DW_AT_decl_file, 0x3B, 0x39, 0x58, 0x59, 0x57})
+
+
+def _as_data(total: dict[bytes, int]) -> dict[bytes, tuple[bytes, bytes]]:
+    """The entries (of ``total``: DIEs per entry) whose DIEs are better off holding their
+    implicit constants of ``_AS_DATA`` (values under 65,536) in DW_FORM_data1/data2: where the
+    bytes the DIEs take so are fewer than the entry's own (with a 1-byte code), and the entry
+    so made is one the table has anyway or one that two or more entries become. Entry ->
+    (that entry, the width of each implicit constant in spec order: 0 left as it is)."""
+    found: dict[bytes, tuple[bytes, bytes]] = {}
+    for e, n in total.items():
+        if F.DW_FORM_implicit_const not in e:  # (a byte of the entry: the common case, cheaply)
+            continue
+        tag, children, specs = _entry_key(e)
+        if len({at for at, _, _ in specs}) != len(specs):
+            continue  # (an attribute twice: left as it is)
+        widths = bytes(0 if form != F.DW_FORM_implicit_const or at not in _AS_DATA or not 0 <= ic < 1 << 16
+                       else 1 if ic < 256 else 2 for at, form, ic in specs if form == F.DW_FORM_implicit_const)
+        if not any(widths) or n * sum(widths) >= len(e) + 1:
+            continue
+        it = iter(widths)
+        new = []
+        for at, form, ic in specs:
+            w = next(it) if form == F.DW_FORM_implicit_const else 0
+            new.append((at, F.DW_FORM_data1 if w == 1 else F.DW_FORM_data2, 0) if w else (at, form, ic))
+        found[e] = (_entry((tag, children, tuple(new))), widths)
+    made: dict[bytes, int] = {}
+    for t, _ in found.values():
+        made[t] = made.get(t, 0) + 1
+    return {e: v for e, v in found.items() if (v[0] in total and v[0] not in found) or made[v[0]] > 1}
+
+
+def _writes_consts(codes: Codes, keys: list[bytes]) -> bool:
+    """Whether a unit of entries ``keys`` writes an implicit constant as data (``_as_data``)."""
+    return bool(codes.consts) and any(k in codes.consts for k in keys)
 
 
 def _table(entries: list[bytes]) -> bytes:
@@ -415,6 +488,9 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     kids = {c: ab.children for c, ab in abbrevs.items()}
     new_codes: dict[tuple, bytes] = {}
     plain_codes: dict[int, bytes] = {}  # new code of a DIE without events, by old code
+    # the implicit constants a key writes as data: (spec, value bytes) (``_as_data``)
+    consts_of: dict[tuple, list[tuple[int, bytes]]] = {}
+    consts_plain: dict[int, list[tuple[int, bytes]]] = {}
     table: list[tuple[int, bool, tuple]] = []
     out = bytearray(mv[hdr.off:hdr.die_off])
     new_rel_l = [-1] * n
@@ -424,6 +500,7 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
     open_ends = [hdr.end + 1]  # subtree ends of the open DIEs with children, above a sentinel
     ref_addr_w = widths[F.DW_FORM_ref_addr]
     zeros = bytes(8)
+    grew = False  # an implicit constant written as data (``_Grew`` rather than an internal error)
 
     def new_code(code: int, forms: tuple[int, ...], added: tuple = ()) -> bytes:
         key = (code, forms, added)
@@ -432,7 +509,12 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             ab = abbrevs[code]
             full = (ab.tag, ab.children, _new_specs(ab, forms, conv.get(code, ())) + added)
             if shared_codes is not None:
-                cb = new_codes[key] = encode_uleb(shared_codes[_entry(full)])
+                entry = _entry(full)
+                cb = new_codes[key] = encode_uleb(shared_codes.codes[entry])
+                widths = shared_codes.consts.get(entry)
+                if widths:
+                    ics = [q for q, (_, form, _) in enumerate(ab.specs) if form == F.DW_FORM_implicit_const]
+                    consts_of[key] = [(q, ab.specs[q][2].to_bytes(w, "little")) for q, w in zip(ics, widths) if w]
             else:
                 cb = new_codes[key] = encode_uleb(len(new_codes) + 1)
                 table.append(full)
@@ -451,9 +533,17 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
             cb = plain_codes.get(code)
             if cb is None:
                 cb = plain_codes[code] = new_code(code, ())
+                consts_plain[code] = consts_of.get((code, (), ()), [])
+            written = consts_plain[code]
         else:
             add = extra.get(i)
-            cb = new_code(code, tuple(ref_forms.get(i, ())), add[0] if add else ())
+            key = (code, tuple(ref_forms.get(i, ())), add[0] if add else ())
+            cb = new_code(*key)
+            written = consts_of.get(key, [])
+        if written:  # implicit constants written as data, in place: events of kind -1 (first at a place)
+            attrs = decode_attrs(info, read_uleb(info, start)[1], abbrevs[code].specs, hdr)[0]
+            evs = sorted((evs or []) + [(attrs[q][3], -1, 0, value) for q, value in written], key=itemgetter(0, 1))
+            grew = True
         new_rel_l[i] = len(out)
         out += cb
         src = start + 1 if info[start] < 0x80 else read_uleb(info, start)[1]
@@ -470,6 +560,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
                     out += zeros[:ref_addr_w]
                 elif kind == 6:
                     out += encode_uleb(b)
+                elif kind == -1:
+                    out += b
                 elif kind >= 3:  # expression operand: same width, value resolved below
                     if kind == 3:
                         patches.append((len(out), w, b))
@@ -500,6 +592,8 @@ def _rewrite(secs: dict[str, bytes], ud: UnitDies, rem: Removals, local_width: i
         # shared table (second pass, same width).
         margin = int(keep.sum()) if shared_codes is None else 0
         if len(out) + margin > 1 << (8 * local_width):
+            if grew:
+                raise _Grew()
             if shared_codes is not None:
                 raise DwarfError(f"unit at 0x{hdr.off:x} outgrew its reference width (internal error)")
             raise _Overflow()
@@ -648,7 +742,7 @@ def _draft_of(unit, width: int, keys: list[bytes], copied: tuple, loc_targets: a
 def _recoded(draft: Draft, codes: Codes) -> UnitOutput:
     """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
     shared table ``codes`` at the draft's width."""
-    status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes, draft.locs,
+    status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes.codes, draft.locs,
                                                         draft.fixes, draft.patches, draft.width)
     if status == fastrewrite.OVERFLOW:
         raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
@@ -712,9 +806,12 @@ def _rewrite_any(secs: dict[str, bytes], ud: UnitDies, rem: Removals, width: int
         width, keys, _ = _smallest_compiled(ud.hdr, _unit_widths(ud, rem), unit, targets)
     else:
         keys = unit.keys(width)
-    new_codes = None if own else array("q", [codes[e] for e in keys])  # type: ignore[index]
-    status, body, new_rel, patches, uses = unit.copy(width, new_codes, unit.kept if own else 0, True)
+    new_codes = None if own else array("q", [codes.codes[e] for e in keys])  # type: ignore[union-attr]
+    consts = [codes.consts.get(e) for e in keys] if not own and _writes_consts(codes, keys) else None  # type: ignore[union-attr,arg-type]
+    status, body, new_rel, patches, uses = unit.copy(width, new_codes, unit.kept if own else 0, True, False, consts)
     if status == fastrewrite.OVERFLOW:
+        if consts is not None:
+            raise _Grew()
         raise DwarfError(f"unit at 0x{ud.hdr.off:x} outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
         raise _NoFit()
