@@ -290,3 +290,33 @@ def test_rare_implicit_constants_written_as_data(tmp_path, cc, monkeypatch):
     linkplugin("verify", src, out)
     if shutil.which("readelf"):
         assert "Warning" not in run("readelf", "--debug-dump=info,abbrev", out).stderr
+
+
+def test_unit_that_outgrows_its_width_is_copied_as_it_is(tmp_path, monkeypatch):
+    """A unit whose DIEs, holding implicit constants as data, would no longer fit the local
+    reference width its first pass chose (which leaves a byte a DIE for codes growing, so this
+    is not expected) is copied as it is, with its own table: the merge goes on and every entity
+    reads the same."""
+    import linkplugin.merge.rewrite as rewrite
+    from linkplugin.api import merge_types_file
+
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    src = cached_build("gcc", "c++", 5, "-O2")
+    real = rewrite._rewrite_any
+    grew = []
+
+    def outgrown(secs, ud, rem, width, codes):
+        if codes is not None and not grew:
+            grew.append(ud.hdr.off)
+            raise rewrite._Grew()
+        return real(secs, ud, rem, width, codes)
+
+    monkeypatch.setattr(rewrite, "_rewrite_any", outgrown)
+    monkeypatch.setattr(rewrite, "_writes_consts", lambda codes, keys: True)  # (no unit takes its draft)
+    out = tmp_path / "merged"
+    merge_types_file(src, out, jobs=1)
+    assert grew
+    units = parse_units(load_sections(out)[0][".debug_info"])
+    assert len({u.abbrev_off for u in units}) == 2  # the shared table, and that unit's own
+    linkplugin("verify", src, out)
