@@ -480,8 +480,11 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     recoded: list[int] = []
     scanned: list[bool] = []
     named: list[bool] = []
+    written: list[bool] = []  # drafts whose DIEs take implicit constants as data (rewrite._as_data)
     recode, plan_scanned, plan = rewrite._recoded, rewrite._scanned_plan, fastrewrite.planned_many
+    draft_consts = rewrite._draft_consts
     monkeypatch.setattr(rewrite, "_recoded", lambda *a: recoded.append(1) or recode(*a))
+    monkeypatch.setattr(rewrite, "_draft_consts", lambda *a: written.append((got := draft_consts(*a)) is not None) or got)
     monkeypatch.setattr(rewrite, "_scanned_plan", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
 
     def planned_many(*a):
@@ -494,11 +497,40 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     assert True in scanned  # and were scanned by the kernel
     if variant[3] == "-O2":
         assert True in named  # with expressions that name DIEs (DW_OP_convert, DW_OP_implicit_pointer, ...)
+    assert (True in written) == (variant[:3] == ("gcc", "c++", 5))  # (gcc's DWARF 5 has implicit constants)
     monkeypatch.setattr(rewrite, "drafts_kept", lambda src: False)
     decoded = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
     for got in drafted:
         assert got.replace == decoded.replace
         assert got.stats == decoded.stats
+
+
+@needs_core
+@pytest.mark.parametrize("variant", [("gcc", "c++", 5, "-O2"), ("gcc", "c", 5, "-O0")])
+def test_implicit_constants_as_data_same_as_pure(variant, monkeypatch) -> None:
+    """_rewritecore.as_data reads every entry of the shared table of a gcc DWARF 5 program (and
+    variants of them: other attributes, values past 255 and 65,535, an attribute twice) as its
+    twin rewrite._as_data_pure does."""
+    if not have(variant[0]):
+        pytest.skip(f"{variant[0]} missing")
+    from conftest_merge import load_sections
+    from linkplugin.merge import fastrewrite, merge_sections, rewrite
+
+    totals: list[dict] = []
+    as_data = rewrite._as_data
+    monkeypatch.setattr(rewrite, "_as_data", lambda total: totals.append(total) or as_data(total))
+    secs, little, asize = load_sections(cached_build(*variant))
+    merge_sections(secs, little_endian=little, address_size=asize, jobs=1)
+    entries = list(totals[0])
+    F = rewrite.F
+    for tag, children, specs in [rewrite._entry_key(e) for e in entries[:200]]:
+        for ic in (0, 255, 256, 65535, 65536, -1):
+            entries.append(rewrite._entry((tag, children, specs + ((0x3B, F.DW_FORM_implicit_const, ic),))))  # decl_line
+        entries.append(rewrite._entry((tag, children, specs + specs[:1])))
+    flags = rewrite._AS_DATA_FLAGS
+    got = [fastrewrite.as_data(e, flags) for e in entries]
+    assert got == [rewrite._as_data_pure(e, flags) for e in entries]
+    assert sum(g is not None for g in got) > 20
 
 
 @needs_core

@@ -280,7 +280,7 @@ def test_rare_implicit_constants_written_as_data(tmp_path, cc, monkeypatch):
         assert made == [{}] and size["now"] == size["before"]
         return
     assert made and made[0], "the program's units bring rare variants of their abbreviations"
-    for entry, (data, widths) in made[0].items():
+    for entry, (data, widths, _) in made[0].items():
         assert any(widths) and F.DW_FORM_implicit_const in entry and len(data) < len(entry) + 2
     assert _implicit_constants(now.replace[".debug_abbrev"]) < _implicit_constants(before.replace[".debug_abbrev"])
     assert size["now"] < size["before"]
@@ -292,31 +292,67 @@ def test_rare_implicit_constants_written_as_data(tmp_path, cc, monkeypatch):
         assert "Warning" not in run("readelf", "--debug-dump=info,abbrev", out).stderr
 
 
-def test_unit_that_outgrows_its_width_is_copied_as_it_is(tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", ["draft", "copy"])
+def test_unit_that_outgrows_its_width_is_copied_as_it_is(tmp_path, monkeypatch, path):
     """A unit whose DIEs, holding implicit constants as data, would no longer fit the local
     reference width its first pass chose (which leaves a byte a DIE for codes growing, so this
-    is not expected) is copied as it is, with its own table: the merge goes on and every entity
-    reads the same."""
+    is not expected) is copied as it is, with its own table, whether its second pass starts from
+    its draft or copies it again: the merge goes on and every entity reads the same."""
     import linkplugin.merge.rewrite as rewrite
     from linkplugin.api import merge_types_file
+    from linkplugin.merge import fastrewrite
 
     if not have("gcc"):
         pytest.skip("gcc missing")
     src = cached_build("gcc", "c++", 5, "-O2")
-    real = rewrite._rewrite_any
     grew = []
+    if path == "draft":
+        recode = fastrewrite.recode
 
-    def outgrown(secs, ud, rem, width, codes):
-        if codes is not None and not grew:
-            grew.append(ud.hdr.off)
-            raise rewrite._Grew()
-        return real(secs, ud, rem, width, codes)
+        def outgrown(*a):
+            got = recode(*a)
+            if a[8] is not None and not grew:  # (consts: the draft writes implicit constants)
+                grew.append(1)
+                return (fastrewrite.OVERFLOW, None) + got[2:]
+            return got
+        monkeypatch.setattr(fastrewrite, "recode", outgrown)
+    else:
+        real = rewrite._rewrite_any
 
-    monkeypatch.setattr(rewrite, "_rewrite_any", outgrown)
-    monkeypatch.setattr(rewrite, "_writes_consts", lambda codes, keys: True)  # (no unit takes its draft)
+        def outgrown(secs, ud, rem, width, codes):  # type: ignore[misc]
+            if codes is not None and not grew:
+                grew.append(1)
+                raise rewrite._Grew()
+            return real(secs, ud, rem, width, codes)
+        monkeypatch.setattr(rewrite, "_rewrite_any", outgrown)
+        monkeypatch.setattr(rewrite, "_recoded", lambda draft, codes: None)  # (no unit takes its draft)
     out = tmp_path / "merged"
     merge_types_file(src, out, jobs=1)
     assert grew
     units = parse_units(load_sections(out)[0][".debug_info"])
     assert len({u.abbrev_off for u in units}) == 2  # the shared table, and that unit's own
     linkplugin("verify", src, out)
+
+
+def test_draft_the_kernel_cannot_walk_is_copied_to_the_same_bytes(monkeypatch):
+    """A draft whose DIEs that hold implicit constants as data have a form recode does not walk
+    (status PURE) is copied again from its unit: the same bytes."""
+    from linkplugin.merge import fastrewrite, merge_sections
+
+    if not have("gcc"):
+        pytest.skip("gcc missing")
+    secs, little, asize = load_sections(cached_build("gcc", "c++", 5, "-O2"))
+    want = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    recode = fastrewrite.recode
+    refused = []
+
+    def unwalkable(*a):
+        got = recode(*a)
+        if a[8] is not None:  # (consts)
+            refused.append(1)
+            return (fastrewrite.PURE, None) + got[2:]
+        return got
+    monkeypatch.setattr(fastrewrite, "recode", unwalkable)
+    got = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=1)
+    assert refused
+    assert got.replace == want.replace and got.stats == want.stats

@@ -332,6 +332,77 @@ def entry_order(bytes entry):
         free(o.p)
 
 
+def as_data(bytes entry, bytes attrs):
+    """rewrite._as_data's reading of one entry (``_entry``): None where it has no implicit
+    constant of an attribute flagged in ``attrs`` (a byte per attribute below 256) with a value
+    under 65,536, or has an attribute twice; else (the width of each of its implicit constants,
+    in spec order: 1 or 2 for those, 0 for the others; the entry with those as DW_FORM_data1 or
+    data2 in place; its specs as rows of (form, width, value)). (rewrite._as_data_pure is its
+    twin.)"""
+    cdef const uint8_t *d = entry
+    cdef const uint8_t *flag = attrs
+    cdef Py_ssize_t n = len(entry), p = 0, start, nflag = len(attrs), ns = 0, j, done = 0
+    cdef uint64_t v, w
+    cdef int64_t ic
+    cdef int width
+    cdef bint any_width = False
+    cdef Out widths, out
+    cdef array rows = array("q")
+    cdef uint64_t seen[64]
+    oinit(&widths, 1)
+    oinit(&out, 1)
+    try:
+        p = read_uleb64(d, n, 0, &v)
+        if p < 0 or p >= n:
+            raise ValueError("bad abbreviation entry")
+        p += 1
+        while True:
+            start = p
+            p = read_uleb64(d, n, p, &v)
+            if p < 0:
+                raise ValueError("bad abbreviation entry")
+            p = read_uleb64(d, n, p, &w)
+            if p < 0:
+                raise ValueError("bad abbreviation entry")
+            if v == 0 and w == 0:
+                break
+            if ns == 64:
+                return None  # (more specs than an entry this is worth reading)
+            for j in range(ns):
+                if seen[j] == v:
+                    return None
+            seen[ns] = v
+            ns += 1
+            ic = 0
+            width = 0
+            if w == FORM_IMPLICIT_CONST:
+                p = read_sleb64(d, n, p, &ic)
+                if p < 0:
+                    raise ValueError("bad abbreviation entry")
+                if v < <uint64_t> nflag and flag[v] and 0 <= ic < 65536:
+                    width = 1 if ic < 256 else 2
+                    any_width = True
+                    # the attribute as it was, then the data form instead of the constant
+                    if (ocopy(&out, d + done, start - done) < 0 or ouleb(&out, v) < 0
+                            or ouleb(&out, FORM_DATA1 if width == 1 else FORM_DATA2) < 0):
+                        raise MemoryError()
+                    done = p
+                if ogrow(&widths, 1) < 0:
+                    raise MemoryError()
+                widths.p[widths.n] = <uint8_t> width
+                widths.n += 1
+            rows.extend((<int64_t> w, width, ic if width else 0))
+        if not any_width:
+            return None
+        if ocopy(&out, d + done, n - done) < 0:
+            raise MemoryError()
+        return (PyBytes_FromStringAndSize(<char *> widths.p, widths.n),
+                PyBytes_FromStringAndSize(<char *> out.p, out.n), rows)
+    finally:
+        free(widths.p)
+        free(out.p)
+
+
 cdef int _be(Out *o, uint64_t v) except -1:
     cdef int k
     if ogrow(o, 8) < 0:
@@ -1903,9 +1974,9 @@ def removal_rows(list starts, list ends, list canon_unit, list canon_die, const 
 cdef Py_ssize_t _moved_to(const int64_t *ps, const int64_t *ds, Py_ssize_t nk, int64_t x,
                           Py_ssize_t *at) noexcept nogil:
     """Where the byte at ``x`` of a draft lands in its recoded copy: moved by the delta of the
-    last kept DIE starting at or before it (-1: before the first). ``at`` holds how many DIEs
-    start at or before the previous position asked: rows come in position order, so the walk
-    moves on from there (a binary search when one does not)."""
+    last place (a kept DIE, or a value written in one) at or before it (-1: before the first).
+    ``at`` holds how many places are at or before the previous position asked: rows come in
+    position order, so the walk moves on from there (a binary search when one does not)."""
     cdef Py_ssize_t lo = at[0], hi = nk, mid
     if lo and ps[lo - 1] > x:
         lo = 0
@@ -1921,7 +1992,57 @@ cdef Py_ssize_t _moved_to(const int64_t *ps, const int64_t *ds, Py_ssize_t nk, i
     return x + ds[lo - 1] if lo else -1
 
 
-def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes, array patches, int width):
+cdef Py_ssize_t _value_end(const uint8_t *b, Py_ssize_t end, Py_ssize_t p, int64_t form, int offset_size,
+                           int addr_size, int ref_addr_w) noexcept nogil:
+    """Where a value of ``form`` at ``p`` ends (it must end by ``end``), -1 for a form not read
+    here (DW_FORM_indirect, an unknown one) or a value past ``end``."""
+    cdef uint64_t v = 0
+    cdef Py_ssize_t size, k
+    if form == 0x19 or form == FORM_IMPLICIT_CONST:  # flag_present
+        size = 0
+    elif form in (0x0B, 0x11, 0x0C, 0x25, 0x29):
+        size = 1
+    elif form in (0x05, 0x12, 0x26, 0x2A):
+        size = 2
+    elif form in (0x27, 0x2B):
+        size = 3
+    elif form in (0x06, 0x13, 0x28, 0x2C, 0x1C):
+        size = 4
+    elif form in (0x07, 0x14, 0x20, 0x24):
+        size = 8
+    elif form == 0x1E:  # data16
+        size = 16
+    elif form == 0x01:
+        size = addr_size
+    elif form in (0x0E, 0x17, 0x1F, 0x1D, 0x1F20, 0x1F21):
+        size = offset_size
+    elif form == FORM_ADDR:
+        size = ref_addr_w
+    elif form in (0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02, 0x0D):  # ULEB128 and SLEB128
+        p = read_uleb64(b, end, p, &v)
+        return p if 0 <= p <= end else -1
+    elif form == 0x08:  # string
+        while p < end and b[p]:
+            p += 1
+        return p + 1 if p < end else -1
+    elif form == 0x0A or form == 0x03 or form == 0x04:  # block1, block2, block4
+        size = 1 if form == 0x0A else 2 if form == 0x03 else 4
+        if p + size > end:
+            return -1
+        for k in range(size):
+            v |= (<uint64_t> b[p + k]) << (8 * k)
+        p += size
+        return p + <Py_ssize_t> v if v <= <uint64_t> (end - p) else -1
+    elif form == 0x09 or form == 0x18:  # block, exprloc
+        p = read_uleb64(b, end, p, &v)
+        return p + <Py_ssize_t> v if 0 <= p <= end and v <= <uint64_t> (end - p) else -1
+    else:
+        return -1
+    return p + size if p + size <= end else -1
+
+
+def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes, array patches, int width,
+           dict consts=None, int offset_size=4, int addr_size=8, int ref_addr_w=4):
     """A draft (``Unit.copy`` with its own codes and ``draft``) given other codes: key k (code
     k + 1 in the draft, ``keys[k]``) takes code ``codes[keys[k]]``. Only the DIEs' codes change
     size, so the bytes between them are copied as they are; the local references and DIE-naming
@@ -1929,7 +2050,13 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
     ``copy``'s, unit bytes, new unit-relative offsets (array('i'), -1: removed), patches
     (array('q'))): the bytes ``copy`` at ``width`` with these codes writes, without the unit's
     DIEs again. (array arguments, not typed memoryviews: acquiring six views cost more than the
-    copy of a small unit.)"""
+    copy of a small unit.)
+
+    ``consts`` (None, or {key index: rows}): a key's specs as rows of 3 (form, width, value)
+    in an array('q'), where a width (1 or 2) writes that DW_FORM_implicit_const's value into
+    the DIE at its place (as ``Unit.copy``'s ``consts``); the draft's DIEs are walked with
+    the unit's ``offset_size``, ``addr_size`` and ``ref_addr_w`` to find it. Status 4 (PURE):
+    a form the walk does not read; the caller copies the unit instead."""
     if (rel.ob_descr.typecode != b'i' or locs.ob_descr.typecode != b'i' or fixes.ob_descr.typecode != b'q'
             or patches.ob_descr.typecode != b'q'):
         raise TypeError("rel and locs are array('i'), fixes and patches array('q')")
@@ -1943,8 +2070,33 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
     cdef int64_t pos, w, t
     cdef int st = ST_OK
     cdef Out out
+    cdef Py_ssize_t ns = 0, r, x, cur, nins = 0
+    cdef uint8_t tmp[2]
     if width not in (1, 2) or len(locs) % 2 or len(fixes) % 3 or len(patches) % 3:
         raise ValueError("a draft has width 1 or 2 and whole rows")
+    # each key's rows (``consts``): cj[cs[k]] to cj[ce[k]], and how many values it writes
+    cdef array joined = array("q")
+    cdef array cs_a = clone(_INT64, nkeys + 1, True)
+    cdef array ce_a = clone(_INT64, nkeys + 1, True)
+    cdef array ins_a = clone(_INT64, nkeys + 1, True)
+    cdef int64_t *cs = <int64_t *> cs_a.data.as_voidptr
+    cdef int64_t *ce = <int64_t *> ce_a.data.as_voidptr
+    cdef int64_t *ins = <int64_t *> ins_a.data.as_voidptr
+    cdef const int64_t *cj = NULL
+    if consts:
+        for k, rows in consts.items():
+            if not 0 <= k < nkeys:
+                raise ValueError("consts of a key the draft does not have")
+            if not isinstance(rows, array) or (<array> rows).ob_descr.typecode != b'q' or len(rows) % 3:
+                raise TypeError("a key's consts are rows of 3 in an array('q')")
+            for r in range(1, len(rows), 3):
+                if rows[r] not in (0, 1, 2) or (rows[r] and rows[r - 1] != FORM_IMPLICIT_CONST):
+                    raise ValueError("an implicit constant is written in 1 or 2 bytes")
+                ins[k] += rows[r] != 0
+            cs[k] = len(joined)
+            joined.extend(rows)
+            ce[k] = len(joined)
+        cj = <const int64_t *> joined.data.as_voidptr
     cdef array new_rel = clone(_INT32, n, False)
     cdef int32_t *nr = <int32_t *> new_rel.data.as_voidptr
     cdef array new_pat = clone(_INT64, 3 * npat, False)
@@ -1955,6 +2107,10 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         cd[k] = codes[keys[k]]
     cdef int64_t *ps = <int64_t *> malloc((n + 1) * sizeof(int64_t))
     cdef int64_t *ds = <int64_t *> malloc((n + 1) * sizeof(int64_t))
+    # Where the bytes of the draft move: from sp[s] on by sd[s] (a DIE's bytes after its code;
+    # after a value written in it, by that much more)
+    cdef int64_t *sp = NULL
+    cdef int64_t *sd = NULL
     cdef const uint8_t *b = <const uint8_t *> (<char *> body)
     oinit(&out, 1)
     try:
@@ -1967,6 +2123,15 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
                     ps[nk] = rl[i]
                     ds[nk] = i  # (the DIE, until its delta is known)
                     nk += 1
+            if cj != NULL:  # (room for a place a DIE, and one a value written)
+                for k in range(nk):
+                    if read_uleb64(b, nb, ps[k], &code) >= 0 and 0 < code <= <uint64_t> nkeys:
+                        nins += ins[code - 1]
+        sp = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
+        sd = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
+        if sp == NULL or sd == NULL:
+            raise MemoryError()
+        with nogil:
             # the header, then each kept DIE: its new code, then its bytes up to the next DIE's code
             p = ps[0] if nk else nb
             if p > nb or ocopy(&out, b, p) < 0:
@@ -1986,7 +2151,34 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
                     st = ST_NOMEM
                     break
                 ds[k] = out.n - q
-                if ocopy(&out, b + q, nxt - q) < 0:
+                sp[ns] = p
+                sd[ns] = out.n - q
+                ns += 1
+                cur = q
+                if cj != NULL and ins[code - 1]:
+                    x = q
+                    for r in range(cs[code - 1], ce[code - 1], 3):
+                        if cj[r] == FORM_IMPLICIT_CONST:
+                            if cj[r + 1] and ns < nk + nins + 1:
+                                if ocopy(&out, b + cur, x - cur) < 0:
+                                    st = ST_NOMEM
+                                    break
+                                cur = x
+                                put_le(tmp, <uint64_t> cj[r + 2], <int> cj[r + 1])
+                                if ocopy(&out, tmp, cj[r + 1]) < 0:
+                                    st = ST_NOMEM
+                                    break
+                                sp[ns] = x
+                                sd[ns] = out.n - x
+                                ns += 1
+                            continue
+                        x = _value_end(b, nxt, x, cj[r], offset_size, addr_size, ref_addr_w)
+                        if x < 0:
+                            st = ST_PURE
+                            break
+                    if st != ST_OK:
+                        break
+                if ocopy(&out, b + cur, nxt - cur) < 0:
                     st = ST_NOMEM
             if st == ST_OK and out.n > (<Py_ssize_t> 1) << (8 * width):
                 st = ST_OVERFLOW
@@ -1995,7 +2187,7 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
             for k in range(nl):
                 if st != ST_OK:
                     break
-                pos = _moved_to(ps, ds, nk, lc[2 * k], &at)
+                pos = _moved_to(sp, sd, ns, lc[2 * k], &at)
                 t = nr[lc[2 * k + 1]] if 0 <= lc[2 * k + 1] < n else -1
                 if pos < 0 or pos + width > out.n or t < 0:
                     st = ST_CORRUPT
@@ -2006,7 +2198,7 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
             for k in range(nf):
                 if st != ST_OK:
                     break
-                pos = _moved_to(ps, ds, nk, fx[3 * k], &at)
+                pos = _moved_to(sp, sd, ns, fx[3 * k], &at)
                 w = fx[3 * k + 1]
                 t = nr[fx[3 * k + 2]] if 0 <= fx[3 * k + 2] < n else -1
                 if pos < 0 or pos + (w if w > 0 else -w) > out.n:
@@ -2023,7 +2215,7 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
             for k in range(npat):
                 if st != ST_OK:
                     break
-                np_[3 * k] = _moved_to(ps, ds, nk, pt[3 * k], &at)
+                np_[3 * k] = _moved_to(sp, sd, ns, pt[3 * k], &at)
                 np_[3 * k + 1] = pt[3 * k + 1]
                 np_[3 * k + 2] = pt[3 * k + 2]
                 if np_[3 * k] < 0:
@@ -2039,6 +2231,8 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         free(out.p)
         free(ps)
         free(ds)
+        free(sp)
+        free(sd)
 
 
 def plan_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,

@@ -18,7 +18,7 @@ from linkplugin.merge.table import Removals
 _core = load_compiled("linkplugin.merge._rewritecore")
 _XKIND = {"s": 3, "u": 4, "f": 5}
 # copy() status (as in _rewritecore)
-OK, OVERFLOW, NOFIT = 0, 5, 6
+OK, PURE, OVERFLOW, NOFIT = 0, 4, 5, 6
 
 
 def available() -> bool:
@@ -72,6 +72,11 @@ def _xref_rows(xrefs: list) -> array:
     return array("q", [v for x in sorted(xrefs, key=lambda x: x[1]) for v in (x[0], x[1], x[2], _XKIND[x[3]], x[4])])
 
 
+def as_data(entry: bytes, attrs: bytes) -> tuple[bytes, bytes, array] | None:
+    """rewrite._as_data's reading of one entry, in C (_rewritecore.as_data)."""
+    return _core.as_data(entry, attrs)
+
+
 def use_counts(plans: list) -> dict[bytes, int]:
     """rewrite.shared_table's sum of the plans' counts by entry, in C."""
     return _core.use_counts(plans)
@@ -83,9 +88,12 @@ def tag_sums(rows_of: list[array]) -> dict[int, list[int]]:
 
 
 def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,
-           patches: array, width: int) -> tuple[int, bytes | None, array, array]:
-    """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes."""
-    return _core.recode(body, rel, keys, codes, locs, fixes, patches, width)
+           patches: array, width: int, consts: list | None = None, sizes: tuple[int, int, int] = (4, 8, 4)
+           ) -> tuple[int, bytes | None, array, array]:
+    """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes (and, by
+    ``consts``, implicit constants written into its DIEs; ``sizes``: the unit's offset, address
+    and DW_FORM_ref_addr sizes)."""
+    return _core.recode(body, rel, keys, codes, locs, fixes, patches, width, consts, *sizes)
 
 
 def _int64(column):

@@ -81,6 +81,9 @@ class _Grew(Exception):
     longer fits the local reference width its first pass chose."""
 
 
+_GREW = "its local references would not fit once its implicit constants were written"
+
+
 AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
 
 
@@ -88,9 +91,10 @@ class Codes(NamedTuple):
     """The shared table as the second pass writes with it: the code of every first-pass entry
     (``_entry``), and for an entry the table has with some implicit constants written as data
     (``_as_data``), the width of each of its DW_FORM_implicit_const values in the DIE, in spec
-    order (0: left implicit)."""
+    order (0: left implicit), and its specs as ``recode`` walks a draft's DIEs with them."""
     codes: dict[bytes, int]
     consts: dict[bytes, bytes]
+    rows: dict[bytes, array]  # rows of 3: (form, width, value) a spec
 
 
 class UnitPlan(NamedTuple):
@@ -175,15 +179,16 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
         text: dict[int, str] = {}  # the units' names by .debug_str offset (for ``names``)
         for u, reason, rem, width in jobs:
             draft = kept_draft(src, u)
-            # (a draft's DIEs only change codes: one that writes implicit constants as data is
-            # copied again)
-            if (draft is not None and not reason and codes is not None and width == draft.width
-                    and not _writes_consts(codes, draft.keys)):
+            if draft is not None and not reason and codes is not None and width == draft.width:
                 try:
-                    out.append(_recoded(draft, codes))
-                    continue
+                    got = _recoded(draft, codes)
+                    if got is not None:
+                        out.append(got)
+                        continue
                 except _NoFit:
                     reason = "an expression operand would not fit after the move"
+                except _Grew:
+                    reason = _GREW
             ud = _unit(src, secs, u, keep=False)
             if not reason:
                 try:
@@ -191,8 +196,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                     out.append(got._replace(moved=moved_names(secs, ud, rem, text)) if names else got)
                     continue
                 except (_NoFit, _Grew) as exc:
-                    reason = ("an expression operand would not fit after the move" if isinstance(exc, _NoFit) else
-                              "its local references would not fit once its implicit constants were written")
+                    reason = "an expression operand would not fit after the move" if isinstance(exc, _NoFit) else _GREW
                     if ud.ref_pos is None:  # the kernel let go of its references: decoded again
                         ud = _unit(src, secs, u, keep=False)
             out.append(_verbatim(secs, ud, reason))
@@ -235,7 +239,8 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
     code = {e: c for c, e in enumerate(order, 1)}
     codes = {e: code[as_data[e][0]] for e in as_data}
     codes.update((e, code[e]) for e in total if e not in as_data)
-    return Codes(codes, {e: w for e, (_, w) in as_data.items()}), _table(order)
+    return (Codes(codes, {e: w for e, (_, w, _) in as_data.items()}, {e: r for e, (_, _, r) in as_data.items()}),
+            _table(order))
 
 
 # Attributes whose DWARF 5 implicit constants the shared table may have the DIEs hold instead:
@@ -245,35 +250,50 @@ def shared_table(plans: list[UnitPlan]) -> tuple[Codes, bytes]:
 # most of them used by a few DIEs (libstdc++: 1,516 of 2,905 entries). Their values are
 # non-negative numbers, read the same in DW_FORM_data1/data2.
 _AS_DATA = frozenset({F.DW_AT_decl_file, 0x3B, 0x39, 0x58, 0x59, 0x57})
+_AS_DATA_FLAGS = bytes(at in _AS_DATA for at in range(256))
 
 
-def _as_data(total: dict[bytes, int]) -> dict[bytes, tuple[bytes, bytes]]:
+def _as_data(total: dict[bytes, int]) -> dict[bytes, tuple[bytes, bytes, array]]:
     """The entries (of ``total``: DIEs per entry) whose DIEs are better off holding their
     implicit constants of ``_AS_DATA`` (values under 65,536) in DW_FORM_data1/data2: where the
     bytes the DIEs take so are fewer than the entry's own (with a 1-byte code), and the entry
     so made is one the table has anyway or one that two or more entries become. Entry ->
-    (that entry, the width of each implicit constant in spec order: 0 left as it is)."""
-    found: dict[bytes, tuple[bytes, bytes]] = {}
+    (that entry, the width of each implicit constant in spec order: 0 left as it is, and the
+    entry's specs as rows of (form, width, value) for ``recode``)."""
+    read = fastrewrite.as_data if fastrewrite.available() else _as_data_pure
+    found: dict[bytes, tuple[bytes, bytes, array]] = {}
     for e, n in total.items():
-        if F.DW_FORM_implicit_const not in e:  # (a byte of the entry: the common case, cheaply)
+        # (cheaply first: the DIEs take a byte or more each, so most entries are used too often)
+        if n > len(e) or F.DW_FORM_implicit_const not in e:
             continue
-        tag, children, specs = _entry_key(e)
-        if len({at for at, _, _ in specs}) != len(specs):
-            continue  # (an attribute twice: left as it is)
-        widths = bytes(0 if form != F.DW_FORM_implicit_const or at not in _AS_DATA or not 0 <= ic < 1 << 16
-                       else 1 if ic < 256 else 2 for at, form, ic in specs if form == F.DW_FORM_implicit_const)
-        if not any(widths) or n * sum(widths) >= len(e) + 1:
+        got = read(e, _AS_DATA_FLAGS)
+        if got is None or n * sum(got[0]) >= len(e) + 1:
             continue
-        it = iter(widths)
-        new = []
-        for at, form, ic in specs:
-            w = next(it) if form == F.DW_FORM_implicit_const else 0
-            new.append((at, F.DW_FORM_data1 if w == 1 else F.DW_FORM_data2, 0) if w else (at, form, ic))
-        found[e] = (_entry((tag, children, tuple(new))), widths)
+        found[e] = (got[1], got[0], got[2])
     made: dict[bytes, int] = {}
-    for t, _ in found.values():
+    for t, _, _ in found.values():
         made[t] = made.get(t, 0) + 1
     return {e: v for e, v in found.items() if (v[0] in total and v[0] not in found) or made[v[0]] > 1}
+
+
+def _as_data_pure(entry: bytes, flags: bytes) -> tuple[bytes, bytes, array] | None:
+    """_rewritecore.as_data's twin: (widths, the entry with those constants as data, rows of
+    (form, width, value)), or None."""
+    tag, children, specs = _entry_key(entry)
+    if len({at for at, _, _ in specs}) != len(specs) or len(specs) > 64:
+        return None  # (an attribute twice: left as it is)
+    widths = bytes(0 if at >= len(flags) or not flags[at] or not 0 <= ic < 1 << 16 else 1 if ic < 256 else 2
+                   for at, form, ic in specs if form == F.DW_FORM_implicit_const)
+    if not any(widths):
+        return None
+    it = iter(widths)
+    new = []
+    rows = array("q")
+    for at, form, ic in specs:
+        w = next(it) if form == F.DW_FORM_implicit_const else 0
+        new.append((at, F.DW_FORM_data1 if w == 1 else F.DW_FORM_data2, 0) if w else (at, form, ic))
+        rows.extend((form, w, ic if w else 0))
+    return widths, _entry((tag, children, tuple(new))), rows
 
 
 def _writes_consts(codes: Codes, keys: list[bytes]) -> bool:
@@ -739,17 +759,43 @@ def _draft_of(unit, width: int, keys: list[bytes], copied: tuple, loc_targets: a
                  {}), uses.tolist()
 
 
-def _recoded(draft: Draft, codes: Codes) -> UnitOutput:
+def _recoded(draft: Draft, codes: Codes) -> UnitOutput | None:
     """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
-    shared table ``codes`` at the draft's width."""
+    shared table ``codes`` at the draft's width (None: a draft whose DIEs that hold implicit
+    constants as data the kernel cannot walk; the unit is copied instead)."""
+    consts = _draft_consts(draft.keys, codes)
     status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes.codes, draft.locs,
-                                                        draft.fixes, draft.patches, draft.width)
+                                                        draft.fixes, draft.patches, draft.width, consts,
+                                                        _sizes(draft.body) if consts is not None else (4, 8, 4))
+    if status == fastrewrite.PURE:
+        return None
     if status == fastrewrite.OVERFLOW:
+        if consts is not None:
+            raise _Grew()
         raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
         raise _NoFit()
     return UnitOutput("", body, b"", new_rel, patches, _values_at(draft.loc_targets, new_rel), draft.loc_patches,
                       draft.kept, draft.width, [], draft.tags, moved=draft.moved)
+
+
+def _draft_consts(keys: list[bytes], codes: Codes) -> dict[int, array] | None:
+    """``recode``'s ``consts`` for a draft of entries ``keys``: {key index: its specs as rows of
+    (form, width, value)} for the keys that write an implicit constant as data; None if none."""
+    if not codes.rows:
+        return None
+    rows = codes.rows
+    got = {k: rows[key] for k, key in enumerate(keys) if key in rows}
+    return got or None
+
+
+def _sizes(body: bytes) -> tuple[int, int, int]:
+    """(offset size, address size, DW_FORM_ref_addr size) of the unit whose header starts
+    ``body`` (a draft's)."""
+    offset_size, p = (8, 12) if body[:4] == b"\xff\xff\xff\xff" else (4, 4)
+    version = int.from_bytes(body[p:p + 2], "little")
+    addr_size = body[p + 3] if version >= 5 else body[p + 2 + offset_size]
+    return offset_size, addr_size, addr_size if version <= 2 else offset_size
 
 
 def _surely_fits(ud: UnitDies, width: int) -> bool:
