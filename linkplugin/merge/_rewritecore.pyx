@@ -293,6 +293,21 @@ cdef inline Py_ssize_t die_at(const Index *index, Py_ssize_t off, const int64_t 
     return find(offs, n, x)
 
 
+cdef Py_ssize_t _entry_spec(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *at, uint64_t *form,
+                            int64_t *ic) except -1:
+    """The spec (attribute, form, implicit constant or 0) of an abbreviation entry at ``p``;
+    where the next one starts. (0, 0) ends the entry."""
+    p = read_uleb64(d, n, p, at)
+    if p >= 0:
+        p = read_uleb64(d, n, p, form)
+    ic[0] = 0
+    if p >= 0 and form[0] == FORM_IMPLICIT_CONST:
+        p = read_sleb64(d, n, p, ic)
+    if p < 0:
+        raise ValueError("bad abbreviation entry")
+    return p
+
+
 def entry_order(bytes entry):
     """A sort key of an abbreviation entry (tag, children, specs without the code, as
     ``keys`` gives it) that orders entries like their (tag, children, ((at, form, ic), ...))
@@ -311,19 +326,9 @@ def entry_order(bytes entry):
         _be1(&o, d[p])
         p += 1
         while True:
-            p = read_uleb64(d, n, p, &v)
-            if p < 0:
-                raise ValueError("bad abbreviation entry")
-            p = read_uleb64(d, n, p, &w)
-            if p < 0:
-                raise ValueError("bad abbreviation entry")
+            p = _entry_spec(d, n, p, &v, &w, &ic)
             if v == 0 and w == 0:
                 break
-            ic = 0
-            if w == FORM_IMPLICIT_CONST:
-                p = read_sleb64(d, n, p, &ic)
-                if p < 0:
-                    raise ValueError("bad abbreviation entry")
             _be(&o, v)
             _be(&o, w)
             _be(&o, (<uint64_t> ic) ^ (<uint64_t> 1 << 63))
@@ -358,12 +363,7 @@ def as_data(bytes entry, bytes attrs):
         p += 1
         while True:
             start = p
-            p = read_uleb64(d, n, p, &v)
-            if p < 0:
-                raise ValueError("bad abbreviation entry")
-            p = read_uleb64(d, n, p, &w)
-            if p < 0:
-                raise ValueError("bad abbreviation entry")
+            p = _entry_spec(d, n, p, &v, &w, &ic)
             if v == 0 and w == 0:
                 break
             if ns == 64:
@@ -373,12 +373,8 @@ def as_data(bytes entry, bytes attrs):
                     return None
             seen[ns] = v
             ns += 1
-            ic = 0
             width = 0
             if w == FORM_IMPLICIT_CONST:
-                p = read_sleb64(d, n, p, &ic)
-                if p < 0:
-                    raise ValueError("bad abbreviation entry")
                 if v < <uint64_t> nflag and flag[v] and 0 <= ic < 65536:
                     width = 1 if ic < 256 else 2
                     any_width = True
