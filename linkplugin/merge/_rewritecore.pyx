@@ -13,7 +13,7 @@ same values left to patch.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t, int32_t, uint32_t, INT64_MAX
 from libc.stdlib cimport free, malloc, calloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memchr, memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from linkplugin.dwarf._leb cimport read_le, read_sleb64, read_uleb64
@@ -337,24 +337,50 @@ def entry_order(bytes entry):
         free(o.p)
 
 
+def as_data_all(dict total, bytes attrs):
+    """rewrite._as_data's first step over the whole table in C: {entry: (the entry with its
+    implicit constants as data, their widths, its rows)} for the entries of ``total`` (DIEs per
+    entry) that ``as_data`` reads so and whose DIEs would take fewer bytes than the entry with a
+    1-byte code."""
+    cdef dict found = {}
+    cdef Py_ssize_t n, k, extra
+    cdef bytes e
+    cdef const uint8_t *w
+    for e, count in total.items():
+        n = len(e)
+        if count > n or memchr(<const char *> e, FORM_IMPLICIT_CONST, n) == NULL:
+            continue
+        got = as_data(e, attrs)
+        if got is None:
+            continue
+        w = <const uint8_t *> (<char *> (<bytes> got[0]))
+        extra = 0
+        for k in range(len(<bytes> got[0])):
+            extra += w[k]
+        if count * extra < n + 1:
+            found[e] = (got[1], got[0], got[2])
+    return found
+
+
 def as_data(bytes entry, bytes attrs):
     """rewrite._as_data's reading of one entry (``_entry``): None where it has no implicit
     constant of an attribute flagged in ``attrs`` (a byte per attribute below 256) with a value
-    under 65,536, or has an attribute twice; else (the width of each of its implicit constants,
-    in spec order: 1 or 2 for those, 0 for the others; the entry with those as DW_FORM_data1 or
-    data2 in place; its specs as rows of (form, width, value)). (rewrite._as_data_pure is its
-    twin.)"""
+    under 65,536, has an attribute twice or more than 64 specs; else (the width of each of its
+    implicit constants, in spec order: 1 or 2 for those, 0 for the others; the entry with those
+    as DW_FORM_data1 or data2 in place; its specs as rows of (form, width, value) in an
+    array('q')). (rewrite._as_data_pure is its twin.)"""
     cdef const uint8_t *d = entry
     cdef const uint8_t *flag = attrs
-    cdef Py_ssize_t n = len(entry), p = 0, start, nflag = len(attrs), ns = 0, j, done = 0
+    cdef Py_ssize_t n = len(entry), p = 0, start, nflag = len(attrs), ns = 0, nw = 0, j, done = 0
     cdef uint64_t v, w
     cdef int64_t ic
     cdef int width
     cdef bint any_width = False
-    cdef Out widths, out
-    cdef array rows = array("q")
     cdef uint64_t seen[64]
-    oinit(&widths, 1)
+    cdef int64_t rows[3 * 64]
+    cdef uint8_t widths[64]
+    cdef Out out
+    cdef array got
     oinit(&out, 1)
     try:
         p = read_uleb64(d, n, 0, &v)
@@ -372,7 +398,6 @@ def as_data(bytes entry, bytes attrs):
                 if seen[j] == v:
                     return None
             seen[ns] = v
-            ns += 1
             width = 0
             if w == FORM_IMPLICIT_CONST:
                 if v < <uint64_t> nflag and flag[v] and 0 <= ic < 65536:
@@ -383,19 +408,20 @@ def as_data(bytes entry, bytes attrs):
                             or ouleb(&out, FORM_DATA1 if width == 1 else FORM_DATA2) < 0):
                         raise MemoryError()
                     done = p
-                if ogrow(&widths, 1) < 0:
-                    raise MemoryError()
-                widths.p[widths.n] = <uint8_t> width
-                widths.n += 1
-            rows.extend((<int64_t> w, width, ic if width else 0))
+                widths[nw] = <uint8_t> width
+                nw += 1
+            rows[3 * ns] = <int64_t> w
+            rows[3 * ns + 1] = width
+            rows[3 * ns + 2] = ic if width else 0
+            ns += 1
         if not any_width:
             return None
         if ocopy(&out, d + done, n - done) < 0:
             raise MemoryError()
-        return (PyBytes_FromStringAndSize(<char *> widths.p, widths.n),
-                PyBytes_FromStringAndSize(<char *> out.p, out.n), rows)
+        got = clone(_INT64, 3 * ns, False)
+        memcpy(got.data.as_voidptr, rows, 3 * ns * sizeof(int64_t))
+        return (PyBytes_FromStringAndSize(<char *> widths, nw), PyBytes_FromStringAndSize(<char *> out.p, out.n), got)
     finally:
-        free(widths.p)
         free(out.p)
 
 
@@ -972,6 +998,31 @@ cdef class Unit:
         put_le(tmp, <uint64_t> v, w)
         return ST_NOMEM if ocopy(out, tmp, w) < 0 else ST_OK
 
+    cdef int _values_before(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t pos, bint last,
+                            Py_ssize_t *conv, const Py_ssize_t *conv_at, Py_ssize_t *cst, Py_ssize_t ncst,
+                            const Py_ssize_t *cst_at, const int64_t *cst_v, const int *cst_w,
+                            int64_t *bad) noexcept nogil:
+        """``_copy``'s re-encoded values of DIE ``i`` (``_put_udata``) and implicit constants
+        written as data (``_put_const``) before ``pos`` (``last``: all that are left, which must
+        end by ``pos``, the end of its attributes), in place order: a constant at the place of a
+        value goes first, as its spec does. (Apart from ``_copy``, which stays small enough for
+        the compiler to inline its copies.)"""
+        cdef int st = ST_OK
+        while st == ST_OK:
+            if cst[0] < ncst and (last or cst_at[cst[0]] <= pos) and (
+                    conv[0] == NCONV or conv_at[conv[0]] == -1 or cst_at[cst[0]] <= conv_at[conv[0]]):
+                if cst_at[cst[0]] > pos:
+                    bad[0] = cst_at[cst[0]]
+                    return ST_CORRUPT
+                st = self._put_const(out, src, cst_at[cst[0]], cst_v[cst[0]], cst_w[cst[0]], bad)
+                cst[0] += 1
+            elif conv[0] < NCONV and conv_at[conv[0]] != -1 and (last or conv_at[conv[0]] < pos):
+                st = self._put_udata(out, src, i, conv[0], conv_at[conv[0]], pos, bad)
+                conv[0] += 1
+            else:
+                break
+        return st
+
     cdef int _put_udata(self, Out *out, Py_ssize_t *src, Py_ssize_t i, Py_ssize_t k, Py_ssize_t p,
                         Py_ssize_t limit, int64_t *bad) noexcept nogil:
         """DIE ``i``'s ``k``-th value of ``_udata_values``, at ``p``, as a ULEB128, after its
@@ -1489,19 +1540,11 @@ cdef class Unit:
                     bad[0] = pos
                     st = ST_CORRUPT
                     break
-                # (a constant at the place of the value that comes next goes first: its spec does)
-                while st == ST_OK:
-                    if cst < ncst and cst_at[cst] <= pos and (conv == NCONV or conv_at[conv] == -1
-                                                               or cst_at[cst] <= conv_at[conv]):
-                        st = self._put_const(out, &src, cst_at[cst], cst_v[cst], cst_w[cst], bad)
-                        cst += 1
-                    elif conv < NCONV and conv_at[conv] != -1 and conv_at[conv] < pos:
-                        st = self._put_udata(out, &src, i, conv, conv_at[conv], pos, bad)
-                        conv += 1
-                    else:
+                if conv < NCONV or cst < ncst:
+                    st = self._values_before(out, &src, i, pos, False, &conv, conv_at, &cst, ncst, cst_at, cst_v,
+                                             cst_w, bad)
+                    if st != ST_OK:
                         break
-                if st != ST_OK:
-                    break
                 if ocopy(out, d + src, pos - src) < 0:
                     st = ST_NOMEM
                     break
@@ -1530,21 +1573,11 @@ cdef class Unit:
                     break
             if st != ST_OK:
                 break
-            while st == ST_OK:
-                if cst < ncst and (conv == NCONV or conv_at[conv] == -1 or cst_at[cst] <= conv_at[conv]):
-                    if cst_at[cst] > attr_end:
-                        bad[0] = cst_at[cst]
-                        st = ST_CORRUPT
-                        break
-                    st = self._put_const(out, &src, cst_at[cst], cst_v[cst], cst_w[cst], bad)
-                    cst += 1
-                elif conv < NCONV and conv_at[conv] != -1:
-                    st = self._put_udata(out, &src, i, conv, conv_at[conv], attr_end, bad)
-                    conv += 1
-                else:
+            if conv < NCONV or cst < ncst:
+                st = self._values_before(out, &src, i, attr_end, True, &conv, conv_at, &cst, ncst, cst_at, cst_v,
+                                         cst_w, bad)
+                if st != ST_OK:
                     break
-            if st != ST_OK:
-                break
             if ocopy(out, d + src, attr_end - src) < 0:
                 st = ST_NOMEM
                 break
@@ -2037,8 +2070,67 @@ cdef Py_ssize_t _value_end(const uint8_t *b, Py_ssize_t end, Py_ssize_t p, int64
     return p + size if p + size <= end else -1
 
 
+cdef int _put_consts(Out *out, const uint8_t *b, Py_ssize_t q, Py_ssize_t nxt, const int64_t *rows, Py_ssize_t nrows,
+                     int64_t *sp, int64_t *sd, Py_ssize_t *ns, Py_ssize_t *cur, int offset_size, int addr_size,
+                     int ref_addr_w) noexcept nogil:
+    """``recode``'s values of a draft's DIE whose attributes start at ``q`` (and end by ``nxt``):
+    its key's ``rows`` (``nrows`` numbers: form, width, value) walk the DIE; each implicit
+    constant of a width goes where its value would be, after the bytes from ``cur``, and starts a
+    place (``sp``, ``sd``, ``ns``) from where what follows moves by that much more."""
+    cdef Py_ssize_t x = q, r
+    cdef uint8_t tmp[2]
+    for r in range(0, nrows, 3):
+        if rows[r] == FORM_IMPLICIT_CONST:
+            if rows[r + 1]:
+                if ocopy(out, b + cur[0], x - cur[0]) < 0:
+                    return ST_NOMEM
+                cur[0] = x
+                put_le(tmp, <uint64_t> rows[r + 2], <int> rows[r + 1])
+                if ocopy(out, tmp, rows[r + 1]) < 0:
+                    return ST_NOMEM
+                sp[ns[0]] = x
+                sd[ns[0]] = out.n - x
+                ns[0] += 1
+            continue
+        x = _value_end(b, nxt, x, rows[r], offset_size, addr_size, ref_addr_w)
+        if x < 0:
+            return ST_PURE
+    return ST_OK
+
+
+cdef object _draft_rows(list keys, dict rows):
+    """``recode``'s keys' rows joined: (the rows end to end, an array('q') of three runs of
+    len(keys) + 1: where each key's start, where they end, how many values it writes), or None
+    where no key has rows."""
+    cdef Py_ssize_t nkeys = len(keys), k, r
+    cdef array joined = None, ra
+    cdef array at = None
+    cdef int64_t *cs
+    cdef const int64_t *rv
+    for k in range(nkeys):
+        got = rows.get(keys[k])
+        if got is None:
+            continue
+        if not isinstance(got, array) or (<array> got).ob_descr.typecode != b'q' or len(got) % 3:
+            raise TypeError("a key's rows are rows of 3 in an array('q')")
+        if joined is None:
+            joined = array("q")
+            at = clone(_INT64, 3 * (nkeys + 1), True)
+        cs = <int64_t *> at.data.as_voidptr
+        ra = got
+        rv = <const int64_t *> ra.data.as_voidptr
+        for r in range(1, len(ra), 3):
+            if not 0 <= rv[r] <= 2 or (rv[r] and rv[r - 1] != FORM_IMPLICIT_CONST):
+                raise ValueError("an implicit constant is written in 1 or 2 bytes")
+            cs[2 * (nkeys + 1) + k] += rv[r] != 0
+        cs[k] = len(joined)
+        joined.extend(ra)
+        cs[nkeys + 1 + k] = len(joined)
+    return None if joined is None else (joined, at)
+
+
 def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes, array patches, int width,
-           dict consts=None, int offset_size=4, int addr_size=8, int ref_addr_w=4):
+           dict rows=None, int offset_size=4, int addr_size=8, int ref_addr_w=4):
     """A draft (``Unit.copy`` with its own codes and ``draft``) given other codes: key k (code
     k + 1 in the draft, ``keys[k]``) takes code ``codes[keys[k]]``. Only the DIEs' codes change
     size, so the bytes between them are copied as they are; the local references and DIE-naming
@@ -2048,9 +2140,10 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
     DIEs again. (array arguments, not typed memoryviews: acquiring six views cost more than the
     copy of a small unit.)
 
-    ``consts`` (None, or {key index: rows}): a key's specs as rows of 3 (form, width, value)
-    in an array('q'), where a width (1 or 2) writes that DW_FORM_implicit_const's value into
-    the DIE at its place (as ``Unit.copy``'s ``consts``); the draft's DIEs are walked with
+    ``rows`` (None, or {entry: rows} for the entries that write implicit constants): a key's
+    specs as rows of 3 (form, width, value) in an array('q'), where a width (1 or 2) writes that
+    DW_FORM_implicit_const's value into the DIE at its place (as ``Unit.copy``'s ``consts``;
+    rewrite.Codes.rows); the draft's DIEs are walked with
     the unit's ``offset_size``, ``addr_size`` and ``ref_addr_w`` to find it. Status 4 (PURE):
     a form the walk does not read; the caller copies the unit instead."""
     if (rel.ob_descr.typecode != b'i' or locs.ob_descr.typecode != b'i' or fixes.ob_descr.typecode != b'q'
@@ -2066,33 +2159,24 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
     cdef int64_t pos, w, t
     cdef int st = ST_OK
     cdef Out out
-    cdef Py_ssize_t ns = 0, r, x, cur, nins = 0
-    cdef uint8_t tmp[2]
+    cdef Py_ssize_t ns = 0, r, cur, nins = 0
     if width not in (1, 2) or len(locs) % 2 or len(fixes) % 3 or len(patches) % 3:
         raise ValueError("a draft has width 1 or 2 and whole rows")
-    # each key's rows (``consts``): cj[cs[k]] to cj[ce[k]], and how many values it writes
-    cdef array joined = array("q")
-    cdef array cs_a = clone(_INT64, nkeys + 1, True)
-    cdef array ce_a = clone(_INT64, nkeys + 1, True)
-    cdef array ins_a = clone(_INT64, nkeys + 1, True)
-    cdef int64_t *cs = <int64_t *> cs_a.data.as_voidptr
-    cdef int64_t *ce = <int64_t *> ce_a.data.as_voidptr
-    cdef int64_t *ins = <int64_t *> ins_a.data.as_voidptr
+    # each key's rows (``rows``): cj[cs[k]] to cj[ce[k]], and how many values it writes (only
+    # for a draft that has such keys: most drafts of most inputs have none)
+    cdef int64_t *cs = NULL
+    cdef int64_t *ce = NULL
+    cdef int64_t *ins = NULL
     cdef const int64_t *cj = NULL
-    if consts:
-        for k, rows in consts.items():
-            if not 0 <= k < nkeys:
-                raise ValueError("consts of a key the draft does not have")
-            if not isinstance(rows, array) or (<array> rows).ob_descr.typecode != b'q' or len(rows) % 3:
-                raise TypeError("a key's consts are rows of 3 in an array('q')")
-            for r in range(1, len(rows), 3):
-                if rows[r] not in (0, 1, 2) or (rows[r] and rows[r - 1] != FORM_IMPLICIT_CONST):
-                    raise ValueError("an implicit constant is written in 1 or 2 bytes")
-                ins[k] += rows[r] != 0
-            cs[k] = len(joined)
-            joined.extend(rows)
-            ce[k] = len(joined)
-        cj = <const int64_t *> joined.data.as_voidptr
+    cdef array joined = None, places
+    if rows:
+        got = _draft_rows(keys, rows)
+        if got is not None:
+            joined, places = got
+            cj = <const int64_t *> joined.data.as_voidptr
+            cs = <int64_t *> places.data.as_voidptr
+            ce = cs + (nkeys + 1)
+            ins = cs + 2 * (nkeys + 1)
     cdef array new_rel = clone(_INT32, n, False)
     cdef int32_t *nr = <int32_t *> new_rel.data.as_voidptr
     cdef array new_pat = clone(_INT64, 3 * npat, False)
@@ -2123,14 +2207,23 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
                 for k in range(nk):
                     if read_uleb64(b, nb, ps[k], &code) >= 0 and 0 < code <= <uint64_t> nkeys:
                         nins += ins[code - 1]
-        sp = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
-        sd = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
-        if sp == NULL or sd == NULL:
-            raise MemoryError()
+        if nins:
+            sp = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
+            sd = <int64_t *> malloc((nk + nins + 1) * sizeof(int64_t))
+            if sp == NULL or sd == NULL:
+                raise MemoryError()
+        else:  # (one place a DIE: the places are those of the DIEs, ps and ds as they are filled)
+            sp, sd = ps, ds
+            cj = NULL
         with nogil:
-            # the header, then each kept DIE: its new code, then its bytes up to the next DIE's code
+            # the header, then each kept DIE: its new code, then its bytes up to the next DIE's code.
+            # Room for all of it first (a code grows by 2 bytes at most, as codes are under 2**16;
+            # a value written takes 2): the loop then copies without asking for room, which keeps
+            # it small enough for the compiler to inline what it calls.
             p = ps[0] if nk else nb
-            if p > nb or ocopy(&out, b, p) < 0:
+            if ogrow(&out, nb + 2 * nk + 2 * nins + 16) < 0:
+                st = ST_NOMEM
+            elif p > nb or ocopy(&out, b, p) < 0:
                 st = ST_NOMEM if p <= nb else ST_CORRUPT
             for k in range(nk):
                 if st != ST_OK:
@@ -2151,31 +2244,16 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
                 sd[ns] = out.n - q
                 ns += 1
                 cur = q
-                if cj != NULL and ins[code - 1]:
-                    x = q
-                    for r in range(cs[code - 1], ce[code - 1], 3):
-                        if cj[r] == FORM_IMPLICIT_CONST:
-                            if cj[r + 1] and ns < nk + nins + 1:
-                                if ocopy(&out, b + cur, x - cur) < 0:
-                                    st = ST_NOMEM
-                                    break
-                                cur = x
-                                put_le(tmp, <uint64_t> cj[r + 2], <int> cj[r + 1])
-                                if ocopy(&out, tmp, cj[r + 1]) < 0:
-                                    st = ST_NOMEM
-                                    break
-                                sp[ns] = x
-                                sd[ns] = out.n - x
-                                ns += 1
-                            continue
-                        x = _value_end(b, nxt, x, cj[r], offset_size, addr_size, ref_addr_w)
-                        if x < 0:
-                            st = ST_PURE
-                            break
+                if cj != NULL and ins[code - 1]:  # (the few DIEs that take implicit constants)
+                    st = _put_consts(&out, b, q, nxt, cj + cs[code - 1], ce[code - 1] - cs[code - 1], sp, sd, &ns,
+                                     &cur, offset_size, addr_size, ref_addr_w)
                     if st != ST_OK:
                         break
-                if ocopy(&out, b + cur, nxt - cur) < 0:
-                    st = ST_NOMEM
+                if out.n + (nxt - cur) > out.cap:
+                    st = ST_CORRUPT  # (not expected: the room made above holds it all)
+                    break
+                memcpy(out.p + out.n, b + cur, nxt - cur)
+                out.n += nxt - cur
             if st == ST_OK and out.n > (<Py_ssize_t> 1) << (8 * width):
                 st = ST_OVERFLOW
             # local references: the target's new offset in ``width`` bytes
@@ -2225,10 +2303,11 @@ def recode(bytes body, array rel, list keys, dict codes, array locs, array fixes
         return st, PyBytes_FromStringAndSize(<char *> out.p, out.n) if st == ST_OK else None, new_rel, new_pat
     finally:
         free(out.p)
+        if sp != ps:
+            free(sp)
+            free(sd)
         free(ps)
         free(ds)
-        free(sp)
-        free(sd)
 
 
 def plan_unit(info, abbrev, Py_ssize_t abbrev_off, Py_ssize_t off, Py_ssize_t die_off, Py_ssize_t end,

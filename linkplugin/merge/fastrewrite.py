@@ -77,6 +77,11 @@ def as_data(entry: bytes, attrs: bytes) -> tuple[bytes, bytes, array] | None:
     return _core.as_data(entry, attrs)
 
 
+def as_data_all(total: dict[bytes, int], attrs: bytes) -> dict[bytes, tuple[bytes, bytes, array]]:
+    """rewrite._as_data's first step over every entry, in C (_rewritecore.as_data_all)."""
+    return _core.as_data_all(total, attrs)
+
+
 def use_counts(plans: list) -> dict[bytes, int]:
     """rewrite.shared_table's sum of the plans' counts by entry, in C."""
     return _core.use_counts(plans)
@@ -88,12 +93,12 @@ def tag_sums(rows_of: list[array]) -> dict[int, list[int]]:
 
 
 def recode(body: bytes, rel: array, keys: list[bytes], codes: dict[bytes, int], locs: array, fixes: array,
-           patches: array, width: int, consts: list | None = None, sizes: tuple[int, int, int] = (4, 8, 4)
-           ) -> tuple[int, bytes | None, array, array]:
+           patches: array, width: int, rows: dict[bytes, array] | None = None,
+           sizes: tuple[int, int, int] = (4, 8, 4)) -> tuple[int, bytes | None, array, array]:
     """_rewritecore.recode: a unit's first-pass copy with its keys' shared codes (and, by
-    ``consts``, implicit constants written into its DIEs; ``sizes``: the unit's offset, address
+    ``rows``, implicit constants written into its DIEs; ``sizes``: the unit's offset, address
     and DW_FORM_ref_addr sizes)."""
-    return _core.recode(body, rel, keys, codes, locs, fixes, patches, width, consts, *sizes)
+    return _core.recode(body, rel, keys, codes, locs, fixes, patches, width, rows, *sizes)
 
 
 def _int64(column):

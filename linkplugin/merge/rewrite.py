@@ -260,16 +260,17 @@ def _as_data(total: dict[bytes, int]) -> dict[bytes, tuple[bytes, bytes, array]]
     so made is one the table has anyway or one that two or more entries become. Entry ->
     (that entry, the width of each implicit constant in spec order: 0 left as it is, and the
     entry's specs as rows of (form, width, value) for ``recode``)."""
-    read = fastrewrite.as_data if fastrewrite.available() else _as_data_pure
-    found: dict[bytes, tuple[bytes, bytes, array]] = {}
-    for e, n in total.items():
-        # (cheaply first: the DIEs take a byte or more each, so most entries are used too often)
-        if n > len(e) or F.DW_FORM_implicit_const not in e:
-            continue
-        got = read(e, _AS_DATA_FLAGS)
-        if got is None or n * sum(got[0]) >= len(e) + 1:
-            continue
-        found[e] = (got[1], got[0], got[2])
+    if fastrewrite.available():
+        found = fastrewrite.as_data_all(total, _AS_DATA_FLAGS)
+    else:
+        found = {}
+        for e, n in total.items():
+            # (cheaply first: the DIEs take a byte or more each, so most entries are used too often)
+            if n > len(e) or F.DW_FORM_implicit_const not in e:
+                continue
+            got = _as_data_pure(e, _AS_DATA_FLAGS)
+            if got is not None and n * sum(got[0]) < len(e) + 1:
+                found[e] = (got[1], got[0], got[2])
     made: dict[bytes, int] = {}
     for t, _, _ in found.values():
         made[t] = made.get(t, 0) + 1
@@ -763,30 +764,20 @@ def _recoded(draft: Draft, codes: Codes) -> UnitOutput | None:
     """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
     shared table ``codes`` at the draft's width (None: a draft whose DIEs that hold implicit
     constants as data the kernel cannot walk; the unit is copied instead)."""
-    consts = _draft_consts(draft.keys, codes)
+    rows = codes.rows or None  # (the kernel looks up the draft's keys)
     status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes.codes, draft.locs,
-                                                        draft.fixes, draft.patches, draft.width, consts,
-                                                        _sizes(draft.body) if consts is not None else (4, 8, 4))
+                                                        draft.fixes, draft.patches, draft.width, rows,
+                                                        _sizes(draft.body) if rows else (4, 8, 4))
     if status == fastrewrite.PURE:
         return None
     if status == fastrewrite.OVERFLOW:
-        if consts is not None:
+        if rows is not None and _writes_consts(codes, draft.keys):
             raise _Grew()
         raise DwarfError(f"a unit of {len(draft.body)} bytes outgrew its reference width (internal error)")
     if status == fastrewrite.NOFIT:
         raise _NoFit()
     return UnitOutput("", body, b"", new_rel, patches, _values_at(draft.loc_targets, new_rel), draft.loc_patches,
                       draft.kept, draft.width, [], draft.tags, moved=draft.moved)
-
-
-def _draft_consts(keys: list[bytes], codes: Codes) -> dict[int, array] | None:
-    """``recode``'s ``consts`` for a draft of entries ``keys``: {key index: its specs as rows of
-    (form, width, value)} for the keys that write an implicit constant as data; None if none."""
-    if not codes.rows:
-        return None
-    rows = codes.rows
-    got = {k: rows[key] for k, key in enumerate(keys) if key in rows}
-    return got or None
 
 
 def _sizes(body: bytes) -> tuple[int, int, int]:
