@@ -53,7 +53,8 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # (libpetsc-real3.18-dbg: C, 7,609 units, most of them partial units from dwz, 19.5 MB; dwz itself
 # refuses it, "not beneficial"), valgrind's largest tool (valgrind-dbg: C, 4.7 MB), C++
 # (libpsurface-dbg: 4.4 MB; nam-dbg: the ns-2 animator, C++ and Tcl, 1 MB) and Ceph's librbd
-# (librbd1-dbg: C++, 238 MB of .debug_info+abbrev, 42 s and 1.4 GB for dwz).
+# (librbd1-dbg: C++, 238 MB of .debug_info+abbrev, 42 s and 1.4 GB for dwz); since session 29 the
+# 32-bit libstdc++ (lib32stdc++6-12-dbg: i386, ELF32; libx32stdc++6-12-dbg: x32, ELF32 for x86-64).
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
@@ -67,7 +68,9 @@ MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/l
         ("dibbler-server-dbg", "usr/lib/debug/.build-id"), ("connectome-workbench-dbg", "usr/lib/debug/.build-id"),
         ("plume-creator-dbg", "usr/lib/debug/.build-id"), ("libpetsc-real3.18-dbg", "usr/lib/debug/.build-id"),
         ("valgrind-dbg", "usr/lib/debug/.build-id"), ("libpsurface-dbg", "usr/lib/debug/.build-id"),
-        ("nam-dbg", "usr/lib/debug/usr/bin/nam"), ("librbd1-dbg", "usr/lib/debug/.build-id"))
+        ("nam-dbg", "usr/lib/debug/usr/bin/nam"), ("librbd1-dbg", "usr/lib/debug/.build-id"),
+        ("lib32stdc++6-12-dbg", "usr/lib32/debug/libstdc++.so.6.0.30"),
+        ("libx32stdc++6-12-dbg", "usr/libx32/debug/libstdc++.so.6.0.30"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package

@@ -97,7 +97,7 @@ def main() -> None:
                              "output), syslog, structure, itpp (dwz output), uwsgi, mono, ns2, 6-11 (gcc 11's libstdc++; "
                              "libstdc takes it too), dibbler, workbench (Connectome Workbench: 368 MB of .debug_info, "
                              "minutes and 2 GB for dwz), plume, petsc, valgrind, psurface, nam, rbd (Ceph's librbd: "
-                             "238 MB, 1.4 GB for dwz): bench/inputs.py MORE; gdbserver (-clang, -gcc): built here from gdb-source; "
+                             "238 MB, 1.4 GB for dwz), lib32stdc, libx32stdc (32-bit libstdc++): bench/inputs.py MORE; gdbserver (-clang, -gcc): built here from gdb-source; "
                              "gold-clang: gold built here by clang++ from binutils-source; vmlinux: the Linux kernel "
                              "(Debian's cloud kernel, 164 MB of .debug_info, C); all these but the first "
                              "three not in the default run)")
