@@ -54,7 +54,11 @@ LIBC = ("libc6-dbg", "usr/lib/debug/.build-id")
 # refuses it, "not beneficial"), valgrind's largest tool (valgrind-dbg: C, 4.7 MB), C++
 # (libpsurface-dbg: 4.4 MB; nam-dbg: the ns-2 animator, C++ and Tcl, 1 MB) and Ceph's librbd
 # (librbd1-dbg: C++, 238 MB of .debug_info+abbrev, 42 s and 1.4 GB for dwz); since session 29 the
-# 32-bit libstdc++ (lib32stdc++6-12-dbg: i386, ELF32; libx32stdc++6-12-dbg: x32, ELF32 for x86-64).
+# 32-bit libstdc++ (lib32stdc++6-12-dbg: i386, ELF32; libx32stdc++6-12-dbg: x32, ELF32 for x86-64);
+# since session 30 C++ with wxWidgets (freedink-dfarc-dbg: 4.8 MB), C++ with Qt (stretchplayer-dbg:
+# 2.4 MB), C++ (hylafax-server-dbg: its largest, 1 MB), a Cython module as built, not split
+# (cython3-dbg: FlowControl's extension, C, 0.9 MB) and a file Debian ran dwz on (xen-utils-4.17-dbg:
+# the Xen shim's symbols, C, 1,693 partial units, 2.9 MB).
 # The largest debug file under the package's .build-id folder, or the file named.
 MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/lib/debug/.build-id"),
         ("stimfit-dbg", "usr/lib/debug/.build-id"),
@@ -70,7 +74,11 @@ MORE = (("libgsl-dbg", "usr/lib/debug/.build-id"), ("graphicsmagick-dbg", "usr/l
         ("valgrind-dbg", "usr/lib/debug/.build-id"), ("libpsurface-dbg", "usr/lib/debug/.build-id"),
         ("nam-dbg", "usr/lib/debug/usr/bin/nam"), ("librbd1-dbg", "usr/lib/debug/.build-id"),
         ("lib32stdc++6-12-dbg", "usr/lib32/debug/libstdc++.so.6.0.30"),
-        ("libx32stdc++6-12-dbg", "usr/libx32/debug/libstdc++.so.6.0.30"))
+        ("libx32stdc++6-12-dbg", "usr/libx32/debug/libstdc++.so.6.0.30"),
+        ("freedink-dfarc-dbg", "usr/lib/debug/.build-id"), ("stretchplayer-dbg", "usr/lib/debug/.build-id"),
+        ("hylafax-server-dbg", "usr/lib/debug/.build-id"),
+        ("cython3-dbg", "usr/lib/python3/dist-packages/Cython/Compiler/FlowControl.cpython-311d-x86_64-linux-gnu.so"),
+        ("xen-utils-4.17-dbg", "usr/lib/debug/usr/lib/xen-4.17/boot/xen-shim-syms"))
 # C++ built here from Debian's own sources (only by --only): gdbserver from gdb-source (gdb 13.1's
 # tarball), configured and built with clang++ -gdwarf-4 -O2 and with g++ -O2 (DWARF 5) into
 # bench/.cache/gdbserver-*; 81 units of C++ using the standard library. No Debian -dbg package
