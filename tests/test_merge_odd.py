@@ -154,6 +154,28 @@ def test_dwz_output_and_compressed_input(tmp_path: Path):
 
 
 @pytest.mark.skipif(not (have("g++") and have("dwz")), reason="g++ or dwz missing")
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_dwz_output_is_not_hashed_and_merges_to_the_same_bytes(tmp_path: Path, monkeypatch, dwarf: int):
+    """An input with partial units loses no DIE, so its types are not hashed: the partial units
+    are found before the hash phase (the DWARF 5 unit header, or the first DIE's tag), and the
+    sections are those made when every unit is hashed."""
+    import linkplugin.merge
+    from linkplugin.dwarf.units import parse_units
+
+    prog = build(tmp_path, "gcc", "c++", dwarf, "-O2")
+    subprocess.run(["dwz", str(prog)], check=True, capture_output=True)
+    secs, little, asize = load_sections(prog)
+    assert linkplugin.merge._holds_partial_units(secs, parse_units(secs[".debug_info"]))
+    skipped = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=2)
+    monkeypatch.setattr(linkplugin.merge, "_holds_partial_units", lambda *args: False)
+    hashed = merge_sections(dict(secs), little_endian=little, address_size=asize, jobs=2)
+    assert skipped.replace == hashed.replace and skipped.drop == hashed.drop
+    assert skipped.stats["duplicates_removed"] == hashed.stats["duplicates_removed"] == 0
+    assert skipped.stats["types"] == 0 < hashed.stats["types"]
+    assert any("partial units" in w for w in skipped.warnings)
+
+
+@pytest.mark.skipif(not (have("g++") and have("dwz")), reason="g++ or dwz missing")
 @pytest.mark.parametrize("dwarf5", [False, True], ids=["gnu-altlink", "dwarf5-sup"])
 def test_dwz_multifile_output(tmp_path: Path, dwarf5: bool):
     """Debian's debug files went through dwz -m: what programs share sits in a supplementary file

@@ -15,7 +15,10 @@ from contextlib import contextmanager
 from linkplugin.errors import LinkpluginError
 from linkplugin.index import CannotRebuild, rebuild_indexes
 from linkplugin.dwarf.read import forget_tables
-from linkplugin.dwarf.units import forget_units, parse_units
+from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.forms import DW_TAG_partial_unit, DW_UT_partial, DwarfError
+from linkplugin.dwarf.leb import read_uleb
+from linkplugin.dwarf.units import UnitHeader, forget_units, parse_units
 from linkplugin.merge.expansion import MAIN, THREAD_MODELS, thread_ranks
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
 from linkplugin.memory import map_large_blocks, release_freed_memory
@@ -243,15 +246,19 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     keep_tables = sizes[".debug_info"] <= KEEP_INFO_BYTES and sizes.get(".debug_abbrev", 0) <= KEEP_ABBREV_BYTES
 
     with _phase(timings, "read+hash"):
+        # An input with partial units loses no DIE (below): its types are not hashed. Xen's shim
+        # symbols as Debian ships them (1,958 units, 1,693 of them partial): 0.83x the time at
+        # -j1, 0.85x at -j2, 1.2 MiB less; PETSc's 0.85x (BENCHMARKS.md, session 30). Same bytes.
+        dwz_output = _holds_partial_units(sections, units)
         analyses: list[UnitAnalysis] = [a for part in _run_phase(run_tasks, analyze_chunk,
-                                                                 [(src, c) for c in chunks], weights, jobs)
+                                                                 [(src, c, not dwz_output) for c in chunks], weights,
+                                                                 jobs)
                                         for a in part]
     with _phase(timings, "table"):
         if not keep_tables:
             forget_tables()
         release_freed_memory()  # what the hash phase left in the heaps, before the table's arrays
-        partial = any(a.partial for a in analyses)
-        keys, orders = _expansion_keys(sections, units, analyses)
+        partial = dwz_output or any(a.partial for a in analyses)
         if partial:
             # gdb reads a partial unit's DIEs as part of each unit that imports it: a copy moved
             # across that boundary lists under other files (libstdc++ after dwz -o: 268 of 13,503
@@ -261,6 +268,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                    "already, so no DIE is removed (abbreviations and reference forms are "
                                    "still rewritten)")
         else:
+            keys, orders = _expansion_keys(sections, units, analyses)
             removals = choose_winners(analyses, keys, orders)
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr and not partial:
@@ -353,6 +361,28 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
     if stats is not None:
         stats.update(result.stats)
     return result
+
+
+def _holds_partial_units(sections: dict[str, bytes], units: list[UnitHeader]) -> bool:
+    """Whether a unit's first DIE is a DW_TAG_partial_unit, as the hash phase finds it
+    (``UnitAnalysis.partial``), read before it: in DWARF 5 only the units whose header says
+    DW_UT_partial are looked at (a partial unit under another header is still found by the
+    hash phase, which then hashes). A unit this cannot read counts as not partial: the hash
+    phase decodes it and says what is wrong."""
+    info, abbrev = sections[".debug_info"], sections.get(".debug_abbrev", b"")
+    for hdr in units:
+        if hdr.version >= 5 and hdr.unit_type != DW_UT_partial:
+            continue
+        if not hdr.die_off < hdr.end <= len(info) or not 0 <= hdr.abbrev_off < len(abbrev):
+            continue
+        try:
+            code = read_uleb(info, hdr.die_off)[0]
+            entry = parse_abbrev_table(abbrev, hdr.abbrev_off)[0].get(code)
+        except (IndexError, DwarfError):
+            continue
+        if entry is not None and entry.tag == DW_TAG_partial_unit:
+            return True
+    return False
 
 
 def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]

@@ -262,11 +262,13 @@ def find_roots(ud: UnitDies, env: UnitEnv, info: bytes) -> tuple[np.ndarray, np.
     return r, ends.astype(np.int64)
 
 
-def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis]:
+def analyze_chunk(src: SharedSections, unit_ids: list[int], hash_types: bool = True) -> list[UnitAnalysis]:
     """Worker entry: analyse the units ``unit_ids`` of the sections' ``.debug_info``; their
     location-list operands (and the pure decoder's units) stay in this process for the rewrite
     phase (``shared.keep_locations``, ``shared.keep_unit``). The compiled kernels take the units
-    in batches (``batches``): each kernel lets go of the GIL once per batch."""
+    in batches (``batches``): each kernel lets go of the GIL once per batch. Without
+    ``hash_types`` (an input nothing is removed from: dwz's output) the units are decoded and
+    their offsets and kinds read, and their types are neither hashed nor named."""
     with no_gc():
         secs = worker_sections(src)
         info = secs[".debug_info"]
@@ -278,7 +280,7 @@ def analyze_chunk(src: SharedSections, unit_ids: list[int]) -> list[UnitAnalysis
         out = []
         for batch in batches(unit_ids, units):
             uds = decode_all(info, abbrev, [units[u] for u in batch], cache)
-            pending = [_Pending(secs, ud, strp_cache) for ud in uds]
+            pending = [_Pending(secs, ud, strp_cache, hash_types) for ud in uds]
             lists = iter(list_targets_many([p.lists for p in pending if p.lists is not None]))
             for p in pending:
                 p.prepare(keep, next(lists) if p.lists is not None else None)
@@ -362,10 +364,11 @@ class _Pending:
     kernel's result and makes the UnitAnalysis. Split so that a batch of units lets go of the
     GIL once per kernel rather than once per unit."""
 
-    __slots__ = ("secs", "ud", "env", "named", "call", "done", "targets", "lists")
+    __slots__ = ("secs", "ud", "env", "named", "call", "done", "targets", "lists", "hash_types")
 
-    def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None) -> None:
-        self.secs, self.ud = secs, ud
+    def __init__(self, secs: dict[str, bytes], ud: UnitDies, strp_cache: dict[int, bytes] | None,
+                 hash_types: bool = True) -> None:
+        self.secs, self.ud, self.hash_types = secs, ud, hash_types
         self.env = env = UnitEnv(secs, ud, secs[".debug_info"], strp_cache)
         self.call: tuple | None = None
         self.lists: tuple | None = None
@@ -384,8 +387,12 @@ class _Pending:
         unit's location-list operands as the rewrite phase takes them (``location_targets``)."""
         if self.done is not None:
             return
+        if not self.hash_types and not keep:
+            return  # nothing to hash, and the rewrite reads the operands itself
         secs, ud, env = self.secs, self.ud, self.env
         loc_named, self.targets = location_targets(secs, ud, env, keep, lists)
+        if not self.hash_types:
+            return  # read for the rewrite only
         named: list[int] | array = [t for _, _, _, kind, t in ud.xrefs if kind != "s"] if ud.xrefs else []
         if not isinstance(loc_named, array):
             named += loc_named
@@ -401,6 +408,8 @@ class _Pending:
         ud, env = self.ud, self.env
         if self.done is not None:
             a = self.done
+        elif not self.hash_types:
+            a = UnitAnalysis("", ud.arrays()[0], array("I"), array("I"), b"", b"", b"", b"", (NEVER, b""))
         elif got is not None:
             info = self.secs[".debug_info"]
             gdb_key = (got.phase, got.first_name) if got.phase >= 0 else expansion_key(info, ud, env.string)
