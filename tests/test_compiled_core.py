@@ -611,7 +611,8 @@ def test_plan_unit_equals_the_kernel_of_the_decoded_unit(variant) -> None:
             named += is_named
     assert compared and (named or variant[0] == "clang")  # (clang's expressions here name no DIE)
     # Every unit in one call (plan_units, as the first pass takes a batch): each unit's result
-    # as on its own.
+    # as on its own (each unit's second call, at the other width, copies the abbreviation table
+    # its first read, as a unit of dwz's output copies its neighbour's).
     def plain(got):
         return None if got is None else (got[1:5], [bytes(x) if isinstance(x, array) else x for x in got[5]],
                                          got[6].tolist())

@@ -486,6 +486,7 @@ cdef class Unit:
     cdef Py_ssize_t nsig
     cdef Index index      # DIE index by unit-relative offset, while preparing
     cdef public bint pure  # a shape left to the pure loop
+    cdef bint table_ok    # the abbreviation table is read (``_prepare``): another unit of it may copy it
     cdef public Py_ssize_t kept
     cdef Scanned scanned  # the scanner's columns of a ``plan_unit`` (offs, codes, parent, ends)
 
@@ -577,9 +578,11 @@ cdef class Unit:
 
     cdef int _prepare_all(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, const int64_t *rp, const int64_t *rd,
                           const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
-                          Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad) noexcept nogil:
-        """``_prepare``, then the own DW_AT_decl_files; the index is dropped after them."""
-        cdef int st = self._prepare(ab_n, abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx, bad)
+                          Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad,
+                          void *tmpl=NULL) noexcept nogil:
+        """``_prepare``, then the own DW_AT_decl_files; the index is dropped after them. ``tmpl``:
+        NULL, or a Unit of the same abbreviation table that has read it (``table_ok``)."""
+        cdef int st = self._prepare(ab_n, abbrev_off, rp, rd, rf, rt, nref, rs, re, nrem, xr, nx, bad, tmpl)
         if st == ST_OK:
             st = self._own_decl_files(bad)
         if st == ST_OK:
@@ -602,19 +605,13 @@ cdef class Unit:
             raise DwarfError(f"a reference in the unit at 0x{self.off:x} points to 0x{bad:x}, not to a DIE")
         raise DwarfError(f"unit at 0x{self.off:x} is truncated or corrupt (at 0x{bad:x})")
 
-    cdef int _prepare(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, const int64_t *rp, const int64_t *rd,
-                      const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
-                      Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad) noexcept nogil:
-        cdef Py_ssize_t n = self.n, i, j, k, p, q, s, e, x, cap, nev, first, c
+    cdef int _read_table(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, int64_t *bad) noexcept nogil:
+        """The abbreviation table at ``abbrev_off``: two walks, one to size it."""
+        cdef Py_ssize_t k, j, p, c
         cdef uint64_t code = 0, tag = 0, at = 0, form = 0  # set by read_uleb64 (zeroed for the C compiler)
-        cdef int64_t ic, t, w, kind, die, prev_die, pos
+        cdef int64_t ic
         cdef const uint8_t *ab = self.ab
         cdef int64_t maxcode = 0
-        cdef int32_t *cnt = NULL
-        cdef int64_t *ev
-        cdef int64_t *mv
-        cdef int st = ST_OK
-        # -- the abbreviation table: two walks, one to size it
         p = abbrev_off
         if p < 0 or p > ab_n:
             bad[0] = p
@@ -660,13 +657,8 @@ cdef class Unit:
         self.sp_at = <int64_t *> malloc((k + 1) * sizeof(int64_t))
         self.sp_form = <int64_t *> malloc((k + 1) * sizeof(int64_t))
         self.sp_ic = <int64_t *> malloc((k + 1) * sizeof(int64_t))
-        self.keep = <uint8_t *> malloc(n)
-        self.kinds = <uint64_t *> calloc(n, sizeof(uint64_t))
-        cnt = <int32_t *> calloc(n, sizeof(int32_t))
         if (self.ab_tag == NULL or self.ab_kids == NULL or self.ab_lo == NULL or self.ab_hi == NULL
-                or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL or self.sp_form == NULL or self.sp_ic == NULL
-                or self.keep == NULL or self.kinds == NULL or cnt == NULL):
-            free(cnt)
+                or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL or self.sp_form == NULL or self.sp_ic == NULL):
             return ST_NOMEM
         for c in range(self.ncodes):
             self.ab_tag[c] = -1
@@ -703,8 +695,66 @@ cdef class Unit:
             self.ab_hi[code] = k
         for c in range(self.ncodes):
             if self.ab_nref[c] > 32:
-                free(cnt)
                 return ST_PURE  # the key packs 2 bits per reference into 64
+        self.table_ok = True
+        return ST_OK
+
+    cdef int _table_from(self, void *tmpl) noexcept nogil:
+        """A copy of the abbreviation table a unit of the same table read (``_read_table``)."""
+        cdef Py_ssize_t nc = (<Unit> tmpl).ncodes, ns = (<Unit> tmpl).nspec
+        self.ncodes = nc
+        self.nspec = ns
+        self.ab_tag = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.ab_kids = <uint8_t *> malloc(nc)
+        self.ab_lo = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.ab_hi = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.ab_nref = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.ab_rlo = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.sp_ref = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
+        self.sp_at = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
+        self.sp_form = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
+        self.sp_ic = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
+        if (self.ab_tag == NULL or self.ab_kids == NULL or self.ab_lo == NULL or self.ab_hi == NULL
+                or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL
+                or self.sp_form == NULL or self.sp_ic == NULL):
+            return ST_NOMEM
+        memcpy(self.ab_tag, (<Unit> tmpl).ab_tag, nc * sizeof(int64_t))
+        memcpy(self.ab_kids, (<Unit> tmpl).ab_kids, nc)
+        memcpy(self.ab_lo, (<Unit> tmpl).ab_lo, nc * sizeof(int64_t))
+        memcpy(self.ab_hi, (<Unit> tmpl).ab_hi, nc * sizeof(int64_t))
+        memcpy(self.ab_nref, (<Unit> tmpl).ab_nref, nc * sizeof(int64_t))
+        memcpy(self.ab_rlo, (<Unit> tmpl).ab_rlo, nc * sizeof(int64_t))
+        memcpy(self.sp_ref, (<Unit> tmpl).sp_ref, (ns + 1) * sizeof(int64_t))
+        memcpy(self.sp_at, (<Unit> tmpl).sp_at, (ns + 1) * sizeof(int64_t))
+        memcpy(self.sp_form, (<Unit> tmpl).sp_form, (ns + 1) * sizeof(int64_t))
+        memcpy(self.sp_ic, (<Unit> tmpl).sp_ic, (ns + 1) * sizeof(int64_t))
+        self.table_ok = True
+        return ST_OK
+
+    cdef int _prepare(self, Py_ssize_t ab_n, Py_ssize_t abbrev_off, const int64_t *rp, const int64_t *rd,
+                      const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
+                      Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad,
+                      void *tmpl=NULL) noexcept nogil:
+        cdef Py_ssize_t n = self.n, i, j, k, p, q, s, e, x, cap, nev, first, c
+        cdef uint64_t code = 0, tag = 0, at = 0, form = 0  # set by read_uleb64 (zeroed for the C compiler)
+        cdef int64_t ic, t, w, kind, die, prev_die, pos
+        cdef const uint8_t *ab = self.ab
+        cdef int64_t maxcode = 0
+        cdef int32_t *cnt = NULL
+        cdef int64_t *ev
+        cdef int64_t *mv
+        cdef int st = ST_OK
+        # -- the abbreviation table, read or copied from a unit that read it (dwz's output: 1,958
+        # units share 120 tables in Xen's shim symbols, whose bytes the two walks read 3.3 MB of)
+        st = self._table_from(tmpl) if tmpl != NULL else self._read_table(ab_n, abbrev_off, bad)
+        if st != ST_OK:
+            return st
+        self.keep = <uint8_t *> malloc(n)
+        self.kinds = <uint64_t *> calloc(n, sizeof(uint64_t))
+        cnt = <int32_t *> calloc(n, sizeof(int32_t))
+        if self.keep == NULL or self.kinds == NULL or cnt == NULL:
+            free(cnt)
+            return ST_NOMEM
         # -- the DIE arrays, as far as this kernel relies on them
         for i in range(n):
             if (self.offs[i] < self.die_off or self.offs[i] >= self.end or self.ends[i] <= self.offs[i]
@@ -2364,7 +2414,7 @@ cdef class _PlanJob:
         free(self.cnt)
         free_copied(&self.c)
 
-    cdef void run(self, const uint8_t *refop) noexcept nogil:
+    cdef void run(self, const uint8_t *refop, void *tmpl) noexcept nogil:
         cdef Scanned *o = &self.unit.scanned
         self.done = scan_dies(self.unit.d, self.unit.info_n, self.die_off, self.end, self.off, self.prog, self.start,
                               self.nstart, self.kids, refop, o)
@@ -2378,7 +2428,7 @@ cdef class _PlanJob:
             if self.ex == 0:
                 self.st = self.unit._prepare_all(self.ab_n, self.abbrev_off, o.rpos.p, o.rdie.p, o.rform.p,
                                                  o.rtgt.p, self.nref, self.rs, self.re, self.nrem, self.xr, self.nx,
-                                                 &self.bad)
+                                                 &self.bad, tmpl)
         # (what stays: the DIEs' columns, which ``keys`` and ``copy`` read)
         self.unit._free_references()
         ifree(&o.stack); ifree(&o.rat); ifree(&o.L); ifree(&o.E)
@@ -2409,6 +2459,10 @@ cdef class _PlanJob:
         keys = unit._key_list(&self.ko, self.at, intern)
         return (unit, unit.n, self.nref, self.named, keys, unit._copy_result(&self.c, True, True),
                 _flat_rows(self.rows, self.m))
+
+
+cdef enum:
+    RECENT_TABLES = 16  # abbreviation tables a batch of ``plan_units`` remembers
 
 
 def plan_units(list calls, ref_ops_col, dict intern):
@@ -2449,6 +2503,12 @@ def plan_units(list calls, ref_ops_col, dict intern):
         job.unit._unit(info, abbrev, off, die_off, end, version, addr_size, offset_size)
         oinit(&job.ko, 1)
         jobs.append(job)
+    # The units of a batch that read an abbreviation table, the last RECENT_TABLES tables: a unit of
+    # one of them copies it rather than reading it (the same arrays).
+    cdef void *recent[RECENT_TABLES]
+    cdef Py_ssize_t recent_off[RECENT_TABLES]
+    cdef Py_ssize_t r, nrecent = 0
+    cdef void *tmpl
     cdef void **slots = <void **> malloc((n + 1) * sizeof(void *))
     if slots == NULL:
         raise MemoryError()
@@ -2458,7 +2518,18 @@ def plan_units(list calls, ref_ops_col, dict intern):
         with nogil:
             for k in range(n):
                 if slots[k] != NULL:
-                    (<_PlanJob> slots[k]).run(refop)
+                    tmpl = NULL
+                    for r in range(min(nrecent, RECENT_TABLES)):
+                        if (recent_off[r] == (<_PlanJob> slots[k]).abbrev_off
+                                and (<_PlanJob> recent[r]).unit.ab == (<_PlanJob> slots[k]).unit.ab
+                                and (<_PlanJob> recent[r]).ab_n == (<_PlanJob> slots[k]).ab_n):
+                            tmpl = <void *> (<_PlanJob> recent[r]).unit
+                            break
+                    (<_PlanJob> slots[k]).run(refop, tmpl)
+                    if tmpl == NULL and (<_PlanJob> slots[k]).unit.table_ok:
+                        recent[nrecent % RECENT_TABLES] = slots[k]
+                        recent_off[nrecent % RECENT_TABLES] = (<_PlanJob> slots[k]).abbrev_off
+                        nrecent += 1
     finally:
         free(slots)
     out = []
