@@ -129,6 +129,31 @@ def test_reference_out_of_unit():
         _merge(bytes(bad))
 
 
+def test_partial_units_are_found_before_the_hash_phase():
+    """merge._holds_partial_units reads each unit's first DIE (DWARF 4): a partial unit anywhere
+    means nothing is removed, and the types are not hashed; a unit it cannot read counts as
+    not partial, and the hash phase says what is wrong with it, as before."""
+    import linkplugin.merge
+    from linkplugin.dwarf.units import parse_units
+
+    partial = ABBREV.replace(encode_uleb(1) + encode_uleb(F.DW_TAG_compile_unit),
+                             encode_uleb(1) + encode_uleb(F.DW_TAG_partial_unit))
+    info = unit(CYCLE) + unit(CYCLE)
+    for abbrev, found in ((ABBREV, False), (partial, True)):
+        secs = {".debug_info": info, ".debug_abbrev": abbrev, ".debug_line": LINE}
+        assert linkplugin.merge._holds_partial_units(secs, parse_units(info)) is found
+        result = merge_sections(secs, little_endian=True, address_size=8)
+        assert (result.stats["duplicates_removed"] == 0) is found
+        assert result.stats["types"] == (0 if found else 6)
+    # A unit whose abbreviations are past the end of .debug_abbrev: not found, and a clear error.
+    bad = bytearray(unit(CYCLE))
+    bad[6:10] = (len(ABBREV) + 100).to_bytes(4, "little")
+    secs = {".debug_info": bytes(bad), ".debug_abbrev": partial, ".debug_line": LINE}
+    assert not linkplugin.merge._holds_partial_units(secs, parse_units(bytes(bad)))
+    with pytest.raises(LinkpluginError):
+        merge_sections(secs, little_endian=True, address_size=8)
+
+
 @pytest.mark.skipif(not (have("gcc") and have("dwz")), reason="gcc or dwz missing")
 def test_dwz_output_and_compressed_input(tmp_path: Path):
     """dwz's partial units and imported units (DWARF 4), and zlib-compressed sections, merge."""
