@@ -735,11 +735,9 @@ cdef class Unit:
                       const int64_t *rf, const int64_t *rt, Py_ssize_t nref, const int64_t *rs, const int64_t *re,
                       Py_ssize_t nrem, const int64_t *xr, Py_ssize_t nx, int64_t *bad,
                       void *tmpl=NULL) noexcept nogil:
-        cdef Py_ssize_t n = self.n, i, j, k, p, q, s, e, x, cap, nev, first, c
-        cdef uint64_t code = 0, tag = 0, at = 0, form = 0  # set by read_uleb64 (zeroed for the C compiler)
-        cdef int64_t ic, t, w, kind, die, prev_die, pos
-        cdef const uint8_t *ab = self.ab
-        cdef int64_t maxcode = 0
+        cdef Py_ssize_t n = self.n, i, j, k, q, s, e, x, cap, nev, first, c
+        cdef uint64_t code = 0, at = 0, form = 0  # set by read_uleb64 (zeroed for the C compiler)
+        cdef int64_t t, w, kind, die, prev_die, pos
         cdef int32_t *cnt = NULL
         cdef int64_t *ev
         cdef int64_t *mv
