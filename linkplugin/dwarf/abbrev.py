@@ -22,6 +22,8 @@ from linkplugin.record import NamedTuple
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
     from typing import Callable, Union
+
+    from linkplugin.dwarf.units import UnitHeader
     Plan = Union[int, Callable[..., int]]
 
 AttrSpec = tuple[int, int, int]  # (attribute, form, implicit constant)
@@ -66,6 +68,13 @@ def some_codes(table: dict[int, Abbrev], codes: list[int]) -> dict[int, Abbrev]:
                 wanted[code] = 1
         return table.read_some(wanted=bytes(wanted))
     return {code: table[code] for code in codes if code in table}
+
+
+def unit_die_entry(info: bytes, abbrev: bytes, hdr: UnitHeader) -> tuple[Abbrev | None, int]:
+    """The abbreviation of the unit's first DIE (None: a code its table does not have) and where
+    that DIE's attributes start, read without decoding the unit."""
+    code, p = read_uleb(info, hdr.die_off)
+    return parse_abbrev_table(abbrev, hdr.abbrev_off)[0].get(code), p
 
 
 def parse_abbrev_table(d: bytes, off: int) -> tuple[dict[int, Abbrev], int]:

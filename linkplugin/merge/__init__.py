@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from linkplugin.errors import LinkpluginError
 from linkplugin.index import CannotRebuild, rebuild_indexes
 from linkplugin.dwarf.read import forget_tables
-from linkplugin.dwarf.abbrev import parse_abbrev_table
+from linkplugin.dwarf.abbrev import unit_die_entry
 from linkplugin.dwarf.forms import DW_TAG_partial_unit, DW_UT_partial, DwarfError
-from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.units import UnitHeader, forget_units, parse_units
 from linkplugin.merge.expansion import MAIN, THREAD_MODELS, thread_ranks
 from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
@@ -376,8 +375,7 @@ def _holds_partial_units(sections: dict[str, bytes], units: list[UnitHeader]) ->
         if not hdr.die_off < hdr.end <= len(info) or not 0 <= hdr.abbrev_off < len(abbrev):
             continue
         try:
-            code = read_uleb(info, hdr.die_off)[0]
-            entry = parse_abbrev_table(abbrev, hdr.abbrev_off)[0].get(code)
+            entry = unit_die_entry(info, abbrev, hdr)[0]
         except (IndexError, DwarfError):
             continue
         if entry is not None and entry.tag == DW_TAG_partial_unit:

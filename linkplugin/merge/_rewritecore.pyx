@@ -293,6 +293,15 @@ cdef inline Py_ssize_t die_at(const Index *index, Py_ssize_t off, const int64_t 
     return find(offs, n, x)
 
 
+cdef Py_ssize_t _entry_head(const uint8_t *d, Py_ssize_t n, uint64_t *tag) except -1:
+    """The tag of an abbreviation entry without its code (``keys``' entries); where its
+    children byte is (its specs, ``_entry_spec``, follow that byte)."""
+    cdef Py_ssize_t p = read_uleb64(d, n, 0, tag)
+    if p < 0 or p >= n:
+        raise ValueError("bad abbreviation entry")
+    return p
+
+
 cdef Py_ssize_t _entry_spec(const uint8_t *d, Py_ssize_t n, Py_ssize_t p, uint64_t *at, uint64_t *form,
                             int64_t *ic) except -1:
     """The spec (attribute, form, implicit constant or 0) of an abbreviation entry at ``p``;
@@ -319,9 +328,7 @@ def entry_order(bytes entry):
     cdef Out o
     oinit(&o, 1)
     try:
-        p = read_uleb64(d, n, 0, &v)
-        if p < 0 or p >= n:
-            raise ValueError("bad abbreviation entry")
+        p = _entry_head(d, n, &v)
         _be(&o, v)
         _be1(&o, d[p])
         p += 1
@@ -383,10 +390,7 @@ def as_data(bytes entry, bytes attrs):
     cdef array got
     oinit(&out, 1)
     try:
-        p = read_uleb64(d, n, 0, &v)
-        if p < 0 or p >= n:
-            raise ValueError("bad abbreviation entry")
-        p += 1
+        p = _entry_head(d, n, &v) + 1
         while True:
             start = p
             p = _entry_spec(d, n, p, &v, &w, &ic)

@@ -41,7 +41,7 @@ import numpy as np
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf.forms import DwarfError
-from linkplugin.dwarf.abbrev import Abbrev, form_size, parse_abbrev_table
+from linkplugin.dwarf.abbrev import Abbrev, form_size, unit_die_entry
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, unit_header
@@ -394,9 +394,7 @@ def paths_chunk(src: SharedSections, jobs: list[tuple[int, list[tuple[int, int]]
 def _language(sections: dict[str, bytes], hdr: UnitHeader) -> int | None:
     """DW_AT_language of the unit DIE, read without decoding the unit."""
     info = sections[".debug_info"]
-    table = parse_abbrev_table(sections.get(".debug_abbrev", b""), hdr.abbrev_off)[0]
-    code, p = read_uleb(info, hdr.die_off)
-    ab = table.get(code)
+    ab, p = unit_die_entry(info, sections.get(".debug_abbrev", b""), hdr)
     if ab is None:
         return None
     attrs, _ = decode_attrs(info, p, ab.specs, hdr)

@@ -82,6 +82,7 @@ class _Grew(Exception):
 
 
 _GREW = "its local references would not fit once its implicit constants were written"
+_NOFIT = "an expression operand would not fit after the move"
 
 
 AbbrevKey = tuple  # (tag, children, specs) of an abbreviation, the same in every unit
@@ -186,7 +187,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                         out.append(got)
                         continue
                 except _NoFit:
-                    reason = "an expression operand would not fit after the move"
+                    reason = _NOFIT
                 except _Grew:
                     reason = _GREW
             ud = _unit(src, secs, u, keep=False)
@@ -196,7 +197,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
                     out.append(got._replace(moved=moved_names(secs, ud, rem, text)) if names else got)
                     continue
                 except (_NoFit, _Grew) as exc:
-                    reason = "an expression operand would not fit after the move" if isinstance(exc, _NoFit) else _GREW
+                    reason = _NOFIT if isinstance(exc, _NoFit) else _GREW
                     if ud.ref_pos is None:  # the kernel let go of its references: decoded again
                         ud = _unit(src, secs, u, keep=False)
             out.append(_verbatim(secs, ud, reason))
