@@ -649,20 +649,7 @@ cdef class Unit:
                 if at == 0 and form == 0:
                     break
                 k += 1
-        self.ncodes = maxcode + 1
-        self.nspec = k
-        self.ab_tag = <int64_t *> malloc(self.ncodes * sizeof(int64_t))
-        self.ab_kids = <uint8_t *> calloc(self.ncodes, 1)
-        self.ab_lo = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
-        self.ab_hi = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
-        self.ab_nref = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
-        self.ab_rlo = <int64_t *> calloc(self.ncodes, sizeof(int64_t))
-        self.sp_ref = <int64_t *> malloc((k + 1) * sizeof(int64_t))
-        self.sp_at = <int64_t *> malloc((k + 1) * sizeof(int64_t))
-        self.sp_form = <int64_t *> malloc((k + 1) * sizeof(int64_t))
-        self.sp_ic = <int64_t *> malloc((k + 1) * sizeof(int64_t))
-        if (self.ab_tag == NULL or self.ab_kids == NULL or self.ab_lo == NULL or self.ab_hi == NULL
-                or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL or self.sp_form == NULL or self.sp_ic == NULL):
+        if self._table_arrays(maxcode + 1, k) != ST_OK:
             return ST_NOMEM
         for c in range(self.ncodes):
             self.ab_tag[c] = -1
@@ -703,17 +690,17 @@ cdef class Unit:
         self.table_ok = True
         return ST_OK
 
-    cdef int _table_from(self, void *tmpl) noexcept nogil:
-        """A copy of the abbreviation table a unit of the same table read (``_read_table``)."""
-        cdef Py_ssize_t nc = (<Unit> tmpl).ncodes, ns = (<Unit> tmpl).nspec
+    cdef int _table_arrays(self, Py_ssize_t nc, Py_ssize_t ns) noexcept nogil:
+        """The arrays of a table of ``nc`` codes (0 to the largest) and ``ns`` specs: per code
+        zeroed (the tag's not set), per spec not."""
         self.ncodes = nc
         self.nspec = ns
         self.ab_tag = <int64_t *> malloc(nc * sizeof(int64_t))
-        self.ab_kids = <uint8_t *> malloc(nc)
-        self.ab_lo = <int64_t *> malloc(nc * sizeof(int64_t))
-        self.ab_hi = <int64_t *> malloc(nc * sizeof(int64_t))
-        self.ab_nref = <int64_t *> malloc(nc * sizeof(int64_t))
-        self.ab_rlo = <int64_t *> malloc(nc * sizeof(int64_t))
+        self.ab_kids = <uint8_t *> calloc(nc, 1)
+        self.ab_lo = <int64_t *> calloc(nc, sizeof(int64_t))
+        self.ab_hi = <int64_t *> calloc(nc, sizeof(int64_t))
+        self.ab_nref = <int64_t *> calloc(nc, sizeof(int64_t))
+        self.ab_rlo = <int64_t *> calloc(nc, sizeof(int64_t))
         self.sp_ref = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
         self.sp_at = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
         self.sp_form = <int64_t *> malloc((ns + 1) * sizeof(int64_t))
@@ -721,6 +708,13 @@ cdef class Unit:
         if (self.ab_tag == NULL or self.ab_kids == NULL or self.ab_lo == NULL or self.ab_hi == NULL
                 or self.ab_nref == NULL or self.ab_rlo == NULL or self.sp_ref == NULL or self.sp_at == NULL
                 or self.sp_form == NULL or self.sp_ic == NULL):
+            return ST_NOMEM
+        return ST_OK
+
+    cdef int _table_from(self, void *tmpl) noexcept nogil:
+        """A copy of the abbreviation table a unit of the same table read (``_read_table``)."""
+        cdef Py_ssize_t nc = (<Unit> tmpl).ncodes, ns = (<Unit> tmpl).nspec
+        if self._table_arrays(nc, ns) != ST_OK:
             return ST_NOMEM
         memcpy(self.ab_tag, (<Unit> tmpl).ab_tag, nc * sizeof(int64_t))
         memcpy(self.ab_kids, (<Unit> tmpl).ab_kids, nc)
