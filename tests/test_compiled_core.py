@@ -482,8 +482,8 @@ def test_second_pass_from_drafts_same_as_from_the_units(variant, monkeypatch) ->
     named: list[bool] = []
     written: list[bool] = []  # drafts whose DIEs take implicit constants as data (rewrite._as_data)
     recode, plan_scanned, plan = rewrite._recoded, rewrite._scanned_plan, fastrewrite.planned_many
-    monkeypatch.setattr(rewrite, "_recoded", lambda draft, codes: recoded.append(1) or written.append(
-        rewrite._writes_consts(codes, draft.keys)) or recode(draft, codes))
+    monkeypatch.setattr(rewrite, "_recoded", lambda draft, codes, hdr: recoded.append(1) or written.append(
+        rewrite._writes_consts(codes, draft.keys)) or recode(draft, codes, hdr))
     monkeypatch.setattr(rewrite, "_scanned_plan", lambda *a: scanned.append((got := plan_scanned(*a)) is not None) or got)
 
     def planned_many(*a):

@@ -266,7 +266,7 @@ def test_unit_whose_operand_no_longer_fits_is_copied_as_it_is(monkeypatch):
         rewrite._kernel(secs, ud, rem, release=True)
         raise rewrite._NoFit()
 
-    def draft_gives_up(draft, codes):
+    def draft_gives_up(draft, codes, hdr):
         raise rewrite._NoFit()
 
     monkeypatch.setattr(rewrite, "_rewrite_any", gives_up)

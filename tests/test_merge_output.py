@@ -325,7 +325,7 @@ def test_unit_that_outgrows_its_width_is_copied_as_it_is(tmp_path, monkeypatch, 
                 raise rewrite._Grew()
             return real(secs, ud, rem, width, codes)
         monkeypatch.setattr(rewrite, "_rewrite_any", outgrown)
-        monkeypatch.setattr(rewrite, "_recoded", lambda draft, codes: None)  # (no unit takes its draft)
+        monkeypatch.setattr(rewrite, "_recoded", lambda draft, codes, hdr: None)  # (no unit takes its draft)
     out = tmp_path / "merged"
     merge_types_file(src, out, jobs=1)
     assert grew

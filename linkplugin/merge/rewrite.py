@@ -33,7 +33,7 @@ from operator import itemgetter
 
 from linkplugin.dwarf import forms as F
 from linkplugin.dwarf import read
-from linkplugin.dwarf.abbrev import Abbrev, code_table_size, parse_abbrev_table
+from linkplugin.dwarf.abbrev import Abbrev, code_table_size, form_size, parse_abbrev_table
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import encode_sleb, encode_uleb, read_sleb, read_uleb
 from linkplugin.dwarf.read import UnitDies, compiled_decoder, decode_attrs, die_attrs
@@ -182,7 +182,7 @@ def rewrite_chunk(src: SharedSections, jobs: list[tuple[int, str, Removals, int]
             draft = kept_draft(src, u)
             if draft is not None and not reason and codes is not None and width == draft.width:
                 try:
-                    got = _recoded(draft, codes)
+                    got = _recoded(draft, codes, unit_header(secs[".debug_info"], u))
                     if got is not None:
                         out.append(got)
                         continue
@@ -761,14 +761,15 @@ def _draft_of(unit, width: int, keys: list[bytes], copied: tuple, loc_targets: a
                  {}), uses.tolist()
 
 
-def _recoded(draft: Draft, codes: Codes) -> UnitOutput | None:
-    """The second pass of a unit from its ``Draft``: the output ``_rewrite_any`` makes with the
-    shared table ``codes`` at the draft's width (None: a draft whose DIEs that hold implicit
+def _recoded(draft: Draft, codes: Codes, hdr: UnitHeader) -> UnitOutput | None:
+    """The second pass of unit ``hdr`` from its ``Draft``: the output ``_rewrite_any`` makes with
+    the shared table ``codes`` at the draft's width (None: a draft whose DIEs that hold implicit
     constants as data the kernel cannot walk; the unit is copied instead)."""
     rows = codes.rows or None  # (the kernel looks up the draft's keys)
+    sizes = (hdr.offset_size, hdr.addr_size, form_size(F.DW_FORM_ref_addr, hdr.version, hdr.offset_size,
+                                                       hdr.addr_size))
     status, body, new_rel, patches = fastrewrite.recode(draft.body, draft.rel, draft.keys, codes.codes, draft.locs,
-                                                        draft.fixes, draft.patches, draft.width, rows,
-                                                        _sizes(draft.body) if rows else (4, 8, 4))
+                                                        draft.fixes, draft.patches, draft.width, rows, sizes)
     if status == fastrewrite.PURE:
         return None
     if status == fastrewrite.OVERFLOW:
@@ -779,15 +780,6 @@ def _recoded(draft: Draft, codes: Codes) -> UnitOutput | None:
         raise _NoFit()
     return UnitOutput("", body, b"", new_rel, patches, _values_at(draft.loc_targets, new_rel), draft.loc_patches,
                       draft.kept, draft.width, [], draft.tags, moved=draft.moved)
-
-
-def _sizes(body: bytes) -> tuple[int, int, int]:
-    """(offset size, address size, DW_FORM_ref_addr size) of the unit whose header starts
-    ``body`` (a draft's)."""
-    offset_size, p = (8, 12) if body[:4] == b"\xff\xff\xff\xff" else (4, 4)
-    version = int.from_bytes(body[p:p + 2], "little")
-    addr_size = body[p + 3] if version >= 5 else body[p + 2 + offset_size]
-    return offset_size, addr_size, addr_size if version <= 2 else offset_size
 
 
 def _surely_fits(ud: UnitDies, width: int) -> bool:
