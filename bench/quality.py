@@ -16,6 +16,8 @@ that bench/inputs.py downloads) runs ``dwz -o`` and ``linkplugin merge-types
   default on a 2-core machine is one per core, and which copy it lists for a name held by
   several units depends on that number); the "input" row there compares the input's own
   listing at that many threads with its listing at none (gdb's own variation);
+- what lldb reads differently (linkplugin.lldblist, when lldb is installed): functions it
+  finds no debug info for any more or reads differently, type lookups read differently;
 - DIEs by tag, counted from ``readelf --debug-dump=info`` (input, dwz, ours).
 
 With ``--gdb-index`` each input is first given gdb's own index (``gdb-add-index``
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inputs import third_party  # noqa: E402
 
 from linkplugin.api import section_table  # noqa: E402
+from linkplugin import lldblist  # noqa: E402
 from linkplugin.gdblist import compare, listing  # noqa: E402
 
 _TAG = re.compile(rb"\((DW_TAG_\w+)\)")
@@ -118,6 +121,8 @@ def report(src: Path, tag_rows: int = 25, readnow: bool = True, gdb_threads: tup
                                 ("complaint", result.new_complaints[:3])):
                 for item in items:
                     print(f"<!-- {label} {kind}: {' '.join(map(str, item))[:160]} -->")
+        if shutil.which("lldb"):
+            _lldb_table(src, made)
         labels = list(counts)
         print(f"\n| DW_TAG ({src.name}) | " + " | ".join(labels) + " | ours - dwz |")
         print("|---|" + "---:|" * (len(labels) + 1))
@@ -126,6 +131,30 @@ def report(src: Path, tag_rows: int = 25, readnow: bool = True, gdb_threads: tup
             diff = counts["linkplugin -j2"][tag] - counts["dwz"][tag] if "dwz" in counts else ""
             print(f"| {tag} | " + " | ".join(str(counts[k][tag]) for k in labels) + f" | {diff} |")
         print("| all | " + " | ".join(str(sum(counts[k].values())) for k in labels) + " | |", flush=True)
+
+
+def _lldb_table(src: Path, made: dict[str, Path]) -> None:
+    """What lldb reads differently in each tool's output (linkplugin.lldblist)."""
+    names = lldblist.type_names(src)
+    with ThreadPoolExecutor(2) as threads:
+        views = dict(zip(["input", *made], threads.map(lambda p: lldblist.view(p, src.name, names),
+                                                        [src, *made.values()])))
+    print(f"\n| lldb ({src.name}) | functions | no debug info any more | read differently | printed differently "
+          "(offsets, typedef names) | type lookups | read differently | new complaints |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label in made:
+        r = lldblist.compare(views["input"], views[label])
+        print(f"| {label} | {r.functions} | {_unloaded(views[label])} | {len(r.differ)} | {r.lazy} | {r.types} | "
+              f"{len(r.types_differ)} | {sum(n for _, n in r.new_complaints)} |")
+        for address, before, after in r.differ[:2]:
+            print(f"<!-- {label} function {address}: {before[:2]} -> {after[:2]} -->"[:300])
+        for name, lost, new in r.types_differ[:2]:
+            print(f"<!-- {label} type {name}: lost {lost[:2]} new {new[:2]} -->"[:300])
+
+
+def _unloaded(view: lldblist.View) -> int:
+    """Functions whose unit lldb did not load (it found no debug info for them)."""
+    return sum(1 for lines in view.functions.values() if any('language = "<not loaded>"' in x for x in lines))
 
 
 def main() -> None:
