@@ -58,6 +58,7 @@ _OFFSET_TEXT = re.compile(r"\[\d+\]|<decoding error>[ 0-9a-f]*")
 # A type's name in a record, and the scopes that qualify a name in it (``std::``, ``a::b<>::``).
 _TYPE = re.compile(r'type = "([^"]*)"')
 _SCOPE = re.compile(r"(?:[A-Za-z_][\w]*(?:<[^\"]*?>)?::)+")
+_RECORD = re.compile(r"[ \t]+(?=Address: )")
 _ACCESS = ("public:", "protected:", "private:")
 # Lines of lldb's own start-up, not of the file (Debian's lldb without python3-lldb).
 _NOISE = ("Traceback (most recent call last):", 'File "<string>"', "ModuleNotFoundError:")
@@ -68,6 +69,7 @@ class View:
     functions: dict[str, list[str]] = field(default_factory=dict)  # by address: the record's lines
     types: dict[str, set[str]] = field(default_factory=dict)  # by name: the lines printed
     complaints: Counter[str] = field(default_factory=Counter)
+    full: bool = True  # whole records of the functions (else their summaries: ``views``)
 
 
 @dataclass
@@ -79,13 +81,15 @@ class Report:
     types: int
     types_differ: list[tuple[str, list[str], list[str]]]  # (name, lines lost, lines new)
     new_complaints: list[tuple[str, int]]
+    full: bool = True  # the functions' whole records compared (else their summaries)
 
     @property
     def ok(self) -> bool:
         return not (self.missing or self.differ or self.types_differ or self.new_complaints)
 
     def summary(self, examples: int = 5) -> str:
-        lines = [f"functions: {self.functions}; missing {len(self.missing)}, read differently {len(self.differ)} "
+        lines = [f"functions{'' if self.full else ' (summaries: lldb crashed printing the input in full)'}: "
+                 f"{self.functions}; missing {len(self.missing)}, read differently {len(self.differ)} "
                  f"(and {self.lazy} printed differently: DIE offsets, typedef names made sooner); type lookups: "
                  f"{self.types}, read differently "
                  f"{len(self.types_differ)}; new complaints {sum(n for _, n in self.new_complaints)}"]
@@ -106,7 +110,9 @@ def _lldb(copy: Path, commands: list[str], lldb: str) -> str:
     done = subprocess.run([lldb, "-b", "--no-lldbinit", "-s", str(script), str(copy)], capture_output=True,
                           text=True, errors="replace", env=dict(os.environ, LC_ALL="C"), cwd=copy.parent)
     if done.returncode != 0:
-        raise RuntimeError(f"lldb failed on {copy.name}: {done.stderr.strip()[-300:] or done.stdout.strip()[-300:]}")
+        said = [line.strip() for line in done.stderr.splitlines() if line.strip() and not line.strip().startswith(_NOISE)]
+        error = Crashed if done.returncode < 0 or done.returncode > 128 else RuntimeError  # (a signal)
+        raise error(f"lldb failed on {copy.name} (exit status {done.returncode}): {said[0] if said else 'no message'}")
     return done.stdout + "\n" + done.stderr
 
 
@@ -115,7 +121,8 @@ def parse(text: str, mask: str) -> View:
     view = View()
     record: list[str] | None = None
     lines: set[str] | None = None
-    for raw in text.splitlines():
+    # (the summaries of ``image lookup`` without -v run on: "Summary: ...   Address: ...")
+    for raw in _RECORD.sub("\n", text).splitlines():
         line = raw.strip()
         if line.startswith(("warning:", "error:")):
             view.complaints[_NUMBER.sub("N", line.replace(mask, "FILE"))] += 1
@@ -153,15 +160,42 @@ def type_names(path: str | os.PathLike, gdb: str = "gdb") -> list[str]:
     return sorted(names)
 
 
-def view(path: str | os.PathLike, name: str, names: list[str], lldb: str = "lldb") -> View:
-    """lldb's view of ``path``, read from a copy named ``name``."""
+class Crashed(RuntimeError):
+    """lldb died of a signal."""
+
+
+def view(path: str | os.PathLike, name: str, names: list[str], lldb: str = "lldb", full: bool = True) -> View:
+    """lldb's view of ``path``, read from a copy named ``name``: with ``full`` its whole record of
+    each function, else the one-line summaries (``image lookup -r -F .``)."""
     if shutil.which(lldb) is None:
         raise FileNotFoundError(f"{lldb} is not installed")
     with tempfile.TemporaryDirectory(prefix="lldblist-") as tmp:
         copy = Path(tmp) / name
         shutil.copyfile(path, copy)
-        text = _lldb(copy, ["image lookup -v -r -F .", *(f"type lookup {n}" for n in names)], lldb)
-    return parse(text, str(copy))
+        # Two sessions, so that a crash in one leaves the other's answer (see ``views``).
+        text = _lldb(copy, ["image lookup -v -r -F ." if full else "image lookup -r -F ."], lldb) + \
+            _lldb(copy, [f"type lookup {n}" for n in names], lldb)
+    got = parse(text, str(copy))
+    got.full = full
+    return got
+
+
+def views(paths: list[str | os.PathLike], name: str, names: list[str], lldb: str = "lldb") -> list[View]:
+    """``view`` of each file (two at a time), the first being the input: lldb 14 crashes printing
+    some locations in its whole records (python3.11d's, the input's), and where it does so on the
+    input every file gets the summaries instead. A crash on any other file is an error."""
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(view, p, name, names, lldb) for p in paths]
+        try:
+            first = jobs[0].result()
+        except Crashed:
+            for job in jobs[1:]:
+                job.cancel()
+            for job in jobs[1:]:
+                if not job.cancelled():
+                    job.exception()  # (waited for; its answer is not wanted)
+            return list(pool.map(lambda p: view(p, name, names, lldb, full=False), paths))
+        return [first, *(job.result() for job in jobs[1:])]
 
 
 def compare(before: View, after: View) -> Report:
@@ -181,7 +215,8 @@ def compare(before: View, after: View) -> Report:
                     for n, lines in sorted(before.types.items()) if after.types.get(n, set()) != lines]
     new_complaints = sorted((text, n - before.complaints.get(text, 0)) for text, n in after.complaints.items()
                             if n > before.complaints.get(text, 0))
-    return Report(len(before.functions), missing, differ, lazy, len(before.types), types_differ, new_complaints)
+    return Report(len(before.functions), missing, differ, lazy, len(before.types), types_differ, new_complaints,
+                  before.full and after.full)
 
 
 def _printed(line: str) -> str:
@@ -193,10 +228,7 @@ def _printed(line: str) -> str:
 def compare_views(input: str | os.PathLike, output: str | os.PathLike, lldb: str = "lldb", gdb: str = "gdb"
                   ) -> Report:
     """Run lldb on both files (side by side) and compare what it reads."""
-    names = type_names(input, gdb)
-    name = Path(input).name
-    with ThreadPoolExecutor(2) as pool:
-        before, after = pool.map(lambda p: view(p, name, names, lldb), (input, output))
+    before, after = views([input, output], Path(input).name, type_names(input, gdb), lldb)
     return compare(before, after)
 
 
