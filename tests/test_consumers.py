@@ -8,18 +8,19 @@
   DW_AT_abstract_origin, now often a reference into another unit; the same for every address.
   (binutils' loses inlined frames of dwz's output: 2,708 of 27,838 lines differ on libstdc++;
   BENCHMARKS.md.)
+- pahole: the layout of every struct and union.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import linkplugin, need
-from conftest_merge import have
+from conftest_merge import C_FILES, have
+from test_gdb_listings import build as build_listing
 
 # Two units sharing a header of C++ types: uninitialised padding written from a member array
 # of a local and of a static object, from a local struct, and a read past a heap block.
@@ -126,3 +127,37 @@ def test_addr2line_finds_the_same_frames(tmp_path, variant, tool):
     if tool == "addr2line":  # (elfutils 0.188 finds no line of clang's programs here: "??:0", input and output)
         assert "b.cpp:" in before[1] and len(before[1].splitlines()) > 2 * len(addresses.splitlines())  # (inlines)
     assert after == before
+
+
+def _pahole_blocks(prog: Path) -> set[str]:
+    """pahole's printed structs and unions (its layout of each: members, offsets, sizes, holes).
+    pahole prints them in the order of the units it meets them in, and a struct once per unit
+    that it does not take for a copy of one printed already; merging rightly changes both (a
+    file with references between units, pahole 1.24 reads as one unit): the set of layouts is
+    compared."""
+    done = subprocess.run(["pahole", str(prog)], capture_output=True, text=True, check=True)
+    blocks: set[str] = set()
+    block: list[str] = []
+    for line in done.stdout.splitlines():
+        block.append(line)
+        if line.startswith("}"):
+            blocks.add("\n".join(block))
+            block = []
+    return blocks
+
+
+@pytest.mark.parametrize("variant", [(cc, dw, opt) for cc in ("gcc", "clang") for dw in (4, 5) for opt in ("-O0", "-O2")],
+                         ids=lambda v: "-".join(map(str, v)))
+def test_pahole_lays_out_the_same_structs(tmp_path, variant):
+    """pahole (dwarves), which the Linux kernel's build runs on vmlinux's DWARF to make its BTF:
+    the C programs of the gdb listing tests (structs, unions, enums shared by several units)."""
+    cc, dwarf, opt = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("pahole")
+    prog = build_listing(tmp_path / "src", C_FILES, cc, [f"-gdwarf-{dwarf}", opt])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    before = _pahole_blocks(prog)
+    assert len(before) >= 3
+    assert _pahole_blocks(merged) == before
