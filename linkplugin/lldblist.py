@@ -19,8 +19,9 @@ other one C and C++ users run, with a DWARF reader of its own. Compared:
   definition adds it), so their order, and where a label falls, follows the
   order lldb read the functions in, and a set of lines cannot say which
   members a label covers anyway.
-- lldb's warnings and errors, counted by their text with numbers and the
-  file's path masked (as gdblist does with gdb's complaints).
+- lldb's warnings and errors, counted by their text with numbers, the file's
+  path and the unit a warning says to report against masked (as gdblist does
+  with gdb's complaints; a merged type is read from its canonical copy's unit).
 
 Both files are read from copies under one basename in fresh directories.
 Two ways a record can differ although the DWARF means the same are counted
@@ -28,7 +29,8 @@ apart (``lazy``), not as differences:
 
 - lldb prints a DIE offset as if it were a value: the count of an array whose
   bound is a reference (a VLA), the operands of ``DW_OP_GNU_parameter_ref`` or
-  ``DW_OP_implicit_pointer`` in a location it cannot decode;
+  ``DW_OP_implicit_pointer`` in a location it cannot decode, the base type of
+  ``DW_OP_convert`` and the other typed operations (an offset in its unit);
 - lldb names a typedef by its own name (``size_t``) until it has made the
   typedef's type, and by its qualified name (``std::size_t``) after
   (``Type::ResolveCompilerType`` clears the name): one copy of a typedef that
@@ -54,7 +56,11 @@ _ID = re.compile(r"id = \{0x[0-9a-f]+\}")
 _NUMBER = re.compile(r"\b(0x[0-9a-fA-F]+|\d+)\b")
 # What lldb prints of a DIE offset: the count of an array whose bound is a reference (a VLA),
 # and the undecoded bytes of a location whose operands name DIEs.
-_OFFSET_TEXT = re.compile(r"\[\d+\]|<decoding error>[ 0-9a-f]*")
+_OFFSET_TEXT = re.compile(r"\[\d+\]|<decoding error>[ 0-9a-f]*"
+                          r"|(?<=DW_OP_)(?:GNU_)?(?:convert|reinterpret|deref_type|const_type|regval_type) 0x[0-9a-f]+")
+# The unit a complaint names: lldb names the one it read the type from, and a merged type's one
+# copy is in one unit (its canonical copy's) where each unit had its own.
+_UNIT_NAMED = re.compile(r"(preprocessed output for ).*$")
 # A type's name in a record, and the scopes that qualify a name in it (``std::``, ``a::b<>::``).
 _TYPE = re.compile(r'type = "([^"]*)"')
 _SCOPE = re.compile(r"(?:[A-Za-z_][\w]*(?:<[^\"]*?>)?::)+")
@@ -125,7 +131,7 @@ def parse(text: str, mask: str) -> View:
     for raw in _RECORD.sub("\n", text).splitlines():
         line = raw.strip()
         if line.startswith(("warning:", "error:")):
-            view.complaints[_NUMBER.sub("N", line.replace(mask, "FILE"))] += 1
+            view.complaints[_UNIT_NAMED.sub(r"\1UNIT", _NUMBER.sub("N", line.replace(mask, "FILE")))] += 1
             continue
         if not line or line.startswith(_NOISE):
             continue
