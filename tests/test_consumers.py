@@ -161,3 +161,43 @@ def test_pahole_lays_out_the_same_structs(tmp_path, variant):
     before = _pahole_blocks(prog)
     assert len(before) >= 3
     assert _pahole_blocks(merged) == before
+
+
+# A unit without code (only the definitions of variables that a header declares) ahead of the
+# units that use them: gcc gives each definition a DW_AT_specification naming the declaration,
+# and gdb's order puts the canonical copy of that declaration in main's unit, the last.
+FORWARD_FILES = {
+    "common.h": "struct stats { int hits; long total; const char *name; };\n"
+                "extern int shared_counter;\nextern struct stats shared_stats;\nint step_b(int); int step_c(int);\n",
+    "a.c": '#include "common.h"\nint shared_counter = 3;\nstruct stats shared_stats = { 1, 2, "s" };\n',
+    "b.c": '#include "common.h"\nint step_b(int x) { shared_stats.hits += x; return shared_counter + x; }\n',
+    "c.c": '#include "common.h"\nint step_c(int x) { shared_stats.total += x; return shared_counter * x; }\n',
+    "main.c": '#include <stdio.h>\n#include "common.h"\n'
+              'int main(void) { shared_counter++; printf("%d %ld\\n", step_b(1) + step_c(2), shared_stats.total); '
+              'return 0; }\n',
+}
+
+
+@pytest.mark.parametrize("variant", [(cc, dw) for cc in ("gcc", "clang") for dw in (4, 5)],
+                         ids=lambda v: "-".join(map(str, v)))
+def test_addr2line_finds_each_function_alone(tmp_path, variant):
+    """binutils' addr2line asked for one address (a fresh process, as a crash report's
+    symbolizer asks): BFD 2.40 follows a DW_AT_specification into a later unit by reading every
+    unit up to it and then never looks in those, so a unit without code naming a declaration
+    further on lost the file and line of every function in between ("??:?"). No such reference
+    of a unit without code points forward (table.keep_followed)."""
+    cc, dwarf = variant
+    if not have(cc):
+        pytest.skip(f"{cc} missing")
+    need("addr2line", "nm")
+    prog = build_listing(tmp_path / "src", FORWARD_FILES, cc, [f"-gdwarf-{dwarf}", "-O0"])
+    merged = tmp_path / "merged"
+    linkplugin("merge-types", prog, "-o", merged, "-j", "2")
+    symbols = {line.split()[2]: line.split()[0] for line in
+               subprocess.run(["nm", str(prog)], capture_output=True, text=True, check=True).stdout.splitlines()
+               if len(line.split()) == 3}
+    for name in ("step_b", "step_c", "main"):
+        before, after = (subprocess.run(["addr2line", "-f", "-e", str(p), "0x" + symbols[name]], capture_output=True,
+                                        text=True, check=True).stdout for p in (prog, merged))
+        assert before.startswith(name + "\n") and ".c:" in before and "?" not in before
+        assert after == before, name

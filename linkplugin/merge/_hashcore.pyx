@@ -1890,13 +1890,12 @@ def tables(abbrev_col, Py_ssize_t off, tpl_col, tag_flags_col, xtag_flags_col):
         free(W.own_xflags)
 
 
-def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
-                  const uint8_t[::1] is_using):
-    """hash._using_targets's compiled twin (the same roots, without numpy): the roots (``roots``:
-    DIE indexes, ascending) that a reference from a DIE whose code is marked in ``is_using``
-    names, as array('q') pairs (index into ``roots``, the root's abbreviation code) end to end,
-    ascending, each root once. One pass over the unit's references, without the GIL; each target found by
-    binary search."""
+cdef uint8_t *_named_roots(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t *roots, Py_ssize_t nr,
+                           const uint32_t *root_ends, const uint8_t[::1] is_source) except? NULL:
+    """One flag per root (``roots``: DIE indexes, ascending): whether a reference from a DIE whose
+    code ``is_source`` marks names it: its first DIE (``root_ends`` NULL), or any DIE of its
+    subtree from a DIE outside it. NULL for no flags to make (the caller frees the array). One
+    pass over the unit's references without the GIL, each target found by binary search."""
     cdef const int64_t *offs
     cdef const int64_t *codes
     cdef const int64_t *rdie
@@ -1905,32 +1904,61 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
     cdef Py_ssize_t ncodes_col = int64_column(codes_col, &codes)
     cdef Py_ssize_t nref = int64_column(ref_die_col, &rdie)
     cdef Py_ssize_t ntarget = int64_column(ref_target_col, &rtarget)
-    cdef Py_ssize_t nflags = is_using.shape[0], nr = roots.shape[0]
-    cdef Py_ssize_t j, t, k
+    cdef Py_ssize_t nflags = is_source.shape[0]
+    cdef Py_ssize_t j, t, k, lo, hi, mid
     cdef int64_t i, c
-    cdef int64_t *pairs
-    cdef array out = clone(_INT64, 0, False)
     if ncodes_col < n or ntarget < nref or nr == 0 or nflags == 0:
-        return out
+        return NULL
     cdef uint8_t *mark = <uint8_t *> calloc(nr, 1)
     if mark == NULL:
         raise MemoryError()
-    try:
-        with nogil:
-            for j in range(nref):
-                i = rdie[j]
-                if i < 0 or i >= n:
-                    continue
-                c = codes[i]
-                if c < 0 or c >= nflags or not is_using[c]:
-                    continue
-                t = find_offset(offs, n, rtarget[j])
-                if t < 0:
-                    continue
-                k = find_offset(&roots[0], nr, t)
+    with nogil:
+        for j in range(nref):
+            i = rdie[j]
+            if i < 0 or i >= n:
+                continue
+            c = codes[i]
+            if c < 0 or c >= nflags or not is_source[c]:
+                continue
+            t = find_offset(offs, n, rtarget[j])
+            if t < 0:
+                continue
+            if root_ends == NULL:
+                k = find_offset(roots, nr, t)
                 if k >= 0:
                     mark[k] = 1
-        k = 0
+                continue
+            lo = 0  # the last root at or before the target
+            hi = nr
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if <int64_t> roots[mid] <= t:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            k = lo - 1
+            if k >= 0 and t < <int64_t> root_ends[k] and not (roots[k] <= i < <int64_t> root_ends[k]):
+                mark[k] = 1
+    return mark
+
+
+def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
+                  const uint8_t[::1] is_using):
+    """hash._using_targets's compiled twin (the same roots, without numpy): the roots (``roots``:
+    DIE indexes, ascending) that a reference from a DIE whose code is marked in ``is_using``
+    names, as array('q') pairs (index into ``roots``, the root's abbreviation code) end to end,
+    ascending, each root once (``_named_roots``)."""
+    cdef const int64_t *codes
+    cdef Py_ssize_t nr = roots.shape[0], j, k = 0
+    cdef int64_t *pairs
+    cdef array out = clone(_INT64, 0, False)
+    if nr == 0:
+        return out
+    int64_column(codes_col, &codes)
+    cdef uint8_t *mark = _named_roots(offs_col, codes_col, ref_die_col, ref_target_col, &roots[0], nr, NULL, is_using)
+    if mark == NULL:
+        return out
+    try:
         for j in range(nr):
             k += mark[j]
         out = clone(_INT64, 2 * k, False)
@@ -1941,6 +1969,36 @@ def using_targets(offs_col, codes_col, ref_die_col, ref_target_col, const uint32
                 pairs[k] = j
                 pairs[k + 1] = codes[roots[j]]
                 k += 2
+        return out
+    finally:
+        free(mark)
+
+
+def followed_roots(offs_col, codes_col, ref_die_col, ref_target_col, const uint32_t[::1] roots,
+                   const uint32_t[::1] root_ends, const uint8_t[::1] is_source):
+    """hash._followed_roots's compiled twin (the same roots, without numpy): the roots (indexes
+    into ``roots``, ascending, each once) whose subtree (``roots[k]`` to ``root_ends[k]``, DIE
+    indexes) holds the target of a reference from a DIE outside it whose code ``is_source``
+    marks, as array('q') (``_named_roots``)."""
+    cdef Py_ssize_t nr = roots.shape[0], j, k = 0
+    cdef int64_t *got
+    cdef array out = clone(_INT64, 0, False)
+    if nr == 0 or root_ends.shape[0] < nr:
+        return out
+    cdef uint8_t *mark = _named_roots(offs_col, codes_col, ref_die_col, ref_target_col, &roots[0], nr, &root_ends[0],
+                                      is_source)
+    if mark == NULL:
+        return out
+    try:
+        for j in range(nr):
+            k += mark[j]
+        out = clone(_INT64, k, False)
+        got = <int64_t *> out.data.as_voidptr
+        k = 0
+        for j in range(nr):
+            if mark[j]:
+                got[k] = j
+                k += 1
         return out
     finally:
         free(mark)

@@ -42,8 +42,6 @@ MAIN, FUNCTION, VARIABLE, TYPE, NEVER = range(5)
 
 _DW_AT_linkage_name = 0x6E
 _DW_AT_MIPS_linkage_name = 0x2007
-_DW_AT_specification = 0x47
-_DW_AT_abstract_origin = 0x31
 _DW_AT_external = 0x3F
 _DW_AT_inline = 0x20
 _SCOPES = (F.DW_TAG_namespace, F.DW_TAG_class_type, F.DW_TAG_structure_type, F.DW_TAG_union_type,
@@ -84,8 +82,8 @@ _TYPES = (F.DW_TAG_base_type, F.DW_TAG_class_type, F.DW_TAG_structure_type, F.DW
 # Name forms read here; a name in another (a dwz supplementary file's DW_FORM_GNU_strp_alt) is
 # left out of the key rather than stopping the merge.
 _STRING_FORMS = frozenset({F.DW_FORM_string, F.DW_FORM_strp, F.DW_FORM_line_strp, *F.STRX_FORMS})
-_WANTED = (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name, _DW_AT_specification,
-           _DW_AT_abstract_origin, F.DW_AT_declaration, _DW_AT_external)
+_WANTED = (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name, F.DW_AT_specification,
+           F.DW_AT_abstract_origin, F.DW_AT_declaration, _DW_AT_external)
 # Forms read where they stand: strings by offset or index, in-unit references, flags.
 _DIRECT = {F.DW_FORM_strp: 0, F.DW_FORM_line_strp: 0, F.DW_FORM_strx1: 1, F.DW_FORM_strx2: 2,
            F.DW_FORM_strx3: 3, F.DW_FORM_strx4: 4, F.DW_FORM_ref1: 1, F.DW_FORM_ref2: 2, F.DW_FORM_ref4: 4,
@@ -184,7 +182,7 @@ def expansion_key(info: bytes, ud: UnitDies, string) -> tuple[int, bytes]:
         out = [string(*a[at]) for at in (F.DW_AT_name, _DW_AT_linkage_name, _DW_AT_MIPS_linkage_name)
                if at in a and a[at][0] in _STRING_FORMS]
         if len(out) < 2 and depth < 4:
-            for at in (_DW_AT_specification, _DW_AT_abstract_origin):
+            for at in (F.DW_AT_specification, F.DW_AT_abstract_origin):
                 if at in a and (a[at][0] in F.UNIT_REF_FORMS or a[at][0] == F.DW_FORM_ref_addr):
                     k = int(np.searchsorted(offs, a[at][1]))
                     if k < len(offs) and offs[k] == a[at][1]:

@@ -279,9 +279,17 @@ def using_targets(offs: Column, codes: Column, ref_die: Column, ref_target: Colu
     return _core.using_targets(offs, codes, ref_die, ref_target, roots, is_using)
 
 
+def followed_roots(offs: Column, codes: Column, ref_die: Column, ref_target: Column, roots: array,
+                   root_ends: array, is_source: bytes) -> array:
+    """hash._followed_roots in C (_hashcore.followed_roots): the roots a DW_AT_specification or
+    DW_AT_abstract_origin names."""
+    return _core.followed_roots(offs, codes, ref_die, ref_target, roots, root_ends, is_source)
+
+
 def select_pairs(pairs: array, keep: bytes) -> array:
     """The roots of ``using_targets``'s pairs whose code ``keep`` marks."""
     return _core.select_pairs(pairs, keep)
 
 
-__all__ = ["Analysis", "analyze_call", "analyze_many", "available", "select_pairs", "using_targets"]
+__all__ = ["Analysis", "analyze_call", "analyze_many", "available", "followed_roots", "select_pairs",
+           "using_targets"]

@@ -75,6 +75,9 @@ class UnitAnalysis(NamedTuple):
     nested_names: Column = b""
     python: bool = False      # hashed by the pure-Python path where the compiled core is built
     partial: bool = False     # a partial unit (dwz output: shared by the units importing it)
+    # Roots (indexes into ``roots``, ascending) that hold a DIE another DIE of the unit names by
+    # DW_AT_specification or DW_AT_abstract_origin (_followed_roots; table.keep_followed)
+    followed: Column = array("q")
 
 
 def _digest(obj: object) -> bytes:
@@ -428,6 +431,10 @@ class _Pending:
             used = _using_targets(ud, a.roots, language)
             if used is not None:
                 a = a._replace(pinned=_with_pins(a.pinned, used))
+            # (only a unit without code: binutils reads those whatever the address, see _followed_roots)
+            followed = None if _has_code(env.top) else _followed_roots(ud, a.roots, a.root_ends)
+            if followed is not None:
+                a = a._replace(followed=followed)
         return a
 
 
@@ -521,6 +528,68 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
     k, die = k[k < len(roots)], die[k < len(roots)]
     hit = np.unique(k[roots[k] == die])
     return hit if len(hit) else None
+
+
+# The DIEs whose DW_AT_specification or DW_AT_abstract_origin binutils follows (bfd/dwarf2.c
+# find_abstract_instance: functions, inlined calls, variables and their parts).
+_FOLLOWING_TAGS = (F.DW_TAG_subprogram, F.DW_TAG_inlined_subroutine, F.DW_TAG_variable, F.DW_TAG_formal_parameter,
+                   F.DW_TAG_lexical_block, F.DW_TAG_label)
+_FOLLOWED_ATTRS = frozenset({F.DW_AT_specification, F.DW_AT_abstract_origin})
+
+
+def _has_code(top: dict) -> bool:
+    """Whether the unit DIE's attributes ``top`` give it an address range (DW_AT_high_pc or
+    DW_AT_ranges), as binutils reads them."""
+    return F.DW_AT_high_pc in top or F.DW_AT_ranges in top
+
+
+def _followed_roots(ud: UnitDies, roots: Column, root_ends: Column) -> Column | None:
+    """The roots (their indexes, ascending) holding a DIE that a DW_AT_specification or
+    DW_AT_abstract_origin of a DIE outside them names (any reference of such a DIE counts: its
+    DW_AT_type too, rarely there). table.keep_followed keeps these where the canonical copy
+    would come after the unit. None: none.
+
+    Asked only of a unit without code: binutils 2.40 (BFD's dwarf2.c) reads such a unit on its
+    way to any address, and following a reference of it into a later unit skips the units in
+    between (table.keep_followed). A unit with code is read only for its own addresses, where a
+    reference forward does no harm: keeping the copies of C++ classes whose member functions
+    units define, where main's unit (gdb's first) comes last, kept every such class (the
+    examples' structs were not merged at all).
+
+    In C where the compiled core is built, else with numpy; the same roots either way."""
+    if ud.ref_die is None or not len(ud.ref_die):
+        return None
+    abbrevs = ud.abbrevs
+    codes_of = [c for tag in _FOLLOWING_TAGS for c in codes_with_tag(abbrevs, tag)]
+    sources = [c for c, ab in some_codes(abbrevs, codes_of).items()
+               if any(at in _FOLLOWED_ATTRS for at, _, _ in ab.specs)]
+    if not sources:
+        return None
+    is_source = bytearray(code_table_size(dict.fromkeys(sources)))
+    for code in sources:
+        is_source[code] = 1
+    offs, codes = ud.arrays()[:2]
+    if (fasthash.available() and isinstance(roots, array) and roots.typecode == "I" and isinstance(root_ends, array)
+            and root_ends.typecode == "I"):
+        hit = fasthash.followed_roots(offs, codes, ud.ref_die, ud.ref_target, roots, root_ends, bytes(is_source))
+        return hit if len(hit) else None
+    offs, codes = np.asarray(offs), np.asarray(codes)
+    roots, root_ends = np.asarray(roots, dtype=np.int64), np.asarray(root_ends, dtype=np.int64)
+    flags = np.frombuffer(bytes(is_source), dtype=np.uint8).astype(bool)
+    die = np.asarray(ud.ref_die, dtype=np.int64)
+    source = codes[die]
+    last = len(flags) - 1
+    use = (source >= 0) & (source <= last) & flags[np.clip(source, 0, last)]
+    die, named = die[use], np.asarray(ud.ref_target, dtype=np.int64)[use]
+    t = np.searchsorted(offs, named)
+    found = (t < len(offs)) & (offs[np.minimum(t, len(offs) - 1)] == named)
+    die, t = die[found], t[found]
+    k = np.searchsorted(roots, t, side="right") - 1
+    ok = k >= 0
+    k, die, t = k[ok], die[ok], t[ok]
+    inside = (t < root_ends[k]) & ~((roots[k] <= die) & (die < root_ends[k]))
+    hit = np.unique(k[inside])
+    return hit.astype(np.int64) if len(hit) else None
 
 
 def _with_pins(pinned: Column, hit: Column) -> Column:

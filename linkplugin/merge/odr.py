@@ -55,7 +55,6 @@ from linkplugin.merge.table import Removals, as_numpy
 _KIND = {F.DW_TAG_class_type: 1, F.DW_TAG_structure_type: 1, F.DW_TAG_union_type: 2,
          F.DW_TAG_enumeration_type: 3}
 DW_AT_linkage_name = 0x6E
-DW_AT_specification = 0x47
 DW_AT_MIPS_linkage_name = 0x2007
 NO_PATH = bytes(8)  # subtree_paths: a DIE that is never matched
 # Types that only qualify, point to or rename another type: equal when their attributes are equal
@@ -74,7 +73,7 @@ DW_AT_decl_line = 0x3B
 DW_AT_decl_column = 0x39
 _PATH_ATTRS = frozenset({F.DW_AT_name, DW_AT_linkage_name, DW_AT_MIPS_linkage_name, F.DW_AT_declaration,
                          F.DW_AT_byte_size, DW_AT_decl_line, F.DW_AT_type, DW_AT_const_value})
-_ROOT_ATTRS = _PATH_ATTRS | {DW_AT_specification, F.DW_AT_signature, F.DW_AT_type, F.DW_AT_decl_file,
+_ROOT_ATTRS = _PATH_ATTRS | {F.DW_AT_specification, F.DW_AT_signature, F.DW_AT_type, F.DW_AT_decl_file,
                              DW_AT_decl_line, DW_AT_decl_column}
 _WRAPPER_ATTRS = frozenset({F.DW_AT_sibling, F.DW_AT_name, F.DW_AT_byte_size, F.DW_AT_type, F.DW_AT_decl_file,
                             DW_AT_decl_line, DW_AT_decl_column})
@@ -201,7 +200,7 @@ def scan_unit(secs: dict[str, bytes], ud: UnitDies, roots: np.ndarray, root_ends
             continue
         attrs = attrs_of(r)
         name = _string(env, attrs, F.DW_AT_name)
-        if name is None or DW_AT_specification in attrs or F.DW_AT_signature in attrs:
+        if name is None or F.DW_AT_specification in attrs or F.DW_AT_signature in attrs:
             continue
         where = scope(int(parent[r]))
         if where is None:  # anonymous namespace: a type of this unit only

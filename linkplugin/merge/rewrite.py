@@ -50,10 +50,7 @@ from linkplugin.record import NamedTuple
 
 Patch = tuple[int, int, int]  # (position, width, old target section offset) to resolve later
 _put_u32 = struct.Struct("<I").pack_into
-DW_AT_abstract_origin = 0x31
-DW_AT_specification = 0x47
-DW_TAG_inlined_subroutine = 0x1D
-_FOLLOWED = (DW_AT_specification, DW_AT_abstract_origin)
+_FOLLOWED = (F.DW_AT_specification, F.DW_AT_abstract_origin)
 
 
 class UnitOutput(NamedTuple):
@@ -959,7 +956,7 @@ def _own_decl_files(info: bytes, ud: UnitDies, moved_spec: list[tuple[int, int]]
     out: dict[int, tuple[int, int]] = {}
     for i, t in moved_spec:
         ab = ud.abbrevs[ud.codes[i]]
-        if ab.tag == DW_TAG_inlined_subroutine or any(at == F.DW_AT_decl_file for at, _, _ in ab.specs):
+        if ab.tag == F.DW_TAG_inlined_subroutine or any(at == F.DW_AT_decl_file for at, _, _ in ab.specs):
             continue  # an inlined call is placed by its own DW_AT_call_file
         value = _followed_decl_file(info, ud, t)
         if value is None:

@@ -10,6 +10,7 @@ reference and the pure path's table.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.forms import DwarfError
@@ -306,6 +307,35 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     stops = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)[d]
     cut = np.searchsorted(d, base).tolist()  # each unit's rows, as d is sorted
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
+
+
+def keep_followed(analyses: list[UnitAnalysis], removals: list[Removals]) -> list[Removals]:
+    """``removals`` without the roots that a unit's DW_AT_specification or DW_AT_abstract_origin
+    names (``UnitAnalysis.followed``, asked of units without code) where the canonical copy is in
+    a later unit: the unit keeps its own copy, so that no such reference of a unit without code
+    points forward. binutils' addr2line (2.40, BFD's dwarf2.c ``find_abstract_instance``) reads a
+    unit it follows such a reference into by reading every unit up to it, and never looks for
+    the address in the units it read on the way; it reads a unit without code on its way to any
+    address: on glibc's libc.so.6, one variable of rpc_common.c naming its declaration 29 units
+    on lost the file and line of every address of those units (``svc_unix.c:?``; 81 units in
+    all). A reference back to a unit read already is found where it is."""
+    out = list(removals)
+    for u, a in enumerate(analyses):
+        rem = removals[u]
+        if not len(a.followed) or not len(rem.starts):
+            continue
+        starts = rem.starts  # (sorted: the few followed roots are looked up, not every removal)
+        gone = set()
+        for k in a.followed:
+            root = int(a.roots[k])
+            i = bisect_left(starts, root)
+            if i < len(starts) and starts[i] == root and rem.canon_unit[i] > u:
+                gone.add(i)
+        if gone:
+            keep = [i for i in range(len(starts)) if i not in gone]
+            out[u] = Removals(*(array(col.typecode, [col[i] for i in keep]) if isinstance(col, array)
+                                else col[np.asarray(keep, dtype=np.int64)] for col in rem))
+    return out
 
 
 def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit: np.ndarray,
