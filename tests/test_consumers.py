@@ -20,6 +20,8 @@ import pytest
 
 from conftest import linkplugin, need
 from conftest_merge import C_FILES, have
+from test_gdb_listings import COUNTER_FILES
+from test_gdb_listings import CPP_FILES as LISTING_CPP_FILES
 from test_gdb_listings import build as build_listing
 
 # Two units sharing a header of C++ types: uninitialised padding written from a member array
@@ -178,26 +180,36 @@ FORWARD_FILES = {
 }
 
 
-@pytest.mark.parametrize("variant", [(cc, dw) for cc in ("gcc", "clang") for dw in (4, 5)],
+@pytest.mark.parametrize("variant", [("forward", cc, dw) for cc in ("gcc", "clang") for dw in (4, 5)] +
+                         [(files, cc, 5) for files in ("listing", "counter") for cc in ("g++", "clang++")],
                          ids=lambda v: "-".join(map(str, v)))
 def test_addr2line_finds_each_function_alone(tmp_path, variant):
     """binutils' addr2line asked for one address (a fresh process, as a crash report's
-    symbolizer asks): BFD 2.40 follows a DW_AT_specification into a later unit by reading every
-    unit up to it and then never looks in those, so a unit without code naming a declaration
-    further on lost the file and line of every function in between ("??:?"). No such reference
-    of a unit without code points forward (table.keep_followed)."""
-    cc, dwarf = variant
+    symbolizer asks) names every function of the program as for the input. BFD follows a
+    DW_AT_specification or DW_AT_abstract_origin into a unit it has not read by reading every
+    unit up to it, and then never looks in those for the address: a reference into a later unit
+    (a unit without code naming a declaration further on, or a C++ member function naming its
+    class's canonical copy in main's unit) lost the file and line ("??:?") of every function in
+    between (the C program of gcc: all three; clang's C++: 4 of 17 and 1 of 12; with binutils
+    2.44, which reads every unit on its way, more). None points forward (table._backward)."""
+    files, cc, dwarf = variant
     if not have(cc):
         pytest.skip(f"{cc} missing")
     need("addr2line", "nm")
-    prog = build_listing(tmp_path / "src", FORWARD_FILES, cc, [f"-gdwarf-{dwarf}", "-O0"])
+    sources = {"forward": FORWARD_FILES, "listing": LISTING_CPP_FILES, "counter": COUNTER_FILES}[files]
+    flags = [f"-gdwarf-{dwarf}", "-O0"] if files == "forward" else [f"-gdwarf-{dwarf}", "-O2", "-std=c++17"]
+    prog = build_listing(tmp_path / "src", sources, cc, flags)
     merged = tmp_path / "merged"
     linkplugin("merge-types", prog, "-o", merged, "-j", "2")
-    symbols = {line.split()[2]: line.split()[0] for line in
-               subprocess.run(["nm", str(prog)], capture_output=True, text=True, check=True).stdout.splitlines()
-               if len(line.split()) == 3}
-    for name in ("step_b", "step_c", "main"):
-        before, after = (subprocess.run(["addr2line", "-f", "-e", str(p), "0x" + symbols[name]], capture_output=True,
+    functions = [line.split()[0] for line in
+                 subprocess.run(["nm", "--defined-only", str(prog)], capture_output=True, text=True,
+                                check=True).stdout.splitlines()
+                 if len(line.split()) == 3 and line.split()[1] in "Tt"]
+    assert len(functions) >= 3
+    named = 0
+    for address in functions:
+        before, after = (subprocess.run(["addr2line", "-f", "-e", str(p), "0x" + address], capture_output=True,
                                         text=True, check=True).stdout for p in (prog, merged))
-        assert before.startswith(name + "\n") and ".c:" in before and "?" not in before
-        assert after == before, name
+        assert after == before, address
+        named += "?" not in before
+    assert named >= 3

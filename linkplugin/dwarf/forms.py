@@ -163,7 +163,6 @@ DW_AT_byte_size = 0x0B
 DW_AT_stmt_list = 0x10
 DW_AT_low_pc = 0x11
 DW_AT_high_pc = 0x12
-DW_AT_ranges = 0x55
 DW_AT_GNU_entry_view = 0x2138
 DW_AT_language = 0x13
 DW_AT_comp_dir = 0x1B

@@ -27,7 +27,7 @@ from linkplugin.merge import fastrewrite
 from linkplugin.merge.rewrite import UnitOutput, UnitPlan, plan_chunk, rewrite_chunk, shared_table
 from linkplugin.merge.shared import KEEP_ABBREV_BYTES, KEEP_INFO_BYTES, SharedSections, shared_sections, worker_sections
 from linkplugin.merge.sections import patch_location_lists, rewrite_aranges
-from linkplugin.merge.table import choose_winners, keep_followed, no_removals
+from linkplugin.merge.table import choose_winners, no_removals
 from linkplugin.pool import run_tasks, run_threads, warm_up
 from linkplugin.record import Record
 
@@ -268,7 +268,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
                                    "still rewritten)")
         else:
             keys, orders = _expansion_keys(sections, units, analyses)
-            removals = keep_followed(analyses, choose_winners(analyses, keys, orders))
+            removals = choose_winners(analyses, keys, orders)
         redirects = removals  # what the layout's Resolver follows; the ODR step's differ
         if odr and not partial:
             from linkplugin.merge.odr import odr_removals  # C++ only, and it loads OpenSSL (hashlib)

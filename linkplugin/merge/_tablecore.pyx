@@ -205,12 +205,14 @@ cdef int _ambiguous(Py_ssize_t nrows, const int32_t* row_unit, const int64_t* un
 
 
 def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list hashes, list names,
-                   list has_name, list nested_root, list nested_names, list thread_ranks):
+                   list has_name, list nested_root, list nested_names, list thread_ranks, list followed):
     """table.choose_winners's result for units whose roots, root ends (integers), pinned flags
     (bytes), 16-byte hashes, 16-byte name keys, name flags (bytes), nested roots (integers) and
     nested name keys (16 bytes) are given per unit, as numpy arrays, array.array or bytes, and
     for the units' places in other orders (``thread_ranks``: lists of integers, a place per
-    unit): a list of (starts, ends, canon_unit, canon_die) of array('q') per unit.
+    unit), and the roots (indexes) of each unit that its DW_AT_specification or
+    DW_AT_abstract_origin name (``followed``): a list of (starts, ends, canon_unit, canon_die)
+    of array('q') per unit.
 
     Nothing per root is copied but what the choice needs (unit, group, name key, flags: 13
     bytes a root) and, while it is built, the hash table: this phase is the merge's peak on
@@ -233,6 +235,7 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
     cdef uint8_t* nest_keep = NULL
     cdef uint8_t* keeper = NULL     # per unit: it keeps a copy for an ambiguous name
     cdef uint8_t* fixed = NULL      # per group: its winner is away from those units
+    cdef uint8_t* row_followed = NULL  # per row: a DW_AT_specification or DW_AT_abstract_origin of its unit names it
     cdef int64_t* other_rank = NULL  # per order of thread_ranks, per unit: its place
     cdef Py_ssize_t n_orders = len(thread_ranks), o
     cdef bint pulled
@@ -245,7 +248,8 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
     cdef Py_ssize_t wu, at
     cdef array a_st, a_en, a_cu, a_cd
     if not (len(unit_rank) == len(root_ends) == len(pinned) == len(hashes) == len(names) == len(has_name)
-            == len(nested_root) == len(nested_names) == n_units) or any(len(r) != n_units for r in thread_ranks):
+            == len(nested_root) == len(nested_names) == len(followed) == n_units) or \
+            any(len(r) != n_units for r in thread_ranks):
         raise ValueError("table inputs of different unit counts")
     try:
         views = <Py_buffer*> calloc(V_COUNT * n_units + 1, sizeof(Py_buffer))
@@ -370,6 +374,17 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
                     fixed[g] = 1
                     groups.first[g] = <int32_t> (b0 + k)
 
+        # Rows that a DW_AT_specification or DW_AT_abstract_origin of their unit names
+        # (table._followed_rows): kept where their winner is in a later unit.
+        row_followed = <uint8_t*> calloc(n + 1, 1)
+        if row_followed == NULL:
+            raise MemoryError()
+        for u in range(n_units):
+            for w in followed[u]:
+                if w < 0 or w >= base[u + 1] - base[u]:
+                    raise ValueError("a followed root is not one of its unit's roots")
+                row_followed[base[u] + w] = 1
+
         # Each root's winner: the first row of its group; a root goes unless it is its own
         # winner, pinned, kept, or of another size (the DIE-by-DIE mapping needs equal sizes).
         result = []
@@ -383,6 +398,8 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
                     if w == row or keep[row]:
                         continue
                     wu = row_unit[w]
+                    if row_followed[row] and wu > u:
+                        continue  # (table._followed_rows)
                     if keeper[wu] and wu != u:
                         # (table._pulling) kept where another order expands this unit first
                         pulled = False
@@ -432,4 +449,5 @@ def choose_winners(list unit_rank, list roots, list root_ends, list pinned, list
         free(nest_keep)
         free(keeper)
         free(fixed)
+        free(row_followed)
         free(other_rank)

@@ -76,7 +76,7 @@ class UnitAnalysis(NamedTuple):
     python: bool = False      # hashed by the pure-Python path where the compiled core is built
     partial: bool = False     # a partial unit (dwz output: shared by the units importing it)
     # Roots (indexes into ``roots``, ascending) that hold a DIE another DIE of the unit names by
-    # DW_AT_specification or DW_AT_abstract_origin (_followed_roots; table.keep_followed)
+    # DW_AT_specification or DW_AT_abstract_origin (_followed_roots; table._followed_rows)
     followed: Column = array("q")
 
 
@@ -431,8 +431,7 @@ class _Pending:
             used = _using_targets(ud, a.roots, language)
             if used is not None:
                 a = a._replace(pinned=_with_pins(a.pinned, used))
-            # (only a unit without code: binutils reads those whatever the address, see _followed_roots)
-            followed = None if _has_code(env.top) else _followed_roots(ud, a.roots, a.root_ends)
+            followed = _followed_roots(ud, a.roots, a.root_ends)
             if followed is not None:
                 a = a._replace(followed=followed)
         return a
@@ -537,24 +536,11 @@ _FOLLOWING_TAGS = (F.DW_TAG_subprogram, F.DW_TAG_inlined_subroutine, F.DW_TAG_va
 _FOLLOWED_ATTRS = frozenset({F.DW_AT_specification, F.DW_AT_abstract_origin})
 
 
-def _has_code(top: dict) -> bool:
-    """Whether the unit DIE's attributes ``top`` give it an address range (DW_AT_high_pc or
-    DW_AT_ranges), as binutils reads them."""
-    return F.DW_AT_high_pc in top or F.DW_AT_ranges in top
-
-
 def _followed_roots(ud: UnitDies, roots: Column, root_ends: Column) -> Column | None:
     """The roots (their indexes, ascending) holding a DIE that a DW_AT_specification or
     DW_AT_abstract_origin of a DIE outside them names (any reference of such a DIE counts: its
-    DW_AT_type too, rarely there). table.keep_followed keeps these where the canonical copy
-    would come after the unit. None: none.
-
-    Asked only of a unit without code: binutils 2.40 (BFD's dwarf2.c) reads such a unit on its
-    way to any address, and following a reference of it into a later unit skips the units in
-    between (table.keep_followed). A unit with code is read only for its own addresses, where a
-    reference forward does no harm: keeping the copies of C++ classes whose member functions
-    units define, where main's unit (gdb's first) comes last, kept every such class (the
-    examples' structs were not merged at all).
+    DW_AT_type too, rarely there): table.choose_winners points no such reference to a later unit
+    (table._followed_rows). None: none.
 
     In C where the compiled core is built, else with numpy; the same roots either way."""
     if ud.ref_die is None or not len(ud.ref_die):

@@ -10,7 +10,6 @@ reference and the pure path's table.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
 
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf.forms import DwarfError
@@ -255,7 +254,8 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
         return [Removals(*r) for r in _core.choose_winners(
             rank_list, [a.roots for a in analyses], [a.root_ends for a in analyses], [a.pinned for a in analyses],
             [a.hashes for a in analyses], [a.names for a in analyses], [a.has_name for a in analyses],
-            [a.nested_root for a in analyses], [a.nested_names for a in analyses], list(thread_ranks))]
+            [a.nested_root for a in analyses], [a.nested_names for a in analyses], list(thread_ranks),
+            [a.followed for a in analyses])]
     analyses = [as_numpy(a) for a in analyses]
     unit_rank = np.array(rank_list, dtype=np.int64).reshape(-1)
     counts = np.array([len(a.roots) for a in analyses], dtype=np.int64)
@@ -290,6 +290,7 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     drop &= ~keep
     del keep
     drop &= ~_pulling(unit, win, keeper, thread_ranks)
+    drop &= ~_followed_rows(analyses, base, n, unit, win)
     # Equal hashes imply equal subtrees; the size check guards the DIE-by-DIE mapping.
     roots = np.concatenate([a.roots for a in analyses], dtype=np.int64)
     size = np.concatenate([a.root_ends for a in analyses], dtype=np.int64)
@@ -309,33 +310,27 @@ def choose_winners(analyses: list[UnitAnalysis], keys: list[tuple] | None = None
     return [Removals(starts[a:b], stops[a:b], canon_unit[a:b], canon_die[a:b]) for a, b in zip(cut, cut[1:])]
 
 
-def keep_followed(analyses: list[UnitAnalysis], removals: list[Removals]) -> list[Removals]:
-    """``removals`` without the roots that a unit's DW_AT_specification or DW_AT_abstract_origin
-    names (``UnitAnalysis.followed``, asked of units without code) where the canonical copy is in
-    a later unit: the unit keeps its own copy, so that no such reference of a unit without code
-    points forward. binutils' addr2line (2.40, BFD's dwarf2.c ``find_abstract_instance``) reads a
-    unit it follows such a reference into by reading every unit up to it, and never looks for
-    the address in the units it read on the way; it reads a unit without code on its way to any
-    address: on glibc's libc.so.6, one variable of rpc_common.c naming its declaration 29 units
-    on lost the file and line of every address of those units (``svc_unix.c:?``; 81 units in
-    all). A reference back to a unit read already is found where it is."""
-    out = list(removals)
+def _followed_rows(analyses: list[UnitAnalysis], base: np.ndarray, n: int, unit: np.ndarray, win: np.ndarray
+                   ) -> np.ndarray:
+    """Which roots keep their copies because a DW_AT_specification or DW_AT_abstract_origin of
+    their unit names them (``UnitAnalysis.followed``) and their canonical copy is in a later
+    unit: no such reference points forward.
+
+    binutils' addr2line (BFD's dwarf2.c ``find_abstract_instance``) follows such a reference into
+    a unit it has not read by reading every unit up to it, and the search for the address never
+    looks in the units it read on the way. Asked one address at a time (a fresh process each),
+    binutils 2.40 answered 96 of 325 addresses spread over libstdc++'s code differently from the
+    input (``??:?``, or a function without its file and line), and 2.44, which reads every unit
+    on its way (``comp_unit_may_contain_address``), 256; on glibc's libc.so.6 a unit without
+    code, read on the way to any address, named declarations 29 units on. With this, none.
+    Moving the canonical copy to the unit instead (to its first unit, or its first that keeps no
+    copy for an ambiguous name) cost fewer bytes on libstdc++ (45 KB against 64) but made gdb
+    expand those units earlier: 18 entries moved and lost at 0 indexing threads, against 4
+    (BENCHMARKS.md, session 31)."""
+    followed = np.zeros(n, dtype=bool)
     for u, a in enumerate(analyses):
-        rem = removals[u]
-        if not len(a.followed) or not len(rem.starts):
-            continue
-        starts = rem.starts  # (sorted: the few followed roots are looked up, not every removal)
-        gone = set()
-        for k in a.followed:
-            root = int(a.roots[k])
-            i = bisect_left(starts, root)
-            if i < len(starts) and starts[i] == root and rem.canon_unit[i] > u:
-                gone.add(i)
-        if gone:
-            keep = [i for i in range(len(starts)) if i not in gone]
-            out[u] = Removals(*(array(col.typecode, [col[i] for i in keep]) if isinstance(col, array)
-                                else col[np.asarray(keep, dtype=np.int64)] for col in rem))
-    return out
+        followed[base[u] + np.asarray(a.followed, dtype=np.int64)] = True
+    return followed & (unit[win] > unit)
 
 
 def _away_from_kept(first: np.ndarray, group: np.ndarray, prio: np.ndarray, unit: np.ndarray,
