@@ -44,34 +44,19 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
     codes it marks (abbrev.some_codes)."""
     cdef Py_ssize_t n = dv.shape[0], p = off, spec_start, q
     cdef const uint8_t *b
-    cdef uint64_t code, tag, at, form
-    cdef int64_t ic
-    cdef bint children, indirect = False
+    cdef uint64_t code, tag
+    cdef bint children, indirect = False, hit
     table = table_type()
     if off < 0 or off >= n:
         return None
     b = &dv[0]
     while True:
-        p = read_uleb(b, n, p, &code)
+        p = _entry(b, n, p, &code, &tag, &children, &spec_start, &indirect, NULL, 0, &hit)
         if p < 0:
             return None
         if code == 0:
             table.indirect = indirect
             return table, p
-        p = read_uleb(b, n, p, &tag)
-        if p < 0 or p >= n:
-            return None
-        children = b[p] != 0
-        p += 1
-        spec_start = p
-        while True:
-            p = read_spec(b, n, p, &at, &form, &ic)
-            if p < 0:
-                return None
-            if at == 0 and form == 0:
-                break
-            if form == DW_FORM_indirect:
-                indirect = True
         if want != -1 and <int64_t> code != want:
             continue
         if (want_tag >= 0 and <int64_t> tag != want_tag) or (
@@ -87,6 +72,57 @@ def parse(const uint8_t[::1] dv, object d, Py_ssize_t off, object abbrev_type, o
         if ab is None:
             ab = shared[key] = abbrev_type(tag, children, _specs(b, spec_start, p), raw)
         table[code] = ab
+
+
+def codes_with(const uint8_t[::1] dv, Py_ssize_t off, const uint8_t[::1] tags, const uint8_t[::1] attrs):
+    """The codes of the table at ``off`` whose entry has a tag that ``tags`` marks and an
+    attribute that ``attrs`` marks (by number, below each's length), in the order the codes are
+    first defined, a code's last entry deciding (as ``parse``); None for a table that cannot be
+    read. Makes no Abbrev (hash._followed_roots)."""
+    cdef Py_ssize_t n = dv.shape[0], p = off, spec_start
+    cdef uint64_t code, tag
+    cdef bint children, indirect = False, hit
+    cdef dict got = {}
+    if off < 0 or off >= n or attrs.shape[0] == 0:
+        return None
+    while True:
+        p = _entry(&dv[0], n, p, &code, &tag, &children, &spec_start, &indirect, &attrs[0], attrs.shape[0], &hit)
+        if p < 0:
+            return None
+        if code == 0:
+            return [c for c, h in got.items() if h]
+        got[code] = hit and tag < <uint64_t> tags.shape[0] and tags[tag] != 0
+
+
+cdef Py_ssize_t _entry(const uint8_t *b, Py_ssize_t n, Py_ssize_t p, uint64_t *code, uint64_t *tag, bint *children,
+                       Py_ssize_t *spec_start, bint *indirect, const uint8_t *attrs, Py_ssize_t nattrs,
+                       bint *hit) noexcept:
+    """The table entry at ``p``: its code (0: the table's end, nothing more read), tag, children
+    flag and where its specs start; ``indirect`` set where a spec's form is DW_FORM_indirect,
+    ``hit`` whether an attribute that ``attrs`` marks is one of them. The position after it, or
+    -1 for bytes that are not a table."""
+    cdef uint64_t at, form
+    cdef int64_t ic
+    p = read_uleb(b, n, p, code)
+    if p < 0 or code[0] == 0:
+        return p
+    p = read_uleb(b, n, p, tag)
+    if p < 0 or p >= n:
+        return -1
+    children[0] = b[p] != 0
+    p += 1
+    spec_start[0] = p
+    hit[0] = False
+    while True:
+        p = read_spec(b, n, p, &at, &form, &ic)
+        if p < 0:
+            return -1
+        if at == 0 and form == 0:
+            return p
+        if form == DW_FORM_indirect:
+            indirect[0] = True
+        if at < <uint64_t> nattrs and attrs[at]:
+            hit[0] = True
 
 
 cdef tuple _specs(const uint8_t *b, Py_ssize_t p, Py_ssize_t end):

@@ -59,6 +59,26 @@ def codes_with_tag(table: dict[int, Abbrev], tag: int) -> list[int]:
     return [code for code, ab in table.items() if ab.tag == tag]
 
 
+def codes_with(table: dict[int, Abbrev], tags: frozenset[int], attrs: frozenset[int]) -> list[int]:
+    """The codes of ``table`` whose tag is one of ``tags`` and that have one of the attributes
+    ``attrs``; a LazyTable not yet read whole gives them from its bytes in C, making no Abbrev."""
+    if isinstance(table, LazyTable) and not table._whole:
+        d, off = table.source  # type: ignore[misc]
+        got = _core.codes_with(d, off, _flags(tags), _flags(attrs))
+        if got is not None:
+            return got
+        table._fill()  # (a table the bytes cannot give: parsed whole, which raises the error)
+    return [code for code, ab in table.items() if ab.tag in tags and any(at in attrs for at, _, _ in ab.specs)]
+
+
+def _flags(numbers: frozenset[int]) -> bytes:
+    """One byte per number up to the largest of ``numbers``: 1 where it is one of them."""
+    out = bytearray(max(numbers) + 1)
+    for k in numbers:
+        out[k] = 1
+    return bytes(out)
+
+
 def some_codes(table: dict[int, Abbrev], codes: list[int]) -> dict[int, Abbrev]:
     """{code: Abbrev} of ``codes`` (those the table has), a LazyTable's in one pass over its bytes."""
     if isinstance(table, LazyTable) and not table._whole and codes:

@@ -97,6 +97,7 @@ def form_slot(form: int) -> int:
 # --- tags ------------------------------------------------------------------
 DW_TAG_array_type = 0x01
 DW_TAG_class_type = 0x02
+DW_TAG_entry_point = 0x03
 DW_TAG_enumeration_type = 0x04
 DW_TAG_formal_parameter = 0x05
 DW_TAG_imported_declaration = 0x08

@@ -23,7 +23,7 @@ from array import array
 from linkplugin.arrays import fits_int64
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
-from linkplugin.dwarf.abbrev import (Abbrev, code_table_size, codes_with_tag, parse_abbrev_table, some_codes,
+from linkplugin.dwarf.abbrev import (Abbrev, code_table_size, codes_with, codes_with_tag, parse_abbrev_table, some_codes,
                                      uses_indirect)
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
@@ -529,10 +529,10 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
     return hit if len(hit) else None
 
 
-# The DIEs whose DW_AT_specification or DW_AT_abstract_origin binutils follows (bfd/dwarf2.c
-# find_abstract_instance: functions, inlined calls, variables and their parts).
-_FOLLOWING_TAGS = (F.DW_TAG_subprogram, F.DW_TAG_inlined_subroutine, F.DW_TAG_variable, F.DW_TAG_formal_parameter,
-                   F.DW_TAG_lexical_block, F.DW_TAG_label)
+# The DIEs whose DW_AT_specification or DW_AT_abstract_origin binutils follows (BFD's dwarf2.c
+# scan_unit_for_symbols: those of functions, inlined calls and variables).
+_FOLLOWING_TAGS = frozenset({F.DW_TAG_subprogram, F.DW_TAG_inlined_subroutine, F.DW_TAG_entry_point,
+                             F.DW_TAG_variable})
 _FOLLOWED_ATTRS = frozenset({F.DW_AT_specification, F.DW_AT_abstract_origin})
 
 
@@ -545,10 +545,7 @@ def _followed_roots(ud: UnitDies, roots: Column, root_ends: Column) -> Column | 
     In C where the compiled core is built, else with numpy; the same roots either way."""
     if ud.ref_die is None or not len(ud.ref_die):
         return None
-    abbrevs = ud.abbrevs
-    codes_of = [c for tag in _FOLLOWING_TAGS for c in codes_with_tag(abbrevs, tag)]
-    sources = [c for c, ab in some_codes(abbrevs, codes_of).items()
-               if any(at in _FOLLOWED_ATTRS for at, _, _ in ab.specs)]
+    sources = codes_with(ud.abbrevs, _FOLLOWING_TAGS, _FOLLOWED_ATTRS)
     if not sources:
         return None
     is_source = bytearray(code_table_size(dict.fromkeys(sources)))
