@@ -141,12 +141,22 @@ def parse(stdout: str, stderr: str, mask: str = "") -> Listing:
                 result.raw_entries += 1
     for line in stderr.splitlines():
         line = line.strip()
-        if not line:
-            continue
-        if mask:
-            line = line.replace(mask, "FILE")
-        result.complaints[_NUMBER.sub("N", line)] += 1
+        if line:
+            result.complaints[masked(line, mask)] += 1
     return result
+
+
+def masked(message: str, mask: str = "") -> str:
+    """A complaint's text with the file's path (``mask``) and its numbers (offsets, lengths,
+    indexes: merging rightly changes them) masked, as complaints are counted."""
+    if mask:
+        message = message.replace(mask, "FILE")
+    return _NUMBER.sub("N", message)
+
+
+def more_complaints(before: Counter[str], after: Counter[str]) -> list[tuple[str, int]]:
+    """(text, how many more times) of each complaint ``after`` counts more often than ``before``."""
+    return sorted((text, n - before.get(text, 0)) for text, n in after.items() if n > before.get(text, 0))
 
 
 def listing(path: str | os.PathLike, name: str | None = None, gdb: str = "gdb", readnow: bool = False,
@@ -220,9 +230,8 @@ def compare(before: Listing, after: Listing) -> Report:
     lost_set = set(lost)
     dropped = sorted(e for e in before.entries - after.entries if (e.kind, e.text) not in lost_set)
     new_nondebug = sorted(after.nondebug - before.nondebug)
-    new_complaints = sorted((text, n - before.complaints.get(text, 0)) for text, n in after.complaints.items()
-                            if n > before.complaints.get(text, 0))
-    return Report(moved, lost, dropped, new_nondebug, new_complaints, len(before.entries), len(after.entries))
+    return Report(moved, lost, dropped, new_nondebug, more_complaints(before.complaints, after.complaints),
+                  len(before.entries), len(after.entries))
 
 
 def compare_listings(input: str | os.PathLike, output: str | os.PathLike, gdb: str = "gdb",

@@ -53,7 +53,6 @@ from pathlib import Path
 from linkplugin import gdblist
 
 _ID = re.compile(r"id = \{0x[0-9a-f]+\}")
-_NUMBER = re.compile(r"\b(0x[0-9a-fA-F]+|\d+)\b")
 # What lldb prints of a DIE offset: the count of an array whose bound is a reference (a VLA),
 # and the undecoded bytes of a location whose operands name DIEs.
 _OFFSET_TEXT = re.compile(r"\[\d+\]|<decoding error>[ 0-9a-f]*"
@@ -131,7 +130,7 @@ def parse(text: str, mask: str) -> View:
     for raw in _RECORD.sub("\n", text).splitlines():
         line = raw.strip()
         if line.startswith(("warning:", "error:")):
-            view.complaints[_UNIT_NAMED.sub(r"\1UNIT", _NUMBER.sub("N", line.replace(mask, "FILE")))] += 1
+            view.complaints[_UNIT_NAMED.sub(r"\1UNIT", gdblist.masked(line, mask))] += 1
             continue
         if not line or line.startswith(_NOISE):
             continue
@@ -219,10 +218,8 @@ def compare(before: View, after: View) -> Report:
             differ.append((a, [x for x in lines if x not in got], [x for x in got if x not in lines]))
     types_differ = [(n, sorted(lines - after.types.get(n, set())), sorted(after.types.get(n, set()) - lines))
                     for n, lines in sorted(before.types.items()) if after.types.get(n, set()) != lines]
-    new_complaints = sorted((text, n - before.complaints.get(text, 0)) for text, n in after.complaints.items()
-                            if n > before.complaints.get(text, 0))
-    return Report(len(before.functions), missing, differ, lazy, len(before.types), types_differ, new_complaints,
-                  before.full and after.full)
+    return Report(len(before.functions), missing, differ, lazy, len(before.types), types_differ,
+                  gdblist.more_complaints(before.complaints, after.complaints), before.full and after.full)
 
 
 def _printed(line: str) -> str:

@@ -21,7 +21,7 @@ from linkplugin.record import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (annotations only: importing typing costs 2 ms of the engine's import)
-    from typing import Callable, Union
+    from typing import Callable, Iterable, Union
 
     from linkplugin.dwarf.units import UnitHeader
     Plan = Union[int, Callable[..., int]]
@@ -61,32 +61,30 @@ def codes_with_tag(table: dict[int, Abbrev], tag: int) -> list[int]:
 
 def codes_with(table: dict[int, Abbrev], tags: frozenset[int], attrs: frozenset[int]) -> list[int]:
     """The codes of ``table`` whose tag is one of ``tags`` and that have one of the attributes
-    ``attrs``; a LazyTable not yet read whole gives them from its bytes in C, making no Abbrev."""
+    ``attrs``; a LazyTable not yet read whole gives them from its bytes in C, making no Abbrev
+    (its bytes were read and checked when it was made)."""
     if isinstance(table, LazyTable) and not table._whole:
         d, off = table.source  # type: ignore[misc]
-        got = _core.codes_with(d, off, _flags(tags), _flags(attrs))
-        if got is not None:
-            return got
-        table._fill()  # (a table the bytes cannot give: parsed whole, which raises the error)
+        return _core.codes_with(d, off, code_flags(tags), code_flags(attrs))
     return [code for code, ab in table.items() if ab.tag in tags and any(at in attrs for at, _, _ in ab.specs)]
 
 
-def _flags(numbers: frozenset[int]) -> bytes:
-    """One byte per number up to the largest of ``numbers``: 1 where it is one of them."""
-    out = bytearray(max(numbers) + 1)
-    for k in numbers:
-        out[k] = 1
+def code_flags(codes: Iterable[int]) -> bytes:
+    """One byte per number up to the largest of ``codes`` (``code_table_size``: a DwarfError past
+    MAX_CODE), 1 for each of them (a negative one left out): what the C parts look codes (or
+    tags, attributes) up in."""
+    codes = list(codes)
+    out = bytearray(code_table_size(dict.fromkeys(codes)))
+    for code in codes:
+        if code >= 0:
+            out[code] = 1
     return bytes(out)
 
 
 def some_codes(table: dict[int, Abbrev], codes: list[int]) -> dict[int, Abbrev]:
     """{code: Abbrev} of ``codes`` (those the table has), a LazyTable's in one pass over its bytes."""
     if isinstance(table, LazyTable) and not table._whole and codes:
-        wanted = bytearray(code_table_size(dict.fromkeys(codes)))
-        for code in codes:
-            if code >= 0:
-                wanted[code] = 1
-        return table.read_some(wanted=bytes(wanted))
+        return table.read_some(wanted=code_flags(codes))
     return {code: table[code] for code in codes if code in table}
 
 

@@ -23,8 +23,8 @@ from array import array
 from linkplugin.arrays import fits_int64
 from linkplugin.compiled import load_compiled
 from linkplugin.dwarf import forms as F, read
-from linkplugin.dwarf.abbrev import (Abbrev, code_table_size, codes_with, codes_with_tag, parse_abbrev_table, some_codes,
-                                     uses_indirect)
+from linkplugin.dwarf.abbrev import (Abbrev, code_flags, code_table_size, codes_with, codes_with_tag,
+                                     parse_abbrev_table, some_codes, uses_indirect)
 from linkplugin.dwarf.forms import DwarfError
 from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.line import file_names
@@ -497,11 +497,9 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
     if not using:
         return None
     offs, codes = ud.arrays()[:2]
-    is_using = bytearray(code_table_size(dict.fromkeys(using)))  # (a DwarfError past MAX_CODE)
-    for code in using:
-        is_using[code] = 1
+    is_using = code_flags(using)  # (a DwarfError past MAX_CODE)
     if fasthash.available() and isinstance(roots, array) and roots.typecode == "I":
-        pairs = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, bytes(is_using))
+        pairs = fasthash.using_targets(offs, codes, ud.ref_die, ud.ref_target, roots, is_using)
         if not len(pairs):
             return None
         targets = some_codes(abbrevs, list(set(pairs[1::2])))
@@ -514,7 +512,7 @@ def _using_targets(ud: UnitDies, roots: Column, language: int) -> Column | None:
     for code, ab in abbrevs.items():
         stays_flag[code] = _unit_scope(ab)
     offs, codes, roots = np.asarray(offs), np.asarray(codes), np.asarray(roots, dtype=np.int64)
-    is_source = np.frombuffer(bytes(is_using), dtype=np.uint8).astype(bool)
+    is_source = np.frombuffer(is_using, dtype=np.uint8).astype(bool)
     last = len(is_source) - 1
     source = codes[np.asarray(ud.ref_die)]
     named = np.asarray(ud.ref_target)[(source >= 0) & (source <= last) & is_source[np.clip(source, 0, last)]]
@@ -548,17 +546,15 @@ def _followed_roots(ud: UnitDies, roots: Column, root_ends: Column) -> Column | 
     sources = codes_with(ud.abbrevs, _FOLLOWING_TAGS, _FOLLOWED_ATTRS)
     if not sources:
         return None
-    is_source = bytearray(code_table_size(dict.fromkeys(sources)))
-    for code in sources:
-        is_source[code] = 1
+    is_source = code_flags(sources)
     offs, codes = ud.arrays()[:2]
     if (fasthash.available() and isinstance(roots, array) and roots.typecode == "I" and isinstance(root_ends, array)
             and root_ends.typecode == "I"):
-        hit = fasthash.followed_roots(offs, codes, ud.ref_die, ud.ref_target, roots, root_ends, bytes(is_source))
+        hit = fasthash.followed_roots(offs, codes, ud.ref_die, ud.ref_target, roots, root_ends, is_source)
         return hit if len(hit) else None
     offs, codes = np.asarray(offs), np.asarray(codes)
     roots, root_ends = np.asarray(roots, dtype=np.int64), np.asarray(root_ends, dtype=np.int64)
-    flags = np.frombuffer(bytes(is_source), dtype=np.uint8).astype(bool)
+    flags = np.frombuffer(is_source, dtype=np.uint8).astype(bool)
     die = np.asarray(ud.ref_die, dtype=np.int64)
     source = codes[die]
     last = len(flags) - 1
