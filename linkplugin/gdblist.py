@@ -207,7 +207,9 @@ def _gdb(path: str | os.PathLike, name: str | None, gdb: str, options: list[str]
         for command in commands:
             args += ["-ex", command]
         env = dict(os.environ, LC_ALL="C")
-        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env)
+        # (stdin closed: gdb run from a background job of a shell would otherwise wait on the terminal)
+        done = subprocess.run(args + [str(copy)], capture_output=True, text=True, errors="replace", env=env,
+                              stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise RuntimeError(f"gdb failed on {path}: {_failure(done.stderr)}")
     return done, str(copy)

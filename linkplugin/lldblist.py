@@ -113,7 +113,8 @@ def _lldb(copy: Path, commands: list[str], lldb: str) -> str:
     script = copy.parent / "commands.lldb"
     script.write_text("".join(c + "\n" for c in commands))
     done = subprocess.run([lldb, "-b", "--no-lldbinit", "-s", str(script), str(copy)], capture_output=True,
-                          text=True, errors="replace", env=dict(os.environ, LC_ALL="C"), cwd=copy.parent)
+                          text=True, errors="replace", env=dict(os.environ, LC_ALL="C"), cwd=copy.parent,
+                          stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         said = [line.strip() for line in done.stderr.splitlines() if line.strip() and not line.strip().startswith(_NOISE)]
         error = Crashed if done.returncode < 0 or done.returncode > 128 else RuntimeError  # (a signal)

@@ -254,6 +254,59 @@ def test_pubnames(folder, flag, names, dwarf):
                 assert attr is not None and text.endswith(attr.value.decode()), (text, die.tag)
 
 
+@pytest.mark.parametrize("compiler,dwarf", [("g++", 5), ("g++", 4), ("clang++", 5)])
+def test_split_dwarf_pubnames(folder, compiler, dwarf):
+    """A program with split-DWARF units (-gsplit-dwarf: skeleton units whose pubnames sets name
+    DIEs of their .dwo files) beside plain ones: the GNU pubnames stay (no warning), a skeleton's
+    set lists what it listed, and the plain units' sets name the merged DIEs."""
+    need(compiler, "readelf", "gdb")
+    work = folder / f"split-{compiler}{dwarf}"
+    work.mkdir()
+    for file, text in CPP_FILES.items():
+        (work / file).write_text(text)
+    flags = ["-g", f"-gdwarf-{dwarf}", "-O1", "-ggnu-pubnames"]
+    run(compiler, *flags, "-gsplit-dwarf", "-c", "store.cpp", "-o", "store.o", cwd=work)
+    for unit in ("report", "main"):
+        run(compiler, *flags, "-c", f"{unit}.cpp", "-o", f"{unit}.o", cwd=work)
+    prog = work / "prog"
+    run(compiler, "-o", prog, "store.o", "report.o", "main.o", cwd=work)
+    out, warnings = merged(prog)
+    assert "pubnames" not in warnings and "pubtypes" not in warnings, warnings
+    assert compare_listings(prog, out).ok
+    for name in ("pubnames", "pubtypes"):
+        before = _pub_entries(run("readelf", f"--debug-dump={name}", prog).stdout)
+        after = _pub_entries(run("readelf", f"--debug-dump={name}", out).stdout)
+        skeletons = [(u, len(d)) for u, d in _skeletons(prog).items()]
+        assert len(skeletons) == 1
+        old, new = skeletons[0][0], _skeletons(out)
+        assert [e[1:] for e in before if e[0] == old] == [e[1:] for e in after if e[0] in new]
+        assert any(e[0] not in new for e in after)
+        with open(out, "rb") as f:
+            info = ELFFile(f).get_dwarf_info()
+            for unit, offset, text in after:
+                if unit in new:
+                    continue
+                die = info.get_DIE_from_refaddr(unit + offset)
+                while "DW_AT_name" not in die.attributes and "DW_AT_linkage_name" not in die.attributes:
+                    die = die.get_DIE_from_attribute(next(a for a in ("DW_AT_specification", "DW_AT_abstract_origin")
+                                                          if a in die.attributes))
+                # (clang names a static constructor by its linkage name only)
+                name = die.attributes.get("DW_AT_name") or die.attributes["DW_AT_linkage_name"]
+                assert "DW_AT_name" not in die.attributes or text.endswith(name.value.decode()), (text, die.tag)
+
+
+def _skeletons(path: Path) -> dict[int, str]:
+    """The split-DWARF skeleton units of a file (offset: .dwo name), as readelf reads them."""
+    text = run("readelf", "--debug-dump=info", path).stdout
+    found = {}
+    for block in re.split(r"(?=  Compilation Unit @ offset )", text):
+        head = re.match(r"  Compilation Unit @ offset (0x[0-9a-f]+|0):", block)
+        dwo = re.search(r"DW_AT_(?:GNU_)?dwo_name\s*:.*?(\S+\.dwo)", block)
+        if head and dwo:
+            found[int(head.group(1), 16)] = dwo.group(1)
+    return found
+
+
 def _pub_entries(text: str) -> list[tuple[int, int, str]]:
     """(unit offset, DIE offset in the unit, name) of every entry readelf prints."""
     out = []

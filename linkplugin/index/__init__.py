@@ -35,14 +35,15 @@ class Rebuilt(Record):
 
 def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list[UnitHeader],
                     new_unit_off: list[int], resolve: Callable[[np.ndarray], np.ndarray],
-                    changed: set[str] = frozenset(), moved: dict[int, dict[str, tuple[int, ...]]] | None = None
-                    ) -> Rebuilt:
+                    changed: set[str] = frozenset(), moved: dict[int, dict[str, tuple[int, ...]]] | None = None,
+                    split: frozenset[int] = frozenset()) -> Rebuilt:
     """New contents of the index sections of ``sections`` for ``new_info``.
 
     ``old_units[k]`` starts at ``new_unit_off[k]`` in ``new_info``;
     ``resolve`` maps old .debug_info DIE offsets (an array) to new ones;
     ``changed`` names the other sections the merge rewrote (.debug_names
-    points into .debug_str); ``moved``: see ``gdb_index.rewrite``.
+    points into .debug_str); ``moved``: see ``gdb_index.rewrite``; ``split``: the old offsets
+    of the split-DWARF skeleton units (``pubnames.rewrite``).
     """
     result = Rebuilt()
     present = [name for name in INDEX_SECTIONS if name in sections]
@@ -63,10 +64,12 @@ def rebuild_indexes(sections: dict[str, bytes], new_info: bytes, old_units: list
                 data = debug_names.rewrite(sections[name], sections.get(".debug_str", b""), old_units, new_units,
                                            resolve)
             else:
-                data = pubnames.rewrite(sections[name], PUBNAMES[name], old_units, new_units, new_off_of, resolve)
+                data = pubnames.rewrite(sections[name], PUBNAMES[name], old_units, new_units, new_off_of, resolve,
+                                        split)
         except (CannotRebuild, DwarfError, struct.error, IndexError) as error:
             result.drop.append(name)
             result.warnings.append(f"{name} dropped: it indexes .debug_info offsets and cannot be rebuilt ({error})")
             continue
         result.replace[name] = data
     return result
+

@@ -4,6 +4,8 @@ Each set names one unit (offset and length in .debug_info) and lists
 (DIE offset within the unit, [GNU: one byte of kind and static bit], name).
 After merging, an entry whose DIE was a removed duplicate names the canonical
 DIE, which lives in another unit: the entry moves to that unit's set (once).
+A set of a split-DWARF skeleton unit names DIEs of the unit's .dwo file: its
+entries stay as they are, and only the unit's offset and length change.
 """
 from __future__ import annotations
 
@@ -52,15 +54,22 @@ def read(data: bytes, gnu: bool) -> list[tuple[int, list[tuple[int, int, bytes]]
 
 
 def rewrite(data: bytes, gnu: bool, old_units: list[UnitHeader], new_units: list[UnitHeader],
-            new_off_of: dict[int, int], resolve: Callable[[np.ndarray], np.ndarray]) -> bytes:
+            new_off_of: dict[int, int], resolve: Callable[[np.ndarray], np.ndarray],
+            split: frozenset[int] = frozenset()) -> bytes:
+    """The section for the merged .debug_info; ``split``: the old offsets of the split-DWARF
+    skeleton units (``hash.SPLIT_SKELETON``)."""
     sets = read(data, gnu)
     starts = np.array([u.off for u in new_units], dtype=np.int64)
     by_unit: dict[int, list[tuple[int, int, bytes]]] = {}
-    for unit, _ in sets:
+    flat: list[tuple[int, int, bytes]] = []
+    for unit, entries in sets:
         if unit not in new_off_of:
             raise CannotRebuild(f"a set names 0x{unit:x}, which does not start a unit")
-        by_unit.setdefault(int(np.searchsorted(starts, new_off_of[unit])), [])
-    flat = [e for _, entries in sets for e in entries]
+        kept = by_unit.setdefault(int(np.searchsorted(starts, new_off_of[unit])), [])
+        if unit in split:
+            kept += [(die - unit, flags, name) for die, flags, name in entries]
+        else:
+            flat += entries
     new = resolve(np.array([e[0] for e in flat], dtype=np.int64)) if flat else np.zeros(0, dtype=np.int64)
     units = np.searchsorted(starts, new, side="right") - 1
     seen = set()

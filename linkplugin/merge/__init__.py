@@ -19,7 +19,7 @@ from linkplugin.dwarf.abbrev import unit_die_entry
 from linkplugin.dwarf.forms import DW_TAG_partial_unit, DW_UT_partial, DwarfError
 from linkplugin.dwarf.units import UnitHeader, forget_units, parse_units
 from linkplugin.merge.expansion import MAIN, THREAD_MODELS, thread_ranks
-from linkplugin.merge.hash import UnitAnalysis, analyze_chunk
+from linkplugin.merge.hash import UnitAnalysis, analyze_chunk, split_skeletons
 from linkplugin.memory import map_large_blocks, release_freed_memory
 from linkplugin.merge.layout import assemble, offsets
 from linkplugin.merge.nogc import no_gc
@@ -329,7 +329,7 @@ def _merge_with(sections: dict[str, bytes], src: SharedSections, jobs: int, stat
         # Name indexes hold unit and DIE offsets: rewritten for the new ones, or dropped.
         moved = {u: o.moved for u, o in enumerate(outputs) if o.moved}
         rebuilt = rebuild_indexes(sections, new_info, units, new_unit_off, resolve.many, set(result.replace),
-                                  moved)
+                                  moved, split_skeletons(units, outputs))
         result.replace.update(rebuilt.replace)
         result.drop += rebuilt.drop
         result.warnings += rebuilt.warnings

@@ -159,16 +159,30 @@ class UnitEnv:
         return self._files
 
 
+# The reason a split-DWARF skeleton unit is copied as it is (gcc and clang -gsplit-dwarf: DWARF
+# 5's DW_UT_skeleton, or DWARF 4's unit DIE with DW_AT_GNU_dwo_name): its pubnames sets name
+# DIEs of its .dwo file (index.pubnames).
+SPLIT_SKELETON = "split-DWARF skeleton"
+
+
+
+def split_skeletons(units: list[UnitHeader], copied: list) -> frozenset[int]:
+    """The offsets of the split-DWARF skeletons among ``units``, by the reasons (``verbatim``) of
+    their analyses or outputs ``copied``."""
+    return frozenset(u.off for u, c in zip(units, copied) if c.verbatim == SPLIT_SKELETON)
+
 def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
     hdr = ud.hdr
     if hdr.offset_size == 8:
         return "64-bit DWARF"
+    if hdr.unit_type in (F.DW_UT_skeleton, F.DW_UT_split_compile):
+        return SPLIT_SKELETON
     if hdr.unit_type not in (F.DW_UT_compile, F.DW_UT_partial):
         return f"unit type 0x{hdr.unit_type:x}"
     if ud.abbrevs[int(ud.arrays()[1][0])].tag not in (F.DW_TAG_compile_unit, F.DW_TAG_partial_unit):
         return "not a compile or partial unit"
     if F.DW_AT_GNU_dwo_id in env.top or F.DW_AT_dwo_name in env.top or F.DW_AT_GNU_dwo_name in env.top:
-        return "split-DWARF skeleton"
+        return SPLIT_SKELETON
     if uses_indirect(ud.abbrevs):
         return "DW_FORM_indirect"
     return ""

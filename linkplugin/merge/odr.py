@@ -46,7 +46,7 @@ from linkplugin.dwarf.leb import read_uleb
 from linkplugin.dwarf.read import UnitDies, decode_attrs, die_attrs
 from linkplugin.dwarf.units import UnitHeader, unit_header
 from linkplugin.merge.expansion import ranks
-from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands
+from linkplugin.merge.hash import UnitAnalysis, UnitEnv, decode_with_abbrevs, location_operands, split_skeletons
 from linkplugin.merge.nogc import no_gc
 from linkplugin.merge.shared import SharedSections, kept_unit, worker_sections
 from linkplugin.merge.table import Removals, as_numpy
@@ -400,9 +400,10 @@ def _language(sections: dict[str, bytes], hdr: UnitHeader) -> int | None:
     return next((value for at, _, value, _, _ in attrs if at == F.DW_AT_language), None)  # type: ignore[misc]
 
 
-def _index_targets(sections: dict[str, bytes], units: list[UnitHeader]) -> list[int]:
+def _index_targets(sections: dict[str, bytes], units: list[UnitHeader], split: frozenset[int]) -> list[int]:
     """The DIE offsets that .debug_names and the pubnames/pubtypes sections name: references
-    too (an index that cannot be read is dropped by the index phase anyway)."""
+    too (an index that cannot be read is dropped by the index phase anyway). ``split``: the
+    split-DWARF skeleton units, whose sets name DIEs of their .dwo files."""
     from linkplugin.index import PUBNAMES, CannotRebuild, debug_names, pubnames
 
     out: list[int] = []
@@ -412,7 +413,8 @@ def _index_targets(sections: dict[str, bytes], units: list[UnitHeader]) -> list[
                 out += [e.die for entries in index.names.values() for e in entries]
         for name, gnu in PUBNAMES.items():
             if name in sections:
-                out += [die for _, entries in pubnames.read(sections[name], gnu) for die, _, _ in entries]
+                out += [die for unit, entries in pubnames.read(sections[name], gnu) if unit not in split
+                        for die, _, _ in entries]
     except (CannotRebuild, DwarfError, struct.error, IndexError):
         pass
     return out
@@ -533,7 +535,8 @@ def odr_removals(analyses: list[UnitAnalysis], removals: list[Removals], units: 
     # DIEs referenced from outside their root: each unit's DIE indexes, sorted.
     found: list[list[np.ndarray]] = [[s.inner_refs] for s in scans]
     outer = np.unique(np.concatenate([s.outer_refs for s in scans]
-                                     + [np.array(_index_targets(sections, units), dtype=np.int64)]))
+                                     + [np.array(_index_targets(sections, units, split_skeletons(units, analyses)),
+                                                 dtype=np.int64)]))
     tu = np.searchsorted(starts, outer, side="right") - 1
     for u in np.unique(tu[tu >= 0]).tolist():
         t = outer[tu == u]
