@@ -139,12 +139,20 @@ def test_partial_units_are_found_before_the_hash_phase():
     partial = ABBREV.replace(encode_uleb(1) + encode_uleb(F.DW_TAG_compile_unit),
                              encode_uleb(1) + encode_uleb(F.DW_TAG_partial_unit))
     info = unit(CYCLE) + unit(CYCLE)
-    for abbrev, found in ((ABBREV, False), (partial, True)):
-        secs = {".debug_info": info, ".debug_abbrev": abbrev, ".debug_line": LINE}
-        assert linkplugin.merge._holds_partial_units(secs, parse_units(info)) is found
+    second = bytearray(unit(CYCLE))  # a partial unit after a compile unit
+    second[6:10] = len(ABBREV).to_bytes(4, "little")
+    for abbrev, data, found in ((ABBREV, info, False), (ABBREV + partial, unit(CYCLE) + bytes(second), True)):
+        secs = {".debug_info": data, ".debug_abbrev": abbrev, ".debug_line": LINE}
+        assert linkplugin.merge._holds_partial_units(secs, parse_units(data)) is found
+        assert not linkplugin.merge._supplementary(secs, parse_units(data))
         result = merge_sections(secs, little_endian=True, address_size=8)
         assert (result.stats["duplicates_removed"] == 0) is found
         assert result.stats["types"] == (0 if found else 6)
+    # Only partial units: a supplementary file (dwz -m), left as it is.
+    secs = {".debug_info": info, ".debug_abbrev": partial, ".debug_line": LINE}
+    assert linkplugin.merge._supplementary(secs, parse_units(info))
+    result = merge_sections(secs, little_endian=True, address_size=8)
+    assert not result.replace and [w for w in result.warnings if "supplementary" in w]
     # A unit whose abbreviations are past the end of .debug_abbrev: not found, and a clear error.
     bad = bytearray(unit(CYCLE))
     bad[6:10] = (len(ABBREV) + 100).to_bytes(4, "little")
@@ -240,6 +248,14 @@ def test_dwz_multifile_output(tmp_path: Path, dwarf5: bool):
                                       text=True).stdout
                 return text.count("error:")
             assert errors(out) <= errors(prog)
+    # The supplementary file itself is left as it is: the programs name its DIEs and strings by
+    # offset, and its build id would stay (merged, gdb read the programs' DIEs at old offsets:
+    # "Dwarf Error: Cannot find DIE", on Debian's liblua5.4-0-dbg).
+    kept = tmp_path / "common.merged"
+    done = subprocess.run([sys.executable, "-m", "linkplugin", "merge-types", str(common), "-o", str(kept), "-j2"],
+                          check=True, capture_output=True, text=True)
+    assert "supplementary debug file" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert load_sections(kept) == load_sections(common)
 
 
 def test_unknown_form_is_a_clear_error():

@@ -161,14 +161,19 @@ def merge_sections(sections: dict[str, bytes], *, little_endian: bool, address_s
         raise LinkpluginError("big-endian DWARF is not supported by merge-types")
     if not sections.get(".debug_info"):
         raise LinkpluginError("the file has no .debug_info to merge")
+    unmerged = ""
     if ".debug_types" in sections:
         # gdb 13 crashes reading a file that has DWARF 4 type units (.debug_types) and
         # references between .debug_info units (dwz's output of such a file too): we do not
         # write that construct.
+        unmerged = ("the file has DWARF 4 type units (.debug_types): gdb cannot follow references between units "
+                    "in such a file; .debug_info left unmerged")
+    elif _supplementary(sections, parse_units(sections[".debug_info"])):
+        unmerged = ("the file is a supplementary debug file (dwz -m): the files that point at it name its DIEs "
+                    "and strings by offset; left unmerged")
+    if unmerged:
         n_units = len(parse_units(sections[".debug_info"]))
-        result = MergeResult(warnings=[
-            "the file has DWARF 4 type units (.debug_types): gdb cannot follow references between units "
-            "in such a file; .debug_info left unmerged"])
+        result = MergeResult(warnings=[unmerged])
         result.stats = {"units": n_units, "verbatim_units": n_units, "bytes": {}}
         if stats is not None:
             stats.update(result.stats)
@@ -368,19 +373,33 @@ def _holds_partial_units(sections: dict[str, bytes], units: list[UnitHeader]) ->
     DW_UT_partial are looked at (a partial unit under another header is still found by the
     hash phase, which then hashes). A unit this cannot read counts as not partial: the hash
     phase decodes it and says what is wrong."""
+    return any(_partial(sections, hdr) for hdr in units)
+
+
+def _supplementary(sections: dict[str, bytes], units: list[UnitHeader]) -> bool:
+    """Whether the file is a supplementary debug file (``dwz -m``'s common file: only partial
+    units, or a .debug_sup section whose is_supplementary flag is set). The files that point at
+    it (.gnu_debugaltlink, .debug_sup) name its DIEs and strings by offset
+    (DW_FORM_GNU_ref_alt, DW_FORM_GNU_strp_alt), and its build id stays: rewritten, it would
+    break every one of them (gdb: "Dwarf Error: Cannot find DIE")."""
+    sup = sections.get(".debug_sup")
+    if sup is not None and len(sup) > 2 and sup[2] == 1:
+        return True
+    return bool(units) and all(_partial(sections, hdr) for hdr in units)
+
+
+def _partial(sections: dict[str, bytes], hdr: UnitHeader) -> bool:
+    """Whether the unit's first DIE is a DW_TAG_partial_unit (see _holds_partial_units)."""
     info, abbrev = sections[".debug_info"], sections.get(".debug_abbrev", b"")
-    for hdr in units:
-        if hdr.version >= 5 and hdr.unit_type != DW_UT_partial:
-            continue
-        if not hdr.die_off < hdr.end <= len(info) or not 0 <= hdr.abbrev_off < len(abbrev):
-            continue
-        try:
-            entry = unit_die_entry(info, abbrev, hdr)[0]
-        except (IndexError, DwarfError):
-            continue
-        if entry is not None and entry.tag == DW_TAG_partial_unit:
-            return True
-    return False
+    if hdr.version >= 5 and hdr.unit_type != DW_UT_partial:
+        return False
+    if not hdr.die_off < hdr.end <= len(info) or not 0 <= hdr.abbrev_off < len(abbrev):
+        return False
+    try:
+        entry = unit_die_entry(info, abbrev, hdr)[0]
+    except (IndexError, DwarfError):
+        return False
+    return entry is not None and entry.tag == DW_TAG_partial_unit
 
 
 def _expansion_keys(sections: dict[str, bytes], units: list, analyses: list[UnitAnalysis]
