@@ -165,11 +165,11 @@ class UnitEnv:
 SPLIT_SKELETON = "split-DWARF skeleton"
 
 
-
 def split_skeletons(units: list[UnitHeader], copied: list) -> frozenset[int]:
     """The offsets of the split-DWARF skeletons among ``units``, by the reasons (``verbatim``) of
     their analyses or outputs ``copied``."""
     return frozenset(u.off for u, c in zip(units, copied) if c.verbatim == SPLIT_SKELETON)
+
 
 def _verbatim_reason(ud: UnitDies, env: UnitEnv) -> str:
     hdr = ud.hdr
